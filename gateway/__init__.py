@@ -1,0 +1,3 @@
+"""The Sluis gateway service."""
+
+__version__ = "0.1.0"

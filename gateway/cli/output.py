@@ -1,0 +1,52 @@
+"""Shared CLI plumbing: one-line failures on stderr, rich output on stdout."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from certs import CertsError
+from gateway.errors import GatewayError
+from gateway.settings import SettingsError
+from gateway.storage.db import StorageUnavailable
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True, highlight=False)
+
+
+class CliError(Exception):
+    """A failure the CLI reports as one line and a non-zero exit code."""
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def fail(message: str, *, exit_code: int = 1) -> NoReturn:
+    """Print ``sluis: error: <message>`` on stderr and exit non-zero."""
+    err_console.print(f"sluis: error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code=exit_code)
+
+
+def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's expected errors into one-line failures (exit 1)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (CliError, SettingsError) as exc:
+            fail(str(exc), exit_code=getattr(exc, "exit_code", 1))
+        except (CertsError, GatewayError) as exc:
+            fail(exc.detail)
+        except StorageUnavailable as exc:
+            fail(f"database unavailable ({exc})")
+
+    return wrapper

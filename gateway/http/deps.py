@@ -1,0 +1,62 @@
+"""FastAPI dependencies: services, the authenticated participant, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+import certs
+from gateway.errors import Forbidden
+from gateway.http.client_cert import STATE_KEY, PresentedCertificate
+from gateway.participants.service import AuthenticatedParticipant
+from gateway.services import Services
+
+
+def get_services(request: Request) -> Services:
+    """The running gateway's services."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def authenticated(request: Request, services: ServicesDep) -> AuthenticatedParticipant:
+    """Verify the presented client certificate and resolve its participant.
+
+    Raises ``certs.CertificateRejected`` (401) or ``Forbidden`` (403); both become problem+json.
+    """
+    presented: PresentedCertificate = request.scope.get("state", {}).get(
+        STATE_KEY, PresentedCertificate("none")
+    )
+    if presented.problem is not None:
+        raise presented.problem
+    if presented.source == "none" or not presented.chain:
+        raise certs.CertificateRejected(
+            "no-certificate", "this endpoint needs a client certificate"
+        )
+    trust = services.trust
+    identity = certs.verify(presented.chain, trust.store, trust.crls(), now=datetime.now(UTC))
+    return await services.participants.authenticate(identity, presented.source)
+
+
+Caller = Annotated[AuthenticatedParticipant, Depends(authenticated)]
+
+
+def require_role(
+    role: str,
+) -> Callable[[AuthenticatedParticipant], Awaitable[AuthenticatedParticipant]]:
+    """A dependency that admits only callers holding ``role`` (registry and certificate)."""
+
+    async def check(caller: Caller) -> AuthenticatedParticipant:
+        if role not in caller.effective_roles:
+            raise Forbidden("role-required", f"this needs the {role} role")
+        return caller
+
+    return check
+
+
+OperatorCaller = Annotated[AuthenticatedParticipant, Depends(require_role("operator"))]

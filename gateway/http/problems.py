@@ -1,0 +1,130 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses.
+
+Every ``type`` is ``urn:sluis:problem:<code>``, stable across releases and listed in
+docs/errors.md. The ``detail`` is short and safe to show to the caller; full explanations
+go to the log (and, from issue 5 on, the audit log).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from certs import CertificateRejected
+from gateway.errors import GatewayError, Unauthorized
+
+log = logging.getLogger("sluis.http")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:sluis:problem:"
+
+_HTTP_CODES = {
+    400: ("bad-request", "Bad request"),
+    401: ("not-authenticated", "Not authenticated"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("body-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """Build a problem+json response."""
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)  # noqa: S101 - registered for this class only
+    headers = (
+        {"WWW-Authenticate": 'Bearer realm="sluis"'} if isinstance(exc, Unauthorized) else None
+    )
+    return problem(
+        exc.status, exc.code, exc.title, exc.detail, instance=request.url.path, headers=headers
+    )
+
+
+async def _certificate_rejected(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CertificateRejected)  # noqa: S101 - registered for this class only
+    log.info("client certificate refused: %s", exc)
+    return problem(
+        401,
+        f"certificate-{exc.code}",
+        "Client certificate refused",
+        exc.detail,
+        instance=request.url.path,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class only
+    errors = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    return problem(
+        422,
+        "validation-error",
+        "Request failed validation",
+        "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)[:500],
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class only
+    code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "HTTP error"))
+    return problem(
+        exc.status_code,
+        code,
+        title,
+        str(exc.detail),
+        instance=request.url.path,
+        headers=exc.headers,
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(
+        500,
+        "internal-error",
+        "Internal error",
+        "The gateway failed; see its log.",
+        instance=request.url.path,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem+json handlers on ``app``."""
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(CertificateRejected, _certificate_rejected)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""The participant registry: organisations, their roles and status."""

@@ -1,0 +1,123 @@
+"""Participant registry logic: create, change, list, and resolve a verified certificate."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from certs import CertificateIdentity
+from gateway.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
+from gateway.participants import repository
+from gateway.participants.schemas import Participant, ParticipantCreate, ParticipantUpdate
+from gateway.storage.db import Database
+from gateway.storage.models import ParticipantRow
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedParticipant:
+    """A verified certificate bound to an active, registered participant.
+
+    ``effective_roles`` are the roles both the registry grants and the certificate names:
+    a certificate issued for ``consumer`` cannot act as ``officer``, and a role the registry
+    withdrew is gone even while old certificates remain valid.
+    """
+
+    participant: Participant
+    effective_roles: frozenset[str]
+    certificate: CertificateIdentity
+    source: Literal["tls", "proxy"]
+
+
+def _to_model(row: ParticipantRow) -> Participant:
+    return Participant.model_validate(row, from_attributes=True)
+
+
+class ParticipantService:
+    """Registry operations over one :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        try:
+            async with self.db.session() as session:
+                yield session
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise ServiceUnavailable("storage-unavailable", "the database is unavailable") from exc
+
+    async def create(self, data: ParticipantCreate, *, now: datetime) -> Participant:
+        """Register an organisation; :class:`Conflict` if the id exists."""
+        row = ParticipantRow(
+            id=data.id,
+            name=data.name,
+            roles=sorted(set(data.roles)),
+            status=data.status,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            async with self._session() as session:
+                if await repository.get(session, data.id) is not None:
+                    raise Conflict("participant-exists", f"participant {data.id} already exists")
+                await repository.add(session, row)
+        except IntegrityError as exc:
+            raise Conflict("participant-exists", f"participant {data.id} already exists") from exc
+        return _to_model(row)
+
+    async def update(
+        self, participant_id: str, data: ParticipantUpdate, *, now: datetime
+    ) -> Participant:
+        """Change name, roles or status."""
+        async with self._session() as session:
+            row = await repository.get(session, participant_id)
+            if row is None:
+                raise NotFound("participant-not-found", f"no participant {participant_id}")
+            if data.name is not None:
+                row.name = data.name
+            if data.roles is not None:
+                row.roles = sorted(set(data.roles))
+            if data.status is not None:
+                row.status = data.status
+            row.updated_at = now
+            return _to_model(row)
+
+    async def get(self, participant_id: str) -> Participant:
+        """One participant; :class:`NotFound` otherwise."""
+        async with self._session() as session:
+            row = await repository.get(session, participant_id)
+            if row is None:
+                raise NotFound("participant-not-found", f"no participant {participant_id}")
+            return _to_model(row)
+
+    async def list(self) -> list[Participant]:
+        """Every participant."""
+        async with self._session() as session:
+            return [_to_model(row) for row in await repository.list_all(session)]
+
+    async def authenticate(
+        self, identity: CertificateIdentity, source: Literal["tls", "proxy"]
+    ) -> AuthenticatedParticipant:
+        """Bind a verified certificate to its registered, active participant."""
+        async with self._session() as session:
+            row = await repository.get(session, identity.organization_id)
+            participant = None if row is None else _to_model(row)
+        if participant is None:
+            raise Forbidden(
+                "unknown-participant",
+                f"organisation {identity.organization_id} is not a registered participant",
+            )
+        if participant.status != "active":
+            raise Forbidden(
+                "participant-suspended", f"participant {participant.id} is {participant.status}"
+            )
+        roles = frozenset(participant.roles) & identity.roles
+        return AuthenticatedParticipant(participant, roles, identity, source)

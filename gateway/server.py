@@ -1,0 +1,77 @@
+"""``sluis serve``: uvicorn with our own TLS context and the ASGI TLS extension shim."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.http.tls_scope import TLSHttpToolsProtocol
+from gateway.settings import Settings, SettingsError, load_signing_key
+
+log = logging.getLogger("sluis.server")
+
+
+def build_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """TLS 1.2+ server context that asks for (or requires) a client certificate.
+
+    The handshake verifies the client chain against ``tls_client_ca``; the app then
+    re-verifies it with ``certs.verify`` (EKU, organisation identifier, CRL).
+    """
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise SettingsError(
+            "TLS needs SLUIS_TLS_CERT and SLUIS_TLS_KEY (or plain_http behind a proxy)"
+        )
+    if settings.tls_client_ca is None:
+        raise SettingsError("no client CA bundle: set SLUIS_TLS_CLIENT_CA")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        context.load_verify_locations(cafile=settings.tls_client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"TLS material cannot be loaded: {exc}") from exc
+    context.verify_mode = (
+        ssl.CERT_REQUIRED if settings.tls_client_auth == "required" else ssl.CERT_OPTIONAL
+    )
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def uvicorn_config(settings: Settings, **extra: Any) -> uvicorn.Config:
+    """The uvicorn configuration for ``settings`` (TLS unless plain_http)."""
+    load_signing_key(settings)  # refuse to start without a proper key, before binding
+    if settings.insecure_dev_mode:
+        log.warning("INSECURE DEV MODE: throwaway keys are accepted; never use this in production")
+    app = create_app(settings)
+    factory: Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext] | None = None
+    if not settings.plain_http:
+        context = build_ssl_context(settings)
+
+        def factory(
+            _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]
+        ) -> ssl.SSLContext:
+            return context
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=TLSHttpToolsProtocol,
+        ssl_context_factory=factory,
+        proxy_headers=False,  # the socket peer is the truth; proxies are judged by trusted_proxies
+        server_header=False,
+        lifespan="on",
+        **extra,
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Run the gateway until interrupted."""
+    uvicorn.Server(uvicorn_config(settings)).run()

@@ -1,0 +1,20 @@
+"""The service objects one running gateway shares across requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.participants.service import ParticipantService
+from gateway.settings import Settings
+from gateway.storage.db import Database
+from gateway.trust import TrustMaterial
+
+
+@dataclass(frozen=True)
+class Services:
+    """Built once in the app's lifespan; reached through ``app.state.services``."""
+
+    settings: Settings
+    db: Database
+    trust: TrustMaterial
+    participants: ParticipantService
