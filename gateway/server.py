@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Callable
@@ -44,8 +45,13 @@ def build_ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def uvicorn_config(settings: Settings, **extra: Any) -> uvicorn.Config:
-    """The uvicorn configuration for ``settings`` (TLS unless plain_http)."""
+def uvicorn_config(
+    settings: Settings, *, http: type[asyncio.Protocol] = TLSHttpToolsProtocol, **extra: Any
+) -> uvicorn.Config:
+    """The uvicorn configuration for ``settings`` (TLS unless plain_http).
+
+    ``http`` is the HTTP protocol class: one of the TLS-extension shims in gateway.http.tls_scope.
+    """
     load_signing_key(settings)  # refuse to start without a proper key, before binding
     if settings.insecure_dev_mode:
         log.warning("INSECURE DEV MODE: throwaway keys are accepted; never use this in production")
@@ -63,7 +69,7 @@ def uvicorn_config(settings: Settings, **extra: Any) -> uvicorn.Config:
         app,
         host=settings.host,
         port=settings.port,
-        http=TLSHttpToolsProtocol,
+        http=http,
         ssl_context_factory=factory,
         proxy_headers=False,  # the socket peer is the truth; proxies are judged by trusted_proxies
         server_header=False,

@@ -12,7 +12,7 @@ from rich.console import Console
 from certs import CertsError
 from gateway.errors import GatewayError
 from gateway.settings import SettingsError
-from gateway.storage.db import StorageUnavailable
+from gateway.storage import StorageUnavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")

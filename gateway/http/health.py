@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from certs import CertificateRejected
 from gateway.errors import ServiceUnavailable
 from gateway.http.deps import ServicesDep
-from gateway.storage.db import StorageUnavailable
+from gateway.storage import StorageUnavailable
 
 router = APIRouter(tags=["health"])
 

@@ -51,7 +51,7 @@ class ParticipantService:
                 yield session
         except IntegrityError:
             raise
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise ServiceUnavailable("storage-unavailable", "the database is unavailable") from exc
 
     async def create(self, data: ParticipantCreate, *, now: datetime) -> Participant:

@@ -7,8 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,11 +17,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from gateway.storage import StorageUnavailable
+
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class StorageUnavailable(Exception):
-    """The database cannot be reached or refused the operation."""
 
 
 class Database:
@@ -55,8 +51,11 @@ class Database:
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageUnavailable(f"migration failed: {type(exc).__name__}") from exc
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
@@ -64,6 +63,10 @@ class Database:
 
 
 def _upgrade(connection: Connection) -> None:
+    # Imported here: Alembic is needed only for migrations and costs CLI start-up time.
+    from alembic import command  # noqa: PLC0415
+    from alembic.config import Config  # noqa: PLC0415
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection

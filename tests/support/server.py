@@ -45,9 +45,9 @@ def gateway_settings(pki: Pki, home: Path, database_url: str, **overrides: Any) 
 
 
 @contextmanager
-def running_gateway(settings: Settings) -> Iterator[str]:
+def running_gateway(settings: Settings, **options: Any) -> Iterator[str]:
     """Start the gateway; yield its base URL; stop it."""
-    config = uvicorn_config(settings, log_level="warning")
+    config = uvicorn_config(settings, log_level="warning", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,0 +1,112 @@
+"""``sluis participants``: the registry, operated directly on the database by the operator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.table import Table
+
+from gateway.cli.output import CliError, console, reports_errors
+from gateway.participants.schemas import Participant, ParticipantCreate, ParticipantUpdate
+from gateway.participants.service import ParticipantService
+from gateway.settings import Settings
+from gateway.storage.db import Database
+
+app = typer.Typer(help="Register organisations, change roles, suspend.", no_args_is_help=True)
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def _run(settings: Settings, action: Callable[[ParticipantService], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = Database(settings.effective_database_url)
+        try:
+            if settings.auto_migrate:
+                await db.upgrade()
+            return await action(ParticipantService(db))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _validated(model: type[M], **data: object) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise CliError(f"{where}: {first['msg']}") from exc
+
+
+def _show(participant: Participant) -> None:
+    table = Table(show_header=False, box=None)
+    for key, value in participant.model_dump(mode="json").items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    console.print(table)
+
+
+@app.command("add")
+@reports_errors
+def add(
+    ctx: typer.Context,
+    participant_id: Annotated[str, typer.Argument(help="organizationIdentifier")],
+    name: Annotated[str, typer.Option(help="Organisation name.")],
+    role: Annotated[list[str], typer.Option(help="provider|consumer|officer|operator")],
+) -> None:
+    """Register an organisation."""
+    data = _validated(ParticipantCreate, id=participant_id, name=name, roles=role)
+    _show(_run(ctx.obj.settings(), lambda s: s.create(data, now=datetime.now(UTC))))
+
+
+@app.command("list")
+@reports_errors
+def list_(ctx: typer.Context) -> None:
+    """Every registered participant."""
+    participants = _run(ctx.obj.settings(), lambda s: s.list())
+    table = Table("id", "name", "roles", "status")
+    for p in participants:
+        table.add_row(p.id, p.name, ", ".join(p.roles), p.status)
+    console.print(table)
+
+
+@app.command("show")
+@reports_errors
+def show(ctx: typer.Context, participant_id: str) -> None:
+    """One participant."""
+    _show(_run(ctx.obj.settings(), lambda s: s.get(participant_id)))
+
+
+def _update(ctx: typer.Context, participant_id: str, **changes: object) -> None:
+    data = _validated(ParticipantUpdate, **changes)
+    _show(_run(ctx.obj.settings(), lambda s: s.update(participant_id, data, now=datetime.now(UTC))))
+
+
+@app.command("suspend")
+@reports_errors
+def suspend(ctx: typer.Context, participant_id: str) -> None:
+    """Suspend: the participant's certificates stop working at once."""
+    _update(ctx, participant_id, status="suspended")
+
+
+@app.command("activate")
+@reports_errors
+def activate(ctx: typer.Context, participant_id: str) -> None:
+    """Re-activate a suspended participant."""
+    _update(ctx, participant_id, status="active")
+
+
+@app.command("set-roles")
+@reports_errors
+def set_roles(
+    ctx: typer.Context,
+    participant_id: str,
+    role: Annotated[list[str], typer.Option(help="provider|consumer|officer|operator")],
+) -> None:
+    """Replace a participant's roles."""
+    _update(ctx, participant_id, roles=role)

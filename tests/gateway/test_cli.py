@@ -1,0 +1,117 @@
+"""The ``sluis`` command line: participants, db, serve; one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.cli.main import app
+from gateway.settings import ensure_dev_signing_key
+
+SLUIS = str(Path(sys.executable).with_name("sluis"))
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in list(os.environ):
+        if name.startswith("SLUIS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SLUIS_HOME", str(tmp_path))
+    return CliRunner()
+
+
+def test_participants_round_trip(runner: CliRunner) -> None:
+    added = runner.invoke(
+        app,
+        ["participants", "add", "EU.EORI.NL000000001", "--name", "Maker", "--role", "provider"],
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["participants", "list"])
+    assert "EU.EORI.NL000000001" in listed.output
+    suspended = runner.invoke(app, ["participants", "suspend", "EU.EORI.NL000000001"])
+    assert "suspended" in suspended.output
+    roles = runner.invoke(
+        app, ["participants", "set-roles", "EU.EORI.NL000000001", "--role", "consumer"]
+    )
+    assert roles.exit_code == 0
+    shown = runner.invoke(app, ["participants", "show", "EU.EORI.NL000000001"])
+    assert "consumer" in shown.output
+    assert "provider" not in shown.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["participants", "add", "nonsense", "--name", "x", "--role", "consumer"], "id:"),
+        (["participants", "add", "NTRNL-12345678", "--name", "x", "--role", "king"], "roles"),
+        (["participants", "show", "NTRNL-12345678"], "no participant NTRNL-12345678"),
+        (["participants", "suspend", "NTRNL-12345678"], "no participant NTRNL-12345678"),
+    ],
+)
+def test_participant_errors_are_one_line(runner: CliRunner, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("sluis: error: ")
+    assert message in lines[0]
+
+
+def test_duplicate_participant(runner: CliRunner) -> None:
+    args = ["participants", "add", "NTRNL-12345678", "--name", "x", "--role", "consumer"]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+
+
+def test_db_upgrade_and_bad_config(runner: CliRunner, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert (tmp_path / "sluis.db").exists()
+    config = tmp_path / "bad.yaml"
+    config.write_text("port: many\n")
+    result = runner.invoke(app, ["--config", str(config), "db", "upgrade"])
+    assert result.exit_code == 1
+    assert result.output.startswith("sluis: error: invalid setting port")
+
+
+def test_unreachable_database_is_one_line(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLUIS_DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    result = runner.invoke(app, ["participants", "list"])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0
+    assert result.output.startswith("sluis: error: database unavailable (migration failed")
+
+
+def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SLUIS, "serve", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_serve_refuses_to_start_without_a_signing_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUIS_")}
+    env["SLUIS_HOME"] = str(tmp_path)
+    done = _serve(env)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "sluis: error: no signing key: set SLUIS_SIGNING_KEY_FILE (or "
+        "SLUIS_INSECURE_DEV_MODE=true for a throwaway dev key)"
+    )
+    env["SLUIS_SIGNING_KEY_FILE"] = str(ensure_dev_signing_key(tmp_path / "dev"))
+    dev_key = _serve(env)
+    assert dev_key.returncode == 1
+    assert "generated dev key" in dev_key.stderr
+
+
+def test_serve_in_dev_mode_still_needs_tls_material(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUIS_")}
+    env["SLUIS_HOME"] = str(tmp_path)
+    done = _serve(env, "--insecure-dev")
+    assert done.returncode == 1
+    assert "sluis: error: no client CA bundle" in done.stderr

@@ -1,0 +1,96 @@
+"""Client-certificate modes of the TLS listener, and the ASGI TLS shim on both HTTP parsers."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from gateway.http.tls_scope import TLSH11Protocol, TLSHttpToolsProtocol
+from gateway.participants.schemas import ParticipantCreate
+from gateway.participants.service import ParticipantService
+from gateway.server import build_ssl_context, uvicorn_config
+from gateway.settings import SettingsError
+from gateway.storage.db import Database
+from tests.gateway.test_mtls import HANDSHAKE_REFUSED
+from tests.support.pki import NOW, ClientCert, Pki
+from tests.support.server import gateway_settings, https, running_gateway
+
+UNIVERSITY = "NTRNL-41000000"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("modes") / "pki")
+
+
+@pytest.fixture(scope="module")
+def university(pki: Pki) -> ClientCert:
+    return pki.client("TU Delft", UNIVERSITY)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("modes-home")
+
+    async def register() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path / 'sluis.db'}")
+        await db.upgrade()
+        data = ParticipantCreate(id=UNIVERSITY, name="TU Delft", roles=["consumer"])
+        await ParticipantService(db).create(data, now=NOW)
+        await db.dispose()
+
+    asyncio.run(register())
+    return path
+
+
+def _url(home: Path) -> str:
+    return f"sqlite+aiosqlite:///{home / 'sluis.db'}"
+
+
+def test_required_mode_refuses_the_handshake_without_certificate(
+    pki: Pki, university: ClientCert, home: Path
+) -> None:
+    settings = gateway_settings(pki, home, _url(home), tls_client_auth="required")
+    with running_gateway(settings) as base:
+        with https(pki, None, base) as client, pytest.raises(HANDSHAKE_REFUSED):
+            client.get("/healthz")
+        with https(pki, university, base) as client:
+            assert client.get("/v1/whoami").json()["participant"]["id"] == UNIVERSITY
+
+
+@pytest.mark.parametrize("protocol", [TLSHttpToolsProtocol, TLSH11Protocol])
+def test_tls_extension_reaches_the_app_with_either_parser(
+    pki: Pki, university: ClientCert, home: Path, protocol: type
+) -> None:
+    settings = gateway_settings(pki, home, _url(home))
+    with running_gateway(settings, http=protocol) as base, https(pki, university, base) as client:
+        body = client.get("/v1/whoami").json()
+    assert body["certificate"]["thumbprint_sha256"]
+    assert body["certificate"]["source"] == "tls"
+
+
+def test_the_server_speaks_tls_1_2_at_least(pki: Pki, home: Path) -> None:
+    context = build_ssl_context(gateway_settings(pki, home, _url(home)))
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.verify_mode == ssl.CERT_OPTIONAL
+
+
+def test_missing_tls_material_refuses_to_start(pki: Pki, home: Path) -> None:
+    settings = gateway_settings(pki, home, _url(home), tls_key=home / "missing.key")
+    with pytest.raises(SettingsError, match="TLS material cannot be loaded"):
+        uvicorn_config(settings)
+    no_ca = gateway_settings(pki, home, _url(home), tls_client_ca=None)
+    with pytest.raises(SettingsError, match="no client CA bundle"):
+        uvicorn_config(no_ca)
+    no_crl = gateway_settings(pki, home, _url(home), tls_crl=None)
+    with pytest.raises(SettingsError, match="no CRL"):
+        uvicorn_config(no_crl)
+
+
+def test_uvicorn_proxy_header_rewriting_is_off(pki: Pki, home: Path) -> None:
+    config: uvicorn.Config = uvicorn_config(gateway_settings(pki, home, _url(home)))
+    assert config.proxy_headers is False
