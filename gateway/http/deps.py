@@ -15,8 +15,8 @@ from gateway.participants.service import AuthenticatedParticipant
 from gateway.services import Services
 
 
-def get_services(request: Request) -> Services:
-    """The running gateway's services."""
+async def get_services(request: Request) -> Services:
+    """The running gateway's services (async: a sync dependency would cost a thread hop)."""
     services: Services = request.app.state.services
     return services
 

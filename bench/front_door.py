@@ -1,0 +1,202 @@
+"""The cost of the mTLS front door, measured against a baseline on the same server, same run.
+
+Cases (all over real TLS on loopback, one client, sequential requests):
+
+* ``GET /healthz``, kept-alive mTLS connection: baseline (TLS, HTTP parsing, routing).
+* ``GET /v1/whoami``, kept-alive: adds certificate path validation, the CRL check and the
+  participant lookup in SQLite, i.e. what every authenticated request pays.
+* ``GET /v1/whoami``, a new connection per request: adds the full mTLS handshake.
+* ``certs.verify`` alone, in process: the pure path-validation part of the above.
+
+The gateway runs as its own ``sluis serve`` process. Request counts are fixed and small (the whole run takes well under a minute on 2 cores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import sys
+import tempfile
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import cryptography
+from rich.console import Console
+from rich.table import Table
+
+import certs
+from gateway.participants.schemas import ParticipantCreate
+from gateway.participants.service import ParticipantService
+from gateway.settings import Settings, ensure_dev_signing_key
+from gateway.storage.db import Database
+
+ORG = "NTRNL-40000001"
+KEEPALIVE_REQUESTS = 2000
+HANDSHAKE_REQUESTS = 300
+VERIFY_CALLS = 5000
+WARMUP = 50
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _measure(n: int, action: Callable[[], object]) -> tuple[float, float, float]:
+    """(requests per second, p50 ms, p99 ms) over ``n`` calls after a warm-up."""
+    for _ in range(WARMUP):
+        action()
+    samples = []
+    started = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - t0)
+    total = time.perf_counter() - started
+    return n / total, _percentile(samples, 0.5) * 1e3, _percentile(samples, 0.99) * 1e3
+
+
+def _setup(home: Path) -> tuple[Settings, certs.CADirectory, Path, Path]:
+    now = datetime.now(UTC)
+    ca = certs.CADirectory.init(home / "pki", name="Bench", key_type="ec-p256", now=now)
+    issued = ca.issue(
+        organization_id=ORG,
+        organization_name="Bench University",
+        roles=["consumer"],
+        now=now,
+        out_dir=home / "client",
+    )
+    assert issued.key_path is not None  # noqa: S101 - issued without a CSR, so a key was made
+    settings = Settings(
+        home=home,
+        port=0,
+        tls_cert=ca.server_cert_path,
+        tls_key=ca.server_key_path,
+        tls_client_ca=ca.trust_bundle_path,
+        tls_crl=ca.crl_path,
+        signing_key_file=ensure_dev_signing_key(home / "dev"),
+        insecure_dev_mode=True,
+    )
+
+    async def register() -> None:
+        db = Database(settings.effective_database_url)
+        await db.upgrade()
+        data = ParticipantCreate(id=ORG, name="Bench University", roles=["consumer"])
+        await ParticipantService(db).create(data, now=now)
+        await db.dispose()
+
+    asyncio.run(register())
+    return settings, ca, issued.certificate_path, issued.key_path
+
+
+def main() -> None:
+    """Run the cases and print the table."""
+    with tempfile.TemporaryDirectory(prefix="sluis-bench-") as tmp:
+        settings, ca, cert_path, key_path = _setup(Path(tmp))
+        context = ssl.create_default_context(cafile=str(ca.trust_bundle_path))
+        context.load_cert_chain(cert_path, key_path)
+        with _gateway_process(settings, context) as url:
+            rows = _run_cases(url, context)
+        chain = certs.load_pem_chain(cert_path.read_bytes())
+        trust = certs.TrustStore.from_pem(ca.trust_bundle_path.read_bytes())
+        crls = certs.load_crls(ca.crl_path.read_bytes())
+        now = datetime.now(UTC)
+        rows.append(
+            (
+                "certs.verify in process (no HTTP)",
+                VERIFY_CALLS,
+                _measure(VERIFY_CALLS, lambda: certs.verify(chain, trust, crls, now=now)),
+            )
+        )
+    _print(rows)
+
+
+@contextmanager
+def _gateway_process(settings: Settings, context: ssl.SSLContext) -> Iterator[str]:
+    """``sluis serve`` in its own process, so client and server do not share a GIL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUIS_")}
+    env.update({
+        "SLUIS_HOME": str(settings.home), "SLUIS_PORT": str(port),
+        "SLUIS_TLS_CERT": str(settings.tls_cert), "SLUIS_TLS_KEY": str(settings.tls_key),
+        "SLUIS_TLS_CLIENT_CA": str(settings.tls_client_ca), "SLUIS_TLS_CRL": str(settings.tls_crl),
+        "SLUIS_SIGNING_KEY_FILE": str(settings.signing_key_file),
+    })  # fmt: skip
+    process = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
+        [str(Path(sys.executable).with_name("sluis")), "serve", "--insecure-dev"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", verify=context, timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the gateway did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _run_cases(
+    url: str, context: ssl.SSLContext
+) -> list[tuple[str, int, tuple[float, float, float]]]:
+    rows = []
+    with httpx.Client(base_url=url, verify=context) as client:
+        rows.append(
+            (
+                "GET /healthz, keep-alive (baseline)",
+                KEEPALIVE_REQUESTS,
+                _measure(KEEPALIVE_REQUESTS, lambda: client.get("/healthz")),
+            )
+        )
+        rows.append(
+            (
+                "GET /v1/whoami, keep-alive",
+                KEEPALIVE_REQUESTS,
+                _measure(KEEPALIVE_REQUESTS, lambda: client.get("/v1/whoami")),
+            )
+        )
+
+    def fresh_connection() -> None:
+        with httpx.Client(base_url=url, verify=context) as client:
+            client.get("/v1/whoami").raise_for_status()
+
+    rows.append(
+        (
+            "GET /v1/whoami, new mTLS connection each",
+            HANDSHAKE_REQUESTS,
+            _measure(HANDSHAKE_REQUESTS, fresh_connection),
+        )
+    )
+    return rows
+
+
+def _print(rows: list[tuple[str, int, tuple[float, float, float]]]) -> None:
+    baseline = rows[0][2][1]
+    table = Table(title="Sluis front door (loopback, sequential, one client)")
+    for column in ("case", "n", "req/s", "p50 ms", "p99 ms", "p50 vs baseline"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for name, n, (rate, p50, p99) in rows:
+        delta = "-" if name.startswith("certs.verify") else f"{p50 / baseline:.2f}x"
+        table.add_row(name, str(n), f"{rate:,.0f}", f"{p50:.3f}", f"{p99:.3f}", delta)
+    Console().print(table)
+    print(f"python {sys.version.split()[0]}, cryptography {cryptography.__version__}")
+
+
+if __name__ == "__main__":
+    main()
