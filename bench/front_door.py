@@ -8,30 +8,30 @@ Cases (all over real TLS on loopback, one client, sequential requests):
 * ``GET /v1/whoami``, a new connection per request: adds the full mTLS handshake.
 * ``certs.verify`` alone, in process: the pure path-validation part of the above.
 
-The gateway runs as its own ``sluis serve`` process. Request counts are fixed and small (the whole run takes well under a minute on 2 cores).
+The gateway runs as its own ``sluis serve`` process. Request counts are fixed and small
+(the whole run takes well under a minute on 2 cores).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import sys
 import tempfile
-import os
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import cryptography
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 import certs
+from gateway.background import free_port, serving
 from gateway.participants.schemas import ParticipantCreate
 from gateway.participants.service import ParticipantService
 from gateway.settings import Settings, ensure_dev_signing_key
@@ -73,7 +73,7 @@ def _setup(home: Path) -> tuple[Settings, certs.CADirectory, Path, Path]:
         now=now,
         out_dir=home / "client",
     )
-    assert issued.key_path is not None  # noqa: S101 - issued without a CSR, so a key was made
+    assert issued.key_path is not None
     settings = Settings(
         home=home,
         port=0,
@@ -102,7 +102,7 @@ def main() -> None:
         settings, ca, cert_path, key_path = _setup(Path(tmp))
         context = ssl.create_default_context(cafile=str(ca.trust_bundle_path))
         context.load_cert_chain(cert_path, key_path)
-        with _gateway_process(settings, context) as url:
+        with _gateway_process(settings) as url:
             rows = _run_cases(url, context)
         chain = certs.load_pem_chain(cert_path.read_bytes())
         trust = certs.TrustStore.from_pem(ca.trust_bundle_path.read_bytes())
@@ -119,37 +119,18 @@ def main() -> None:
 
 
 @contextmanager
-def _gateway_process(settings: Settings, context: ssl.SSLContext) -> Iterator[str]:
+def _gateway_process(settings: Settings) -> Iterator[str]:
     """``sluis serve`` in its own process, so client and server do not share a GIL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUIS_")}
     env.update({
-        "SLUIS_HOME": str(settings.home), "SLUIS_PORT": str(port),
+        "SLUIS_HOME": str(settings.home),
         "SLUIS_TLS_CERT": str(settings.tls_cert), "SLUIS_TLS_KEY": str(settings.tls_key),
         "SLUIS_TLS_CLIENT_CA": str(settings.tls_client_ca), "SLUIS_TLS_CRL": str(settings.tls_crl),
         "SLUIS_SIGNING_KEY_FILE": str(settings.signing_key_file),
     })  # fmt: skip
-    process = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
-        [str(Path(sys.executable).with_name("sluis")), "serve", "--insecure-dev"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", verify=context, timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the gateway did not start") from None
-                time.sleep(0.1)
+    assert settings.tls_client_ca is not None
+    with serving(env, free_port(), settings.tls_client_ca) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def _run_cases(

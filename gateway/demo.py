@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -26,8 +25,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from gateway.background import SLUIS, free_port, serving
+
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
-SLUIS = str(Path(sys.executable).with_name("sluis"))
 HOME = Path(".sluis/demo").resolve()
 PKI = HOME / "pki"
 
@@ -78,38 +78,17 @@ def sluis(*args: str, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def gateway(env: dict[str, str], port: int) -> Iterator[str]:
     """``sluis serve`` in the background until the block ends."""
-    log = (HOME / "gateway.log").open("w")
-    console.print(f"[dim]$ sluis serve --insecure-dev --port {port}   (log: {HOME / 'gateway.log'})")
-    process = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
-        [SLUIS, "serve", "--insecure-dev", "--port", str(port)], env=env, stdout=log, stderr=log
-    )
-    url = f"https://127.0.0.1:{port}"
-    context = ssl.create_default_context(cafile=str(PKI / "trust-bundle.pem"))
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", verify=context, timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the gateway did not start; see " + str(HOME / "gateway.log"))
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+    log_path = HOME / "gateway.log"
+    console.print(f"[dim]$ sluis serve --insecure-dev --port {port}   (log: {log_path})")
+    with log_path.open("wb") as log:
+        try:
+            with serving(env, port, PKI / "trust-bundle.pem", log=log) as url:
+                yield url
+        except RuntimeError as exc:
+            raise SystemExit(f"{exc}; see {log_path}") from None
 
 
 def call(url: str, org: Org | None, headers: dict[str, str] | None = None) -> tuple[str, str]:
