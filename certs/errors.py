@@ -46,5 +46,5 @@ class PKIError(CertsError):
     ``invalid-name``, ``invalid-validity``, ``invalid-ip-address``, ``invalid-server-name``,
     ``bad-csr``, ``invalid-crl``, ``invalid-trust-bundle``, ``ca-exists``, ``ca-missing``,
     ``ca-corrupt``, ``index-corrupt``, ``key-exists``, ``key-missing``, ``key-permissions``,
-    ``key-passphrase``, ``unknown-serial``, ``already-revoked``.
+    ``key-passphrase``, ``unknown-serial``, ``already-revoked``, ``unreadable-file`` (CLI).
     """
