@@ -80,7 +80,9 @@ def test_db_upgrade_and_bad_config(runner: CliRunner, tmp_path: Path) -> None:
     assert result.output.startswith("sluis: error: invalid setting port")
 
 
-def test_unreachable_database_is_one_line(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_database_is_one_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SLUIS_DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/none")
     result = runner.invoke(app, ["participants", "list"])
     assert result.exit_code == 1

@@ -54,13 +54,15 @@ def test_migrations_create_the_schema_and_are_idempotent(url: str) -> None:
     assert {"participants", "alembic_version"} <= asyncio.run(run())
 
 
-def test_registry_lifecycle(url: str) -> None:  # noqa: PLR0915 - one story, told in order
+def test_registry_lifecycle(url: str) -> None:
     async def run() -> None:
         db = Database(url)
         await db.upgrade()
         service = ParticipantService(db)
         created = await service.create(
-            ParticipantCreate(id="EU.EORI.NL000000001", name="Maker", roles=["provider", "provider"]),
+            ParticipantCreate(
+                id="EU.EORI.NL000000001", name="Maker", roles=["provider", "provider"]
+            ),
             now=NOW,
         )
         assert created.roles == ["provider"]
