@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certs import CertificateRejected
 from gateway.errors import GatewayError, Unauthorized
+from gateway.storage import StorageUnavailable
 
 log = logging.getLogger("sluis.http")
 
@@ -110,6 +111,18 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return problem(
+        503,
+        "storage-unavailable",
+        "Service unavailable",
+        "the database is unavailable; nothing was served",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -127,4 +140,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CertificateRejected, _certificate_rejected)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(StorageUnavailable, _storage_unavailable)
     app.add_exception_handler(Exception, _unexpected)

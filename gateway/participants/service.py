@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError
 
 from certs import CertificateIdentity
-from gateway.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
+from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.participants import repository
 from gateway.participants.schemas import Participant, ParticipantCreate, ParticipantUpdate
 from gateway.storage.db import Database
@@ -44,16 +41,6 @@ class ParticipantService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self.db.session() as session:
-                yield session
-        except IntegrityError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            raise ServiceUnavailable("storage-unavailable", "the database is unavailable") from exc
-
     async def create(self, data: ParticipantCreate, *, now: datetime) -> Participant:
         """Register an organisation; :class:`Conflict` if the id exists."""
         row = ParticipantRow(
@@ -65,7 +52,7 @@ class ParticipantService:
             updated_at=now,
         )
         try:
-            async with self._session() as session:
+            async with self.db.session() as session:
                 if await repository.get(session, data.id) is not None:
                     raise Conflict("participant-exists", f"participant {data.id} already exists")
                 await repository.add(session, row)
@@ -77,7 +64,7 @@ class ParticipantService:
         self, participant_id: str, data: ParticipantUpdate, *, now: datetime
     ) -> Participant:
         """Change name, roles or status."""
-        async with self._session() as session:
+        async with self.db.session() as session:
             row = await repository.get(session, participant_id)
             if row is None:
                 raise NotFound("participant-not-found", f"no participant {participant_id}")
@@ -92,7 +79,7 @@ class ParticipantService:
 
     async def get(self, participant_id: str) -> Participant:
         """One participant; :class:`NotFound` otherwise."""
-        async with self._session() as session:
+        async with self.db.session() as session:
             row = await repository.get(session, participant_id)
             if row is None:
                 raise NotFound("participant-not-found", f"no participant {participant_id}")
@@ -100,14 +87,14 @@ class ParticipantService:
 
     async def list(self) -> list[Participant]:
         """Every participant."""
-        async with self._session() as session:
+        async with self.db.session() as session:
             return [_to_model(row) for row in await repository.list_all(session)]
 
     async def authenticate(
         self, identity: CertificateIdentity, source: Literal["tls", "proxy"]
     ) -> AuthenticatedParticipant:
         """Bind a verified certificate to its registered, active participant."""
-        async with self._session() as session:
+        async with self.db.session() as session:
             row = await repository.get(session, identity.organization_id)
             participant = None if row is None else _to_model(row)
         if participant is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -38,9 +38,18 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A session in a transaction: committed on success, rolled back on error.
+
+        Integrity errors (duplicates) propagate for the caller to explain; every other
+        database or connection failure becomes :class:`StorageUnavailable`.
+        """
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageUnavailable(type(exc).__name__) from exc
 
     async def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless a trivial query succeeds."""

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import inspect
 
 from certs import CertificateIdentity
-from gateway.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
+from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.participants.schemas import ParticipantCreate, ParticipantUpdate
 from gateway.participants.service import ParticipantService
 from gateway.storage import StorageUnavailable
@@ -110,9 +110,8 @@ def test_unreachable_database_fails_closed() -> None:
         db = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none")
         with pytest.raises(StorageUnavailable):
             await db.ping()
-        with pytest.raises(ServiceUnavailable) as info:
+        with pytest.raises(StorageUnavailable):
             await ParticipantService(db).list()
-        assert info.value.code == "storage-unavailable"
         await db.dispose()
 
     asyncio.run(run())
