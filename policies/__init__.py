@@ -1,4 +1,81 @@
 """The usage-policy engine (ODRL 2.2): pure, no IO, no FastAPI.
 
-Not built yet: this package arrives with issue #4 (see the README's status table).
+    policy = parse_policy(text)                 # Turtle or JSON-LD (or parse_yaml_policy)
+    validate(policy, SLUIS_PROFILE)             # on write: unknown terms raise UnknownTerm
+    decision = evaluate(policy, request, state, now=now)
+    decision.permitted, decision.limits, decision.policy_hash, explain(decision)
+
+Every error is a ``PolicyError`` with a stable ``code`` (see ``policies.errors``).
 """
+
+from policies.canonical import canonical_json, policy_hash
+from policies.decision import (
+    ConstraintReport,
+    DataLimits,
+    Decision,
+    Effect,
+    RateLimit,
+    RuleReport,
+)
+from policies.engine import evaluate
+from policies.errors import (
+    PolicyError,
+    PolicyStructureError,
+    PolicySyntaxError,
+    PolicyTestError,
+    UnknownTerm,
+)
+from policies.explain import explain
+from policies.model import (
+    Action,
+    Constraint,
+    Iri,
+    LogicalConstraint,
+    Policy,
+    Ref,
+    Rule,
+    RuleKind,
+)
+from policies.profile import CONFORMANCE_PROFILE, SLUIS_PROFILE, Profile, validate
+from policies.rdf_policy import parse_policy
+from policies.request import DutyState, Request, State
+from policies.w3c_request import parse_evaluation_request
+from policies.world import World, parse_request, parse_world
+
+__all__ = [
+    "CONFORMANCE_PROFILE",
+    "SLUIS_PROFILE",
+    "Action",
+    "Constraint",
+    "ConstraintReport",
+    "DataLimits",
+    "Decision",
+    "DutyState",
+    "Effect",
+    "Iri",
+    "LogicalConstraint",
+    "Policy",
+    "PolicyError",
+    "PolicyStructureError",
+    "PolicySyntaxError",
+    "PolicyTestError",
+    "Profile",
+    "RateLimit",
+    "Ref",
+    "Request",
+    "Rule",
+    "RuleKind",
+    "RuleReport",
+    "State",
+    "UnknownTerm",
+    "World",
+    "canonical_json",
+    "evaluate",
+    "explain",
+    "parse_evaluation_request",
+    "parse_policy",
+    "parse_request",
+    "parse_world",
+    "policy_hash",
+    "validate",
+]

@@ -1,0 +1,90 @@
+"""The engine's output: a ``Decision`` with its compliance report and, for permits, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from policies.model import Value
+
+
+class Effect(StrEnum):
+    """Permit or deny; there is nothing in between."""
+
+    PERMIT = "permit"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``max_requests`` in any window of ``window`` (ISO 8601 duration)."""
+
+    max_requests: int
+    window: str
+
+
+@dataclass(frozen=True)
+class DataLimits:
+    """What the exchange must apply to a permitted request (pushed down to the connector).
+
+    ``columns`` None means every column; ``duties`` names duty uids still to be discharged.
+    """
+
+    columns: tuple[str, ...] | None = None
+    row_filter: str | None = None
+    min_group_size: int | None = None
+    max_rows: int | None = None
+    rate_limit: RateLimit | None = None
+    notify: tuple[str, ...] = ()
+    delete_after: str | None = None
+    duties: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConstraintReport:
+    """One constraint: what it asked, what was observed, whether it held, and why."""
+
+    uid: str | None
+    left_operand: str
+    operator: str
+    right_operand: tuple[Value, ...]
+    observed: tuple[Value, ...]
+    satisfied: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class RuleReport:
+    """One rule: whether it applies to the request, whether it is active, and why."""
+
+    uid: str | None
+    kind: str
+    applies: bool
+    active: bool
+    reasons: tuple[str, ...]
+    constraints: tuple[ConstraintReport, ...] = ()
+    duties: tuple[RuleReport, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Permit or deny, naming the policy version it was decided under.
+
+    ``reason`` is a short stable code for the client (``permitted``, ``prohibited``,
+    ``no_active_permission``, ``unknown_left_operand``, ``obligation_violated``);
+    ``rules`` is the full compliance report for the audit log; ``limits`` is set on permits.
+    """
+
+    effect: Effect
+    reason: str
+    policy_id: str
+    policy_hash: str
+    rules: tuple[RuleReport, ...] = ()
+    limits: DataLimits | None = None
+    rule: str | None = None  # the permission that grants, on permits
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def permitted(self) -> bool:
+        """True only for a permit."""
+        return self.effect is Effect.PERMIT

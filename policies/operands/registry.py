@@ -1,0 +1,81 @@
+"""The left-operand registry: one evaluator function per left operand IRI.
+
+An evaluator observes the left value(s) for a constraint in a request and state, compares
+them with the right operand, and returns an ``Outcome`` that says why. A profile declares
+which registered left operands its policies may use (``policies.profile``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+
+from policies.model import Constraint, Rule, Value
+from policies.operators import compare
+from policies.request import Request, State
+from policies.vocab import short
+
+
+@dataclass(frozen=True)
+class EvalInput:
+    """Everything an evaluator may look at; ``rule`` is the rule the constraint sits in."""
+
+    request: Request
+    state: State
+    now: datetime
+    rule: Rule
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A constraint's verdict, the value observed, and a one-line reason."""
+
+    satisfied: bool
+    observed: tuple[Value, ...]
+    reason: str
+
+
+Evaluator = Callable[[Constraint, EvalInput], Outcome]
+
+_REGISTRY: dict[str, Evaluator] = {}
+
+
+def left_operand(*iris: str) -> Callable[[Evaluator], Evaluator]:
+    """Register the decorated function as the evaluator of each IRI in ``iris``."""
+
+    def register(func: Evaluator) -> Evaluator:
+        for iri in iris:
+            if iri in _REGISTRY:
+                raise ValueError(f"left operand {iri} registered twice")
+            _REGISTRY[iri] = func
+        return func
+
+    return register
+
+
+def registered() -> Mapping[str, Evaluator]:
+    """A read-only view of every registered evaluator."""
+    return MappingProxyType(_REGISTRY)
+
+
+def judge(constraint: Constraint, observed: tuple[Value, ...], state: State) -> Outcome:
+    """The common case: compare ``observed`` with the right operand using the operator."""
+    ok = compare(constraint.operator, observed, constraint.right_operand, state)
+    shown = ", ".join(str(v) for v in observed) or "nothing"
+    right = ", ".join(str(v) for v in constraint.right_operand)
+    verdict = "holds" if ok else "fails"
+    reason = (
+        f"{short(constraint.left_operand)} {short(constraint.operator)} {right} {verdict}"
+        f" (observed {shown})"
+    )
+    return Outcome(ok, observed, reason)
+
+
+def from_context(constraint: Constraint, given: EvalInput) -> Outcome:
+    """Left value declared by the request for this left operand (or, failing that, its unit)."""
+    observed = given.request.values(constraint.left_operand)
+    if not observed and constraint.unit:
+        observed = given.request.values(constraint.unit)
+    return judge(constraint, observed, given.state)

@@ -1,0 +1,103 @@
+"""Profiles: the terms a policy may use, and validation on write that names the unknown term.
+
+``SLUIS`` is what providers write against. ``CONFORMANCE`` adds the terms the public ODRL
+test suites use (``odrl:resolution``, ``odrl:payAmount``, the examples' ``ex:dayOfWeek``).
+An unknown left operand also denies at evaluation time (fail closed), whatever the profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from policies.errors import UnknownTerm
+from policies.model import AnyConstraint, Constraint, Policy, Rule
+from policies.operands import Evaluator, registered
+from policies.operands import data as d
+from policies.vocab import ACTION_PARENT, LOGICAL, ODRL, OPERATORS, SLUIS
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A declared set of left operands, operators and actions."""
+
+    iri: str
+    left_operands: frozenset[str]
+    actions: frozenset[str]
+    operators: frozenset[str] = OPERATORS
+    enforced_duties: frozenset[str] = frozenset({ODRL + "inform", ODRL + "delete"})
+
+    def evaluator(self, left_operand: str) -> Evaluator | None:
+        """The registered evaluator, if this profile declares the left operand."""
+        return registered().get(left_operand) if left_operand in self.left_operands else None
+
+    def extended(self, iri: str, *, left_operands: frozenset[str]) -> Profile:
+        """This profile with more left operands (each must be registered)."""
+        return Profile(iri, self.left_operands | left_operands, self.actions, self.operators)
+
+
+_CORE = frozenset(
+    ODRL + t
+    for t in [
+        "dateTime",
+        "elapsedTime",
+        "count",
+        "recipient",
+        "purpose",
+        "spatial",
+        "industry",
+        "deliveryChannel",
+        "fileFormat",
+    ]
+)
+SLUIS_PROFILE = Profile(
+    iri=SLUIS[:-1],
+    left_operands=_CORE
+    | {d.COLUMNS, d.ROW_FILTER, d.MIN_GROUP_SIZE, d.MAX_ROWS, d.RATE_LIMIT, SLUIS + "dayOfWeek"},
+    actions=frozenset(ACTION_PARENT),
+)
+CONFORMANCE_PROFILE = SLUIS_PROFILE.extended(
+    "https://w3id.org/sluis/odrl-conformance",
+    left_operands=frozenset({ODRL + "resolution", ODRL + "payAmount", "ex:dayOfWeek"}),
+)
+
+
+def problems(policy: Policy, profile: Profile) -> list[UnknownTerm]:
+    """Every term of ``policy`` outside ``profile``, in document order, each named."""
+    found: list[UnknownTerm] = []
+    for rule in policy.rules():
+        found.extend(_rule_problems(rule, profile))
+    return found
+
+
+def validate(policy: Policy, profile: Profile = SLUIS_PROFILE) -> Policy:
+    """``policy`` if every term is declared by ``profile``; else raise the first unknown."""
+    found = problems(policy, profile)
+    if found:
+        raise found[0]
+    return policy
+
+
+def _rule_problems(rule: Rule, profile: Profile) -> Iterator[UnknownTerm]:
+    for action in rule.actions:
+        if action.name not in profile.actions:
+            yield UnknownTerm("action", action.name)
+        for refinement in action.refinements:
+            yield from _constraint_problems(refinement, profile)
+    for constraint in rule.constraints:
+        yield from _constraint_problems(constraint, profile)
+    for duty in rule.duties:
+        yield from _rule_problems(duty, profile)
+
+
+def _constraint_problems(constraint: AnyConstraint, profile: Profile) -> Iterator[UnknownTerm]:
+    if not isinstance(constraint, Constraint):
+        if constraint.operator not in LOGICAL:
+            yield UnknownTerm("operator", constraint.operator)
+        for member in constraint.operands:
+            yield from _constraint_problems(member, profile)
+        return
+    if profile.evaluator(constraint.left_operand) is None:
+        yield UnknownTerm("left_operand", constraint.left_operand)
+    if constraint.operator not in profile.operators:
+        yield UnknownTerm("operator", constraint.operator)
