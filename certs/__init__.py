@@ -27,6 +27,7 @@ from certs.issue import (
     issue_server,
 )
 from certs.keys import KeyType, PrivateKey, PublicKey, generate_key
+from certs.signing import party_ids, verify_signing_chain
 from certs.store import CADirectory, IssuedFiles
 from certs.trust import TrustStore, load_pem_chain
 from certs.verify import verify
@@ -58,8 +59,10 @@ __all__ = [
     "load_csr",
     "load_pem_chain",
     "participant_uri",
+    "party_ids",
     "public_key_from_csr",
     "thumbprint_sha256",
     "validate_organization_id",
     "verify",
+    "verify_signing_chain",
 ]

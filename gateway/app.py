@@ -5,17 +5,26 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
+import httpx
 from fastapi import FastAPI
 
+from certs import TrustStore
 from gateway import __version__
 from gateway.http import health, problems
 from gateway.http.client_cert import ClientCertificateMiddleware
 from gateway.http.limits import BodyLimitMiddleware
+from gateway.oauth import endpoints as oauth_endpoints
+from gateway.oauth.clients import ClientService
+from gateway.oauth.external import ExternalIssuers
+from gateway.oauth.keyring import KeyRing
+from gateway.oauth.server import IssuerConfig, SluisAuthorizationServer
+from gateway.oauth.service import OAuthService
 from gateway.participants import endpoints as participants
 from gateway.participants.service import ParticipantService
 from gateway.services import Services
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings, SettingsError, load_signing_key
 from gateway.storage.db import Database
 from gateway.trust import TrustMaterial
 
@@ -34,22 +43,59 @@ def load_trust(settings: Settings) -> TrustMaterial:
         raise SettingsError(f"client CA bundle {settings.tls_client_ca}: {exc.strerror}") from exc
 
 
+def load_ishare_trust(settings: Settings, trust: TrustMaterial) -> TrustStore | None:
+    """Trust anchors for iSHARE x5c chains, when the iSHARE profile is on."""
+    if settings.ishare_party_id is None:
+        return None
+    if settings.ishare_trust_bundle is None:
+        return trust.store
+    try:
+        return TrustStore.from_pem(settings.ishare_trust_bundle.read_bytes())
+    except OSError as exc:
+        raise SettingsError(f"iSHARE trust bundle: {exc.strerror}") from exc
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """Build the gateway ASGI app. Storage opens (and migrates) in the lifespan."""
+    """Build the gateway ASGI app. Storage opens (and migrates) in the lifespan.
+
+    Raises SettingsError (before anything listens) for missing keys or trust material.
+    """
+    signing_key = load_signing_key(settings)
     trust = load_trust(settings)
+    config = IssuerConfig(
+        issuer=settings.public_url,
+        resources=settings.resources,
+        lifetime=timedelta(seconds=settings.token_lifetime),
+        ishare_party_id=settings.ishare_party_id,
+        ishare_trust=load_ishare_trust(settings, trust),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url)
-        try:
-            if settings.auto_migrate:
-                await db.upgrade()
-            app.state.services = Services(
-                settings=settings, db=db, trust=trust, participants=ParticipantService(db)
-            )
-            yield
-        finally:
-            await db.dispose()
+        async with httpx.AsyncClient() as http:
+            try:
+                if settings.auto_migrate:
+                    await db.upgrade()
+                keyring = KeyRing(db, signing_key, config.lifetime)
+                await keyring.start(datetime.now(UTC))
+                oauth = OAuthService(
+                    db,
+                    SluisAuthorizationServer(config),
+                    keyring,
+                    ClientService(db),
+                    ExternalIssuers.from_settings(settings.external_issuers, http),
+                )
+                app.state.services = Services(
+                    settings=settings,
+                    db=db,
+                    trust=trust,
+                    participants=ParticipantService(db),
+                    oauth=oauth,
+                )
+                yield
+            finally:
+                await db.dispose()
 
     app = FastAPI(
         title="Sluis",
@@ -61,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(participants.router)
+    app.include_router(oauth_endpoints.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.
     app.add_middleware(ClientCertificateMiddleware, trusted_proxies=settings.trusted_proxies)

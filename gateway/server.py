@@ -12,7 +12,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.http.tls_scope import TLSHttpToolsProtocol
-from gateway.settings import Settings, SettingsError, load_signing_key
+from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("sluis.server")
 
@@ -52,7 +52,6 @@ def uvicorn_config(
 
     ``http`` is the HTTP protocol class: one of the TLS-extension shims in gateway.http.tls_scope.
     """
-    load_signing_key(settings)  # refuse to start without a proper key, before binding
     if settings.insecure_dev_mode:
         log.warning("INSECURE DEV MODE: throwaway keys are accepted; never use this in production")
     app = create_app(settings)

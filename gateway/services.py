@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.oauth.service import OAuthService
 from gateway.participants.service import ParticipantService
 from gateway.settings import Settings
 from gateway.storage.db import Database
@@ -18,3 +19,4 @@ class Services:
     db: Database
     trust: TrustMaterial
     participants: ParticipantService
+    oauth: OAuthService

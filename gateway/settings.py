@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -40,6 +40,16 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class SettingsError(Exception):
     """The configuration cannot be used; the message says which setting and why."""
+
+
+class ExternalIssuer(BaseModel):
+    """An authorization server whose certificate-bound access tokens we also accept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str = Field(min_length=1)
+    jwks_uri: str = Field(pattern=r"^https://")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "PS256", "ES256"])
 
 
 class Settings(BaseSettings):
@@ -88,6 +98,28 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
 
+    public_url: str = Field(
+        default="https://localhost:8443",
+        pattern=r"^https://[^/?#]+$",
+        description="The gateway's https origin: the OAuth issuer identifier and token audience.",
+    )
+    token_lifetime: int = Field(default=300, ge=30, le=3600, description="Access token seconds.")
+    token_resources: list[str] = Field(
+        default_factory=list,
+        description="Extra RFC 8707 resource indicators tokens may be issued for.",
+    )
+    ishare_party_id: str | None = Field(
+        default=None, description="This gateway's iSHARE party id (enables the iSHARE profile)."
+    )
+    ishare_trust_bundle: Path | None = Field(
+        default=None,
+        description="Roots/CAs for iSHARE x5c chains; default the client CA bundle.",
+    )
+    external_issuers: list[ExternalIssuer] = Field(
+        default_factory=list,
+        description="Other authorization servers (Keycloak, Entra ID) whose tokens are accepted.",
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
@@ -107,6 +139,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.home / 'sluis.db').resolve()}"
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """Audiences tokens are issued for; the first is the default (the gateway itself)."""
+        return (self.public_url, *[r for r in self.token_resources if r != self.public_url])
 
     @property
     def dev_dir(self) -> Path:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certs import CertificateRejected
+from gateway.auth.tokens import TokenRejected
 from gateway.errors import GatewayError, Unauthorized
 from gateway.storage import StorageUnavailable
 
@@ -82,6 +83,32 @@ async def _certificate_rejected(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+def _token_status(exc: TokenRejected) -> int:
+    if exc.code == "missing":
+        return 401
+    return {"invalid_request": 400, "insufficient_scope": 403}.get(exc.error, 401)
+
+
+async def _token_rejected(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TokenRejected)  # noqa: S101 - registered for this class only
+    log.info("access token refused: %s", exc.code)
+    status = _token_status(exc)
+    challenge = 'Bearer realm="sluis"'
+    if exc.code != "missing":
+        safe = exc.detail.replace('"', "'")
+        challenge += f', error="{exc.error}", error_description="{safe}"'
+    return problem(
+        status,
+        f"token-{exc.code}",
+        "Access token refused",
+        exc.detail,
+        instance=request.url.path,
+        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+        error=exc.error,
+        error_description=exc.detail,
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class only
     errors = [
@@ -138,6 +165,7 @@ def install(app: FastAPI) -> None:
     """Register the problem+json handlers on ``app``."""
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(CertificateRejected, _certificate_rejected)
+    app.add_exception_handler(TokenRejected, _token_rejected)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(StorageUnavailable, _storage_unavailable)

@@ -1,0 +1,220 @@
+"""RFC 9068 access tokens bound to a client certificate (RFC 8705): mint and check. Pure.
+
+A token is accepted only when every one of these holds, in this order:
+
+1. it is a compact JWS of sane size whose header says ``typ: at+jwt`` (``JWT`` is refused:
+   an ID token or a client assertion must never pass as an access token);
+2. ``alg`` is on the issuer's allow-list (``none`` and every HMAC algorithm never are, so a
+   token "signed" with the public key as an HMAC secret goes nowhere);
+3. ``iss`` is our issuer or a trusted external one, and ``kid`` names one of its keys;
+4. the signature verifies;
+5. ``aud`` contains our audience; ``exp``, ``iat`` (and ``nbf`` when present) hold at ``now``
+   with at most 60 s leeway; ``sub``, ``client_id`` and ``jti`` are present;
+6. ``cnf.x5t#S256`` equals the thumbprint of the certificate on this connection, compared
+   in constant time.
+
+Revocation needs the database and is checked by the caller (gateway/oauth).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from gateway.auth.jose import JoseInputError, Key, decode, peek
+
+MAX_LEEWAY = 60
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+
+
+class TokenRejected(Exception):
+    """An access token was refused. ``error`` is the RFC 6750 error code."""
+
+    def __init__(self, code: str, detail: str, *, error: str = "invalid_token") -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIssuer:
+    """An issuer whose access tokens we accept, with its keys and allowed algorithms."""
+
+    issuer: str
+    keys: KeySet
+    algorithms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What a verified access token says."""
+
+    issuer: str
+    subject: str
+    client_id: str
+    audience: tuple[str, ...]
+    scopes: frozenset[str]
+    jti: str
+    issued_at: int
+    expires_at: int
+    thumbprint: str
+
+
+def mint(
+    *,
+    key: Key,
+    alg: str,
+    issuer: str,
+    client_id: str,
+    audience: str,
+    scopes: frozenset[str],
+    thumbprint: str,
+    jti: str,
+    now: datetime,
+    lifetime: timedelta,
+) -> tuple[str, int]:
+    """A signed access token and its lifetime in seconds."""
+    issued = int(now.timestamp())
+    seconds = int(lifetime.total_seconds())
+    claims = {
+        "iss": issuer,
+        "sub": client_id,
+        "client_id": client_id,
+        "aud": audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + seconds,
+        "jti": jti,
+        "scope": " ".join(sorted(scopes)),
+        "cnf": {"x5t#S256": thumbprint},
+    }
+    header = {"typ": "at+jwt", "alg": alg, "kid": key.kid}
+    return jwt.encode(header, claims, key, algorithms=[alg]), seconds
+
+
+def unverified_issuer(token: str) -> tuple[str, str | None]:
+    """(``iss``, ``kid``) read without verification, to find keys; TokenRejected if unreadable."""
+    header, claims = _peek(token)
+    issuer = claims.get("iss")
+    kid = header.get("kid")
+    if not isinstance(issuer, str):
+        raise TokenRejected("no-issuer", "the token names no issuer")
+    return issuer, kid if isinstance(kid, str) else None
+
+
+def check(
+    token: str,
+    issuers: Mapping[str, TrustedIssuer],
+    *,
+    audience: str,
+    thumbprint: str,
+    now: datetime,
+    leeway: int = MAX_LEEWAY,
+) -> AccessClaims:
+    """Verify ``token`` as described in the module docstring; TokenRejected otherwise."""
+    header, unverified = _peek(token)
+    _check_header(header)
+    trusted = issuers.get(str(unverified.get("iss")))
+    if trusted is None:
+        raise TokenRejected("unknown-issuer", "the token's issuer is not trusted")
+    if header["alg"] not in trusted.algorithms:
+        raise TokenRejected("algorithm-not-allowed", f"alg {header['alg']} is not accepted")
+    key = _key(trusted.keys, header.get("kid"))
+    try:
+        claims = decode(token, key, trusted.algorithms).claims
+    except (JoseError, ValueError) as exc:
+        raise TokenRejected("bad-signature", "the token's signature does not verify") from exc
+    leeway = min(leeway, MAX_LEEWAY)
+    return _check_claims(claims, trusted.issuer, audience, thumbprint, now=now, leeway=leeway)
+
+
+def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        return peek(token)
+    except JoseInputError as exc:
+        raise TokenRejected("malformed", str(exc)) from exc
+
+
+def _check_header(header: dict[str, Any]) -> None:
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        raise TokenRejected("wrong-type", "the token is not an access token (typ must be at+jwt)")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none" or alg.upper().startswith("HS"):
+        raise TokenRejected("algorithm-not-allowed", f"alg {alg!r} is never accepted")
+    if "crit" in header:
+        raise TokenRejected("malformed", "critical header parameters are not supported")
+
+
+def _key(keys: KeySet, kid: object) -> Key:
+    if not isinstance(kid, str):
+        raise TokenRejected("unknown-key", "the token names no key id")
+    for key in keys.keys:
+        if key.kid == kid:
+            assert isinstance(key, Key)  # noqa: S101 - KeySets here hold only signature keys
+            return key
+    raise TokenRejected("unknown-key", "the token's key id is not published by its issuer")
+
+
+def _check_claims(
+    claims: dict[str, Any],
+    issuer: str,
+    audience: str,
+    thumbprint: str,
+    *,
+    now: datetime,
+    leeway: int,
+) -> AccessClaims:
+    moment = int(now.timestamp())
+    if claims.get("iss") != issuer:
+        raise TokenRejected("wrong-issuer", "the token's issuer does not match")
+    aud = claims.get("aud")
+    audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
+    if audience not in audiences:
+        raise TokenRejected("wrong-audience", "the token is meant for another audience")
+    exp, iat, nbf = (_numeric(claims, name) for name in ("exp", "iat", "nbf"))
+    if exp <= moment - leeway:
+        raise TokenRejected("expired", "the token has expired")
+    if iat > moment + leeway or nbf > moment + leeway:
+        raise TokenRejected("not-yet-valid", "the token is not valid yet")
+    subject, client_id, jti = claims.get("sub"), claims.get("client_id"), claims.get("jti")
+    if not all(isinstance(v, str) and v for v in (subject, client_id, jti)):
+        raise TokenRejected("malformed", "sub, client_id and jti must be present")
+    bound = _bound_thumbprint(claims)
+    if not hmac.compare_digest(bound.encode(), thumbprint.encode()):
+        raise TokenRejected("wrong-certificate", "the token is bound to another certificate")
+    scope = claims.get("scope", "")
+    return AccessClaims(
+        issuer=issuer,
+        subject=str(subject),
+        client_id=str(client_id),
+        audience=tuple(str(a) for a in audiences),
+        scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+        jti=str(jti),
+        issued_at=iat,
+        expires_at=exp,
+        thumbprint=bound,
+    )
+
+
+def _numeric(claims: dict[str, Any], name: str) -> int:
+    value = claims.get(name, 0 if name == "nbf" else None)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TokenRejected("malformed", f"{name} must be present as an integer NumericDate")
+    return value
+
+
+def _bound_thumbprint(claims: dict[str, Any]) -> str:
+    cnf = claims.get("cnf")
+    value = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+    if not isinstance(value, str) or not value:
+        raise TokenRejected("unbound", "the token is not bound to a certificate (cnf.x5t#S256)")
+    return value

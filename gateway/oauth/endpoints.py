@@ -1,0 +1,156 @@
+"""OAuth2 endpoints (token, JWKS, metadata, introspection, revocation) and the clients admin API.
+
+Every OAuth endpoint needs the mTLS client certificate (the ``Caller`` dependency): tokens
+are always bound, and introspection and revocation answer authenticated callers only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from gateway.http.bearer import TokenCallerDep
+from gateway.http.deps import Caller, OperatorCaller, ServicesDep
+from gateway.http.forms import FormError, read_form
+from gateway.http.oauth_errors import NO_STORE, oauth_problem
+from gateway.oauth.schemas import Client, ClientCreate, ClientUpdate
+
+router = APIRouter()
+
+
+def _invalid_request(request: Request, description: str) -> JSONResponse:
+    return oauth_problem(
+        400, "invalid_request", description, instance=request.url.path, code="oauth-invalid-request"
+    )
+
+
+@router.post("/oauth2/token", tags=["oauth"])
+async def token(request: Request, caller: Caller, services: ServicesDep) -> Response:
+    """RFC 6749 client credentials; the token is bound to the presented certificate."""
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return _invalid_request(request, str(exc))
+    status_code, body, headers = await services.oauth.token(
+        caller, form, request.headers, services.trust.crls(), datetime.now(UTC)
+    )
+    if status_code != status.HTTP_200_OK:
+        error = str(body.get("error", "invalid_request"))
+        return oauth_problem(
+            status_code,
+            error,
+            str(body.get("error_description") or error),
+            instance=request.url.path,
+            code=f"oauth-{error.replace('_', '-')}",
+        )
+    return JSONResponse(body, headers={**dict(headers), **NO_STORE})
+
+
+@router.get("/oauth2/jwks", tags=["oauth"])
+async def jwks(services: ServicesDep) -> dict[str, object]:
+    """The keys that sign live access tokens (retired keys until their tokens expire)."""
+    return services.oauth.keyring.jwks()
+
+
+@router.get("/.well-known/oauth-authorization-server", tags=["oauth"])
+async def metadata(services: ServicesDep) -> dict[str, Any]:
+    """RFC 8414 authorization server metadata."""
+    issuer = services.oauth.issuer
+    methods = ["tls_client_auth", "private_key_jwt"]
+    if services.settings.ishare_party_id is not None:
+        methods.append("ishare")
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/oauth2/jwks",
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": [
+            "ES256",
+            "PS256",
+            "Ed25519",
+            "EdDSA",
+            "RS256",
+        ],
+        "introspection_endpoint_auth_methods_supported": ["tls_client_auth"],
+        "revocation_endpoint_auth_methods_supported": ["tls_client_auth"],
+        "tls_client_certificate_bound_access_tokens": True,
+        "authorization_response_iss_parameter_supported": False,
+    }
+
+
+@router.post("/oauth2/introspect", tags=["oauth"])
+async def introspect(request: Request, caller: Caller, services: ServicesDep) -> Response:
+    """RFC 7662, for the token's own client and operators; others learn only ``active: false``."""
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return _invalid_request(request, str(exc))
+    token_value = form.get("token")
+    if not token_value:
+        return _invalid_request(request, "the token parameter is required")
+    body = await services.oauth.introspect(token_value, caller, datetime.now(UTC))
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post("/oauth2/revoke", tags=["oauth"])
+async def revoke(request: Request, caller: Caller, services: ServicesDep) -> Response:
+    """RFC 7009: always 200 for a well-formed request, whatever the token was."""
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return _invalid_request(request, str(exc))
+    token_value = form.get("token")
+    if not token_value:
+        return _invalid_request(request, "the token parameter is required")
+    await services.oauth.revoke(token_value, caller, datetime.now(UTC))
+    return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
+
+
+@router.get("/v1/session", tags=["oauth"])
+async def session(token_caller: TokenCallerDep) -> dict[str, Any]:
+    """What the bearer token on this request authorises (a token-protected whoami)."""
+    claims = token_caller.claims
+    return {
+        "participant": token_caller.participant.participant.id,
+        "client_id": claims.client_id,
+        "issuer": claims.issuer,
+        "scopes": sorted(claims.scopes),
+        "audience": list(claims.audience),
+        "expires_at": claims.expires_at,
+        "certificate_thumbprint": claims.thumbprint,
+    }
+
+
+@router.get("/v1/admin/clients", response_model=list[Client], tags=["admin"])
+async def list_clients(_: OperatorCaller, services: ServicesDep) -> list[Client]:
+    """Every OAuth client."""
+    return await services.oauth.clients.list()
+
+
+@router.post(
+    "/v1/admin/clients", response_model=Client, status_code=status.HTTP_201_CREATED, tags=["admin"]
+)
+async def create_client(body: ClientCreate, _: OperatorCaller, services: ServicesDep) -> Client:
+    """Register a participant as an OAuth client."""
+    return await services.oauth.clients.create(body, now=datetime.now(UTC))
+
+
+@router.get("/v1/admin/clients/{client_id}", response_model=Client, tags=["admin"])
+async def get_client(client_id: str, _: OperatorCaller, services: ServicesDep) -> Client:
+    """One client."""
+    return await services.oauth.clients.get(client_id)
+
+
+@router.patch("/v1/admin/clients/{client_id}", response_model=Client, tags=["admin"])
+async def update_client(
+    client_id: str, body: ClientUpdate, _: OperatorCaller, services: ServicesDep
+) -> Client:
+    """Change a client's scopes or keys, or disable it."""
+    return await services.oauth.clients.update(client_id, body, now=datetime.now(UTC))

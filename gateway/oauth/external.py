@@ -1,0 +1,82 @@
+"""Access tokens from other authorization servers (Keycloak, Entra ID): their JWKS.
+
+Keys are fetched with httpx over verified TLS, cached, and refetched when a token names an
+unknown ``kid`` (at most once every 30 s per issuer, so a flood of made-up kids cannot turn
+the gateway into a JWKS hammer). A JWKS that cannot be fetched fails closed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from joserfc.jwk import KeySet
+
+from gateway.auth.jose import EXTERNAL_TOKEN_ALGS, import_public
+from gateway.auth.tokens import TrustedIssuer
+from gateway.errors import ServiceUnavailable
+from gateway.settings import ExternalIssuer
+
+REFRESH_INTERVAL = timedelta(seconds=30)
+MAX_AGE = timedelta(minutes=10)
+MAX_JWKS_BYTES = 256 * 1024
+
+
+@dataclass
+class _Cached:
+    keys: KeySet
+    fetched_at: datetime
+
+
+@dataclass
+class ExternalIssuers:
+    """The configured external issuers and their cached keys."""
+
+    issuers: dict[str, ExternalIssuer]
+    client: httpx.AsyncClient
+    _cache: dict[str, _Cached] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(
+        cls, issuers: list[ExternalIssuer], client: httpx.AsyncClient
+    ) -> ExternalIssuers:
+        return cls({entry.issuer: entry for entry in issuers}, client)
+
+    def __contains__(self, issuer: str) -> bool:
+        return issuer in self.issuers
+
+    async def trusted(self, issuer: str, kid: str | None, now: datetime) -> TrustedIssuer:
+        """The issuer with its keys, fetched or refreshed as needed."""
+        entry = self.issuers[issuer]
+        cached = self._cache.get(issuer)
+        known = cached is not None and any(k.kid == kid for k in cached.keys.keys)
+        fresh = cached is not None and now - cached.fetched_at < MAX_AGE
+        may_refresh = cached is None or now - cached.fetched_at > REFRESH_INTERVAL
+        if (not known or not fresh) and may_refresh:
+            cached = _Cached(await self._fetch(entry), now)
+            self._cache[issuer] = cached
+        if cached is None:
+            raise ServiceUnavailable("issuer-keys-unavailable", f"no keys for issuer {issuer}")
+        algorithms = tuple(a for a in entry.algorithms if a in EXTERNAL_TOKEN_ALGS)
+        return TrustedIssuer(issuer, cached.keys, algorithms)
+
+    async def _fetch(self, entry: ExternalIssuer) -> KeySet:
+        try:
+            response = await self.client.get(entry.jwks_uri, follow_redirects=False, timeout=5)
+            response.raise_for_status()
+            return _parse_jwks(response.content)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise ServiceUnavailable(
+                "issuer-keys-unavailable", f"the keys of issuer {entry.issuer} cannot be fetched"
+            ) from exc
+
+
+def _parse_jwks(content: bytes) -> KeySet:
+    if len(content) > MAX_JWKS_BYTES:
+        raise ValueError("JWKS too large")
+    document = json.loads(content)
+    return KeySet(
+        [import_public(jwk) for jwk in document["keys"] if jwk.get("use", "sig") == "sig"]
+    )

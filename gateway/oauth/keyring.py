@@ -1,0 +1,84 @@
+"""Token-signing keys: the current one, the published ones (JWKS) and rotation.
+
+The signing key comes from the settings (``signing_key_file``). At start the gateway records
+its public key in ``token_keys``; any other key still marked current is retired there. A
+retired key stays published (and trusted for verification) until every token it signed has
+expired: ``retired_at`` + the token lifetime + the 60 s leeway. Replicas share the table, so
+a token signed by any replica verifies on all of them; an unknown ``kid`` makes a replica
+reload the table (at most once every few seconds).
+
+Rotation: put a new key file in place and restart the replicas. A replica still running
+with the old key keeps signing with it; finish a rollout within the token lifetime.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from joserfc.jwk import KeySet
+from sqlalchemy.exc import IntegrityError
+
+from gateway.auth.jose import Key, import_private, import_public, public_jwk, signing_alg
+from gateway.auth.tokens import MAX_LEEWAY
+from gateway.oauth import repository
+from gateway.settings import SigningKey
+from gateway.storage.db import Database
+from gateway.storage.models import TokenKeyRow
+
+RELOAD_INTERVAL = timedelta(seconds=5)
+
+
+class KeyRing:
+    """The gateway's own token keys."""
+
+    def __init__(self, db: Database, signing_key: SigningKey, lifetime: timedelta) -> None:
+        self.db = db
+        self.alg = signing_alg(signing_key)
+        self.key: Key = import_private(signing_key)
+        self.kid = str(self.key.kid)
+        self.window = lifetime + timedelta(seconds=MAX_LEEWAY)
+        self._published: list[dict[str, object]] = []
+        self._keys = KeySet([])
+        self._loaded_at: datetime | None = None
+
+    async def start(self, now: datetime) -> None:
+        """Record the current key and retire the others."""
+        try:
+            async with self.db.session() as session:
+                rows = await repository.token_keys(session)
+                if not any(row.kid == self.kid for row in rows):
+                    jwk = public_jwk(self.key, self.alg)
+                    session.add(
+                        TokenKeyRow(kid=self.kid, alg=self.alg, public_jwk=jwk, activated_at=now)
+                    )
+                for row in rows:
+                    if row.kid != self.kid and row.retired_at is None:
+                        row.retired_at = now
+        except IntegrityError:
+            pass  # another replica recorded the same key at the same moment
+        await self.reload(now)
+
+    async def reload(self, now: datetime) -> None:
+        """Re-read the published keys from the database."""
+        async with self.db.session() as session:
+            rows = await repository.token_keys(session)
+        live = [
+            row.public_jwk
+            for row in rows
+            if row.retired_at is None or row.retired_at + self.window > now
+        ]
+        self._published = live
+        self._keys = KeySet([import_public(jwk) for jwk in live])
+        self._loaded_at = now
+
+    def jwks(self) -> dict[str, object]:
+        """The JWKS document: every key whose tokens may still be alive."""
+        return {"keys": list(self._published)}
+
+    async def verification_keys(self, kid: str | None, now: datetime) -> KeySet:
+        """The published keys, reloaded first when ``kid`` is unknown (rate-limited)."""
+        known = any(key.kid == kid for key in self._keys.keys)
+        stale = self._loaded_at is None or now - self._loaded_at > RELOAD_INTERVAL
+        if not known and stale:
+            await self.reload(now)
+        return self._keys

@@ -1,0 +1,49 @@
+"""All SQL for OAuth: clients, token keys, revoked tokens, spent client assertions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.storage.models import (
+    OAuthClientRow,
+    RevokedTokenRow,
+    TokenKeyRow,
+    UsedAssertionRow,
+)
+
+
+async def get_client(session: AsyncSession, client_id: str) -> OAuthClientRow | None:
+    """One client by id."""
+    return await session.get(OAuthClientRow, client_id)
+
+
+async def list_clients(session: AsyncSession) -> Sequence[OAuthClientRow]:
+    """Every client, by id."""
+    return (await session.scalars(select(OAuthClientRow).order_by(OAuthClientRow.client_id))).all()
+
+
+async def token_keys(session: AsyncSession) -> Sequence[TokenKeyRow]:
+    """Every token key ever used, newest first."""
+    query = select(TokenKeyRow).order_by(TokenKeyRow.activated_at.desc())
+    return (await session.scalars(query)).all()
+
+
+async def is_revoked(session: AsyncSession, jti: str) -> bool:
+    """Whether the token with this jti was revoked."""
+    return await session.get(RevokedTokenRow, jti) is not None
+
+
+async def spend_assertion(session: AsyncSession, row: UsedAssertionRow, now: datetime) -> None:
+    """Record a client assertion's jti (flush: a replay raises IntegrityError); purge old ones."""
+    await session.execute(delete(UsedAssertionRow).where(UsedAssertionRow.expires_at < now))
+    session.add(row)
+    await session.flush()
+
+
+async def purge_revoked(session: AsyncSession, now: datetime) -> None:
+    """Forget revocations of tokens that have expired anyway."""
+    await session.execute(delete(RevokedTokenRow).where(RevokedTokenRow.expires_at < now))
