@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.table import Table
 
-from gateway.cli.output import CliError, console, reports_errors
+from gateway.cli.context import run_with_service, validated
+from gateway.cli.output import console, reports_errors
 from gateway.participants.schemas import Participant, ParticipantCreate, ParticipantUpdate
 from gateway.participants.service import ParticipantService
 from gateway.settings import Settings
-from gateway.storage.db import Database
 
 app = typer.Typer(help="Register organisations, change roles, suspend.", no_args_is_help=True)
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 
 def _run(settings: Settings, action: Callable[[ParticipantService], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = Database(settings.effective_database_url)
-        try:
-            if settings.auto_migrate:
-                await db.upgrade()
-            return await action(ParticipantService(db))
-        finally:
-            await db.dispose()
-
-    return asyncio.run(main())
-
-
-def _validated(model: type[M], **data: object) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise CliError(f"{where}: {first['msg']}") from exc
+    return run_with_service(settings, ParticipantService, action)
 
 
 def _show(participant: Participant) -> None:
@@ -60,7 +39,7 @@ def add(
     role: Annotated[list[str], typer.Option(help="provider|consumer|officer|operator")],
 ) -> None:
     """Register an organisation."""
-    data = _validated(ParticipantCreate, id=participant_id, name=name, roles=role)
+    data = validated(ParticipantCreate, id=participant_id, name=name, roles=role)
     _show(_run(ctx.obj.settings(), lambda s: s.create(data, now=datetime.now(UTC))))
 
 
@@ -83,7 +62,7 @@ def show(ctx: typer.Context, participant_id: str) -> None:
 
 
 def _update(ctx: typer.Context, participant_id: str, **changes: object) -> None:
-    data = _validated(ParticipantUpdate, **changes)
+    data = validated(ParticipantUpdate, **changes)
     _show(_run(ctx.obj.settings(), lambda s: s.update(participant_id, data, now=datetime.now(UTC))))
 
 

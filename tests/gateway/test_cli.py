@@ -117,3 +117,41 @@ def test_serve_in_dev_mode_still_needs_tls_material(tmp_path: Path) -> None:
     done = _serve(env, "--insecure-dev")
     assert done.returncode == 1
     assert "sluis: error: no client CA bundle" in done.stderr
+
+
+def test_clients_round_trip(runner: CliRunner, tmp_path: Path) -> None:
+    pid = "NTRNL-12345678"
+    assert (
+        runner.invoke(
+            app, ["participants", "add", pid, "--name", "x", "--role", "consumer"]
+        ).exit_code
+        == 0
+    )
+    added = runner.invoke(
+        app, ["clients", "add", pid, "--auth-method", "tls_client_auth", "--scope", "dataset:a"]
+    )
+    assert added.exit_code == 0, added.output
+    assert "dataset:a" in runner.invoke(app, ["clients", "list"]).output
+    disabled = runner.invoke(app, ["clients", "disable", pid])
+    assert "disabled" in disabled.output
+    keyless = runner.invoke(
+        app, ["clients", "set-keys", pid, "--jwks", str(tmp_path / "none.json")]
+    )
+    assert keyless.exit_code == 1
+    assert keyless.output.startswith("sluis: error: cannot read")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["clients", "add", "NTRNL-12345678", "--auth-method", "secret"], "auth_method"),
+        (["clients", "add", "NTRNL-12345678", "--auth-method", "private_key_jwt"], "jwks"),
+        (["clients", "add", "NTRNL-12345678", "--auth-method", "tls_client_auth"], "register it"),
+        (["clients", "disable", "NTRNL-12345678"], "no client NTRNL-12345678"),
+    ],
+)
+def test_client_errors_are_one_line(runner: CliRunner, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert message in result.output
