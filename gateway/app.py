@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from fastapi import FastAPI
 
 from certs import TrustStore
@@ -73,29 +72,30 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url)
-        async with httpx.AsyncClient() as http:
-            try:
-                if settings.auto_migrate:
-                    await db.upgrade()
-                keyring = KeyRing(db, signing_key, config.lifetime)
-                await keyring.start(datetime.now(UTC))
-                oauth = OAuthService(
-                    db,
-                    SluisAuthorizationServer(config),
-                    keyring,
-                    ClientService(db),
-                    ExternalIssuers.from_settings(settings.external_issuers, http),
-                )
-                app.state.services = Services(
-                    settings=settings,
-                    db=db,
-                    trust=trust,
-                    participants=ParticipantService(db),
-                    oauth=oauth,
-                )
-                yield
-            finally:
-                await db.dispose()
+        external = ExternalIssuers.from_settings(settings.external_issuers)
+        try:
+            if settings.auto_migrate:
+                await db.upgrade()
+            keyring = KeyRing(db, signing_key, config.lifetime)
+            await keyring.start(datetime.now(UTC))
+            oauth = OAuthService(
+                db,
+                SluisAuthorizationServer(config),
+                keyring,
+                ClientService(db),
+                external,
+            )
+            app.state.services = Services(
+                settings=settings,
+                db=db,
+                trust=trust,
+                participants=ParticipantService(db),
+                oauth=oauth,
+            )
+            yield
+        finally:
+            await external.aclose()
+            await db.dispose()
 
     app = FastAPI(
         title="Sluis",

@@ -50,6 +50,9 @@ class ExternalIssuer(BaseModel):
     issuer: str = Field(min_length=1)
     jwks_uri: str = Field(pattern=r"^https://")
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "PS256", "ES256"])
+    ca_bundle: Path | None = Field(
+        default=None, description="CA bundle to verify the JWKS server with; default the system's."
+    )
 
 
 class Settings(BaseSettings):

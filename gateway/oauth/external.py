@@ -8,6 +8,7 @@ the gateway into a JWKS hammer). A JWKS that cannot be fetched fails closed.
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,17 +33,30 @@ class _Cached:
 
 @dataclass
 class ExternalIssuers:
-    """The configured external issuers and their cached keys."""
+    """The configured external issuers, an HTTP client for each, and their cached keys."""
 
     issuers: dict[str, ExternalIssuer]
-    client: httpx.AsyncClient
+    _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     _cache: dict[str, _Cached] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(
-        cls, issuers: list[ExternalIssuer], client: httpx.AsyncClient
-    ) -> ExternalIssuers:
-        return cls({entry.issuer: entry for entry in issuers}, client)
+    def from_settings(cls, issuers: list[ExternalIssuer]) -> ExternalIssuers:
+        """One entry per configured issuer; HTTP clients are made on first use."""
+        return cls({entry.issuer: entry for entry in issuers})
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients."""
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    def _client(self, entry: ExternalIssuer) -> httpx.AsyncClient:
+        if entry.issuer not in self._clients:
+            verify: ssl.SSLContext | bool = True
+            if entry.ca_bundle is not None:
+                verify = ssl.create_default_context(cafile=str(entry.ca_bundle))
+            self._clients[entry.issuer] = httpx.AsyncClient(verify=verify, timeout=5)
+        return self._clients[entry.issuer]
 
     def __contains__(self, issuer: str) -> bool:
         return issuer in self.issuers
@@ -64,10 +78,10 @@ class ExternalIssuers:
 
     async def _fetch(self, entry: ExternalIssuer) -> KeySet:
         try:
-            response = await self.client.get(entry.jwks_uri, follow_redirects=False, timeout=5)
+            response = await self._client(entry).get(entry.jwks_uri, follow_redirects=False)
             response.raise_for_status()
             return _parse_jwks(response.content)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
             raise ServiceUnavailable(
                 "issuer-keys-unavailable", f"the keys of issuer {entry.issuer} cannot be fetched"
             ) from exc

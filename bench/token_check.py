@@ -1,0 +1,140 @@
+"""The cost of the resource-server check per request, against bare signature verification.
+
+Cases, each timed call by call (µs, median and p99):
+
+* ``joserfc signature only`` (baseline): verify the JWS signature, nothing else;
+* ``tokens.check``: the full pure check (typ, alg allow-list, issuer, key, signature,
+  audience, times, certificate binding);
+* ``check_bearer``: ``tokens.check`` plus the client match and the revocation lookup in
+  SQLite, i.e. what every protected request pays after mTLS.
+
+for ES256 and Ed25519 signing keys. Run with ``python -m bench.token_check``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from rich.console import Console
+from rich.table import Table
+
+from certs import CertificateIdentity
+from gateway.auth import tokens
+from gateway.auth.jose import OWN_TOKEN_ALGS, decode, import_private, signing_alg
+from gateway.oauth.clients import ClientService
+from gateway.oauth.external import ExternalIssuers
+from gateway.oauth.keyring import KeyRing
+from gateway.oauth.server import IssuerConfig, SluisAuthorizationServer
+from gateway.oauth.service import OAuthService
+from gateway.participants.schemas import Participant
+from gateway.participants.service import AuthenticatedParticipant
+from gateway.settings import SigningKey
+from gateway.storage.db import Database
+
+ISSUER = "https://localhost:8443"
+CALLS = 3000
+WARMUP = 200
+THUMB = "x" * 43
+
+
+def _stats(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] * 1e6, ordered[int(0.99 * len(ordered))] * 1e6
+
+
+def _time(action: Callable[[], object]) -> tuple[float, float]:
+    for _ in range(WARMUP):
+        action()
+    samples = []
+    for _ in range(CALLS):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return _stats(samples)
+
+
+async def _time_async(action: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    for _ in range(WARMUP):
+        await action()
+    samples = []
+    for _ in range(CALLS):
+        started = time.perf_counter()
+        await action()
+        samples.append(time.perf_counter() - started)
+    return _stats(samples)
+
+
+def _caller(now: datetime) -> AuthenticatedParticipant:
+    participant = Participant(
+        id="NTRNL-40000001", name="Bench", roles=["consumer"], status="active",
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    identity = CertificateIdentity(
+        organization_id="NTRNL-40000001", organization_name="Bench",
+        participant_uri="urn:sluis:participant:NTRNL-40000001", roles=frozenset({"consumer"}),
+        thumbprint_sha256=THUMB, serial_number=1, subject="CN=Bench", issuer="CN=CA",
+        not_after=now + timedelta(days=1),
+    )  # fmt: skip
+    return AuthenticatedParticipant(participant, frozenset({"consumer"}), identity, "tls")
+
+
+async def _case(signing_key: SigningKey, home: Path) -> list[tuple[str, tuple[float, float]]]:
+    now = datetime.now(UTC)
+    db = Database(f"sqlite+aiosqlite:///{home / 'bench.db'}")
+    await db.upgrade()
+    keyring = KeyRing(db, signing_key, timedelta(minutes=5))
+    await keyring.start(now)
+    config = IssuerConfig(ISSUER, (ISSUER,), timedelta(minutes=5), None, None)
+    oauth = OAuthService(
+        db, SluisAuthorizationServer(config), keyring, ClientService(db),
+        ExternalIssuers.from_settings([]),
+    )  # fmt: skip
+    key = import_private(signing_key)
+    alg = signing_alg(signing_key)
+    token, _ = tokens.mint(
+        key=key, alg=alg, issuer=ISSUER, client_id="NTRNL-40000001", audience=ISSUER,
+        scopes=frozenset({"dataset:a"}), thumbprint=THUMB, jti="bench", now=now,
+        lifetime=timedelta(minutes=5),
+    )  # fmt: skip
+    keys = await keyring.verification_keys(key.kid, now)
+    issuers = {ISSUER: tokens.TrustedIssuer(ISSUER, keys, OWN_TOKEN_ALGS)}
+    public = next(iter(keys.keys))
+    caller = _caller(now)
+    rows = [
+        ("joserfc signature only (baseline)", _time(lambda: decode(token, public, (alg,)))),  # type: ignore[arg-type]
+        ("tokens.check (pure)", _time(
+            lambda: tokens.check(token, issuers, audience=ISSUER, thumbprint=THUMB, now=now)
+        )),
+        ("check_bearer (+ revocation lookup, SQLite)", await _time_async(
+            lambda: oauth.check_bearer(token, caller, now)
+        )),
+    ]  # fmt: skip
+    await db.dispose()
+    return rows
+
+
+def main() -> None:
+    """Run both key types and print the table."""
+    table = Table(title=f"Resource-server check per request ({CALLS} calls each)")
+    for column in ("key", "case", "median µs", "p99 µs", "median vs baseline"):
+        table.add_column(column, justify="left" if column in {"key", "case"} else "right")
+    for name, key in (
+        ("ES256", ec.generate_private_key(ec.SECP256R1())),
+        ("Ed25519", ed25519.Ed25519PrivateKey.generate()),
+    ):
+        with tempfile.TemporaryDirectory(prefix="sluis-bench-") as tmp:
+            rows = asyncio.run(_case(key, Path(tmp)))
+        baseline = rows[0][1][0]
+        for case, (median, p99) in rows:
+            table.add_row(name, case, f"{median:,.0f}", f"{p99:,.0f}", f"{median / baseline:.2f}x")
+    Console(width=120).print(table)
+
+
+if __name__ == "__main__":
+    main()
