@@ -36,16 +36,24 @@ from policies.model import (
     Rule,
     RuleKind,
 )
-from policies.profile import CONFORMANCE_PROFILE, SLUIS_PROFILE, Profile, validate
+from policies.policy_tests import (
+    CaseResult,
+    parse_yaml_request,
+    parse_yaml_state,
+    run_policy_tests,
+)
+from policies.profile import CONFORMANCE_PROFILE, SLUIS_PROFILE, Profile, problems, validate
 from policies.rdf_policy import parse_policy
 from policies.request import DutyState, Request, State
 from policies.w3c_request import parse_evaluation_request
-from policies.world import World, parse_request, parse_world
+from policies.world import World, merge, parse_request, parse_world
+from policies.yaml_policy import parse_yaml_policy
 
 __all__ = [
     "CONFORMANCE_PROFILE",
     "SLUIS_PROFILE",
     "Action",
+    "CaseResult",
     "Constraint",
     "ConstraintReport",
     "DataLimits",
@@ -72,10 +80,16 @@ __all__ = [
     "canonical_json",
     "evaluate",
     "explain",
+    "merge",
     "parse_evaluation_request",
     "parse_policy",
     "parse_request",
     "parse_world",
+    "parse_yaml_policy",
+    "parse_yaml_request",
+    "parse_yaml_state",
     "policy_hash",
+    "problems",
+    "run_policy_tests",
     "validate",
 ]

@@ -13,27 +13,31 @@
         expect: permit                  # permit | deny
         reason: permitted               # optional: the decision's reason code
 
-The CLI reads the directory; this module only parses the text it is given.
+The same ``request`` and ``state`` mappings, one per YAML document (a ``prefixes`` key
+allowed, and ``now`` in a state), are what ``parse_yaml_request`` / ``parse_yaml_state`` read
+for ``sluis policy eval``. The CLI reads the files; this module only parses the text it is given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from policies.decision import Decision
 from policies.engine import evaluate
-from policies.errors import PolicyError, PolicyTestError
+from policies.errors import PolicyError, PolicyStructureError, PolicySyntaxError, PolicyTestError
 from policies.model import Policy
 from policies.request import DutyState, Request, State
 from policies.vocab import SLUIS
+from policies.world import World
 from policies.yaml_policy import _Compiler
 
+T = TypeVar("T")
 _SLUIS_CONTEXT = frozenset({"columns", "rowFilter", "maxRows", "aggregate", "minGroupSize"})
 
 
@@ -58,6 +62,41 @@ def run_policy_tests(text: str | bytes, policies: Mapping[str, Policy]) -> list[
     policy = policies[doc["policy"]]
     compiler = _Compiler(doc.get("prefixes") or {})
     return [_run(policy, case, compiler) for case in doc.get("cases") or []]
+
+
+def parse_yaml_request(text: str | bytes) -> Request:
+    """One request in the test-case shape: ``party``, ``action``, ``target``, ``context``."""
+    doc, compiler = _document(text)
+    return _checked(lambda: _request(doc, compiler))
+
+
+def parse_yaml_state(text: str | bytes) -> World:
+    """One state in the test-case shape, and the time it records under ``now`` (optional)."""
+    doc, compiler = _document(text)
+    now = _checked(lambda: compiler.value(doc["now"])) if "now" in doc else None
+    if now is not None and not isinstance(now, datetime):
+        raise PolicyStructureError("now must be a date-time", code="request_structure")
+    return World(_checked(lambda: _state(doc, compiler)), now)
+
+
+def _document(text: str | bytes) -> tuple[dict[str, Any], _Compiler]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise PolicySyntaxError(line, code="yaml_syntax") from exc
+    if not isinstance(doc, dict):
+        raise PolicyStructureError("a YAML request or state is a mapping", code="request_structure")
+    return doc, _Compiler(doc.get("prefixes") or {})
+
+
+def _checked(build: Callable[[], T]) -> T:
+    try:
+        return build()
+    except PolicyStructureError as exc:  # the shared compiler speaks of policies
+        raise PolicyStructureError(exc.reason, code="request_structure") from exc
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise PolicyStructureError(str(exc), code="request_structure") from exc
 
 
 def _run(policy: Policy, case: Any, compiler: _Compiler) -> CaseResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rdflib import RDF, Graph, URIRef
 from rdflib.collection import Collection
+from rdflib.compare import to_canonical_graph
 from rdflib.term import Node
 
 from policies.documents import RdfFormat, parse_graph
@@ -18,8 +19,14 @@ _NESTED = {K.PERMISSION: "duty", K.PROHIBITION: "remedy", K.DUTY: "consequence"}
 
 
 def parse_policy(data: str | bytes, fmt: RdfFormat | None = None) -> Policy:
-    """The single ODRL policy in a Turtle or JSON-LD document."""
-    return policy_from_graph(parse_graph(data, fmt))
+    """The single ODRL policy in a Turtle or JSON-LD document.
+
+    Blank nodes are relabelled from the graph's content first (RDF canonicalisation), so a
+    rule written as ``[ ... ]`` gets the same uid, order and policy hash on every parse.
+    """
+    canonical = Graph()
+    canonical += to_canonical_graph(parse_graph(data, fmt))
+    return policy_from_graph(canonical)
 
 
 def policy_from_graph(graph: Graph) -> Policy:

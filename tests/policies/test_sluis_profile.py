@@ -217,3 +217,20 @@ def test_policy_test_runner_rejects_malformed_tests(text: str) -> None:
     with pytest.raises(PolicyError) as caught:
         run_policy_tests(text, {"meters": parse_yaml_policy(DATA_POLICY)})
     assert caught.value.code == "policy_test"
+
+
+BLANK_NODES = """
+@prefix odrl: <http://www.w3.org/ns/odrl/2/> .
+<urn:p:blank> a odrl:Set ;
+  odrl:permission [ odrl:action odrl:read ; odrl:target <urn:x> ;
+    odrl:constraint [ odrl:leftOperand odrl:count ; odrl:operator odrl:lt ;
+                      odrl:rightOperand 3 ] ] ,
+    [ odrl:action odrl:write ; odrl:target <urn:y> ] .
+"""
+
+
+def test_blank_nodes_do_not_change_the_hash() -> None:
+    """rdflib labels blank nodes afresh on every parse; the policy's version must not move."""
+    first, again = parse_policy(BLANK_NODES), parse_policy(BLANK_NODES)
+    assert first == again
+    assert policy_hash(first) == policy_hash(again)
