@@ -11,6 +11,9 @@ from fastapi import FastAPI
 
 from certs import TrustStore
 from gateway import __version__
+from gateway.audit import endpoints as audit_endpoints
+from gateway.audit.log import AuditLog
+from gateway.audit.wiring import audit_origin, signer_from_key
 from gateway.http import health, problems
 from gateway.http.client_cert import ClientCertificateMiddleware
 from gateway.http.limits import BodyLimitMiddleware
@@ -23,7 +26,7 @@ from gateway.oauth.service import OAuthService
 from gateway.participants import endpoints as participants
 from gateway.participants.service import ParticipantService
 from gateway.services import Services
-from gateway.settings import Settings, SettingsError, load_signing_key
+from gateway.settings import Settings, SettingsError, load_audit_key, load_signing_key
 from gateway.storage.db import Database
 from gateway.trust import TrustMaterial
 
@@ -60,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     Raises SettingsError (before anything listens) for missing keys or trust material.
     """
     signing_key = load_signing_key(settings)
+    audit_key = load_audit_key(settings)
     trust = load_trust(settings)
     config = IssuerConfig(
         issuer=settings.public_url,
@@ -73,9 +77,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url)
         external = ExternalIssuers.from_settings(settings.external_issuers)
+        origin = audit_origin(settings)
+        audit = AuditLog(db, signer_from_key(audit_key, origin), origin)
         try:
             if settings.auto_migrate:
                 await db.upgrade()
+            await audit.start()
             keyring = KeyRing(db, signing_key, config.lifetime)
             await keyring.start(datetime.now(UTC))
             oauth = OAuthService(
@@ -91,9 +98,11 @@ def create_app(settings: Settings) -> FastAPI:
                 trust=trust,
                 participants=ParticipantService(db),
                 oauth=oauth,
+                audit=audit,
             )
             yield
         finally:
+            await audit.close()
             await external.aclose()
             await db.dispose()
 
@@ -108,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(participants.router)
     app.include_router(oauth_endpoints.router)
+    app.include_router(audit_endpoints.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.
     app.add_middleware(ClientCertificateMiddleware, trusted_proxies=settings.trusted_proxies)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.audit.log import AuditLog
 from gateway.oauth.service import OAuthService
 from gateway.participants.service import ParticipantService
 from gateway.settings import Settings
@@ -20,3 +21,4 @@ class Services:
     trust: TrustMaterial
     participants: ParticipantService
     oauth: OAuthService
+    audit: AuditLog

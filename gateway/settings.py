@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = Field(
         default=None, description="Ed25519 or ECDSA P-256 private key (PEM) for tokens/checkpoints."
     )
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM, 0600) that signs audit checkpoints; kept apart "
+        "from the token key.",
+    )
     insecure_dev_mode: bool = Field(
         default=False,
         description="Generate throwaway keys and accept them. Never in production.",
@@ -201,7 +206,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 
 def load_signing_key(settings: Settings) -> SigningKey:
-    """Load the signing key, refusing a missing, exposed or dev key outside dev mode."""
+    """Load the token signing key, refusing a missing, exposed or dev key outside dev mode."""
     path = settings.signing_key_file
     if path is None:
         if not settings.insecure_dev_mode:
@@ -211,6 +216,22 @@ def load_signing_key(settings: Settings) -> SigningKey:
             )
         path = ensure_dev_signing_key(settings.dev_dir)
     return _read_signing_key(path, allow_dev=settings.insecure_dev_mode)
+
+
+def load_audit_key(settings: Settings) -> ed25519.Ed25519PrivateKey:
+    """Load the Ed25519 checkpoint key, with the same refusals as :func:`load_signing_key`."""
+    path = settings.audit_key_file
+    if path is None:
+        if not settings.insecure_dev_mode:
+            raise SettingsError(
+                "no audit key: set SLUIS_AUDIT_KEY_FILE to an Ed25519 key (or "
+                "SLUIS_INSECURE_DEV_MODE=true for a throwaway dev key)"
+            )
+        path = ensure_dev_signing_key(settings.dev_dir, "audit-key.pem")
+    key = _read_signing_key(path, allow_dev=settings.insecure_dev_mode)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise SettingsError(f"audit key {path} must be Ed25519 (signed notes have no ECDSA type)")
+    return key
 
 
 def _read_signing_key(path: Path, *, allow_dev: bool) -> SigningKey:
@@ -234,9 +255,9 @@ def _read_signing_key(path: Path, *, allow_dev: bool) -> SigningKey:
     raise SettingsError(f"signing key {path} must be Ed25519 or ECDSA P-256")
 
 
-def ensure_dev_signing_key(dev_dir: Path) -> Path:
+def ensure_dev_signing_key(dev_dir: Path, name: str = "signing-key.pem") -> Path:
     """Create (once) an Ed25519 dev key marked as insecure, mode 0600."""
-    path = dev_dir / "signing-key.pem"
+    path = dev_dir / name
     if path.exists():
         return path
     dev_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

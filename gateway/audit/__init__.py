@@ -1,6 +1,6 @@
-"""The tamper-evident audit log's pure core: Merkle proofs, signed notes, checkpoints.
+"""The tamper-evident audit log: a pure core (this package's exports) and its IO edge.
 
-No IO and no clock: data in, values out. Modules::
+The core has no IO and no clock: data in, values out. Modules::
 
     merkle       RFC 9162 hashing, list-based proofs, proof verification
     compact      Frontier (O(log n) appends) and ProofNodes (proofs from stored nodes)
@@ -8,6 +8,18 @@ No IO and no clock: data in, values out. Modules::
     note         C2SP signed notes
     checkpoint   C2SP tlog checkpoints
     errors       AuditError and its family
+    jcs          RFC 8785 canonical JSON (the subset entries use)
+    entry        AuditEntry, its canonical encoding, hash_token, the secret check
+    records      Receipt, SignedCheckpoint, proofs, AuditRecord
+    verify       offline verification of an export (``sluis audit verify``)
+    export       JSON lines, OCSF and syslog records
+
+The IO edge, imported by name and never from here (it pulls in SQLAlchemy)::
+
+    repository   all SQL
+    log          AuditReader / AuditLog: group commit, checkpointer, proofs
+    wiring       build_audit_log(db, settings): the signer and origin from settings
+    endpoints    the /v1/audit router;  schemas: its response bodies
 """
 
 from __future__ import annotations
@@ -22,7 +34,14 @@ from gateway.audit.compact import (
     frontier_ids,
     inclusion_proof_nodes,
 )
-from gateway.audit.errors import AuditError, CheckpointError, NoteError, ProofError
+from gateway.audit.errors import (
+    AuditError,
+    CheckpointError,
+    EntryError,
+    NoteError,
+    ProofError,
+    VerificationError,
+)
 from gateway.audit.keys import Signer, Verifier
 from gateway.audit.merkle import (
     consistency_proof,
@@ -39,6 +58,7 @@ __all__ = [
     "AuditError",
     "Checkpoint",
     "CheckpointError",
+    "EntryError",
     "Frontier",
     "Node",
     "NodeID",
@@ -48,6 +68,7 @@ __all__ = [
     "ProofNodes",
     "Signature",
     "Signer",
+    "VerificationError",
     "Verifier",
     "consistency_proof",
     "consistency_proof_nodes",

@@ -5,7 +5,9 @@
     AuditError            (code: str)   anything the Merkle/checkpoint core refuses
     ├── ProofError        a Merkle proof (or a request for one) is invalid
     ├── NoteError         a signed note or a note key is malformed, or does not verify
-    └── CheckpointError   a checkpoint body is malformed or names the wrong log
+    ├── CheckpointError   a checkpoint body is malformed or names the wrong log
+    ├── EntryError        an audit entry is refused (malformed, or carries a secret)
+    └── VerificationError an exported log does not verify offline
 
 Every error carries a stable, machine-readable ``code`` (kebab-case) and a human ``detail``.
 The gateway maps codes to HTTP problem types in one place; nothing here knows about HTTP.
@@ -54,4 +56,25 @@ class CheckpointError(AuditError):
     Stable codes: ``malformed`` (line structure), ``bad-origin``, ``bad-size``,
     ``bad-root-hash``, ``bad-extension``, ``wrong-origin`` (a valid checkpoint of another
     log). A checkpoint's signature failures are :class:`NoteError`.
+    """
+
+
+class EntryError(AuditError):
+    """An audit entry was refused before it reached the log.
+
+    Stable codes: ``secret-in-entry`` (a field looks like a raw token, key or secret),
+    ``not-canonical`` (a value JSON canonicalization cannot carry: a float, an integer
+    beyond 2**53, a non-string key, a lone surrogate), ``invalid-entry`` (fields fail
+    validation).
+    """
+
+
+class VerificationError(AuditError):
+    """Offline verification of an exported log failed; ``detail`` names the first failure.
+
+    Stable codes: ``bad-export`` (a line is not a record), ``index-gap`` (entries are not
+    0, 1, 2, ... in order), ``checkpoint-signature`` (a checkpoint does not verify),
+    ``checkpoint-order`` (sizes do not grow), ``inconsistent`` (a consistency proof fails),
+    ``root-mismatch`` (the entries do not rebuild a signed root), ``missing-entries``
+    (fewer entries than the latest checkpoint covers), ``no-checkpoint``, ``bad-proof``.
     """

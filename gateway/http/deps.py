@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 import certs
 from gateway.errors import Forbidden
+from gateway.http.audit_events import CALLER_KEY
 from gateway.http.client_cert import STATE_KEY, PresentedCertificate
 from gateway.participants.service import AuthenticatedParticipant
 from gateway.services import Services
@@ -40,7 +41,9 @@ async def authenticated(request: Request, services: ServicesDep) -> Authenticate
         )
     trust = services.trust
     identity = certs.verify(presented.chain, trust.store, trust.crls(), now=datetime.now(UTC))
-    return await services.participants.authenticate(identity, presented.source)
+    caller = await services.participants.authenticate(identity, presented.source)
+    request.scope.setdefault("state", {})[CALLER_KEY] = caller  # for the audit entries
+    return caller
 
 
 Caller = Annotated[AuthenticatedParticipant, Depends(authenticated)]

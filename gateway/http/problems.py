@@ -17,8 +17,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certs import CertificateRejected
+from gateway.audit.entry import EventType
 from gateway.auth.tokens import TokenRejected
 from gateway.errors import GatewayError, Unauthorized
+from gateway.http import audit_events
 from gateway.storage import StorageUnavailable
 
 log = logging.getLogger("sluis.http")
@@ -61,8 +63,21 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+AUDITED_REFUSALS: dict[str, EventType] = {
+    "unknown-participant": "certificate-refused",
+    "participant-suspended": "certificate-refused",
+    "role-required": "access-decision",
+}
+
+
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)  # noqa: S101 - registered for this class only
+    event = AUDITED_REFUSALS.get(exc.code)
+    if event is not None:
+        refusal = audit_events.entry(
+            request, event, result="deny", reasons=(exc.code, exc.detail), target=request.url.path
+        )
+        await audit_events.record_refusal(request, refusal)
     headers = (
         {"WWW-Authenticate": 'Bearer realm="sluis"'} if isinstance(exc, Unauthorized) else None
     )
@@ -74,6 +89,14 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
 async def _certificate_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CertificateRejected)  # noqa: S101 - registered for this class only
     log.info("client certificate refused: %s", exc)
+    refusal = audit_events.entry(
+        request,
+        "certificate-refused",
+        result="deny",
+        reasons=(f"certificate-{exc.code}", exc.detail),
+        target=request.url.path,
+    )
+    await audit_events.record_refusal(request, refusal)
     return problem(
         401,
         f"certificate-{exc.code}",
@@ -92,6 +115,15 @@ def _token_status(exc: TokenRejected) -> int:
 async def _token_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TokenRejected)  # noqa: S101 - registered for this class only
     log.info("access token refused: %s", exc.code)
+    refusal = audit_events.entry(
+        request,
+        "token-refused",
+        result="deny",
+        reasons=(f"token-{exc.code}", exc.detail),
+        token_sha256=audit_events.bearer_digest(request),
+        target=request.url.path,
+    )
+    await audit_events.record_refusal(request, refusal)
     status = _token_status(exc)
     challenge = 'Bearer realm="sluis"'
     if exc.code != "missing":

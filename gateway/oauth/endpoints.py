@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from gateway.audit.entry import hash_token
+from gateway.http import audit_events
 from gateway.http.bearer import TokenCallerDep
 from gateway.http.deps import Caller, OperatorCaller, ServicesDep
 from gateway.http.forms import FormError, read_form
@@ -37,15 +39,30 @@ async def token(request: Request, caller: Caller, services: ServicesDep) -> Resp
     status_code, body, headers = await services.oauth.token(
         caller, form, request.headers, services.trust.crls(), datetime.now(UTC)
     )
+    client_id = caller.participant.id
     if status_code != status.HTTP_200_OK:
         error = str(body.get("error", "invalid_request"))
+        description = str(body.get("error_description") or error)
+        refusal = audit_events.entry(
+            request, "token-refused", result="deny", reasons=(error, description), client=client_id
+        )
+        await audit_events.record_refusal(request, refusal)
         return oauth_problem(
             status_code,
             error,
-            str(body.get("error_description") or error),
+            description,
             instance=request.url.path,
             code=f"oauth-{error.replace('_', '-')}",
         )
+    issued = audit_events.entry(
+        request,
+        "token-issued",
+        result="permit",
+        reasons=(f"scope={body['scope']}",),
+        client=client_id,
+        token_sha256=hash_token(str(body["access_token"])),
+    )
+    await audit_events.record(request, issued)  # no entry, no token (503)
     return JSONResponse(body, headers={**dict(headers), **NO_STORE})
 
 
@@ -137,9 +154,13 @@ async def list_clients(_: OperatorCaller, services: ServicesDep) -> list[Client]
 @router.post(
     "/v1/admin/clients", response_model=Client, status_code=status.HTTP_201_CREATED, tags=["admin"]
 )
-async def create_client(body: ClientCreate, _: OperatorCaller, services: ServicesDep) -> Client:
+async def create_client(
+    request: Request, body: ClientCreate, _: OperatorCaller, services: ServicesDep
+) -> Client:
     """Register a participant as an OAuth client."""
-    return await services.oauth.clients.create(body, now=datetime.now(UTC))
+    client = await services.oauth.clients.create(body, now=datetime.now(UTC))
+    await audit_events.record_change(request, "create", f"client:{client.client_id}")
+    return client
 
 
 @router.get("/v1/admin/clients/{client_id}", response_model=Client, tags=["admin"])
@@ -150,7 +171,9 @@ async def get_client(client_id: str, _: OperatorCaller, services: ServicesDep) -
 
 @router.patch("/v1/admin/clients/{client_id}", response_model=Client, tags=["admin"])
 async def update_client(
-    client_id: str, body: ClientUpdate, _: OperatorCaller, services: ServicesDep
+    request: Request, client_id: str, body: ClientUpdate, _: OperatorCaller, services: ServicesDep
 ) -> Client:
     """Change a client's scopes or keys, or disable it."""
-    return await services.oauth.clients.update(client_id, body, now=datetime.now(UTC))
+    client = await services.oauth.clients.update(client_id, body, now=datetime.now(UTC))
+    await audit_events.record_change(request, "update", f"client:{client_id}")
+    return client

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
+from gateway.http import audit_events
 from gateway.http.deps import Caller, OperatorCaller, ServicesDep
 from gateway.participants.schemas import (
     CertificateInfo,
@@ -50,10 +51,12 @@ async def list_participants(_: OperatorCaller, services: ServicesDep) -> list[Pa
     tags=["admin"],
 )
 async def create_participant(
-    body: ParticipantCreate, _: OperatorCaller, services: ServicesDep
+    request: Request, body: ParticipantCreate, _: OperatorCaller, services: ServicesDep
 ) -> Participant:
     """Register an organisation."""
-    return await services.participants.create(body, now=datetime.now(UTC))
+    participant = await services.participants.create(body, now=datetime.now(UTC))
+    await audit_events.record_change(request, "create", f"participant:{participant.id}")
+    return participant
 
 
 @router.get("/v1/admin/participants/{participant_id}", response_model=Participant, tags=["admin"])
@@ -66,7 +69,13 @@ async def get_participant(
 
 @router.patch("/v1/admin/participants/{participant_id}", response_model=Participant, tags=["admin"])
 async def update_participant(
-    participant_id: str, body: ParticipantUpdate, _: OperatorCaller, services: ServicesDep
+    request: Request,
+    participant_id: str,
+    body: ParticipantUpdate,
+    _: OperatorCaller,
+    services: ServicesDep,
 ) -> Participant:
     """Change a participant's name, roles or status (suspend / reactivate)."""
-    return await services.participants.update(participant_id, body, now=datetime.now(UTC))
+    participant = await services.participants.update(participant_id, body, now=datetime.now(UTC))
+    await audit_events.record_change(request, "update", f"participant:{participant_id}")
+    return participant

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -101,3 +112,48 @@ class UsedAssertionRow(Base):
 
 
 # --- audit log (issue 5): appended; see gateway/audit/log.py and migration 0003 ---------
+
+
+class AuditHeadRow(Base):
+    """The audit log's one head row: its size. Updating it serialises the sequencers."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntryRow(Base):
+    """One audit entry: its canonical bytes, leaf hash, and columns the filters use."""
+
+    __tablename__ = "audit_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    participant: Mapped[str | None] = mapped_column(String(512), nullable=True, index=True)
+    dataset: Mapped[str | None] = mapped_column(String(512), nullable=True, index=True)
+    decision: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class AuditNodeRow(Base):
+    """A complete perfect-subtree node of the audit tree (level 0 are the leaves)."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint (C2SP signed note) of the audit tree at ``size`` leaves."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -19,9 +19,9 @@ from gateway.settings import Settings
 from tests.support.pki import ClientCert, Pki, write_key
 
 
-def signing_key(directory: Path) -> Path:
-    """A proper (non-dev) signing key, mode 0600."""
-    path = directory / "signing-key.pem"
+def signing_key(directory: Path, name: str = "signing-key.pem") -> Path:
+    """A proper (non-dev) Ed25519 key, mode 0600."""
+    path = directory / name
     if not path.exists():
         write_key(path, ed25519.Ed25519PrivateKey.generate())
     return path
@@ -39,6 +39,7 @@ def gateway_settings(pki: Pki, home: Path, database_url: str, **overrides: Any) 
         "tls_client_ca": pki.bundle,
         "tls_crl": pki.crl_path,
         "signing_key_file": signing_key(home),
+        "audit_key_file": signing_key(home, "audit-key.pem"),
     }
     values.update(overrides)
     return Settings(**values)

@@ -1,0 +1,87 @@
+"""Audit API: checkpoints and proofs for any participant, entries for officers (thin).
+
+Hashes in proof bodies are standard base64 with padding, as in checkpoints. The
+checkpoint is served as the C2SP signed note itself (``text/plain``), byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from gateway.audit.errors import ProofError
+from gateway.audit.log import AuditLog
+from gateway.audit.repository import EntryFilter
+from gateway.audit.schemas import ConsistencyOut, EntryOut, EntryPage, InclusionOut
+from gateway.errors import BadRequest, ServiceUnavailable
+from gateway.http.deps import Caller, require_role
+from gateway.participants.service import AuthenticatedParticipant
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
+MAX_PAGE = 1000
+
+
+async def get_audit(request: Request) -> AuditLog:
+    """The running gateway's audit log; 503 (fail closed) when there is none."""
+    audit = getattr(request.app.state.services, "audit", None)
+    if not isinstance(audit, AuditLog):
+        raise ServiceUnavailable("audit-unavailable", "the audit log is not running")
+    return audit
+
+
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
+OfficerCaller = Annotated[AuthenticatedParticipant, Depends(require_role("officer"))]
+Size = Annotated[int, Query(ge=0, le=2**63 - 1)]
+
+
+@router.get("/checkpoint", response_class=Response)
+async def checkpoint(_: Caller, audit: AuditDep) -> Response:
+    """The newest signed checkpoint (C2SP tlog-checkpoint as a signed note)."""
+    signed = await audit.current_checkpoint()
+    return Response(signed.note, media_type=NOTE_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
+
+
+class EntryQuery(BaseModel):
+    """Filters of ``GET /v1/audit/entries``: time window ``[since, until)`` and more."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    participant: str | None = Field(default=None, max_length=512)
+    dataset: str | None = Field(default=None, max_length=512)
+    decision: Literal["permit", "deny"] | None = None
+    after: int | None = Field(default=None, ge=-1, description="Only indices above this.")
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE)
+
+
+@router.get("/entries", response_model=EntryPage)
+async def entries(
+    _: OfficerCaller, audit: AuditDep, query: Annotated[EntryQuery, Query()]
+) -> EntryPage:
+    """Entries by index, filtered; page on by passing ``next_after`` as ``after``."""
+    where = EntryFilter(**query.model_dump())
+    records = await audit.entries(where)
+    next_after = records[-1].index if len(records) == query.limit else None
+    return EntryPage(entries=[EntryOut.of(r) for r in records], next_after=next_after)
+
+
+@router.get("/proofs/inclusion", response_model=InclusionOut)
+async def inclusion(_: Caller, audit: AuditDep, index: Size, tree_size: Size) -> InclusionOut:
+    """The audit path of entry ``index`` in the tree of ``tree_size`` entries."""
+    try:
+        return InclusionOut.of(await audit.inclusion_proof(index, tree_size))
+    except ProofError as exc:
+        raise BadRequest(exc.code, exc.detail) from exc
+
+
+@router.get("/proofs/consistency", response_model=ConsistencyOut)
+async def consistency(_: Caller, audit: AuditDep, size1: Size, size2: Size) -> ConsistencyOut:
+    """The proof that the tree of ``size2`` entries extends the one of ``size1``."""
+    try:
+        return ConsistencyOut.of(await audit.consistency_proof(size1, size2))
+    except ProofError as exc:
+        raise BadRequest(exc.code, exc.detail) from exc

@@ -1,0 +1,347 @@
+"""The audit log's IO edge: durable, group-committed appends, checkpoints and proofs.
+
+::
+
+    append(entry)  --queue-->  writer task  --one transaction per batch-->  database
+                                  lock (PostgreSQL advisory lock), head size += n,
+                                  entries + the tree nodes they complete, commit
+                               then every appender in the batch gets its Receipt
+    checkpointer task: after a commit, waits ``checkpoint_delay`` (< 1 s), signs the
+                       committed tree and stores the note
+
+An append returns only once its entry is committed. The tree's state lives only in
+committed rows (the head row, entries and nodes are written in one transaction), so a
+process killed at any moment loses nothing acknowledged and leaves no half-grown tree.
+Every database failure comes out as :class:`~gateway.storage.StorageUnavailable`: the
+caller must refuse the request (fail closed). Appends and proofs read O(log n) nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit import repository as repo
+from gateway.audit.checkpoint import Checkpoint, sign_checkpoint
+from gateway.audit.compact import (
+    Frontier,
+    Node,
+    NodeID,
+    consistency_proof_nodes,
+    frontier_ids,
+    inclusion_proof_nodes,
+)
+from gateway.audit.entry import AuditEntry, encode_entry
+from gateway.audit.errors import ProofError
+from gateway.audit.keys import Signer
+from gateway.audit.merkle import leaf_hash
+from gateway.audit.records import (
+    AuditRecord,
+    ConsistencyProof,
+    InclusionProof,
+    Receipt,
+    SignedCheckpoint,
+)
+from gateway.audit.repository import EntryFilter, TreeInconsistent
+from gateway.audit.verify import ExportedCheckpoint
+from gateway.storage import StorageUnavailable
+from gateway.storage.db import Database
+
+log = logging.getLogger("sluis.audit")
+
+Clock = Callable[[], datetime]
+MAX_BATCH = 500
+CHECKPOINT_DELAY = 0.5  # seconds; with signing time, well under the promised 1 s
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditReader:
+    """Read access to a stored log: entries, checkpoints and proofs (no key needed)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        """A transaction; database failures and a corrupt tree become StorageUnavailable."""
+        try:
+            async with self.db.session() as session:
+                yield session
+        except (IntegrityError, TreeInconsistent) as exc:
+            raise StorageUnavailable(f"audit store: {exc}") from exc
+
+    async def size(self) -> int:
+        """How many entries are committed."""
+        async with self._session() as session:
+            return await repo.size(session)
+
+    async def entries(self, where: EntryFilter | None = None) -> list[AuditRecord]:
+        """Entries matching ``where`` (default: the first 100), by index."""
+        async with self._session() as session:
+            rows = await repo.entries(session, where or EntryFilter())
+        return [AuditRecord(index, data) for index, data in rows]
+
+    async def entry_range(self, begin: int, end: int) -> list[AuditRecord]:
+        """Entries ``[begin, end)`` by index (export pages through the log with this)."""
+        async with self._session() as session:
+            rows = await repo.entry_range(session, begin, end)
+        return [AuditRecord(index, data) for index, data in rows]
+
+    async def latest_checkpoint(self) -> SignedCheckpoint | None:
+        """The newest signed checkpoint, if any was signed."""
+        async with self._session() as session:
+            row = await repo.latest_checkpoint(session)
+        return None if row is None else _signed(row.note)
+
+    async def checkpoints(self) -> list[SignedCheckpoint]:
+        """Every signed checkpoint, smallest first."""
+        async with self._session() as session:
+            rows = await repo.all_checkpoints(session)
+        return [_signed(row.note) for row in rows]
+
+    async def export_checkpoints(self) -> list[ExportedCheckpoint]:
+        """Every checkpoint with the consistency proof from the one before (for export)."""
+        chain: list[ExportedCheckpoint] = []
+        previous = 0
+        for signed in await self.checkpoints():
+            proof: tuple[bytes, ...] = ()
+            if previous:
+                proof = (await self.consistency_proof(previous, signed.size)).hashes
+            chain.append(ExportedCheckpoint(signed.size, signed.note, proof))
+            previous = signed.size
+        return chain
+
+    async def inclusion_proof(self, index: int, tree_size: int) -> InclusionProof:
+        """The audit path of entry ``index`` in the committed tree of ``tree_size`` entries.
+
+        Raises :class:`ProofError` for an index or size outside the committed tree.
+        """
+        plan = inclusion_proof_nodes(index, tree_size)
+        async with self._session() as session:
+            await self._check_committed(session, tree_size)
+            leaf, *hashes = await repo.node_hashes(session, [NodeID(0, index), *plan.ids])
+        return InclusionProof(index, tree_size, leaf, tuple(plan.combine(hashes)))
+
+    async def consistency_proof(self, size1: int, size2: int) -> ConsistencyProof:
+        """The proof that the committed tree of ``size2`` entries extends that of ``size1``."""
+        plan = consistency_proof_nodes(size1, size2)
+        async with self._session() as session:
+            await self._check_committed(session, size2)
+            hashes = await repo.node_hashes(session, plan.ids)
+        return ConsistencyProof(size1, size2, tuple(plan.combine(hashes)))
+
+    async def root_at(self, tree_size: int) -> bytes:
+        """The root hash of the committed tree of ``tree_size`` entries (O(log n))."""
+        async with self._session() as session:
+            await self._check_committed(session, tree_size)
+            return await _frontier(session, tree_size)
+
+    @staticmethod
+    async def _check_committed(session: AsyncSession, tree_size: int) -> None:
+        committed = await repo.size(session)
+        if tree_size > committed:
+            raise ProofError("size-out-of-range", f"tree size {tree_size} beyond {committed}")
+
+
+@dataclass
+class _Pending:
+    data: bytes
+    entry: AuditEntry
+    done: asyncio.Future[Receipt]
+
+
+class AuditLog(AuditReader):
+    """The appending, signing log one gateway process runs (one per replica)."""
+
+    def __init__(
+        self,
+        db: Database,
+        signer: Signer,
+        origin: str,
+        *,
+        checkpoint_delay: float = CHECKPOINT_DELAY,
+        max_batch: int = MAX_BATCH,
+        clock: Clock = _utcnow,
+    ) -> None:
+        super().__init__(db)
+        self.signer = signer
+        self.origin = origin
+        Checkpoint(origin, 0, b"\0" * 32)  # refuse an origin a checkpoint cannot carry, now
+        self._checkpoint_delay = checkpoint_delay
+        self._max_batch = max_batch
+        self._clock = clock
+        self._pending: list[_Pending] = []
+        self._in_flight: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._sign_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    async def start(self) -> None:
+        """Start the writer and checkpointer tasks (``append`` also does, lazily)."""
+        self._ensure_started()
+
+    async def close(self) -> None:
+        """Stop the tasks; appends still queued fail with StorageUnavailable."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        # A batch cut off mid-transaction was rolled back: its appenders hear so.
+        self._fail(self._in_flight + self._pending, StorageUnavailable("audit log closed"))
+        self._pending, self._in_flight = [], []
+
+    async def append(self, entry: AuditEntry) -> Receipt:
+        """Append ``entry``; return once it is committed.
+
+        Raises :class:`~gateway.audit.errors.EntryError` for an entry that may not be
+        written (a raw secret in it) and StorageUnavailable if it could not be committed.
+        """
+        data = encode_entry(entry)
+        if self._closed:
+            raise StorageUnavailable("audit log closed")
+        self._ensure_started()
+        done: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(data, entry, done))
+        self._wakeup.set()
+        # Shielded: a caller that gives up does not un-commit the entry, nor stall the batch.
+        return await asyncio.shield(done)
+
+    async def checkpoint_now(self) -> SignedCheckpoint:
+        """Sign the committed tree now, unless a checkpoint of its size exists already."""
+        async with self._sign_lock, self._session() as session:
+            size = await repo.size(session)
+            latest = await repo.latest_checkpoint(session)
+            if latest is not None and latest.size >= size:
+                return _signed(latest.note)
+            root = await _frontier(session, size)
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
+            await repo.add_checkpoint(session, size, root, note.decode(), self._clock())
+            stored = await repo.checkpoint_of_size(session, size)
+        return _signed(stored.note if stored is not None else note.decode())
+
+    async def checkpoint_for(self, receipt: Receipt) -> SignedCheckpoint:
+        """A signed checkpoint that includes ``receipt``'s entry (signing one if needed)."""
+        async with self._session() as session:
+            row = await repo.checkpoint_at_least(session, receipt.index + 1)
+        if row is not None:
+            return _signed(row.note)
+        return await self.checkpoint_now()
+
+    async def current_checkpoint(self) -> SignedCheckpoint:
+        """The newest checkpoint; signs the first one if the log has none yet."""
+        latest = await self.latest_checkpoint()
+        return latest if latest is not None else await self.checkpoint_now()
+
+    def _ensure_started(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._write_loop(), name="audit-writer"),
+                asyncio.create_task(self._checkpoint_loop(), name="audit-checkpointer"),
+            ]
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                self._pending = self._pending[self._max_batch :]
+                self._in_flight = batch
+                await self._commit(batch)
+                self._in_flight = []
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            receipts = await self._sequence(batch)
+        except StorageUnavailable as exc:
+            self._fail(batch, exc)
+            return
+        except Exception as exc:  # every waiting appender must hear of any failure
+            log.exception("audit append failed")
+            self._fail(batch, StorageUnavailable(f"audit append failed: {type(exc).__name__}"))
+            return
+        for item, receipt in zip(batch, receipts, strict=True):
+            if not item.done.done():
+                item.done.set_result(receipt)
+        self._dirty.set()
+
+    async def _sequence(self, batch: list[_Pending]) -> list[Receipt]:
+        """One transaction: lock, grow the head, write entries and completed nodes."""
+        async with self._session() as session:
+            await repo.lock_sequencer(session)
+            start = await repo.grow(session, len(batch))
+            frontier = Frontier.from_hashes(
+                start, await repo.node_hashes(session, frontier_ids(start))
+            )
+            rows: list[dict[str, object]] = []
+            nodes: list[Node] = []
+            leaves: list[bytes] = []
+            for offset, item in enumerate(batch):
+                leaf = leaf_hash(item.data)
+                frontier, completed = frontier.append(leaf)
+                nodes.extend(completed)
+                leaves.append(leaf)
+                rows.append(_entry_row(start + offset, item, leaf))
+            await repo.insert_batch(session, rows, nodes)
+        root = frontier.root()
+        return [Receipt(start + i, leaf, frontier.size, root) for i, leaf in enumerate(leaves)]
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self._checkpoint_delay)
+            self._dirty.clear()
+            try:
+                await self.checkpoint_now()
+            except StorageUnavailable:
+                log.warning("audit checkpoint not signed: store unavailable; will retry")
+                self._dirty.set()
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: StorageUnavailable) -> None:
+        for item in batch:
+            if not item.done.done():
+                item.done.set_exception(exc)
+
+
+def _entry_row(index: int, item: _Pending, leaf: bytes) -> dict[str, object]:
+    entry = item.entry
+    return {
+        "idx": index,
+        "entry": item.data,
+        "leaf_hash": leaf,
+        "time": entry.time,
+        "event": entry.event,
+        "participant": entry.actor.participant,
+        "dataset": entry.dataset,
+        "decision": entry.decision.result if entry.decision else None,
+    }
+
+
+async def _frontier(session: AsyncSession, size: int) -> bytes:
+    """The root of the committed tree of ``size`` leaves, from its frontier nodes."""
+    hashes = await repo.node_hashes(session, frontier_ids(size))
+    return Frontier.from_hashes(size, hashes).root()
+
+
+def _signed(note: str) -> SignedCheckpoint:
+    """A stored note (written by us, so trusted) with its parsed body."""
+    data = note.encode()
+    text = data[: data.rindex(b"\n\n") + 1].decode()
+    return SignedCheckpoint(Checkpoint.parse(text), data)

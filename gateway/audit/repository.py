@@ -1,0 +1,158 @@
+"""All SQL for the audit log. Functions take a session inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit.compact import Node, NodeID
+from gateway.storage.models import (
+    AuditCheckpointRow,
+    AuditEntryRow,
+    AuditHeadRow,
+    AuditNodeRow,
+)
+
+#: pg_advisory_xact_lock key of the audit sequencer: int64 of b"sluisaud".
+SEQUENCER_LOCK = int.from_bytes(b"sluisaud", "big", signed=True)
+_HEAD_ID = 1
+
+
+class TreeInconsistent(Exception):
+    """Stored nodes do not form the tree the head row describes (corruption)."""
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """Which entries to list: a half-open time window, participant, dataset, decision."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    participant: str | None = None
+    dataset: str | None = None
+    decision: str | None = None
+    after: int | None = None  # only indices above this (keyset paging)
+    limit: int = 100
+
+
+async def lock_sequencer(session: AsyncSession) -> None:
+    """On PostgreSQL, wait for the transaction-scoped advisory lock of the sequencer."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK})
+
+
+async def grow(session: AsyncSession, count: int) -> int:
+    """Add ``count`` to the head row (taking its write lock); the size before."""
+    stmt = (
+        update(AuditHeadRow)
+        .where(AuditHeadRow.id == _HEAD_ID)
+        .values(size=AuditHeadRow.size + count)
+        .returning(AuditHeadRow.size)
+    )
+    new_size = (await session.execute(stmt)).scalar_one()
+    return int(new_size) - count
+
+
+async def size(session: AsyncSession) -> int:
+    """The committed tree size."""
+    stmt = select(AuditHeadRow.size).where(AuditHeadRow.id == _HEAD_ID)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def node_hashes(session: AsyncSession, ids: Sequence[NodeID]) -> list[bytes]:
+    """The hashes of ``ids``, in their order; :class:`TreeInconsistent` if one is missing."""
+    if not ids:
+        return []
+    found: dict[NodeID, bytes] = {}
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 100):
+        chunk = wanted[start : start + 100]
+        clauses = [and_(AuditNodeRow.level == n.level, AuditNodeRow.idx == n.index) for n in chunk]
+        stmt = select(AuditNodeRow.level, AuditNodeRow.idx, AuditNodeRow.hash).where(or_(*clauses))
+        for level, idx, hash_ in await session.execute(stmt):
+            found[NodeID(level, idx)] = bytes(hash_)
+    missing = [n for n in ids if n not in found]
+    if missing:
+        raise TreeInconsistent(f"missing tree node {missing[0]}")
+    return [found[n] for n in ids]
+
+
+async def insert_batch(
+    session: AsyncSession, entries: Sequence[dict[str, object]], nodes: Sequence[Node]
+) -> None:
+    """Insert entry rows and the nodes they completed (one transaction, the caller's)."""
+    await session.execute(insert(AuditEntryRow), list(entries))
+    rows = [{"level": n.level, "idx": n.index, "hash": n.hash} for n in nodes]
+    await session.execute(insert(AuditNodeRow), rows)
+
+
+async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, bytes]]:
+    """``(index, canonical bytes)`` of the entries matching ``where``, by index."""
+    stmt = select(AuditEntryRow.idx, AuditEntryRow.entry).order_by(AuditEntryRow.idx)
+    conditions = [
+        AuditEntryRow.time >= where.since if where.since else None,
+        AuditEntryRow.time < where.until if where.until else None,
+        AuditEntryRow.participant == where.participant if where.participant else None,
+        AuditEntryRow.dataset == where.dataset if where.dataset else None,
+        AuditEntryRow.decision == where.decision if where.decision else None,
+        AuditEntryRow.idx > where.after if where.after is not None else None,
+    ]
+    for condition in conditions:
+        if condition is not None:
+            stmt = stmt.where(condition)
+    result = await session.execute(stmt.limit(where.limit))
+    return [(int(idx), bytes(entry)) for idx, entry in result]
+
+
+async def entry_range(session: AsyncSession, begin: int, end: int) -> list[tuple[int, bytes]]:
+    """``(index, canonical bytes)`` for indices ``[begin, end)``."""
+    stmt = (
+        select(AuditEntryRow.idx, AuditEntryRow.entry)
+        .where(AuditEntryRow.idx >= begin, AuditEntryRow.idx < end)
+        .order_by(AuditEntryRow.idx)
+    )
+    return [(int(idx), bytes(entry)) for idx, entry in await session.execute(stmt)]
+
+
+async def latest_checkpoint(session: AsyncSession) -> AuditCheckpointRow | None:
+    """The checkpoint of the largest tree."""
+    stmt = select(AuditCheckpointRow).order_by(AuditCheckpointRow.size.desc()).limit(1)
+    return (await session.scalars(stmt)).first()
+
+
+async def checkpoint_at_least(session: AsyncSession, min_size: int) -> AuditCheckpointRow | None:
+    """The smallest checkpoint of at least ``min_size`` leaves."""
+    stmt = (
+        select(AuditCheckpointRow)
+        .where(AuditCheckpointRow.size >= min_size)
+        .order_by(AuditCheckpointRow.size)
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def all_checkpoints(session: AsyncSession) -> list[AuditCheckpointRow]:
+    """Every checkpoint, smallest tree first."""
+    stmt = select(AuditCheckpointRow).order_by(AuditCheckpointRow.size)
+    return list((await session.scalars(stmt)).all())
+
+
+async def add_checkpoint(
+    session: AsyncSession, size_: int, root_hash: bytes, note: str, signed_at: datetime
+) -> None:
+    """Store a checkpoint; if another replica stored one of that size first, keep theirs."""
+    values = {"size": size_, "root_hash": root_hash, "note": note, "signed_at": signed_at}
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_(AuditCheckpointRow).values(**values).on_conflict_do_nothing()
+    await session.execute(stmt)
+
+
+async def checkpoint_of_size(session: AsyncSession, size_: int) -> AuditCheckpointRow | None:
+    """The checkpoint of exactly ``size_`` leaves."""
+    return await session.get(AuditCheckpointRow, size_)

@@ -1,0 +1,64 @@
+"""Response bodies of the audit API. Hashes are standard base64 with padding (as in
+checkpoints); proofs are RFC 9162 audit paths, bottom-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from gateway.audit.encoding import encode_base64
+from gateway.audit.records import AuditRecord, ConsistencyProof, InclusionProof
+
+
+class EntryOut(BaseModel):
+    """One entry with its log index."""
+
+    index: int
+    entry: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: AuditRecord) -> EntryOut:
+        """From a stored record."""
+        return cls(index=record.index, entry=record.json())
+
+
+class EntryPage(BaseModel):
+    """A page of entries; pass ``next_after`` as ``after`` for the next page."""
+
+    entries: list[EntryOut]
+    next_after: int | None
+
+
+class InclusionOut(BaseModel):
+    """An inclusion proof: verify with RFC 9162 §2.1.3.2 against a checkpoint's root."""
+
+    index: int
+    tree_size: int
+    leaf_hash: str
+    hashes: list[str]
+
+    @classmethod
+    def of(cls, proof: InclusionProof) -> InclusionOut:
+        """From a proof value."""
+        return cls(
+            index=proof.index,
+            tree_size=proof.tree_size,
+            leaf_hash=encode_base64(proof.leaf_hash),
+            hashes=[encode_base64(h) for h in proof.hashes],
+        )
+
+
+class ConsistencyOut(BaseModel):
+    """A consistency proof between two tree sizes (RFC 9162 §2.1.4.2)."""
+
+    size1: int
+    size2: int
+    hashes: list[str]
+
+    @classmethod
+    def of(cls, proof: ConsistencyProof) -> ConsistencyOut:
+        """From a proof value."""
+        return cls(
+            size1=proof.size1, size2=proof.size2, hashes=[encode_base64(h) for h in proof.hashes]
+        )

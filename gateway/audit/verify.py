@@ -1,0 +1,233 @@
+"""Offline verification of an exported log with only the log's public key(s) (pure).
+
+An export is two JSON-lines files::
+
+    entries.jsonl       {"index": 0, "entry": {...}}          one per entry, index order
+    checkpoints.jsonl   {"size": 7, "note": "<signed note>",   one per checkpoint, size order
+                         "consistency": ["<base64>", ...]}     proof from the line before
+
+:func:`verify_export` checks, and names the first failure as a :class:`VerificationError`:
+
+1. every checkpoint's signature (a note verifies with any known key; unknown keys' lines
+   are ignored) and origin;
+2. consistency between successive checkpoints (RFC 9162 proofs, so a log that rewrote
+   history between two checkpoints is caught even without its entries);
+3. that the entries, canonicalized again (RFC 8785), numbered 0, 1, 2, ... without gaps,
+   rebuild the signed root of every checkpoint they reach, and reach the latest one.
+
+Hashes are standard base64 with padding, as in checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.audit.checkpoint import Checkpoint, verify_checkpoint
+from gateway.audit.compact import Frontier
+from gateway.audit.encoding import decode_base64, encode_base64
+from gateway.audit.errors import AuditError, VerificationError
+from gateway.audit.jcs import canonical, loads
+from gateway.audit.keys import Verifier
+from gateway.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
+
+
+@dataclass(frozen=True)
+class ExportedEntry:
+    """One entry line: its index and canonical bytes."""
+
+    index: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ExportedCheckpoint:
+    """One checkpoint line: the signed note and the consistency proof from the previous."""
+
+    size: int
+    note: bytes
+    consistency: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What verified: how many entries and checkpoints, and the latest signed tree."""
+
+    entries: int
+    checkpoints: int
+    latest: Checkpoint
+
+
+def entry_line(index: int, data: bytes) -> str:
+    """The JSON line of one exported entry."""
+    return canonical({"index": index, "entry": loads(data)}).decode()
+
+
+def checkpoint_line(size: int, note: bytes, consistency: Sequence[bytes]) -> str:
+    """The JSON line of one exported checkpoint."""
+    record = {
+        "size": size,
+        "note": note.decode(),
+        "consistency": [encode_base64(h) for h in consistency],
+    }
+    return canonical(record).decode()
+
+
+def read_entries(lines: Iterable[str]) -> list[ExportedEntry]:
+    """Parse entry lines (blank lines skipped); the entry is canonicalized again."""
+    out = []
+    for number, line in _numbered(lines):
+        record = _record(line, number, "entry")
+        index, entry = record.get("index"), record.get("entry")
+        if not isinstance(index, int) or isinstance(index, bool) or not isinstance(entry, dict):
+            raise VerificationError("bad-export", f"entry line {number}: needs index and entry")
+        out.append(ExportedEntry(index, _canonical(entry, number)))
+    return out
+
+
+def read_checkpoints(lines: Iterable[str]) -> list[ExportedCheckpoint]:
+    """Parse checkpoint lines (blank lines skipped)."""
+    out = []
+    for number, line in _numbered(lines):
+        record = _record(line, number, "checkpoint")
+        size, note, proof = record.get("size"), record.get("note"), record.get("consistency", [])
+        if not isinstance(size, int) or not isinstance(note, str) or not isinstance(proof, list):
+            raise VerificationError("bad-export", f"checkpoint line {number}: needs size, note")
+        try:
+            hashes = tuple(decode_base64(h) for h in proof)
+        except (TypeError, ValueError) as exc:
+            raise VerificationError("bad-export", f"checkpoint line {number}: bad hash") from exc
+        out.append(ExportedCheckpoint(size, note.encode(), hashes))
+    return out
+
+
+def verify_export(
+    entries: Sequence[ExportedEntry],
+    checkpoints: Sequence[ExportedCheckpoint],
+    verifiers: Sequence[Verifier],
+    origin: str,
+) -> VerifyReport:
+    """Run the three checks of the module docstring; raise at the first failure."""
+    signed = verify_checkpoints(checkpoints, verifiers, origin)
+    rebuild(entries, signed)
+    return VerifyReport(len(entries), len(signed), signed[-1])
+
+
+def verify_checkpoints(
+    checkpoints: Sequence[ExportedCheckpoint], verifiers: Sequence[Verifier], origin: str
+) -> list[Checkpoint]:
+    """Signatures, then consistency between each checkpoint and the one before it."""
+    if not checkpoints:
+        raise VerificationError("no-checkpoint", "the export holds no signed checkpoint")
+    signed: list[Checkpoint] = []
+    for number, exported in enumerate(checkpoints, start=1):
+        try:
+            checkpoint = verify_checkpoint(exported.note, verifiers, origin)
+        except AuditError as exc:
+            raise VerificationError(
+                "checkpoint-signature", f"checkpoint {number} does not verify: {exc.detail}"
+            ) from exc
+        if checkpoint.size != exported.size:
+            raise VerificationError(
+                "bad-export",
+                f"checkpoint {number}: says size {exported.size}, signed {checkpoint.size}",
+            )
+        if signed:
+            _check_consistent(signed[-1], checkpoint, exported.consistency, number)
+        signed.append(checkpoint)
+    return signed
+
+
+def rebuild(entries: Sequence[ExportedEntry], signed: Sequence[Checkpoint]) -> None:
+    """Re-hash the entries and compare with every signed root they reach."""
+    roots = {cp.size: cp.root_hash for cp in signed}
+    frontier = Frontier()
+    _compare_root(frontier, roots)
+    for position, exported in enumerate(entries):
+        if exported.index != position:
+            raise VerificationError(
+                "index-gap", f"entry {position} of the export has index {exported.index}"
+            )
+        frontier, _ = frontier.append(leaf_hash(exported.data))
+        _compare_root(frontier, roots)
+    latest = signed[-1]
+    if len(entries) < latest.size:
+        raise VerificationError(
+            "missing-entries",
+            f"the latest checkpoint covers {latest.size} entries, the export holds {len(entries)}",
+        )
+
+
+def verify_proof_bundle(bundle: Any, verifiers: Sequence[Verifier], origin: str) -> Checkpoint:
+    """Check a ``sluis audit prove`` bundle: the entry is in the signed checkpoint."""
+    try:
+        checkpoint = verify_checkpoint(bundle["checkpoint"].encode(), verifiers, origin)
+        index, size = int(bundle["index"]), int(bundle["tree_size"])
+        leaf = leaf_hash(canonical(bundle["entry"]))
+        claimed = decode_base64(bundle["leaf_hash"])
+        hashes = [decode_base64(h) for h in bundle["hashes"]]
+    except AuditError as exc:
+        raise VerificationError("bad-proof", exc.detail) from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise VerificationError("bad-proof", f"not a proof bundle: {exc!r}") from exc
+    if size != checkpoint.size:
+        raise VerificationError("bad-proof", "the proof is not for the checkpoint's tree")
+    if leaf != claimed:
+        raise VerificationError("bad-proof", "the entry does not hash to the leaf hash")
+    try:
+        verify_inclusion(leaf, index, size, hashes, checkpoint.root_hash)
+    except AuditError as exc:
+        raise VerificationError("bad-proof", exc.detail) from exc
+    return checkpoint
+
+
+def _check_consistent(
+    old: Checkpoint, new: Checkpoint, proof: Sequence[bytes], number: int
+) -> None:
+    if new.size < old.size:
+        raise VerificationError(
+            "checkpoint-order", f"checkpoint {number} is smaller ({new.size}) than the one before"
+        )
+    if old.size == 0:
+        return  # every tree extends the empty one; its root is checked by the rebuild
+    try:
+        verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
+    except AuditError as exc:
+        raise VerificationError(
+            "inconsistent",
+            f"checkpoint {number} (size {new.size}) is not consistent with size {old.size}: "
+            f"{exc.detail}",
+        ) from exc
+
+
+def _compare_root(frontier: Frontier, roots: dict[int, bytes]) -> None:
+    want = roots.get(frontier.size)
+    if want is not None and frontier.root() != want:
+        raise VerificationError(
+            "root-mismatch",
+            f"the first {frontier.size} entries do not rebuild the signed root of that size",
+        )
+
+
+def _numbered(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield number, line
+
+
+def _record(line: str, number: int, what: str) -> dict[str, Any]:
+    try:
+        record = loads(line)
+    except AuditError as exc:
+        raise VerificationError("bad-export", f"{what} line {number}: {exc.detail}") from exc
+    if not isinstance(record, dict):
+        raise VerificationError("bad-export", f"{what} line {number}: not a JSON object")
+    return record
+
+
+def _canonical(entry: dict[str, Any], number: int) -> bytes:
+    try:
+        return canonical(entry)
+    except AuditError as exc:
+        raise VerificationError("bad-export", f"entry line {number}: {exc.detail}") from exc

@@ -1,0 +1,216 @@
+"""``sluis audit``: export the log, prove an entry, verify offline with the public key.
+
+``export`` and ``prove`` read the database named by the settings; ``verify`` and
+``verify-proof`` read only files and the public key string (C2SP verifier key,
+``<name>+<key ID>+<base64 key>``, printed by ``sluis audit key``). See docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TextIO, TypeVar
+
+import typer
+
+from gateway.audit.encoding import encode_base64
+from gateway.audit.errors import AuditError
+from gateway.audit.export import ExportFormat, render
+from gateway.audit.keys import Verifier
+from gateway.audit.log import AuditReader
+from gateway.audit.verify import (
+    checkpoint_line,
+    read_checkpoints,
+    read_entries,
+    verify_export,
+    verify_proof_bundle,
+)
+from gateway.cli.output import CliError, console, reports_errors
+from gateway.settings import Settings
+from gateway.storage.db import Database
+
+app = typer.Typer(help="Export, prove and verify the audit log.", no_args_is_help=True)
+T = TypeVar("T")
+PAGE = 1000
+ENTRIES_FILE = "entries.jsonl"
+CHECKPOINTS_FILE = "checkpoints.jsonl"
+
+KeyOption = Annotated[
+    list[str],
+    typer.Option("--key", "-k", help="Verifier key string (repeatable); any one must sign."),
+]
+OriginOption = Annotated[
+    str | None, typer.Option(help="The log's origin line; default: the first key's name.")
+]
+
+
+def _run(settings: Settings, action: Callable[[AuditReader], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = Database(settings.effective_database_url)
+        try:
+            if settings.auto_migrate:
+                await db.upgrade()
+            return await action(AuditReader(db))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+@contextmanager
+def _opened(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield typer.get_text_stream("stdout")
+        return
+    try:
+        with path.open("w", encoding="utf-8", newline="\n") as handle:
+            yield handle
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from exc
+
+
+def _verifiers(keys: list[str]) -> list[Verifier]:
+    if not keys:
+        raise CliError("give the log's public key with --key")
+    try:
+        return [Verifier.from_key_string(key.strip()) for key in keys]
+    except AuditError as exc:
+        raise CliError(f"bad --key: {exc.detail}") from exc
+
+
+@app.command("export")
+@reports_errors
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Record format.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Entries file (default stdout).")
+    ] = None,
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="Also write the signed checkpoints (JSON lines) here.")
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help=f"Write {ENTRIES_FILE} and {CHECKPOINTS_FILE} here."),
+    ] = None,
+) -> None:
+    """Every entry, one record a line, each with its index (and the checkpoints)."""
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        output = output or directory / ENTRIES_FILE
+        checkpoints = checkpoints or directory / CHECKPOINTS_FILE
+
+    async def dump(reader: AuditReader) -> None:
+        chain = await reader.export_checkpoints()  # first: the entries then cover them all
+        if checkpoints is not None:
+            with _opened(checkpoints) as out:
+                for cp in chain:
+                    out.write(checkpoint_line(cp.size, cp.note, cp.consistency) + "\n")
+        size = await reader.size()
+        with _opened(output) as out:
+            for begin in range(0, size, PAGE):
+                for record in await reader.entry_range(begin, min(begin + PAGE, size)):
+                    out.write(render(fmt, record.index, record.data) + "\n")
+
+    _run(ctx.obj.settings(), dump)
+
+
+@app.command("verify")
+@reports_errors
+def verify(
+    key: KeyOption,
+    source: Annotated[
+        Path | None, typer.Argument(help=f"Export directory ({ENTRIES_FILE}, {CHECKPOINTS_FILE}).")
+    ] = None,
+    entries: Annotated[Path | None, typer.Option(help="Exported entries (jsonl).")] = None,
+    checkpoints: Annotated[Path | None, typer.Option(help="Exported checkpoints.")] = None,
+    origin: OriginOption = None,
+) -> None:
+    """Offline: checkpoint signatures, their consistency, and that entries rebuild the root."""
+    if source is not None:
+        entries = entries or source / ENTRIES_FILE
+        checkpoints = checkpoints or source / CHECKPOINTS_FILE
+    if entries is None or checkpoints is None:
+        raise CliError("give an export directory, or --entries and --checkpoints")
+    verifiers = _verifiers(key)
+    try:
+        report = verify_export(
+            read_entries(_read_lines(entries)),
+            read_checkpoints(_read_lines(checkpoints)),
+            verifiers,
+            origin or verifiers[0].name,
+        )
+    except AuditError as exc:
+        raise CliError(f"verification failed: {exc.detail}") from exc
+    latest = report.latest
+    console.print(
+        f"ok: {report.entries} entries, {report.checkpoints} checkpoints; "
+        f"latest size {latest.size} root {encode_base64(latest.root_hash)}",
+        markup=False,
+    )
+
+
+@app.command("prove")
+@reports_errors
+def prove(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Argument(min=0, help="The entry's index.")],
+) -> None:
+    """A self-contained inclusion proof of one entry in the latest signed checkpoint."""
+
+    async def build(reader: AuditReader) -> dict[str, Any]:
+        latest = await reader.latest_checkpoint()
+        if latest is None or latest.size <= index:
+            raise CliError(f"no signed checkpoint includes entry {index} yet")
+        proof = await reader.inclusion_proof(index, latest.size)
+        (record,) = await reader.entry_range(index, index + 1)
+        return {
+            "index": index,
+            "tree_size": proof.tree_size,
+            "leaf_hash": encode_base64(proof.leaf_hash),
+            "hashes": [encode_base64(h) for h in proof.hashes],
+            "entry": record.json(),
+            "checkpoint": latest.note.decode(),
+        }
+
+    bundle = _run(ctx.obj.settings(), build)
+    typer.echo(json.dumps(bundle, indent=2, ensure_ascii=False))
+
+
+@app.command("verify-proof")
+@reports_errors
+def verify_proof(
+    key: KeyOption,
+    bundle: Annotated[Path, typer.Argument(help="The JSON that `sluis audit prove` printed.")],
+    origin: OriginOption = None,
+) -> None:
+    """Offline: the entry in a proof bundle is in the signed checkpoint."""
+    verifiers = _verifiers(key)
+    try:
+        data = json.loads("\n".join(_read_lines(bundle)))
+        checkpoint = verify_proof_bundle(data, verifiers, origin or verifiers[0].name)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{bundle} is not JSON: {exc}") from exc
+    except AuditError as exc:
+        raise CliError(f"verification failed: {exc.detail}") from exc
+    console.print(f"ok: entry {data['index']} is in the tree of {checkpoint.size}", markup=False)
+
+
+@app.command("key")
+@reports_errors
+def key(ctx: typer.Context) -> None:
+    """Print the log's public verifier key string (safe to publish)."""
+    # Imported here: loading the signing key is only needed by this command.
+    from gateway.audit.wiring import audit_signer  # noqa: PLC0415
+
+    typer.echo(audit_signer(ctx.obj.settings()).verifier().key_string())

@@ -1,0 +1,134 @@
+"""Audit entries: RFC 8785 encoding, the wire format, and refusing raw secrets."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from gateway.audit.entry import (
+    Actor,
+    AuditEntry,
+    DecisionRecord,
+    decode_entry,
+    encode_entry,
+    hash_token,
+)
+from gateway.audit.errors import EntryError
+from gateway.audit.jcs import canonical, loads
+
+NOW = datetime(2026, 11, 27, 9, 30, 1, 250000, tzinfo=UTC)
+JWT = "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+
+
+def entry(**fields: Any) -> AuditEntry:
+    base: dict[str, Any] = {"time": NOW, "event": "access-decision"}
+    return AuditEntry(**(base | fields))
+
+
+def test_rfc8785_known_answers() -> None:
+    # RFC 8785 §3.2.2 string escaping, and §3.2.3 sorting by UTF-16 code units.
+    assert canonical('\u20ac$\u000f\nA\'B"\\\\"/') == '"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"'.encode()
+    assert canonical({"\U0001f600": 1, "\ufb33": 2, "a": 3}) == (
+        '{"a":3,"\U0001f600":1,"\ufb33":2}'.encode()
+    )
+    assert canonical({"b": [True, None, -0, 2**53 - 1], "a": {}}) == (
+        b'{"a":{},"b":[true,null,0,9007199254740991]}'
+    )
+
+
+@pytest.mark.parametrize("bad", [1.5, 2**53, -(2**53), b"x", {1: 2}, "\ud800", {"k": object()}])
+def test_values_outside_the_subset_are_refused(bad: Any) -> None:
+    with pytest.raises(EntryError) as caught:
+        canonical(bad)
+    assert caught.value.code == "not-canonical"
+
+
+@pytest.mark.parametrize("text", ['{"a":1.0}', '{"a":1,"a":2}', "[NaN]", "{"])
+def test_strict_parsing(text: str) -> None:
+    with pytest.raises(EntryError):
+        loads(text)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_canonical_round_trips(value: Any) -> None:
+    data = canonical(value)
+    assert canonical(loads(data)) == data
+    assert json.loads(data) == value
+
+
+def test_entry_wire_format_is_stable() -> None:
+    full = entry(
+        actor=Actor(participant="NTRNL-12345678", client="c1", certificate="abc", source="::1"),
+        dataset="sales",
+        action="read",
+        purpose="research",
+        decision=DecisionRecord(
+            result="deny", policy_id="p1", policy_hash="sha256:00", reasons=("too late",)
+        ),
+        request_id="r1",
+        trace_id="t1",
+        rows=0,
+        bytes=0,
+        token_sha256=hash_token("opaque"),
+    )
+    data = encode_entry(full)
+    assert data.startswith(b'{"action":"read","actor":{"certificate":"abc","client":"c1",')
+    assert b'"time":"2026-11-27T09:30:01.250000Z","token_sha256":"' in data
+    assert data.endswith(b',"trace_id":"t1","version":1}')
+    assert decode_entry(data) == full
+    assert encode_entry(entry()) == (
+        b'{"actor":{},"event":"access-decision","time":"2026-11-27T09:30:01.250000Z","version":1}'
+    )
+
+
+def test_times_are_utc_and_aware() -> None:
+    local = NOW.astimezone(timezone(timedelta(hours=2)))
+    assert encode_entry(entry(time=local)) == encode_entry(entry())
+    with pytest.raises(ValidationError):
+        entry(time=NOW.replace(tzinfo=None))
+
+
+def test_hash_token_is_sha256_base64url() -> None:
+    assert hash_token("abc") == "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+    assert JWT not in hash_token(JWT)
+    with pytest.raises(ValidationError):
+        entry(token_sha256=JWT)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"purpose": JWT},
+        {"decision": DecisionRecord(result="deny", reasons=(f"bad token {JWT}",))},
+        {"actor": Actor(client="Bearer abcdefghijklmnopqrstuvwxyz012345")},
+        {"target": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI"},
+        {"target": "PRIVATE+KEY+sluis.example/audit+01234567+AQ"},
+    ],
+)
+def test_entries_carrying_a_raw_secret_are_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(EntryError) as caught:
+        encode_entry(entry(**fields))
+    assert caught.value.code == "secret-in-entry"
+    assert JWT not in str(caught.value)
+
+
+def test_unknown_fields_and_versions_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        AuditEntry.model_validate({"time": NOW, "event": "access-decision", "token": "x"})
+    with pytest.raises(ValidationError):
+        entry(version=2)
+    with pytest.raises(EntryError):
+        decode_entry(b'{"event":"nope","time":"2026-11-27T09:30:01Z","version":1}')
