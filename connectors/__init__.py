@@ -1,4 +1,65 @@
 """Adapters to data sources (HTTP APIs, SQL databases, files) behind one async interface.
 
-Not built yet: this package arrives with issue #6 (see the README's status table).
+The exchange narrows a consumer's ``Query`` by the permit's ``DataLimits`` (``narrow``),
+hands the resulting ``PermittedQuery`` to a ``Connector`` and encodes the record batches it
+streams (``encode``). Each connector pushes down what its source can do; the base class
+applies the rest, so results are the same either way. Errors: ``connectors.errors``.
 """
+
+from connectors.base import Connector, DatasetInfo
+from connectors.errors import (
+    AggregateRequired,
+    ColumnNotAllowed,
+    ConnectorConfigError,
+    ConnectorError,
+    PathRefused,
+    QueryError,
+    SchemaMismatch,
+    SourceError,
+    SourceRejected,
+    SourceTimeout,
+    SourceUnavailable,
+    TargetRefused,
+    UnknownColumn,
+    WrongValueType,
+)
+from connectors.formats import Format, encode
+from connectors.plan import ALL as ALL_PUSHDOWN
+from connectors.plan import NONE as NO_PUSHDOWN
+from connectors.plan import Pushdown
+from connectors.policy import PermittedQuery, narrow
+from connectors.query import AggFunc, Aggregate, Op, Order, Predicate, Query
+from connectors.rowfilter import parse_row_filter
+
+__all__ = [
+    "ALL_PUSHDOWN",
+    "NO_PUSHDOWN",
+    "AggFunc",
+    "Aggregate",
+    "AggregateRequired",
+    "ColumnNotAllowed",
+    "Connector",
+    "ConnectorConfigError",
+    "ConnectorError",
+    "DatasetInfo",
+    "Format",
+    "Op",
+    "Order",
+    "PathRefused",
+    "PermittedQuery",
+    "Predicate",
+    "Pushdown",
+    "Query",
+    "QueryError",
+    "SchemaMismatch",
+    "SourceError",
+    "SourceRejected",
+    "SourceTimeout",
+    "SourceUnavailable",
+    "TargetRefused",
+    "UnknownColumn",
+    "WrongValueType",
+    "encode",
+    "narrow",
+    "parse_row_filter",
+]

@@ -1,0 +1,130 @@
+"""The connectors' one error family; every error carries a stable ``code``.
+
+::
+
+    ConnectorError               code                  gateway maps to
+    ├── QueryError               query_invalid         400  the query is malformed
+    │   ├── UnknownColumn        unknown_column        400  names ``column``
+    │   └── WrongValueType       wrong_value_type      400  names ``column``
+    ├── ColumnNotAllowed         column_not_allowed    403  the policy withholds ``column``
+    ├── AggregateRequired        aggregate_required    403  the policy allows aggregates only
+    ├── PathRefused              path_refused          400  ``..``, absolute, link out of root
+    ├── TargetRefused            target_refused        403  SSRF guard: private/loopback target,
+    │                                                       redirect to another host, path or
+    │                                                       method outside the pass-through list
+    ├── ConnectorConfigError     connector_config      500  a dataset's configuration is unusable
+    └── SourceError              source_error          502  the upstream failed us
+        ├── SourceUnavailable    source_unavailable    502  down, refused, connection dropped
+        ├── SourceTimeout        source_timeout        504  too slow
+        ├── SourceRejected       source_rejected       502  answered with an error or garbage,
+        │                                                   or more bytes than the cap
+        └── SchemaMismatch       schema_mismatch       502  rows do not fit the declared schema
+
+``reason`` is one line, safe to show a consumer; ``gateway/`` maps codes to problem+json.
+Adapters never let another exception out: ``Connector.stream`` wraps the private hook and
+re-raises anything else as ``SourceError`` ``from`` the original, which the audit log keeps.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of the family: ``code`` is stable, ``reason`` is one line."""
+
+    code: str = "connector_error"
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        self.reason = " ".join(reason.split())[:300]  # one line, bounded
+        if code is not None:
+            self.code = code
+        super().__init__(f"{self.code}: {self.reason}")
+
+
+class QueryError(ConnectorError):
+    """The consumer's query is malformed (400)."""
+
+    code = "query_invalid"
+
+
+class UnknownColumn(QueryError):
+    """The query names a column the dataset does not have."""
+
+    code = "unknown_column"
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        super().__init__(f"unknown column: {column!r}")
+
+
+class WrongValueType(QueryError):
+    """A predicate compares a column with a value of the wrong type."""
+
+    code = "wrong_value_type"
+
+    def __init__(self, column: str, expected: str, value: object) -> None:
+        self.column = column
+        super().__init__(f"column {column!r} takes {expected} values, not {type(value).__name__}")
+
+
+class ColumnNotAllowed(ConnectorError):
+    """The query filters on, groups by or projects a column the policy withholds (403)."""
+
+    code = "column_not_allowed"
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        super().__init__(f"column not allowed by the policy: {column!r}")
+
+
+class AggregateRequired(ConnectorError):
+    """The policy allows aggregates over groups of at least k only (403)."""
+
+    code = "aggregate_required"
+
+
+class PathRefused(ConnectorError):
+    """A file path that is absolute, climbs with ``..`` or leaves the root through a link."""
+
+    code = "path_refused"
+
+
+class TargetRefused(ConnectorError):
+    """An HTTP target the connector will not reach (SSRF guard, redirects, pass-through list)."""
+
+    code = "target_refused"
+
+
+class ConnectorConfigError(ConnectorError):
+    """A dataset's configuration is unusable (a provider's mistake, not a consumer's)."""
+
+    code = "connector_config"
+
+
+class SourceError(ConnectorError):
+    """The upstream failed (502); subclasses say how."""
+
+    code = "source_error"
+
+
+class SourceUnavailable(SourceError):
+    """The upstream is down, refused the connection or dropped it."""
+
+    code = "source_unavailable"
+
+
+class SourceTimeout(SourceError):
+    """The upstream was too slow (504)."""
+
+    code = "source_timeout"
+
+
+class SourceRejected(SourceError):
+    """The upstream answered with an error status, garbage, or more than the size cap."""
+
+    code = "source_rejected"
+
+
+class SchemaMismatch(SourceError):
+    """Rows from the upstream do not fit the dataset's declared schema."""
+
+    code = "schema_mismatch"

@@ -1,0 +1,180 @@
+"""CSV, Parquet and JSON-lines files under a configured root, read with pyarrow.dataset.
+
+Projection and row predicates are pushed into the scan (Parquet skips row groups by their
+statistics); the limit stops the scan early. The scan runs in a worker thread, one batch
+at a time with little read-ahead, so memory stays bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from connectors._arrow import ds, pa, pacsv
+from connectors.base import Batches, Connector
+from connectors.errors import SourceRejected
+from connectors.paths import confine
+from connectors.plan import Pushdown
+from connectors.query import Op, Predicate, Query
+
+
+class FileFormat(StrEnum):
+    """The file formats the connector reads."""
+
+    CSV = "csv"
+    PARQUET = "parquet"
+    JSONL = "jsonl"
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    """A dataset: ``path`` (a file or a directory of files) relative to ``root``.
+
+    ``schema`` fixes column types (recommended for CSV and JSON lines, where they are
+    otherwise inferred from the first block).
+    """
+
+    root: Path
+    path: str
+    format: FileFormat
+    schema: pa.Schema | None = None
+    batch_size: int = 64 * 1024
+
+
+class FilesConnector(Connector):
+    """A dataset stored as files under a root the provider configured."""
+
+    kind = "files"
+
+    def __init__(self, name: str, config: FilesConfig, *, description: str = "") -> None:
+        super().__init__(name, description=description)
+        self._config = config
+
+    @property
+    def pushdown(self) -> frozenset[Pushdown]:
+        """Filters and the limit; aggregates and ordering happen in the gateway."""
+        return frozenset({Pushdown.FILTER, Pushdown.LIMIT})
+
+    async def _schema(self) -> pa.Schema:
+        dataset = await asyncio.to_thread(self._dataset)
+        return self._config.schema or dataset.schema
+
+    async def _batches(self, query: Query) -> Batches:
+        dataset = await asyncio.to_thread(self._dataset)
+        scanner = dataset.scanner(
+            columns=list(query.columns),
+            filter=expression(self._as_read(query.where)),
+            batch_size=self._config.batch_size,
+            batch_readahead=2,
+            fragment_readahead=1,
+        )
+        batches: Iterator[pa.RecordBatch] = iter(scanner.to_batches())
+        left = query.limit
+        while left is None or left > 0:
+            batch = await asyncio.to_thread(next, batches, None)
+            if batch is None:
+                return
+            if batch.num_rows:
+                yield batch
+                left = None if left is None else left - batch.num_rows
+
+    def _dataset(self) -> Any:
+        files = confine(self._config.root, self._config.path)
+        try:
+            return ds.dataset(
+                [str(f) for f in files], schema=self._read_schema(), format=self._format()
+            )
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SourceRejected(
+                f"{self.name}: the files do not read as {self._config.format}"
+            ) from exc
+
+    def _read_schema(self) -> pa.Schema | None:
+        """The declared schema; JSON has no dates, so JSON lines read them as timestamps."""
+        schema = self._config.schema
+        if schema is None or self._config.format is not FileFormat.JSONL:
+            return schema
+        return pa.schema([_json_field(f) for f in schema])
+
+    def _as_read(self, where: tuple[Predicate, ...]) -> tuple[Predicate, ...]:
+        """Date values as midnight timestamps, for the JSON lines date columns."""
+        read = self._read_schema()
+        if read is None or read == self._config.schema:
+            return where
+        return tuple(
+            _midnight(p)
+            if pa.types.is_timestamp(read.field(p.column).type)
+            and isinstance(p.value, date | tuple)
+            else p
+            for p in where
+        )
+
+    def _format(self) -> Any:
+        fmt, schema = self._config.format, self._config.schema
+        if fmt is FileFormat.PARQUET:
+            return ds.ParquetFileFormat()
+        if fmt is FileFormat.JSONL:
+            return ds.JsonFileFormat()
+        types = {f.name: f.type for f in schema} if schema is not None else {}
+        convert = pacsv.ConvertOptions(
+            column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
+        )  # an unquoted empty field is null, a quoted one ("") an empty string
+        return ds.CsvFileFormat(convert_options=convert)
+
+
+def expression(where: tuple[Predicate, ...]) -> Any:
+    """``where`` as a pyarrow.dataset expression (None when empty), with SQL null semantics."""
+    result = None
+    for pred in where:
+        one = _expression(pred)
+        result = one if result is None else result & one
+    return result
+
+
+def _expression(pred: Predicate) -> Any:
+    field = ds.field(pred.column)
+    if pred.op is Op.IS_NULL:
+        return field.is_null()
+    if pred.op is Op.NOT_NULL:
+        return field.is_valid()
+    if pred.op is Op.IN:
+        return field.isin(list(pred.value))  # type: ignore[arg-type]
+    if pred.op is Op.NOT_IN:
+        return field.is_valid() & ~field.isin(list(pred.value))  # type: ignore[arg-type]
+    value = _scalar(pred.value)
+    return {
+        Op.EQ: field == value,
+        Op.NE: field != value,
+        Op.LT: field < value,
+        Op.LE: field <= value,
+        Op.GT: field > value,
+        Op.GE: field >= value,
+    }[pred.op]
+
+
+def _scalar(value: object) -> Any:
+    if isinstance(value, datetime):
+        return pa.scalar(value)
+    if isinstance(value, date):
+        return pa.scalar(value, pa.date32())
+    return value
+
+
+def _json_field(field: pa.Field) -> pa.Field:
+    return field.with_type(pa.timestamp("s")) if pa.types.is_date(field.type) else field
+
+
+def _midnight(pred: Predicate) -> Predicate:
+    def convert(value: Any) -> Any:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day)  # naive, as JSON lines are read
+        return value
+
+    if isinstance(pred.value, tuple):
+        return replace(pred, value=tuple(convert(v) for v in pred.value))
+    return replace(pred, value=convert(pred.value))

@@ -1,0 +1,102 @@
+"""Write a stream of record batches out as JSON lines, CSV, Parquet or Arrow IPC, chunk by chunk.
+
+Each batch is encoded and handed on as bytes at once, so memory stays at about one batch
+whatever the size of the result.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from connectors._arrow import ipc, pa, pacsv, pq
+
+
+class Format(StrEnum):
+    """Output formats and their media types (``Format.media_type``)."""
+
+    JSONL = "jsonl"
+    CSV = "csv"
+    PARQUET = "parquet"
+    ARROW = "arrow"
+
+    @property
+    def media_type(self) -> str:
+        """The Content-Type for this format."""
+        return _MEDIA[self]
+
+
+_MEDIA = {
+    Format.JSONL: "application/jsonl",
+    Format.CSV: "text/csv",
+    Format.PARQUET: "application/vnd.apache.parquet",
+    Format.ARROW: "application/vnd.apache.arrow.stream",
+}
+
+
+class _Chunks:
+    """A write-only file object whose contents are taken out after every batch."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
+
+
+async def encode(
+    batches: AsyncIterator[pa.RecordBatch], fmt: Format, schema: pa.Schema
+) -> AsyncIterator[bytes]:
+    """The bytes of ``batches`` in ``fmt``; ``schema`` is written even for an empty result."""
+    if fmt is Format.JSONL:
+        async for batch in batches:
+            yield _jsonl(batch)
+        return
+    sink = _Chunks()
+    writer = _WRITERS[fmt](sink, schema)
+    async for batch in batches:
+        writer.write_batch(batch)
+        chunk = sink.take()
+        if chunk:
+            yield chunk
+    writer.close()
+    tail = sink.take()
+    if tail:
+        yield tail
+
+
+_WRITERS: dict[Format, Callable[[Any, pa.Schema], Any]] = {
+    Format.CSV: pacsv.CSVWriter,
+    Format.PARQUET: pq.ParquetWriter,
+    Format.ARROW: ipc.new_stream,
+}
+
+
+def _jsonl(batch: pa.RecordBatch) -> bytes:
+    lines = (json.dumps(row, default=_json_value, ensure_ascii=False) for row in batch.to_pylist())
+    return "".join(f"{line}\n" for line in lines).encode()
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,124 @@
+"""The files connector against real CSV, Parquet and JSON-lines files, and path attacks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from connectors import PathRefused, Query, SchemaMismatch, SourceRejected, SourceUnavailable
+from connectors.files import FileFormat, FilesConfig, FilesConnector
+from tests.connectors.cases import CASES, SCHEMA, check_case, collect, sample_rows, sample_table
+
+
+def _write(root: Path, fmt: FileFormat) -> str:
+    table = sample_table()
+    if fmt is FileFormat.PARQUET:
+        pq.write_table(table, root / "sample.parquet", row_group_size=50)
+        return "sample.parquet"
+    if fmt is FileFormat.CSV:
+        pacsv.write_csv(table, root / "sample.csv")
+        return "sample.csv"
+    lines = [json.dumps(r, default=str) for r in sample_rows()]
+    (root / "sample.jsonl").write_text("\n".join(lines) + "\n")
+    return "sample.jsonl"
+
+
+@pytest.fixture(scope="module", params=list(FileFormat))
+def dataset(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> FilesConfig:
+    root = tmp_path_factory.mktemp(f"files-{request.param}")
+    path = _write(root, request.param)
+    return FilesConfig(root=root, path=path, format=request.param, schema=SCHEMA, batch_size=64)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_answers_match_the_reference(dataset: FilesConfig, case: str) -> None:
+    check_case(FilesConnector("sample", dataset), case, sample_rows())
+
+
+def test_parquet_schema_is_described_without_configuration(tmp_path: Path) -> None:
+    _write(tmp_path, FileFormat.PARQUET)
+    config = FilesConfig(root=tmp_path, path="sample.parquet", format=FileFormat.PARQUET)
+    info = asyncio.run(FilesConnector("sample", config).describe())
+    assert info.schema.names == SCHEMA.names
+    assert info.to_catalog()["columns"][0] == {"name": "id", "type": "int64", "nullable": True}
+
+
+def test_a_directory_of_files_is_one_dataset(tmp_path: Path) -> None:
+    (tmp_path / "parts").mkdir()
+    table = sample_table()
+    pq.write_table(table.slice(0, 100), tmp_path / "parts" / "a.parquet")
+    pq.write_table(table.slice(100), tmp_path / "parts" / "b.parquet")
+    config = FilesConfig(root=tmp_path, path="parts", format=FileFormat.PARQUET)
+    check_case(FilesConnector("sample", config), "group", sample_rows())
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../outside.csv", "sub/../../outside.csv", "/etc/passwd", "\\\\host\\share", "", "a\x00b"],
+)
+def test_paths_that_climb_or_are_absolute_are_refused(tmp_path: Path, path: str) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "outside.csv").write_text("id\n1\n")
+    config = FilesConfig(root=root, path=path, format=FileFormat.CSV)
+    with pytest.raises(PathRefused):
+        asyncio.run(FilesConnector("x", config).describe())
+
+
+def test_a_link_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "secret.csv").write_text("id\n1\n")
+    (root / "link.csv").symlink_to(tmp_path / "secret.csv")
+    (root / "dir").symlink_to(tmp_path)
+    for path in ("link.csv", "dir/secret.csv"):
+        config = FilesConfig(root=root, path=path, format=FileFormat.CSV)
+        with pytest.raises(PathRefused, match="link"):
+            asyncio.run(FilesConnector("x", config).describe())
+
+
+def test_a_link_out_of_the_root_inside_a_directory_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "parts").mkdir(parents=True)
+    pq.write_table(sample_table(), root / "parts" / "a.parquet")
+    pq.write_table(sample_table(), tmp_path / "secret.parquet")
+    (root / "parts" / "b.parquet").symlink_to(tmp_path / "secret.parquet")
+    config = FilesConfig(root=root, path="parts", format=FileFormat.PARQUET)
+    with pytest.raises(PathRefused):
+        asyncio.run(FilesConnector("x", config).describe())
+
+
+def test_a_link_that_stays_inside_the_root_is_followed(tmp_path: Path) -> None:
+    _write(tmp_path, FileFormat.PARQUET)
+    (tmp_path / "alias.parquet").symlink_to(tmp_path / "sample.parquet")
+    config = FilesConfig(root=tmp_path, path="alias.parquet", format=FileFormat.PARQUET)
+    assert len(asyncio.run(collect(FilesConnector("x", config), Query(columns=("id",))))) == 240
+
+
+def test_a_missing_file_is_unavailable(tmp_path: Path) -> None:
+    config = FilesConfig(root=tmp_path, path="nope.csv", format=FileFormat.CSV)
+    with pytest.raises(SourceUnavailable):
+        asyncio.run(FilesConnector("x", config).describe())
+
+
+def test_garbage_in_a_file_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "bad.parquet").write_bytes(b"this is not parquet at all")
+    config = FilesConfig(root=tmp_path, path="bad.parquet", format=FileFormat.PARQUET)
+    with pytest.raises(SourceRejected):
+        asyncio.run(FilesConnector("x", config).describe())
+
+
+def test_values_that_do_not_fit_the_schema_are_a_schema_mismatch(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("id\n1\nnot-a-number\n")
+    schema = pa.schema([("id", pa.int64())])
+    config = FilesConfig(root=tmp_path, path="bad.csv", format=FileFormat.CSV, schema=schema)
+    with pytest.raises(SchemaMismatch):
+        asyncio.run(collect(FilesConnector("x", config), Query()))

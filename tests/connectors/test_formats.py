@@ -1,0 +1,68 @@
+"""Results written as JSON lines, CSV, Parquet and Arrow IPC read back to the same rows."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from pyarrow import ipc
+
+from connectors import Format, encode
+from tests.connectors.cases import SCHEMA, sample_table
+
+
+async def _batches(table: pa.Table) -> AsyncIterator[pa.RecordBatch]:
+    for batch in table.to_batches(max_chunksize=50):
+        yield batch
+
+
+def _encoded(table: pa.Table, fmt: Format) -> tuple[bytes, int]:
+    async def run() -> tuple[bytes, int]:
+        chunks = [c async for c in encode(_batches(table), fmt, table.schema)]
+        return b"".join(chunks), len(chunks)
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("fmt", [Format.PARQUET, Format.ARROW, Format.CSV])
+def test_binary_and_csv_round_trip(fmt: Format) -> None:
+    table = sample_table()
+    data, chunks = _encoded(table, fmt)
+    assert chunks > 1  # streamed, not written in one piece
+    if fmt is Format.PARQUET:
+        back = pq.read_table(io.BytesIO(data))
+    elif fmt is Format.ARROW:
+        back = ipc.open_stream(data).read_all()
+    else:
+        convert = pacsv.ConvertOptions(
+            column_types=SCHEMA, strings_can_be_null=True, quoted_strings_can_be_null=False
+        )
+        back = pacsv.read_csv(io.BytesIO(data), convert_options=convert)
+    assert back.equals(table)
+
+
+def test_json_lines_round_trip() -> None:
+    data, _ = _encoded(sample_table(), Format.JSONL)
+    rows = [json.loads(line) for line in data.decode().splitlines()]
+    assert rows[1] == {
+        "id": 1,
+        "region": "BE",
+        "amount": 9.25,
+        "qty": 1,
+        "day": "2024-01-02",
+        "active": True,
+    }
+    assert len(rows) == 240
+
+
+def test_an_empty_result_still_carries_its_schema() -> None:
+    empty = sample_table().slice(0, 0)
+    data, _ = _encoded(empty, Format.ARROW)
+    assert ipc.open_stream(data).read_all().schema.equals(SCHEMA)
+    assert Format.PARQUET.media_type == "application/vnd.apache.parquet"

@@ -1,0 +1,106 @@
+"""A real HTTP server on 127.0.0.1 that behaves well, slowly, or lies, for the HTTP tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROWS = [{"id": i, "name": f"n{i}", "secret": "x"} for i in range(25)]
+HITS: Counter[str] = Counter()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+    def do_GET(self) -> None:
+        HITS[self.path] += 1
+        route = getattr(self, "_" + self.path.strip("/").replace("/", "_").replace("-", "_"), None)
+        if route is None:
+            self._send(404, b'{"error": "not found"}')
+        else:
+            route()
+
+    def do_POST(self) -> None:
+        HITS["POST " + self.path] += 1
+        if self.path == "/slow":
+            self._slow()
+        else:
+            self._send(201, b'{"id": 1, "secret": "s"}')
+
+    def _send(
+        self, status: int, body: bytes, kind: str = "application/json", **headers: str
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _rows(self) -> None:
+        self._send(200, json.dumps(ROWS).encode())
+
+    def _lines(self) -> None:
+        self._send(200, "".join(json.dumps(r) + "\n" for r in ROWS).encode(), "application/jsonl")
+
+    def _slow(self) -> None:
+        time.sleep(1.5)
+        self._send(200, b"[]")
+
+    def _liar(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b'[{"id": 1}')
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _garbage(self) -> None:
+        self._send(200, b"<html>surprise</html>", "text/html")
+
+    def _wrong_types(self) -> None:
+        self._send(200, b'[{"id": "not a number", "name": 3}]')
+
+    def _big(self) -> None:
+        self._send(200, b"[" + b" " * 300_000 + b"]")
+
+    def _error(self) -> None:
+        self._send(500, b'{"error": "boom"}')
+
+    def _redirect_out(self) -> None:
+        self._send(302, b"", Location="http://example.com/rows")
+
+    def _redirect_in(self) -> None:
+        self._send(302, b"", Location="/rows")
+
+    def _orders_7(self) -> None:
+        self._send(200, b'{"id": 7, "name": "n7", "secret": "x", "nested": {"secret": 1}}')
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        del request, client_address  # clients that hang up on purpose (timeouts, caps)
+
+
+@contextmanager
+def upstream() -> Iterator[str]:
+    """The base URL of a fresh server bound to 127.0.0.1 only."""
+    server = _Server(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
