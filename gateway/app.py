@@ -11,9 +11,16 @@ from fastapi import FastAPI
 
 from certs import TrustStore
 from gateway import __version__
+from gateway.agreements import endpoints as agreement_endpoints
+from gateway.agreements.service import AgreementService
 from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import audit_origin, signer_from_key
+from gateway.datasets import endpoints as catalog_endpoints
+from gateway.datasets.factory import create_connector
+from gateway.datasets.service import DatasetService
+from gateway.exchange import endpoints as exchange_endpoints
+from gateway.exchange.service import ExchangeService
 from gateway.http import health, problems
 from gateway.http.client_cert import ClientCertificateMiddleware
 from gateway.http.limits import BodyLimitMiddleware
@@ -92,6 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
                 ClientService(db),
                 external,
             )
+            datasets = DatasetService(db, create_connector)
+            agreements = AgreementService(db, datasets)
             app.state.services = Services(
                 settings=settings,
                 db=db,
@@ -99,8 +108,12 @@ def create_app(settings: Settings) -> FastAPI:
                 participants=ParticipantService(db),
                 oauth=oauth,
                 audit=audit,
+                datasets=datasets,
+                agreements=agreements,
+                exchange=ExchangeService(db, datasets, agreements, audit),
             )
             yield
+            await datasets.aclose()
         finally:
             await audit.close()
             await external.aclose()
@@ -118,6 +131,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(participants.router)
     app.include_router(oauth_endpoints.router)
     app.include_router(audit_endpoints.router)
+    app.include_router(catalog_endpoints.router)
+    app.include_router(agreement_endpoints.router)
+    app.include_router(exchange_endpoints.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.
     app.add_middleware(ClientCertificateMiddleware, trusted_proxies=settings.trusted_proxies)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.agreements.service import AgreementService
 from gateway.audit.log import AuditLog
+from gateway.datasets.service import DatasetService
+from gateway.exchange.service import ExchangeService
 from gateway.oauth.service import OAuthService
 from gateway.participants.service import ParticipantService
 from gateway.settings import Settings
@@ -22,3 +25,6 @@ class Services:
     participants: ParticipantService
     oauth: OAuthService
     audit: AuditLog
+    datasets: DatasetService
+    agreements: AgreementService
+    exchange: ExchangeService

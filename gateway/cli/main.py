@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from gateway import __version__
-from gateway.cli import audit_cmd, certs_cmd, clients_cmd, participants_cmd, policy_cmd
+from gateway.cli import (
+    audit_cmd,
+    certs_cmd,
+    clients_cmd,
+    datasets_cmd,
+    participants_cmd,
+    policy_cmd,
+)
 from gateway.cli.context import CliState
 from gateway.cli.output import console, reports_errors
 
@@ -25,6 +32,7 @@ app.add_typer(participants_cmd.app, name="participants")
 app.add_typer(clients_cmd.app, name="clients")
 app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(datasets_cmd.app, name="datasets")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -17,6 +17,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certs import CertificateRejected
+from connectors import (
+    AggregateRequired,
+    ColumnNotAllowed,
+    ConnectorConfigError,
+    ConnectorError,
+    PathRefused,
+    QueryError,
+    SourceError,
+    SourceTimeout,
+    TargetRefused,
+)
 from gateway.audit.entry import EventType
 from gateway.auth.tokens import TokenRejected
 from gateway.errors import GatewayError, Unauthorized
@@ -170,6 +181,32 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+CONNECTOR_STATUS: tuple[tuple[type[ConnectorError], int, str], ...] = (
+    (QueryError, 400, "Invalid query"),
+    (PathRefused, 400, "Invalid query"),
+    (ColumnNotAllowed, 403, "Not allowed by the usage policy"),
+    (AggregateRequired, 403, "Not allowed by the usage policy"),
+    (TargetRefused, 403, "Not allowed"),
+    (SourceTimeout, 504, "The data source timed out"),
+    (SourceError, 502, "The data source failed"),
+    (ConnectorConfigError, 502, "The dataset is misconfigured"),
+)
+
+
+async def _connector_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ConnectorError)  # noqa: S101 - registered for this class only
+    status, title = next(
+        ((s, t) for kind, s, t in CONNECTOR_STATUS if isinstance(exc, kind)), (502, "Data error")
+    )
+    if status >= 500:  # noqa: PLR2004 - server-side failures are logged in full
+        log.error("connector failure on %s: %r", request.url.path, exc, exc_info=exc)
+    column = getattr(exc, "column", None)
+    code = exc.code.replace("_", "-")
+    if isinstance(column, str):
+        return problem(status, code, title, exc.reason, instance=request.url.path, column=column)
+    return problem(status, code, title, exc.reason, instance=request.url.path)
+
+
 async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.error("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
     return problem(
@@ -201,4 +238,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(StorageUnavailable, _storage_unavailable)
+    app.add_exception_handler(ConnectorError, _connector_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -157,3 +157,63 @@ class AuditCheckpointRow(Base):
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[str] = mapped_column(Text)
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PolicyVersionRow(Base):
+    """One version of a usage policy, by its canonical hash; agreements point at one."""
+
+    __tablename__ = "policy_versions"
+
+    hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(512))
+    format: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DatasetRow(Base):
+    """A dataset a provider shares: its connector (operator-controlled) and usage policy."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    provider_id: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"))
+    asset: Mapped[str] = mapped_column(String(512))
+    connector: Mapped[dict[str, Any]] = mapped_column(JSON)
+    policy_hash: Mapped[str] = mapped_column(String(128), ForeignKey("policy_versions.hash"))
+    approval: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AgreementRow(Base):
+    """A consumer's agreement to use a dataset for a purpose, under one policy version."""
+
+    __tablename__ = "agreements"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(128), ForeignKey("datasets.id"), index=True)
+    consumer_id: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(16))
+    policy_hash: Mapped[str] = mapped_column(String(128), ForeignKey("policy_versions.hash"))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    use_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AgreementUseRow(Base):
+    """One exercised use of an agreement (rate limits look at these)."""
+
+    __tablename__ = "agreement_uses"
+
+    agreement_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("agreements.id"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

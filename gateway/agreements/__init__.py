@@ -1,0 +1,1 @@
+"""Agreements: a consumer's access to a dataset for a purpose, under one policy version."""

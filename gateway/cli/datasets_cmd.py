@@ -1,0 +1,77 @@
+"""``sluis datasets``: register datasets from spec files (operator, on the gateway host)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import yaml
+from rich.table import Table
+
+from gateway.cli.context import run_with_service, validated
+from gateway.cli.output import CliError, console, reports_errors
+from gateway.datasets.factory import create_connector
+from gateway.datasets.schemas import DatasetSpec
+from gateway.datasets.service import DatasetService, read_policy_file
+from gateway.settings import Settings
+
+app = typer.Typer(
+    help="Datasets: connector and usage policy, from a spec file.", no_args_is_help=True
+)
+T = TypeVar("T")
+
+
+def _run(settings: Settings, action: Callable[[DatasetService], Awaitable[T]]) -> T:
+    return run_with_service(settings, lambda db: DatasetService(db, create_connector), action)
+
+
+def _spec(path: Path) -> DatasetSpec:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+    if not isinstance(document, dict):
+        raise CliError(f"{path} must hold a mapping (id, title, provider, policy, connector)")
+    return validated(DatasetSpec, **document)
+
+
+@app.command("add")
+@reports_errors
+def add(
+    ctx: typer.Context, spec_file: Annotated[Path, typer.Argument(help="dataset spec (YAML)")]
+) -> None:
+    """Register a dataset, or replace its spec and policy (a new policy version)."""
+    spec = _spec(spec_file)
+    policy_path = (spec_file.parent / spec.policy).resolve()
+    text, fmt = read_policy_file(policy_path)
+    if spec.connector.get("type") == "files" and isinstance(spec.connector.get("root"), str):
+        root = Path(spec.connector["root"])
+        spec.connector["root"] = str(
+            root if root.is_absolute() else (spec_file.parent / root).resolve()
+        )
+    dataset = _run(ctx.obj.settings(), lambda s: s.register(spec, text, fmt, now=datetime.now(UTC)))
+    console.print(
+        f"dataset {dataset.id} ({dataset.title}) registered; policy {dataset.policy_hash}"
+    )
+
+
+@app.command("list")
+@reports_errors
+def list_(ctx: typer.Context) -> None:
+    """Every active dataset."""
+    table = Table("id", "title", "provider", "connector", "approval", "policy")
+    for d in _run(ctx.obj.settings(), lambda s: s.list()):
+        table.add_row(
+            d.id,
+            d.title,
+            d.provider_id,
+            str(d.connector.get("type")),
+            d.approval,
+            d.policy_hash[:19],
+        )
+    console.print(table)

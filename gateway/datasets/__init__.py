@@ -1,0 +1,1 @@
+"""Datasets: what providers share, behind which connector, under which usage policy."""

@@ -1,0 +1,98 @@
+"""Connector configs (from the operator's dataset spec) to connectors.
+
+``type: files``, ``type: sql`` and ``type: http`` (tabular) are built in; any other type is
+a plugin from the ``sluis.connectors`` entry-point group (``connectors.registry``), whose
+``Connector`` subclass must offer ``from_config(dataset_id, config) -> Connector``. A config
+that does not fit raises ``ConnectorConfigError`` naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from connectors import Connector, ConnectorConfigError, registry
+from connectors.files import FileFormat, FilesConfig, FilesConnector
+from connectors.http import HttpConfig, HttpTableConnector
+from connectors.sql import SqlConfig, SqlConnector
+
+
+def _field(config: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = config.get(name)
+    if not isinstance(value, kind):
+        raise ConnectorConfigError(f"connector.{name} must be a {kind.__name__}")
+    return value
+
+
+def _files(dataset_id: str, config: Mapping[str, Any]) -> Connector:
+    try:
+        fmt = FileFormat(_field(config, "format", str))
+    except ValueError as exc:
+        raise ConnectorConfigError("connector.format must be csv, parquet or jsonl") from exc
+    files = FilesConfig(
+        root=Path(_field(config, "root", str)), path=_field(config, "path", str), format=fmt
+    )
+    return FilesConnector(dataset_id, files)
+
+
+def _sql(dataset_id: str, config: Mapping[str, Any]) -> Connector:
+    url = _field(config, "url", str)
+    types = config.get("types") or {}
+    if not isinstance(types, dict):
+        raise ConnectorConfigError("connector.types must map column names to Arrow type names")
+    sql = SqlConfig(
+        table=_field(config, "table", str),
+        schema=config.get("schema"),
+        types=tuple(sorted((str(k), str(v)) for k, v in types.items())),
+    )
+    try:
+        engine = create_async_engine(url)
+    except Exception as exc:
+        raise ConnectorConfigError(
+            f"connector.url is not a usable database URL: {type(exc).__name__}"
+        ) from exc
+    return SqlConnector(dataset_id, engine, sql)
+
+
+def _http(dataset_id: str, config: Mapping[str, Any]) -> Connector:
+    columns = _field(config, "columns", dict)
+    try:
+        schema = pa.schema([(str(k), pa.type_for_alias(str(v))) for k, v in columns.items()])
+    except (ValueError, KeyError) as exc:
+        raise ConnectorConfigError(f"connector.columns: unknown Arrow type ({exc})") from exc
+    allow = config.get("allow_networks") or []
+    if not isinstance(allow, list):
+        raise ConnectorConfigError("connector.allow_networks must be a list of CIDR networks")
+    http = HttpConfig(
+        base_url=_field(config, "base_url", str),
+        path=str(config.get("path", "/")),
+        schema=schema,
+        lines=bool(config.get("lines", False)),
+        allow_networks=tuple(str(n) for n in allow),
+    )
+    return HttpTableConnector(dataset_id, http)
+
+
+BUILT_IN = {"files": _files, "sql": _sql, "http": _http}
+
+
+def create_connector(dataset_id: str, config: Mapping[str, Any]) -> Connector:
+    """The connector ``config`` describes (see the module docstring)."""
+    kind = config.get("type")
+    if not isinstance(kind, str):
+        raise ConnectorConfigError("connector.type is required")
+    builder = BUILT_IN.get(kind)
+    if builder is not None:
+        return builder(dataset_id, config)
+    plugin = registry.connector_type(kind)
+    from_config = getattr(plugin, "from_config", None)
+    if from_config is None:
+        raise ConnectorConfigError(f"connector plugin {kind!r} has no from_config(name, config)")
+    connector = from_config(dataset_id, dict(config))
+    if not isinstance(connector, Connector):
+        raise ConnectorConfigError(f"connector plugin {kind!r} did not return a connector")
+    return connector

@@ -1,0 +1,146 @@
+"""Registering datasets, keeping policy versions, and building their connectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from connectors import Connector
+from gateway.datasets import repository
+from gateway.datasets.schemas import Dataset, DatasetSpec
+from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.participants import repository as participants
+from gateway.storage.db import Database
+from gateway.storage.models import DatasetRow, PolicyVersionRow
+from policies import Policy, PolicyError, parse_policy, parse_yaml_policy, policy_hash, validate
+
+ConnectorFactory = Callable[[str, Mapping[str, Any]], Connector]
+FORMATS = {
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".ttl": "turtle",
+    ".jsonld": "json-ld",
+    ".json": "json-ld",
+}
+
+
+def parse(text: str, fmt: str) -> Policy:
+    """A policy from its text, validated against the Sluis profile (PolicyError otherwise)."""
+    if fmt == "yaml":
+        return parse_yaml_policy(text)
+    return validate(parse_policy(text, fmt))  # type: ignore[arg-type]  # "turtle" | "json-ld"
+
+
+def read_policy_file(path: Path) -> tuple[str, str]:
+    """(text, format) of a policy file; BadRequest for an unknown extension or unreadable file."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BadRequest("policy-format", f"{path.name}: use .yaml, .ttl or .jsonld")
+    try:
+        return path.read_text(encoding="utf-8"), fmt
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadRequest("policy-unreadable", f"{path}: {exc}") from exc
+
+
+def _to_model(row: DatasetRow) -> Dataset:
+    return Dataset.model_validate(row, from_attributes=True)
+
+
+class DatasetService:
+    """Datasets in the database; parsed policies and connectors cached in the process."""
+
+    def __init__(self, db: Database, connector_factory: ConnectorFactory) -> None:
+        self.db = db
+        self.connector_factory = connector_factory
+        self._policies: dict[str, Policy] = {}
+        self._connectors: dict[str, tuple[str, Connector]] = {}
+
+    async def register(
+        self, spec: DatasetSpec, policy_text: str, fmt: str, *, now: datetime
+    ) -> Dataset:
+        """Add a dataset, or replace its spec and policy (a new policy version)."""
+        try:
+            policy = parse(policy_text, fmt)
+        except PolicyError as exc:
+            raise BadRequest("policy-invalid", f"{spec.policy}: {exc}") from exc
+        digest = policy_hash(policy)
+        self.connector_factory(spec.id, spec.connector)  # refuse a bad connector config now
+        async with self.db.session() as session:
+            if await participants.get(session, spec.provider) is None:
+                raise NotFound("participant-not-found", f"no participant {spec.provider}")
+            if await repository.policy_version(session, digest) is None:
+                session.add(
+                    PolicyVersionRow(
+                        hash=digest,
+                        uid=policy.uid or "",
+                        format=fmt,
+                        text=policy_text,
+                        created_at=now,
+                    )
+                )
+            row = await repository.get(session, spec.id)
+            if row is None:
+                row = DatasetRow(id=spec.id, created_at=now, status="active")
+                session.add(row)
+            elif row.provider_id != spec.provider:
+                raise Conflict(
+                    "dataset-provider", f"dataset {spec.id} belongs to {row.provider_id}"
+                )
+            row.title, row.description, row.provider_id = (
+                spec.title,
+                spec.description,
+                spec.provider,
+            )
+            row.asset = spec.asset or f"urn:sluis:dataset:{spec.id}"
+            row.connector, row.policy_hash, row.approval = spec.connector, digest, spec.approval
+            row.status, row.updated_at = "active", now
+            await session.flush()
+            return _to_model(row)
+
+    async def get(self, dataset_id: str) -> Dataset:
+        """An active dataset; NotFound otherwise."""
+        async with self.db.session() as session:
+            row = await repository.get(session, dataset_id)
+        if row is None or row.status != "active":
+            raise NotFound("dataset-not-found", f"no dataset {dataset_id}")
+        return _to_model(row)
+
+    async def list(self) -> list[Dataset]:
+        """Every active dataset."""
+        async with self.db.session() as session:
+            return [_to_model(row) for row in await repository.list_active(session)]
+
+    async def policy(self, digest: str) -> Policy:
+        """The policy version ``digest`` (parsed once per process)."""
+        if digest not in self._policies:
+            async with self.db.session() as session:
+                row = await repository.policy_version(session, digest)
+            if row is None:
+                raise NotFound("policy-not-found", f"no policy version {digest}")
+            self._policies[digest] = parse(row.text, row.format)
+        return self._policies[digest]
+
+    async def policy_document(self, digest: str) -> tuple[str, str]:
+        """(text, format) of a stored policy version."""
+        async with self.db.session() as session:
+            row = await repository.policy_version(session, digest)
+        if row is None:
+            raise NotFound("policy-not-found", f"no policy version {digest}")
+        return row.text, row.format
+
+    def connector(self, dataset: Dataset) -> Connector:
+        """The dataset's connector, rebuilt when its configuration changed."""
+        key = repr(sorted(dataset.connector.items()))
+        cached = self._connectors.get(dataset.id)
+        if cached is None or cached[0] != key:
+            cached = (key, self.connector_factory(dataset.id, dataset.connector))
+            self._connectors[dataset.id] = cached
+        return cached[1]
+
+    async def aclose(self) -> None:
+        """Close every connector."""
+        for _, connector in self._connectors.values():
+            await connector.aclose()
+        self._connectors.clear()

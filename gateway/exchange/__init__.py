@@ -1,0 +1,1 @@
+"""The exchange: a consumer's query, decided, audited, streamed, and receipted."""

@@ -1,0 +1,104 @@
+"""The consumer's query as JSON (POST /query) or as URL parameters (GET /data)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors import AggFunc, Aggregate, Op, Order, Predicate, Query
+
+Scalar = str | int | float | bool | None
+FormatName = Literal["jsonl", "csv", "parquet", "arrow"]
+Name = str
+
+
+class PredicateIn(BaseModel):
+    """``column op value``; ``value`` is a list for ``in``/``not_in``, absent for null tests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: Name = Field(max_length=128)
+    op: Op
+    value: Scalar | list[Scalar] = None
+
+
+class AggregateIn(BaseModel):
+    """``func(column) AS alias``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    func: AggFunc
+    column: Name | None = Field(default=None, max_length=128)
+    alias: str = Field(default="", max_length=128, pattern=r"^[A-Za-z0-9_]*$")
+
+
+class OrderIn(BaseModel):
+    """Sort by an output column."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: Name = Field(max_length=128)
+    descending: bool = False
+
+
+class QueryIn(BaseModel):
+    """``POST /v1/datasets/{id}/query``: what to read, and how to receive it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: list[Name] = Field(default_factory=list, max_length=256)
+    where: list[PredicateIn] = Field(default_factory=list, max_length=64)
+    group_by: list[Name] = Field(default_factory=list, max_length=32)
+    aggregates: list[AggregateIn] = Field(default_factory=list, max_length=32)
+    order_by: list[OrderIn] = Field(default_factory=list, max_length=16)
+    limit: int | None = Field(default=None, ge=1, le=100_000_000)
+    format: FormatName = "jsonl"
+
+    def to_query(self) -> Query:
+        """The connector query (values still unchecked against the schema)."""
+        return Query(
+            columns=tuple(self.columns),
+            where=tuple(_predicate(p) for p in self.where),
+            group_by=tuple(self.group_by),
+            aggregates=tuple(Aggregate(a.func, a.column, a.alias) for a in self.aggregates),
+            order_by=tuple(Order(o.column, o.descending) for o in self.order_by),
+            limit=self.limit,
+        )
+
+
+def _predicate(p: PredicateIn) -> Predicate:
+    value: Any = tuple(p.value) if isinstance(p.value, list) else p.value
+    return Predicate(p.column, p.op, value)
+
+
+def parse_where(texts: list[str]) -> list[PredicateIn]:
+    """``where=column,op,value`` URL parameters; ``in``/``not_in`` take ``|``-separated values.
+
+    A value that reads as a JSON number or boolean is one (``70``, ``1.5``, ``true``); any
+    other text is a string. ValueError names the parameter that does not parse.
+    """
+    out = []
+    for text in texts:
+        column, _, rest = text.partition(",")
+        op, _, value = rest.partition(",")
+        if not column or not op:
+            raise ValueError(f"where={text!r}: use column,op,value")
+        parsed: Scalar | list[Scalar]
+        if op in {"is_null", "not_null"}:
+            parsed = None
+        elif op in {"in", "not_in"}:
+            parsed = [_url_scalar(v) for v in value.split("|")]
+        else:
+            parsed = _url_scalar(value)
+        out.append(PredicateIn.model_validate({"column": column, "op": op, "value": parsed}))
+    return out
+
+
+def _url_scalar(text: str) -> Scalar:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, int | float | bool) else text

@@ -1,0 +1,233 @@
+"""One exchange, in the order DESIGN.md draws it.
+
+certificate and bound token (already checked) -> the token's scope for the dataset -> an
+active agreement -> the policy decided against the agreement's current state -> one use
+spent atomically (the (agreement, seq) key: two replicas cannot both spend the last use)
+-> the decision entry committed to the audit log (no entry, no data: 503) -> the query
+narrowed by the permit's limits (``connectors.narrow``, the only way to a PermittedQuery)
+-> the first bytes pulled from the connector before the response starts (so a source that
+is down gets a 502/504 problem, not a broken stream) -> the rows streamed -> a completion
+entry with rows, bytes and duration.
+
+A refusal at any step is a ``GatewayError`` with a stable code, and an audit entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from connectors import Connector, ConnectorError, Format, PermittedQuery, Query, encode, narrow
+from connectors.validate import output_schema
+from gateway.agreements import repository as agreements_repo
+from gateway.agreements.schemas import Agreement
+from gateway.agreements.service import AgreementService
+from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, DecisionResult
+from gateway.audit.log import AuditLog
+from gateway.audit.records import Receipt
+from gateway.auth.tokens import TokenRejected
+from gateway.datasets.schemas import Dataset
+from gateway.datasets.service import DatasetService
+from gateway.errors import Conflict, Forbidden
+from gateway.exchange.policy_input import policy_request, policy_state
+from gateway.oauth.service import TokenCaller
+from gateway.storage.db import Database
+from policies import Decision, Policy, evaluate, explain
+
+RATE_WINDOW = timedelta(days=31)
+SPEND_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A permitted exchange, ready to stream: receipt, first chunk and the rest."""
+
+    receipt: Receipt
+    checkpoint: bytes
+    media_type: str
+    first: bytes
+    rest: AsyncIterator[bytes]
+    stats: _Stats
+
+
+@dataclass
+class _Stats:
+    rows: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class _Context:
+    """Who asks for which dataset under which agreement: what every entry names."""
+
+    actor: Actor
+    dataset: Dataset
+    agreement: Agreement | None = None
+
+
+class ExchangeService:
+    """Queries against datasets, under agreements and policies, audited."""
+
+    def __init__(
+        self, db: Database, datasets: DatasetService, agreements: AgreementService, audit: AuditLog
+    ) -> None:
+        self.db = db
+        self.datasets = datasets
+        self.agreements = agreements
+        self.audit = audit
+
+    async def query(
+        self, caller: TokenCaller, dataset_id: str, query: Query, fmt: Format, *, source: str | None
+    ) -> Outcome:
+        """Decide, audit and start one query (see the module docstring)."""
+        consumer = caller.participant.participant.id
+        actor = Actor(
+            participant=consumer,
+            client=caller.claims.client_id,
+            certificate=caller.participant.certificate.thumbprint_sha256,
+            source=source,
+        )
+        if f"dataset:{dataset_id}" not in caller.claims.scopes:
+            raise TokenRejected(
+                "insufficient-scope", f"the token lacks the scope dataset:{dataset_id}",
+                error="insufficient_scope",
+            )  # fmt: skip
+        ctx = _Context(actor, await self.datasets.get(dataset_id))
+        ctx.agreement = await self.agreements.active_for(consumer, dataset_id)
+        if ctx.agreement is None:
+            await self._deny(ctx, ("no-agreement",))
+            raise Forbidden("no-agreement", f"no active agreement for dataset {dataset_id}")
+        connector = self.datasets.connector(ctx.dataset)
+        schema = await connector.schema()
+        decision, permitted = await self._decide_and_spend(ctx, query, schema)
+        receipt = await self.audit.append(self._entry(ctx, decision, "permit"))
+        checkpoint = (await self.audit.checkpoint_for(receipt)).note
+        first, rest, stats = await self._start(ctx, connector, permitted, fmt)
+        return Outcome(receipt, checkpoint, fmt.media_type, first, rest, stats)
+
+    async def _decide_and_spend(
+        self, ctx: _Context, query: Query, schema: pa.Schema
+    ) -> tuple[Decision, PermittedQuery]:
+        """Decide, narrow the query by the permit, then spend one use (retrying a lost race).
+
+        Nothing is spent for a request that is refused, by the policy or by ``narrow``.
+        """
+        agreement, dataset = ctx.agreement, ctx.dataset
+        assert agreement is not None  # noqa: S101 - checked by the caller
+        policy = await self.datasets.policy(agreement.policy_hash)
+        for _ in range(SPEND_ATTEMPTS):
+            now = datetime.now(UTC)
+            decision = await self._decide(ctx, agreement, policy, query, now)
+            assert decision.limits is not None  # noqa: S101 - a permit always carries limits
+            try:
+                permitted = narrow(query, decision.limits, schema)
+            except ConnectorError as exc:
+                await self._deny(ctx, (exc.code, str(exc)), decision)
+                raise
+            async with self.db.session() as session:
+                if await agreements_repo.spend(session, agreement.id, agreement.use_count, now):
+                    return decision, permitted
+            refreshed = await self.agreements.active_for(agreement.consumer_id, dataset.id)
+            if refreshed is None or refreshed.id != agreement.id:
+                raise Forbidden(
+                    "no-agreement", "the agreement ended while this request was decided"
+                )
+            agreement = ctx.agreement = refreshed
+        raise Conflict("busy-agreement", "too many concurrent uses of this agreement; retry")
+
+    async def _decide(
+        self, ctx: _Context, agreement: Agreement, policy: Policy, query: Query, now: datetime
+    ) -> Decision:
+        async with self.db.session() as session:
+            times = await agreements_repo.recent_uses(session, agreement.id, now - RATE_WINDOW)
+        request = policy_request(
+            consumer_id=agreement.consumer_id, asset=ctx.dataset.asset, purpose=agreement.purpose,
+            columns=query.source_columns(), aggregate=bool(query.aggregates), limit=query.limit,
+        )  # fmt: skip
+        state = policy_state(
+            use_count=agreement.use_count, request_times=times, agreement_start=agreement.decided_at
+        )
+        decision = evaluate(policy, request, state, now=now)
+        if not decision.permitted:
+            why = (decision.reason, *explain(decision).splitlines()[:50])
+            await self._deny(ctx, why, decision)
+            raise Forbidden(
+                "policy-denied", f"the usage policy does not allow this ({decision.reason})"
+            )
+        return decision
+
+    async def _start(
+        self, ctx: _Context, connector: Connector, permitted: PermittedQuery, fmt: Format
+    ) -> tuple[bytes, AsyncIterator[bytes], _Stats]:
+        stats = _Stats()
+        started = time.perf_counter()
+        schema = output_schema(permitted.query, await connector.schema())
+        chunks = encode(self._counted(connector.stream(permitted), stats), fmt, schema)
+        first = await anext(chunks, b"")  # ConnectorError here becomes a 502/504 problem
+        stats.bytes += len(first)
+
+        async def rest() -> AsyncIterator[bytes]:
+            result = "permit"
+            try:
+                async for chunk in chunks:
+                    stats.bytes += len(chunk)
+                    yield chunk
+            except ConnectorError as exc:
+                result = f"failed: {exc.code}"
+                raise
+            finally:
+                await self._complete(ctx, stats, time.perf_counter() - started, result)
+
+        return first, rest(), stats
+
+    @staticmethod
+    async def _counted(batches: AsyncIterator[object], stats: _Stats) -> AsyncIterator[object]:
+        async for batch in batches:
+            stats.rows += batch.num_rows  # type: ignore[attr-defined]  # pyarrow RecordBatch
+            yield batch
+
+    @staticmethod
+    def _entry(
+        ctx: _Context,
+        decision: Decision | None,
+        result: DecisionResult,
+        reasons: tuple[str, ...] = (),
+    ) -> AuditEntry:
+        agreement = ctx.agreement
+        return AuditEntry(
+            time=datetime.now(UTC),
+            event="access-decision",
+            actor=ctx.actor,
+            dataset=ctx.dataset.id,
+            action="read",
+            purpose=agreement.purpose if agreement else None,
+            decision=DecisionRecord(
+                result=result,
+                policy_id=decision.policy_id if decision else None,
+                policy_hash=decision.policy_hash if decision else None,
+                reasons=tuple(r[:500] for r in reasons),
+            ),
+            target=f"agreement:{agreement.id}" if agreement else None,
+        )
+
+    async def _deny(
+        self, ctx: _Context, reasons: tuple[str, ...], decision: Decision | None = None
+    ) -> None:
+        await self.audit.append(self._entry(ctx, decision, "deny", reasons))
+
+    async def _complete(self, ctx: _Context, stats: _Stats, seconds: float, result: str) -> None:
+        entry = AuditEntry(
+            time=datetime.now(UTC),
+            event="exchange-completed",
+            actor=ctx.actor,
+            dataset=ctx.dataset.id,
+            action="read",
+            rows=stats.rows,
+            bytes=stats.bytes,
+            decision=DecisionRecord(result="permit", reasons=(result, f"seconds={seconds:.3f}")),
+        )
+        await self.audit.append(entry)
