@@ -35,6 +35,7 @@ from gateway.participants.service import ParticipantService
 from gateway.services import Services
 from gateway.settings import Settings, SettingsError, load_audit_key, load_signing_key
 from gateway.storage.db import Database
+from gateway.telemetry import Telemetry, configure
 from gateway.trust import TrustMaterial
 
 log = logging.getLogger("sluis")
@@ -64,11 +65,13 @@ def load_ishare_trust(settings: Settings, trust: TrustMaterial) -> TrustStore | 
         raise SettingsError(f"iSHARE trust bundle: {exc.strerror}") from exc
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
     """Build the gateway ASGI app. Storage opens (and migrates) in the lifespan.
 
     Raises SettingsError (before anything listens) for missing keys or trust material.
     """
+    own_telemetry = telemetry is None
+    tel = telemetry or configure()
     signing_key = load_signing_key(settings)
     audit_key = load_audit_key(settings)
     trust = load_trust(settings)
@@ -110,7 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
                 audit=audit,
                 datasets=datasets,
                 agreements=agreements,
-                exchange=ExchangeService(db, datasets, agreements, audit),
+                exchange=ExchangeService(db, datasets, agreements, audit, tel),
+                telemetry=tel,
             )
             yield
             await datasets.aclose()
@@ -118,6 +122,8 @@ def create_app(settings: Settings) -> FastAPI:
             await audit.close()
             await external.aclose()
             await db.dispose()
+            if own_telemetry:
+                tel.shutdown()
 
     app = FastAPI(
         title="Sluis",
@@ -137,4 +143,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.
     app.add_middleware(ClientCertificateMiddleware, trusted_proxies=settings.trusted_proxies)
+    tel.instrument(app)
     return app

@@ -12,6 +12,7 @@ from gateway.oauth.service import OAuthService
 from gateway.participants.service import ParticipantService
 from gateway.settings import Settings
 from gateway.storage.db import Database
+from gateway.telemetry import Telemetry
 from gateway.trust import TrustMaterial
 
 
@@ -28,3 +29,4 @@ class Services:
     datasets: DatasetService
     agreements: AgreementService
     exchange: ExchangeService
+    telemetry: Telemetry

@@ -36,6 +36,7 @@ from gateway.errors import Conflict, Forbidden
 from gateway.exchange.policy_input import policy_request, policy_state
 from gateway.oauth.service import TokenCaller
 from gateway.storage.db import Database
+from gateway.telemetry import SPAN_AUDIT, SPAN_CONNECTOR, SPAN_POLICY, Telemetry, current_trace_id
 from policies import Decision, Policy, evaluate, explain
 
 RATE_WINDOW = timedelta(days=31)
@@ -67,18 +68,25 @@ class _Context:
     actor: Actor
     dataset: Dataset
     agreement: Agreement | None = None
+    trace_id: str | None = None  # of the request: the completion entry is written after it
 
 
 class ExchangeService:
     """Queries against datasets, under agreements and policies, audited."""
 
     def __init__(
-        self, db: Database, datasets: DatasetService, agreements: AgreementService, audit: AuditLog
+        self,
+        db: Database,
+        datasets: DatasetService,
+        agreements: AgreementService,
+        audit: AuditLog,
+        telemetry: Telemetry,
     ) -> None:
         self.db = db
         self.datasets = datasets
         self.agreements = agreements
         self.audit = audit
+        self.telemetry = telemetry
 
     async def query(
         self, caller: TokenCaller, dataset_id: str, query: Query, fmt: Format, *, source: str | None
@@ -96,7 +104,7 @@ class ExchangeService:
                 "insufficient-scope", f"the token lacks the scope dataset:{dataset_id}",
                 error="insufficient_scope",
             )  # fmt: skip
-        ctx = _Context(actor, await self.datasets.get(dataset_id))
+        ctx = _Context(actor, await self.datasets.get(dataset_id), trace_id=current_trace_id())
         ctx.agreement = await self.agreements.active_for(consumer, dataset_id)
         if ctx.agreement is None:
             await self._deny(ctx, ("no-agreement",))
@@ -104,7 +112,8 @@ class ExchangeService:
         connector = self.datasets.connector(ctx.dataset)
         schema = await connector.schema()
         decision, permitted = await self._decide_and_spend(ctx, query, schema)
-        receipt = await self.audit.append(self._entry(ctx, decision, "permit"))
+        with self.telemetry.span(SPAN_AUDIT, event="access-decision"):
+            receipt = await self.audit.append(self._entry(ctx, decision, "permit"))
         checkpoint = (await self.audit.checkpoint_for(receipt)).note
         first, rest, stats = await self._start(ctx, connector, permitted, fmt)
         return Outcome(receipt, checkpoint, fmt.media_type, first, rest, stats)
@@ -151,7 +160,11 @@ class ExchangeService:
         state = policy_state(
             use_count=agreement.use_count, request_times=times, agreement_start=agreement.decided_at
         )
-        decision = evaluate(policy, request, state, now=now)
+        with self.telemetry.span(SPAN_POLICY, dataset=ctx.dataset.id):
+            decision = evaluate(policy, request, state, now=now)
+        self.telemetry.record_decision(
+            "permit" if decision.permitted else "deny", reason=decision.reason
+        )
         if not decision.permitted:
             why = (decision.reason, *explain(decision).splitlines()[:50])
             await self._deny(ctx, why, decision)
@@ -167,7 +180,8 @@ class ExchangeService:
         started = time.perf_counter()
         schema = output_schema(permitted.query, await connector.schema())
         chunks = encode(self._counted(connector.stream(permitted), stats), fmt, schema)
-        first = await anext(chunks, b"")  # ConnectorError here becomes a 502/504 problem
+        with self.telemetry.span(SPAN_CONNECTOR, dataset=ctx.dataset.id, kind=connector.kind):
+            first = await anext(chunks, b"")  # ConnectorError here becomes a 502/504 problem
         stats.bytes += len(first)
 
         async def rest() -> AsyncIterator[bytes]:
@@ -212,6 +226,7 @@ class ExchangeService:
                 reasons=tuple(r[:500] for r in reasons),
             ),
             target=f"agreement:{agreement.id}" if agreement else None,
+            trace_id=current_trace_id(),
         )
 
     async def _deny(
@@ -229,5 +244,6 @@ class ExchangeService:
             rows=stats.rows,
             bytes=stats.bytes,
             decision=DecisionRecord(result="permit", reasons=(result, f"seconds={seconds:.3f}")),
+            trace_id=ctx.trace_id,
         )
         await self.audit.append(entry)

@@ -28,6 +28,7 @@ from gateway.audit.records import Receipt
 from gateway.http.client_cert import STATE_KEY, PresentedCertificate
 from gateway.participants.service import AuthenticatedParticipant
 from gateway.storage import StorageUnavailable
+from gateway.telemetry import SPAN_AUDIT, current_trace_id
 
 log = logging.getLogger("sluis.audit")
 CALLER_KEY = "authenticated_participant"
@@ -83,12 +84,15 @@ def entry(
         token_sha256=token_sha256,
         target=target,
         action=action,
+        trace_id=current_trace_id(),
     )
 
 
 async def record(request: Request, item: AuditEntry) -> Receipt:
     """Append strictly: StorageUnavailable propagates (503), nothing is released."""
-    receipt: Receipt = await request.app.state.services.audit.append(item)
+    services = request.app.state.services
+    with services.telemetry.span(SPAN_AUDIT, event=item.event):
+        receipt: Receipt = await services.audit.append(item)
     return receipt
 
 
@@ -98,7 +102,8 @@ async def record_refusal(request: Request, item: AuditEntry) -> None:
     if services is None:
         return
     try:
-        await services.audit.append(item)
+        with services.telemetry.span(SPAN_AUDIT, event=item.event):
+            await services.audit.append(item)
     except (StorageUnavailable, EntryError):
         log.exception("audit entry for a refusal could not be written (%s)", item.event)
 

@@ -14,6 +14,7 @@ from gateway.http.audit_events import CALLER_KEY
 from gateway.http.client_cert import STATE_KEY, PresentedCertificate
 from gateway.participants.service import AuthenticatedParticipant
 from gateway.services import Services
+from gateway.telemetry import SPAN_AUTHENTICATE
 
 
 async def get_services(request: Request) -> Services:
@@ -40,8 +41,9 @@ async def authenticated(request: Request, services: ServicesDep) -> Authenticate
             "no-certificate", "this endpoint needs a client certificate"
         )
     trust = services.trust
-    identity = certs.verify(presented.chain, trust.store, trust.crls(), now=datetime.now(UTC))
-    caller = await services.participants.authenticate(identity, presented.source)
+    with services.telemetry.span(SPAN_AUTHENTICATE, source=presented.source):
+        identity = certs.verify(presented.chain, trust.store, trust.crls(), now=datetime.now(UTC))
+        caller = await services.participants.authenticate(identity, presented.source)
     request.scope.setdefault("state", {})[CALLER_KEY] = caller  # for the audit entries
     return caller
 

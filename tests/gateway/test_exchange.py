@@ -11,6 +11,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,6 +357,7 @@ def test_count_limit_runs_out_and_everything_is_audited(
     assert any("count" in " ".join(e["decision"]["reasons"]) for e in decisions
                if e["decision"]["result"] == "deny")  # fmt: skip
     assert len(completed) == 6
+    assert all(re.fullmatch(r"[0-9a-f]{32}", e["trace_id"]) for e in decisions + completed)
     assert all(
         e["decision"]["policy_hash"].startswith("sha256:")
         for e in decisions
