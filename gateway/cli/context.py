@@ -12,7 +12,6 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.cli.output import CliError
 from gateway.settings import Settings, load_settings
-from gateway.storage.db import Database
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -32,10 +31,12 @@ class CliState:
 
 def run_with_service(
     settings: Settings,
-    make: Callable[[Database], S],
+    make: Callable[[Any], S],
     action: Callable[[S], Awaitable[T]],
 ) -> T:
     """Open the database (migrating it when auto_migrate), run ``action`` on a service, close."""
+
+    from gateway.storage.db import Database  # noqa: PLC0415 - SQLAlchemy only when needed
 
     async def main() -> T:
         db = Database(settings.effective_database_url)

@@ -3,36 +3,55 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from gateway import __version__
-from gateway.cli import (
-    audit_cmd,
-    certs_cmd,
-    clients_cmd,
-    datasets_cmd,
-    participants_cmd,
-    policy_cmd,
-)
 from gateway.cli.context import CliState
 from gateway.cli.output import console, reports_errors
 
+#: Sub-commands living in their own modules, imported only when used: each pulls in its
+#: own heavy dependencies (SQLAlchemy, pyarrow, rdflib, authlib), and `sluis certs ...`
+#: should not wait for all of them.
+LAZY_COMMANDS = {
+    "certs": "gateway.cli.certs_cmd",
+    "participants": "gateway.cli.participants_cmd",
+    "clients": "gateway.cli.clients_cmd",
+    "datasets": "gateway.cli.datasets_cmd",
+    "policy": "gateway.cli.policy_cmd",
+    "audit": "gateway.cli.audit_cmd",
+    "fetch": "gateway.cli.fetch_cmd",
+}
+
+
+class LazyGroup(TyperGroup):
+    """A typer group that imports a sub-command's module the first time it is needed."""
+
+    # typer vendors its own click, whose classes are private: hence Any in the signatures.
+    def list_commands(self, ctx: Any) -> list[str]:  # noqa: ARG002 - click's interface
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module = importlib.import_module(LAZY_COMMANDS[cmd_name])
+            command = typer.main.get_command(module.app)
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
     name="sluis",
+    cls=LazyGroup,
     help="Sluis: the policy-enforcing, audited data-sharing gateway.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(certs_cmd.app, name="certs")
-app.add_typer(participants_cmd.app, name="participants")
-app.add_typer(clients_cmd.app, name="clients")
-app.add_typer(policy_cmd.app, name="policy")
-app.add_typer(audit_cmd.app, name="audit")
-app.add_typer(datasets_cmd.app, name="datasets")
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

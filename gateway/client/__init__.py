@@ -1,9 +1,17 @@
-"""The Sluis client SDK (consumers): token-endpoint authentication for authlib's OAuth2 clients.
+"""The Sluis client SDK: token-endpoint authentication for authlib, and a session client.
 
-More arrives with the exchange (issue 7): a client that holds the certificate, gets and
-refreshes tokens and returns query results.
+``SluisClient`` holds the certificate, gets and refreshes bound tokens, and returns query
+results as pyarrow Tables; ``sluis fetch`` is its command-line face.
 """
 
 from gateway.client.auth import FapiPrivateKeyJWT, IShareClientAssertion, mtls_context
+from gateway.client.sdk import Receipt, SluisClient, SluisError
 
-__all__ = ["FapiPrivateKeyJWT", "IShareClientAssertion", "mtls_context"]
+__all__ = [
+    "FapiPrivateKeyJWT",
+    "IShareClientAssertion",
+    "Receipt",
+    "SluisClient",
+    "SluisError",
+    "mtls_context",
+]

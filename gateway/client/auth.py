@@ -23,11 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from gateway.client._authlib import PrivateKeyJWT
 
 Key = ECKey | OKPKey | RSAKey
 DEFAULT_ALGS = {"EC": "ES256", "OKP": "Ed25519", "RSA": "PS256"}

@@ -16,6 +16,7 @@ from gateway.audit.checkpoint import verify_checkpoint
 from gateway.audit.encoding import decode_base64
 from gateway.audit.merkle import verify_consistency, verify_inclusion
 from gateway.http import problems
+from gateway.telemetry import configure
 from gateway.http.deps import authenticated
 from gateway.participants.schemas import Participant
 from gateway.participants.service import AuthenticatedParticipant
@@ -52,7 +53,7 @@ def _app(audit: object, *roles: str) -> FastAPI:
     app = FastAPI()
     problems.install(app)
     app.include_router(endpoints.router)
-    app.state.services = SimpleNamespace(audit=audit)
+    app.state.services = SimpleNamespace(audit=audit, telemetry=configure("sluis-test"))
 
     async def fake() -> AuthenticatedParticipant:
         return _caller(*roles)

@@ -1,0 +1,61 @@
+"""``sluis fetch``: a consumer downloads a dataset query to a file, with a progress bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from gateway.cli.output import CliError, console, reports_errors
+from gateway.client import SluisClient, SluisError
+from gateway.exchange.schemas import parse_where
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@reports_errors
+def fetch(
+    dataset: Annotated[str, typer.Argument(help="dataset id (see the catalog)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="file to write")],
+    *,
+    gateway: Annotated[str, typer.Option(envvar="SLUIS_GATEWAY_URL", help="https://host:port")],
+    ca: Annotated[Path, typer.Option(envvar="SLUIS_CA_BUNDLE", help="CA bundle (PEM)")],
+    cert: Annotated[Path, typer.Option(envvar="SLUIS_CLIENT_CERT", help="your certificate")],
+    key: Annotated[Path, typer.Option(envvar="SLUIS_CLIENT_KEY", help="your private key")],
+    client_id: Annotated[str, typer.Option(envvar="SLUIS_CLIENT_ID", help="your participant id")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet | csv | jsonl | arrow")] = "parquet",
+    columns: Annotated[str, typer.Option(help="comma-separated columns")] = "",
+    where: Annotated[list[str] | None, typer.Option(help="column,op,value (repeat)")] = None,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Run a query on DATASET and stream the result into --out."""
+    try:
+        predicates = [(p.column, p.op.value, p.value) for p in parse_where(where or [])]
+    except ValueError as exc:
+        raise CliError(str(exc).splitlines()[0]) from exc
+    session = SluisClient(gateway, ca_bundle=ca, cert_file=cert, key_file=key, client_id=client_id)
+    with (
+        session as client,
+        Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                 TransferSpeedColumn(), console=console, transient=True) as progress,
+    ):  # fmt: skip
+        task = progress.add_task(f"{dataset} -> {out.name}", total=None)
+        try:
+            receipt = client.fetch(
+                dataset,
+                out,
+                fmt=fmt,
+                columns=[c for c in columns.split(",") if c],
+                where=predicates,
+                limit=limit,
+                progress=lambda n: progress.advance(task, n),
+            )
+        except SluisError as exc:
+            raise CliError(f"{exc.status} {exc.type}: {exc.detail}") from exc
+    size = out.stat().st_size
+    console.print(
+        f"wrote {out} ({size:,} bytes); audit entry {receipt.index} of {receipt.tree_size}"
+    )

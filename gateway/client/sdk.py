@@ -1,0 +1,223 @@
+"""The Python client for consumers (and providers): certificate, tokens, results as Arrow.
+
+::
+
+    from gateway.client import SluisClient
+
+    with SluisClient("https://gateway.example:8443", ca_bundle="ca.pem",
+                     cert_file="uni.pem", key_file="uni.key", client_id="NTRNL-40000001") as c:
+        c.request_agreement("sensors", purpose="https://w3id.org/dpv#AcademicResearch")
+        table = c.query("sensors", columns=["machine", "temp_c"], where=[("temp_c", "gt", 70)])
+        table.to_pandas()          # when pandas is installed
+        c.last_receipt.index       # the audit entry of that decision
+
+The client holds the mTLS certificate, gets an access token bound to it (``tls_client_auth``
+by default, or any authlib auth method such as :class:`~gateway.client.auth.FapiPrivateKeyJWT`)
+and gets a new one shortly before it expires. Errors come out as :class:`SluisError` with
+the server's problem type and detail.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import pyarrow as pa
+from pyarrow import ipc
+
+from gateway.client._authlib import OAuth2Client
+from gateway.client.auth import mtls_context
+
+REFRESH_MARGIN = 30  # seconds before expiry a token is replaced
+Where = tuple[str, str, Any]
+
+
+class SluisError(Exception):
+    """The gateway refused: ``status``, the problem ``type`` and its ``detail``."""
+
+    def __init__(self, status: int, problem_type: str, detail: str) -> None:
+        super().__init__(f"{status} {problem_type}: {detail}")
+        self.status = status
+        self.type = problem_type
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where the decision behind a data response sits in the audit log."""
+
+    index: int
+    tree_size: int
+    checkpoint: bytes  # the signed note (C2SP checkpoint) that includes the entry
+
+
+def _raise_for_problem(response: httpx.Response) -> None:
+    if response.status_code < 400:  # noqa: PLR2004 - HTTP error range
+        return
+    try:
+        body = response.json()
+        problem, detail = str(body.get("type", "")), str(body.get("detail", ""))
+    except ValueError:
+        problem, detail = "", response.text[:200]
+    raise SluisError(response.status_code, problem.removeprefix("urn:sluis:problem:"), detail)
+
+
+def _query_body(
+    *,
+    columns: Sequence[str] = (),
+    where: Iterable[Where] = (),
+    group_by: Sequence[str] = (),
+    aggregates: Sequence[tuple[str, str | None]] = (),
+    limit: int | None = None,
+    fmt: str,
+) -> dict[str, Any]:
+    return {
+        "columns": list(columns),
+        "where": [{"column": c, "op": op, "value": v} for c, op, v in where],
+        "group_by": list(group_by),
+        "aggregates": [{"func": f, "column": c} for f, c in aggregates],
+        "limit": limit,
+        "format": fmt,
+    }
+
+
+class SluisClient:
+    """A consumer's (or provider's) session with one gateway."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ca_bundle: str | Path,
+        cert_file: str | Path,
+        key_file: str | Path,
+        client_id: str,
+        auth: object = "none",
+        scope: str | None = None,
+        timeout: float = 60,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        context = mtls_context(Path(ca_bundle), Path(cert_file), Path(key_file))
+        self._oauth = OAuth2Client(
+            client_id=client_id, token_endpoint_auth_method=auth, verify=context, timeout=timeout
+        )
+        self._scope = scope
+        self._expires_at = 0.0
+        self.last_receipt: Receipt | None = None
+
+    def __enter__(self) -> SluisClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._oauth.close()
+
+    def _ensure_token(self) -> None:
+        if time.time() < self._expires_at - REFRESH_MARGIN:
+            return
+        extra = {"scope": self._scope} if self._scope else {}
+        try:
+            token = self._oauth.fetch_token(
+                f"{self.base_url}/oauth2/token", grant_type="client_credentials", **extra
+            )
+        except Exception as exc:
+            raise SluisError(401, "token-unavailable", str(exc)) from exc
+        self._expires_at = time.time() + float(token.get("expires_in", 0))
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        self._ensure_token()
+        response: httpx.Response = self._oauth.request(method, f"{self.base_url}{path}", **kwargs)
+        _raise_for_problem(response)
+        return response
+
+    def whoami(self) -> dict[str, Any]:
+        """Who the gateway says this certificate is."""
+        return dict(self._call("GET", "/v1/whoami").json())
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """The datasets in the catalog (DCAT entries)."""
+        return list(self._call("GET", "/v1/catalog").json()["dcat:dataset"])
+
+    def request_agreement(self, dataset: str, *, purpose: str) -> dict[str, Any]:
+        """Ask for access to ``dataset`` for ``purpose`` (an IRI)."""
+        body = {"dataset": dataset, "purpose": purpose}
+        return dict(self._call("POST", "/v1/agreements", json=body).json())
+
+    def agreements(self) -> list[dict[str, Any]]:
+        """Agreements this participant is party to."""
+        return list(self._call("GET", "/v1/agreements").json())
+
+    def decide_agreement(self, agreement_id: str, action: str, reason: str = "") -> dict[str, Any]:
+        """approve | reject | revoke (provider) or terminate (consumer)."""
+        path = f"/v1/agreements/{agreement_id}/{action}"
+        body = {} if action == "approve" else {"reason": reason}
+        return dict(self._call("POST", path, json=body if body else None).json())
+
+    def query(
+        self,
+        dataset: str,
+        *,
+        columns: Sequence[str] = (),
+        where: Iterable[Where] = (),
+        group_by: Sequence[str] = (),
+        aggregates: Sequence[tuple[str, str | None]] = (),
+        limit: int | None = None,
+    ) -> pa.Table:
+        """Run a query; the result as a pyarrow Table (``.to_pandas()`` with pandas)."""
+        body = _query_body(
+            columns=columns, where=where, group_by=group_by, aggregates=aggregates, limit=limit,
+            fmt="arrow",
+        )  # fmt: skip
+        response = self._call("POST", f"/v1/datasets/{dataset}/query", json=body)
+        self.last_receipt = _receipt(response)
+        return ipc.open_stream(io.BytesIO(response.content)).read_all()
+
+    def fetch(
+        self,
+        dataset: str,
+        out: Path,
+        *,
+        fmt: str = "parquet",
+        columns: Sequence[str] = (),
+        where: Iterable[Where] = (),
+        limit: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Receipt:
+        """Stream a query's result into ``out`` (``fmt``: parquet, csv, jsonl, arrow)."""
+        self._ensure_token()
+        body = _query_body(columns=columns, where=where, limit=limit, fmt=fmt)
+        url = f"{self.base_url}/v1/datasets/{dataset}/query"
+        partial = out.with_name(out.name + ".part")
+        with self._oauth.stream("POST", url, json=body) as response:
+            if response.status_code >= 400:  # noqa: PLR2004 - HTTP error range
+                response.read()
+                _raise_for_problem(response)
+            receipt = _receipt(response)
+            with partial.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+        partial.replace(out)
+        self.last_receipt = receipt
+        return receipt
+
+
+def _receipt(response: httpx.Response) -> Receipt:
+    return Receipt(
+        index=int(response.headers["sluis-audit-index"]),
+        tree_size=int(response.headers["sluis-audit-tree-size"]),
+        checkpoint=base64.b64decode(response.headers["sluis-audit-checkpoint"]),
+    )

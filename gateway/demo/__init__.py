@@ -1,0 +1,1 @@
+"""The ``make demo`` walk-through (run as ``python -m gateway.demo``)."""
