@@ -16,10 +16,10 @@ from gateway.audit.checkpoint import verify_checkpoint
 from gateway.audit.encoding import decode_base64
 from gateway.audit.merkle import verify_consistency, verify_inclusion
 from gateway.http import problems
-from gateway.telemetry import configure
 from gateway.http.deps import authenticated
 from gateway.participants.schemas import Participant
 from gateway.participants.service import AuthenticatedParticipant
+from gateway.telemetry import configure
 from tests.audit.logs import ORIGIN, SIGNER, opened, sample
 from tests.support.databases import database_url
 
