@@ -40,7 +40,8 @@ def fetch(
     with (
         session as client,
         Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                 TransferSpeedColumn(), console=console, transient=True) as progress,
+                 TransferSpeedColumn(), console=console, transient=True,
+                 disable=not console.is_terminal) as progress,
     ):  # fmt: skip
         task = progress.add_task(f"{dataset} -> {out.name}", total=None)
         try:
