@@ -188,6 +188,7 @@ class AuditLog(AuditReader):
         self._sign_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._latest_signed: SignedCheckpoint | None = None  # newest this process signed
 
     async def start(self) -> None:
         """Start the writer and checkpointer tasks (``append`` also does, lazily)."""
@@ -236,12 +237,26 @@ class AuditLog(AuditReader):
         return _signed(stored.note if stored is not None else note.decode())
 
     async def checkpoint_for(self, receipt: Receipt) -> SignedCheckpoint:
-        """A signed checkpoint that includes ``receipt``'s entry (signing one if needed)."""
-        async with self._session() as session:
-            row = await repo.checkpoint_at_least(session, receipt.index + 1)
-        if row is not None:
-            return _signed(row.note)
-        return await self.checkpoint_now()
+        """A signed checkpoint that includes ``receipt``'s entry (signing one if needed).
+
+        The receipt carries the size and root of the tree its batch committed, so a new
+        checkpoint is signed from those without reading the tree back: one insert.
+        """
+        latest = self._latest_signed
+        if latest is not None and latest.size > receipt.index:
+            return latest
+        note = sign_checkpoint(
+            Checkpoint(self.origin, receipt.tree_size, receipt.root_hash), self.signer
+        )
+        async with self._sign_lock, self._session() as session:
+            await repo.add_checkpoint(
+                session, receipt.tree_size, receipt.root_hash, note.decode(), self._clock()
+            )
+            stored = await repo.checkpoint_of_size(session, receipt.tree_size)
+        signed = _signed(stored.note if stored is not None else note.decode())
+        if latest is None or signed.size > latest.size:
+            self._latest_signed = signed
+        return signed
 
     async def current_checkpoint(self) -> SignedCheckpoint:
         """The newest checkpoint; signs the first one if the log has none yet."""

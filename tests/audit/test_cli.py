@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,7 +76,8 @@ def test_export_then_verify(runner: CliRunner, url: str, tmp_path: Path) -> None
     _export(runner, url, out)
     code, output = _verify(runner, out)
     assert code == 0, output
-    assert output.startswith("ok: 21 entries, 4 checkpoints; latest size 21")
+    # 4 checkpoints signed here, and maybe more by the background checkpointer meanwhile
+    assert re.match(r"ok: 21 entries, [4-9] checkpoints; latest size 21", output), output
     lines = (out / "entries.jsonl").read_text().splitlines()
     assert [json.loads(line)["index"] for line in lines] == list(range(21))
     code, output = _verify(runner, out, KEY, OTHER_KEY)  # a note verifies with any known key
