@@ -55,15 +55,19 @@ class HttpPassThrough:
         """Close the client."""
         await self._fetcher.aclose()
 
+    def check(self, method: str, path: str) -> None:
+        """TargetRefused unless ``method path`` is a plain path on an allowed route."""
+        if ".." in path.split("/") or "%" in path or "//" in path or "\\" in path:
+            raise TargetRefused("the path is not a plain path")
+        if not any(r.matches(method.upper(), path) for r in self._routes):
+            raise TargetRefused(f"{method.upper()} {path} is not an allowed route")
+
     async def call(
         self, method: str, path: str, columns: tuple[str, ...], *, body: bytes | None = None
     ) -> Proxied:
         """Proxy ``method path``; ``columns`` are the fields the policy lets through."""
         method = method.upper()
-        if ".." in path.split("/") or "%" in path or "//" in path or "\\" in path:
-            raise TargetRefused("the path is not a plain path")
-        if not any(r.matches(method, path) for r in self._routes):
-            raise TargetRefused(f"{method} {path} is not an allowed route")
+        self.check(method, path)
         fetched = await self._fetcher.fetch(method, path, body=body)
         return Proxied(fetched.status, "application/json", _narrowed(fetched, set(columns)))
 

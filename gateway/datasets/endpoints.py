@@ -23,7 +23,13 @@ JSON_LD = "application/ld+json"
 
 async def _entry(services: Services, dataset: Dataset) -> dict[str, Any]:
     base = services.settings.public_url
-    info = await services.datasets.connector(dataset).describe()
+    if services.datasets.is_passthrough(dataset):
+        columns: list[dict[str, Any]] = []
+        access = f"{base}/v1/datasets/{dataset.id}/api/"
+    else:
+        info = await services.datasets.connector(dataset).describe()
+        columns = info.to_catalog()["columns"]
+        access = f"{base}/v1/datasets/{dataset.id}/query"
     text, fmt = await services.datasets.policy_document(dataset.policy_hash)
     return {
         "@id": f"{base}/v1/datasets/{dataset.id}",
@@ -33,7 +39,7 @@ async def _entry(services: Services, dataset: Dataset) -> dict[str, Any]:
         "dct:description": dataset.description,
         "dct:publisher": {"@id": f"urn:sluis:participant:{dataset.provider_id}"},
         "sluis:asset": {"@id": dataset.asset},
-        "sluis:schema": info.to_catalog()["columns"],
+        "sluis:schema": columns,
         "sluis:approval": dataset.approval,
         "odrl:hasPolicy": {
             "@id": f"{base}/v1/datasets/{dataset.id}#policy",
@@ -43,7 +49,7 @@ async def _entry(services: Services, dataset: Dataset) -> dict[str, Any]:
         },
         "dcat:distribution": {
             "@type": "dcat:Distribution",
-            "dcat:accessURL": {"@id": f"{base}/v1/datasets/{dataset.id}/query"},
+            "dcat:accessURL": {"@id": access},
             "dcat:mediaType": ["application/jsonl", "text/csv", "application/vnd.apache.parquet",
                                "application/vnd.apache.arrow.stream"],
         },

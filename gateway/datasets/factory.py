@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from connectors import Connector, ConnectorConfigError, registry
 from connectors.files import FileFormat, FilesConfig, FilesConnector
 from connectors.http import HttpConfig, HttpTableConnector
+from connectors.http_passthrough import HttpPassThrough, Route
 from connectors.sql import SqlConfig, SqlConnector
 
 
@@ -78,6 +79,26 @@ def _http(dataset_id: str, config: Mapping[str, Any]) -> Connector:
 
 
 BUILT_IN = {"files": _files, "sql": _sql, "http": _http}
+PASSTHROUGH = "http-passthrough"
+
+
+def create_passthrough(dataset_id: str, config: Mapping[str, Any]) -> HttpPassThrough:
+    """A pass-through API dataset: ``base_url``, ``routes`` ([{method, path}]), networks."""
+    del dataset_id  # the upstream does not need to know
+    routes = config.get("routes")
+    if not isinstance(routes, list) or not routes:
+        raise ConnectorConfigError("connector.routes must list {method, path} entries")
+    try:
+        allowed = tuple(Route(str(r["method"]).upper(), str(r["path"])) for r in routes)
+    except (KeyError, TypeError) as exc:
+        raise ConnectorConfigError("each of connector.routes needs a method and a path") from exc
+    allow = config.get("allow_networks") or []
+    if not isinstance(allow, list):
+        raise ConnectorConfigError("connector.allow_networks must be a list of CIDR networks")
+    http = HttpConfig(
+        base_url=_field(config, "base_url", str), allow_networks=tuple(str(n) for n in allow)
+    )
+    return HttpPassThrough(http, allowed)
 
 
 def create_connector(dataset_id: str, config: Mapping[str, Any]) -> Connector:
@@ -85,6 +106,8 @@ def create_connector(dataset_id: str, config: Mapping[str, Any]) -> Connector:
     kind = config.get("type")
     if not isinstance(kind, str):
         raise ConnectorConfigError("connector.type is required")
+    if kind == PASSTHROUGH:
+        raise ConnectorConfigError("a pass-through API dataset is reached at /api/..., not queried")
     builder = BUILT_IN.get(kind)
     if builder is not None:
         return builder(dataset_id, config)

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors import Connector
+from connectors.http_passthrough import HttpPassThrough
 from gateway.datasets import repository
+from gateway.datasets.factory import PASSTHROUGH, create_passthrough
 from gateway.datasets.schemas import Dataset, DatasetSpec
 from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.participants import repository as participants
@@ -56,6 +58,7 @@ class DatasetService:
         self.connector_factory = connector_factory
         self._policies: dict[str, Policy] = {}
         self._connectors: dict[str, tuple[str, Connector]] = {}
+        self._passthroughs: dict[str, tuple[str, HttpPassThrough]] = {}
 
     async def register(
         self, spec: DatasetSpec, policy_text: str, fmt: str, *, now: datetime
@@ -66,7 +69,10 @@ class DatasetService:
         except PolicyError as exc:
             raise BadRequest("policy-invalid", f"{spec.policy}: {exc}") from exc
         digest = policy_hash(policy)
-        self.connector_factory(spec.id, spec.connector)  # refuse a bad connector config now
+        if spec.connector.get("type") == PASSTHROUGH:  # refuse a bad connector config now
+            await create_passthrough(spec.id, spec.connector).aclose()
+        else:
+            await self.connector_factory(spec.id, spec.connector).aclose()
         async with self.db.session() as session:
             if await participants.get(session, spec.provider) is None:
                 raise NotFound("participant-not-found", f"no participant {spec.provider}")
@@ -130,6 +136,20 @@ class DatasetService:
             raise NotFound("policy-not-found", f"no policy version {digest}")
         return row.text, row.format
 
+    @staticmethod
+    def is_passthrough(dataset: Dataset) -> bool:
+        """Whether the dataset is a pass-through API rather than a table."""
+        return dataset.connector.get("type") == PASSTHROUGH
+
+    def passthrough(self, dataset: Dataset) -> HttpPassThrough:
+        """The dataset's pass-through proxy, rebuilt when its configuration changed."""
+        key = repr(sorted(dataset.connector.items()))
+        cached = self._passthroughs.get(dataset.id)
+        if cached is None or cached[0] != key:
+            cached = (key, create_passthrough(dataset.id, dataset.connector))
+            self._passthroughs[dataset.id] = cached
+        return cached[1]
+
     def connector(self, dataset: Dataset) -> Connector:
         """The dataset's connector, rebuilt when its configuration changed."""
         key = repr(sorted(dataset.connector.items()))
@@ -143,4 +163,7 @@ class DatasetService:
         """Close every connector."""
         for _, connector in self._connectors.values():
             await connector.aclose()
+        for _, proxy in self._passthroughs.values():
+            await proxy.aclose()
         self._connectors.clear()
+        self._passthroughs.clear()

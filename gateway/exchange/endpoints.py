@@ -12,11 +12,12 @@ import base64
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from connectors import Format
+from gateway.audit.records import Receipt
 from gateway.errors import BadRequest
 from gateway.exchange.schemas import FormatName, QueryIn, parse_where
 from gateway.exchange.service import Outcome
@@ -33,13 +34,17 @@ def _stream(outcome: Outcome) -> StreamingResponse:
         async for chunk in outcome.rest:
             yield chunk
 
-    headers = {
-        "Sluis-Audit-Index": str(outcome.receipt.index),
-        "Sluis-Audit-Tree-Size": str(outcome.receipt.tree_size),
-        "Sluis-Audit-Checkpoint": base64.b64encode(outcome.checkpoint).decode(),
+    headers = _receipt_headers(outcome.receipt, outcome.checkpoint)
+    return StreamingResponse(body(), media_type=outcome.media_type, headers=headers)
+
+
+def _receipt_headers(receipt: Receipt, checkpoint: bytes) -> dict[str, str]:
+    return {
+        "Sluis-Audit-Index": str(receipt.index),
+        "Sluis-Audit-Tree-Size": str(receipt.tree_size),
+        "Sluis-Audit-Checkpoint": base64.b64encode(checkpoint).decode(),
         "Cache-Control": "no-store",
     }
-    return StreamingResponse(body(), media_type=outcome.media_type, headers=headers)
 
 
 @router.post("/{dataset_id}/query")
@@ -81,3 +86,20 @@ async def data(
         caller, dataset_id, body.to_query(), Format(body.format), source=source
     )
     return _stream(outcome)
+
+
+@router.api_route(
+    "/{dataset_id}/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"]
+)
+async def api(
+    request: Request, dataset_id: str, path: str, caller: TokenCallerDep, services: ServicesDep
+) -> Response:
+    """A pass-through API dataset: allowed routes only, JSON fields outside the policy removed."""
+    source = request.client.host if request.client else None
+    body = await request.body() if request.method in {"POST", "PUT", "PATCH"} else None
+    proxied, receipt, checkpoint = await services.exchange.call_api(
+        caller, dataset_id, request.method, path, body, source=source
+    )
+    headers = _receipt_headers(receipt, checkpoint)
+    return Response(proxied.body, status_code=proxied.status, media_type=proxied.content_type,
+                    headers=headers)  # fmt: skip

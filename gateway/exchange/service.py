@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from connectors import Connector, ConnectorError, Format, PermittedQuery, Query, encode, narrow
+from connectors.http_passthrough import Proxied
 from connectors.validate import output_schema
 from gateway.agreements import repository as agreements_repo
 from gateway.agreements.schemas import Agreement
@@ -32,7 +33,7 @@ from gateway.audit.records import Receipt
 from gateway.auth.tokens import TokenRejected
 from gateway.datasets.schemas import Dataset
 from gateway.datasets.service import DatasetService
-from gateway.errors import Conflict, Forbidden
+from gateway.errors import BadRequest, Conflict, Forbidden
 from gateway.exchange.policy_input import policy_request, policy_state
 from gateway.oauth.service import TokenCaller
 from gateway.storage.db import Database
@@ -92,6 +93,56 @@ class ExchangeService:
         self, caller: TokenCaller, dataset_id: str, query: Query, fmt: Format, *, source: str | None
     ) -> Outcome:
         """Decide, audit and start one query (see the module docstring)."""
+        ctx = await self._prelude(caller, dataset_id, source)
+        if self.datasets.is_passthrough(ctx.dataset):
+            raise BadRequest(
+                "not-a-table", f"{dataset_id} is an API: call /v1/datasets/{dataset_id}/api/..."
+            )
+        connector = self.datasets.connector(ctx.dataset)
+        schema = await connector.schema()
+        decision, permitted = await self._decide_and_spend(ctx, query, schema)
+        assert permitted is not None  # noqa: S101 - narrowed because a schema was given
+        receipt, checkpoint = await self._permit(ctx, decision)
+        first, rest, stats = await self._start(ctx, connector, permitted, fmt)
+        return Outcome(receipt, checkpoint, fmt.media_type, first, rest, stats)
+
+    async def call_api(
+        self, caller: TokenCaller, dataset_id: str, method: str, path: str, body: bytes | None,
+        *, source: str | None,
+    ) -> tuple[Proxied, Receipt, bytes]:  # fmt: skip
+        """A pass-through API call: decided and audited like a query; JSON fields narrowed.
+
+        The policy must list the fields (``columns``) that may pass; without that list no
+        field passes (fail closed).
+        """
+        ctx = await self._prelude(caller, dataset_id, source)
+        if not self.datasets.is_passthrough(ctx.dataset):
+            raise BadRequest("not-an-api", f"{dataset_id} is a table: use /query or /data")
+        proxy = self.datasets.passthrough(ctx.dataset)
+        try:
+            proxy.check(method, "/" + path)  # before anything is decided or spent
+        except ConnectorError as exc:
+            await self._deny(ctx, (exc.code, str(exc)))
+            raise
+        decision, _ = await self._decide_and_spend(ctx, Query(), None)
+        receipt, checkpoint = await self._permit(ctx, decision)
+        columns = decision.limits.columns if decision.limits and decision.limits.columns else ()
+        stats, started, result = _Stats(), time.perf_counter(), "permit"
+        try:
+            with self.telemetry.span(
+                SPAN_CONNECTOR, dataset=ctx.dataset.id, kind="http-passthrough"
+            ):
+                proxied = await proxy.call(method, "/" + path, tuple(columns), body=body)
+            stats.bytes = len(proxied.body)
+        except ConnectorError as exc:
+            result = f"failed: {exc.code}"
+            raise
+        finally:
+            await self._complete(ctx, stats, time.perf_counter() - started, result)
+        return proxied, receipt, checkpoint
+
+    async def _prelude(self, caller: TokenCaller, dataset_id: str, source: str | None) -> _Context:
+        """The scope, the dataset and an active agreement, or the refusal (audited)."""
         consumer = caller.participant.participant.id
         actor = Actor(
             participant=consumer,
@@ -109,18 +160,17 @@ class ExchangeService:
         if ctx.agreement is None:
             await self._deny(ctx, ("no-agreement",))
             raise Forbidden("no-agreement", f"no active agreement for dataset {dataset_id}")
-        connector = self.datasets.connector(ctx.dataset)
-        schema = await connector.schema()
-        decision, permitted = await self._decide_and_spend(ctx, query, schema)
+        return ctx
+
+    async def _permit(self, ctx: _Context, decision: Decision) -> tuple[Receipt, bytes]:
+        """The decision entry, committed before anything leaves, and its checkpoint."""
         with self.telemetry.span(SPAN_AUDIT, event="access-decision"):
             receipt = await self.audit.append(self._entry(ctx, decision, "permit"))
-        checkpoint = (await self.audit.checkpoint_for(receipt)).note
-        first, rest, stats = await self._start(ctx, connector, permitted, fmt)
-        return Outcome(receipt, checkpoint, fmt.media_type, first, rest, stats)
+        return receipt, (await self.audit.checkpoint_for(receipt)).note
 
     async def _decide_and_spend(
-        self, ctx: _Context, query: Query, schema: pa.Schema
-    ) -> tuple[Decision, PermittedQuery]:
+        self, ctx: _Context, query: Query, schema: pa.Schema | None
+    ) -> tuple[Decision, PermittedQuery | None]:
         """Decide, narrow the query by the permit, then spend one use (retrying a lost race).
 
         Nothing is spent for a request that is refused, by the policy or by ``narrow``.
@@ -132,8 +182,10 @@ class ExchangeService:
             now = datetime.now(UTC)
             decision = await self._decide(ctx, agreement, policy, query, now)
             assert decision.limits is not None  # noqa: S101 - a permit always carries limits
+            permitted = None
             try:
-                permitted = narrow(query, decision.limits, schema)
+                if schema is not None:
+                    permitted = narrow(query, decision.limits, schema)
             except ConnectorError as exc:
                 await self._deny(ctx, (exc.code, str(exc)), decision)
                 raise

@@ -113,12 +113,15 @@ CASES: dict[str, Query] = {
 async def collect(
     connector: Connector, query: Query, limits: DataLimits | None = None
 ) -> list[Row]:
-    schema = await connector.schema()
-    permitted = narrow(query, limits or DataLimits(), schema)
-    rows: list[Row] = []
-    async for batch in connector.stream(permitted):
-        rows.extend(batch.to_pylist())
-    return rows
+    try:
+        schema = await connector.schema()
+        permitted = narrow(query, limits or DataLimits(), schema)
+        rows: list[Row] = []
+        async for batch in connector.stream(permitted):
+            rows.extend(batch.to_pylist())
+        return rows
+    finally:
+        await connector.aclose()  # in this event loop: asyncpg closes connections in it
 
 
 def check_case(connector: Connector, name: str, rows: list[Row]) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import resource
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import aclosing
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -70,10 +72,25 @@ def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield found
 
 
+T = TypeVar("T")
+
+
 def _connector(url: str, table: str = "sample", batch_size: int = 1000) -> SqlConnector:
     engine = create_async_engine(url, poolclass=NullPool)
     types = (("id", "int64"),) if table == "big" else ()  # SQLite views do not type expressions
     return SqlConnector("sample", engine, SqlConfig(table, batch_size=batch_size, types=types))
+
+
+def _closing(connector: SqlConnector, action: Callable[[SqlConnector], Awaitable[T]]) -> T:
+    """Run ``action`` and close the connector in the same event loop, also on failure."""
+
+    async def main() -> T:
+        try:
+            return await action(connector)
+        finally:
+            await connector.aclose()
+
+    return asyncio.run(main())
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -82,7 +99,7 @@ def test_answers_match_the_reference(url: str, case: str) -> None:
 
 
 def test_the_schema_is_reflected(url: str) -> None:
-    info = asyncio.run(_connector(url).describe())
+    info = _closing(_connector(url), lambda c: c.describe())
     types = {f.name: str(f.type) for f in info.schema}
     assert types == {
         "id": "int64",
@@ -107,7 +124,7 @@ def test_values_are_bound_never_spliced(url: str) -> None:
 
 
 def test_a_column_name_from_the_consumer_never_reaches_sql(url: str) -> None:
-    schema = asyncio.run(_connector(url).schema())
+    schema = _closing(_connector(url), lambda c: c.schema())
     with pytest.raises(UnknownColumn, match="id; DROP"):
         narrow(Query(columns=("id; DROP TABLE sample",)), DataLimits(), schema)
 
@@ -117,10 +134,13 @@ def test_ten_million_rows_stream_without_loading(url: str) -> None:
         connector = _connector(url, "big", batch_size=5000)
         schema = await connector.schema()
         seen = 0
-        async for batch in connector.stream(narrow(Query(), DataLimits(), schema)):
-            seen += batch.num_rows
-            if seen >= 20_000:
-                break
+        # aclosing: the stream (and its database connection) closes here, in this loop,
+        # not later when the abandoned generator is collected
+        async with aclosing(connector.stream(narrow(Query(), DataLimits(), schema))) as batches:
+            async for batch in batches:
+                seen += batch.num_rows
+                if seen >= 20_000:
+                    break
         await connector.aclose()
         return seen
 
@@ -132,11 +152,13 @@ def test_ten_million_rows_stream_without_loading(url: str) -> None:
 
 def test_a_missing_table_is_a_configuration_error(url: str) -> None:
     with pytest.raises(ConnectorConfigError):
-        asyncio.run(_connector(url, "no_such_table").describe())
+        _closing(_connector(url, "no_such_table"), lambda c: c.describe())
 
 
 def test_a_database_that_is_down_is_unavailable() -> None:
     # (a SQLite file that cannot be opened is not tried here: aiosqlite's worker thread
     # then outlives the event loop and reports into the next test)
     with pytest.raises(SourceUnavailable):
-        asyncio.run(_connector("postgresql+asyncpg://postgres@127.0.0.1:1/test").describe())
+        _closing(
+            _connector("postgresql+asyncpg://postgres@127.0.0.1:1/test"), lambda c: c.describe()
+        )
