@@ -18,6 +18,7 @@ from gateway.cli.output import console, reports_errors
 #: own heavy dependencies (SQLAlchemy, pyarrow, rdflib, authlib), and `sluis certs ...`
 #: should not wait for all of them.
 LAZY_COMMANDS = {
+    "agreements": "gateway.cli.agreements_cmd",
     "certs": "gateway.cli.certs_cmd",
     "participants": "gateway.cli.participants_cmd",
     "clients": "gateway.cli.clients_cmd",

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from connectors import ConnectorError
 from gateway.datasets.schemas import Dataset
 from gateway.http.deps import Caller, ServicesDep
 from gateway.services import Services
 
+log = logging.getLogger("sluis.catalog")
 router = APIRouter(tags=["catalog"])
 CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
@@ -23,13 +26,18 @@ JSON_LD = "application/ld+json"
 
 async def _entry(services: Services, dataset: Dataset) -> dict[str, Any]:
     base = services.settings.public_url
+    available = True
     if services.datasets.is_passthrough(dataset):
         columns: list[dict[str, Any]] = []
         access = f"{base}/v1/datasets/{dataset.id}/api/"
     else:
-        info = await services.datasets.connector(dataset).describe()
-        columns = info.to_catalog()["columns"]
         access = f"{base}/v1/datasets/{dataset.id}/query"
+        try:
+            info = await services.datasets.connector(dataset).describe()
+            columns = info.to_catalog()["columns"]
+        except ConnectorError as exc:  # one source down must not hide the whole catalog
+            log.warning("catalog: dataset %s has no schema now: %s", dataset.id, exc)
+            columns, available = [], False
     text, fmt = await services.datasets.policy_document(dataset.policy_hash)
     return {
         "@id": f"{base}/v1/datasets/{dataset.id}",
@@ -40,6 +48,7 @@ async def _entry(services: Services, dataset: Dataset) -> dict[str, Any]:
         "dct:publisher": {"@id": f"urn:sluis:participant:{dataset.provider_id}"},
         "sluis:asset": {"@id": dataset.asset},
         "sluis:schema": columns,
+        "sluis:available": available,
         "sluis:approval": dataset.approval,
         "odrl:hasPolicy": {
             "@id": f"{base}/v1/datasets/{dataset.id}#policy",

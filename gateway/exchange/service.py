@@ -99,7 +99,11 @@ class ExchangeService:
                 "not-a-table", f"{dataset_id} is an API: call /v1/datasets/{dataset_id}/api/..."
             )
         connector = self.datasets.connector(ctx.dataset)
-        schema = await connector.schema()
+        try:
+            schema = await connector.schema()
+        except ConnectorError as exc:  # the source is down or misconfigured: nothing decided
+            await self._deny(ctx, (exc.code, str(exc)))
+            raise
         decision, permitted = await self._decide_and_spend(ctx, query, schema)
         assert permitted is not None  # noqa: S101 - narrowed because a schema was given
         receipt, checkpoint = await self._permit(ctx, decision)
@@ -232,8 +236,12 @@ class ExchangeService:
         started = time.perf_counter()
         schema = output_schema(permitted.query, await connector.schema())
         chunks = encode(self._counted(connector.stream(permitted), stats), fmt, schema)
-        with self.telemetry.span(SPAN_CONNECTOR, dataset=ctx.dataset.id, kind=connector.kind):
-            first = await anext(chunks, b"")  # ConnectorError here becomes a 502/504 problem
+        try:
+            with self.telemetry.span(SPAN_CONNECTOR, dataset=ctx.dataset.id, kind=connector.kind):
+                first = await anext(chunks, b"")  # a ConnectorError here becomes 502/504
+        except ConnectorError as exc:
+            await self._complete(ctx, stats, time.perf_counter() - started, f"failed: {exc.code}")
+            raise
         stats.bytes += len(first)
 
         async def rest() -> AsyncIterator[bytes]:

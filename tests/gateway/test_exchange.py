@@ -78,6 +78,18 @@ permissions:
 """
 
 
+DOWN_POLICY = f"""
+uid: urn:sluis:policy:maker:down
+type: Offer
+target: urn:sluis:dataset:down
+prefixes: {{dpv: "https://w3id.org/dpv#"}}
+permissions:
+  - action: read
+    assignee: urn:sluis:participant:{UNIVERSITY}
+    constraints: [[purpose, isAnyOf, [dpv:AcademicResearch]]]
+"""
+
+
 @dataclass
 class World:
     url: str
@@ -118,13 +130,15 @@ async def _setup_db(url: str, home: Path) -> None:
         "path": "sensors.parquet",
         "format": "parquet",
     }
-    for dataset_id, policy, approval in [
-        ("sensors", POLICY, "manual"),
-        ("sensors-agg", AGGREGATE_POLICY, "automatic"),
+    down = {"type": "sql", "url": "postgresql+asyncpg://nobody@127.0.0.1:1/none", "table": "t"}
+    for dataset_id, policy, approval, source in [
+        ("sensors", POLICY, "manual", connector),
+        ("sensors-agg", AGGREGATE_POLICY, "automatic", connector),
+        ("down", DOWN_POLICY, "automatic", down),
     ]:
         spec = DatasetSpec(
             id=dataset_id, title=f"Spindle {dataset_id}", provider=MAKER, policy="inline",
-            approval=approval, connector=connector,
+            approval=approval, connector=source,
         )  # fmt: skip
         await datasets.register(spec, policy, "yaml", now=NOW)
     await db.dispose()
@@ -149,7 +163,7 @@ def world(
             world = World(base, pki, home, certs)
             with _client(world, "maker") as admin:
                 for pid, scopes in [
-                    (UNIVERSITY, ["dataset:sensors", "dataset:sensors-agg"]),
+                    (UNIVERSITY, ["dataset:sensors", "dataset:sensors-agg", "dataset:down"]),
                     (LAB, ["dataset:sensors"]),
                 ]:
                     body = {"client_id": pid, "auth_method": "tls_client_auth", "scopes": scopes}
@@ -363,3 +377,17 @@ def test_count_limit_runs_out_and_everything_is_audited(
         for e in decisions
         if "policy_hash" in e["decision"]
     )
+
+
+def test_a_source_that_is_down_is_a_502_and_audited(world: World) -> None:
+    """The 'down' dataset's SQL source listens nowhere: the refusal is audited, no data."""
+    agreement = _agreement(world, "university", "down", RESEARCH)
+    assert agreement["state"] == "active"
+    token = _token(world, "university", UNIVERSITY, "dataset:down")
+    response = _query(world, token, "down", {})
+    assert response.status_code == 502
+    assert _code(response) == "source-unavailable"
+    with _client(world, "officer") as officer:
+        entries = officer.get("/v1/audit/entries", params={"dataset": "down"}).json()["entries"]
+    reasons = [e["entry"]["decision"]["reasons"][0] for e in entries]
+    assert "source_unavailable" in reasons

@@ -7,6 +7,7 @@ and is audited; hostile bodies get 4xx, never 500.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class World:
     url: str
     pki: Pki
     certs: dict[str, ClientCert]
+    database: Path
 
 
 async def _setup_db(url: str, home: Path) -> None:
@@ -81,7 +83,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     url = f"sqlite+aiosqlite:///{home / 'sluis.db'}"
     asyncio.run(_setup_db(url, home))
     with running_gateway(gateway_settings(pki, home, url)) as base:
-        world = World(base, pki, certs)
+        world = World(base, pki, certs, home / "sluis.db")
         context = mtls_context(pki.bundle, certs["maker"].cert_path, certs["maker"].key_path)
         with httpx.Client(base_url=base, verify=context) as admin:
             body = {"client_id": UNIVERSITY, "auth_method": "tls_client_auth",
@@ -221,3 +223,51 @@ def test_hostile_bodies_get_4xx_never_500(world: World, body: bytes, status: int
         )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_no_data_leaves_when_the_audit_store_is_unavailable(world: World) -> None:
+    with _sdk(world, "university") as uni:
+        uni.request_agreement("sensors", purpose=RESEARCH)
+        uni._ensure_token()
+        blocker = sqlite3.connect(world.database, timeout=1, isolation_level=None)
+        try:
+            blocker.execute("BEGIN EXCLUSIVE")  # every writer waits 5 s, then gives up
+            error = _refused(lambda: uni.query("sensors", columns=["machine"]))
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert (error.status, error.type) == (503, "storage-unavailable")
+        assert uni.query("sensors", columns=["machine"]).num_rows == 8  # and back when it is
+
+
+def _cli_env(world: World, who: str) -> dict[str, str]:
+    cert = world.certs[who]
+    return {
+        "SLUIS_GATEWAY_URL": world.url,
+        "SLUIS_CA_BUNDLE": str(world.pki.bundle),
+        "SLUIS_CLIENT_CERT": str(cert.cert_path),
+        "SLUIS_CLIENT_KEY": str(cert.key_path),
+    }
+
+
+def test_sluis_agreements_command(world: World) -> None:
+    runner = CliRunner()
+    consumer, provider = _cli_env(world, "university"), _cli_env(world, "maker")
+    asked = runner.invoke(
+        app, ["agreements", "request", "sensors-agg", "--purpose", RESEARCH], env=consumer
+    )
+    assert asked.exit_code == 0, asked.output
+    agreement_id = asked.output.split()[0]
+    listed = runner.invoke(app, ["agreements", "list"], env={**provider, "COLUMNS": "250"})
+    assert agreement_id in listed.output
+    refused = runner.invoke(
+        app, ["agreements", "revoke", agreement_id, "--reason", "x"], env=consumer
+    )
+    assert refused.exit_code == 1
+    assert refused.output.startswith("sluis: error: 403 role-required")
+    revoked = runner.invoke(
+        app, ["agreements", "revoke", agreement_id, "--reason", "study over"], env=provider
+    )
+    assert "revoked (study over)" in revoked.output
+    again = runner.invoke(app, ["agreements", "approve", agreement_id], env=provider)
+    assert again.output.startswith("sluis: error: 409 agreement-state")
