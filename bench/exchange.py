@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 import certs
+from bench.timing import measure
 from connectors import Op, Predicate, Query, narrow
 from connectors.files import FileFormat, FilesConfig, FilesConnector
 from gateway.background import free_port, serving
@@ -45,7 +45,6 @@ from policies import DataLimits
 PROVIDER, CONSUMER = "EU.EORI.NL000000001", "NTRNL-40000001"
 RESEARCH = "https://w3id.org/dpv#AcademicResearch"
 REQUESTS = 300
-WARMUP = 20
 POLICY = f"""
 uid: urn:sluis:policy:bench
 type: Offer
@@ -95,20 +94,6 @@ async def _register(home: Path, now: datetime) -> None:
     await db.dispose()
 
 
-def _time(n: int, action: Callable[[], object]) -> tuple[float, float, float]:
-    for _ in range(WARMUP):
-        action()
-    samples = []
-    started = time.perf_counter()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - t0)
-    total = time.perf_counter() - started
-    ordered = sorted(samples)
-    return n / total, ordered[len(ordered) // 2] * 1e3, ordered[int(0.99 * len(ordered))] * 1e3
-
-
 def _connector_case(home: Path) -> Callable[[], object]:
     connector = FilesConnector(
         "sensors", FilesConfig(root=home, path="sensors.parquet", format=FileFormat.PARQUET)
@@ -138,9 +123,13 @@ def main() -> None:
         assert issued.key_path is not None
         asyncio.run(_register(home, now))
         direct = ds.dataset(home / "sensors.parquet")
-        rows.append(("pyarrow.dataset, direct (baseline)", _time(REQUESTS, lambda: direct.to_table(
-            columns=["machine", "temp_c"], filter=ds.field("machine") == "M007"))))  # fmt: skip
-        rows.append(("FilesConnector.stream, in process", _time(REQUESTS, _connector_case(home))))
+        wanted = ds.field("machine") == "M007"
+
+        def read() -> object:
+            return direct.to_table(columns=["machine", "temp_c"], filter=wanted)
+
+        rows.append(("pyarrow.dataset, direct (baseline)", measure(REQUESTS, read)))
+        rows.append(("FilesConnector.stream, in process", measure(REQUESTS, _connector_case(home))))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUIS_", "OTEL_"))}
         env.update({
             "SLUIS_HOME": str(home), "SLUIS_INSECURE_DEV_MODE": "true",
@@ -157,7 +146,7 @@ def main() -> None:
                 where = [("machine", "eq", "M007")]
                 return client.query("sensors", columns=["machine", "temp_c"], where=where)
 
-            rows.append(("through the gateway (SDK, audited)", _time(REQUESTS, through)))
+            rows.append(("through the gateway (SDK, audited)", measure(REQUESTS, through)))
     _print(rows)
 
 

@@ -19,8 +19,7 @@ import os
 import ssl
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 import certs
+from bench.timing import measure
 from gateway.background import free_port, serving
 from gateway.participants.schemas import ParticipantCreate
 from gateway.participants.service import ParticipantService
@@ -41,26 +41,6 @@ ORG = "NTRNL-40000001"
 KEEPALIVE_REQUESTS = 2000
 HANDSHAKE_REQUESTS = 300
 VERIFY_CALLS = 5000
-WARMUP = 50
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _measure(n: int, action: Callable[[], object]) -> tuple[float, float, float]:
-    """(requests per second, p50 ms, p99 ms) over ``n`` calls after a warm-up."""
-    for _ in range(WARMUP):
-        action()
-    samples = []
-    started = time.perf_counter()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - t0)
-    total = time.perf_counter() - started
-    return n / total, _percentile(samples, 0.5) * 1e3, _percentile(samples, 0.99) * 1e3
 
 
 def _setup(home: Path) -> tuple[Settings, certs.CADirectory, Path, Path]:
@@ -112,7 +92,7 @@ def main() -> None:
             (
                 "certs.verify in process (no HTTP)",
                 VERIFY_CALLS,
-                _measure(VERIFY_CALLS, lambda: certs.verify(chain, trust, crls, now=now)),
+                measure(VERIFY_CALLS, lambda: certs.verify(chain, trust, crls, now=now)),
             )
         )
     _print(rows)
@@ -142,14 +122,14 @@ def _run_cases(
             (
                 "GET /healthz, keep-alive (baseline)",
                 KEEPALIVE_REQUESTS,
-                _measure(KEEPALIVE_REQUESTS, lambda: client.get("/healthz")),
+                measure(KEEPALIVE_REQUESTS, lambda: client.get("/healthz")),
             )
         )
         rows.append(
             (
                 "GET /v1/whoami, keep-alive",
                 KEEPALIVE_REQUESTS,
-                _measure(KEEPALIVE_REQUESTS, lambda: client.get("/v1/whoami")),
+                measure(KEEPALIVE_REQUESTS, lambda: client.get("/v1/whoami")),
             )
         )
 
@@ -161,7 +141,7 @@ def _run_cases(
         (
             "GET /v1/whoami, new mTLS connection each",
             HANDSHAKE_REQUESTS,
-            _measure(HANDSHAKE_REQUESTS, fresh_connection),
+            measure(HANDSHAKE_REQUESTS, fresh_connection),
         )
     )
     return rows

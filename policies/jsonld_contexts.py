@@ -10,54 +10,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 from policies.errors import PolicySyntaxError
-from policies.vocab import ODRL, SOTW
+from policies.vocab import ACTION_NAMES, ODRL, SOTW
 
 _ID = "@id"
-_ACTIONS: Final = [
-    "use",
-    "transfer",
-    "give",
-    "sell",
-    "present",
-    "display",
-    "play",
-    "print",
-    "acceptTracking",
-    "aggregate",
-    "annotate",
-    "anonymize",
-    "archive",
-    "attribute",
-    "compensate",
-    "concurrentUse",
-    "delete",
-    "derive",
-    "digitize",
-    "distribute",
-    "ensureExclusivity",
-    "execute",
-    "extract",
-    "grantUse",
-    "include",
-    "index",
-    "inform",
-    "install",
-    "modify",
-    "move",
-    "nextPolicy",
-    "obtainConsent",
-    "read",
-    "reproduce",
-    "reviewPolicy",
-    "stream",
-    "synchronize",
-    "textToSpeech",
-    "transform",
-    "translate",
-    "uninstall",
-    "watermark",
-    "write",
-]
+_ACTIONS: Final = list(ACTION_NAMES)  # every action of the ODRL hierarchy in vocab
 _LEFT_OPERANDS: Final = [
     "absolutePosition",
     "absoluteSpatialPosition",

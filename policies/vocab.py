@@ -90,6 +90,7 @@ _INCLUDED_IN: Final = {
         "use",
     ),
 }
+ACTION_NAMES: Final = tuple(_INCLUDED_IN)  # the ODRL 2.2 action names, short form
 ACTION_PARENT: Final = {ODRL + a: (ODRL + p if p else None) for a, p in _INCLUDED_IN.items()}
 
 

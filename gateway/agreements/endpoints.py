@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -69,9 +70,9 @@ async def reject(
     services: ServicesDep,
 ) -> Agreement:
     """The provider refuses a request, with a reason."""
-    now = datetime.now(UTC)
-    agreement = await services.agreements.reject(agreement_id, caller, body.reason, now=now)
-    return await _audited(request, agreement, "reject")
+    return await _end(
+        request, services.agreements.reject, agreement_id, caller, body, action="reject"
+    )
 
 
 @router.post("/{agreement_id}/revoke", response_model=Agreement)
@@ -83,9 +84,9 @@ async def revoke(
     services: ServicesDep,
 ) -> Agreement:
     """The provider ends an agreement, with a reason."""
-    now = datetime.now(UTC)
-    agreement = await services.agreements.revoke(agreement_id, caller, body.reason, now=now)
-    return await _audited(request, agreement, "revoke")
+    return await _end(
+        request, services.agreements.revoke, agreement_id, caller, body, action="revoke"
+    )
 
 
 @router.post("/{agreement_id}/terminate", response_model=Agreement)
@@ -97,6 +98,22 @@ async def terminate(
     services: ServicesDep,
 ) -> Agreement:
     """The consumer ends its own agreement."""
-    now = datetime.now(UTC)
-    agreement = await services.agreements.terminate(agreement_id, caller, body.reason, now=now)
-    return await _audited(request, agreement, "terminate")
+    transition = services.agreements.terminate
+    return await _end(request, transition, agreement_id, caller, body, action="terminate")
+
+
+Transition = Callable[..., Awaitable[Agreement]]
+
+
+async def _end(
+    request: Request,
+    transition: Transition,
+    agreement_id: str,
+    caller: AuthenticatedParticipant,
+    body: AgreementDecision,
+    *,
+    action: str,
+) -> Agreement:
+    """Run a transition that carries a reason, and audit it."""
+    agreement = await transition(agreement_id, caller, body.reason, now=datetime.now(UTC))
+    return await _audited(request, agreement, action)

@@ -102,9 +102,8 @@ async def metadata(services: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.post("/oauth2/introspect", tags=["oauth"])
-async def introspect(request: Request, caller: Caller, services: ServicesDep) -> Response:
-    """RFC 7662, for the token's own client and operators; others learn only ``active: false``."""
+async def _token_param(request: Request) -> str | JSONResponse:
+    """The ``token`` form parameter, or the invalid_request problem to answer with."""
     try:
         form = await read_form(request)
     except FormError as exc:
@@ -112,6 +111,15 @@ async def introspect(request: Request, caller: Caller, services: ServicesDep) ->
     token_value = form.get("token")
     if not token_value:
         return _invalid_request(request, "the token parameter is required")
+    return token_value
+
+
+@router.post("/oauth2/introspect", tags=["oauth"])
+async def introspect(request: Request, caller: Caller, services: ServicesDep) -> Response:
+    """RFC 7662, for the token's own client and operators; others learn only ``active: false``."""
+    token_value = await _token_param(request)
+    if isinstance(token_value, JSONResponse):
+        return token_value
     body = await services.oauth.introspect(token_value, caller, datetime.now(UTC))
     return JSONResponse(body, headers=NO_STORE)
 
@@ -119,13 +127,9 @@ async def introspect(request: Request, caller: Caller, services: ServicesDep) ->
 @router.post("/oauth2/revoke", tags=["oauth"])
 async def revoke(request: Request, caller: Caller, services: ServicesDep) -> Response:
     """RFC 7009: always 200 for a well-formed request, whatever the token was."""
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return _invalid_request(request, str(exc))
-    token_value = form.get("token")
-    if not token_value:
-        return _invalid_request(request, "the token parameter is required")
+    token_value = await _token_param(request)
+    if isinstance(token_value, JSONResponse):
+        return token_value
     await services.oauth.revoke(token_value, caller, datetime.now(UTC))
     return Response(status_code=status.HTTP_200_OK, headers=NO_STORE)
 

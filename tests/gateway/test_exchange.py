@@ -28,14 +28,10 @@ from gateway.audit.checkpoint import verify_checkpoint
 from gateway.audit.keys import Verifier
 from gateway.audit.merkle import verify_inclusion
 from gateway.client import mtls_context
-from gateway.datasets.factory import create_connector
-from gateway.datasets.schemas import DatasetSpec
-from gateway.datasets.service import DatasetService
-from gateway.participants.schemas import ParticipantCreate
-from gateway.participants.service import ParticipantService
 from gateway.storage.db import Database
 from tests.support.databases import database_url
-from tests.support.pki import NOW, ClientCert, Pki
+from tests.support.pki import ClientCert, Pki
+from tests.support.registry import register_dataset, register_participants
 from tests.support.server import gateway_settings, running_gateway
 
 MAKER = "EU.EORI.NL000000001"
@@ -115,16 +111,16 @@ def _write_data(directory: Path) -> None:
 async def _setup_db(url: str, home: Path) -> None:
     db = Database(url)
     await db.upgrade()
-    participants = ParticipantService(db)
-    for pid, name, roles in [
-        (MAKER, "Machine Maker BV", ["provider", "operator"]),
-        (UNIVERSITY, "Universiteit Oost", ["consumer"]),
-        (LAB, "Fieldlab Noord", ["consumer"]),
-        (OFFICER, "Security Office", ["officer"]),
-    ]:
-        await participants.create(ParticipantCreate(id=pid, name=name, roles=roles), now=NOW)  # type: ignore[arg-type]
-    datasets = DatasetService(db, create_connector)
-    connector = {
+    await register_participants(
+        db,
+        [
+            (MAKER, "Machine Maker BV", ["provider", "operator"]),
+            (UNIVERSITY, "Universiteit Oost", ["consumer"]),
+            (LAB, "Fieldlab Noord", ["consumer"]),
+            (OFFICER, "Security Office", ["officer"]),
+        ],
+    )
+    files = {
         "type": "files",
         "root": str(home / "data"),
         "path": "sensors.parquet",
@@ -132,15 +128,13 @@ async def _setup_db(url: str, home: Path) -> None:
     }
     down = {"type": "sql", "url": "postgresql+asyncpg://nobody@127.0.0.1:1/none", "table": "t"}
     for dataset_id, policy, approval, source in [
-        ("sensors", POLICY, "manual", connector),
-        ("sensors-agg", AGGREGATE_POLICY, "automatic", connector),
+        ("sensors", POLICY, "manual", files),
+        ("sensors-agg", AGGREGATE_POLICY, "automatic", files),
         ("down", DOWN_POLICY, "automatic", down),
     ]:
-        spec = DatasetSpec(
-            id=dataset_id, title=f"Spindle {dataset_id}", provider=MAKER, policy="inline",
-            approval=approval, connector=source,
-        )  # fmt: skip
-        await datasets.register(spec, policy, "yaml", now=NOW)
+        await register_dataset(
+            db, dataset_id, provider=MAKER, policy=policy, connector=source, approval=approval
+        )
     await db.dispose()
 
 

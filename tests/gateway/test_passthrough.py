@@ -14,13 +14,11 @@ import httpx
 import pytest
 
 from gateway.client import mtls_context
-from gateway.datasets.factory import create_connector
-from gateway.datasets.schemas import DatasetSpec
-from gateway.datasets.service import DatasetService
 from gateway.participants.schemas import ParticipantCreate
 from gateway.participants.service import ParticipantService
 from gateway.storage.db import Database
 from tests.support.pki import NOW, ClientCert, Pki
+from tests.support.registry import register_dataset
 from tests.support.server import gateway_settings, running_gateway
 
 MAKER = "EU.EORI.NL000000001"
@@ -88,9 +86,7 @@ async def _setup(url: str, upstream: str) -> None:
         "routes": [{"method": "GET", "path": "/orders"}, {"method": "GET", "path": "/orders/{id}"}],
         "allow_networks": ["127.0.0.1/32"],
     }
-    spec = DatasetSpec(id="orders", title="Orders API", provider=MAKER, policy="inline",
-                       approval="automatic", connector=connector)  # fmt: skip
-    await DatasetService(db, create_connector).register(spec, POLICY, "yaml", now=NOW)
+    await register_dataset(db, "orders", provider=MAKER, policy=POLICY, connector=connector)
     await db.dispose()
 
 

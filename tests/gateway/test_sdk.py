@@ -20,14 +20,10 @@ from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from gateway.client import SluisClient, SluisError, mtls_context
-from gateway.datasets.factory import create_connector
-from gateway.datasets.schemas import DatasetSpec
-from gateway.datasets.service import DatasetService
-from gateway.participants.schemas import ParticipantCreate
-from gateway.participants.service import ParticipantService
 from gateway.storage.db import Database
 from tests.gateway.test_exchange import AGGREGATE_POLICY, POLICY, _write_data
-from tests.support.pki import NOW, ClientCert, Pki
+from tests.support.pki import ClientCert, Pki
+from tests.support.registry import register_dataset, register_participants
 from tests.support.server import gateway_settings, running_gateway
 
 MAKER = "EU.EORI.NL000000001"
@@ -47,26 +43,22 @@ class World:
 async def _setup_db(url: str, home: Path) -> None:
     db = Database(url)
     await db.upgrade()
-    participants = ParticipantService(db)
-    for pid, name, roles in [
-        (MAKER, "Machine Maker BV", ["provider", "operator"]),
-        (UNIVERSITY, "Universiteit Oost", ["consumer"]),
-        (OFFICER, "Security Office", ["officer"]),
-    ]:
-        await participants.create(ParticipantCreate(id=pid, name=name, roles=roles), now=NOW)  # type: ignore[arg-type]
-    datasets = DatasetService(db, create_connector)
-    connector = {
+    await register_participants(
+        db,
+        [
+            (MAKER, "Machine Maker BV", ["provider", "operator"]),
+            (UNIVERSITY, "Universiteit Oost", ["consumer"]),
+            (OFFICER, "Security Office", ["officer"]),
+        ],
+    )
+    files = {
         "type": "files",
         "root": str(home / "data"),
         "path": "sensors.parquet",
         "format": "parquet",
     }
     for dataset_id, policy in [("sensors", POLICY), ("sensors-agg", AGGREGATE_POLICY)]:
-        spec = DatasetSpec(
-            id=dataset_id, title=dataset_id, provider=MAKER, policy="inline",
-            approval="automatic", connector=connector,
-        )  # fmt: skip
-        await datasets.register(spec, policy, "yaml", now=NOW)
+        await register_dataset(db, dataset_id, provider=MAKER, policy=policy, connector=files)
     await db.dispose()
 
 
