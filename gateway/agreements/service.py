@@ -46,7 +46,13 @@ class AgreementService:
             purpose=body.purpose,
             aggregate=True,
         )
-        fresh = policy_state(use_count=0, request_times=(), agreement_start=now)
+        fresh = policy_state(
+            consumer_id=consumer.participant.id,
+            groups=consumer.participant.groups,
+            use_count=0,
+            request_times=(),
+            agreement_start=now,
+        )
         decision = evaluate(policy, ask, fresh, now=now)
         if not decision.permitted:
             state, reason = (

@@ -37,9 +37,14 @@ def add(
     participant_id: Annotated[str, typer.Argument(help="organizationIdentifier")],
     name: Annotated[str, typer.Option(help="Organisation name.")],
     role: Annotated[list[str], typer.Option(help="provider|consumer|officer|operator")],
+    group: Annotated[
+        list[str] | None, typer.Option(help="a party collection IRI it belongs to (repeat)")
+    ] = None,
 ) -> None:
     """Register an organisation."""
-    data = validated(ParticipantCreate, id=participant_id, name=name, roles=role)
+    data = validated(
+        ParticipantCreate, id=participant_id, name=name, roles=role, groups=group or []
+    )
     _show(_run(ctx.obj.settings(), lambda s: s.create(data, now=datetime.now(UTC))))
 
 
@@ -89,3 +94,14 @@ def set_roles(
 ) -> None:
     """Replace a participant's roles."""
     _update(ctx, participant_id, roles=role)
+
+
+@app.command("set-groups")
+@reports_errors
+def set_groups(
+    ctx: typer.Context,
+    participant_id: str,
+    group: Annotated[list[str] | None, typer.Option(help="a party collection IRI (repeat)")] = None,
+) -> None:
+    """Replace the party collections (e.g. urn:group:universities) a participant is in."""
+    _update(ctx, participant_id, groups=group or [])

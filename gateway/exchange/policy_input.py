@@ -36,10 +36,21 @@ def policy_request(
 
 
 def policy_state(
-    *, use_count: int, request_times: Sequence[datetime], agreement_start: datetime | None
+    *,
+    consumer_id: str,
+    groups: Sequence[str],
+    use_count: int,
+    request_times: Sequence[datetime],
+    agreement_start: datetime | None,
 ) -> State:
-    """The state of the world the exchange keeps for one agreement."""
+    """The state of the world the exchange keeps for one agreement.
+
+    ``groups`` are the party collections the registry lists for the consumer, so that a
+    policy assigning ``urn:group:universities`` reaches its members.
+    """
+    broader = {participant_uri(consumer_id): frozenset(groups)} if groups else {}
     return State(
+        broader=MappingProxyType(broader),
         use_count=use_count,
         request_times=tuple(request_times),
         agreement_start=agreement_start,

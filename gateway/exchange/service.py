@@ -70,6 +70,7 @@ class _Context:
     dataset: Dataset
     agreement: Agreement | None = None
     trace_id: str | None = None  # of the request: the completion entry is written after it
+    groups: tuple[str, ...] = ()  # the consumer's party collections, from the registry
 
 
 class ExchangeService:
@@ -159,7 +160,12 @@ class ExchangeService:
                 "insufficient-scope", f"the token lacks the scope dataset:{dataset_id}",
                 error="insufficient_scope",
             )  # fmt: skip
-        ctx = _Context(actor, await self.datasets.get(dataset_id), trace_id=current_trace_id())
+        ctx = _Context(
+            actor,
+            await self.datasets.get(dataset_id),
+            trace_id=current_trace_id(),
+            groups=tuple(caller.participant.participant.groups),
+        )
         ctx.agreement = await self.agreements.active_for(consumer, dataset_id)
         if ctx.agreement is None:
             await self._deny(ctx, ("no-agreement",))
@@ -214,7 +220,11 @@ class ExchangeService:
             columns=query.source_columns(), aggregate=bool(query.aggregates), limit=query.limit,
         )  # fmt: skip
         state = policy_state(
-            use_count=agreement.use_count, request_times=times, agreement_start=agreement.decided_at
+            consumer_id=agreement.consumer_id,
+            groups=ctx.groups,
+            use_count=agreement.use_count,
+            request_times=times,
+            agreement_start=agreement.decided_at,
         )
         with self.telemetry.span(SPAN_POLICY, dataset=ctx.dataset.id):
             decision = evaluate(policy, request, state, now=now)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,6 +11,10 @@ from certs import ROLES, PKIError, validate_organization_id
 
 Role = Literal["provider", "consumer", "officer", "operator"]
 Status = Literal["active", "suspended"]
+#: A party collection, e.g. urn:group:universities (what ODRL policies assign to).
+GroupIri = Annotated[
+    str, Field(min_length=3, max_length=512, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+]
 assert set(get_args(Role)) == ROLES  # noqa: S101 - keep the literal in step with certs.ROLES
 
 
@@ -30,6 +34,7 @@ class ParticipantCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1)
     status: Status = "active"
+    groups: list[GroupIri] = Field(default_factory=list, max_length=50)
 
     @field_validator("id")
     @classmethod
@@ -45,6 +50,7 @@ class ParticipantUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     roles: list[Role] | None = Field(default=None, min_length=1)
     status: Status | None = None
+    groups: list[GroupIri] | None = Field(default=None, max_length=50)
 
 
 class Participant(BaseModel):
@@ -54,6 +60,7 @@ class Participant(BaseModel):
     name: str
     roles: list[Role]
     status: Status
+    groups: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
 

@@ -48,6 +48,7 @@ class ParticipantService:
             name=data.name,
             roles=sorted(set(data.roles)),
             status=data.status,
+            groups=sorted(set(data.groups)),
             created_at=now,
             updated_at=now,
         )
@@ -74,6 +75,8 @@ class ParticipantService:
                 row.roles = sorted(set(data.roles))
             if data.status is not None:
                 row.status = data.status
+            if data.groups is not None:
+                row.groups = sorted(set(data.groups))
             row.updated_at = now
             return _to_model(row)
 

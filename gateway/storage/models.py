@@ -60,6 +60,8 @@ class ParticipantRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Appended in revision 0005: party collections (IRIs) the organisation belongs to.
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class OAuthClientRow(Base):

@@ -42,6 +42,15 @@ def test_participants_round_trip(runner: CliRunner) -> None:
     shown = runner.invoke(app, ["participants", "show", "EU.EORI.NL000000001"])
     assert "consumer" in shown.output
     assert "provider" not in shown.output
+    grouped = runner.invoke(
+        app, ["participants", "set-groups", "EU.EORI.NL000000001", "--group", "urn:group:makers"]
+    )
+    assert "urn:group:makers" in grouped.output
+    bad = runner.invoke(
+        app, ["participants", "set-groups", "EU.EORI.NL000000001", "--group", "not an iri"]
+    )
+    assert bad.exit_code == 1
+    assert bad.output.startswith("sluis: error: groups.0")
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,17 @@ permissions:
 """
 
 
+GROUP_POLICY = """
+uid: urn:sluis:policy:maker:sensors-group
+type: Offer
+target: urn:sluis:dataset:sensors-group
+prefixes: {dpv: "https://w3id.org/dpv#"}
+permissions:
+  - action: read
+    assignee: [{collection: urn:group:universities}]
+    constraints: [[purpose, isAnyOf, [dpv:AcademicResearch]]]
+"""
+
 DOWN_POLICY = f"""
 uid: urn:sluis:policy:maker:down
 type: Offer
@@ -131,6 +142,7 @@ async def _setup_db(url: str, home: Path) -> None:
         ("sensors", POLICY, "manual", files),
         ("sensors-agg", AGGREGATE_POLICY, "automatic", files),
         ("down", DOWN_POLICY, "automatic", down),
+        ("sensors-group", GROUP_POLICY, "automatic", files),
     ]:
         await register_dataset(
             db, dataset_id, provider=MAKER, policy=policy, connector=source, approval=approval
@@ -385,3 +397,13 @@ def test_a_source_that_is_down_is_a_502_and_audited(world: World) -> None:
         entries = officer.get("/v1/audit/entries", params={"dataset": "down"}).json()["entries"]
     reasons = [e["entry"]["decision"]["reasons"][0] for e in entries]
     assert "source_unavailable" in reasons
+
+
+def test_policies_can_assign_party_collections(world: World) -> None:
+    with _client(world, "maker") as admin:
+        grouped = admin.patch(
+            f"/v1/admin/participants/{UNIVERSITY}", json={"groups": ["urn:group:universities"]}
+        )
+    assert grouped.json()["groups"] == ["urn:group:universities"]
+    assert _agreement(world, "university", "sensors-group", RESEARCH)["state"] == "active"
+    assert _agreement(world, "lab", "sensors-group", RESEARCH)["state"] == "rejected"
