@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from policies.errors import PolicySyntaxError
-from policies.vocab import ACTION_NAMES, ODRL, SOTW
+from policies.vocab import ACTION_NAMES, ODRL, OPERATOR_NAMES, SOTW
 
 _ID = "@id"
 _ACTIONS: Final = list(ACTION_NAMES)  # every action of the ODRL hierarchy in vocab
@@ -48,23 +48,8 @@ _LEFT_OPERANDS: Final = [
     "version",
     "virtualLocation",
 ]
-_OPERATORS: Final = [
-    "eq",
-    "neq",
-    "lt",
-    "lteq",
-    "gt",
-    "gteq",
-    "isA",
-    "hasPart",
-    "isPartOf",
-    "isAllOf",
-    "isAnyOf",
-    "isNoneOf",
-    "perm",
-    "prohibit",
-    "invalid",
-]
+# The constraint operators, plus the conflict strategies that share the odrl: namespace.
+_OPERATORS: Final = [*OPERATOR_NAMES, "perm", "prohibit", "invalid"]
 _CLASSES: Final = [
     "Policy",
     "Set",

@@ -19,23 +19,21 @@ POLICY_TYPES: Final = frozenset(
 RULE_KINDS: Final = ("permission", "prohibition", "obligation")
 
 # Operators (ODRL 2.2 section 3.2.3) and logical operators.
-OPERATORS: Final = frozenset(
-    ODRL + o
-    for o in (
-        "eq",
-        "neq",
-        "lt",
-        "lteq",
-        "gt",
-        "gteq",
-        "isA",
-        "hasPart",
-        "isPartOf",
-        "isAllOf",
-        "isAnyOf",
-        "isNoneOf",
-    )
+OPERATOR_NAMES: Final = (
+    "eq",
+    "neq",
+    "lt",
+    "lteq",
+    "gt",
+    "gteq",
+    "isA",
+    "hasPart",
+    "isPartOf",
+    "isAllOf",
+    "isAnyOf",
+    "isNoneOf",
 )
+OPERATORS: Final = frozenset(ODRL + o for o in OPERATOR_NAMES)
 LOGICAL: Final = tuple(ODRL + o for o in ("and", "or", "xone", "andSequence"))
 CONFLICT_PERM: Final = ODRL + "perm"
 

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from gateway.agreements import repository
 from gateway.agreements.schemas import Agreement, AgreementRequest
+from gateway.datasets import repository as datasets_repo
 from gateway.datasets.service import DatasetService
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.exchange.policy_input import policy_request, policy_state
@@ -164,10 +165,13 @@ class AgreementService:
             ]
 
     async def get_for(self, agreement_id: str, participant: AuthenticatedParticipant) -> Agreement:
-        """One agreement, if the caller is party to it."""
-        for agreement in await self.visible_to(participant):
-            if agreement.id == agreement_id:
-                return agreement
+        """One agreement, if the caller is party to it (its consumer or the dataset's provider)."""
+        me = participant.participant.id
+        async with self.db.session() as session:
+            row = await repository.get(session, agreement_id)
+            dataset = None if row is None else await datasets_repo.get(session, row.dataset_id)
+        if row is not None and me in {row.consumer_id, dataset.provider_id if dataset else None}:
+            return _to_model(row)
         raise NotFound("agreement-not-found", f"no agreement {agreement_id}")
 
     async def active_for(self, consumer_id: str, dataset_id: str) -> Agreement | None:

@@ -28,11 +28,10 @@ from gateway.audit.jcs import canonical
 from gateway.audit.keys import Verifier
 from gateway.audit.merkle import leaf_hash, verify_inclusion
 from gateway.client import mtls_context
-from gateway.participants.schemas import ParticipantCreate
-from gateway.participants.service import ParticipantService
 from gateway.storage.db import Database
 from tests.support.databases import database_url
-from tests.support.pki import NOW, ClientCert, Pki
+from tests.support.pki import ClientCert, Pki
+from tests.support.registry import register_participants
 from tests.support.server import gateway_settings, running_gateway
 
 MAKER = "EU.EORI.NL000000001"
@@ -54,13 +53,14 @@ class World:
 async def _register(url: str) -> None:
     db = Database(url)
     await db.upgrade()
-    service = ParticipantService(db)
-    for pid, name, roles in [
-        (MAKER, "Machine Maker BV", ["provider", "operator"]),
-        (UNIVERSITY, "Universiteit Oost", ["consumer"]),
-        (OFFICER, "Security Office", ["officer"]),
-    ]:
-        await service.create(ParticipantCreate(id=pid, name=name, roles=roles), now=NOW)  # type: ignore[arg-type]
+    await register_participants(
+        db,
+        [
+            (MAKER, "Machine Maker BV", ["provider", "operator"]),
+            (UNIVERSITY, "Universiteit Oost", ["consumer"]),
+            (OFFICER, "Security Office", ["officer"]),
+        ],
+    )
     await db.dispose()
 
 

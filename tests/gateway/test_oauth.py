@@ -27,13 +27,12 @@ from certs import thumbprint_sha256
 from gateway.auth import tokens
 from gateway.auth.jose import import_private, signing_alg
 from gateway.client import FapiPrivateKeyJWT, IShareClientAssertion, mtls_context
-from gateway.participants.schemas import ParticipantCreate
-from gateway.participants.service import ParticipantService
 from gateway.settings import load_signing_key
 from gateway.storage.db import Database
 from tests.support.databases import database_url
 from tests.support.ishare import IShareCA, IShareParty
-from tests.support.pki import NOW, ClientCert, Pki
+from tests.support.pki import ClientCert, Pki
+from tests.support.registry import register_participants
 from tests.support.server import gateway_settings, running_gateway
 
 ISSUER = "https://localhost:8443"
@@ -60,15 +59,16 @@ class World:
 async def _register(url: str) -> None:
     db = Database(url)
     await db.upgrade()
-    service = ParticipantService(db)
-    for pid, name, roles in [
-        (MAKER, "Machine Maker BV", ["provider", "operator"]),
-        (UNIVERSITY, "Universiteit Oost", ["consumer"]),
-        (LAB, "Fieldlab Noord", ["consumer"]),
-        (ISHARE_PARTY, "iSHARE Lab", ["consumer"]),
-        (STRANGER, "No Client BV", ["consumer"]),
-    ]:
-        await service.create(ParticipantCreate(id=pid, name=name, roles=roles), now=NOW)  # type: ignore[arg-type]
+    await register_participants(
+        db,
+        [
+            (MAKER, "Machine Maker BV", ["provider", "operator"]),
+            (UNIVERSITY, "Universiteit Oost", ["consumer"]),
+            (LAB, "Fieldlab Noord", ["consumer"]),
+            (ISHARE_PARTY, "iSHARE Lab", ["consumer"]),
+            (STRANGER, "No Client BV", ["consumer"]),
+        ],
+    )
     await db.dispose()
 
 
