@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CODE   := gateway policies connectors certs
 
-.PHONY: demo test lint pytest bench clean
+.PHONY: demo test lint pytest mutants bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint pytest
+# Each guarantee mutant (tests/mutants/mutants.toml) applied to a scratch copy: its tests must fail.
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants
+
+test: lint mutants pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

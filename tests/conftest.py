@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from tests.support.shared import VECTORS
 
 
 @pytest.fixture(scope="session")
 def shared_vectors() -> Path:
     """``../shared/vectors``; skips with a reason where it is absent."""
-    path = SHARED / "vectors"
+    path = VECTORS
     if not path.is_dir():
         pytest.skip(f"conformance vectors not present at {path}")
     return path

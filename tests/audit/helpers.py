@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from gateway.audit.merkle import leaf_hash
+from tests.support.shared import VECTORS
 
-# tests/audit/helpers.py -> parents: audit, tests, <repo>, <workspace holding shared/>
-MERKLE_VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "merkle"
+MERKLE_VECTORS = VECTORS / "merkle"
 MISSING = f"conformance vectors not present at {MERKLE_VECTORS}"
 
 

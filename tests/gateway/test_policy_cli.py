@@ -13,10 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli.policy_cmd import app
+from tests.support.shared import VECTORS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "policies"
-ODRL = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "odrl"
+ODRL = VECTORS / "odrl"
 SOLIDLAB = ODRL / "SolidLabResearch__ODRL-Test-Suite"
 W3C = ODRL / "w3c__odrl" / "formal-semantics" / "examples"
 needs_vectors = pytest.mark.skipif(

@@ -1,7 +1,6 @@
 """Where the shared ODRL conformance vectors live, and their case lists (read, never copied).
 
-``tests/policies/<file>`` -> parents[3] is the directory holding ``main/`` and ``shared/``
-(the same place ``tests/conftest.py`` reaches with parents[2] from one level up).
+They live in ``../shared/vectors/odrl`` beside the checkout (``tests.support.shared``).
 """
 
 from __future__ import annotations
@@ -12,7 +11,9 @@ from typing import Any
 
 import pytest
 
-ODRL = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "odrl"
+from tests.support.shared import VECTORS
+
+ODRL = VECTORS / "odrl"
 SOLIDLAB = ODRL / "SolidLabResearch__ODRL-Test-Suite"
 PURPOSE = ODRL / "SolidLabResearch__ODRL-Evaluator__newTestCases"
 W3C = ODRL / "w3c__odrl" / "formal-semantics" / "examples"
