@@ -213,9 +213,10 @@ def _revoke_audited(
     except StorageUnavailable as exc:
         if not done:
             raise
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CliError(
-            f"certificate {number:x} is revoked in the CA files, but its audit entry could "
-            f"not be committed ({exc}): the audit log does not show this revocation"
+            f"certificate {number:x} is revoked in the CA files, but the audit log does not "
+            f"show this revocation: its entry could not be committed ({cause})"
         ) from exc
 
 

@@ -444,3 +444,22 @@ def test_no_change_is_made_when_its_entry_cannot_be_written(
         assert client.get("/v1/admin/participants/NTRNL-40000002").status_code == 404
     assert "database unavailable" in operator.refused("participants", "suspend", MEMBER)
     assert "active" in operator.run("participants", "show", MEMBER)
+
+
+def test_a_revocation_whose_entry_fails_after_the_files_changed_says_so(
+    operator: Operator,
+) -> None:
+    operator.run("participants", "add", MEMBER, "--name", "Lab", "--role", "consumer")
+    operator.run("certs", "init", "--dir", "ca")
+    issued = operator.run(
+        "certs", "issue", "--dir", "ca", "--org-id", MEMBER, "--org-name", "Lab",
+        "--role", "consumer", "--out", "out",
+    )  # fmt: skip
+    serial = issued.split("serial:")[1].split()[0]
+    before = operator.entries()
+    asyncio.run(_refuse_audit_inserts(operator.url))
+    line = operator.refused("certs", "revoke", serial, "--dir", "ca")
+    assert f"certificate {serial} is revoked in the CA files" in line
+    assert "the audit log does not show this revocation" in line
+    assert "revoked" in operator.run("certs", "list", "--dir", "ca")
+    assert operator.entries() == before
