@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -463,3 +464,21 @@ def test_a_revocation_whose_entry_fails_after_the_files_changed_says_so(
     assert "the audit log does not show this revocation" in line
     assert "revoked" in operator.run("certs", "list", "--dir", "ca")
     assert operator.entries() == before
+
+
+#: The registry services' own-transaction mutators write no entry: seeding and tests only.
+UNAUDITED_CALLS = re.compile(
+    r"\b(participants|clients|ParticipantService\([^)]*\)|ClientService\([^)]*\))"
+    r"\.(create|update)\(|\b(datasets|DatasetService\([^)]*\))\.register\("
+)
+
+
+def test_no_entry_point_calls_an_unaudited_mutator() -> None:
+    gateway = Path(__file__).resolve().parents[2] / "gateway"
+    calls = [
+        f"{path.relative_to(gateway)}:{number}"
+        for path in sorted(gateway.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if UNAUDITED_CALLS.search(line)
+    ]
+    assert calls == [], "go through gateway.admin.service.AdminChanges"
