@@ -9,6 +9,12 @@
     checkpointer task: after a commit, waits ``checkpoint_delay`` (< 1 s), signs the
                        committed tree and stores the note
 
+    append(entry, effect=change)   the change and its entry commit together, or neither:
+                                   in the batch transaction, after the lock and before the
+                                   head grows, each effect runs in its own SAVEPOINT; one
+                                   that raises fails only its own appender (with its
+                                   exception), writes no entry and consumes no index
+
 An append returns only once its entry is committed. The tree's state lives only in
 committed rows (the head row, entries and nodes are written in one transaction), so a
 process killed at any moment loses nothing acknowledged and leaves no half-grown tree.
@@ -21,12 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit import repository as repo
@@ -58,6 +64,8 @@ from gateway.storage.db import Database
 log = logging.getLogger("sluis.audit")
 
 Clock = Callable[[], datetime]
+#: A state change committed with its entry: runs on the batch's session, in a SAVEPOINT.
+Effect = Callable[[AsyncSession], Awaitable[None]]
 MAX_BATCH = 500
 CHECKPOINT_DELAY = 0.5  # seconds; with signing time, well under the promised 1 s
 
@@ -159,6 +167,7 @@ class _Pending:
     data: bytes
     entry: AuditEntry
     done: asyncio.Future[Receipt]
+    effect: Effect | None = None
 
 
 class AuditLog(AuditReader):
@@ -207,8 +216,13 @@ class AuditLog(AuditReader):
         self._fail(self._in_flight + self._pending, StorageUnavailable("audit log closed"))
         self._pending, self._in_flight = [], []
 
-    async def append(self, entry: AuditEntry) -> Receipt:
+    async def append(self, entry: AuditEntry, *, effect: Effect | None = None) -> Receipt:
         """Append ``entry``; return once it is committed.
+
+        With ``effect``, the state change it makes on the session it is given commits in
+        the same transaction as ``entry``: both or neither. An exception the effect raises
+        (Conflict, NotFound, ...) is raised here, and no entry is written for it; a database
+        error inside it (other than IntegrityError) becomes StorageUnavailable.
 
         Raises :class:`~gateway.audit.errors.EntryError` for an entry that may not be
         written (a raw secret in it) and StorageUnavailable if it could not be committed.
@@ -218,7 +232,7 @@ class AuditLog(AuditReader):
             raise StorageUnavailable("audit log closed")
         self._ensure_started()
         done: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(data, entry, done))
+        self._pending.append(_Pending(data, entry, done, effect))
         self._wakeup.set()
         # Shielded: a caller that gives up does not un-commit the entry, nor stall the batch.
         return await asyncio.shield(done)
@@ -282,8 +296,9 @@ class AuditLog(AuditReader):
                 self._in_flight = []
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        refused: dict[int, BaseException] = {}
         try:
-            receipts = await self._sequence(batch)
+            receipts = await self._sequence(batch, refused)
         except StorageUnavailable as exc:
             self._fail(batch, exc)
             return
@@ -291,15 +306,32 @@ class AuditLog(AuditReader):
             log.exception("audit append failed")
             self._fail(batch, StorageUnavailable(f"audit append failed: {type(exc).__name__}"))
             return
-        for item, receipt in zip(batch, receipts, strict=True):
+        for item, receipt in zip(_accepted(batch, refused), receipts, strict=True):
             if not item.done.done():
                 item.done.set_result(receipt)
         self._dirty.set()
 
-    async def _sequence(self, batch: list[_Pending]) -> list[Receipt]:
-        """One transaction: lock, grow the head, write entries and completed nodes."""
+    async def _sequence(
+        self, batch: list[_Pending], refused: dict[int, BaseException]
+    ) -> list[Receipt]:
+        """One transaction: lock, run the effects, grow the head, write entries and nodes.
+
+        An effect that raises is rolled back to its savepoint; its appender hears of it at
+        once (``refused`` holds it by position) and its entry takes no index. If the
+        transaction itself then fails, every other appender hears StorageUnavailable.
+        """
         async with self._session() as session:
             await repo.lock_sequencer(session)
+            for position, item in enumerate(batch):
+                if item.effect is not None:
+                    failure = await _run_effect(session, item.effect)
+                    if failure is not None:
+                        refused[position] = failure
+                        if not item.done.done():
+                            item.done.set_exception(failure)
+            batch = _accepted(batch, refused)
+            if not batch:
+                return []
             start = await repo.grow(session, len(batch))
             frontier = Frontier.from_hashes(
                 start, await repo.node_hashes(session, frontier_ids(start))
@@ -333,6 +365,25 @@ class AuditLog(AuditReader):
         for item in batch:
             if not item.done.done():
                 item.done.set_exception(exc)
+
+
+async def _run_effect(session: AsyncSession, effect: Effect) -> BaseException | None:
+    """Run ``effect`` in a savepoint; what it raised (rolled back), or None (kept)."""
+    try:
+        async with session.begin_nested():
+            await effect(session)
+    except IntegrityError as exc:  # a duplicate: the effect's owner explains it
+        return exc
+    except SQLAlchemyError as exc:  # the store, not the change: fail closed (503)
+        return StorageUnavailable(f"audit effect: {type(exc).__name__}")
+    except Exception as exc:  # noqa: BLE001 - any failure of a change belongs to its appender
+        return exc
+    return None
+
+
+def _accepted(batch: list[_Pending], refused: dict[int, BaseException]) -> list[_Pending]:
+    """The batch without the items whose effects were refused."""
+    return [item for position, item in enumerate(batch) if position not in refused]
 
 
 def _entry_row(index: int, item: _Pending, leaf: bytes) -> dict[str, object]:

@@ -42,9 +42,18 @@ class EntryFilter:
 
 
 async def lock_sequencer(session: AsyncSession) -> None:
-    """On PostgreSQL, wait for the transaction-scoped advisory lock of the sequencer."""
+    """Take the sequencer's lock for this transaction, before any effect or entry is written.
+
+    PostgreSQL: the transaction-scoped advisory lock. SQLite: the database's write lock,
+    by a no-op write to the head row; this also opens the transaction for real, so that a
+    SAVEPOINT after it nests inside it (the driver's legacy mode begins a transaction only
+    before a write, and a SAVEPOINT opened outside one would commit on its RELEASE).
+    """
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK})
+    else:
+        stmt = update(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID)
+        await session.execute(stmt.values(size=AuditHeadRow.size))
 
 
 async def grow(session: AsyncSession, count: int) -> int:

@@ -24,7 +24,9 @@ from certs.identity import identity_of
 from certs.keys import KEY_TYPES, KeyType
 from certs.store import CADirectory
 from certs.trust import load_pem_chain
-from gateway.cli.output import console, fail
+from gateway.cli.context import CliState, cli_actor, run_admin
+from gateway.cli.output import CliError, console, err_console, fail, reports_errors
+from gateway.settings import Settings, load_settings
 
 app = typer.Typer(
     help="Dev and fieldlab PKI: CA, participant certificates, revocation, CRL.",
@@ -133,13 +135,19 @@ def issue(
 
 
 @app.command()
+@reports_errors
 def revoke(
+    ctx: typer.Context,
     serial: Annotated[str | None, typer.Argument(help="serial number in hex")] = None,
     cert: Annotated[Path | None, typer.Option(help="revoke this certificate (PEM)")] = None,
     reason: Annotated[str | None, typer.Option(help=f"one of {', '.join(REASONS)}")] = None,
     directory: DirOption = None,
 ) -> None:
-    """Revoke a certificate by serial (hex) or by --cert FILE, and re-sign the CRL."""
+    """Revoke a certificate by serial (hex) or by --cert FILE, and re-sign the CRL.
+
+    With a gateway database configured (``database_url``, or the SQLite file in
+    ``SLUIS_HOME``), the revocation is the effect of its audit entry: both or neither.
+    """
     if (serial is None) == (cert is None):
         fail("give exactly one of SERIAL_HEX or --cert FILE")
     if reason is not None and reason not in REASONS:
@@ -148,8 +156,68 @@ def revoke(
     with _reported():
         number = _serial(serial) if serial is not None else _cert_serial(cert)
         ca = _ca(directory)
-        ca.revoke(number, now=_now(), reason=flag)
+        now = _now()
+        settings = _gateway_settings(ctx)
+        if settings is None:
+            ca.revoke(number, now=now, reason=flag)
+            err_console.print(
+                "sluis: note: no gateway database configured: the revocation is recorded "
+                "in the CA index and CRL only, not in an audit log",
+                soft_wrap=True,
+            )
+        else:
+            _revoke_audited(settings, ca, number, now=now, reason=flag)
     console.print(f"revoked {number:x}; CRL updated: {ca.crl_path}", markup=False)
+
+
+def _gateway_settings(ctx: typer.Context) -> Settings | None:
+    """The gateway's settings when it has a database here (else None: a CA on its own)."""
+    settings = ctx.obj.settings() if isinstance(ctx.obj, CliState) else load_settings()
+    if settings.database_url is None and not (settings.home / "sluis.db").exists():
+        return None
+    return settings
+
+
+def _revoke_audited(
+    settings: Settings,
+    ca: CADirectory,
+    number: int,
+    *,
+    now: datetime,
+    reason: x509.ReasonFlags | None,
+) -> None:
+    """Revoke in the CA's files as the effect of the entry (see gateway.admin.service)."""
+    from gateway.storage import StorageUnavailable  # noqa: PLC0415 - SQLAlchemy when needed
+
+    organization = next(
+        (r.organization_id for r in ca.list_issued() if r.serial_number == number), None
+    )
+    done: list[bool] = []
+
+    def change() -> None:
+        ca.revoke(number, now=now, reason=reason)
+        done.append(True)
+
+    try:
+        run_admin(
+            settings,
+            lambda admin: admin.revoke_certificate(
+                cli_actor(),
+                number,
+                change,
+                now=now,
+                organization_id=organization,
+                reason=reason.value if reason else None,
+            ),
+        )
+    except StorageUnavailable as exc:
+        if not done:
+            raise
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CliError(
+            f"certificate {number:x} is revoked in the CA files, but the audit log does not "
+            f"show this revocation: its entry could not be committed ({cause})"
+        ) from exc
 
 
 def _serial(text: str) -> int:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from gateway.cli.context import run_with_service, validated
+from gateway.cli.context import cli_actor, run_admin, run_with_service, validated
 from gateway.cli.output import CliError, console, reports_errors
 from gateway.oauth.clients import ClientService
 from gateway.oauth.schemas import Client, ClientCreate, ClientUpdate
@@ -77,7 +77,8 @@ def add(
         scopes=scope or [],
         jwks=_read_jwks(jwks),
     )
-    _show(_run(ctx.obj.settings(), lambda s: s.create(data, now=datetime.now(UTC))))
+    now = datetime.now(UTC)
+    _show(run_admin(ctx.obj.settings(), lambda a: a.create_client(cli_actor(), data, now=now)))
 
 
 @app.command("list")
@@ -92,7 +93,12 @@ def list_(ctx: typer.Context) -> None:
 
 def _update(ctx: typer.Context, client_id: str, **changes: Any) -> None:
     data = validated(ClientUpdate, **changes)
-    _show(_run(ctx.obj.settings(), lambda s: s.update(client_id, data, now=datetime.now(UTC))))
+    now = datetime.now(UTC)
+    _show(
+        run_admin(
+            ctx.obj.settings(), lambda a: a.update_client(cli_actor(), client_id, data, now=now)
+        )
+    )
 
 
 @app.command("disable")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from gateway.cli.output import CliError
+from gateway.audit.entry import Actor
+from gateway.cli.output import CliError, err_console
 from gateway.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from gateway.admin.service import AdminChanges
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -45,6 +52,53 @@ def run_with_service(
                 await db.upgrade()
             return await action(make(db))
         finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def cli_actor() -> Actor:
+    """Who makes a change from the CLI: the local operator, ``cli:<OS user>@<host>``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        user = f"uid-{os.getuid()}"
+    return Actor(source=f"cli:{user}@{socket.gethostname()}"[:512])
+
+
+def run_admin(settings: Settings, action: Callable[[AdminChanges], Awaitable[T]]) -> T:
+    """Run a change of who may do what, with its audit entry in the same transaction.
+
+    Opens the database (migrating it when auto_migrate) and the gateway's audit log, with
+    the audit key and origin from ``settings`` (SettingsError without a key), for the
+    duration of the command; signs a checkpoint over the new entry before closing.
+    """
+    # Imported here: SQLAlchemy, the policy engine and the connectors only when needed.
+    from gateway.admin.service import AdminChanges  # noqa: PLC0415
+    from gateway.audit.wiring import build_audit_log  # noqa: PLC0415
+    from gateway.datasets.factory import create_connector  # noqa: PLC0415
+    from gateway.datasets.service import DatasetService  # noqa: PLC0415
+    from gateway.storage import StorageUnavailable  # noqa: PLC0415
+    from gateway.storage.db import Database  # noqa: PLC0415
+
+    async def main() -> T:
+        db = Database(settings.effective_database_url)
+        datasets = DatasetService(db, create_connector)
+        try:
+            audit = build_audit_log(db, settings)  # loads the key: refused before any change
+            if settings.auto_migrate:
+                await db.upgrade()
+            try:
+                result = await action(AdminChanges(audit, datasets))
+                try:
+                    await audit.checkpoint_now()
+                except StorageUnavailable:
+                    err_console.print("sluis: warning: change recorded; checkpoint signed later")
+                return result
+            finally:
+                await audit.close()
+        finally:
+            await datasets.aclose()
             await db.dispose()
 
     return asyncio.run(main())

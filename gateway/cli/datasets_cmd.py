@@ -11,7 +11,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from gateway.cli.context import run_with_service, validated
+from gateway.cli.context import cli_actor, run_admin, run_with_service, validated
 from gateway.cli.output import CliError, console, reports_errors
 from gateway.datasets.factory import create_connector
 from gateway.datasets.schemas import DatasetSpec
@@ -54,7 +54,10 @@ def add(
         spec.connector["root"] = str(
             root if root.is_absolute() else (spec_file.parent / root).resolve()
         )
-    dataset = _run(ctx.obj.settings(), lambda s: s.register(spec, text, fmt, now=datetime.now(UTC)))
+    now = datetime.now(UTC)
+    dataset = run_admin(
+        ctx.obj.settings(), lambda a: a.register_dataset(cli_actor(), spec, text, fmt, now=now)
+    )
     console.print(
         f"dataset {dataset.id} ({dataset.title}) registered; policy {dataset.policy_hash}"
     )

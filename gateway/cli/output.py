@@ -30,8 +30,12 @@ class CliError(Exception):
 
 
 def fail(message: str, *, exit_code: int = 1) -> NoReturn:
-    """Print ``sluis: error: <message>`` on stderr and exit non-zero."""
-    err_console.print(f"sluis: error: {message}", markup=False, soft_wrap=True)
+    """Print ``sluis: error: <message>`` on stderr and exit non-zero.
+
+    One line: a database error's message carries its SQL on the lines after the first.
+    """
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    err_console.print(f"sluis: error: {first}", markup=False, soft_wrap=True)
     raise typer.Exit(code=exit_code)
 
 

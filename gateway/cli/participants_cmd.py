@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from gateway.cli.context import run_with_service, validated
+from gateway.cli.context import cli_actor, run_admin, run_with_service, validated
 from gateway.cli.output import console, reports_errors
 from gateway.participants.schemas import Participant, ParticipantCreate, ParticipantUpdate
 from gateway.participants.service import ParticipantService
@@ -45,7 +45,8 @@ def add(
     data = validated(
         ParticipantCreate, id=participant_id, name=name, roles=role, groups=group or []
     )
-    _show(_run(ctx.obj.settings(), lambda s: s.create(data, now=datetime.now(UTC))))
+    now = datetime.now(UTC)
+    _show(run_admin(ctx.obj.settings(), lambda a: a.create_participant(cli_actor(), data, now=now)))
 
 
 @app.command("list")
@@ -68,7 +69,13 @@ def show(ctx: typer.Context, participant_id: str) -> None:
 
 def _update(ctx: typer.Context, participant_id: str, **changes: object) -> None:
     data = validated(ParticipantUpdate, **changes)
-    _show(_run(ctx.obj.settings(), lambda s: s.update(participant_id, data, now=datetime.now(UTC))))
+    now = datetime.now(UTC)
+    _show(
+        run_admin(
+            ctx.obj.settings(),
+            lambda a: a.update_participant(cli_actor(), participant_id, data, now=now),
+        )
+    )
 
 
 @app.command("suspend")

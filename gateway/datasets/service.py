@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from connectors import Connector
 from connectors.http_passthrough import HttpPassThrough
 from gateway.datasets import repository
@@ -63,47 +65,29 @@ class DatasetService:
     async def register(
         self, spec: DatasetSpec, policy_text: str, fmt: str, *, now: datetime
     ) -> Dataset:
-        """Add a dataset, or replace its spec and policy (a new policy version)."""
+        """Add a dataset or a new policy version, UNAUDITED: for seeding and tests only.
+
+        Every entry point (CLI, admin API, demo) goes through
+        :class:`gateway.admin.service.AdminChanges`, which commits the change with its entry.
+        """
+        policy = await self.prepare(spec, policy_text, fmt)
+        async with self.db.session() as session:
+            return await store_dataset(session, spec, policy_text, fmt, policy, now=now)
+
+    async def prepare(self, spec: DatasetSpec, policy_text: str, fmt: str) -> Policy:
+        """The parsed policy; BadRequest for a bad policy, ConnectorError for a bad connector.
+
+        Runs before any transaction: it parses, and builds (and closes) the connector.
+        """
         try:
             policy = parse(policy_text, fmt)
         except PolicyError as exc:
             raise BadRequest("policy-invalid", f"{spec.policy}: {exc}") from exc
-        digest = policy_hash(policy)
         if spec.connector.get("type") == PASSTHROUGH:  # refuse a bad connector config now
             await create_passthrough(spec.id, spec.connector).aclose()
         else:
             await self.connector_factory(spec.id, spec.connector).aclose()
-        async with self.db.session() as session:
-            if await participants.get(session, spec.provider) is None:
-                raise NotFound("participant-not-found", f"no participant {spec.provider}")
-            if await repository.policy_version(session, digest) is None:
-                session.add(
-                    PolicyVersionRow(
-                        hash=digest,
-                        uid=policy.uid or "",
-                        format=fmt,
-                        text=policy_text,
-                        created_at=now,
-                    )
-                )
-            row = await repository.get(session, spec.id)
-            if row is None:
-                row = DatasetRow(id=spec.id, created_at=now, status="active")
-                session.add(row)
-            elif row.provider_id != spec.provider:
-                raise Conflict(
-                    "dataset-provider", f"dataset {spec.id} belongs to {row.provider_id}"
-                )
-            row.title, row.description, row.provider_id = (
-                spec.title,
-                spec.description,
-                spec.provider,
-            )
-            row.asset = spec.asset or f"urn:sluis:dataset:{spec.id}"
-            row.connector, row.policy_hash, row.approval = spec.connector, digest, spec.approval
-            row.status, row.updated_at = "active", now
-            await session.flush()
-            return _to_model(row)
+        return policy
 
     async def get(self, dataset_id: str) -> Dataset:
         """An active dataset; NotFound otherwise."""
@@ -167,3 +151,36 @@ class DatasetService:
             await proxy.aclose()
         self._connectors.clear()
         self._passthroughs.clear()
+
+
+async def store_dataset(
+    session: AsyncSession,
+    spec: DatasetSpec,
+    policy_text: str,
+    fmt: str,
+    policy: Policy,
+    *,
+    now: datetime,
+) -> Dataset:
+    """Add a dataset, or replace its spec and policy (a new policy version), in ``session``."""
+    digest = policy_hash(policy)
+    if await participants.get(session, spec.provider) is None:
+        raise NotFound("participant-not-found", f"no participant {spec.provider}")
+    if await repository.policy_version(session, digest) is None:
+        session.add(
+            PolicyVersionRow(
+                hash=digest, uid=policy.uid or "", format=fmt, text=policy_text, created_at=now
+            )
+        )
+    row = await repository.get(session, spec.id)
+    if row is None:
+        row = DatasetRow(id=spec.id, created_at=now, status="active")
+        session.add(row)
+    elif row.provider_id != spec.provider:
+        raise Conflict("dataset-provider", f"dataset {spec.id} belongs to {row.provider_id}")
+    row.title, row.description, row.provider_id = spec.title, spec.description, spec.provider
+    row.asset = spec.asset or f"urn:sluis:dataset:{spec.id}"
+    row.connector, row.policy_hash, row.approval = spec.connector, digest, spec.approval
+    row.status, row.updated_at = "active", now
+    await session.flush()
+    return _to_model(row)

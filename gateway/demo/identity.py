@@ -38,14 +38,14 @@ def set_up(env: dict[str, str]) -> None:
         )  # fmt: skip
         if org is LOST:
             serial = out.split("serial:")[1].split()[0]
-    console.print("The university reports a lost laptop: its second certificate is revoked.")
-    sluis("certs", "revoke", serial, "--dir", str(PKI), "--reason", "keyCompromise", env=env)
 
-    step("2. The operator registers the participants")
+    step("2. The operator registers the participants (each change is an audit entry)")
     for org in (MAKER, UNIVERSITY, OFFICER, OLD_LAB):
         roles = [arg for role in org.roles for arg in ("--role", role)]
         sluis("participants", "add", org.org_id, "--name", org.name, *roles, env=env)
     sluis("participants", "suspend", OLD_LAB.org_id, env=env)
+    console.print("The university reports a lost laptop: its second certificate is revoked.")
+    sluis("certs", "revoke", serial, "--dir", str(PKI), "--reason", "keyCompromise", env=env)
     console.print(sluis("participants", "list", env=env))
 
 

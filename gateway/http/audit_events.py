@@ -2,8 +2,10 @@
 
 Refusals (a certificate, a participant, a token) are recorded best effort: the refusal goes
 out whether or not the entry could be written, since a refusal releases nothing; a failure
-to record is logged loudly. Grants (a token issued) and admin changes are recorded strictly:
-if the entry cannot be committed the request fails with 503 and the token is withheld.
+to record is logged loudly. Grants (a token issued) are recorded strictly: if the entry
+cannot be committed the request fails with 503 and the token is withheld. Admin changes
+are committed together with their entry by :mod:`gateway.admin.service` (``actor`` here
+says who made them).
 Tokens appear only as ``hash_token`` digests.
 """
 
@@ -106,17 +108,3 @@ async def record_refusal(request: Request, item: AuditEntry) -> None:
             await services.audit.append(item)
     except (StorageUnavailable, EntryError):
         log.exception("audit entry for a refusal could not be written (%s)", item.event)
-
-
-async def record_change(request: Request, action: str, target: str) -> None:
-    """An operator's change through the admin API, recorded strictly after it was made.
-
-    The change is committed first; if its entry then cannot be written the caller gets 503
-    and the process log says which change is missing from the audit log.
-    """
-    item = entry(request, "admin-change", action=action, target=target, result="permit")
-    try:
-        await record(request, item)
-    except StorageUnavailable:
-        log.critical("admin change %s %s was made but is NOT in the audit log", action, target)
-        raise

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
+from gateway.admin.service import admin_changes
 from gateway.audit.entry import hash_token
 from gateway.http import audit_events
 from gateway.http.bearer import TokenCallerDep
@@ -162,9 +163,8 @@ async def create_client(
     request: Request, body: ClientCreate, _: OperatorCaller, services: ServicesDep
 ) -> Client:
     """Register a participant as an OAuth client."""
-    client = await services.oauth.clients.create(body, now=datetime.now(UTC))
-    await audit_events.record_change(request, "create", f"client:{client.client_id}")
-    return client
+    actor = audit_events.actor(request)
+    return await admin_changes(services).create_client(actor, body, now=datetime.now(UTC))
 
 
 @router.get("/v1/admin/clients/{client_id}", response_model=Client, tags=["admin"])
@@ -178,6 +178,6 @@ async def update_client(
     request: Request, client_id: str, body: ClientUpdate, _: OperatorCaller, services: ServicesDep
 ) -> Client:
     """Change a client's scopes or keys, or disable it."""
-    client = await services.oauth.clients.update(client_id, body, now=datetime.now(UTC))
-    await audit_events.record_change(request, "update", f"client:{client_id}")
-    return client
+    actor = audit_events.actor(request)
+    admin = admin_changes(services)
+    return await admin.update_client(actor, client_id, body, now=datetime.now(UTC))

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, status
 
+from gateway.admin.service import admin_changes
 from gateway.http import audit_events
 from gateway.http.deps import Caller, OperatorCaller, ServicesDep
 from gateway.participants.schemas import (
@@ -54,9 +55,8 @@ async def create_participant(
     request: Request, body: ParticipantCreate, _: OperatorCaller, services: ServicesDep
 ) -> Participant:
     """Register an organisation."""
-    participant = await services.participants.create(body, now=datetime.now(UTC))
-    await audit_events.record_change(request, "create", f"participant:{participant.id}")
-    return participant
+    actor = audit_events.actor(request)
+    return await admin_changes(services).create_participant(actor, body, now=datetime.now(UTC))
 
 
 @router.get("/v1/admin/participants/{participant_id}", response_model=Participant, tags=["admin"])
@@ -76,6 +76,6 @@ async def update_participant(
     services: ServicesDep,
 ) -> Participant:
     """Change a participant's name, roles or status (suspend / reactivate)."""
-    participant = await services.participants.update(participant_id, body, now=datetime.now(UTC))
-    await audit_events.record_change(request, "update", f"participant:{participant_id}")
-    return participant
+    actor = audit_events.actor(request)
+    admin = admin_changes(services)
+    return await admin.update_participant(actor, participant_id, body, now=datetime.now(UTC))

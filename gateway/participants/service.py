@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from certs import CertificateIdentity
 from gateway.errors import Conflict, Forbidden, NotFound
@@ -42,43 +43,20 @@ class ParticipantService:
         self.db = db
 
     async def create(self, data: ParticipantCreate, *, now: datetime) -> Participant:
-        """Register an organisation; :class:`Conflict` if the id exists."""
-        row = ParticipantRow(
-            id=data.id,
-            name=data.name,
-            roles=sorted(set(data.roles)),
-            status=data.status,
-            groups=sorted(set(data.groups)),
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            async with self.db.session() as session:
-                if await repository.get(session, data.id) is not None:
-                    raise Conflict("participant-exists", f"participant {data.id} already exists")
-                await repository.add(session, row)
-        except IntegrityError as exc:
-            raise Conflict("participant-exists", f"participant {data.id} already exists") from exc
-        return _to_model(row)
+        """Register an organisation, UNAUDITED: for seeding and tests only.
+
+        Every entry point (CLI, admin API, demo) goes through
+        :class:`gateway.admin.service.AdminChanges`, which commits the change with its entry.
+        """
+        async with self.db.session() as session:
+            return await create_participant(session, data, now=now)
 
     async def update(
         self, participant_id: str, data: ParticipantUpdate, *, now: datetime
     ) -> Participant:
-        """Change name, roles or status."""
+        """Change name, roles, groups or status, UNAUDITED (see :meth:`create`)."""
         async with self.db.session() as session:
-            row = await repository.get(session, participant_id)
-            if row is None:
-                raise NotFound("participant-not-found", f"no participant {participant_id}")
-            if data.name is not None:
-                row.name = data.name
-            if data.roles is not None:
-                row.roles = sorted(set(data.roles))
-            if data.status is not None:
-                row.status = data.status
-            if data.groups is not None:
-                row.groups = sorted(set(data.groups))
-            row.updated_at = now
-            return _to_model(row)
+            return await update_participant(session, participant_id, data, now=now)
 
     async def get(self, participant_id: str) -> Participant:
         """One participant; :class:`NotFound` otherwise."""
@@ -111,3 +89,45 @@ class ParticipantService:
             )
         roles = frozenset(participant.roles) & identity.roles
         return AuthenticatedParticipant(participant, roles, identity, source)
+
+
+async def create_participant(
+    session: AsyncSession, data: ParticipantCreate, *, now: datetime
+) -> Participant:
+    """Register an organisation in ``session``'s transaction; :class:`Conflict` if it exists."""
+    if await repository.get(session, data.id) is not None:
+        raise Conflict("participant-exists", f"participant {data.id} already exists")
+    row = ParticipantRow(
+        id=data.id,
+        name=data.name,
+        roles=sorted(set(data.roles)),
+        status=data.status,
+        groups=sorted(set(data.groups)),
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        await repository.add(session, row)
+    except IntegrityError as exc:  # registered concurrently, since the check above
+        raise Conflict("participant-exists", f"participant {data.id} already exists") from exc
+    return _to_model(row)
+
+
+async def update_participant(
+    session: AsyncSession, participant_id: str, data: ParticipantUpdate, *, now: datetime
+) -> Participant:
+    """Change name, roles, groups or status in ``session``'s transaction."""
+    row = await repository.get(session, participant_id)
+    if row is None:
+        raise NotFound("participant-not-found", f"no participant {participant_id}")
+    if data.name is not None:
+        row.name = data.name
+    if data.roles is not None:
+        row.roles = sorted(set(data.roles))
+    if data.status is not None:
+        row.status = data.status
+    if data.groups is not None:
+        row.groups = sorted(set(data.groups))
+    row.updated_at = now
+    await session.flush()
+    return _to_model(row)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from gateway.settings import ensure_dev_signing_key
+from tests.support.server import signing_key
 
 SLUIS = str(Path(sys.executable).with_name("sluis"))
 
@@ -22,6 +23,8 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
         if name.startswith("SLUIS_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SLUIS_HOME", str(tmp_path))
+    # Admin changes are audited: the CLI signs with the gateway's audit key.
+    monkeypatch.setenv("SLUIS_AUDIT_KEY_FILE", str(signing_key(tmp_path, "audit-key.pem")))
     return CliRunner()
 
 

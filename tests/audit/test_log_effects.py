@@ -1,0 +1,146 @@
+"""A state change committed with its entry (``append(entry, effect=...)``): both or neither.
+
+On real SQLite and PostgreSQL: an effect's rows and its entry land in one transaction; an
+effect that raises fails only its own appender, takes no index and leaves no row, while
+the rest of its batch commits; a transaction that dies before COMMIT loses both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit.log import AuditLog, Effect
+from gateway.errors import Conflict
+from gateway.storage import StorageUnavailable
+from gateway.storage.models import ParticipantRow
+from tests.audit.logs import NOW, ORIGIN, SIGNER, assert_consistent, opened, sample
+from tests.audit.test_log import CrashBeforeCommit
+from tests.support.databases import database_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database_url(request.param, tmp_path) as value:
+        yield value
+
+
+def _add(pid: str, *, then_raise: Exception | None = None) -> Effect:
+    """An effect that inserts participant ``pid`` (and then raises, if told to)."""
+
+    async def effect(session: AsyncSession) -> None:
+        session.add(
+            ParticipantRow(
+                id=pid, name=pid, roles=["consumer"], status="active", groups=[],
+                created_at=NOW, updated_at=NOW,
+            )
+        )  # fmt: skip
+        await session.flush()
+        if then_raise is not None:
+            raise then_raise
+
+    return effect
+
+
+async def _ids(log: AuditLog) -> list[str]:
+    async with log.db.session() as session:
+        return list((await session.scalars(select(ParticipantRow.id).order_by("id"))).all())
+
+
+def test_an_effect_commits_with_its_entry(url: str) -> None:
+    async def run() -> None:
+        async with opened(url) as log:
+            receipt = await log.append(sample(1), effect=_add("NTRNL-00000001"))
+            assert receipt.index == 0
+            assert await _ids(log) == ["NTRNL-00000001"]
+            (record,) = await log.entry_range(0, 1)
+            assert record.entry == sample(1)
+
+    asyncio.run(run())
+
+
+def test_a_failing_effect_in_the_middle_of_a_batch_fails_only_its_appender(url: str) -> None:
+    async def run() -> None:
+        async with opened(url) as log:
+            refused = Conflict("participant-exists", "injected")
+            appends = [log.append(sample(n), effect=_add(f"NTRNL-0000000{n}")) for n in range(1, 3)]
+            appends.append(log.append(sample(3), effect=_add("NTRNL-00000003", then_raise=refused)))
+            appends.append(log.append(sample(4)))  # a plain entry rides the same batch
+            appends += [
+                log.append(sample(n), effect=_add(f"NTRNL-0000000{n}")) for n in range(5, 7)
+            ]
+            results = await asyncio.gather(*appends, return_exceptions=True)
+            assert results[2] is refused
+            receipts = [r for r in results if not isinstance(r, BaseException)]
+            assert [r.index for r in receipts] == [0, 1, 2, 3, 4]  # no index for the refused
+            assert {r.tree_size for r in receipts} == {5}  # one batch, one transaction
+            assert await _ids(log) == [f"NTRNL-0000000{n}" for n in (1, 2, 5, 6)]
+            stored = [record.entry for record in await log.entry_range(0, 10)]
+            assert stored == [sample(n) for n in (1, 2, 4, 5, 6)]
+            assert await assert_consistent(log) == 5
+
+    asyncio.run(run())
+
+
+def test_a_database_error_in_an_effect_is_storage_unavailable_for_it_alone(url: str) -> None:
+    async def broken(session: AsyncSession) -> None:
+        await session.execute(text("SELECT * FROM no_such_table"))
+
+    async def run() -> None:
+        async with opened(url) as log:
+            results = await asyncio.gather(
+                log.append(sample(1), effect=_add("NTRNL-00000001")),
+                log.append(sample(2), effect=broken),
+                log.append(sample(3), effect=_add("NTRNL-00000001")),  # a duplicate
+                log.append(sample(4)),
+                return_exceptions=True,
+            )
+            assert isinstance(results[1], StorageUnavailable)
+            assert isinstance(results[2], IntegrityError)  # the caller explains duplicates
+            assert [r.index for r in (results[0], results[3])] == [0, 1]  # type: ignore[union-attr]
+            assert await _ids(log) == ["NTRNL-00000001"]
+            assert await assert_consistent(log) == 2
+
+    asyncio.run(run())
+
+
+def test_an_effect_and_a_failing_commit_lose_both(url: str) -> None:
+    async def run() -> None:
+        db = CrashBeforeCommit(url)
+        await db.upgrade()
+        log = AuditLog(db, SIGNER, ORIGIN)
+        try:
+            db.crash_next = True
+            with pytest.raises(StorageUnavailable):
+                await log.append(sample(1), effect=_add("NTRNL-00000001"))
+            assert await log.size() == 0
+            assert await _ids(log) == []
+            receipt = await log.append(sample(2), effect=_add("NTRNL-00000001"))
+            assert receipt.index == 0  # the lost append consumed nothing
+            assert await _ids(log) == ["NTRNL-00000001"]
+            assert await assert_consistent(log) == 1
+        finally:
+            await log.close()
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_batch_of_only_refused_effects_writes_nothing(url: str) -> None:
+    async def run() -> None:
+        async with opened(url) as log:
+            with pytest.raises(Conflict):
+                await log.append(
+                    sample(1), effect=_add("NTRNL-00000001", then_raise=Conflict("x", "y"))
+                )
+            assert await log.size() == 0
+            assert await _ids(log) == []
+            assert (await log.append(sample(2))).index == 0
+
+    asyncio.run(run())
