@@ -1,27 +1,52 @@
-"""Counting uses atomically: two replicas racing for the last use, on SQLite and PostgreSQL."""
+"""Usage state and agreement lifecycle under concurrency, on SQLite and PostgreSQL.
+
+Two replicas (two connection pools on one database) race: for the last use, to create the
+consumer's agreement, to move one agreement. And the usage state outlives agreements: a new
+agreement continues the count and the start that elapsedTime measures from.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from gateway.agreements import repository
+from certs import CertificateIdentity
+from gateway.agreements import usage
+from gateway.agreements.schemas import AgreementRequest
+from gateway.agreements.service import AgreementService
+from gateway.agreements.usage import UsageKey
+from gateway.datasets.factory import create_connector
+from gateway.datasets.service import DatasetService
+from gateway.errors import Conflict
+from gateway.participants.schemas import Participant
+from gateway.participants.service import AuthenticatedParticipant
 from gateway.storage.db import Database
 from gateway.storage.models import AgreementRow, PolicyVersionRow
 from tests.support.databases import database_url
 from tests.support.pki import NOW
 from tests.support.registry import register_dataset, register_participants
 
+PROVIDER, CONSUMER = "NTRNL-10000001", "NTRNL-10000002"
+PURPOSE = "https://w3id.org/dpv#AcademicResearch"
 POLICY = """
 uid: urn:sluis:policy:uses
 type: Offer
 target: urn:sluis:dataset:d
 permissions: [{action: read}]
 """
+ONE_DAY = """
+uid: urn:sluis:policy:one-day
+type: Offer
+target: urn:sluis:dataset:d
+permissions: [{action: read, constraints: [[elapsedTime, lteq, P1D]]}]
+"""
+CONNECTOR = {"type": "files", "root": "/nonexistent", "path": "x.parquet", "format": "parquet"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,40 +55,133 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield value
 
 
-async def _agreement(db: Database) -> str:
-    await register_participants(db, [("NTRNL-10000001", "P", ["provider"]),
-                                     ("NTRNL-10000002", "C", ["consumer"])])  # fmt: skip
-    connector = {"type": "files", "root": "/nonexistent", "path": "x.parquet", "format": "parquet"}
-    await register_dataset(db, "d", provider="NTRNL-10000001", policy=POLICY, connector=connector)
+def _party(pid: str, role: str) -> AuthenticatedParticipant:
+    participant = Participant(
+        id=pid,
+        name=pid,
+        roles=[role],
+        status="active",
+        created_at=NOW,
+        updated_at=NOW,  # type: ignore[list-item]
+    )
+    identity = CertificateIdentity(
+        organization_id=pid, organization_name=pid, participant_uri=f"urn:sluis:participant:{pid}",
+        roles=frozenset({role}), thumbprint_sha256="t", serial_number=1, subject="CN=x",
+        issuer="CN=ca", not_after=NOW,
+    )  # fmt: skip
+    return AuthenticatedParticipant(participant, frozenset({role}), identity, "tls")
+
+
+async def _world(db: Database, policy: str = POLICY, approval: str = "automatic") -> None:
+    await db.upgrade()
+    await register_participants(db, [(PROVIDER, "P", ["provider"]), (CONSUMER, "C", ["consumer"])])
+    await register_dataset(
+        db, "d", provider=PROVIDER, policy=policy, connector=CONNECTOR, approval=approval
+    )
+
+
+def _service(db: Database) -> AgreementService:
+    return AgreementService(db, DatasetService(db, create_connector))
+
+
+async def _live_rows(db: Database) -> int:
     async with db.session() as session:
-        digest = await session.scalar(select(PolicyVersionRow.hash))
-        session.add(AgreementRow(
-            id="agr-race", dataset_id="d", consumer_id="NTRNL-10000002", purpose="x:y",
-            state="active", policy_hash=str(digest), reason=None, use_count=0, created_at=NOW,
-            updated_at=NOW, decided_at=NOW,
-        ))  # fmt: skip
-    return "agr-race"
+        live = AgreementRow.state.in_(("requested", "active"))
+        return int(await session.scalar(select(func.count()).where(live)) or 0)
+
+
+def _replicas(url: str, body: Callable[[Database, Database], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        first, second = Database(url), Database(url)  # two replicas, two connection pools
+        try:
+            return await body(first, second)
+        finally:
+            await first.dispose()
+            await second.dispose()
+
+    return asyncio.run(run())
 
 
 def test_two_replicas_cannot_both_spend_the_same_use(url: str) -> None:
-    async def run() -> list[bool]:
-        first, second = Database(url), Database(url)  # two replicas, two connection pools
-        await first.upgrade()
-        agreement_id = await _agreement(first)
+    async def body(first: Database, second: Database) -> list[bool]:
+        await _world(first)
+        async with first.session() as session:
+            digest = str(await session.scalar(select(PolicyVersionRow.hash)))
+            key = UsageKey(CONSUMER, "d", digest)
+            await usage.start(session, key, NOW)
 
         async def spend(db: Database) -> bool:
             async with db.session() as session:
-                return await repository.spend(session, agreement_id, 0, NOW)
+                return await usage.spend(session, key, 0, NOW)
 
-        results = list(await asyncio.gather(*(spend(db) for db in (first, second) * 5),
-                                            return_exceptions=False))  # fmt: skip
+        results = list(await asyncio.gather(*(spend(db) for db in (first, second) * 5)))
         async with first.session() as session:
-            row = await repository.get(session, agreement_id)
-            assert row is not None
-            assert row.use_count == 1
-        await first.dispose()
-        await second.dispose()
+            state = await usage.read(session, key, NOW - timedelta(days=1))
+        assert state is not None
+        assert (state.use_count, state.request_times) == (1, (NOW,))
         return results
 
-    outcomes = asyncio.run(run())
+    outcomes = _replicas(url, body)
     assert outcomes.count(True) == 1  # ten attempts at use number 1: exactly one counts
+
+
+def test_concurrent_requests_make_one_live_agreement(url: str) -> None:
+    async def body(first: Database, second: Database) -> set[str]:
+        await _world(first)
+        ask = AgreementRequest(dataset="d", purpose=PURPOSE)
+        consumer = _party(CONSUMER, "consumer")
+        answers = await asyncio.gather(
+            *(_service(db).request(consumer, ask, now=NOW) for db in (first, second) * 5)
+        )
+        assert await _live_rows(first) == 1
+        return {getattr(a, "agreement", a).id for a in answers}
+
+    assert len(_replicas(url, body)) == 1  # every request answered with the same agreement
+
+
+def test_concurrent_transitions_only_one_wins(url: str) -> None:
+    """Approve, reject, revoke and terminate race for one requested agreement."""
+
+    async def body(first: Database, second: Database) -> list[object]:
+        await _world(first, approval="manual")
+        consumer, provider = _party(CONSUMER, "consumer"), _party(PROVIDER, "provider")
+        asked = await _service(first).request(
+            consumer, AgreementRequest(dataset="d", purpose=PURPOSE), now=NOW
+        )
+        agreement_id = getattr(asked, "agreement", asked).id
+
+        def moves(db: Database) -> list[Awaitable[object]]:
+            service = _service(db)
+            return [
+                service.approve(agreement_id, provider, now=NOW),
+                service.reject(agreement_id, provider, "no", now=NOW),
+                service.revoke(agreement_id, provider, "no", now=NOW),
+                service.terminate(agreement_id, consumer, "done", now=NOW),
+            ]
+
+        return list(await asyncio.gather(*moves(first), *moves(second), return_exceptions=True))
+
+    outcomes = _replicas(url, body)
+    assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 1
+    assert all(isinstance(o, Conflict) for o in outcomes if isinstance(o, BaseException))
+
+
+def test_a_new_agreement_does_not_restart_elapsed_time(url: str) -> None:
+    """[elapsedTime, lteq, P1D]: the day runs from the first agreement, not from the newest."""
+
+    async def body(first: Database, _: Database) -> list[str]:
+        await _world(first, policy=ONE_DAY)
+        service, consumer = _service(first), _party(CONSUMER, "consumer")
+        ask = AgreementRequest(dataset="d", purpose=PURPOSE)
+        states = []
+        for day in (0, 2):
+            asked = await service.request(consumer, ask, now=NOW + timedelta(days=day))
+            agreement = getattr(asked, "agreement", asked)
+            states.append(agreement.state)
+            if agreement.state == "active":
+                await service.terminate(
+                    agreement.id, consumer, "", now=NOW + timedelta(days=day, hours=1)
+                )
+        return states
+
+    assert _replicas(url, body) == ["active", "rejected"]
