@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, column, func, insert, select, table
 
 from certs import CertificateIdentity
 from gateway.agreements import usage
@@ -26,8 +28,8 @@ from gateway.datasets.service import DatasetService
 from gateway.errors import Conflict
 from gateway.participants.schemas import Participant
 from gateway.participants.service import AuthenticatedParticipant
-from gateway.storage.db import Database
-from gateway.storage.models import AgreementRow, PolicyVersionRow
+from gateway.storage.db import MIGRATIONS, Database
+from gateway.storage.models import AgreementRow, PolicyVersionRow, UTCDateTime
 from tests.support.databases import database_url
 from tests.support.pki import NOW
 from tests.support.registry import register_dataset, register_participants
@@ -185,3 +187,64 @@ def test_a_new_agreement_does_not_restart_elapsed_time(url: str) -> None:
         return states
 
     assert _replicas(url, body) == ["active", "rejected"]
+
+
+def _migrate(db: Database, revision: str) -> Awaitable[None]:
+    def upgrade(connection: Connection) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+    async def run() -> None:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    return run()
+
+
+def test_migration_carries_uses_over_and_keeps_one_live_agreement(url: str) -> None:
+    """Data from before 0006: two live agreements (the old reset), three uses between them."""
+    uses = table(
+        "agreement_uses", column("agreement_id"), column("seq"), column("at", UTCDateTime())
+    )
+
+    async def body(db: Database, _: Database) -> None:
+        await _migrate(db, "0005")
+        await register_participants(
+            db, [(PROVIDER, "P", ["provider"]), (CONSUMER, "C", ["consumer"])]
+        )
+        await register_dataset(db, "d", provider=PROVIDER, policy=POLICY, connector=CONNECTOR)
+        async with db.session() as session:
+            digest = str(await session.scalar(select(PolicyVersionRow.hash)))
+            for n, (agreement_id, used) in enumerate([("agr-old", 2), ("agr-new", 1)]):
+                await session.execute(insert(AgreementRow.__table__).values(
+                    id=agreement_id, dataset_id="d", consumer_id=CONSUMER, purpose=PURPOSE,
+                    state="active", policy_hash=digest, reason=None, use_count=used,
+                    created_at=NOW + timedelta(hours=n), updated_at=NOW, decided_at=NOW,
+                ))  # fmt: skip
+            await session.execute(insert(uses), [
+                {"agreement_id": "agr-old", "seq": 1, "at": NOW + timedelta(minutes=1)},
+                {"agreement_id": "agr-new", "seq": 1, "at": NOW + timedelta(minutes=90)},
+                {"agreement_id": "agr-old", "seq": 2, "at": NOW + timedelta(minutes=2)},
+            ])  # fmt: skip
+        await _migrate(db, "head")
+        async with db.session() as session:
+            states = dict(
+                (await session.execute(select(AgreementRow.id, AgreementRow.state))).all()
+            )
+            assert states == {"agr-old": "terminated", "agr-new": "active"}
+            state = await usage.read(session, UsageKey(CONSUMER, "d", digest), NOW)
+        assert state is not None
+        assert state.use_count == 3
+        assert state.started_at == NOW  # the oldest agreement's start
+        assert [t - NOW for t in state.request_times] == [timedelta(minutes=m) for m in (1, 2, 90)]
+        consumer = _party(CONSUMER, "consumer")
+        asked = await _service(db).request(
+            consumer, AgreementRequest(dataset="d", purpose=PURPOSE), now=NOW
+        )
+        assert (asked.existing, asked.agreement.id, asked.agreement.use_count) == (
+            True, "agr-new", 3,
+        )  # fmt: skip
+
+    _replicas(url, body)
