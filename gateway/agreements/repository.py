@@ -8,10 +8,9 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.agreements.schemas import LIVE_STATES
 from gateway.storage.models import AgreementHoldRow, AgreementRow, DatasetRow
 from gateway.storage.sql import insert_unless_present
-
-LIVE = ("requested", "active")
 
 
 async def get(session: AsyncSession, agreement_id: str) -> AgreementRow | None:
@@ -24,7 +23,7 @@ async def live_for(session: AsyncSession, consumer_id: str, dataset_id: str) -> 
     query = select(AgreementRow).where(
         AgreementRow.consumer_id == consumer_id,
         AgreementRow.dataset_id == dataset_id,
-        AgreementRow.state.in_(LIVE),
+        AgreementRow.state.in_(LIVE_STATES),
     )
     return (await session.scalars(query)).first()
 
