@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.storage.models import UsageEventRow, UsageStateRow
+from gateway.storage.models import AgreementRow, UsageEventRow, UsageStateRow
 from gateway.storage.sql import insert_unless_present
 
 RATE_WINDOW = timedelta(days=31)  # how far back use times are read for rate limits
@@ -93,16 +93,21 @@ async def counts(session: AsyncSession, keys: set[UsageKey]) -> dict[UsageKey, i
     return found
 
 
-async def spend(session: AsyncSession, key: UsageKey, seen: int, now: datetime) -> bool:
-    """Count use number ``seen + 1``, only if nobody counted one since ``seen`` was read.
+async def spend(
+    session: AsyncSession, key: UsageKey, seen: int, now: datetime, *, agreement_id: str
+) -> bool:
+    """Count use number ``seen + 1`` under ``agreement_id``, only if nobody counted one since
+    ``seen`` was read and the agreement is still active.
 
     The decision that allowed this use was made against ``seen`` uses; the UPDATE succeeds
-    only while the count is still ``seen``, so two replicas cannot both spend the same (or
-    the last) use. The use's row, keyed by (usage key, seq), records its time for rate limits.
+    only while the count is still ``seen`` (so two replicas cannot both spend the same, or
+    the last, use) and while the agreement is active (so a revocation that commits first
+    stops it). The use's row, keyed by (usage key, seq), records its time for rate limits.
     """
+    still_active = exists().where(AgreementRow.id == agreement_id, AgreementRow.state == "active")
     bumped = await session.execute(
         update(UsageStateRow)
-        .where(_where(key, UsageStateRow), UsageStateRow.use_count == seen)
+        .where(_where(key, UsageStateRow), UsageStateRow.use_count == seen, still_active)
         .values(use_count=seen + 1, updated_at=now)
     )
     if bumped.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE

@@ -205,7 +205,7 @@ class ExchangeService:
                 await self._deny(ctx, (exc.code, str(exc)), decision)
                 raise
             async with self.db.session() as session:
-                if await usage.spend(session, key, used.use_count, now):
+                if await usage.spend(session, key, used.use_count, now, agreement_id=agreement.id):
                     return decision, permitted
             agreement = ctx.agreement = await self._still_active(agreement)
         raise Conflict("busy-agreement", "too many concurrent uses of this agreement; retry")

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, column, func, insert, select, table
 from certs import CertificateIdentity
 from gateway.agreements import usage
 from gateway.agreements.schemas import AgreementRequest
-from gateway.agreements.service import AgreementService
+from gateway.agreements.service import AgreementService, key_of
 from gateway.agreements.usage import UsageKey
 from gateway.datasets.factory import create_connector
 from gateway.datasets.service import DatasetService
@@ -104,17 +104,23 @@ def _replicas(url: str, body: Callable[[Database, Database], Awaitable[Any]]) ->
     return asyncio.run(run())
 
 
+async def _active(db: Database) -> tuple[str, UsageKey]:
+    """The consumer's agreement for 'd', approved automatically, and its usage key."""
+    asked = await _service(db).request(
+        _party(CONSUMER, "consumer"), AgreementRequest(dataset="d", purpose=PURPOSE), now=NOW
+    )
+    assert asked.agreement.state == "active"
+    return asked.agreement.id, key_of(asked.agreement)
+
+
 def test_two_replicas_cannot_both_spend_the_same_use(url: str) -> None:
     async def body(first: Database, second: Database) -> list[bool]:
         await _world(first)
-        async with first.session() as session:
-            digest = str(await session.scalar(select(PolicyVersionRow.hash)))
-            key = UsageKey(CONSUMER, "d", digest)
-            await usage.start(session, key, NOW)
+        agreement_id, key = await _active(first)
 
         async def spend(db: Database) -> bool:
             async with db.session() as session:
-                return await usage.spend(session, key, 0, NOW)
+                return await usage.spend(session, key, 0, NOW, agreement_id=agreement_id)
 
         results = list(await asyncio.gather(*(spend(db) for db in (first, second) * 5)))
         async with first.session() as session:
@@ -125,6 +131,19 @@ def test_two_replicas_cannot_both_spend_the_same_use(url: str) -> None:
 
     outcomes = _replicas(url, body)
     assert outcomes.count(True) == 1  # ten attempts at use number 1: exactly one counts
+
+
+def test_a_revoked_agreement_spends_nothing(url: str) -> None:
+    """A query decided before the revocation cannot spend (and so release) after it."""
+
+    async def body(db: Database, _: Database) -> bool:
+        await _world(db)
+        agreement_id, key = await _active(db)
+        await _service(db).revoke(agreement_id, _party(PROVIDER, "provider"), "", now=NOW)
+        async with db.session() as session:
+            return await usage.spend(session, key, 0, NOW, agreement_id=agreement_id)
+
+    assert _replicas(url, body) is False
 
 
 def test_concurrent_requests_make_one_live_agreement(url: str) -> None:
