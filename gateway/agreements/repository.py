@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agreements.schemas import LIVE_STATES
-from gateway.storage.models import AgreementHoldRow, AgreementRow, DatasetRow
+from gateway.storage.models import AgreementHoldRow, AgreementRow, DatasetRow, UsageStateRow
 from gateway.storage.sql import insert_unless_present
 
 
@@ -30,10 +30,27 @@ async def live_for(session: AsyncSession, consumer_id: str, dataset_id: str) -> 
 
 async def active_for(
     session: AsyncSession, consumer_id: str, dataset_id: str
-) -> AgreementRow | None:
-    """The consumer's active agreement for the dataset."""
-    row = await live_for(session, consumer_id, dataset_id)
-    return row if row is not None and row.state == "active" else None
+) -> tuple[AgreementRow, int] | None:
+    """The consumer's active agreement for the dataset and the uses spent under it, in one
+    query (the exchange asks this on every request)."""
+    query = (
+        select(AgreementRow, func.coalesce(UsageStateRow.use_count, 0))
+        .outerjoin(
+            UsageStateRow,
+            and_(
+                UsageStateRow.consumer_id == AgreementRow.consumer_id,
+                UsageStateRow.dataset_id == AgreementRow.dataset_id,
+                UsageStateRow.policy_hash == AgreementRow.policy_hash,
+            ),
+        )
+        .where(
+            AgreementRow.consumer_id == consumer_id,
+            AgreementRow.dataset_id == dataset_id,
+            AgreementRow.state == "active",
+        )
+    )
+    found = (await session.execute(query)).first()
+    return None if found is None else (found[0], int(found[1]))
 
 
 async def add(session: AsyncSession, row: AgreementRow) -> None:

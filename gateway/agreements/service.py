@@ -250,5 +250,5 @@ class AgreementService:
     async def active_for(self, consumer_id: str, dataset_id: str) -> Agreement | None:
         """The consumer's active agreement for the dataset, if any."""
         async with self.db.session() as session:
-            row = await repository.active_for(session, consumer_id, dataset_id)
-            return None if row is None else await _with_count(session, row)
+            found = await repository.active_for(session, consumer_id, dataset_id)
+        return None if found is None else _to_model(*found)
