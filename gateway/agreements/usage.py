@@ -62,14 +62,28 @@ async def start(session: AsyncSession, key: UsageKey, now: datetime) -> None:
 
 
 async def read(session: AsyncSession, key: UsageKey, since: datetime) -> Usage | None:
-    """The state for ``key`` with the times of its uses after ``since``; None before a start."""
-    row = await session.scalar(select(UsageStateRow).where(_where(key, UsageStateRow)))
-    if row is None:
-        return None
-    times = await session.scalars(
-        select(UsageEventRow.at).where(_where(key, UsageEventRow), UsageEventRow.at > since)
+    """The state for ``key`` with the times of its uses after ``since``; None before a start.
+
+    One query: the state row joined to its recent uses (one row per use, or one without).
+    """
+    recent = and_(
+        UsageEventRow.consumer_id == UsageStateRow.consumer_id,
+        UsageEventRow.dataset_id == UsageStateRow.dataset_id,
+        UsageEventRow.policy_hash == UsageStateRow.policy_hash,
+        UsageEventRow.at > since,
     )
-    return Usage(row.use_count, tuple(times.all()), row.started_at)
+    rows = (
+        await session.execute(
+            select(UsageStateRow.use_count, UsageStateRow.started_at, UsageEventRow.at)
+            .outerjoin(UsageEventRow, recent)
+            .where(_where(key, UsageStateRow))
+            .order_by(UsageEventRow.seq)
+        )
+    ).all()
+    if not rows:
+        return None
+    times = tuple(at for _, _, at in rows if at is not None)
+    return Usage(rows[0].use_count, times, rows[0].started_at)
 
 
 async def counts(session: AsyncSession, keys: set[UsageKey]) -> dict[UsageKey, int]:
