@@ -45,9 +45,10 @@ class State:
 
     ``broader`` maps a term to the terms directly above it: collection membership
     (odrl:partOf), the purpose hierarchy, classes (rdf:type / rdfs:subClassOf), regions.
-    ``use_count`` is how many times the agreement was exercised before this request;
-    ``rule_counts`` refines it per rule uid. ``request_times`` are the earlier requests'
-    times (for rate limits); ``agreement_start`` is when the agreement was signed.
+    ``use_count`` is how many times the consumer used the dataset under this policy before
+    this request (the gateway keeps it across agreements); ``rule_counts`` refines it per
+    rule uid. ``request_times`` are the earlier requests' times (for rate limits);
+    ``agreement_start`` is when the use began (the gateway: the first grant).
     """
 
     broader: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))

@@ -6,38 +6,71 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from gateway.agreements.schemas import Agreement, AgreementDecision, AgreementRequest
 from gateway.http import audit_events
 from gateway.http.deps import Caller, ServicesDep, require_role
 from gateway.participants.service import AuthenticatedParticipant
+from policies import Decision, explain
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 ConsumerCaller = Annotated[AuthenticatedParticipant, Depends(require_role("consumer"))]
 ProviderCaller = Annotated[AuthenticatedParticipant, Depends(require_role("provider"))]
 
 
-async def _audited(request: Request, agreement: Agreement, action: str) -> Agreement:
+async def _audited(
+    request: Request, agreement: Agreement, action: str, decision: Decision | None = None
+) -> Agreement:
+    """The agreement-changed entry: for a request, with the policy's decision and its report."""
+    reasons: tuple[str, ...] = (agreement.state, agreement.reason or "")
+    if decision is not None and not decision.permitted:
+        reasons = (*reasons, decision.reason, *explain(decision).splitlines()[:50])
     item = audit_events.entry(
         request,
         "agreement-changed",
         result="deny" if agreement.state == "rejected" else "permit",
-        reasons=(agreement.state, agreement.reason or ""),
+        reasons=reasons,
         target=f"agreement:{agreement.id}",
         action=action,
     )
+    record = item.decision
+    assert record is not None  # noqa: S101 - a result was given
+    item = item.model_copy(update={
+        "dataset": agreement.dataset_id,
+        "purpose": agreement.purpose,
+        "decision": record.model_copy(update={
+            "policy_id": decision.policy_id if decision else None,
+            "policy_hash": agreement.policy_hash,
+        }),
+    })  # fmt: skip
     await audit_events.record(request, item)
     return agreement
 
 
-@router.post("", response_model=Agreement, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=Agreement,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": Agreement, "description": "the live agreement you already have"}},
+)
 async def request_agreement(
-    request: Request, body: AgreementRequest, caller: ConsumerCaller, services: ServicesDep
+    request: Request,
+    response: Response,
+    body: AgreementRequest,
+    caller: ConsumerCaller,
+    services: ServicesDep,
 ) -> Agreement:
-    """Ask for access to a dataset for a purpose; the policy is checked now."""
-    agreement = await services.agreements.request(caller, body, now=datetime.now(UTC))
-    return await _audited(request, agreement, "request")
+    """Ask for access to a dataset for a purpose; the policy is checked now.
+
+    A consumer has one live agreement per dataset: while one is requested or active, asking
+    again answers with it (200) and changes nothing.
+    """
+    asked = await services.agreements.request(caller, body, now=datetime.now(UTC))
+    if asked.existing:
+        response.status_code = status.HTTP_200_OK
+        return asked.agreement
+    return await _audited(request, asked.agreement, "request", asked.decision)
 
 
 @router.get("", response_model=list[Agreement])

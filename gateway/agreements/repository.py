@@ -1,14 +1,16 @@
-"""All SQL for agreements and their uses."""
+"""All SQL for agreements and the provider's holds on them (usage state: see usage.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.storage.models import AgreementRow, AgreementUseRow, DatasetRow
+from gateway.agreements.schemas import LIVE_STATES
+from gateway.storage.models import AgreementHoldRow, AgreementRow, DatasetRow, UsageStateRow
+from gateway.storage.sql import insert_unless_present
 
 
 async def get(session: AsyncSession, agreement_id: str) -> AgreementRow | None:
@@ -16,18 +18,45 @@ async def get(session: AsyncSession, agreement_id: str) -> AgreementRow | None:
     return await session.get(AgreementRow, agreement_id)
 
 
-async def active_for(
-    session: AsyncSession, consumer_id: str, dataset_id: str
-) -> AgreementRow | None:
-    """The consumer's newest active agreement for the dataset."""
-    query = (
-        select(AgreementRow)
-        .where(AgreementRow.consumer_id == consumer_id, AgreementRow.dataset_id == dataset_id)
-        .where(AgreementRow.state == "active")
-        .order_by(AgreementRow.created_at.desc())
-        .limit(1)
+async def live_for(session: AsyncSession, consumer_id: str, dataset_id: str) -> AgreementRow | None:
+    """The consumer's live (requested or active) agreement for the dataset: at most one."""
+    query = select(AgreementRow).where(
+        AgreementRow.consumer_id == consumer_id,
+        AgreementRow.dataset_id == dataset_id,
+        AgreementRow.state.in_(LIVE_STATES),
     )
     return (await session.scalars(query)).first()
+
+
+async def active_for(
+    session: AsyncSession, consumer_id: str, dataset_id: str
+) -> tuple[AgreementRow, int] | None:
+    """The consumer's active agreement for the dataset and the uses spent under it, in one
+    query (the exchange asks this on every request)."""
+    query = (
+        select(AgreementRow, func.coalesce(UsageStateRow.use_count, 0))
+        .outerjoin(
+            UsageStateRow,
+            and_(
+                UsageStateRow.consumer_id == AgreementRow.consumer_id,
+                UsageStateRow.dataset_id == AgreementRow.dataset_id,
+                UsageStateRow.policy_hash == AgreementRow.policy_hash,
+            ),
+        )
+        .where(
+            AgreementRow.consumer_id == consumer_id,
+            AgreementRow.dataset_id == dataset_id,
+            AgreementRow.state == "active",
+        )
+    )
+    found = (await session.execute(query)).first()
+    return None if found is None else (found[0], int(found[1]))
+
+
+async def add(session: AsyncSession, row: AgreementRow) -> None:
+    """Insert ``row``; an IntegrityError if the consumer already has a live one."""
+    session.add(row)
+    await session.flush()
 
 
 async def visible_to(session: AsyncSession, participant_id: str) -> Sequence[AgreementRow]:
@@ -43,23 +72,49 @@ async def visible_to(session: AsyncSession, participant_id: str) -> Sequence[Agr
     return (await session.scalars(query)).all()
 
 
-async def recent_uses(session: AsyncSession, agreement_id: str, since: datetime) -> list[datetime]:
-    """Times of the agreement's uses since ``since``."""
-    query = select(AgreementUseRow.at).where(
-        AgreementUseRow.agreement_id == agreement_id, AgreementUseRow.at > since
-    )
-    return list((await session.scalars(query)).all())
+async def move(
+    session: AsyncSession,
+    agreement_id: str,
+    allowed_from: Collection[str],
+    to: str,
+    *,
+    reason: str | None,
+    now: datetime,
+) -> bool:
+    """Move the agreement to ``to`` only if it is still in one of ``allowed_from``.
 
-
-async def spend(session: AsyncSession, agreement_id: str, seen: int, now: datetime) -> bool:
-    """Count one use, if nobody counted one since ``seen``; the (agreement, seq) key decides."""
-    bumped = await session.execute(
+    One conditional UPDATE: of two concurrent transitions only the first can succeed.
+    """
+    moved = await session.execute(
         update(AgreementRow)
-        .where(AgreementRow.id == agreement_id, AgreementRow.use_count == seen)
-        .values(use_count=seen + 1, updated_at=now)
+        .where(AgreementRow.id == agreement_id, AgreementRow.state.in_(allowed_from))
+        .values(state=to, reason=reason, decided_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
-    if bumped.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-        return False
-    session.add(AgreementUseRow(agreement_id=agreement_id, seq=seen + 1, at=now))
-    await session.flush()
-    return True
+    return moved.rowcount == 1  # type: ignore[attr-defined, no-any-return]  # CursorResult of an UPDATE
+
+
+async def held(session: AsyncSession, consumer_id: str, dataset_id: str) -> bool:
+    """Whether the provider revoked and has not approved the consumer again since."""
+    hold = await session.get(AgreementHoldRow, (consumer_id, dataset_id))
+    return hold is not None
+
+
+async def hold(session: AsyncSession, row: AgreementRow, now: datetime) -> None:
+    """Record the provider's revocation of ``row`` (kept if one is already recorded)."""
+    values = {
+        "consumer_id": row.consumer_id,
+        "dataset_id": row.dataset_id,
+        "agreement_id": row.id,
+        "held_at": now,
+    }
+    await insert_unless_present(session, AgreementHoldRow, values)
+
+
+async def release(session: AsyncSession, consumer_id: str, dataset_id: str) -> None:
+    """The provider approved the consumer again: the hold is gone."""
+    await session.execute(
+        delete(AgreementHoldRow).where(
+            AgreementHoldRow.consumer_id == consumer_id, AgreementHoldRow.dataset_id == dataset_id
+        )
+    )

@@ -1,6 +1,7 @@
 """Agreement wire formats.
 
 States: requested -> active | rejected; active -> revoked (provider) | terminated (consumer).
+``requested`` and ``active`` are live: a consumer has at most one live agreement per dataset.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 AgreementState = Literal["requested", "active", "rejected", "revoked", "terminated"]
 FINAL_STATES = frozenset({"rejected", "revoked", "terminated"})
+LIVE_STATES = frozenset({"requested", "active"})
 
 
 class AgreementRequest(BaseModel):
@@ -41,7 +43,7 @@ class Agreement(BaseModel):
     state: AgreementState
     policy_hash: str
     reason: str | None
-    use_count: int
+    use_count: int  # uses under the policy version, by this and earlier agreements (usage state)
     created_at: datetime
     updated_at: datetime
     decided_at: datetime | None

@@ -26,6 +26,12 @@ def _options(gateway: str, ca: Path, cert: Path, key: Path) -> httpx.Client:
 
 
 def _call(ctx: typer.Context, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    return _send(ctx, method, path, body).json()
+
+
+def _send(
+    ctx: typer.Context, method: str, path: str, body: dict[str, Any] | None = None
+) -> httpx.Response:
     params = ctx.meta["sluis.connection"]
     try:
         with _options(**params) as client:
@@ -39,7 +45,7 @@ def _call(ctx: typer.Context, method: str, path: str, body: dict[str, Any] | Non
             raise CliError(f"{response.status_code} {kind}: {problem.get('detail', '')}")
         except ValueError:
             raise CliError(f"{response.status_code}: {response.text[:200]}") from None
-    return response.json()
+    return response
 
 
 @app.callback()
@@ -82,8 +88,15 @@ def request(
         str, typer.Option(help="purpose IRI, e.g. https://w3id.org/dpv#AcademicResearch")
     ],
 ) -> None:
-    """Ask for access to a dataset (consumer)."""
-    _show(_call(ctx, "POST", "/v1/agreements", {"dataset": dataset, "purpose": purpose}))
+    """Ask for access to a dataset (consumer).
+
+    You have at most one live agreement per dataset: while one is requested or active, this
+    shows that one (and says so) instead of making another.
+    """
+    response = _send(ctx, "POST", "/v1/agreements", {"dataset": dataset, "purpose": purpose})
+    _show(response.json())
+    if response.status_code == httpx.codes.OK:
+        console.print("(your live agreement for this dataset; nothing new was requested)")
 
 
 def _decide(ctx: typer.Context, agreement_id: str, action: str, reason: str) -> None:

@@ -151,7 +151,10 @@ class SluisClient:
         return list(self._call("GET", "/v1/catalog").json()["dcat:dataset"])
 
     def request_agreement(self, dataset: str, *, purpose: str) -> dict[str, Any]:
-        """Ask for access to ``dataset`` for ``purpose`` (an IRI)."""
+        """Ask for access to ``dataset`` for ``purpose`` (an IRI).
+
+        While you have a requested or active agreement for the dataset, that one comes back.
+        """
         body = {"dataset": dataset, "purpose": purpose}
         return dict(self._call("POST", "/v1/agreements", json=body).json())
 

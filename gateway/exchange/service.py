@@ -1,8 +1,9 @@
 """One exchange, in the order DESIGN.md draws it.
 
 certificate and bound token (already checked) -> the token's scope for the dataset -> an
-active agreement -> the policy decided against the agreement's current state -> one use
-spent atomically (the (agreement, seq) key: two replicas cannot both spend the last use)
+active agreement -> the policy decided against the usage so far -> one use
+spent atomically from the usage state of (consumer, dataset, policy version), which outlives
+any one agreement (a conditional UPDATE: two replicas cannot both spend the last use)
 -> the decision entry committed to the audit log (no entry, no data: 503) -> the query
 narrowed by the permit's limits (``connectors.narrow``, the only way to a PermittedQuery)
 -> the first bytes pulled from the connector before the response starts (so a source that
@@ -17,16 +18,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from connectors import Connector, ConnectorError, Format, PermittedQuery, Query, encode, narrow
 from connectors.http_passthrough import Proxied
 from connectors.validate import output_schema
-from gateway.agreements import repository as agreements_repo
+from gateway.agreements import usage
 from gateway.agreements.schemas import Agreement
-from gateway.agreements.service import AgreementService
+from gateway.agreements.service import AgreementService, key_of
+from gateway.agreements.usage import UsageKey
 from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, DecisionResult
 from gateway.audit.log import AuditLog
 from gateway.audit.records import Receipt
@@ -40,7 +42,6 @@ from gateway.storage.db import Database
 from gateway.telemetry import SPAN_AUDIT, SPAN_CONNECTOR, SPAN_POLICY, Telemetry, current_trace_id
 from policies import Decision, Policy, evaluate, explain
 
-RATE_WINDOW = timedelta(days=31)
 SPEND_ATTEMPTS = 3
 
 
@@ -183,14 +184,18 @@ class ExchangeService:
     ) -> tuple[Decision, PermittedQuery | None]:
         """Decide, narrow the query by the permit, then spend one use (retrying a lost race).
 
-        Nothing is spent for a request that is refused, by the policy or by ``narrow``.
+        Uses are spent from the usage state of (consumer, dataset, policy version), which
+        outlives the agreement. Nothing is spent for a request that is refused, by the policy
+        or by ``narrow``.
         """
-        agreement, dataset = ctx.agreement, ctx.dataset
+        agreement = ctx.agreement
         assert agreement is not None  # noqa: S101 - checked by the caller
         policy = await self.datasets.policy(agreement.policy_hash)
+        key = key_of(agreement)
         for _ in range(SPEND_ATTEMPTS):
             now = datetime.now(UTC)
-            decision = await self._decide(ctx, agreement, policy, query, now)
+            used = await self._usage(key, agreement, now)
+            decision = await self._decide(ctx, agreement, policy, query, used=used, now=now)
             assert decision.limits is not None  # noqa: S101 - a permit always carries limits
             permitted = None
             try:
@@ -200,21 +205,39 @@ class ExchangeService:
                 await self._deny(ctx, (exc.code, str(exc)), decision)
                 raise
             async with self.db.session() as session:
-                if await agreements_repo.spend(session, agreement.id, agreement.use_count, now):
+                if await usage.spend(session, key, used.use_count, now, agreement_id=agreement.id):
                     return decision, permitted
-            refreshed = await self.agreements.active_for(agreement.consumer_id, dataset.id)
-            if refreshed is None or refreshed.id != agreement.id:
-                raise Forbidden(
-                    "no-agreement", "the agreement ended while this request was decided"
-                )
-            agreement = ctx.agreement = refreshed
+            agreement = ctx.agreement = await self._still_active(agreement)
         raise Conflict("busy-agreement", "too many concurrent uses of this agreement; retry")
 
-    async def _decide(
-        self, ctx: _Context, agreement: Agreement, policy: Policy, query: Query, now: datetime
-    ) -> Decision:
+    async def _usage(self, key: UsageKey, agreement: Agreement, now: datetime) -> usage.Usage:
+        """The usage state the decision is made against (begun at the agreement's approval,
+        should it be missing)."""
         async with self.db.session() as session:
-            times = await agreements_repo.recent_uses(session, agreement.id, now - RATE_WINDOW)
+            found = await usage.read(session, key, now - usage.RATE_WINDOW)
+            if found is None:
+                await usage.start(session, key, agreement.decided_at or now)
+                found = await usage.read(session, key, now - usage.RATE_WINDOW)
+        assert found is not None  # noqa: S101 - started just above
+        return found
+
+    async def _still_active(self, agreement: Agreement) -> Agreement:
+        """After a lost race: the same agreement, re-read, or the refusal if it ended."""
+        refreshed = await self.agreements.active_for(agreement.consumer_id, agreement.dataset_id)
+        if refreshed is None or refreshed.id != agreement.id:
+            raise Forbidden("no-agreement", "the agreement ended while this request was decided")
+        return refreshed
+
+    async def _decide(
+        self,
+        ctx: _Context,
+        agreement: Agreement,
+        policy: Policy,
+        query: Query,
+        *,
+        used: usage.Usage,
+        now: datetime,
+    ) -> Decision:
         request = policy_request(
             consumer_id=agreement.consumer_id, asset=ctx.dataset.asset, purpose=agreement.purpose,
             columns=query.source_columns(), aggregate=bool(query.aggregates), limit=query.limit,
@@ -222,9 +245,9 @@ class ExchangeService:
         state = policy_state(
             consumer_id=agreement.consumer_id,
             groups=ctx.groups,
-            use_count=agreement.use_count,
-            request_times=times,
-            agreement_start=agreement.decided_at,
+            use_count=used.use_count,
+            request_times=used.request_times,
+            agreement_start=used.started_at,
         )
         with self.telemetry.span(SPAN_POLICY, dataset=ctx.dataset.id):
             decision = evaluate(policy, request, state, now=now)

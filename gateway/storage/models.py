@@ -11,11 +11,14 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -192,9 +195,23 @@ class DatasetRow(Base):
 
 
 class AgreementRow(Base):
-    """A consumer's agreement to use a dataset for a purpose, under one policy version."""
+    """A consumer's agreement to use a dataset for a purpose, under one policy version.
+
+    At most one agreement per consumer and dataset is live (``requested`` or ``active``):
+    the partial unique index ``uq_agreements_live`` (revision 0006) makes the database say so.
+    """
 
     __tablename__ = "agreements"
+    __table_args__ = (
+        Index(
+            "uq_agreements_live",
+            "consumer_id",
+            "dataset_id",
+            unique=True,
+            sqlite_where=text("state IN ('requested', 'active')"),
+            postgresql_where=text("state IN ('requested', 'active')"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(String(128), ForeignKey("datasets.id"), index=True)
@@ -203,19 +220,69 @@ class AgreementRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     policy_hash: Mapped[str] = mapped_column(String(128), ForeignKey("policy_versions.hash"))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    use_count: Mapped[int] = mapped_column(Integer)
+    # Frozen since revision 0006: uses are counted in usage_state, not per agreement.
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class AgreementUseRow(Base):
-    """One exercised use of an agreement (rate limits look at these)."""
+# --- usage state (issue 11, revision 0006): what limits count, kept across agreements -----
 
-    __tablename__ = "agreement_uses"
 
-    agreement_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("agreements.id"), primary_key=True
+class UsageStateRow(Base):
+    """A consumer's use of a dataset under one policy version: what count and time limits see.
+
+    It outlives agreements: ending one and asking again does not reset it.
+    """
+
+    __tablename__ = "usage_state"
+
+    consumer_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("participants.id"), primary_key=True
     )
+    dataset_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("datasets.id"), primary_key=True
+    )
+    policy_hash: Mapped[str] = mapped_column(
+        String(128), ForeignKey("policy_versions.hash"), primary_key=True
+    )
+    use_count: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())  # elapsedTime counts from here
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UsageEventRow(Base):
+    """One spent use under a usage state (rate windows look at these); ``seq`` is its number."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consumer_id", "dataset_id", "policy_hash"],
+            ["usage_state.consumer_id", "usage_state.dataset_id", "usage_state.policy_hash"],
+        ),
+    )
+
+    consumer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class AgreementHoldRow(Base):
+    """A provider's revocation: the consumer's next agreement waits for explicit approval.
+
+    Set when the provider revokes, cleared when the provider approves again.
+    """
+
+    __tablename__ = "agreement_holds"
+
+    consumer_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("participants.id"), primary_key=True
+    )
+    dataset_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("datasets.id"), primary_key=True
+    )
+    agreement_id: Mapped[str] = mapped_column(String(64), ForeignKey("agreements.id"))
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime())

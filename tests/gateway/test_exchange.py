@@ -96,6 +96,28 @@ permissions:
     constraints: [[purpose, isAnyOf, [dpv:AcademicResearch]]]
 """
 
+TWO_USES_POLICY = f"""
+uid: urn:sluis:policy:maker:sensors-two
+type: Offer
+target: urn:sluis:dataset:sensors-two
+prefixes: {{dpv: "https://w3id.org/dpv#"}}
+permissions:
+  - action: read
+    assignee: urn:sluis:participant:{UNIVERSITY}
+    constraints: [[purpose, isAnyOf, [dpv:AcademicResearch]], [count, lteq, 2]]
+"""
+
+OPEN_POLICY = f"""
+uid: urn:sluis:policy:maker:sensors-open
+type: Offer
+target: urn:sluis:dataset:sensors-open
+prefixes: {{dpv: "https://w3id.org/dpv#"}}
+permissions:
+  - action: read
+    assignee: urn:sluis:participant:{UNIVERSITY}
+    constraints: [[purpose, isAnyOf, [dpv:AcademicResearch]]]
+"""
+
 
 @dataclass
 class World:
@@ -143,6 +165,8 @@ async def _setup_db(url: str, home: Path) -> None:
         ("sensors-agg", AGGREGATE_POLICY, "automatic", files),
         ("down", DOWN_POLICY, "automatic", down),
         ("sensors-group", GROUP_POLICY, "automatic", files),
+        ("sensors-two", TWO_USES_POLICY, "automatic", files),
+        ("sensors-open", OPEN_POLICY, "automatic", files),
     ]:
         await register_dataset(
             db, dataset_id, provider=MAKER, policy=policy, connector=source, approval=approval
@@ -169,7 +193,16 @@ def world(
             world = World(base, pki, home, certs)
             with _client(world, "maker") as admin:
                 for pid, scopes in [
-                    (UNIVERSITY, ["dataset:sensors", "dataset:sensors-agg", "dataset:down"]),
+                    (
+                        UNIVERSITY,
+                        [
+                            "dataset:sensors",
+                            "dataset:sensors-agg",
+                            "dataset:down",
+                            "dataset:sensors-two",
+                            "dataset:sensors-open",
+                        ],
+                    ),
                     (LAB, ["dataset:sensors"]),
                 ]:
                     body = {"client_id": pid, "auth_method": "tls_client_auth", "scopes": scopes}
@@ -407,3 +440,76 @@ def test_policies_can_assign_party_collections(world: World) -> None:
     assert grouped.json()["groups"] == ["urn:group:universities"]
     assert _agreement(world, "university", "sensors-group", RESEARCH)["state"] == "active"
     assert _agreement(world, "lab", "sensors-group", RESEARCH)["state"] == "rejected"
+
+
+def _post(world: World, who: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    with _client(world, who) as client:
+        return client.post(path, json=body)
+
+
+def _ask(world: World, dataset: str) -> httpx.Response:
+    return _post(world, "university", "/v1/agreements", {"dataset": dataset, "purpose": RESEARCH})
+
+
+def _count_rows(world: World, dataset: str) -> httpx.Response:
+    token = _token(world, "university", UNIVERSITY, f"dataset:{dataset}")
+    return _query(world, token, dataset, {"aggregates": [{"func": "count"}]})
+
+
+def test_asking_again_does_not_reset_the_count(world: World) -> None:
+    """[count, lteq, 2], automatic approval: two uses, then none, however often one asks."""
+    first = _ask(world, "sensors-two")
+    assert (first.status_code, first.json()["state"]) == (201, "active")
+    assert [_count_rows(world, "sensors-two").status_code for _ in range(3)] == [200, 200, 403]
+    again = _ask(world, "sensors-two")  # while the agreement is live: that one answers
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    assert again.json()["use_count"] == 2
+    assert _code(_count_rows(world, "sensors-two")) == "policy-denied"
+    ended = _post(world, "university", f"/v1/agreements/{first.json()['id']}/terminate", {})
+    assert ended.json()["state"] == "terminated"
+    fresh = _ask(world, "sensors-two")  # a new agreement continues the same usage state
+    assert fresh.status_code == 201
+    assert fresh.json()["state"] == "rejected"
+    assert "no_active_permission" in fresh.json()["reason"]
+    assert _code(_count_rows(world, "sensors-two")) == "no-agreement"
+
+
+def test_after_a_revocation_the_provider_approves_again(world: World) -> None:
+    """Automatic approval, but after a revocation the next agreement waits for the provider."""
+    first = _ask(world, "sensors-open").json()
+    assert first["state"] == "active"
+    assert _count_rows(world, "sensors-open").status_code == 200
+    revoked = _post(world, "maker", f"/v1/agreements/{first['id']}/revoke", {"reason": "misuse"})
+    assert revoked.json()["state"] == "revoked"
+    held = _ask(world, "sensors-open").json()
+    assert held["state"] == "requested"
+    assert "revoked" in held["reason"]
+    assert _code(_count_rows(world, "sensors-open")) == "no-agreement"
+    withdrawn = _post(world, "university", f"/v1/agreements/{held['id']}/terminate", {})
+    assert withdrawn.json()["state"] == "terminated"
+    still = _ask(world, "sensors-open").json()  # withdrawing and asking again changes nothing
+    assert still["state"] == "requested"
+    approved = _post(world, "maker", f"/v1/agreements/{still['id']}/approve")
+    assert approved.json()["state"] == "active"
+    assert approved.json()["use_count"] == 1  # the use before the revocation still counts
+    assert _count_rows(world, "sensors-open").status_code == 200
+    _post(world, "university", f"/v1/agreements/{still['id']}/terminate", {})
+    assert _ask(world, "sensors-open").json()["state"] == "active"  # the provider approved
+
+
+def test_a_rejected_agreement_is_audited_with_policy_and_report(world: World) -> None:
+    rejected = _agreement(world, "lab", "sensors-two", RESEARCH)  # the lab is not an assignee
+    assert rejected["state"] == "rejected"
+    with _client(world, "officer") as officer:
+        entries = officer.get(
+            "/v1/audit/entries", params={"dataset": "sensors-two", "participant": LAB}
+        ).json()["entries"]
+    [entry] = [e["entry"] for e in entries if e["entry"]["target"] == f"agreement:{rejected['id']}"]
+    decision = entry["decision"]
+    assert (entry["event"], entry["purpose"], decision["result"]) == (
+        "agreement-changed", RESEARCH, "deny",
+    )  # fmt: skip
+    assert decision["policy_id"] == "urn:sluis:policy:maker:sensors-two"
+    assert decision["policy_hash"] == rejected["policy_hash"]
+    assert "no_active_permission" in decision["reasons"]
+    assert any("assignee" in r or "party" in r for r in decision["reasons"][3:])  # the report

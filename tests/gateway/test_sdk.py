@@ -250,6 +250,12 @@ def test_sluis_agreements_command(world: World) -> None:
     )
     assert asked.exit_code == 0, asked.output
     agreement_id = asked.output.split()[0]
+    again = runner.invoke(
+        app, ["agreements", "request", "sensors-agg", "--purpose", RESEARCH], env=consumer
+    )
+    assert again.exit_code == 0, again.output
+    assert again.output.split()[0] == agreement_id  # one live agreement per dataset
+    assert "nothing new was requested" in again.output
     listed = runner.invoke(app, ["agreements", "list"], env={**provider, "COLUMNS": "250"})
     assert agreement_id in listed.output
     refused = runner.invoke(
