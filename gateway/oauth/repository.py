@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.auth.windows import assertion_purge_before, token_purge_before
 from gateway.storage.models import (
     OAuthClientRow,
     RevokedTokenRow,
@@ -38,12 +39,17 @@ async def is_revoked(session: AsyncSession, jti: str) -> bool:
 
 
 async def spend_assertion(session: AsyncSession, row: UsedAssertionRow, now: datetime) -> None:
-    """Record a client assertion's jti (flush: a replay raises IntegrityError); purge old ones."""
-    await session.execute(delete(UsedAssertionRow).where(UsedAssertionRow.expires_at < now))
+    """Record a client assertion's jti (flush: a replay raises IntegrityError); purge old ones.
+
+    A row goes only once its assertion can no longer be accepted (gateway/auth/windows.py).
+    """
+    horizon = assertion_purge_before(now)
+    await session.execute(delete(UsedAssertionRow).where(UsedAssertionRow.expires_at < horizon))
     session.add(row)
     await session.flush()
 
 
 async def purge_revoked(session: AsyncSession, now: datetime) -> None:
-    """Forget revocations of tokens that have expired anyway."""
-    await session.execute(delete(RevokedTokenRow).where(RevokedTokenRow.expires_at < now))
+    """Forget revocations of tokens no longer accepted anyway (gateway/auth/windows.py)."""
+    horizon = token_purge_before(now)
+    await session.execute(delete(RevokedTokenRow).where(RevokedTokenRow.expires_at < horizon))
