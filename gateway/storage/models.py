@@ -219,3 +219,19 @@ class AgreementUseRow(Base):
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# --- bound certificates (issue 11): appended; see gateway/oauth/service.py and migration 0009
+
+
+class BoundCertificateRow(Base):
+    """A certificate some live access token is bound to, so introspection can re-verify it.
+
+    Kept until the last token bound to it is no longer accepted (gateway/auth/windows.py).
+    """
+
+    __tablename__ = "bound_certificates"
+
+    thumbprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chain_pem: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc import jwt
 from joserfc.jwk import ECKey
@@ -31,6 +32,7 @@ from gateway.oauth.server import IssuerConfig, SluisAuthorizationServer
 from gateway.oauth.service import OAuthService
 from gateway.participants.service import AuthenticatedParticipant, ParticipantService
 from gateway.storage.db import Database
+from gateway.trust import TrustMaterial
 from tests.support.databases import database_url
 from tests.support.pki import NOW, Pki
 from tests.support.registry import register_participants
@@ -47,6 +49,8 @@ class World:
     oauth: OAuthService
     caller: AuthenticatedParticipant
     key: ECKey
+    trust: TrustMaterial
+    chain: list[x509.Certificate]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -79,10 +83,10 @@ async def _world(url: str, pki: Pki) -> AsyncIterator[World]:
     oauth = OAuthService(
         db, SluisAuthorizationServer(config), keyring, clients, ExternalIssuers.from_settings([])
     )
-    identity = identity_of(pki.client("Fieldlab Noord", LAB).cert)
-    caller = await ParticipantService(db).authenticate(identity, "tls")
+    cert = pki.client("Fieldlab Noord", LAB).cert
+    caller = await ParticipantService(db).authenticate(identity_of(cert), "tls")
     try:
-        yield World(oauth, caller, key)
+        yield World(oauth, caller, key, TrustMaterial(pki.bundle, pki.crl_path), [cert])
     finally:
         await db.dispose()
 
@@ -101,7 +105,7 @@ Answer = tuple[int, dict[str, object]]
 
 
 async def _token(world: World, form: dict[str, str], now: datetime) -> Answer:
-    status, body, _ = await world.oauth.token(world.caller, form, {}, [], now)
+    status, body, _ = await world.oauth.token(world.caller, form, {}, [], now, chain=world.chain)
     return status, body
 
 
@@ -147,6 +151,7 @@ async def _spent_assertion(world: World) -> None:
 
 async def _revocation(world: World) -> None:
     token = await _fresh_token(world, "first", T0)
+    assert (await world.oauth.introspect(token, world.caller, world.trust, T0))["active"] is True
     await world.oauth.revoke(token, world.caller, T0)
     exp = int(T0.timestamp()) + 300
     last = windows.accepted_until(exp, windows.TOKEN_LEEWAY) - MICROSECOND
@@ -155,7 +160,9 @@ async def _revocation(world: World) -> None:
     with pytest.raises(TokenRejected) as refused:
         await world.oauth.check_bearer(token, world.caller, last)
     assert refused.value.code == "revoked"
-    assert (await world.oauth.introspect(token, world.caller, last)) == {"active": False}
+    assert (await world.oauth.introspect(token, world.caller, world.trust, last)) == {
+        "active": False
+    }
     with pytest.raises(TokenRejected) as expired:
         await world.oauth.check_bearer(token, world.caller, last + MICROSECOND)
     assert expired.value.code == "expired"
