@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given
 from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from certs import TrustStore, load_crls
 from gateway.auth import windows
-from gateway.auth.assertions import AssertionRejected, verify_private_key_jwt
+from gateway.auth.assertions import (
+    AssertionRejected,
+    VerifiedAssertion,
+    verify_ishare,
+    verify_private_key_jwt,
+)
+from tests.support.ishare import IShareCA, IShareParty
+from tests.support.pki import NOW as PKI_NOW
 
 ISSUER = "https://gateway.example"
 CLIENT = "NTRNL-40000002"
@@ -70,3 +82,65 @@ def test_no_record_is_purged_while_its_credential_is_accepted(exp: int, offset: 
     ):
         if not windows.is_expired(exp, now, leeway):
             assert not stored < purge_before(now)  # the purge keeps it
+
+
+# --- iSHARE: a namespaced party id and a signing purpose ------------------------------------
+
+SERVER_PARTY = "EU.EORI.NL000000099"
+PARTY = "EU.EORI.NL000000002"
+
+
+@pytest.fixture(scope="module")
+def ishare_ca() -> IShareCA:
+    return IShareCA()
+
+
+def _ishare(ca: IShareCA, party: IShareParty, client_id: str) -> VerifiedAssertion:
+    moment = int(PKI_NOW.timestamp())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": SERVER_PARTY,
+        "iat": moment,
+        "exp": moment + 30,
+        "jti": "i",
+    }
+    x5c = [base64.b64encode(c.public_bytes(Encoding.DER)).decode() for c in party.chain]
+    token = jwt.encode({"alg": "RS256", "x5c": x5c}, claims, party.key, algorithms=["RS256"])
+    return verify_ishare(
+        token,
+        client_id=client_id,
+        server_party_id=SERVER_PARTY,
+        trust=TrustStore.from_pem(ca.cert.public_bytes(Encoding.PEM)),
+        crls=load_crls(ca.crl_pem()),
+        now=PKI_NOW,
+    )
+
+
+def test_an_ishare_party_with_a_signing_certificate_passes(ishare_ca: IShareCA) -> None:
+    assert _ishare(ishare_ca, ishare_ca.party(PARTY), PARTY).client_id == PARTY
+    email = ishare_ca.party(PARTY, ekus=(ExtendedKeyUsageOID.EMAIL_PROTECTION,))
+    assert _ishare(ishare_ca, email, PARTY).client_id == PARTY
+
+
+@pytest.mark.parametrize(
+    "serial", ["NTRNL-40000001", "PNONL-123456789", "NL000000002"], ids=["etsi", "person", "bare"]
+)
+def test_a_bare_serial_number_names_no_party(ishare_ca: IShareCA, serial: str) -> None:
+    with pytest.raises(AssertionRejected) as refused:
+        _ishare(ishare_ca, ishare_ca.party(serial), serial)
+    assert refused.value.code == "wrong-party"
+
+
+@pytest.mark.parametrize(
+    "ekus",
+    [None, (ExtendedKeyUsageOID.SERVER_AUTH,), (ExtendedKeyUsageOID.CODE_SIGNING,),
+     (ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,)],
+    ids=["none", "server", "code", "any"],
+)  # fmt: skip
+def test_a_certificate_without_a_signing_purpose_is_refused(
+    ishare_ca: IShareCA, ekus: tuple[x509.ObjectIdentifier, ...] | None
+) -> None:
+    with pytest.raises(AssertionRejected) as refused:
+        _ishare(ishare_ca, ishare_ca.party(PARTY, ekus=ekus), PARTY)
+    assert refused.value.code == "certificate-wrong-extended-key-usage"
