@@ -1,7 +1,10 @@
 """OAuth2 endpoints (token, JWKS, metadata, introspection, revocation) and the clients admin API.
 
-Every OAuth endpoint needs the mTLS client certificate (the ``Caller`` dependency): tokens
-are always bound, and introspection and revocation answer authenticated callers only.
+The token, introspection and revocation endpoints need the mTLS client certificate (the
+``Caller`` dependency): tokens are always bound, and introspection and revocation answer
+authenticated callers only. The metadata and the JWKS are public on purpose (RFC 8414,
+RFC 7517): they hold nothing a client or resource server must not see before it talks to
+us, and they are what it needs to do so (see docs/oauth.md).
 """
 
 from __future__ import annotations

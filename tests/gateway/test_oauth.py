@@ -583,3 +583,23 @@ def test_tokens_bound_to_a_revoked_certificate_stop_working(world: World) -> Non
     assert response.status_code == 401, response.text
     assert _code(response) == "certificate-revoked"
     assert _introspect(world, token) == {"active": False}
+
+
+def test_metadata_and_jwks_are_public_and_nothing_else_is(world: World) -> None:
+    context = ssl.create_default_context(cafile=str(world.pki.bundle))
+    with httpx.Client(base_url=world.url, verify=context) as anonymous:
+        metadata = anonymous.get("/.well-known/oauth-authorization-server")
+        jwks = anonymous.get("/oauth2/jwks")
+        refused = [
+            anonymous.post("/oauth2/token", data={"grant_type": "client_credentials"}),
+            anonymous.post("/oauth2/introspect", data={"token": "x"}),
+            anonymous.post("/oauth2/revoke", data={"token": "x"}),
+            anonymous.get("/v1/session"),
+            anonymous.get("/v1/admin/clients"),
+        ]
+    assert metadata.status_code == 200
+    assert metadata.json()["jwks_uri"] == f"{ISSUER}/oauth2/jwks"
+    assert jwks.status_code == 200
+    assert all("d" not in key for key in jwks.json()["keys"])
+    assert [response.status_code for response in refused] == [401] * len(refused)
+    assert {_code(response) for response in refused} == {"certificate-no-certificate"}
