@@ -81,7 +81,7 @@ class OAuthService:
         crls: Sequence[x509.CertificateRevocationList],
         now: datetime,
         *,
-        chain: Sequence[x509.Certificate] = (),
+        chain: Sequence[x509.Certificate],
     ) -> Response:
         """Run the token endpoint; a client assertion's jti is spent before a token leaves.
 
