@@ -21,11 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from certs import identity_of
+from certs import CertificateRejected, identity_of
 from gateway.auth import windows
 from gateway.auth.tokens import TokenRejected
 from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
+from gateway.oauth.holders import verified_holder
 from gateway.oauth.keyring import KeyRing
 from gateway.oauth.schemas import ClientCreate
 from gateway.oauth.server import IssuerConfig, SluisAuthorizationServer
@@ -65,7 +66,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @asynccontextmanager
-async def _world(url: str, pki: Pki) -> AsyncIterator[World]:
+async def _world(url: str, pki: Pki, cert: x509.Certificate | None = None) -> AsyncIterator[World]:
     db = Database(url)
     await db.upgrade()
     await register_participants(db, [(LAB, "Fieldlab Noord", ["consumer"])])
@@ -83,7 +84,7 @@ async def _world(url: str, pki: Pki) -> AsyncIterator[World]:
     oauth = OAuthService(
         db, SluisAuthorizationServer(config), keyring, clients, ExternalIssuers.from_settings([])
     )
-    cert = pki.client("Fieldlab Noord", LAB).cert
+    cert = cert or pki.client("Fieldlab Noord", LAB).cert
     caller = await ParticipantService(db).authenticate(identity_of(cert), "tls")
     try:
         yield World(oauth, caller, key, TrustMaterial(pki.bundle, pki.crl_path), [cert])
@@ -189,5 +190,35 @@ def test_a_retired_key_is_trusted_exactly_until_its_last_token_expires(url: str,
             keys = await new.verification_keys(old.kid, end)
             assert {key.kid for key in keys.keys} == {new.kid}
             assert [jwk["kid"] for jwk in new.jwks()["keys"]] == [new.kid]  # type: ignore[index]
+
+    asyncio.run(main())
+
+
+async def _resource_server_accepts(world: World, token: str, now: datetime) -> bool:
+    """The resource server's verdict at ``now``: the caller check, then the token check."""
+    try:
+        holder = await verified_holder(
+            world.oauth.participants, world.chain, world.trust, "tls", now
+        )
+        await world.oauth.check_bearer(token, holder, now)
+    except (CertificateRejected, TokenRejected):
+        return False
+    return True
+
+
+def test_introspection_and_the_resource_server_agree_at_the_certificates_expiry(
+    url: str, pki: Pki
+) -> None:
+    cert = pki.client("Fieldlab Noord", LAB, now=T0 - timedelta(days=1, seconds=-100), days=1)
+    end = cert.cert.not_valid_after_utc
+    assert T0 < end < T0 + timedelta(seconds=300)  # the token outlives its certificate
+
+    async def main() -> None:
+        async with _world(url, pki, cert.cert) as world:
+            token = await _fresh_token(world, "outlived", T0)
+            for moment, usable in ((end, True), (end + MICROSECOND, False)):
+                seen = await world.oauth.introspect(token, world.caller, world.trust, moment)
+                assert seen["active"] is usable
+                assert await _resource_server_accepts(world, token, moment) is usable
 
     asyncio.run(main())
