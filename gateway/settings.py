@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     )
 
     signing_key_file: Path | None = Field(
-        default=None, description="Ed25519 or ECDSA P-256 private key (PEM) for tokens/checkpoints."
+        default=None, description="Ed25519 or ECDSA P-256 private key (PEM) for access tokens only."
     )
     audit_key_file: Path | None = Field(
         default=None,

@@ -94,7 +94,7 @@ class TokenKeyRow(Base):
 
 
 class RevokedTokenRow(Base):
-    """A revoked access token (by jti), kept until it would have expired anyway."""
+    """A revoked access token (by jti), kept until it would be refused anyway (auth/windows.py)."""
 
     __tablename__ = "revoked_tokens"
 
@@ -104,7 +104,7 @@ class RevokedTokenRow(Base):
 
 
 class UsedAssertionRow(Base):
-    """A client assertion's jti, kept until the assertion expires: each may be used once."""
+    """A client assertion's jti, kept while the assertion is accepted: each may be used once."""
 
     __tablename__ = "used_assertions"
 
