@@ -234,8 +234,10 @@ class OAuthService:
         except JoseInputError:
             return {"active": False}
         audience = _audience(unverified)
+        if unverified.get("iss") != self.issuer or audience not in self.server.config.resources:
+            return {"active": False}  # not ours: nothing to fetch, nothing to say
         holder = await self._bound_holder(_bound_thumbprint(unverified), trust, now)
-        if holder is None or audience not in self.server.config.resources:
+        if holder is None:
             return {"active": False}
         try:
             claims = (await self.usable(token, holder, now, audience=audience)).claims
