@@ -49,6 +49,11 @@ def validate_organization_id(value: str) -> str:
     )
 
 
+def is_eori(value: str) -> bool:
+    """Whether ``value`` is an iSHARE/EORI party id (``EU.EORI.<CC><id>``), namespace included."""
+    return _EORI.fullmatch(value) is not None
+
+
 def participant_uri(organization_id: str) -> str:
     """The SAN URI that binds a certificate to ``organization_id``."""
     return PARTICIPANT_URI_PREFIX + validate_organization_id(organization_id)

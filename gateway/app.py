@@ -33,7 +33,13 @@ from gateway.oauth.service import OAuthService
 from gateway.participants import endpoints as participants
 from gateway.participants.service import ParticipantService
 from gateway.services import Services
-from gateway.settings import Settings, SettingsError, load_audit_key, load_signing_key
+from gateway.settings import (
+    Settings,
+    SettingsError,
+    check_distinct_keys,
+    load_audit_key,
+    load_signing_key,
+)
 from gateway.storage.db import Database
 from gateway.telemetry import Telemetry, configure
 from gateway.trust import TrustMaterial
@@ -74,6 +80,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     tel = telemetry or configure()
     signing_key = load_signing_key(settings)
     audit_key = load_audit_key(settings)
+    check_distinct_keys(settings, signing_key, audit_key)
     trust = load_trust(settings)
     config = IssuerConfig(
         issuer=settings.public_url,

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -93,7 +94,7 @@ class Settings(BaseSettings):
     )
 
     signing_key_file: Path | None = Field(
-        default=None, description="Ed25519 or ECDSA P-256 private key (PEM) for tokens/checkpoints."
+        default=None, description="Ed25519 or ECDSA P-256 private key (PEM) for access tokens only."
     )
     audit_key_file: Path | None = Field(
         default=None,
@@ -270,3 +271,47 @@ def ensure_dev_signing_key(dev_dir: Path, name: str = "signing-key.pem") -> Path
     with os.fdopen(fd, "wb") as handle:
         handle.write(DEV_KEY_MARKER + pem)
     return path
+
+
+# --- one key, one purpose (issue 11): appended -------------------------------------------
+
+
+def check_distinct_keys(
+    settings: Settings, signing_key: SigningKey, audit_key: ed25519.Ed25519PrivateKey
+) -> None:
+    """Refuse to start when one key serves two purposes: tokens, audit checkpoints, TLS.
+
+    Keys are compared by their public half, so the same key in two files is caught too. A
+    signature by a key that signs two kinds of things can be replayed from one kind to the
+    other, and one leaked file would give away both.
+    """
+    purposes: list[tuple[str, PrivateKeyTypes]] = [
+        ("token signing key", signing_key),
+        ("audit key", audit_key),
+    ]
+    tls = _tls_server_key(settings)
+    if tls is not None:
+        purposes.append(("TLS server key", tls))
+    seen: dict[bytes, str] = {}
+    for purpose, key in purposes:
+        public = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if public in seen:
+            raise SettingsError(
+                f"the {seen[public]} and the {purpose} are the same key: give each its own"
+            )
+        seen[public] = purpose
+
+
+def _tls_server_key(settings: Settings) -> PrivateKeyTypes | None:
+    """The TLS server's private key, when configured and readable here.
+
+    One the gateway cannot read or parse is left to the TLS layer, which refuses it itself.
+    """
+    if settings.tls_key is None:
+        return None
+    try:
+        return serialization.load_pem_private_key(settings.tls_key.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return None

@@ -2,12 +2,14 @@
 
 FAPI 2.0 (``private_key_jwt``): signed with a key the client registered (ES256, PS256,
 Ed25519/EdDSA); ``iss`` = ``sub`` = the client id; ``aud`` = the issuer identifier and
-nothing else; ``exp`` at most 5 minutes after ``iat``; ``jti`` present (the caller makes
-sure each is used once).
+nothing else; ``exp`` at most 5 minutes after the earlier of ``iat`` and now; ``jti``
+present (the caller makes sure each is used once, keeping it as long as
+gateway/auth/windows.py says the assertion could be accepted).
 
 iSHARE: RS256, signed with the key of the certificate in ``x5c``, whose chain must reach a
 trusted root and pass the CRL check, and which must name the client's party id; ``aud`` =
-the server's party id; ``exp`` - ``iat`` = 30 s at most; ``iat`` required.
+the server's party id; ``exp`` at most 30 s after the earlier of ``iat`` and now; ``iat``
+required.
 """
 
 from __future__ import annotations
@@ -33,10 +35,14 @@ from gateway.auth.jose import (
     key_from_public,
     peek,
 )
+from gateway.auth.windows import (
+    ASSERTION_LEEWAY,
+    FAPI_MAX_LIFETIME,
+    ISHARE_MAX_LIFETIME,
+    is_expired,
+)
 
-FAPI_MAX_LIFETIME = 300
-ISHARE_MAX_LIFETIME = 30
-LEEWAY = 30
+LEEWAY = ASSERTION_LEEWAY  # the old name, kept for importers
 X5C_MAX_HEADER = 16 * 1024
 
 
@@ -159,12 +165,12 @@ def _check_claims(
     iat = _time(claims, "iat", required=require_iat)
     nbf = _time(claims, "nbf", required=False)
     assert exp is not None  # noqa: S101 - required above
-    if exp <= moment - LEEWAY:
+    if is_expired(exp, now, ASSERTION_LEEWAY):
         raise AssertionRejected("expired", "the assertion has expired")
     start = moment if iat is None else iat
-    if start > moment + LEEWAY or (nbf is not None and nbf > moment + LEEWAY):
+    if start > moment + ASSERTION_LEEWAY or (nbf is not None and nbf > moment + ASSERTION_LEEWAY):
         raise AssertionRejected("not-yet-valid", "the assertion is issued in the future")
-    if exp - start > max_lifetime:
+    if exp - min(start, moment) > max_lifetime:  # an iat in the future buys no extra life
         raise AssertionRejected("too-long-lived", f"assertions may live {max_lifetime} s at most")
     return VerifiedAssertion(client_id=client_id, jti=jti, expires_at=exp)
 

@@ -9,7 +9,8 @@ A token is accepted only when every one of these holds, in this order:
 3. ``iss`` is our issuer or a trusted external one, and ``kid`` names one of its keys;
 4. the signature verifies;
 5. ``aud`` contains our audience; ``exp``, ``iat`` (and ``nbf`` when present) hold at ``now``
-   with at most 60 s leeway; ``sub``, ``client_id`` and ``jti`` are present;
+   with at most 60 s leeway (gateway/auth/windows.py); ``sub``, ``client_id`` and ``jti``
+   are present;
 6. ``cnf.x5t#S256`` equals the thumbprint of the certificate on this connection, compared
    in constant time.
 
@@ -29,8 +30,9 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from gateway.auth.jose import JoseInputError, Key, decode, peek
+from gateway.auth.windows import TOKEN_LEEWAY, is_expired
 
-MAX_LEEWAY = 60
+MAX_LEEWAY = TOKEN_LEEWAY  # the old name, kept for importers
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 
 
@@ -181,7 +183,7 @@ def _check_claims(
     if audience not in audiences:
         raise TokenRejected("wrong-audience", "the token is meant for another audience")
     exp, iat, nbf = (_numeric(claims, name) for name in ("exp", "iat", "nbf"))
-    if exp <= moment - leeway:
+    if is_expired(exp, now, leeway):
         raise TokenRejected("expired", "the token has expired")
     if iat > moment + leeway or nbf > moment + leeway:
         raise TokenRejected("not-yet-valid", "the token is not valid yet")

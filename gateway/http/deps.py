@@ -12,6 +12,7 @@ import certs
 from gateway.errors import Forbidden
 from gateway.http.audit_events import CALLER_KEY
 from gateway.http.client_cert import STATE_KEY, PresentedCertificate
+from gateway.oauth.holders import verified_holder
 from gateway.participants.service import AuthenticatedParticipant
 from gateway.services import Services
 from gateway.telemetry import SPAN_AUTHENTICATE
@@ -42,8 +43,9 @@ async def authenticated(request: Request, services: ServicesDep) -> Authenticate
         )
     trust = services.trust
     with services.telemetry.span(SPAN_AUTHENTICATE, source=presented.source):
-        identity = certs.verify(presented.chain, trust.store, trust.crls(), now=datetime.now(UTC))
-        caller = await services.participants.authenticate(identity, presented.source)
+        caller = await verified_holder(
+            services.participants, presented.chain, trust, presented.source, datetime.now(UTC)
+        )
     request.scope.setdefault("state", {})[CALLER_KEY] = caller  # for the audit entries
     return caller
 

@@ -1,7 +1,10 @@
 """OAuth2 endpoints (token, JWKS, metadata, introspection, revocation) and the clients admin API.
 
-Every OAuth endpoint needs the mTLS client certificate (the ``Caller`` dependency): tokens
-are always bound, and introspection and revocation answer authenticated callers only.
+The token, introspection and revocation endpoints need the mTLS client certificate (the
+``Caller`` dependency): tokens are always bound, and introspection and revocation answer
+authenticated callers only. The metadata and the JWKS are public on purpose (RFC 8414,
+RFC 7517): they hold nothing a client or resource server must not see before it talks to
+us, and they are what it needs to do so (see docs/oauth.md).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from gateway.admin.service import admin_changes
 from gateway.audit.entry import hash_token
 from gateway.http import audit_events
 from gateway.http.bearer import TokenCallerDep
+from gateway.http.client_cert import STATE_KEY, PresentedCertificate
 from gateway.http.deps import Caller, OperatorCaller, ServicesDep
 from gateway.http.forms import FormError, read_form
 from gateway.http.oauth_errors import NO_STORE, oauth_problem
@@ -37,8 +41,14 @@ async def token(request: Request, caller: Caller, services: ServicesDep) -> Resp
         form = await read_form(request)
     except FormError as exc:
         return _invalid_request(request, str(exc))
+    presented: PresentedCertificate = request.scope["state"][STATE_KEY]  # set by Caller
     status_code, body, headers = await services.oauth.token(
-        caller, form, request.headers, services.trust.crls(), datetime.now(UTC)
+        caller,
+        form,
+        request.headers,
+        services.trust.crls(),
+        datetime.now(UTC),
+        chain=presented.chain,
     )
     client_id = caller.participant.id
     if status_code != status.HTTP_200_OK:
@@ -121,7 +131,7 @@ async def introspect(request: Request, caller: Caller, services: ServicesDep) ->
     token_value = await _token_param(request)
     if isinstance(token_value, JSONResponse):
         return token_value
-    body = await services.oauth.introspect(token_value, caller, datetime.now(UTC))
+    body = await services.oauth.introspect(token_value, caller, services.trust, datetime.now(UTC))
     return JSONResponse(body, headers=NO_STORE)
 
 

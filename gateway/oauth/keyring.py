@@ -19,7 +19,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 
 from gateway.auth.jose import Key, import_private, import_public, public_jwk, signing_alg
-from gateway.auth.tokens import MAX_LEEWAY
+from gateway.auth.windows import key_published_until
 from gateway.oauth import repository
 from gateway.settings import SigningKey
 from gateway.storage.db import Database
@@ -36,10 +36,11 @@ class KeyRing:
         self.alg = signing_alg(signing_key)
         self.key: Key = import_private(signing_key)
         self.kid = str(self.key.kid)
-        self.window = lifetime + timedelta(seconds=MAX_LEEWAY)
+        self.lifetime = lifetime
         self._published: list[dict[str, object]] = []
         self._keys = KeySet([])
         self._loaded_at: datetime | None = None
+        self._next_expiry: datetime | None = None
 
     async def start(self, now: datetime) -> None:
         """Record the current key and retire the others."""
@@ -62,23 +63,35 @@ class KeyRing:
         """Re-read the published keys from the database."""
         async with self.db.session() as session:
             rows = await repository.token_keys(session)
-        live = [
-            row.public_jwk
-            for row in rows
-            if row.retired_at is None or row.retired_at + self.window > now
-        ]
+        ends = {row.kid: self._published_until(row.retired_at) for row in rows}
+        live = [row.public_jwk for row in rows if _after(ends[row.kid], now)]
         self._published = live
         self._keys = KeySet([import_public(jwk) for jwk in live])
         self._loaded_at = now
+        retiring = [end for end in ends.values() if end is not None and end > now]
+        self._next_expiry = min(retiring, default=None)
+
+    def _published_until(self, retired_at: datetime | None) -> datetime | None:
+        return None if retired_at is None else key_published_until(retired_at, self.lifetime)
 
     def jwks(self) -> dict[str, object]:
         """The JWKS document: every key whose tokens may still be alive."""
         return {"keys": list(self._published)}
 
     async def verification_keys(self, kid: str | None, now: datetime) -> KeySet:
-        """The published keys, reloaded first when ``kid`` is unknown (rate-limited)."""
+        """The published keys, reloaded first when ``kid`` is unknown (rate-limited).
+
+        A retired key is dropped the moment its window ends, not at the next reload.
+        """
+        if self._next_expiry is not None and now >= self._next_expiry:
+            await self.reload(now)
         known = any(key.kid == kid for key in self._keys.keys)
         stale = self._loaded_at is None or now - self._loaded_at > RELOAD_INTERVAL
         if not known and stale:
             await self.reload(now)
         return self._keys
+
+
+def _after(end: datetime | None, now: datetime) -> bool:
+    """Whether a key published until ``end`` (None: still current) is live at ``now``."""
+    return end is None or end > now

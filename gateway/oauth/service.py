@@ -1,4 +1,15 @@
-"""The authorization server's operations: token, resource-server check, revoke, introspect."""
+"""The authorization server's operations: token, resource-server check, revoke, introspect.
+
+The resource server and introspection ask one question, :meth:`OAuthService.usable`: is
+this token usable now by the participant holding the certificate it is bound to? It is,
+when the holder's certificate verifies and its participant is active (the holder is made
+only by gateway/oauth/holders.py), the token verifies against that certificate
+(gateway/auth/tokens.py), it names that participant as its client, it is not revoked, and
+the client is registered and active. The resource server takes the holder from the
+connection; introspection takes it from the certificate remembered when the token was
+issued. Every piece of state is read from the database at the moment of the question, so
+every replica agrees from the next request on.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +19,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.exc import IntegrityError
 
+from certs import CertificateRejected, load_pem_chain
 from gateway.auth import tokens
 from gateway.auth.assertions import VerifiedAssertion
 from gateway.auth.jose import OWN_TOKEN_ALGS, JoseInputError, peek
 from gateway.auth.tokens import AccessClaims, TokenRejected, TrustedIssuer
+from gateway.errors import Forbidden
 from gateway.oauth import repository
 from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
+from gateway.oauth.holders import verified_holder
 from gateway.oauth.keyring import KeyRing
 from gateway.oauth.server import (
     Response,
@@ -24,9 +39,10 @@ from gateway.oauth.server import (
     SluisAuthorizationServer,
     SluisOAuth2Request,
 )
-from gateway.participants.service import AuthenticatedParticipant
+from gateway.participants.service import AuthenticatedParticipant, ParticipantService
 from gateway.storage.db import Database
-from gateway.storage.models import RevokedTokenRow, UsedAssertionRow
+from gateway.storage.models import OAuthClientRow, RevokedTokenRow, UsedAssertionRow
+from gateway.trust import TrustMaterial
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,7 @@ class OAuthService:
         self.keyring = keyring
         self.clients = clients
         self.external = external
+        self.participants = ParticipantService(db)
         self.issuer = server.config.issuer
         self.audience = server.config.resources[0]
 
@@ -63,8 +80,14 @@ class OAuthService:
         headers: Mapping[str, str],
         crls: Sequence[x509.CertificateRevocationList],
         now: datetime,
+        *,
+        chain: Sequence[x509.Certificate],
     ) -> Response:
-        """Run the token endpoint; a client assertion's jti is spent before a token leaves."""
+        """Run the token endpoint; a client assertion's jti is spent before a token leaves.
+
+        ``chain`` is the presented certificate chain (leaf first), remembered with the
+        token's lifetime so that introspection can re-verify the certificate later.
+        """
         client = await self.clients.find(caller.participant.id)
         signing = SigningState(self.keyring.key, self.keyring.alg, crls, now)
         request = SluisOAuth2Request(
@@ -84,7 +107,29 @@ class OAuthService:
                 "error_description": "the client assertion was already used",
             }
             return 401, replayed, response_headers
+        if ok:
+            await self._remember(caller, chain, int(now.timestamp()) + int(body["expires_in"]), now)
         return status, body, response_headers
+
+    async def _remember(
+        self,
+        holder: AuthenticatedParticipant,
+        chain: Sequence[x509.Certificate],
+        exp: int,
+        now: datetime,
+    ) -> None:
+        pem = "".join(cert.public_bytes(Encoding.PEM).decode() for cert in chain)
+        thumbprint = holder.certificate.thumbprint_sha256
+        expires_at = datetime.fromtimestamp(exp, UTC)
+        for attempt in range(2):
+            try:
+                async with self.db.session() as session:
+                    await repository.remember_certificate(session, thumbprint, pem, expires_at, now)
+            except IntegrityError:  # another replica inserted it first: update theirs
+                if attempt:
+                    raise
+            else:
+                return
 
     async def _spend(self, assertion: VerifiedAssertion, now: datetime) -> bool:
         row = UsedAssertionRow(
@@ -111,22 +156,34 @@ class OAuthService:
     async def check_bearer(
         self, token: str, caller: AuthenticatedParticipant, now: datetime
     ) -> TokenCaller:
-        """The resource-server check (gateway/auth/tokens.py) plus client match and revocation."""
+        """The resource-server check: the token must be usable by this connection's holder."""
+        return await self.usable(token, caller, now, audience=self.audience)
+
+    async def usable(
+        self, token: str, holder: AuthenticatedParticipant, now: datetime, *, audience: str
+    ) -> TokenCaller:
+        """Whether ``holder`` may use ``token`` for ``audience`` now; TokenRejected if not.
+
+        ``holder`` must come from :func:`gateway.oauth.holders.verified_holder` at ``now``.
+        """
         issuer, kid = tokens.unverified_issuer(token)
         trusted = await self.trusted(issuer, kid, now)
         claims = tokens.check(
             token,
             {issuer: trusted},
-            audience=self.audience,
-            thumbprint=caller.certificate.thumbprint_sha256,
+            audience=audience,
+            thumbprint=holder.certificate.thumbprint_sha256,
             now=now,
         )
-        if claims.client_id != caller.participant.id:
+        if claims.client_id != holder.participant.id:
             raise TokenRejected("wrong-client", "the token was issued to another client")
         async with self.db.session() as session:
-            if await repository.is_revoked(session, claims.jti):
-                raise TokenRejected("revoked", "the token has been revoked")
-        return TokenCaller(caller, claims)
+            revoked = await repository.is_revoked(session, claims.jti)
+            client = await repository.get_client(session, claims.client_id)
+        if revoked:
+            raise TokenRejected("revoked", "the token has been revoked")
+        _check_client(client, own=issuer == self.issuer)
+        return TokenCaller(holder, claims)
 
     async def _own_claims(self, token: str, now: datetime) -> AccessClaims | None:
         """Our own, unexpired token's claims (binding not compared), or None."""
@@ -165,15 +222,29 @@ class OAuthService:
                 )
 
     async def introspect(
-        self, token: str, caller: AuthenticatedParticipant, now: datetime
+        self, token: str, caller: AuthenticatedParticipant, trust: TrustMaterial, now: datetime
     ) -> dict[str, Any]:
-        """RFC 7662: what one of our tokens says, to its client or an operator."""
-        claims = await self._own_claims(token, now)
-        if claims is None or not self._may_see(caller, claims):
+        """RFC 7662: what one of our tokens says, to its client or an operator.
+
+        Active exactly when the resource server would accept the token from the holder of
+        the certificate it is bound to (:meth:`usable`), re-verified now.
+        """
+        try:
+            _, unverified = peek(token)
+        except JoseInputError:
             return {"active": False}
-        async with self.db.session() as session:
-            if await repository.is_revoked(session, claims.jti):
-                return {"active": False}
+        audience = _audience(unverified)
+        if unverified.get("iss") != self.issuer or audience not in self.server.config.resources:
+            return {"active": False}  # not ours: nothing to fetch, nothing to say
+        holder = await self._bound_holder(_bound_thumbprint(unverified), trust, now)
+        if holder is None:
+            return {"active": False}
+        try:
+            claims = (await self.usable(token, holder, now, audience=audience)).claims
+        except TokenRejected:
+            return {"active": False}
+        if claims.issuer != self.issuer or not self._may_see(caller, claims):
+            return {"active": False}
         return {
             "active": True,
             "iss": claims.issuer,
@@ -187,3 +258,37 @@ class OAuthService:
             "token_type": "Bearer",
             "cnf": {"x5t#S256": claims.thumbprint},
         }
+
+    async def _bound_holder(
+        self, thumbprint: str, trust: TrustMaterial, now: datetime
+    ) -> AuthenticatedParticipant | None:
+        """The holder of the remembered certificate with ``thumbprint``, verified now."""
+        async with self.db.session() as session:
+            pem = await repository.bound_chain(session, thumbprint)
+        if pem is None:
+            return None
+        try:
+            chain = load_pem_chain(pem.encode())
+            return await verified_holder(self.participants, chain, trust, "tls", now)
+        except (CertificateRejected, Forbidden):
+            return None
+
+
+def _check_client(client: OAuthClientRow | None, *, own: bool) -> None:
+    """Our own tokens need a registered client; any token's client must not be disabled."""
+    if client is None and own:
+        raise TokenRejected("client-disabled", "the token's client is no longer registered")
+    if client is not None and client.status != "active":
+        raise TokenRejected("client-disabled", "the token's client is disabled")
+
+
+def _audience(claims: dict[str, Any]) -> str:
+    aud = claims.get("aud")
+    first = aud[0] if isinstance(aud, list) and aud else aud
+    return first if isinstance(first, str) else ""
+
+
+def _bound_thumbprint(claims: dict[str, Any]) -> str:
+    cnf = claims.get("cnf")
+    value = cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+    return value if isinstance(value, str) else ""

@@ -97,7 +97,7 @@ class TokenKeyRow(Base):
 
 
 class RevokedTokenRow(Base):
-    """A revoked access token (by jti), kept until it would have expired anyway."""
+    """A revoked access token (by jti), kept until it would be refused anyway (auth/windows.py)."""
 
     __tablename__ = "revoked_tokens"
 
@@ -107,7 +107,7 @@ class RevokedTokenRow(Base):
 
 
 class UsedAssertionRow(Base):
-    """A client assertion's jti, kept until the assertion expires: each may be used once."""
+    """A client assertion's jti, kept while the assertion is accepted: each may be used once."""
 
     __tablename__ = "used_assertions"
 
@@ -286,3 +286,19 @@ class AgreementHoldRow(Base):
     )
     agreement_id: Mapped[str] = mapped_column(String(64), ForeignKey("agreements.id"))
     held_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- bound certificates (issue 11): appended; see gateway/oauth/service.py and migration 0009
+
+
+class BoundCertificateRow(Base):
+    """A certificate some live access token is bound to, so introspection can re-verify it.
+
+    Kept until the last token bound to it is no longer accepted (gateway/auth/windows.py).
+    """
+
+    __tablename__ = "bound_certificates"
+
+    thumbprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chain_pem: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -25,6 +25,8 @@ from certs import generate_key, issue_server, thumbprint_sha256
 from gateway.auth import tokens
 from gateway.client import mtls_context
 from gateway.oauth import external
+from gateway.oauth.clients import ClientService
+from gateway.oauth.schemas import ClientCreate, ClientUpdate
 from gateway.participants.schemas import ParticipantCreate
 from gateway.participants.service import ParticipantService
 from gateway.storage.db import Database
@@ -90,6 +92,7 @@ class Setup:
     pki: Pki
     university: ClientCert
     jwks: JwksServer
+    database_url: str
 
 
 def _rsa() -> RSAKey:
@@ -126,7 +129,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     ]
     try:
         with running_gateway(gateway_settings(pki, home, url, external_issuers=issuers)) as base:
-            yield Setup(base, pki, university, state)
+            yield Setup(base, pki, university, state, url)
     finally:
         server.shutdown()
         server.server_close()
@@ -197,3 +200,29 @@ def test_unreachable_jwks_fails_closed(setup: Setup) -> None:
     response = _session(setup, _token(_rsa(), setup, issuer=DEAD))
     assert response.status_code == 503
     assert _code(response) == "issuer-keys-unavailable"
+
+
+def test_a_disabled_client_record_refuses_external_tokens_too(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(external, "REFRESH_INTERVAL", timedelta(0))
+    key = _rsa()
+    setup.jwks.document = {"keys": [key.as_dict(private=False)]}
+    token = _token(key, setup)
+    assert _session(setup, token).status_code == 200  # no client record: the issuer's client
+
+    async def client_status(status: Literal["active", "disabled"]) -> None:
+        db = Database(setup.database_url)
+        clients = ClientService(db)
+        if await clients.find(UNIVERSITY) is None:
+            data = ClientCreate(client_id=UNIVERSITY, auth_method="tls_client_auth")
+            await clients.create(data, now=NOW)
+        await clients.update(UNIVERSITY, ClientUpdate(status=status), now=NOW)
+        await db.dispose()
+
+    asyncio.run(client_status("disabled"))
+    refused = _session(setup, token)
+    asyncio.run(client_status("active"))
+    assert refused.status_code == 401
+    assert _code(refused) == "token-client-disabled"
+    assert _session(setup, token).status_code == 200

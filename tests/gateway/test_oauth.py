@@ -54,6 +54,7 @@ class World:
     lab_keys: dict[str, ECKey | OKPKey | RSAKey]
     ishare: IShareParty
     impostor: IShareParty
+    ishare_ca: IShareCA
 
 
 async def _register(url: str) -> None:
@@ -132,6 +133,7 @@ def world(
                 _lab_keys(),
                 ca.party(ISHARE_PARTY),
                 IShareCA("Impostor CA").party(ISHARE_PARTY),
+                ca,
             )
             _register_clients(world)
             yield world
@@ -523,3 +525,81 @@ def test_client_admin_api_bad_input(world: World) -> None:
     assert _code(no_keys) == "validation-error"
     assert _code(private) == "validation-error"
     assert _code(forbidden) == "role-required"
+
+
+# --- the resource server and introspection agree, from the next request on ----------------
+
+
+def _introspect(world: World, token: str) -> dict[str, Any]:
+    with _mtls(world, "maker") as operator:
+        response = operator.post("/oauth2/introspect", data={"token": token})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _patch(world: World, path: str, body: dict[str, str]) -> None:
+    with _mtls(world, "maker") as admin:
+        assert admin.patch(path, json=body).status_code == 200
+
+
+def test_a_disabled_clients_tokens_stop_working(world: World) -> None:
+    token = _token(world)
+    assert _introspect(world, token)["active"] is True
+    _patch(world, f"/v1/admin/clients/{UNIVERSITY}", {"status": "disabled"})
+    try:
+        response = _session(world, "university", token)
+        introspected = _introspect(world, token)
+    finally:
+        _patch(world, f"/v1/admin/clients/{UNIVERSITY}", {"status": "active"})
+    assert response.status_code == 401, response.text
+    assert _code(response) == "token-client-disabled"
+    assert introspected == {"active": False}
+    assert _session(world, "university", token).status_code == 200  # enabled again
+
+
+def test_a_suspended_participants_tokens_stop_working(world: World) -> None:
+    token = _token(world)
+    _patch(world, f"/v1/admin/participants/{UNIVERSITY}", {"status": "suspended"})
+    try:
+        response = _session(world, "university", token)
+        introspected = _introspect(world, token)
+    finally:
+        _patch(world, f"/v1/admin/participants/{UNIVERSITY}", {"status": "active"})
+    assert response.status_code == 403, response.text
+    assert _code(response) == "participant-suspended"
+    assert introspected == {"active": False}
+    assert _introspect(world, token)["active"] is True
+
+
+def test_tokens_bound_to_a_revoked_certificate_stop_working(world: World) -> None:
+    world.certs["university-2"] = world.pki.client("Universiteit Oost", UNIVERSITY)
+    token = _token(world, "university-2")
+    assert _introspect(world, token)["active"] is True
+    world.pki.revoke(world.certs["university-2"])
+    (world.home / "crls.pem").write_bytes(
+        world.pki.crl_path.read_bytes() + world.ishare_ca.crl_pem()
+    )
+    response = _session(world, "university-2", token)
+    assert response.status_code == 401, response.text
+    assert _code(response) == "certificate-revoked"
+    assert _introspect(world, token) == {"active": False}
+
+
+def test_metadata_and_jwks_are_public_and_nothing_else_is(world: World) -> None:
+    context = ssl.create_default_context(cafile=str(world.pki.bundle))
+    with httpx.Client(base_url=world.url, verify=context) as anonymous:
+        metadata = anonymous.get("/.well-known/oauth-authorization-server")
+        jwks = anonymous.get("/oauth2/jwks")
+        refused = [
+            anonymous.post("/oauth2/token", data={"grant_type": "client_credentials"}),
+            anonymous.post("/oauth2/introspect", data={"token": "x"}),
+            anonymous.post("/oauth2/revoke", data={"token": "x"}),
+            anonymous.get("/v1/session"),
+            anonymous.get("/v1/admin/clients"),
+        ]
+    assert metadata.status_code == 200
+    assert metadata.json()["jwks_uri"] == f"{ISSUER}/oauth2/jwks"
+    assert jwks.status_code == 200
+    assert all("d" not in key for key in jwks.json()["keys"])
+    assert [response.status_code for response in refused] == [401] * len(refused)
+    assert {_code(response) for response in refused} == {"certificate-no-certificate"}

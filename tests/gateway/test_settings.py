@@ -6,13 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from gateway.app import create_app
 from gateway.settings import (
     DEV_KEY_MARKER,
     Settings,
     SettingsError,
+    check_distinct_keys,
     ensure_dev_signing_key,
+    load_audit_key,
     load_settings,
     load_signing_key,
 )
@@ -128,3 +131,46 @@ def test_proper_key_is_accepted(tmp_path: Path) -> None:
     path = write_key(tmp_path / "k.pem", ec.generate_private_key(ec.SECP256R1()))
     key = load_signing_key(Settings(home=tmp_path, signing_key_file=path))
     assert isinstance(key, ec.EllipticCurvePrivateKey)
+
+
+# --- one key, one purpose -------------------------------------------------------------------
+
+
+def _keyed_settings(tmp_path: Path, **files: Path) -> Settings:
+    return Settings(home=tmp_path, **files)
+
+
+def test_the_same_key_file_for_tokens_and_audit_is_refused(tmp_path: Path) -> None:
+    key = write_key(tmp_path / "one.pem", ed25519.Ed25519PrivateKey.generate())
+    settings = _keyed_settings(tmp_path, signing_key_file=key, audit_key_file=key)
+    with pytest.raises(SettingsError, match="token signing key and the audit key are the same"):
+        create_app(settings)
+
+
+def test_the_same_key_in_two_files_is_refused(tmp_path: Path) -> None:
+    private = ed25519.Ed25519PrivateKey.generate()
+    first = write_key(tmp_path / "tokens.pem", private)
+    second = write_key(tmp_path / "audit.pem", private)
+    settings = _keyed_settings(tmp_path, signing_key_file=first, audit_key_file=second)
+    with pytest.raises(SettingsError, match="are the same key"):
+        create_app(settings)
+
+
+def test_the_tls_server_key_signs_nothing_else(tmp_path: Path) -> None:
+    server = write_key(tmp_path / "server.key", ec.generate_private_key(ec.SECP256R1()))
+    audit = write_key(tmp_path / "audit.pem", ed25519.Ed25519PrivateKey.generate())
+    settings = _keyed_settings(
+        tmp_path, signing_key_file=server, audit_key_file=audit, tls_key=server
+    )
+    with pytest.raises(SettingsError, match="token signing key and the TLS server key"):
+        create_app(settings)
+
+
+def test_distinct_keys_pass(tmp_path: Path) -> None:
+    tokens = write_key(tmp_path / "tokens.pem", ed25519.Ed25519PrivateKey.generate())
+    audit = write_key(tmp_path / "audit.pem", ed25519.Ed25519PrivateKey.generate())
+    server = write_key(tmp_path / "server.key", ec.generate_private_key(ec.SECP256R1()))
+    settings = _keyed_settings(
+        tmp_path, signing_key_file=tokens, audit_key_file=audit, tls_key=server
+    )
+    check_distinct_keys(settings, load_signing_key(settings), load_audit_key(settings))

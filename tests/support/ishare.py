@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from joserfc.jwk import RSAKey
 
 from tests.support.pki import NOW
@@ -53,9 +53,18 @@ class IShareCA:
             .sign(self.key, hashes.SHA256())
         )
 
-    def party(self, party_id: str) -> IShareParty:
+    def party(
+        self,
+        party_id: str,
+        *,
+        ekus: tuple[x509.ObjectIdentifier, ...] | None = (ExtendedKeyUsageOID.CLIENT_AUTH,),
+    ) -> IShareParty:
+        """A party certificate naming ``party_id`` in its subject serialNumber.
+
+        ``ekus`` are its extended key usages; None leaves the extension out.
+        """
         key = rsa.generate_private_key(65537, 2048)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(_name(f"Party {party_id}", party_id))
             .issuer_name(self.cert.subject)
@@ -71,8 +80,10 @@ class IShareCA:
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
             )
-            .sign(self.key, hashes.SHA256())
         )
+        if ekus is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
         return IShareParty([cert, self.cert], RSAKey.import_key(key))
 
     def crl_pem(self) -> bytes:
