@@ -7,9 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors import Connector
+from connectors import Connector, ConnectorError
 from connectors.http_passthrough import HttpPassThrough
 from gateway.datasets import repository
+from gateway.datasets.cache import ClosingCache, Lease
 from gateway.datasets.factory import PASSTHROUGH, create_passthrough
 from gateway.datasets.schemas import Dataset, DatasetSpec
 from gateway.errors import BadRequest, Conflict, NotFound
@@ -57,8 +58,8 @@ class DatasetService:
         self.db = db
         self.connector_factory = connector_factory
         self._policies: dict[str, Policy] = {}
-        self._connectors: dict[str, tuple[str, Connector]] = {}
-        self._passthroughs: dict[str, tuple[str, HttpPassThrough]] = {}
+        self._connectors: ClosingCache[Connector] = ClosingCache(lambda c: c.aclose())
+        self._passthroughs: ClosingCache[HttpPassThrough] = ClosingCache(lambda p: p.aclose())
 
     async def register(
         self, spec: DatasetSpec, policy_text: str, fmt: str, *, now: datetime
@@ -69,10 +70,7 @@ class DatasetService:
         except PolicyError as exc:
             raise BadRequest("policy-invalid", f"{spec.policy}: {exc}") from exc
         digest = policy_hash(policy)
-        if spec.connector.get("type") == PASSTHROUGH:  # refuse a bad connector config now
-            await create_passthrough(spec.id, spec.connector).aclose()
-        else:
-            await self.connector_factory(spec.id, spec.connector).aclose()
+        await self._check_connector(spec)
         async with self.db.session() as session:
             if await participants.get(session, spec.provider) is None:
                 raise NotFound("participant-not-found", f"no participant {spec.provider}")
@@ -104,6 +102,16 @@ class DatasetService:
             row.status, row.updated_at = "active", now
             await session.flush()
             return _to_model(row)
+
+    async def _check_connector(self, spec: DatasetSpec) -> None:
+        """Build the connector once and close it: a bad configuration is refused now (400)."""
+        try:
+            if spec.connector.get("type") == PASSTHROUGH:
+                await create_passthrough(spec.id, spec.connector).aclose()
+            else:
+                await self.connector_factory(spec.id, spec.connector).aclose()
+        except ConnectorError as exc:
+            raise BadRequest("connector-config", f"{spec.id}: {exc.reason}") from exc
 
     async def get(self, dataset_id: str) -> Dataset:
         """An active dataset; NotFound otherwise."""
@@ -141,29 +149,26 @@ class DatasetService:
         """Whether the dataset is a pass-through API rather than a table."""
         return dataset.connector.get("type") == PASSTHROUGH
 
-    def passthrough(self, dataset: Dataset) -> HttpPassThrough:
-        """The dataset's pass-through proxy, rebuilt when its configuration changed."""
-        key = repr(sorted(dataset.connector.items()))
-        cached = self._passthroughs.get(dataset.id)
-        if cached is None or cached[0] != key:
-            cached = (key, create_passthrough(dataset.id, dataset.connector))
-            self._passthroughs[dataset.id] = cached
-        return cached[1]
+    async def passthrough(self, dataset: Dataset) -> Lease[HttpPassThrough]:
+        """A lease on the dataset's pass-through proxy, rebuilt when its configuration changed."""
+        return await self._passthroughs.lease(
+            dataset.id, _key(dataset), lambda: create_passthrough(dataset.id, dataset.connector)
+        )
 
-    def connector(self, dataset: Dataset) -> Connector:
-        """The dataset's connector, rebuilt when its configuration changed."""
-        key = repr(sorted(dataset.connector.items()))
-        cached = self._connectors.get(dataset.id)
-        if cached is None or cached[0] != key:
-            cached = (key, self.connector_factory(dataset.id, dataset.connector))
-            self._connectors[dataset.id] = cached
-        return cached[1]
+    async def connector(self, dataset: Dataset) -> Lease[Connector]:
+        """A lease on the dataset's connector, rebuilt when its configuration changed.
+
+        The replaced connector is closed once its last lease is released.
+        """
+        return await self._connectors.lease(
+            dataset.id, _key(dataset), lambda: self.connector_factory(dataset.id, dataset.connector)
+        )
 
     async def aclose(self) -> None:
         """Close every connector."""
-        for _, connector in self._connectors.values():
-            await connector.aclose()
-        for _, proxy in self._passthroughs.values():
-            await proxy.aclose()
-        self._connectors.clear()
-        self._passthroughs.clear()
+        await self._connectors.aclose()
+        await self._passthroughs.aclose()
+
+
+def _key(dataset: Dataset) -> str:
+    return repr(sorted(dataset.connector.items()))
