@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors import Connector, ConnectorError
 from connectors.http_passthrough import HttpPassThrough
+from connectors.jsonpaths import compile_paths
 from gateway.datasets import repository
 from gateway.datasets.cache import ClosingCache, Lease
 from gateway.datasets.factory import PASSTHROUGH, create_passthrough
@@ -18,6 +19,8 @@ from gateway.participants import repository as participants
 from gateway.storage.db import Database
 from gateway.storage.models import DatasetRow, PolicyVersionRow
 from policies import Policy, PolicyError, parse_policy, parse_yaml_policy, policy_hash, validate
+from policies.model import AnyConstraint, Constraint
+from policies.operands.data import COLUMNS
 
 ConnectorFactory = Callable[[str, Mapping[str, Any]], Connector]
 FORMATS = {
@@ -70,7 +73,7 @@ class DatasetService:
         except PolicyError as exc:
             raise BadRequest("policy-invalid", f"{spec.policy}: {exc}") from exc
         digest = policy_hash(policy)
-        await self._check_connector(spec)
+        await self._check_connector(spec, policy)
         async with self.db.session() as session:
             if await participants.get(session, spec.provider) is None:
                 raise NotFound("participant-not-found", f"no participant {spec.provider}")
@@ -103,11 +106,16 @@ class DatasetService:
             await session.flush()
             return _to_model(row)
 
-    async def _check_connector(self, spec: DatasetSpec) -> None:
-        """Build the connector once and close it: a bad configuration is refused now (400)."""
+    async def _check_connector(self, spec: DatasetSpec, policy: Policy) -> None:
+        """Build the connector once and close it: a bad configuration is refused now (400).
+
+        For a pass-through API, the policy's columns must be JSON paths it can use.
+        """
         try:
             if spec.connector.get("type") == PASSTHROUGH:
                 await create_passthrough(spec.id, spec.connector).aclose()
+                for columns in _columns(policy):
+                    compile_paths(columns)
             else:
                 await self.connector_factory(spec.id, spec.connector).aclose()
         except ConnectorError as exc:
@@ -168,6 +176,22 @@ class DatasetService:
         """Close every connector."""
         await self._connectors.aclose()
         await self._passthroughs.aclose()
+
+
+def _columns(policy: Policy) -> list[list[str]]:
+    """The right operands of every ``sluis:columns`` constraint in the policy's rules."""
+    found: list[list[str]] = []
+
+    def walk(constraints: tuple[AnyConstraint, ...]) -> None:
+        for c in constraints:
+            if not isinstance(c, Constraint):
+                walk(c.operands)
+            elif c.left_operand == COLUMNS:
+                found.append([str(v) for v in c.right_operand])
+
+    for rule in policy.rules():
+        walk(rule.constraints)
+    return found
 
 
 def _key(dataset: Dataset) -> str:

@@ -155,3 +155,23 @@ def test_connector_errors_become_the_documented_problems(
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == f"urn:sluis:problem:{kind}"
+
+
+def test_a_pass_through_policy_with_an_unusable_json_path_is_refused(db_url: str) -> None:
+    policy = POLICY + '    data: {columns: [order, "lines[.qty"]}\n'
+    connector = {
+        "type": "http-passthrough",
+        "base_url": "http://127.0.0.1:9",
+        "routes": [{"method": "GET", "path": "/x"}],
+    }
+
+    async def run() -> None:
+        db, service = await _service(db_url, [])
+        try:
+            with pytest.raises(BadRequest, match="lines"):
+                await service.register(_spec(connector), policy, "yaml", now=NOW)
+        finally:
+            await service.aclose()
+            await db.dispose()
+
+    asyncio.run(run())
