@@ -33,7 +33,7 @@ async def _entry(services: Services, dataset: Dataset) -> dict[str, Any]:
     else:
         access = f"{base}/v1/datasets/{dataset.id}/query"
         try:
-            lease = await services.datasets.connector(dataset)
+            lease = await services.datasets.lease_connector(dataset)
             try:
                 info = await lease.value.describe()
             finally:

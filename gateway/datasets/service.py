@@ -157,13 +157,13 @@ class DatasetService:
         """Whether the dataset is a pass-through API rather than a table."""
         return dataset.connector.get("type") == PASSTHROUGH
 
-    async def passthrough(self, dataset: Dataset) -> Lease[HttpPassThrough]:
+    async def lease_passthrough(self, dataset: Dataset) -> Lease[HttpPassThrough]:
         """A lease on the dataset's pass-through proxy, rebuilt when its configuration changed."""
         return await self._passthroughs.lease(
             dataset.id, _key(dataset), lambda: create_passthrough(dataset.id, dataset.connector)
         )
 
-    async def connector(self, dataset: Dataset) -> Lease[Connector]:
+    async def lease_connector(self, dataset: Dataset) -> Lease[Connector]:
         """A lease on the dataset's connector, rebuilt when its configuration changed.
 
         The replaced connector is closed once its last lease is released.

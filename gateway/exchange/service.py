@@ -100,7 +100,7 @@ class ExchangeService:
             raise BadRequest(
                 "not-a-table", f"{dataset_id} is an API: call /v1/datasets/{dataset_id}/api/..."
             )
-        lease = await self.datasets.connector(ctx.dataset)
+        lease = await self.datasets.lease_connector(ctx.dataset)
         try:
             connector = lease.value
             try:
@@ -129,7 +129,7 @@ class ExchangeService:
         ctx = await self._prelude(caller, dataset_id, source)
         if not self.datasets.is_passthrough(ctx.dataset):
             raise BadRequest("not-an-api", f"{dataset_id} is a table: use /query or /data")
-        lease = await self.datasets.passthrough(ctx.dataset)
+        lease = await self.datasets.lease_passthrough(ctx.dataset)
         try:
             return await self._call_api(ctx, lease.value, method, "/" + path, body)
         finally:

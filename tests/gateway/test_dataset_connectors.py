@@ -79,15 +79,15 @@ def test_a_replaced_connector_is_closed_after_its_last_lease(db_url: str) -> Non
         db, service = await _service(db_url, built)
         try:
             await service.register(_spec({"type": "memory", "v": 1}), POLICY, "yaml", now=NOW)
-            old = await service.connector(await service.get("x"))
+            old = await service.lease_connector(await service.get("x"))
             await service.register(_spec({"type": "memory", "v": 2}), POLICY, "yaml", now=NOW)
-            new = await service.connector(await service.get("x"))
+            new = await service.lease_connector(await service.get("x"))
             assert new.value is not old.value
             assert not old.value.closed  # still in use by a request in flight
             await old.release()
             assert old.value.closed
             await new.release()
-            again = await service.connector(await service.get("x"))
+            again = await service.lease_connector(await service.get("x"))
             assert again.value is new.value  # cached, not rebuilt
             assert not new.value.closed
             await again.release()
