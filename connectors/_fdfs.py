@@ -1,12 +1,12 @@
-"""A read-only pyarrow filesystem over descriptors we opened: pyarrow reads what was checked.
+"""A read-only pyarrow filesystem over a ``ConfinedRoot``: every open is a confined walk.
 
 pyarrow's CSV and JSON readers close the file they are handed, and a dataset opens each
 fragment again for every scan, so a bare file object does not do. This filesystem names
-each descriptor ``"0"``, ``"1"``, ...; every open gives pyarrow a new native file on the
-same open file (``/proc/self/fd/N`` reopens the descriptor's file, not a path; where
-``/proc`` is missing, a Python file on a duplicate of the descriptor). Closing happens
-under the same lock as opening, so a descriptor number reused after ``close`` can never
-be opened in its place.
+each file ``"0"``, ``"1"``, ...; every open walks to it again beneath the root descriptor
+(``connectors.paths``, no link followed the kernel's way) and gives pyarrow a native file
+on the descriptor it got: ``/proc/self/fd/N`` reopens that open file, not a path (where
+``/proc`` is missing, a Python file on the descriptor). Opening and closing share a lock,
+so once ``close`` has run no open reaches the root's descriptor number again.
 """
 
 from __future__ import annotations
@@ -20,66 +20,79 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from connectors.paths import close_all
+from connectors.paths import ConfinedRoot
 
 _PROC = Path("/proc/self/fd").is_dir()
 
 
-class DescriptorFiles(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow has no stubs
-    """Read-only handler over open descriptors; ``close`` ends every later open."""
+class ConfinedFiles(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow has no stubs
+    """Read-only handler over the files a ``ConfinedRoot`` lists; ``close`` ends all opens."""
 
-    def __init__(self, fds: list[int]) -> None:
-        self._fds = {str(i): fd for i, fd in enumerate(fds)}
+    def __init__(self, root: ConfinedRoot) -> None:
+        self._root = root
         self._lock = threading.Lock()
         self._closed = False
+        try:
+            self._files = {str(i): parts for i, parts in enumerate(root.files())}
+        except BaseException:
+            root.close()
+            raise
 
     @property
     def paths(self) -> list[str]:
-        """The names to hand pyarrow.dataset, one per descriptor."""
-        return list(self._fds)
+        """The names to hand pyarrow.dataset, one per file."""
+        return list(self._files)
 
     def filesystem(self) -> pafs.PyFileSystem:
         """This handler as a pyarrow filesystem."""
         return pafs.PyFileSystem(self)
 
     def close(self) -> None:
-        """Close the descriptors; any later open fails."""
+        """Close the root; any later open fails."""
         with self._lock:
             if not self._closed:
                 self._closed = True
-                close_all(list(self._fds.values()))
+                self._root.close()
 
-    def _fd(self, path: str) -> int:
+    def _open(self, path: str) -> int:
         if self._closed:
             raise OSError(errno.EBADF, "the dataset's files are closed")
         try:
-            return self._fds[path.lstrip("/")]
+            parts = self._files[path.lstrip("/")]
         except KeyError:
             raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+        return self._root.open_file(parts)
 
     def open_input_file(self, path: str) -> pa.NativeFile:
-        """A new native file on the descriptor's open file."""
+        """A native file on a fresh confined open of ``path``."""
         with self._lock:
-            fd = self._fd(path)
-            if _PROC:
-                return pa.OSFile(f"/proc/self/fd/{fd}")
-            return pa.PythonFile(os.fdopen(os.dup(fd), "rb"), mode="r")
+            fd = self._open(path)
+        if not _PROC:
+            return pa.PythonFile(os.fdopen(fd, "rb"), mode="r")
+        try:
+            return pa.OSFile(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
 
     def open_input_stream(self, path: str) -> pa.NativeFile:
         """The same as ``open_input_file``."""
         return self.open_input_file(path)
 
     def get_file_info(self, paths: list[str]) -> list[pafs.FileInfo]:
-        """Each descriptor as a regular file of its size."""
+        """Each name as a regular file of its size now."""
+        return [pafs.FileInfo(p, pafs.FileType.File, size=self._size(p)) for p in paths]
+
+    def _size(self, path: str) -> int:
         with self._lock:
-            sizes = [os.fstat(self._fd(p)).st_size for p in paths]
-        return [
-            pafs.FileInfo(p, pafs.FileType.File, size=n) for p, n in zip(paths, sizes, strict=True)
-        ]
+            fd = self._open(path)
+        try:
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
 
     def get_type_name(self) -> str:
         """pyarrow's name for this kind of filesystem."""
-        return "sluis-descriptors"
+        return "sluis-confined"
 
     def normalize_path(self, path: str) -> str:
         """Names are used as they are."""
@@ -90,8 +103,8 @@ class DescriptorFiles(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow 
         return other is self
 
     def get_file_info_selector(self, selector: Any) -> list[pafs.FileInfo]:
-        """Not listable: the files were chosen when they were opened."""
-        raise NotImplementedError("a descriptor filesystem is not listed")
+        """Not listable: the files were chosen when the root was opened."""
+        raise NotImplementedError("a confined filesystem is not listed")
 
     def _read_only(self, *_: Any) -> Any:
         raise PermissionError(errno.EROFS, "read-only")

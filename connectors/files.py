@@ -5,8 +5,8 @@ statistics); the limit stops the scan early. The scan runs in a worker thread, o
 at a time with little read-ahead, so memory stays bounded whatever the file size.
 
 The files are opened once per read, confined to the root without following links the
-kernel's way (``connectors.paths``), and pyarrow reads those open descriptors
-(``connectors._fdfs``): a link swapped after the check cannot redirect the read.
+kernel's way (``connectors.paths``), and pyarrow reads the descriptors those walks yield
+(``connectors._fdfs``): a link swapped after the check cannot lead the read out of the root.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from connectors._arrow import ds, pa, pacsv
-from connectors._fdfs import DescriptorFiles
+from connectors._fdfs import ConfinedFiles
 from connectors.base import Batches, Connector
 from connectors.errors import SourceRejected
-from connectors.paths import open_confined
+from connectors.paths import ConfinedRoot
 from connectors.plan import Pushdown
 from connectors.query import Op, Predicate, Query
 
@@ -96,10 +96,10 @@ class FilesConnector(Connector):
         finally:
             files.close()
 
-    def _open(self) -> DescriptorFiles:
-        return DescriptorFiles(open_confined(self._config.root, self._config.path))
+    def _open(self) -> ConfinedFiles:
+        return ConfinedFiles(ConfinedRoot(self._config.root, self._config.path))
 
-    def _dataset(self, files: DescriptorFiles) -> Any:
+    def _dataset(self, files: ConfinedFiles) -> Any:
         try:
             return ds.dataset(
                 files.paths,

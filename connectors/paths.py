@@ -5,14 +5,16 @@ opened relative to its parent's descriptor with ``O_NOFOLLOW`` (userspace
 ``RESOLVE_BENEATH``): a symbolic link is read and its target walked the same way, an
 absolute target only when it names a place under the root, ``..`` only down to the root.
 A link that leads out of the root, a link loop or more than ``MAX_LINKS`` links is a
-``PathRefused``; so is a dangling link. What was checked is the open descriptor, and that
-descriptor is what is read, so a link swapped after the check changes nothing.
+``PathRefused``; so is a dangling link. Every open is such a walk and the descriptor it
+yields is what is read, so a link swapped after a check cannot lead a read out of the root.
 
-A directory is listed through its descriptor; every regular file beneath it (hidden and
-``_`` names skipped, as pyarrow.dataset does) is opened the same way. Real subdirectories
-are walked; a link to a directory is checked but not descended into. Special files
-(FIFOs, devices, sockets) are never opened for reading: they are opened non-blocking and
-dropped by their type.
+``ConfinedRoot`` holds the root open for one read: ``files()`` lists the regular files the
+dataset's path names (a directory through its descriptor; hidden and ``_`` names skipped,
+as pyarrow.dataset does; real subdirectories walked, a link to a directory checked but not
+descended into), and ``open_file`` opens one of them, walking again. Special files (FIFOs,
+devices, sockets) are never opened for reading: they are opened non-blocking and dropped
+by their type. Only the root and the file being opened hold descriptors, whatever the
+number of files.
 """
 
 from __future__ import annotations
@@ -30,23 +32,34 @@ MAX_DEPTH = 64  # nested directories under a directory dataset
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
 
-def open_confined(root: Path, relative: str) -> list[int]:
-    """Open descriptors of the regular files ``relative`` names under ``root``; caller closes."""
-    _check_text(relative)
-    try:
-        root_fd = os.open(root.resolve(strict=True), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ConnectorConfigError(f"the files root does not exist: {root}") from exc
-    try:
-        return _Walker(root_fd, _prefixes(root), relative).open_files(relative.split("/"))
-    finally:
-        os.close(root_fd)
+class ConfinedRoot:
+    """The dataset's root held open for one read; what ``relative`` names, listed and opened."""
 
+    def __init__(self, root: Path, relative: str) -> None:
+        _check_text(relative)
+        try:
+            resolved = root.resolve(strict=True)
+            self._fd = os.open(resolved, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ConnectorConfigError(f"the files root does not exist: {root}") from exc
+        self._walker = _Walker(self._fd, _prefixes(root), relative)
+        self._parts = relative.split("/")
 
-def close_all(fds: list[int]) -> None:
-    """Close every descriptor (the end of a read, or a failure half-way)."""
-    for fd in fds:
-        os.close(fd)
+    def files(self) -> list[list[str]]:
+        """The path (from the root) of each regular file: the file itself, or a directory's."""
+        return self._walker.list_files(self._parts)
+
+    def open_file(self, parts: list[str]) -> int:
+        """A descriptor of the regular file at ``parts``, walked again; the caller closes it."""
+        fd = self._walker.open(parts)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise self._walker.refused("no longer a regular file")
+        return fd
+
+    def close(self) -> None:
+        """Close the root."""
+        os.close(self._fd)
 
 
 def _check_text(relative: str) -> None:
@@ -72,16 +85,16 @@ class _Walker:
         self._prefixes = prefixes
         self._relative = relative
 
-    def open_files(self, parts: list[str]) -> list[int]:
-        """The regular file ``parts`` names, or every regular file beneath that directory."""
+    def list_files(self, parts: list[str]) -> list[list[str]]:
+        """``parts`` when it names a regular file, or every regular file beneath it."""
         fd = self.open(parts)
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISREG(mode):
-            return [fd]
         try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode):
+                return [parts]
             if stat.S_ISDIR(mode):
                 return self.files_under(fd, parts)
-            raise self._refused("not a regular file or directory")
+            raise self.refused("not a regular file or directory")
         finally:
             os.close(fd)
 
@@ -96,7 +109,7 @@ class _Walker:
                     continue
                 if name == "..":
                     if not stack:
-                        raise self._refused("the path leaves the root through a link")
+                        raise self.refused("the path leaves the root through a link")
                     os.close(stack.pop())
                     continue
                 here = stack[-1] if stack else self._root
@@ -106,12 +119,12 @@ class _Walker:
                     continue
                 links += 1
                 if target.startswith("/"):
-                    close_all(stack)
+                    _close_all(stack)
                     stack = []
                 pending.extendleft(reversed(self._link_parts(target)))
             return stack.pop() if stack else os.dup(self._root)
         finally:
-            close_all(stack)
+            _close_all(stack)
 
     def _step(self, name: str, here: int, more: bool, links: int) -> int | str:
         """The opened component, or the text of the link it is."""
@@ -122,7 +135,7 @@ class _Walker:
             if target is None:
                 raise self._missing(exc, links) from exc
             if links >= MAX_LINKS:
-                raise self._refused("a link loop, or too many links") from exc
+                raise self.refused("a link loop, or too many links") from exc
             return target
         if more and not stat.S_ISDIR(os.fstat(fd).st_mode):
             os.close(fd)
@@ -136,23 +149,19 @@ class _Walker:
         for prefix in self._prefixes:
             if path.is_relative_to(prefix):
                 return list(path.relative_to(prefix).parts)
-        raise self._refused("the path leaves the root through a link")
+        raise self.refused("the path leaves the root through a link")
 
-    def files_under(self, directory: int, parts: list[str], depth: int = 0) -> list[int]:
-        """Descriptors of every regular file beneath ``directory`` (named by ``parts``)."""
+    def files_under(self, directory: int, parts: list[str], depth: int = 0) -> list[list[str]]:
+        """The path of every regular file beneath ``directory`` (named by ``parts``)."""
         if depth > MAX_DEPTH:
-            raise self._refused("directories nested too deeply")
-        found: list[int] = []
-        try:
-            for name in sorted(os.listdir(directory)):
-                if not name.startswith((".", "_")):
-                    found += self._entry(directory, [*parts, name], depth)
-        except BaseException:
-            close_all(found)
-            raise
+            raise self.refused("directories nested too deeply")
+        found: list[list[str]] = []
+        for name in sorted(os.listdir(directory)):
+            if not name.startswith((".", "_")):
+                found += self._entry(directory, [*parts, name], depth)
         return found
 
-    def _entry(self, directory: int, parts: list[str], depth: int) -> list[int]:
+    def _entry(self, directory: int, parts: list[str], depth: int) -> list[list[str]]:
         linked = False
         try:
             fd = os.open(parts[-1], _OPEN, dir_fd=directory)
@@ -163,26 +172,32 @@ class _Walker:
             try:
                 fd = self.open(parts)  # a link: walked from the root, confined the same way
             except SourceUnavailable as exc:
-                raise self._refused(f"a dangling link: {parts[-1]!r}") from exc
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISREG(mode):
-            return [fd]
+                raise self.refused(f"a dangling link: {parts[-1]!r}") from exc
         try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode):
+                return [parts]
             if stat.S_ISDIR(mode) and not linked:
                 return self.files_under(fd, parts, depth + 1)
             return []  # a link to a directory, or a special file: not read
         finally:
             os.close(fd)
 
-    def _refused(self, why: str) -> PathRefused:
+    def refused(self, why: str) -> PathRefused:
+        """A refusal naming the dataset's path."""
         return PathRefused(f"{why}: {self._relative!r}")
 
     def _missing(self, exc: OSError, links: int) -> Exception:
         if exc.errno == errno.ELOOP:
-            return self._refused("a link loop, or too many links")
+            return self.refused("a link loop, or too many links")
         if links:
-            return self._refused("a dangling link")
+            return self.refused("a dangling link")
         return SourceUnavailable(f"no such file under the root: {self._relative!r}")
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _readlink(name: str, directory: int) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import threading
 import time
 from pathlib import Path
@@ -120,3 +121,14 @@ def test_no_descriptor_is_left_open(tmp_path: Path) -> None:
             _read(tmp_path, "parts")
         assert _read(tmp_path, "parts/a.csv") == [INSIDE]
     assert _open_fds() == before
+
+
+def test_a_directory_of_many_files_reads_under_a_low_descriptor_limit(tmp_path: Path) -> None:
+    for i in range(300):
+        _csv(tmp_path / "parts" / f"{i:03}.csv", INSIDE)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_open_fds() + 64, hard))
+    try:
+        assert _read(tmp_path, "parts") == [INSIDE] * 300
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
