@@ -215,6 +215,9 @@ class HttpTableConnector(Connector):
         self._declared: pa.Schema = config.schema
         self._config = config
         self._fetcher = HttpFetcher(config, transport)
+        origin, path = check_base_url(config.base_url), config.path.encode()
+        if not path.startswith(b"/") or origin.copy_with(raw_path=path).raw_path != path:
+            raise ConnectorConfigError("path must be an absolute path without dot segments")
 
     @property
     def pushdown(self) -> frozenset[Pushdown]:

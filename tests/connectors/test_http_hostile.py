@@ -8,10 +8,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from connectors import ConnectorConfigError, SourceRejected, SourceTimeout, TargetRefused
-from connectors.http import HttpConfig, HttpFetcher
+from connectors.http import HttpConfig, HttpFetcher, HttpTableConnector
 from connectors.http_guard import check_address, check_base_url
 from connectors.http_passthrough import HttpPassThrough, Route
 from tests.connectors.upstream import HITS, SEEN, upstream
@@ -169,3 +170,10 @@ def test_unusable_base_urls_are_configuration_errors(url: str) -> None:
 def test_bad_allowed_networks_are_configuration_errors() -> None:
     with pytest.raises(ConnectorConfigError):
         HttpFetcher(HttpConfig("http://example.com", allow_networks=("10.0.0.1/8",)))
+
+
+@pytest.mark.parametrize("path", ["/rows/../admin", "/./rows", "rows"])
+def test_a_tabular_path_that_would_be_rewritten_is_a_configuration_error(path: str) -> None:
+    schema = pa.schema([("id", pa.int64())])
+    with pytest.raises(ConnectorConfigError):
+        HttpTableConnector("api", HttpConfig("http://example.com", path, schema=schema))
