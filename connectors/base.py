@@ -111,9 +111,15 @@ class Connector(ABC):
 
     async def _checked(self, plan: Plan, schema: pa.Schema) -> AsyncGenerator[pa.RecordBatch, None]:
         expected = output_schema(plan.source, schema)
-        async with _mapped(self):
-            async for batch in self._batches(plan.source):
-                yield _conform(batch, expected)
+        batches = self._batches(plan.source)
+        try:
+            async with _mapped(self):
+                async for batch in batches:
+                    yield _conform(batch, expected)
+        finally:
+            close = getattr(batches, "aclose", None)  # release the source's files and cursors now
+            if close is not None:
+                await close()
 
 
 class _mapped:  # noqa: N801 (used as a statement: ``async with _mapped(self)``)

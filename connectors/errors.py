@@ -13,6 +13,7 @@
     │                                                       redirect to another host, path or
     │                                                       method outside the pass-through list
     ├── ConnectorConfigError     connector_config      500  a dataset's configuration is unusable
+    │                                                       (400 connector-config at registration)
     └── SourceError              source_error          502  the upstream failed us
         ├── SourceUnavailable    source_unavailable    502  down, refused, connection dropped
         ├── SourceTimeout        source_timeout        504  too slow

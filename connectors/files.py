@@ -3,6 +3,10 @@
 Projection and row predicates are pushed into the scan (Parquet skips row groups by their
 statistics); the limit stops the scan early. The scan runs in a worker thread, one batch
 at a time with little read-ahead, so memory stays bounded whatever the file size.
+
+The files are opened once per read, confined to the root without following links the
+kernel's way (``connectors.paths``), and pyarrow reads the descriptors those walks yield
+(``connectors._fdfs``): a link swapped after the check cannot lead the read out of the root.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from connectors._arrow import ds, pa, pacsv
+from connectors._fdfs import ConfinedFiles
 from connectors.base import Batches, Connector
 from connectors.errors import SourceRejected
-from connectors.paths import confine
+from connectors.paths import ConfinedRoot
 from connectors.plan import Pushdown
 from connectors.query import Op, Predicate, Query
 
@@ -61,33 +66,46 @@ class FilesConnector(Connector):
         return frozenset({Pushdown.FILTER, Pushdown.LIMIT})
 
     async def _schema(self) -> pa.Schema:
-        dataset = await asyncio.to_thread(self._dataset)
+        files = await asyncio.to_thread(self._open)
+        try:
+            dataset = await asyncio.to_thread(self._dataset, files)
+        finally:
+            files.close()
         return self._config.schema or dataset.schema
 
     async def _batches(self, query: Query) -> Batches:
-        dataset = await asyncio.to_thread(self._dataset)
-        scanner = dataset.scanner(
-            columns=list(query.columns),
-            filter=expression(self._as_read(query.where)),
-            batch_size=self._config.batch_size,
-            batch_readahead=2,
-            fragment_readahead=1,
-        )
-        batches: Iterator[pa.RecordBatch] = iter(scanner.to_batches())
-        left = query.limit
-        while left is None or left > 0:
-            batch = await asyncio.to_thread(next, batches, None)
-            if batch is None:
-                return
-            if batch.num_rows:
-                yield batch
-                left = None if left is None else left - batch.num_rows
+        files = await asyncio.to_thread(self._open)
+        try:
+            dataset = await asyncio.to_thread(self._dataset, files)
+            scanner = dataset.scanner(
+                columns=list(query.columns),
+                filter=expression(self._as_read(query.where)),
+                batch_size=self._config.batch_size,
+                batch_readahead=2,
+                fragment_readahead=1,
+            )
+            batches: Iterator[pa.RecordBatch] = iter(scanner.to_batches())
+            left = query.limit
+            while left is None or left > 0:
+                batch = await asyncio.to_thread(next, batches, None)
+                if batch is None:
+                    return
+                if batch.num_rows:
+                    yield batch
+                    left = None if left is None else left - batch.num_rows
+        finally:
+            files.close()
 
-    def _dataset(self) -> Any:
-        files = confine(self._config.root, self._config.path)
+    def _open(self) -> ConfinedFiles:
+        return ConfinedFiles(ConfinedRoot(self._config.root, self._config.path))
+
+    def _dataset(self, files: ConfinedFiles) -> Any:
         try:
             return ds.dataset(
-                [str(f) for f in files], schema=self._read_schema(), format=self._format()
+                files.paths,
+                filesystem=files.filesystem(),
+                schema=self._read_schema(),
+                format=self._format(),
             )
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceRejected(

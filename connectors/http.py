@@ -2,8 +2,13 @@
 
 Every request goes through the same guarded fetch: the SSRF guard on the resolved address
 (connecting to that address, with the original Host and TLS server name), timeouts, a cap
-on the response size (also when the server's Content-Length is absent or lies), retries
-only for idempotent methods, and redirects followed only within the same origin.
+on the response size (also when the server's Content-Length is absent or lies), and
+redirects followed only within the same origin, by the rules of RFC 9110 (a 303 turns into
+a GET without a body; 301/302 turn a POST into a GET; 307/308 keep both). The path is sent
+exactly as given (no dot-segment normalisation). A request that never reached the upstream
+(no connection) is retried for idempotent methods; a timeout, after which the upstream may
+have acted, is retried for safe methods only (GET, HEAD, OPTIONS). There is no cookie jar:
+an upstream's ``Set-Cookie`` is never stored, so it never reaches another consumer's call.
 Nothing is pushed down: the gateway filters, aggregates, orders and limits the rows.
 """
 
@@ -11,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -26,12 +33,20 @@ from connectors.errors import (
     SourceUnavailable,
     TargetRefused,
 )
-from connectors.http_guard import parse_networks, resolve
+from connectors.http_guard import check_base_url, parse_networks, resolve
 from connectors.plan import NONE, Pushdown
 from connectors.query import Query
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENT = SAFE | {"PUT", "DELETE"}
 MAX_REDIRECTS = 3
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+PathCheck = Callable[[str, str], None]  # (method, path): raises TargetRefused
+
+
+def _no_cookies() -> CookieJar:
+    """A jar that accepts and returns nothing: no upstream cookie outlives its response."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 @dataclass(frozen=True)
@@ -66,12 +81,13 @@ class HttpFetcher:
     ) -> None:
         self._config = config
         self._allowed = parse_networks(config.allow_networks)
-        self._origin = httpx.URL(config.base_url)
+        self._origin = check_base_url(config.base_url)
         self._client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(config.timeout),
             follow_redirects=False,
             trust_env=False,  # no proxies or netrc picked up from the environment
+            cookies=_no_cookies(),
         )
 
     async def aclose(self) -> None:
@@ -79,36 +95,53 @@ class HttpFetcher:
         await self._client.aclose()
 
     async def fetch(
-        self, method: str, path: str, *, body: bytes | None = None, params: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Any = None,
+        check: PathCheck | None = None,
     ) -> Fetched:
-        """``method path`` against the configured origin, with retries when idempotent."""
-        attempts = 1 + (self._config.retries if method in IDEMPOTENT else 0)
-        for attempt in range(attempts):
+        """``method path`` against the configured origin, retried where HTTP allows it.
+
+        ``path`` is sent exactly as given; ``check`` vets every redirect's target too.
+        """
+        url = self._origin.copy_with(raw_path=path.encode("ascii", "replace"))
+        if url.raw_path != path.encode():
+            raise TargetRefused("the path would not be sent as given")
+        for attempt in range(1 + self._config.retries):
             try:
-                return await self._follow(method, self._origin.join(path), body, params)
-            except (SourceUnavailable, SourceTimeout):
-                if attempt + 1 == attempts:
+                return await self._follow(method, url, body, params, check)
+            except (SourceUnavailable, SourceTimeout) as exc:
+                if attempt == self._config.retries or not _retryable(method, exc):
                     raise
                 await asyncio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _follow(
-        self, method: str, url: httpx.URL, body: bytes | None, params: Any
+        self, method: str, url: httpx.URL, body: bytes | None, params: Any, check: PathCheck | None
     ) -> Fetched:
         for _ in range(MAX_REDIRECTS + 1):
             fetched = await self._once(method, url, body, params)
             location = fetched.headers.get("location")
-            if fetched.status not in (301, 302, 303, 307, 308) or location is None:
+            if fetched.status not in REDIRECTS or location is None:
                 return fetched
-            url = url.join(location)
-            if (url.scheme, url.host, url.port) != (
-                self._origin.scheme,
-                self._origin.host,
-                self._origin.port,
-            ):
-                raise TargetRefused("the upstream redirected to another origin")
+            url = self._same_origin(url.join(location))
+            method, body = _redirected(method, fetched.status, body)
+            if check is not None:
+                check(method, url.path)
             params = None
         raise SourceRejected("too many redirects")
+
+    def _same_origin(self, url: httpx.URL) -> httpx.URL:
+        if (url.scheme, url.host, url.port) != (
+            self._origin.scheme,
+            self._origin.host,
+            self._origin.port,
+        ):
+            raise TargetRefused("the upstream redirected to another origin")
+        return url
 
     async def _once(self, method: str, url: httpx.URL, body: bytes | None, params: Any) -> Fetched:
         port = url.port or (443 if url.scheme == "https" else 80)
@@ -149,6 +182,20 @@ class HttpFetcher:
         return b"".join(parts)
 
 
+def _retryable(method: str, exc: Exception) -> bool:
+    """Timeouts (the upstream may have acted) for safe methods; no connection for idempotent."""
+    return method in (SAFE if isinstance(exc, SourceTimeout) else IDEMPOTENT)
+
+
+def _redirected(method: str, status: int, body: bytes | None) -> tuple[str, bytes | None]:
+    """The method and body a redirect asks for (RFC 9110 section 15.4)."""
+    if status == 303 and method != "HEAD":  # noqa: PLR2004 (See Other)
+        return "GET", None
+    if status in (301, 302) and method == "POST":
+        return "GET", None
+    return method, body
+
+
 class HttpTableConnector(Connector):
     """Rows from a REST endpoint answering a JSON array of objects, or JSON lines."""
 
@@ -168,6 +215,9 @@ class HttpTableConnector(Connector):
         self._declared: pa.Schema = config.schema
         self._config = config
         self._fetcher = HttpFetcher(config, transport)
+        origin, path = check_base_url(config.base_url), config.path.encode()
+        if not path.startswith(b"/") or origin.copy_with(raw_path=path).raw_path != path:
+            raise ConnectorConfigError("path must be an absolute path without dot segments")
 
     @property
     def pushdown(self) -> frozenset[Pushdown]:
@@ -204,6 +254,8 @@ def _rows(body: bytes, *, lines: bool) -> list[dict[str, Any]]:
             parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SourceRejected("the upstream did not answer JSON") from exc
+    except RecursionError as exc:
+        raise SourceRejected("the upstream's JSON is nested too deeply") from exc
     if not isinstance(parsed, list) or not all(isinstance(r, dict) for r in parsed):
         raise SchemaMismatch("the upstream did not answer a list of objects")
     return parsed

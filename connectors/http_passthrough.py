@@ -2,9 +2,15 @@
 
 Only a request whose method and path match an allowed route reaches the upstream; a route
 is a path template whose ``{name}`` segments match one safe segment
-(``[A-Za-z0-9_.~-]+``). The response must be JSON: top-level object keys, or the keys of
-each object in a top-level array, outside the allowed columns are removed. Anything that
-is not JSON is refused, since it cannot be narrowed.
+(``[A-Za-z0-9_.~-]+``). The path is matched as it will be sent: dot segments (``.``,
+``..``), empty segments, percent signs, backslashes, ``?``, ``#`` and control characters
+are refused before matching, and the fetch sends exactly that path. A redirect is followed
+only to a path that passes the same check.
+
+The response must be JSON, narrowed by the policy's JSON paths at every depth
+(``connectors.jsonpaths``); anything that is not JSON is refused, since it cannot be
+narrowed. An upstream 5xx (or any status other than 2xx and 4xx) is a ``SourceRejected``
+(502) and its body is not passed on; no upstream header reaches the consumer.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from connectors.errors import SourceRejected, TargetRefused
 from connectors.http import Fetched, HttpConfig, HttpFetcher
+from connectors.jsonpaths import Allowed, compile_paths, keep
 
 _SEGMENT = "[A-Za-z0-9_.~-]+"
+_UNSAFE = re.compile(r"[%\\?#\x00-\x20\x7f-\U0010ffff]")
+_DOTS = frozenset({"", ".", ".."})
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,14 @@ class Proxied:
     body: bytes
 
 
+def plain_path(path: str) -> None:
+    """TargetRefused unless ``path`` is ``/`` or ``/seg/seg`` with no dot or empty segment."""
+    if not path.startswith("/") or _UNSAFE.search(path):
+        raise TargetRefused("the path is not a plain path")
+    if path != "/" and any(s in _DOTS for s in path[1:].split("/")):
+        raise TargetRefused("the path has a dot segment or an empty segment")
+
+
 class HttpPassThrough:
     """Proxy allowed calls to an upstream API, keeping only the allowed JSON fields."""
 
@@ -57,37 +73,32 @@ class HttpPassThrough:
 
     def check(self, method: str, path: str) -> None:
         """TargetRefused unless ``method path`` is a plain path on an allowed route."""
-        if ".." in path.split("/") or "%" in path or "//" in path or "\\" in path:
-            raise TargetRefused("the path is not a plain path")
+        plain_path(path)
         if not any(r.matches(method.upper(), path) for r in self._routes):
             raise TargetRefused(f"{method.upper()} {path} is not an allowed route")
 
     async def call(
         self, method: str, path: str, columns: tuple[str, ...], *, body: bytes | None = None
     ) -> Proxied:
-        """Proxy ``method path``; ``columns`` are the fields the policy lets through."""
+        """Proxy ``method path``; ``columns`` are the JSON paths the policy lets through."""
         method = method.upper()
         self.check(method, path)
-        fetched = await self._fetcher.fetch(method, path, body=body)
-        return Proxied(fetched.status, "application/json", _narrowed(fetched, set(columns)))
+        allowed = compile_paths(columns)
+        fetched = await self._fetcher.fetch(method, path, body=body, check=self.check)
+        if not (200 <= fetched.status < 300 or 400 <= fetched.status < 500):  # noqa: PLR2004
+            raise SourceRejected(f"the upstream answered {fetched.status}")
+        return Proxied(fetched.status, "application/json", _narrowed(fetched, allowed))
 
 
-def _narrowed(fetched: Fetched, allowed: set[str]) -> bytes:
+def _narrowed(fetched: Fetched, allowed: Allowed) -> bytes:
     kind = fetched.headers.get("content-type", "").split(";")[0].strip().lower()
     if not fetched.body and fetched.status == 204:  # noqa: PLR2004 (No Content)
         return b""
     if kind != "application/json" and not kind.endswith("+json"):
         raise SourceRejected("the upstream did not answer JSON, which cannot be narrowed")
     try:
-        parsed = json.loads(fetched.body)
+        return json.dumps(keep(json.loads(fetched.body), allowed), separators=(",", ":")).encode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise SourceRejected("the upstream's JSON does not parse") from exc
-    return json.dumps(_keep(parsed, allowed), separators=(",", ":")).encode()
-
-
-def _keep(value: Any, allowed: set[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if k in allowed}
-    if isinstance(value, list):
-        return [_keep(v, allowed) for v in value]
-    return value
+    except RecursionError as exc:
+        raise SourceRejected("the upstream's JSON is nested too deeply") from exc

@@ -4,7 +4,9 @@ Pure. ``narrow`` checks the consumer's query against the schema first (unknown c
 wrong type: 400), then against the policy (a withheld column: ``ColumnNotAllowed``, 403;
 a non-aggregate query under a k-threshold: ``AggregateRequired``, 403), and finally folds
 in the policy's own limits: its row filter is ANDed in (it may name columns the consumer
-cannot see), ``max_rows`` caps ``limit`` and ``min_group_size`` becomes k.
+cannot see), ``max_rows`` caps ``limit`` and ``min_group_size`` becomes k. A ``max_rows``
+above ``MAX_BOUND`` (2^31 - 1) caps at ``MAX_BOUND``; a k above it is the provider's
+mistake (``ConnectorConfigError``), since lowering it would serve smaller groups.
 
 Connectors accept only a ``PermittedQuery``; with no policy limits at all, pass
 ``DataLimits()`` so that the choice is written down at the call site.
@@ -23,7 +25,7 @@ from connectors.errors import (
 )
 from connectors.query import Predicate, Query
 from connectors.rowfilter import parse_row_filter
-from connectors.validate import validate
+from connectors.validate import MAX_BOUND, validate
 from policies.decision import DataLimits
 
 _MINT = object()
@@ -52,15 +54,21 @@ def narrow(query: Query, limits: DataLimits, schema: pa.Schema) -> PermittedQuer
             if column not in allowed:
                 raise ColumnNotAllowed(column)
     k = limits.min_group_size
+    if k is not None and k > MAX_BOUND:
+        raise ConnectorConfigError(f"the policy's min_group_size is above {MAX_BOUND}")
     if k is not None and not asked.is_aggregate:
         raise AggregateRequired(f"only aggregates over groups of at least {k} are allowed")
     narrowed = replace(
         asked,
         where=_policy_filter(limits.row_filter, schema) + asked.where,
-        limit=_smallest(asked.limit, limits.max_rows),
+        limit=_smallest(asked.limit, _capped(limits.max_rows)),
         min_group_size=_largest(asked.min_group_size, k),
     )
     return PermittedQuery(validate(narrowed, schema), _MINT)
+
+
+def _capped(max_rows: int | None) -> int | None:
+    return None if max_rows is None else min(max_rows, MAX_BOUND)
 
 
 def _smallest(a: int | None, b: int | None) -> int | None:

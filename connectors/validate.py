@@ -16,6 +16,7 @@ from connectors.errors import QueryError, UnknownColumn, WrongValueType
 from connectors.query import NULL_OPS, SET_OPS, AggFunc, Aggregate, Predicate, Query, Scalar
 
 MAX_SET = 1000  # values in one in/not_in list
+MAX_BOUND = 2**31 - 1  # limit and min_group_size: a 32-bit integer in every SQL backend
 
 
 def validate(query: Query, schema: pa.Schema) -> Query:
@@ -72,8 +73,10 @@ def _check_shape(query: Query, schema: pa.Schema) -> None:
         if order.column not in outputs:
             raise QueryError(f"order_by column {order.column!r} is not in the output")
     for bound in (query.limit, query.min_group_size):
-        if bound is not None and (isinstance(bound, bool) or bound < 0):
-            raise QueryError("limit and min_group_size must be non-negative integers")
+        if bound is not None and (
+            isinstance(bound, bool) or not isinstance(bound, int) or not 0 <= bound <= MAX_BOUND
+        ):
+            raise QueryError(f"limit and min_group_size must be integers from 0 to {MAX_BOUND}")
 
 
 def _check_aggregate(agg: Aggregate, schema: pa.Schema) -> None:

@@ -33,7 +33,11 @@ async def _entry(services: Services, dataset: Dataset) -> dict[str, Any]:
     else:
         access = f"{base}/v1/datasets/{dataset.id}/query"
         try:
-            info = await services.datasets.connector(dataset).describe()
+            lease = await services.datasets.lease_connector(dataset)
+            try:
+                info = await lease.value.describe()
+            finally:
+                await lease.release()
             columns = info.to_catalog()["columns"]
         except ConnectorError as exc:  # one source down must not hide the whole catalog
             log.warning("catalog: dataset %s has no schema now: %s", dataset.id, exc)

@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors import Connector
+from connectors import Connector, ConnectorError
 from connectors.http_passthrough import HttpPassThrough
+from connectors.jsonpaths import compile_paths
 from gateway.datasets import repository
+from gateway.datasets.cache import ClosingCache, Lease
 from gateway.datasets.factory import PASSTHROUGH, create_passthrough
 from gateway.datasets.schemas import Dataset, DatasetSpec
 from gateway.errors import BadRequest, Conflict, NotFound
@@ -19,6 +21,8 @@ from gateway.participants import repository as participants
 from gateway.storage.db import Database
 from gateway.storage.models import DatasetRow, PolicyVersionRow
 from policies import Policy, PolicyError, parse_policy, parse_yaml_policy, policy_hash, validate
+from policies.model import AnyConstraint, Constraint
+from policies.operands.data import COLUMNS
 
 ConnectorFactory = Callable[[str, Mapping[str, Any]], Connector]
 FORMATS = {
@@ -59,8 +63,8 @@ class DatasetService:
         self.db = db
         self.connector_factory = connector_factory
         self._policies: dict[str, Policy] = {}
-        self._connectors: dict[str, tuple[str, Connector]] = {}
-        self._passthroughs: dict[str, tuple[str, HttpPassThrough]] = {}
+        self._connectors: ClosingCache[Connector] = ClosingCache(lambda c: c.aclose())
+        self._passthroughs: ClosingCache[HttpPassThrough] = ClosingCache(lambda p: p.aclose())
 
     async def register(
         self, spec: DatasetSpec, policy_text: str, fmt: str, *, now: datetime
@@ -75,7 +79,7 @@ class DatasetService:
             return await store_dataset(session, spec, policy_text, fmt, policy, now=now)
 
     async def prepare(self, spec: DatasetSpec, policy_text: str, fmt: str) -> Policy:
-        """The parsed policy; BadRequest for a bad policy, ConnectorError for a bad connector.
+        """The parsed policy; BadRequest for a bad policy or connector configuration.
 
         Runs before any transaction: it parses, and builds (and closes) the connector.
         """
@@ -83,11 +87,23 @@ class DatasetService:
             policy = parse(policy_text, fmt)
         except PolicyError as exc:
             raise BadRequest("policy-invalid", f"{spec.policy}: {exc}") from exc
-        if spec.connector.get("type") == PASSTHROUGH:  # refuse a bad connector config now
-            await create_passthrough(spec.id, spec.connector).aclose()
-        else:
-            await self.connector_factory(spec.id, spec.connector).aclose()
+        await self._check_connector(spec, policy)
         return policy
+
+    async def _check_connector(self, spec: DatasetSpec, policy: Policy) -> None:
+        """Build the connector once and close it: a bad configuration is refused now (400).
+
+        For a pass-through API, the policy's columns must be JSON paths it can use.
+        """
+        try:
+            if spec.connector.get("type") == PASSTHROUGH:
+                await create_passthrough(spec.id, spec.connector).aclose()
+                for columns in _columns(policy):
+                    compile_paths(columns)
+            else:
+                await self.connector_factory(spec.id, spec.connector).aclose()
+        except ConnectorError as exc:
+            raise BadRequest("connector-config", f"{spec.id}: {exc.reason}") from exc
 
     async def get(self, dataset_id: str) -> Dataset:
         """An active dataset; NotFound otherwise."""
@@ -125,32 +141,25 @@ class DatasetService:
         """Whether the dataset is a pass-through API rather than a table."""
         return dataset.connector.get("type") == PASSTHROUGH
 
-    def passthrough(self, dataset: Dataset) -> HttpPassThrough:
-        """The dataset's pass-through proxy, rebuilt when its configuration changed."""
-        key = repr(sorted(dataset.connector.items()))
-        cached = self._passthroughs.get(dataset.id)
-        if cached is None or cached[0] != key:
-            cached = (key, create_passthrough(dataset.id, dataset.connector))
-            self._passthroughs[dataset.id] = cached
-        return cached[1]
+    async def lease_passthrough(self, dataset: Dataset) -> Lease[HttpPassThrough]:
+        """A lease on the dataset's pass-through proxy, rebuilt when its configuration changed."""
+        return await self._passthroughs.lease(
+            dataset.id, _key(dataset), lambda: create_passthrough(dataset.id, dataset.connector)
+        )
 
-    def connector(self, dataset: Dataset) -> Connector:
-        """The dataset's connector, rebuilt when its configuration changed."""
-        key = repr(sorted(dataset.connector.items()))
-        cached = self._connectors.get(dataset.id)
-        if cached is None or cached[0] != key:
-            cached = (key, self.connector_factory(dataset.id, dataset.connector))
-            self._connectors[dataset.id] = cached
-        return cached[1]
+    async def lease_connector(self, dataset: Dataset) -> Lease[Connector]:
+        """A lease on the dataset's connector, rebuilt when its configuration changed.
+
+        The replaced connector is closed once its last lease is released.
+        """
+        return await self._connectors.lease(
+            dataset.id, _key(dataset), lambda: self.connector_factory(dataset.id, dataset.connector)
+        )
 
     async def aclose(self) -> None:
         """Close every connector."""
-        for _, connector in self._connectors.values():
-            await connector.aclose()
-        for _, proxy in self._passthroughs.values():
-            await proxy.aclose()
-        self._connectors.clear()
-        self._passthroughs.clear()
+        await self._connectors.aclose()
+        await self._passthroughs.aclose()
 
 
 async def store_dataset(
@@ -184,3 +193,23 @@ async def store_dataset(
     row.status, row.updated_at = "active", now
     await session.flush()
     return _to_model(row)
+
+
+def _columns(policy: Policy) -> list[list[str]]:
+    """The right operands of every ``sluis:columns`` constraint in the policy's rules."""
+    found: list[list[str]] = []
+
+    def walk(constraints: tuple[AnyConstraint, ...]) -> None:
+        for c in constraints:
+            if not isinstance(c, Constraint):
+                walk(c.operands)
+            elif c.left_operand == COLUMNS:
+                found.append([str(v) for v in c.right_operand])
+
+    for rule in policy.rules():
+        walk(rule.constraints)
+    return found
+
+
+def _key(dataset: Dataset) -> str:
+    return repr(sorted(dataset.connector.items()))

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from connectors import Connector, ConnectorError, Format, PermittedQuery, Query, encode, narrow
-from connectors.http_passthrough import Proxied
+from connectors.http_passthrough import HttpPassThrough, Proxied
 from connectors.validate import output_schema
 from gateway.agreements import usage
 from gateway.agreements.schemas import Agreement
@@ -33,6 +33,7 @@ from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, DecisionResul
 from gateway.audit.log import AuditLog
 from gateway.audit.records import Receipt
 from gateway.auth.tokens import TokenRejected
+from gateway.datasets.cache import Lease
 from gateway.datasets.schemas import Dataset
 from gateway.datasets.service import DatasetService
 from gateway.errors import BadRequest, Conflict, Forbidden
@@ -100,16 +101,21 @@ class ExchangeService:
             raise BadRequest(
                 "not-a-table", f"{dataset_id} is an API: call /v1/datasets/{dataset_id}/api/..."
             )
-        connector = self.datasets.connector(ctx.dataset)
+        lease = await self.datasets.lease_connector(ctx.dataset)
         try:
-            schema = await connector.schema()
-        except ConnectorError as exc:  # the source is down or misconfigured: nothing decided
-            await self._deny(ctx, (exc.code, str(exc)))
+            connector = lease.value
+            try:
+                schema = await connector.schema()
+            except ConnectorError as exc:  # the source is down or misconfigured: nothing decided
+                await self._deny(ctx, (exc.code, str(exc)))
+                raise
+            decision, permitted = await self._decide_and_spend(ctx, query, schema)
+            assert permitted is not None  # noqa: S101 - narrowed because a schema was given
+            receipt, checkpoint = await self._permit(ctx, decision)
+            first, rest, stats = await self._start(ctx, connector, permitted, fmt, lease)
+        except BaseException:
+            await lease.release()
             raise
-        decision, permitted = await self._decide_and_spend(ctx, query, schema)
-        assert permitted is not None  # noqa: S101 - narrowed because a schema was given
-        receipt, checkpoint = await self._permit(ctx, decision)
-        first, rest, stats = await self._start(ctx, connector, permitted, fmt)
         return Outcome(receipt, checkpoint, fmt.media_type, first, rest, stats)
 
     async def call_api(
@@ -124,9 +130,17 @@ class ExchangeService:
         ctx = await self._prelude(caller, dataset_id, source)
         if not self.datasets.is_passthrough(ctx.dataset):
             raise BadRequest("not-an-api", f"{dataset_id} is a table: use /query or /data")
-        proxy = self.datasets.passthrough(ctx.dataset)
+        lease = await self.datasets.lease_passthrough(ctx.dataset)
         try:
-            proxy.check(method, "/" + path)  # before anything is decided or spent
+            return await self._call_api(ctx, lease.value, method, "/" + path, body)
+        finally:
+            await lease.release()
+
+    async def _call_api(
+        self, ctx: _Context, proxy: HttpPassThrough, method: str, path: str, body: bytes | None
+    ) -> tuple[Proxied, Receipt, bytes]:
+        try:
+            proxy.check(method, path)  # before anything is decided or spent
         except ConnectorError as exc:
             await self._deny(ctx, (exc.code, str(exc)))
             raise
@@ -138,7 +152,7 @@ class ExchangeService:
             with self.telemetry.span(
                 SPAN_CONNECTOR, dataset=ctx.dataset.id, kind="http-passthrough"
             ):
-                proxied = await proxy.call(method, "/" + path, tuple(columns), body=body)
+                proxied = await proxy.call(method, path, tuple(columns), body=body)
             stats.bytes = len(proxied.body)
         except ConnectorError as exc:
             result = f"failed: {exc.code}"
@@ -263,7 +277,12 @@ class ExchangeService:
         return decision
 
     async def _start(
-        self, ctx: _Context, connector: Connector, permitted: PermittedQuery, fmt: Format
+        self,
+        ctx: _Context,
+        connector: Connector,
+        permitted: PermittedQuery,
+        fmt: Format,
+        lease: Lease[Connector],
     ) -> tuple[bytes, AsyncIterator[bytes], _Stats]:
         stats = _Stats()
         started = time.perf_counter()
@@ -287,7 +306,10 @@ class ExchangeService:
                 result = f"failed: {exc.code}"
                 raise
             finally:
-                await self._complete(ctx, stats, time.perf_counter() - started, result)
+                try:
+                    await self._complete(ctx, stats, time.perf_counter() - started, result)
+                finally:
+                    await lease.release()
 
         return first, rest(), stats
 

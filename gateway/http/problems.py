@@ -189,7 +189,7 @@ CONNECTOR_STATUS: tuple[tuple[type[ConnectorError], int, str], ...] = (
     (TargetRefused, 403, "Not allowed"),
     (SourceTimeout, 504, "The data source timed out"),
     (SourceError, 502, "The data source failed"),
-    (ConnectorConfigError, 502, "The dataset is misconfigured"),
+    (ConnectorConfigError, 500, "The dataset is misconfigured"),
 )
 
 

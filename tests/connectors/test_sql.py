@@ -14,10 +14,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from connectors import (
+    AggFunc,
+    Aggregate,
     ConnectorConfigError,
     Op,
     Predicate,
     Query,
+    QueryError,
     SourceUnavailable,
     UnknownColumn,
     narrow,
@@ -27,6 +30,7 @@ from policies.decision import DataLimits
 from tests.connectors.cases import CASES, check_case, collect, sample_rows
 from tests.support.databases import postgres_database
 
+COUNT = Aggregate(AggFunc.COUNT)
 META = sa.MetaData()
 SAMPLE = sa.Table(
     "sample",
@@ -162,3 +166,30 @@ def test_a_database_that_is_down_is_unavailable() -> None:
         _closing(
             _connector("postgresql+asyncpg://postgres@127.0.0.1:1/test"), lambda c: c.describe()
         )
+
+
+@pytest.mark.parametrize(
+    ("limits", "query"),
+    [
+        (DataLimits(), Query(columns=("id",), limit=2**31)),
+        (DataLimits(), Query(limit=2**63)),
+        (DataLimits(), Query(group_by=("region",), aggregates=(COUNT,), min_group_size=2**31)),
+    ],
+)
+def test_a_limit_out_of_range_is_a_query_error_naming_the_rule(
+    url: str, limits: DataLimits, query: Query
+) -> None:
+    schema = _closing(_connector(url), lambda c: c.schema())
+    with pytest.raises(QueryError, match="2147483647"):
+        narrow(query, limits, schema)
+
+
+def test_a_policy_k_above_the_range_is_the_providers_mistake(url: str) -> None:
+    query = Query(group_by=("region",), aggregates=(COUNT,))
+    with pytest.raises(ConnectorConfigError, match="2147483647"):
+        asyncio.run(collect(_connector(url), query, DataLimits(min_group_size=2**31)))
+
+
+def test_a_policy_cap_above_the_range_still_serves(url: str) -> None:
+    rows = asyncio.run(collect(_connector(url), Query(columns=("id",)), DataLimits(max_rows=2**40)))
+    assert len(rows) == 240

@@ -12,6 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROWS = [{"id": i, "name": f"n{i}", "secret": "x"} for i in range(25)]
 HITS: Counter[str] = Counter()
+SEEN: list[tuple[str, str, bytes]] = []  # (method, path, body) of every GET and POST
+NESTED = {
+    "order": 7,
+    "machine": {"model": "X200", "customer": "X"},
+    "lines": [{"qty": 2, "customer": "Y"}, {"qty": 3, "customer": "Z"}],
+    "data": [{"order": 8, "customer": "W"}],
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -20,6 +27,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         HITS[self.path] += 1
+        SEEN.append(("GET", self.path, b""))
         route = getattr(self, "_" + self.path.strip("/").replace("/", "_").replace("-", "_"), None)
         if route is None:
             self._send(404, b'{"error": "not found"}')
@@ -28,10 +36,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         HITS["POST " + self.path] += 1
+        SEEN.append(("POST", self.path, self._body()))
         if self.path == "/slow":
             self._slow()
+        elif self.path == "/see-other":
+            self._send(303, b"", Location="/method")
+        elif self.path == "/temporary":
+            self._send(307, b"", Location="/method")
+        elif self.path == "/method":
+            self._send(200, json.dumps({"method": "POST"}).encode())
         else:
             self._send(201, b'{"id": 1, "secret": "s"}')
+
+    def do_PUT(self) -> None:
+        HITS["PUT " + self.path] += 1
+        self._slow()
+
+    def do_DELETE(self) -> None:
+        HITS["DELETE " + self.path] += 1
+        self._slow()
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("content-length") or 0))
 
     def _send(
         self, status: int, body: bytes, kind: str = "application/json", **headers: str
@@ -80,6 +106,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _redirect_in(self) -> None:
         self._send(302, b"", Location="/rows")
+
+    def _orders(self) -> None:
+        self._send(200, b'[{"id": 1, "name": "n1", "customer": "listing"}]')
+
+    def _nested(self) -> None:
+        self._send(200, json.dumps(NESTED).encode())
+
+    def _deep(self) -> None:
+        self._send(200, b"[" * 100_000 + b"]" * 100_000)
+
+    def _method(self) -> None:
+        self._send(200, json.dumps({"method": "GET"}).encode())
+
+    def _set_cookie(self) -> None:
+        self._send(200, b'{"id": 1}', Set_Cookie="session=consumer-a; Path=/")
+
+    def _echo_cookie(self) -> None:
+        self._send(200, json.dumps({"id": self.headers.get("cookie")}).encode())
+
+    def _orders_8(self) -> None:
+        self._send(302, b"", Location="/secret")
+
+    def _secret(self) -> None:
+        self._send(200, b'{"id": "secret"}')
 
     def _orders_7(self) -> None:
         self._send(200, b'{"id": 7, "name": "n7", "secret": "x", "nested": {"secret": 1}}')

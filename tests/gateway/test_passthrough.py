@@ -28,6 +28,12 @@ ORDERS = [
     {"order": 1, "machine": "X200", "customer": "Secret BV", "price": 100},
     {"order": 2, "machine": "X300", "customer": "Hidden NV", "price": 250},
 ]
+NESTED = {
+    "order": 1,
+    "customer": "Secret BV",
+    "lines": [{"qty": 2, "customer": "Y"}],
+    "meta": {"model": "X200", "customer": "Z"},
+}
 POLICY = f"""
 uid: urn:sluis:policy:maker:orders
 type: Offer
@@ -36,8 +42,8 @@ prefixes: {{dpv: "https://w3id.org/dpv#"}}
 permissions:
   - action: read
     assignee: urn:sluis:participant:{UNIVERSITY}
-    constraints: [[purpose, isAnyOf, [dpv:AcademicResearch]], [count, lteq, 4]]
-    data: {{columns: [order, machine]}}
+    constraints: [[purpose, isAnyOf, [dpv:AcademicResearch]], [count, lteq, 20]]
+    data: {{columns: [order, machine, "lines[].qty", "meta.model"]}}
 """
 
 
@@ -45,14 +51,26 @@ class _Upstream(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/orders":
             self._json(ORDERS)
+        elif self.path == "/orders/":  # the listing a dot segment would reach
+            self._json([{"order": 1, "customer": "listed"}])
+        elif self.path == "/nested/1":
+            self._json(NESTED)
+        elif self.path == "/broken":
+            self._json({"error": "db password=hunter2"}, 500)
+        elif self.path == "/cookie":
+            self._json({"order": 1}, headers={"set-cookie": "session=a; Path=/"})
         elif self.path.startswith("/orders/"):
             self._json(ORDERS[0])
         else:
             self._json({"error": "no"}, 404)
 
-    def _json(self, value: object, status: int = 200) -> None:
+    def _json(
+        self, value: object, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(value).encode()
         self.send_response(status)
+        for name, text in (headers or {}).items():
+            self.send_header(name, text)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -83,7 +101,10 @@ async def _setup(url: str, upstream: str) -> None:
     connector = {
         "type": "http-passthrough",
         "base_url": upstream,
-        "routes": [{"method": "GET", "path": "/orders"}, {"method": "GET", "path": "/orders/{id}"}],
+        "routes": [
+            {"method": "GET", "path": p}
+            for p in ("/orders", "/orders/{id}", "/nested/{id}", "/broken", "/cookie")
+        ],
         "allow_networks": ["127.0.0.1/32"],
     }
     await register_dataset(db, "orders", provider=MAKER, policy=POLICY, connector=connector)
@@ -155,3 +176,34 @@ def test_routes_outside_the_list_are_refused(world: World) -> None:
     with _client(world.url, world.pki, world.university) as client:
         used = client.get("/v1/agreements").json()[0]["use_count"]
     assert used == 2  # the two permitted calls of the test above; refusals spend nothing
+
+
+def test_nested_fields_pass_only_by_their_json_paths(world: World) -> None:
+    with _client(world.url, world.pki, world.university, world.token) as client:
+        got = client.get("/v1/datasets/orders/api/nested/1")
+    assert got.status_code == 200, got.text
+    assert got.json() == {"order": 1, "lines": [{"qty": 2}], "meta": {"model": "X200"}}
+
+
+def test_an_upstream_500_is_a_502_problem_without_the_upstream_body(world: World) -> None:
+    with _client(world.url, world.pki, world.university, world.token) as client:
+        got = client.get("/v1/datasets/orders/api/broken")
+    assert got.status_code == 502
+    assert got.headers["content-type"] == "application/problem+json"
+    assert got.json()["type"] == "urn:sluis:problem:source-rejected"
+    assert "hunter2" not in got.text
+
+
+def test_upstream_cookies_are_not_forwarded(world: World) -> None:
+    with _client(world.url, world.pki, world.university, world.token) as client:
+        got = client.get("/v1/datasets/orders/api/cookie")
+    assert got.status_code == 200
+    assert "set-cookie" not in got.headers
+
+
+@pytest.mark.parametrize("path", ["orders/%2E", "orders/%2e%2e", "orders/1/%2E"])
+def test_a_dot_segment_never_reaches_the_listing(world: World, path: str) -> None:
+    with _client(world.url, world.pki, world.university, world.token) as client:
+        got = client.get(f"/v1/datasets/orders/api/{path}")
+    assert got.status_code == 403, got.text
+    assert got.json()["type"] == "urn:sluis:problem:target-refused"
