@@ -12,6 +12,7 @@ from datetime import datetime
 
 from policies.canonical import policy_hash
 from policies.decision import Decision, Effect, RuleReport
+from policies.errors import UnknownTerm
 from policies.limits import limits_of
 from policies.model import Policy, Rule, RuleKind
 from policies.operands import EvalInput
@@ -33,7 +34,11 @@ def evaluate(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     version = (policy.uid, policy_hash(policy))
-    unknown = [p for p in problems(policy, profile) if p.kind == "left_operand"]
+    unknown = [
+        p
+        for p in problems(policy, profile)
+        if isinstance(p, UnknownTerm) and p.kind == "left_operand"
+    ]
     if unknown:
         notes = tuple(p.reason for p in unknown)
         return Decision(Effect.DENY, "unknown_left_operand", *version, notes=notes)

@@ -112,12 +112,16 @@ NowOption = Annotated[
 
 @contextmanager
 def _reported(path: Path | None = None) -> Iterator[None]:
-    """Turn a policy or file error into one ``sluis: error:`` line and exit code 1."""
+    """Turn a policy or file error into one ``sluis: error:`` line and exit code 1.
+
+    A located error reads ``FILE:LINE: KEY: reason (code)``, as compilers print them.
+    """
     where = f"{path}: " if path is not None else ""
     try:
         yield
     except PolicyError as exc:
-        fail(f"{where}{exc.reason} ({exc.code})")
+        line = f"{path}:{exc.line}: " if path is not None and exc.line is not None else where
+        fail(f"{line}{exc.key + ': ' if exc.key else ''}{exc.reason} ({exc.code})")
     except FileNotFoundError:
         fail(f"{where}no such file")
     except IsADirectoryError:
