@@ -46,7 +46,7 @@ from policies.profile import CONFORMANCE_PROFILE, SLUIS_PROFILE, Profile, proble
 from policies.rdf_policy import parse_policy
 from policies.request import DutyState, Request, State
 from policies.w3c_request import parse_evaluation_request
-from policies.world import World, merge, parse_request, parse_world
+from policies.world import World, build_state, merge, parse_request, parse_world
 from policies.yaml_policy import parse_yaml_policy
 
 __all__ = [
@@ -77,6 +77,7 @@ __all__ = [
     "State",
     "UnknownTerm",
     "World",
+    "build_state",
     "canonical_json",
     "evaluate",
     "explain",
