@@ -45,6 +45,7 @@ from policies.policy_tests import (
 from policies.profile import CONFORMANCE_PROFILE, SLUIS_PROFILE, Profile, problems, validate
 from policies.rdf_policy import parse_policy
 from policies.request import DutyState, Request, State
+from policies.targets import check_targets
 from policies.w3c_request import parse_evaluation_request
 from policies.world import World, build_state, merge, parse_request, parse_world
 from policies.yaml_policy import parse_yaml_policy
@@ -79,6 +80,7 @@ __all__ = [
     "World",
     "build_state",
     "canonical_json",
+    "check_targets",
     "evaluate",
     "explain",
     "merge",

@@ -16,7 +16,15 @@ from gateway.errors import BadRequest, Conflict, NotFound
 from gateway.participants import repository as participants
 from gateway.storage.db import Database
 from gateway.storage.models import DatasetRow, PolicyVersionRow
-from policies import Policy, PolicyError, parse_policy, parse_yaml_policy, policy_hash, validate
+from policies import (
+    Policy,
+    PolicyError,
+    check_targets,
+    parse_policy,
+    parse_yaml_policy,
+    policy_hash,
+    validate,
+)
 
 ConnectorFactory = Callable[[str, Mapping[str, Any]], Connector]
 FORMATS = {
@@ -63,11 +71,19 @@ class DatasetService:
     async def register(
         self, spec: DatasetSpec, policy_text: str, fmt: str, *, now: datetime
     ) -> Dataset:
-        """Add a dataset, or replace its spec and policy (a new policy version)."""
+        """Add a dataset, or replace its spec and policy (a new policy version).
+
+        The policy must be able to govern the dataset's asset (``policies.check_targets``).
+        """
         try:
             policy = parse(policy_text, fmt)
         except PolicyError as exc:
             raise BadRequest("policy-invalid", f"{spec.policy}: {exc}") from exc
+        asset = spec.asset or f"urn:sluis:dataset:{spec.id}"
+        try:
+            check_targets(policy, asset)
+        except PolicyError as exc:
+            raise BadRequest("policy-target-mismatch", f"{spec.policy}: {exc.reason}") from exc
         digest = policy_hash(policy)
         if spec.connector.get("type") == PASSTHROUGH:  # refuse a bad connector config now
             await create_passthrough(spec.id, spec.connector).aclose()
@@ -99,7 +115,7 @@ class DatasetService:
                 spec.description,
                 spec.provider,
             )
-            row.asset = spec.asset or f"urn:sluis:dataset:{spec.id}"
+            row.asset = asset
             row.connector, row.policy_hash, row.approval = spec.connector, digest, spec.approval
             row.status, row.updated_at = "active", now
             await session.flush()
