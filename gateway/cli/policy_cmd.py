@@ -159,11 +159,14 @@ def load_policy(path: Path, profile: Profile) -> Policy:
     return _parse(path, lambda text: parse_policy(text, fmt))
 
 
-def load_request(path: Path) -> tuple[Request, World]:
-    """The request, and the facts (and time) its document states."""
+def load_request(path: Path, profile: Profile = SLUIS_PROFILE) -> tuple[Request, World]:
+    """The request, and the facts (and time) its document states.
+
+    A YAML request's context keys must be left operands of ``profile``.
+    """
     suffix = _extension(path, "request")
     if suffix in _YAML:
-        return _parse(path, parse_yaml_request), World()
+        return _parse(path, lambda text: parse_yaml_request(text, profile)), World()
     if suffix in _JSONLD and _is_evaluation_request(_read(path)):
         request, now = _parse(path, parse_evaluation_request)
         return request, World(now=now)
@@ -220,7 +223,7 @@ def _decide(
     profile: ProfileName,
 ) -> Evaluation:
     policy = load_policy(policy_path, profile.profile)
-    request, facts = load_request(request_path)
+    request, facts = load_request(request_path, profile.profile)
     world = merge(load_state(state_path), facts)
     now = parse_now(now_text) or world.now or datetime.now(UTC)  # the wall clock, at the edge
     with _reported():
