@@ -65,8 +65,10 @@ async def _seed(url: str) -> None:
         await db.dispose()
 
 
-def _register(url: str, policy: str, fmt: str = "yaml", asset: str | None = None) -> str:
-    spec = DatasetSpec(id="meters", title="m", provider=PROVIDER, policy="p", asset=asset,
+def _register(
+    url: str, policy: str, fmt: str = "yaml", asset: str | None = None, dataset: str = "meters"
+) -> str:
+    spec = DatasetSpec(id=dataset, title="m", provider=PROVIDER, policy="p", asset=asset,
                        connector=CONNECTOR)  # fmt: skip
 
     async def run() -> str:
@@ -96,9 +98,9 @@ def test_a_policy_that_reaches_the_asset_is_registered(db: str, name: str) -> No
 
 def test_the_example_policies_register_for_their_assets(db: Database) -> None:
     ttl = (EXAMPLES / "grid_meters.ttl").read_text()
-    assert _register(db, ttl, "turtle", "urn:dataset:gridco:smart-meters")
+    assert _register(db, ttl, "turtle", dataset="smart-meters")
     yaml_text = (EXAMPLES / "machine_sensors.yaml").read_text()
-    assert _register(db, yaml_text, "yaml", "urn:dataset:acme:spindle-sensors")
+    assert _register(db, yaml_text, dataset="spindle-sensors")
     with pytest.raises(BadRequest):
         _register(db, yaml_text)  # the default asset, urn:sluis:dataset:meters
 

@@ -220,7 +220,7 @@ policy: machine_sensors
 cases:
   - name: a consultancy is wrongly expected to be permitted
     now: 2026-03-02T10:00:00Z
-    request: {party: urn:org:consultancy, action: read, target: urn:dataset:acme:spindle-sensors}
+    request: {party: urn:org:consultancy, action: read, target: urn:sluis:dataset:spindle-sensors}
     expect: permit
 """
 
