@@ -12,7 +12,7 @@ from connectors.http_passthrough import HttpPassThrough
 from gateway.datasets import repository
 from gateway.datasets.factory import PASSTHROUGH, create_passthrough
 from gateway.datasets.schemas import Dataset, DatasetSpec
-from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from gateway.participants import repository as participants
 from gateway.storage.db import Database
 from gateway.storage.models import DatasetRow, PolicyVersionRow
@@ -135,13 +135,22 @@ class DatasetService:
             return [_to_model(row) for row in await repository.list_active(session)]
 
     async def policy(self, digest: str) -> Policy:
-        """The policy version ``digest`` (parsed once per process)."""
+        """The policy version ``digest`` (parsed once per process).
+
+        A version an older, more lenient release stored may no longer validate: it is not
+        served under any reading (``policy-unloadable``) until the provider registers a
+        corrected policy.
+        """
         if digest not in self._policies:
             async with self.db.session() as session:
                 row = await repository.policy_version(session, digest)
             if row is None:
                 raise NotFound("policy-not-found", f"no policy version {digest}")
-            self._policies[digest] = parse(row.text, row.format)
+            try:
+                self._policies[digest] = parse(row.text, row.format)
+            except PolicyError as exc:
+                detail = f"policy version {digest} no longer validates: {exc}"
+                raise ServiceUnavailable("policy-unloadable", detail) from exc
         return self._policies[digest]
 
     async def policy_document(self, digest: str) -> tuple[str, str]:

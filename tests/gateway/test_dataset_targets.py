@@ -11,14 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from gateway.cli.main import app
 from gateway.datasets.factory import create_connector
 from gateway.datasets.schemas import DatasetSpec
 from gateway.datasets.service import DatasetService
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, ServiceUnavailable
 from gateway.storage.db import Database
+from gateway.storage.models import PolicyVersionRow
 from tests.support.databases import database_url
 from tests.support.pki import NOW
 from tests.support.registry import register_participants
@@ -127,3 +129,28 @@ def test_datasets_add_refuses_in_one_line(tmp_path: Path, monkeypatch: pytest.Mo
     assert lines[0].startswith("sluis: error: ")
     assert "urn:sluis:dataset:metres" in lines[0]
     assert "urn:sluis:dataset:meters" in lines[0]
+
+
+def test_a_stored_version_that_no_longer_validates_is_unavailable(db: str) -> None:
+    """A version stored by an older, lenient release (``date:`` for ``data:``) is refused
+    on load with a clear problem, never served under the lenient reading and never a 500."""
+    _register(db, MATCHES["the asset"])
+    lenient = MATCHES["the asset"].replace(
+        "[{action: read}]", "[{action: read, date: {columns: [a]}}]"
+    )
+
+    async def load() -> None:
+        database = Database(db)
+        try:
+            async with database.session() as session:
+                row = await session.scalar(select(PolicyVersionRow))
+                assert row is not None
+                row.text, digest = lenient, row.hash
+            await DatasetService(database, create_connector).policy(digest)
+        finally:
+            await database.dispose()
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        asyncio.run(load())
+    assert caught.value.code == "policy-unloadable"
+    assert "permissions[0].date" in caught.value.detail
