@@ -17,12 +17,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     StrictInt,
     StrictStr,
     Tag,
     model_validator,
 )
-from pydantic import Strict as Strict_
 
 from policies.operands.data import parse_rate
 from policies.operands.temporal import duration_text
@@ -48,13 +48,13 @@ PolicyType = Literal["Set", "Offer", "Agreement", "Policy", "Privacy", "Ticket",
 Conflict = Literal["perm", "prohibit", "invalid"]
 
 
-class Strict(BaseModel):
+class Closed(BaseModel):
     """Unknown keys are errors; models are values."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CollectionRef(Strict):
+class CollectionRef(Closed):
     """``{collection: urn:group:...}``: a party or asset collection."""
 
     collection: Term
@@ -64,7 +64,7 @@ Ref = Term | CollectionRef
 Refs = Ref | list[Ref]
 
 
-class Data(Strict):
+class Data(Closed):
     """The Sluis data limits of a rule."""
 
     columns: Term | Annotated[list[Term], Field(min_length=1)] | None = None
@@ -83,7 +83,7 @@ def _triple(raw: list[Any]) -> list[Any]:
 Triple = Annotated[list[Any], AfterValidator(_triple)]
 
 
-class Logical(Strict):
+class Logical(Closed):
     """``{and|or|xone|andSequence: [constraints]}``: exactly one of the four."""
 
     and_: list[AnyConstraint] | None = Field(default=None, alias="and")
@@ -114,19 +114,19 @@ AnyConstraint = Annotated[
 ]
 
 
-class Notify(Strict):
+class Notify(Closed):
     """``{notify: party}``: the exchange informs the party of each release."""
 
     notify: Term
 
 
-class DeleteAfter(Strict):
+class DeleteAfter(Closed):
     """``{delete_after: duration}``: the consumer deletes its copy within this time."""
 
     delete_after: Duration
 
 
-class Rule(Strict):
+class Rule(Closed):
     """A permission, prohibition, obligation or (nested) duty."""
 
     uid: Term | None = None
@@ -153,7 +153,7 @@ AnyDuty = Annotated[
 ]
 
 
-class PolicyDoc(Strict):
+class PolicyDoc(Closed):
     """A whole YAML policy."""
 
     uid: Term
@@ -180,11 +180,11 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-Instant = Annotated[datetime, Strict_(), AfterValidator(_aware)]
+Instant = Annotated[datetime, Strict(), AfterValidator(_aware)]
 Prefixes = dict[Term, Term]
 
 
-class RequestDoc(Strict):
+class RequestDoc(Closed):
     """Who wants to do what to which asset, and what the request declares (``context``)."""
 
     party: Term | None = None
@@ -193,7 +193,7 @@ class RequestDoc(Strict):
     context: dict[Term, Any] = Field(default_factory=dict)
 
 
-class StateDoc(Strict):
+class StateDoc(Closed):
     """What the exchange knows: memberships, duty states, earlier uses and requests."""
 
     broader: dict[Term, Term | list[Term]] = Field(default_factory=dict)
@@ -219,7 +219,7 @@ class StateFile(StateDoc):
     now: Instant | None = None
 
 
-class Case(Strict):
+class Case(Closed):
     """One policy test: a request, a state, a time, and the decision expected."""
 
     name: Term = "?"
@@ -230,7 +230,7 @@ class Case(Strict):
     reason: Term | None = None
 
 
-class TestFile(Strict):
+class TestFile(Closed):
     """A policy-test document: the policy it tests and at least one case."""
 
     __test__: ClassVar[bool] = False  # not a pytest class, whatever its name

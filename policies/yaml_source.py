@@ -22,6 +22,8 @@ from policies.errors import PolicyError, PolicySchemaError, PolicySyntaxError
 PathItem = str | int
 Path = tuple[PathItem, ...]
 
+_MERGE = "tag:yaml.org,2002:merge"
+_NULL = "tag:yaml.org,2002:null"
 _INVALID = frozenset({"missing", "extra_forbidden"})
 _CODES = {"missing": "missing_key", "extra_forbidden": "unknown_key"}
 _MESSAGES = {"missing": "required, but absent", "extra_forbidden": "unknown key"}
@@ -85,17 +87,17 @@ class Located:
 def load_yaml(text: str | bytes) -> Located:
     """Parse one YAML document (safe tags only) and map its keys to their lines."""
     loader = yaml.SafeLoader(text)
+    lines: dict[Path, int] = {}
     try:
         node = loader.get_single_node()
+        if node is not None:  # walked before construction, which flattens merge keys
+            lines[()] = node.start_mark.line + 1
+            _walk(node, (), lines)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from exc
     finally:
         loader.dispose()
-    lines: dict[Path, int] = {}
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _walk(node, (), lines)
     return Located(data, lines)
 
 
@@ -103,24 +105,40 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
-            key = str(key_node.value)
-            here = (*path, key)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise PolicySchemaError(
-                    "given twice", code="duplicate_key", line=line, key=path_text(here)
-                )
-            if value_node.tag == "tag:yaml.org,2002:null":
-                raise PolicySchemaError(
-                    "given without a value", code="empty_value", line=line, key=path_text(here)
-                )
-            seen.add(key)
-            lines[here] = line
-            _walk(value_node, here, lines)
+            if key_node.tag != _MERGE:
+                _entry(key_node, value_node, path, lines, seen)
+        for key_node, value_node in node.value:  # ``<<: *base``: explicit keys win
+            if key_node.tag == _MERGE:
+                _merged(value_node, path, lines, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*path, index)] = item.start_mark.line + 1
             _walk(item, (*path, index), lines)
+
+
+def _entry(
+    key_node: yaml.Node, value_node: yaml.Node, path: Path, lines: dict[Path, int], seen: set[str]
+) -> None:
+    key = str(key_node.value)
+    here, line = (*path, key), key_node.start_mark.line + 1
+    if key in seen:
+        raise PolicySchemaError("given twice", code="duplicate_key", line=line, key=path_text(here))
+    if value_node.tag == _NULL:
+        raise PolicySchemaError(
+            "given without a value", code="empty_value", line=line, key=path_text(here)
+        )
+    seen.add(key)
+    lines[here] = line
+    _walk(value_node, here, lines)
+
+
+def _merged(value_node: yaml.Node, path: Path, lines: dict[Path, int], seen: set[str]) -> None:
+    sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+    for source in sources:
+        if isinstance(source, yaml.MappingNode):
+            for key_node, inner in source.value:
+                if key_node.tag != _MERGE and str(key_node.value) not in seen:
+                    _entry(key_node, inner, path, lines, seen)
 
 
 def _syntax_error(exc: yaml.YAMLError) -> PolicySyntaxError:

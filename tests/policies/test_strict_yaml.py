@@ -222,3 +222,14 @@ def test_yaml_request_and_state_are_strict() -> None:
     with pytest.raises(PolicyError) as caught:
         parse_yaml_request("action: read\ncontext: {purpose: [x], colums: [a]}\n")
     assert (caught.value.code, caught.value.key) == ("unknown_key", "context.colums")
+
+
+def test_merge_keys_may_override_but_not_repeat() -> None:
+    shared = BASE + "prohibitions:\n  - <<: *read\n    action: use\n"
+    text = shared.replace("  - action: read\n", "  - &read\n    action: read\n")
+    assert [a.name.rsplit("/", 1)[1] for a in parse_yaml_policy(text).prohibitions[0].actions] == [
+        "use"
+    ]
+    with pytest.raises(PolicyError) as caught:
+        parse_yaml_policy(text + "    action: read\n")
+    assert (caught.value.code, caught.value.key) == ("duplicate_key", "prohibitions[0].action")
