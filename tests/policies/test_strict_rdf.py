@@ -88,3 +88,11 @@ def test_a_jsonld_key_no_context_defines_is_named(old: str, new: str) -> None:
     with pytest.raises(PolicyError) as caught:
         parse_policy(text)
     assert (caught.value.code, caught.value.key) == ("unknown_key", new)
+
+
+def test_a_jsonld_key_given_twice_is_named() -> None:
+    """``json`` keeps the last of two equal keys: the first permission would vanish."""
+    text = json.dumps(JSONLD).replace('"uid": "urn:p",', '"uid": "urn:p", "permission": [],')
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text)
+    assert (caught.value.code, caught.value.key) == ("duplicate_key", "permission")
