@@ -52,6 +52,14 @@ class PolicyError(Exception):
         self.key = key
         super().__init__(f"{self.code}: {self.where}{self.reason}")
 
+    def at(self, line: int | None, key: str | None) -> PolicyError:
+        """This error (same class, code and reason), naming where it was found."""
+        found = type(self).__new__(type(self))  # no __init__: subclasses differ in signature
+        found.__dict__.update(self.__dict__)
+        found.line, found.key = line, key
+        found.args = (f"{self.code}: {found.where}{self.reason}",)
+        return found
+
     @property
     def where(self) -> str:
         """``"line 12: permissions[0].data: "`` (or what of it is known), for messages."""

@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies import yaml_schema as schema
-from policies.errors import PolicyError, PolicyStructureError
+from policies.errors import PolicyError, PolicyStructureError, UnknownTerm
 from policies.model import (
     Action,
     AnyConstraint,
@@ -117,7 +117,7 @@ class _Compiler(Terms):
 
     def fail(self, exc: PolicyError, at: Path) -> PolicyError:
         """``exc`` again, now naming the line and key of ``at``."""
-        return self.located.error(at, exc.reason, exc.code, type(exc))
+        return self.located.locate(exc, at)
 
     def policy(self, doc: schema.PolicyDoc) -> Policy:
         self.inherited = {"assigner": doc.assigner, "assignee": doc.assignee, "target": doc.target}
@@ -138,12 +138,13 @@ class _Compiler(Terms):
             self.constraint(c, (*at, "constraints", i)) for i, c in enumerate(raw.constraints or [])
         )
         data = raw.data.model_dump(exclude_none=True) if raw.data else {}
-        limits = tuple(self.data(k, v, (*at, "data", k)) for k, v in data.items())
+        order = self.located.keys((*at, "data"))  # document order: it is part of the hash
+        limits = tuple(self.data(k, data[k], (*at, "data", k)) for k in order if k in data)
         duties = raw.duties or []
         return Rule(
             kind=kind,
             uid=raw.uid or uid,
-            actions=tuple(self.action(a, (*at, "action")) for a in _listed(raw.action)),
+            actions=self.actions(raw.action, (*at, "action")),
             targets=self.refs(raw.target, "target"),
             assignees=self.refs(raw.assignee, "assignee"),
             assigners=self.refs(raw.assigner, "assigner"),
@@ -153,10 +154,14 @@ class _Compiler(Terms):
             ),
         )
 
+    def actions(self, raw: str | list[str] | None, at: Path) -> tuple[Action, ...]:
+        listed = isinstance(raw, list)
+        return tuple(self.action(a, (*at, i) if listed else at) for i, a in enumerate(_listed(raw)))
+
     def action(self, term: str, at: Path) -> Action:
         action = Action(self.iri(term))
         if action.name not in self.profile.actions:
-            raise self.located.error(at, f"unknown action: {action.name}", "unknown_action")
+            raise self.fail(UnknownTerm("action", action.name), at)
         return action
 
     def refs(self, raw: schema.Refs | None, key: str) -> tuple[Ref, ...]:

@@ -57,6 +57,20 @@ class Located:
         """A ``family`` error naming the line and the key's path."""
         return family(reason, code=code, line=self.line(path), key=path_text(path) or None)
 
+    def locate(self, exc: PolicyError, path: Path) -> PolicyError:
+        """``exc`` (same class and code), now naming the line and key of ``path``."""
+        return exc.at(self.line(path), path_text(path) or None)
+
+    def keys(self, path: Path) -> list[str]:
+        """The keys of the mapping at ``path``, in document order (empty if none)."""
+        node = self.data
+        for item in path:
+            in_dict = isinstance(node, dict) and item in node
+            if not (in_dict or (isinstance(node, list) and isinstance(item, int))):
+                return []
+            node = node[item]
+        return [str(k) for k in node] if isinstance(node, dict) else []
+
     def schema_error(
         self, exc: ValidationError, family: type[PolicyError] = PolicySchemaError
     ) -> PolicyError:

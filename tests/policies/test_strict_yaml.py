@@ -11,9 +11,11 @@ import pytest
 from policies import (
     PolicyError,
     PolicyTestError,
+    UnknownTerm,
     parse_yaml_policy,
     parse_yaml_request,
     parse_yaml_state,
+    policy_hash,
     run_policy_tests,
 )
 
@@ -233,3 +235,43 @@ def test_merge_keys_may_override_but_not_repeat() -> None:
     with pytest.raises(PolicyError) as caught:
         parse_yaml_policy(text + "    action: read\n")
     assert (caught.value.code, caught.value.key) == ("duplicate_key", "prohibitions[0].action")
+
+
+@pytest.mark.parametrize(
+    ("rule", "code", "key"),
+    [
+        (
+            "{action: read, constraints: [[shoeSize, lt, 3]]}",
+            "unknown_left_operand",
+            "permissions[0].constraints[0]",
+        ),
+        (
+            "{action: read, constraints: [[count, approx, 3]]}",
+            "unknown_operator",
+            "permissions[0].constraints[0]",
+        ),
+        ("{action: [read, teleport]}", "unknown_action", "permissions[0].action[1]"),
+    ],
+)
+def test_an_unknown_term_names_its_line_and_key(rule: str, code: str, key: str) -> None:
+    with pytest.raises(UnknownTerm) as caught:
+        parse_yaml_policy(f"uid: urn:p\n\npermissions:\n  - {rule}\n")
+    assert (caught.value.code, caught.value.line, caught.value.key) == (code, 4, key)
+    assert caught.value.term in caught.value.reason
+
+
+def test_data_limits_keep_document_order() -> None:
+    """The order of constraints is part of the policy hash: it must not depend on the schema."""
+    policy = parse_yaml_policy(BASE + "    data: {max_rows: 5, columns: [a]}\n")
+    assert [c.left_operand.rsplit("#", 1)[1] for c in policy.permissions[0].constraints] == [
+        "maxRows",
+        "columns",
+    ]
+
+
+def test_strict_parsing_keeps_the_hash_of_a_valid_policy() -> None:
+    """Known answer from the lenient parser (before issue 11): same meaning, same version."""
+    from tests.policies.test_sluis_profile import DATA_POLICY  # noqa: PLC0415 -- one constant
+
+    expected = "sha256:d5f38e1c5eaba3eee500bd1fa742cd78dcc1c21d6414462dff6368f59a4b2fac"
+    assert policy_hash(parse_yaml_policy(DATA_POLICY)) == expected
