@@ -154,3 +154,25 @@ def test_a_stored_version_that_no_longer_validates_is_unavailable(db: str) -> No
         asyncio.run(load())
     assert caught.value.code == "policy-unloadable"
     assert "permissions[0].date" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        ("policy: other.yaml\n", "spec.yaml:6: policy: given twice (duplicate_key)"),
+        ("approval:\n", "spec.yaml:6: approval: given without a value (empty_value)"),
+        ("aproval: automatic\n", "spec.yaml:6: aproval: unknown key (unknown_key)"),
+    ],
+)
+def test_a_dataset_spec_is_read_strictly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail: str, message: str
+) -> None:
+    """YAML keeps the last of two equal keys; the spec that registers a policy must not."""
+    monkeypatch.setenv("SLUIS_HOME", str(tmp_path))
+    spec = (
+        f"id: meters\ntitle: m\nprovider: {PROVIDER}\npolicy: policy.yaml\nconnector: {CONNECTOR}\n"
+    )
+    (tmp_path / "spec.yaml").write_text(spec + tail)
+    result = CliRunner().invoke(app, ["datasets", "add", str(tmp_path / "spec.yaml")])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [f"sluis: error: {tmp_path}/{message}"]
