@@ -70,7 +70,7 @@ def parse_request(data: str | bytes, fmt: RdfFormat | None = None) -> tuple[Requ
         target=_one(graph, perm, ODRL + "target"),
         context=_declared(graph, objects(graph, perm, SOTW + "context")),
     )
-    return request, World(State(broader=_broader(graph)))
+    return request, World(build_state(broader=_broader(graph)))
 
 
 def parse_world(data: str | bytes, fmt: RdfFormat | None = None) -> World:
@@ -78,7 +78,7 @@ def parse_world(data: str | bytes, fmt: RdfFormat | None = None) -> World:
     graph = parse_graph(data, fmt)
     times = list(graph.objects(CURRENT_TIME, URIRef(DCT + "issued")))
     now = to_value(times[0]) if times else None
-    state = State(broader=_broader(graph), duty_states=_duty_states(graph))
+    state = build_state(broader=_broader(graph), duty_states=_duty_states(graph))
     return World(state, now if isinstance(now, datetime) else None)
 
 
