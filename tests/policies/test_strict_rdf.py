@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from policies import PolicyError, parse_policy, validate
+from policies import PolicyError, State, evaluate, parse_policy, validate
+from tests.policies.helpers import NOW, request
 
 TTL = """
 @prefix odrl: <http://www.w3.org/ns/odrl/2/> .
@@ -96,3 +97,14 @@ def test_a_jsonld_key_given_twice_is_named() -> None:
     with pytest.raises(PolicyError) as caught:
         parse_policy(text)
     assert (caught.value.code, caught.value.key) == ("duplicate_key", "permission")
+
+
+def test_an_unusable_right_operand_denies_at_evaluation() -> None:
+    """Fail closed even when nobody validated: ``isNoneOf ()`` would hold for everyone."""
+    text = TTL.format(**{**GOOD, "left": "odrl:purpose", "right": "()"}).replace(
+        "odrl:operator odrl:lt", "odrl:operator odrl:isNoneOf"
+    )
+    policy = parse_policy(text)
+    decision = evaluate(policy, request(target="urn:d"), State(), now=NOW)
+    assert (decision.permitted, decision.reason) == (False, "invalid_value")
+    assert "right operand is empty" in decision.notes[0]
