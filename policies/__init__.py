@@ -2,8 +2,13 @@
 
     policy = parse_policy(text)                 # Turtle or JSON-LD (or parse_yaml_policy)
     validate(policy, SLUIS_PROFILE)             # on write: unknown terms raise UnknownTerm
+    state = build_state(broader=..., use_count=..., request_times=...)   # the one way to a State
     decision = evaluate(policy, request, state, now=now)
     decision.permitted, decision.limits, decision.policy_hash, explain(decision)
+    check_targets(policy, asset)                # on registration: can it govern the asset?
+
+Every format is read strictly: an unknown key or term, a wrong type or an unusable value is
+an error (with line and key for YAML), never silently dropped.
 
 Every error is a ``PolicyError`` with a stable ``code`` (see ``policies.errors``).
 """
