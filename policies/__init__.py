@@ -2,8 +2,13 @@
 
     policy = parse_policy(text)                 # Turtle or JSON-LD (or parse_yaml_policy)
     validate(policy, SLUIS_PROFILE)             # on write: unknown terms raise UnknownTerm
+    state = build_state(broader=..., use_count=..., request_times=...)   # the one way to a State
     decision = evaluate(policy, request, state, now=now)
     decision.permitted, decision.limits, decision.policy_hash, explain(decision)
+    check_targets(policy, asset)                # on registration: can it govern the asset?
+
+Every format is read strictly: an unknown key or term, a wrong type or an unusable value is
+an error (with line and key for YAML), never silently dropped.
 
 Every error is a ``PolicyError`` with a stable ``code`` (see ``policies.errors``).
 """
@@ -45,8 +50,9 @@ from policies.policy_tests import (
 from policies.profile import CONFORMANCE_PROFILE, SLUIS_PROFILE, Profile, problems, validate
 from policies.rdf_policy import parse_policy
 from policies.request import DutyState, Request, State
+from policies.targets import check_targets
 from policies.w3c_request import parse_evaluation_request
-from policies.world import World, merge, parse_request, parse_world
+from policies.world import World, build_state, merge, parse_request, parse_world
 from policies.yaml_policy import parse_yaml_policy
 
 __all__ = [
@@ -77,7 +83,9 @@ __all__ = [
     "State",
     "UnknownTerm",
     "World",
+    "build_state",
     "canonical_json",
+    "check_targets",
     "evaluate",
     "explain",
     "merge",

@@ -71,7 +71,8 @@ class Decision:
     """Permit or deny, naming the policy version it was decided under.
 
     ``reason`` is a short stable code for the client (``permitted``, ``prohibited``,
-    ``no_active_permission``, ``unknown_left_operand``, ``obligation_violated``);
+    ``no_active_permission``, ``unknown_left_operand``, ``obligation_violated``,
+    ``invalid_value``);
     ``rules`` is the full compliance report for the audit log; ``limits`` is set on permits.
     """
 

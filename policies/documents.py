@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 from rdflib import Graph
 
-from policies.errors import PolicySyntaxError
+from policies.errors import PolicySchemaError, PolicySyntaxError
 from policies.jsonld_contexts import inline_contexts
 
 RdfFormat = Literal["turtle", "json-ld"]
@@ -37,7 +37,9 @@ def _parse_turtle(text: str) -> Graph:
 
 def _parse_jsonld(text: str) -> Graph:
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique)
+    except PolicySchemaError:
+        raise
     except ValueError as exc:
         raise PolicySyntaxError(f"not JSON: {exc}", code="jsonld_syntax") from exc
     inlined = inline_contexts(document)
@@ -51,6 +53,16 @@ def _parse_jsonld(text: str) -> Graph:
     except Exception as exc:
         raise PolicySyntaxError(_first_line(exc), code="jsonld_syntax") from exc
     return graph
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (``json`` would keep the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise PolicySchemaError("given twice", code="duplicate_key", key=key)
+        out[key] = value
+    return out
 
 
 def _first_line(exc: BaseException) -> str:

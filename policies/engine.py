@@ -3,7 +3,8 @@
 Closed world: without an active permission the answer is deny. An active prohibition
 denies, even beside an active permission, unless the policy's ``conflict`` is ``perm``.
 A violated top-level obligation denies. A policy that uses a left operand the profile does
-not declare denies outright (fail closed), naming it.
+not declare denies outright (fail closed), naming it; so does one with a right operand its
+left operand cannot use (``invalid_value``: an empty ``isNoneOf`` would hold for anyone).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 
 from policies.canonical import policy_hash
 from policies.decision import Decision, Effect, RuleReport
+from policies.errors import PolicySchemaError, UnknownTerm
 from policies.limits import limits_of
 from policies.model import Policy, Rule, RuleKind
 from policies.operands import EvalInput
@@ -33,10 +35,15 @@ def evaluate(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     version = (policy.uid, policy_hash(policy))
-    unknown = [p for p in problems(policy, profile) if p.kind == "left_operand"]
+    found = problems(policy, profile)
+    unknown = [p for p in found if isinstance(p, UnknownTerm) and p.kind == "left_operand"]
     if unknown:
         notes = tuple(p.reason for p in unknown)
         return Decision(Effect.DENY, "unknown_left_operand", *version, notes=notes)
+    unusable = [p for p in found if isinstance(p, PolicySchemaError)]
+    if unusable:  # a right operand that means nothing (validation refuses it on write)
+        notes = tuple(p.reason for p in unusable)
+        return Decision(Effect.DENY, "invalid_value", *version, notes=notes)
     ctx = Context(EvalInput(request, state, now, Rule(RuleKind.PERMISSION)), profile)
     perms = [(r, report_rule(r, ctx)) for r in policy.permissions]
     prohibs = [report_rule(r, ctx) for r in policy.prohibitions]

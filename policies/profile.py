@@ -1,5 +1,9 @@
 """Profiles: the terms a policy may use, and validation on write that names the unknown term.
 
+Validation also refuses a right operand its left operand cannot use (``invalid_value``, see
+``policies.right_operands``): ``[dateTime, lt, "tomorrow"]`` is an error, not a constraint
+that silently never holds.
+
 ``SLUIS`` is what providers write against. ``CONFORMANCE`` adds the terms the public ODRL
 test suites use (``odrl:resolution``, ``odrl:payAmount``, the examples' ``ex:dayOfWeek``).
 An unknown left operand also denies at evaluation time (fail closed), whatever the profile.
@@ -10,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from policies.errors import UnknownTerm
+from policies.errors import PolicyError, PolicySchemaError, UnknownTerm
 from policies.model import AnyConstraint, Constraint, Policy, Rule
 from policies.operands import Evaluator, registered
 from policies.operands import data as d
-from policies.vocab import ACTION_PARENT, LOGICAL, ODRL, OPERATORS, SLUIS
+from policies.right_operands import problem
+from policies.vocab import ACTION_PARENT, LOGICAL, ODRL, OPERATORS, SLUIS, short
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,9 @@ CONFORMANCE_PROFILE = SLUIS_PROFILE.extended(
 )
 
 
-def problems(policy: Policy, profile: Profile) -> list[UnknownTerm]:
-    """Every term of ``policy`` outside ``profile``, in document order, each named."""
-    found: list[UnknownTerm] = []
+def problems(policy: Policy, profile: Profile) -> list[PolicyError]:
+    """Every term outside ``profile`` and every unusable right operand, in document order."""
+    found: list[PolicyError] = []
     for rule in policy.rules():
         found.extend(_rule_problems(rule, profile))
     return found
@@ -78,7 +83,7 @@ def validate(policy: Policy, profile: Profile = SLUIS_PROFILE) -> Policy:
     return policy
 
 
-def _rule_problems(rule: Rule, profile: Profile) -> Iterator[UnknownTerm]:
+def _rule_problems(rule: Rule, profile: Profile) -> Iterator[PolicyError]:
     for action in rule.actions:
         if action.name not in profile.actions:
             yield UnknownTerm("action", action.name)
@@ -90,7 +95,12 @@ def _rule_problems(rule: Rule, profile: Profile) -> Iterator[UnknownTerm]:
         yield from _rule_problems(duty, profile)
 
 
-def _constraint_problems(constraint: AnyConstraint, profile: Profile) -> Iterator[UnknownTerm]:
+def constraint_problems(constraint: AnyConstraint, profile: Profile) -> Iterator[PolicyError]:
+    """The problems of one (maybe logical) constraint: unknown terms, unusable values."""
+    return _constraint_problems(constraint, profile)
+
+
+def _constraint_problems(constraint: AnyConstraint, profile: Profile) -> Iterator[PolicyError]:
     if not isinstance(constraint, Constraint):
         if constraint.operator not in LOGICAL:
             yield UnknownTerm("operator", constraint.operator)
@@ -101,3 +111,7 @@ def _constraint_problems(constraint: AnyConstraint, profile: Profile) -> Iterato
         yield UnknownTerm("left_operand", constraint.left_operand)
     if constraint.operator not in profile.operators:
         yield UnknownTerm("operator", constraint.operator)
+    why = problem(constraint)
+    if why is not None:
+        where = f" (constraint {constraint.uid})" if constraint.uid else ""
+        yield PolicySchemaError(f"{short(constraint.left_operand)}{where}: {why}")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 from rdflib import RDF, Graph, URIRef
 from rdflib.collection import Collection
 from rdflib.compare import to_canonical_graph
 from rdflib.term import Node
 
-from policies.documents import RdfFormat, parse_graph
-from policies.errors import PolicyStructureError
+from policies.documents import RdfFormat, parse_graph, sniff_format
+from policies.errors import PolicySchemaError, PolicyStructureError
+from policies.jsonld_contexts import inline_contexts
 from policies.model import Action, AnyConstraint, Constraint, LogicalConstraint, Policy, Ref, Rule
 from policies.model import RuleKind as K
+from policies.rdf_terms import undefined_keys, unknown_terms
 from policies.rdf_values import node_id, to_value
 from policies.vocab import LOGICAL, ODRL, POLICY_TYPES, RDF_VALUE
 
@@ -23,9 +27,17 @@ def parse_policy(data: str | bytes, fmt: RdfFormat | None = None) -> Policy:
 
     Blank nodes are relabelled from the graph's content first (RDF canonicalisation), so a
     rule written as ``[ ... ]`` gets the same uid, order and policy hash on every parse.
+    Nothing is dropped silently: a JSON-LD key no context defines, or an ODRL / Sluis term
+    the reader does not follow, is an error naming it (``policies.rdf_terms``).
     """
+    graph = parse_graph(data, fmt)
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    if (fmt or sniff_format(text)) == "json-ld":
+        for key in undefined_keys(inline_contexts(json.loads(text))):
+            reason = "no JSON-LD context defines it, so it would be dropped"
+            raise PolicySchemaError(reason, code="unknown_key", key=key)
     canonical = Graph()
-    canonical += to_canonical_graph(parse_graph(data, fmt))
+    canonical += to_canonical_graph(graph)
     return policy_from_graph(canonical)
 
 
@@ -34,6 +46,8 @@ def policy_from_graph(graph: Graph) -> Policy:
     nodes = sorted({s for t in POLICY_TYPES for s in graph.subjects(RDF.type, URIRef(t))}, key=str)
     if len(nodes) != 1:
         raise PolicyStructureError(f"expected one ODRL policy, found {len(nodes)}")
+    for unknown in unknown_terms(graph):
+        raise unknown
     return _Reader(graph).policy(nodes[0])
 
 

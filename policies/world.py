@@ -8,12 +8,18 @@
   state whose ``sotw:context`` events name the duty they perform (``sotw:conditionID``).
 
 Only strings are parsed here; the caller reads the files.
+
+``build_state`` is the one way a ``State`` is made from facts: the gateway's exchange, the
+YAML states of ``sluis policy eval --state`` and of policy tests all go through it, and
+``merge`` combines every field of ``State`` (none is dropped), so the same facts give the
+same state, and so the same decision, wherever they come from.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
 
@@ -64,7 +70,7 @@ def parse_request(data: str | bytes, fmt: RdfFormat | None = None) -> tuple[Requ
         target=_one(graph, perm, ODRL + "target"),
         context=_declared(graph, objects(graph, perm, SOTW + "context")),
     )
-    return request, World(State(broader=_broader(graph)))
+    return request, World(build_state(broader=_broader(graph)))
 
 
 def parse_world(data: str | bytes, fmt: RdfFormat | None = None) -> World:
@@ -72,21 +78,64 @@ def parse_world(data: str | bytes, fmt: RdfFormat | None = None) -> World:
     graph = parse_graph(data, fmt)
     times = list(graph.objects(CURRENT_TIME, URIRef(DCT + "issued")))
     now = to_value(times[0]) if times else None
-    state = State(broader=_broader(graph), duty_states=_duty_states(graph))
+    state = build_state(broader=_broader(graph), duty_states=_duty_states(graph))
     return World(state, now if isinstance(now, datetime) else None)
 
 
+def build_state(
+    *,
+    broader: Mapping[str, Iterable[str]] | None = None,
+    duty_states: Mapping[str, DutyState] | None = None,
+    use_count: int = 0,
+    rule_counts: Mapping[str, int] | None = None,
+    request_times: Iterable[datetime] = (),
+    agreement_start: datetime | None = None,
+) -> State:
+    """A ``State`` from its facts, normalised (times sorted) and checked (counts >= 0,
+    times with a zone); ``PolicyStructureError`` (``request_structure``) otherwise."""
+    times = tuple(sorted(request_times))
+    counts = dict(rule_counts or {})
+    if use_count < 0 or any(c < 0 for c in counts.values()):
+        raise _bad("use counts are never negative")
+    instants = (*times, *([agreement_start] if agreement_start else []))
+    if any(t.tzinfo is None for t in instants):
+        raise _bad("state times need a time zone")
+    return State(
+        broader=MappingProxyType({k: frozenset(v) for k, v in (broader or {}).items()}),
+        duty_states=MappingProxyType(dict(duty_states or {})),
+        use_count=use_count,
+        rule_counts=MappingProxyType(counts),
+        request_times=times,
+        agreement_start=agreement_start,
+    )
+
+
 def merge(*worlds: World) -> World:
-    """Facts of every world; the first recorded time wins."""
+    """Facts of every world, every ``State`` field: memberships united, duty states and
+    per-rule counts combined (the first world's wins), request times joined; a count or
+    start only one world records is kept (the first wins); the first recorded time wins."""
     broader: dict[str, set[str]] = defaultdict(set)
-    duties: dict[str, DutyState] = {}
+    merged: dict[str, object] = {}
     for world in worlds:
         for term, above in world.state.broader.items():
             broader[term] |= above
-        duties.update(world.state.duty_states)
+        for spec in fields(State):
+            if spec.name != "broader":
+                merged[spec.name] = _combine(merged.get(spec.name), getattr(world.state, spec.name))
     now = next((w.now for w in worlds if w.now is not None), None)
-    frozen = {k: frozenset(v) for k, v in broader.items()}
-    return World(State(MappingProxyType(frozen), MappingProxyType(duties)), now)
+    state = build_state(**{**merged, "broader": broader})  # type: ignore[arg-type]  # State's own fields
+    return World(state, now)
+
+
+def _combine(first: object, second: object) -> object:
+    """One field of two states: mappings united (first wins), tuples joined, else first set."""
+    if first is None:
+        return second
+    if isinstance(first, Mapping) and isinstance(second, Mapping):
+        return {**second, **first}
+    if isinstance(first, tuple) and isinstance(second, tuple):
+        return first + second
+    return second if first in (0, None) else first
 
 
 def _one(graph: Graph, node: Node, prop: str) -> str | None:

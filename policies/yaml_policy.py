@@ -19,7 +19,9 @@
         duties: [{notify: urn:org:provider}, {delete_after: P30D}, {action: compensate}]
     prohibitions: [...]
 
-Compiled policies are validated against the profile (``validate``) before they are returned.
+Parsing is strict: the keys and value types are those of ``policies.yaml_schema``, every
+right operand must suit its left operand, and every term must be in the profile. Anything
+else is a ``PolicyError`` naming the line and the key (``permissions[0].data.max_rows``).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
-from policies.errors import PolicyStructureError, PolicySyntaxError
+from policies import yaml_schema as schema
+from policies.errors import PolicyError, PolicyStructureError, UnknownTerm
 from policies.model import (
     Action,
     AnyConstraint,
@@ -44,8 +47,9 @@ from policies.model import (
     RuleKind,
     Value,
 )
-from policies.profile import SLUIS_PROFILE, Profile, validate
+from policies.profile import SLUIS_PROFILE, Profile, constraint_problems, validate
 from policies.vocab import ODRL, SLUIS
+from policies.yaml_source import Located, Path, load_yaml
 
 _DATA = {
     "columns": ("columns", "isAnyOf"),
@@ -54,19 +58,18 @@ _DATA = {
     "max_rows": ("maxRows", "lteq"),
     "rate_limit": ("rateLimit", "lteq"),
 }
-_LOGICAL = ("and", "or", "xone", "andSequence")
 
 
 def parse_yaml_policy(text: str | bytes, profile: Profile = SLUIS_PROFILE) -> Policy:
     """Compile the shorthand and validate it against ``profile``."""
+    located = load_yaml(text)
+    if not isinstance(located.data, dict):
+        raise PolicyStructureError("a YAML policy is a mapping with a uid", line=1)
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise PolicySyntaxError(line, code="yaml_syntax") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("uid"), str):
-        raise PolicyStructureError("a YAML policy is a mapping with a uid")
-    return validate(_Compiler(doc.get("prefixes") or {}).policy(doc), profile)
+        doc = schema.PolicyDoc.model_validate(located.data)
+    except ValidationError as exc:
+        raise located.schema_error(exc) from exc
+    return validate(_Compiler(doc.prefixes, located, profile).policy(doc), profile)
 
 
 def _listed(value: Any) -> list[Any]:
@@ -75,12 +78,14 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-class _Compiler:
+class Terms:
+    """CURIE expansion and right-operand values, as the shorthand and its tests write them."""
+
     def __init__(self, prefixes: Mapping[str, str]) -> None:
         self.prefixes = {"odrl": ODRL, "sluis": SLUIS, **prefixes}
-        self.inherited: dict[str, Any] = {}
 
     def iri(self, term: Any, default_ns: str = ODRL) -> str:
+        """``read`` -> odrl:read, ``dpv:X`` -> its IRI, ``urn:x`` as written."""
         if not isinstance(term, str) or not term:
             raise PolicyStructureError(f"expected a term, got {term!r}")
         prefix, colon, rest = term.partition(":")
@@ -89,6 +94,7 @@ class _Compiler:
         return term if colon else default_ns + term
 
     def value(self, raw: Any) -> Value:
+        """A right-operand (or context) value; YAML types kept, IRIs recognised."""
         if isinstance(raw, datetime):
             return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
         if isinstance(raw, bool | int | date):
@@ -99,73 +105,103 @@ class _Compiler:
             prefix, colon, _ = raw.partition(":")
             known = colon and (prefix in self.prefixes or prefix in ("urn", "http", "https"))
             return Iri(self.iri(raw)) if known else raw
-        raise PolicyStructureError(f"unsupported right operand {raw!r}")
+        raise PolicyStructureError(f"unsupported value {raw!r}")
 
-    def policy(self, doc: dict[str, Any]) -> Policy:
-        self.inherited = {k: doc.get(k) for k in ("assigner", "assignee", "target")}
-        conflict = doc.get("conflict")
+
+class _Compiler(Terms):
+    def __init__(self, prefixes: Mapping[str, str], located: Located, profile: Profile) -> None:
+        super().__init__(prefixes)
+        self.located = located
+        self.profile = profile
+        self.inherited: dict[str, Any] = {}
+
+    def fail(self, exc: PolicyError, at: Path) -> PolicyError:
+        """``exc`` again, now naming the line and key of ``at``."""
+        return self.located.locate(exc, at)
+
+    def policy(self, doc: schema.PolicyDoc) -> Policy:
+        self.inherited = {"assigner": doc.assigner, "assignee": doc.assignee, "target": doc.target}
         return Policy(
-            uid=doc["uid"],
-            type=ODRL + str(doc.get("type", "Set")),
-            permissions=self.rules(doc.get("permissions"), RuleKind.PERMISSION),
-            prohibitions=self.rules(doc.get("prohibitions"), RuleKind.PROHIBITION),
-            obligations=self.rules(doc.get("obligations"), RuleKind.DUTY),
-            conflict=ODRL + conflict if isinstance(conflict, str) else None,
+            uid=doc.uid,
+            type=ODRL + doc.type,
+            permissions=self.rules(doc.permissions, RuleKind.PERMISSION, ("permissions",)),
+            prohibitions=self.rules(doc.prohibitions, RuleKind.PROHIBITION, ("prohibitions",)),
+            obligations=self.rules(doc.obligations, RuleKind.DUTY, ("obligations",)),
+            conflict=ODRL + doc.conflict if doc.conflict else None,
         )
 
-    def rules(self, raw: Any, kind: RuleKind) -> tuple[Rule, ...]:
-        return tuple(self.rule(r, kind, f"#{kind.value}-{i}") for i, r in enumerate(_listed(raw)))
+    def rules(self, raw: list[schema.Rule], kind: RuleKind, at: Path) -> tuple[Rule, ...]:
+        return tuple(self.rule(r, kind, f"#{kind.value}-{i}", (*at, i)) for i, r in enumerate(raw))
 
-    def rule(self, raw: Any, kind: RuleKind, uid: str) -> Rule:
-        if not isinstance(raw, dict):
-            raise PolicyStructureError(f"a {kind.value} is a mapping")
-        constraints = tuple(self.constraint(c) for c in _listed(raw.get("constraints")))
-        data = tuple(self.data(k, v) for k, v in (raw.get("data") or {}).items())
+    def rule(self, raw: schema.Rule, kind: RuleKind, uid: str, at: Path) -> Rule:
+        constraints = tuple(
+            self.constraint(c, (*at, "constraints", i)) for i, c in enumerate(raw.constraints or [])
+        )
+        data = raw.data.model_dump(exclude_none=True) if raw.data else {}
+        order = self.located.keys((*at, "data"))  # document order: it is part of the hash
+        limits = tuple(self.data(k, data[k], (*at, "data", k)) for k in order if k in data)
+        duties = raw.duties or []
         return Rule(
             kind=kind,
-            uid=raw.get("uid", uid),
-            actions=tuple(Action(self.iri(a)) for a in _listed(raw.get("action"))),
-            targets=self.refs(raw, "target"),
-            assignees=self.refs(raw, "assignee"),
-            assigners=self.refs(raw, "assigner"),
-            constraints=constraints + data,
+            uid=raw.uid or uid,
+            actions=self.actions(raw.action, (*at, "action")),
+            targets=self.refs(raw.target, "target"),
+            assignees=self.refs(raw.assignee, "assignee"),
+            assigners=self.refs(raw.assigner, "assigner"),
+            constraints=constraints + limits,
             duties=tuple(
-                self.duty(d, f"{uid}-duty-{i}") for i, d in enumerate(_listed(raw.get("duties")))
+                self.duty(d, f"{uid}-duty-{i}", (*at, "duties", i)) for i, d in enumerate(duties)
             ),
         )
 
-    def refs(self, raw: dict[str, Any], key: str) -> tuple[Ref, ...]:
+    def actions(self, raw: str | list[str] | None, at: Path) -> tuple[Action, ...]:
+        listed = isinstance(raw, list)
+        return tuple(self.action(a, (*at, i) if listed else at) for i, a in enumerate(_listed(raw)))
+
+    def action(self, term: str, at: Path) -> Action:
+        action = Action(self.iri(term))
+        if action.name not in self.profile.actions:
+            raise self.fail(UnknownTerm("action", action.name), at)
+        return action
+
+    def refs(self, raw: schema.Refs | None, key: str) -> tuple[Ref, ...]:
         out = []
-        for item in _listed(raw.get(key, self.inherited.get(key))):
-            if isinstance(item, dict) and "collection" in item:
-                out.append(Ref(self.iri(item["collection"]), collection=True))
+        for item in _listed(raw if raw is not None else self.inherited.get(key)):
+            if isinstance(item, schema.CollectionRef):
+                out.append(Ref(self.iri(item.collection), collection=True))
             else:
                 out.append(Ref(self.iri(item)))
         return tuple(out)
 
-    def constraint(self, raw: Any) -> AnyConstraint:
-        if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in _LOGICAL:
-            op, members = next(iter(raw.items()))
-            return LogicalConstraint(ODRL + op, tuple(self.constraint(m) for m in _listed(members)))
-        if isinstance(raw, list) and len(raw) == 3:  # noqa: PLR2004 -- [left, operator, right]
-            left, op, right = raw
+    def constraint(self, raw: schema.Triple | schema.Logical, at: Path) -> AnyConstraint:
+        if isinstance(raw, schema.Logical):
+            ((op, members),) = raw.operands()
+            inner = tuple(self.constraint(m, (*at, op, i)) for i, m in enumerate(members))
+            return LogicalConstraint(ODRL + op, inner)
+        left, op, right = raw
+        try:
             values = tuple(self.value(v) for v in _listed(right))
-            return Constraint(self.iri(left), self.iri(op), values)
-        raise PolicyStructureError(f"a constraint is [left, operator, right], not {raw!r}")
+        except PolicyError as exc:
+            raise self.fail(exc, at) from exc
+        return self.checked(Constraint(self.iri(left), self.iri(op), values), at)
 
-    def data(self, key: str, raw: Any) -> Constraint:
-        if key not in _DATA:
-            raise PolicyStructureError(f"unknown data limit {key!r}")
+    def checked(self, constraint: Constraint, at: Path) -> Constraint:
+        for found in constraint_problems(constraint, self.profile):
+            raise self.fail(found, at)
+        return constraint
+
+    def data(self, key: str, raw: Any, at: Path) -> Constraint:
         name, op = _DATA[key]
-        numeric = key in {"min_group_size", "max_rows"}
-        values = tuple(v if numeric else str(v) for v in _listed(raw))
-        return Constraint(SLUIS + name, ODRL + op, values)
+        values = tuple(_listed(raw))
+        return self.checked(Constraint(SLUIS + name, ODRL + op, values), at)
 
-    def duty(self, raw: Any, uid: str) -> Rule:
-        if isinstance(raw, dict) and "notify" in raw:
-            party = Ref(self.iri(raw["notify"]))
+    def duty(
+        self, raw: schema.Notify | schema.DeleteAfter | schema.Rule, uid: str, at: Path
+    ) -> Rule:
+        if isinstance(raw, schema.Notify):
+            party = Ref(self.iri(raw.notify))
             return Rule(RuleKind.DUTY, uid, (Action(ODRL + "inform"),), assignees=(party,))
-        if isinstance(raw, dict) and "delete_after" in raw:
-            within = Constraint(ODRL + "elapsedTime", ODRL + "lteq", (str(raw["delete_after"]),))
+        if isinstance(raw, schema.DeleteAfter):
+            within = Constraint(ODRL + "elapsedTime", ODRL + "lteq", (raw.delete_after,))
             return Rule(RuleKind.DUTY, uid, (Action(ODRL + "delete", (within,)),))
-        return self.rule(raw, RuleKind.DUTY, uid)
+        return self.rule(raw, RuleKind.DUTY, uid, at)

@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-import yaml
+from pydantic import ValidationError
 from rich.table import Table
 
-from gateway.cli.context import cli_actor, run_admin, run_with_service, validated
+from gateway.cli.context import cli_actor, run_admin, run_with_service
 from gateway.cli.output import CliError, console, reports_errors
 from gateway.datasets.factory import create_connector
 from gateway.datasets.schemas import DatasetSpec
 from gateway.datasets.service import DatasetService, read_policy_file
 from gateway.settings import Settings
+from policies import PolicyError
+from policies.yaml_source import load_yaml
 
 app = typer.Typer(
     help="Datasets: connector and usage policy, from a spec file.", no_args_is_help=True
@@ -29,15 +31,25 @@ def _run(settings: Settings, action: Callable[[DatasetService], Awaitable[T]]) -
 
 
 def _spec(path: Path) -> DatasetSpec:
+    """The spec in ``path``, read as strictly as a policy: a key given twice or with no
+    value, an unknown key or a wrong value is one line naming the file, line and key."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        located = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise CliError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
-    if not isinstance(document, dict):
+    except PolicyError as exc:
+        raise CliError(_located(path, exc)) from exc
+    if not isinstance(located.data, dict):
         raise CliError(f"{path} must hold a mapping (id, title, provider, policy, connector)")
-    return validated(DatasetSpec, **document)
+    try:
+        return DatasetSpec.model_validate(located.data)
+    except ValidationError as exc:
+        raise CliError(_located(path, located.schema_error(exc))) from exc
+
+
+def _located(path: Path, exc: PolicyError) -> str:
+    line = f":{exc.line}" if exc.line is not None else ""
+    return f"{path}{line}: {exc.key + ': ' if exc.key else ''}{exc.reason} ({exc.code})"
 
 
 @app.command("add")

@@ -112,12 +112,16 @@ NowOption = Annotated[
 
 @contextmanager
 def _reported(path: Path | None = None) -> Iterator[None]:
-    """Turn a policy or file error into one ``sluis: error:`` line and exit code 1."""
+    """Turn a policy or file error into one ``sluis: error:`` line and exit code 1.
+
+    A located error reads ``FILE:LINE: KEY: reason (code)``, as compilers print them.
+    """
     where = f"{path}: " if path is not None else ""
     try:
         yield
     except PolicyError as exc:
-        fail(f"{where}{exc.reason} ({exc.code})")
+        line = f"{path}:{exc.line}: " if path is not None and exc.line is not None else where
+        fail(f"{line}{exc.key + ': ' if exc.key else ''}{exc.reason} ({exc.code})")
     except FileNotFoundError:
         fail(f"{where}no such file")
     except IsADirectoryError:
@@ -155,11 +159,14 @@ def load_policy(path: Path, profile: Profile) -> Policy:
     return _parse(path, lambda text: parse_policy(text, fmt))
 
 
-def load_request(path: Path) -> tuple[Request, World]:
-    """The request, and the facts (and time) its document states."""
+def load_request(path: Path, profile: Profile = SLUIS_PROFILE) -> tuple[Request, World]:
+    """The request, and the facts (and time) its document states.
+
+    A YAML request's context keys must be left operands of ``profile``.
+    """
     suffix = _extension(path, "request")
     if suffix in _YAML:
-        return _parse(path, parse_yaml_request), World()
+        return _parse(path, lambda text: parse_yaml_request(text, profile)), World()
     if suffix in _JSONLD and _is_evaluation_request(_read(path)):
         request, now = _parse(path, parse_evaluation_request)
         return request, World(now=now)
@@ -216,7 +223,7 @@ def _decide(
     profile: ProfileName,
 ) -> Evaluation:
     policy = load_policy(policy_path, profile.profile)
-    request, facts = load_request(request_path)
+    request, facts = load_request(request_path, profile.profile)
     world = merge(load_state(state_path), facts)
     now = parse_now(now_text) or world.now or datetime.now(UTC)  # the wall clock, at the edge
     with _reported():

@@ -16,11 +16,19 @@ from gateway.datasets import repository
 from gateway.datasets.cache import ClosingCache, Lease
 from gateway.datasets.factory import PASSTHROUGH, create_passthrough
 from gateway.datasets.schemas import Dataset, DatasetSpec
-from gateway.errors import BadRequest, Conflict, NotFound
+from gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from gateway.participants import repository as participants
 from gateway.storage.db import Database
 from gateway.storage.models import DatasetRow, PolicyVersionRow
-from policies import Policy, PolicyError, parse_policy, parse_yaml_policy, policy_hash, validate
+from policies import (
+    Policy,
+    PolicyError,
+    check_targets,
+    parse_policy,
+    parse_yaml_policy,
+    policy_hash,
+    validate,
+)
 from policies.model import AnyConstraint, Constraint
 from policies.operands.data import COLUMNS
 
@@ -81,12 +89,18 @@ class DatasetService:
     async def prepare(self, spec: DatasetSpec, policy_text: str, fmt: str) -> Policy:
         """The parsed policy; BadRequest for a bad policy or connector configuration.
 
-        Runs before any transaction: it parses, and builds (and closes) the connector.
+        Runs before any transaction: it parses, checks that the policy can govern the
+        dataset's asset (``policies.check_targets``), and builds (and closes) the connector.
         """
         try:
             policy = parse(policy_text, fmt)
         except PolicyError as exc:
             raise BadRequest("policy-invalid", f"{spec.policy}: {exc}") from exc
+        asset = spec.asset or f"urn:sluis:dataset:{spec.id}"
+        try:
+            check_targets(policy, asset)
+        except PolicyError as exc:
+            raise BadRequest("policy-target-mismatch", f"{spec.policy}: {exc.reason}") from exc
         await self._check_connector(spec, policy)
         return policy
 
@@ -119,13 +133,22 @@ class DatasetService:
             return [_to_model(row) for row in await repository.list_active(session)]
 
     async def policy(self, digest: str) -> Policy:
-        """The policy version ``digest`` (parsed once per process)."""
+        """The policy version ``digest`` (parsed once per process).
+
+        A version an older, more lenient release stored may no longer validate: it is not
+        served under any reading (``policy-unloadable``) until the provider registers a
+        corrected policy.
+        """
         if digest not in self._policies:
             async with self.db.session() as session:
                 row = await repository.policy_version(session, digest)
             if row is None:
                 raise NotFound("policy-not-found", f"no policy version {digest}")
-            self._policies[digest] = parse(row.text, row.format)
+            try:
+                self._policies[digest] = parse(row.text, row.format)
+            except PolicyError as exc:
+                detail = f"policy version {digest} no longer validates: {exc}"
+                raise ServiceUnavailable("policy-unloadable", detail) from exc
         return self._policies[digest]
 
     async def policy_document(self, digest: str) -> tuple[str, str]:

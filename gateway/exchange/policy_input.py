@@ -7,7 +7,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from certs import participant_uri
-from policies import Iri, Request, State
+from policies import Iri, Request, State, build_state
 from policies.model import Value
 from policies.operands.data import AGGREGATE, COLUMNS, MAX_ROWS
 from policies.vocab import ODRL
@@ -46,12 +46,14 @@ def policy_state(
     """The state of the world the exchange keeps for one agreement.
 
     ``groups`` are the party collections the registry lists for the consumer, so that a
-    policy assigning ``urn:group:universities`` reaches its members.
+    policy assigning ``urn:group:universities`` reaches its members. Built by
+    ``policies.build_state``, as ``sluis policy eval --state`` and policy tests build theirs,
+    so the same facts decide alike everywhere.
     """
-    broader = {participant_uri(consumer_id): frozenset(groups)} if groups else {}
-    return State(
-        broader=MappingProxyType(broader),
+    broader = {participant_uri(consumer_id): groups} if groups else {}
+    return build_state(
+        broader=broader,
         use_count=use_count,
-        request_times=tuple(request_times),
+        request_times=request_times,
         agreement_start=agreement_start,
     )

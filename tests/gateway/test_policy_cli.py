@@ -221,7 +221,7 @@ policy: machine_sensors
 cases:
   - name: a consultancy is wrongly expected to be permitted
     now: 2026-03-02T10:00:00Z
-    request: {party: urn:org:consultancy, action: read, target: urn:dataset:acme:spindle-sensors}
+    request: {party: urn:org:consultancy, action: read, target: urn:sluis:dataset:spindle-sensors}
     expect: permit
 """
 
@@ -256,8 +256,8 @@ def test_policy_test_errors_are_one_line(
     [
         ("party: [unclosed", "yaml_syntax"),
         ("- a list", "request_structure"),
-        ("action: read\ncontext: [purpose]", "request_structure"),
-        ("party: urn:org:x", "request_structure"),  # no action
+        ("action: read\ncontext: [purpose]", ":2: context: Input should be a valid dictionary"),
+        ("party: urn:org:x", "request.yaml:1: action: required, but absent (missing_key)"),
     ],
 )
 def test_eval_malformed_yaml_request_is_one_line(
@@ -267,3 +267,28 @@ def test_eval_malformed_yaml_request_is_one_line(
     path.write_text(text)
     line = one_line_error(runner.invoke(app, ["eval", *SENSORS, "--request", str(path)]))
     assert code in line
+
+
+TYPO_POLICY = """\
+uid: urn:sluis:policy:typo
+target: urn:dataset:x
+permissions:
+  - action: read
+    date:
+      columns: [a]
+"""
+
+
+def test_validate_names_file_line_and_key_of_a_typo(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(TYPO_POLICY)
+    line = one_line_error(runner.invoke(app, ["validate", str(path)]))
+    assert line == f"sluis: error: {path}:5: permissions[0].date: unknown key (unknown_key)"
+
+
+def test_policy_test_typo_names_file_line_and_key(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "machine_sensors.yaml").write_text((EXAMPLES / "machine_sensors.yaml").read_text())
+    path = tmp_path / "typo_test.yaml"
+    path.write_text(FAILING.replace("    request:", "    stat: {use_count: 1}\n    request:"))
+    line = one_line_error(runner.invoke(app, ["test", str(tmp_path)]))
+    assert line == f"sluis: error: {path}:6: cases[0].stat: unknown key (unknown_key)"
