@@ -24,6 +24,7 @@ from gateway.storage.models import PolicyVersionRow
 from tests.support.databases import database_url
 from tests.support.pki import NOW
 from tests.support.registry import register_participants
+from tests.support.server import signing_key
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 PROVIDER = "NTRNL-10000001"
@@ -112,6 +113,8 @@ def test_datasets_add_refuses_in_one_line(tmp_path: Path, monkeypatch: pytest.Mo
         if name.startswith("SLUIS_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SLUIS_HOME", str(tmp_path))
+    # Admin changes are audited: the CLI signs with the gateway's audit key.
+    monkeypatch.setenv("SLUIS_AUDIT_KEY_FILE", str(signing_key(tmp_path, "audit-key.pem")))
     runner = CliRunner()
     added = runner.invoke(
         app, ["participants", "add", PROVIDER, "--name", "P", "--role", "provider"]
