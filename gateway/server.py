@@ -11,6 +11,8 @@ from typing import Any
 import uvicorn
 
 from gateway.app import create_app
+from gateway.http.guard import ConnectionLimits
+from gateway.http.guarded import guarded_protocol
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.settings import Settings, SettingsError
 
@@ -50,7 +52,8 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """The uvicorn configuration for ``settings`` (TLS unless plain_http).
 
-    ``http`` is the HTTP protocol class: one of the TLS-extension shims in gateway.http.tls_scope.
+    ``http`` is the HTTP protocol class: one of the TLS-extension shims in gateway.http.tls_scope;
+    it is served behind the connection guard (gateway.http.guard) with the settings' limits.
     """
     if settings.insecure_dev_mode:
         log.warning("INSECURE DEV MODE: throwaway keys are accepted; never use this in production")
@@ -68,11 +71,13 @@ def uvicorn_config(
         app,
         host=settings.host,
         port=settings.port,
-        http=http,
+        http=guarded_protocol(http, ConnectionLimits.from_settings(settings)),
         ssl_context_factory=factory,
         proxy_headers=False,  # the socket peer is the truth; proxies are judged by trusted_proxies
         server_header=False,
         lifespan="on",
+        # A backstop: the guard already refused longer heads before h11 saw them.
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
         **extra,
     )
 

@@ -1,0 +1,262 @@
+"""The HTTP layer protects itself before anything else runs.
+
+uvicorn's parsers accept request heads of any size (httptools) and give clients unlimited
+time to send a head or a body; it does not cap connections either (``limit_concurrency``
+still accepts every connection and answers 503 only once a request head has been parsed).
+:class:`ConnectionGuard` sits in each connection's ``data_received``, before the parser:
+
+- it measures every request head as its bytes arrive (:mod:`gateway.http.head_meter`) and
+  answers 414 or 431 problem+json, then closes, before the parser has seen an oversized head;
+- a head must arrive whole within ``header_timeout`` of its first byte (else 408 and close);
+- a body that makes no progress for ``body_timeout`` closes the connection, unless the
+  server itself stopped reading (flow control while the app is busy);
+- a connection that sends nothing for ``idle_timeout`` is closed, before its first request
+  as after each response (uvicorn's keep-alive timer gets the same value);
+- at most ``max_connections`` connections in total and ``max_connections_per_source`` from
+  one peer address (trusted proxies excepted) are served; the next one is answered 503
+  problem+json and closed.
+
+Connections are counted once the TLS handshake is done (uvicorn makes the protocol only
+then); connections stuck in the handshake are asyncio's, closed after its handshake timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import ipaddress
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.http.head_meter import HeadLimits, HeadMeter, HeadRefused
+from gateway.http.problems import PROBLEM_JSON, TYPE_PREFIX
+from gateway.settings import IPNetwork, Settings
+
+log = logging.getLogger("sluis.http.guard")
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Everything the guard enforces, read once from the settings."""
+
+    head: HeadLimits
+    header_timeout: float
+    body_timeout: float
+    idle_timeout: float
+    max_connections: int
+    max_connections_per_source: int
+    unlimited_sources: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        """The limits ``settings`` configure; trusted proxies have no per-source cap."""
+        return cls(
+            head=HeadLimits(
+                max_request_line=settings.http_max_request_line,
+                max_head_bytes=settings.http_max_header_bytes,
+                max_headers=settings.http_max_headers,
+            ),
+            header_timeout=settings.http_header_timeout,
+            body_timeout=settings.http_body_timeout,
+            idle_timeout=settings.http_idle_timeout,
+            max_connections=settings.http_max_connections,
+            max_connections_per_source=settings.http_max_connections_per_source,
+            unlimited_sources=tuple(settings.trusted_proxies),
+        )
+
+
+class ConnectionCounter:
+    """Open connections of one server, in total and per peer address."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.total = 0
+        self.per_source: Counter[str] = Counter()
+
+    def admit(self, source: str | None) -> bool:
+        """Count a new connection from ``source``; False (and not counted) if over a cap."""
+        if self.total >= self.limits.max_connections:
+            return False
+        if source is not None and self._capped(source):
+            if self.per_source[source] >= self.limits.max_connections_per_source:
+                return False
+            self.per_source[source] += 1
+        self.total += 1
+        return True
+
+    def release(self, source: str | None) -> None:
+        """Forget a connection :meth:`admit` counted."""
+        self.total -= 1
+        if source is not None and self._capped(source):
+            self.per_source[source] -= 1
+            if self.per_source[source] <= 0:
+                del self.per_source[source]
+
+    def _capped(self, source: str) -> bool:
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            return True
+        return not any(address in network for network in self.limits.unlimited_sources)
+
+
+def raw_problem(
+    status: int, code: str, title: str, detail: str, *, headers: dict[str, str] | None = None
+) -> bytes:
+    """A whole HTTP/1.1 problem+json response that closes the connection."""
+    body = json.dumps(
+        {"type": TYPE_PREFIX + code, "title": title, "status": status, "detail": detail},
+        separators=(",", ":"),
+    ).encode()
+    fields = {
+        "content-type": PROBLEM_JSON,
+        "content-length": str(len(body)),
+        "connection": "close",
+        **(headers or {}),
+    }
+    head = f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return (head + "\r\n").encode("ascii") + body
+
+
+@dataclass(frozen=True)
+class ParserState:
+    """What the guard asks the protocol: is a body being read, is a response under way,
+    has flow control stopped reading."""
+
+    in_body: Callable[[], bool]
+    busy: Callable[[], bool]
+    reading_paused: Callable[[], bool]
+
+
+class ConnectionGuard:
+    """The limits of one connection: call :meth:`open`, then :meth:`before_data` and
+    :meth:`after_data` around the parser for every chunk, and :meth:`close` at the end."""
+
+    def __init__(
+        self,
+        limits: ConnectionLimits,
+        counter: ConnectionCounter,
+        loop: asyncio.AbstractEventLoop,
+        state: ParserState,
+    ) -> None:
+        self.limits = limits
+        self.counter = counter
+        self.loop = loop
+        self.state = state
+        self.meter = HeadMeter(limits.head)
+        self.transport: asyncio.Transport | None = None
+        self.source: str | None = None
+        self.admitted = False
+        self.closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = ""
+
+    def open(self, transport: asyncio.Transport, source: str | None) -> None:
+        """Admit the connection (or answer 503 and close it) and start its idle timer."""
+        self.transport = transport
+        self.source = source
+        self.admitted = self.counter.admit(source)
+        if not self.admitted:
+            log.warning("connection from %s refused: too many connections", source)
+            self._answer_and_close(
+                503,
+                "too-many-connections",
+                "Too many connections",
+                "the gateway serves no more connections from this address now; retry later",
+                {"retry-after": "5"},
+            )
+            return
+        self._arm("idle", self.limits.idle_timeout)
+
+    def before_data(self, data: bytes) -> bool:
+        """Measure ``data`` if it is head bytes; False means: do not parse it."""
+        if self.closed:
+            return False
+        if self._timer_kind == "idle":
+            self._cancel()
+        if self.state.in_body():
+            return True
+        try:
+            end = self.meter.feed(data)
+        except HeadRefused as refused:
+            log.info("request head from %s refused: %s", self.source, refused.code)
+            self._refuse(refused.status, refused.code, refused.title, refused.detail)
+            return False
+        if end is not None and self._timer_kind == "head":
+            self._cancel()
+        return True
+
+    def after_data(self) -> None:
+        """Start or restart the timer for what the connection waits for now."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return
+        if self.state.in_body():
+            self._arm("body", self.limits.body_timeout)
+        elif self.meter.started:
+            if self._timer_kind != "head":
+                self._arm("head", self.limits.header_timeout)
+        elif self._timer_kind in {"head", "body"}:
+            self._cancel()
+
+    def close(self) -> None:
+        """The connection is gone: stop the timers, stop counting it."""
+        self._cancel()
+        self.closed = True
+        if self.admitted:
+            self.admitted = False
+            self.counter.release(self.source)
+
+    def _arm(self, kind: str, seconds: float) -> None:
+        self._cancel()
+        self._timer_kind = kind
+        self._timer = self.loop.call_later(seconds, self._expired, kind)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_kind = ""
+
+    def _expired(self, kind: str) -> None:
+        self._timer = None
+        self._timer_kind = ""
+        if self.closed:
+            return
+        if kind == "body" and self.state.reading_paused():
+            self._arm("body", self.limits.body_timeout)  # the app, not the client, is slow
+            return
+        if kind == "idle" and self.state.busy():
+            return
+        log.info("connection from %s closed: %s timeout", self.source, kind)
+        if kind == "head":
+            self._refuse(
+                408,
+                "request-timeout",
+                "Request timeout",
+                f"a request head must arrive within {self.limits.header_timeout:g} s",
+            )
+        else:
+            self._close_transport()
+
+    def _refuse(self, status: int, code: str, title: str, detail: str) -> None:
+        if self.state.busy():  # a response is being written: a second one would corrupt it
+            self._close_transport()
+        else:
+            self._answer_and_close(status, code, title, detail)
+
+    def _answer_and_close(
+        self, status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(raw_problem(status, code, title, detail, headers=headers))
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        self._cancel()
+        self.closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()

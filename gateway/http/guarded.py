@@ -1,0 +1,105 @@
+"""uvicorn's two HTTP protocols (with the TLS shim) behind a :class:`ConnectionGuard`.
+
+:func:`guarded_protocol` makes, for one server, a subclass holding that server's limits and
+its connection counter; pass it as uvicorn's ``http=`` option (``gateway.server`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import h11
+
+from gateway.http.guard import ConnectionCounter, ConnectionGuard, ConnectionLimits, ParserState
+from gateway.http.tls_scope import TLSH11Protocol, TLSHttpToolsProtocol
+
+
+class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
+    """httptools, with every chunk measured before the parser sees it."""
+
+    limits: ClassVar[ConnectionLimits]
+    counter: ClassVar[ConnectionCounter]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn types the keep-alive as int; loop.call_later takes the float we configure.
+        self.timeout_keep_alive = self.limits.idle_timeout  # type: ignore[assignment]
+        self._in_body = False
+        state = ParserState(
+            in_body=lambda: self._in_body,
+            busy=lambda: self.cycle is not None and not self.cycle.response_complete,
+            reading_paused=lambda: self.flow.read_paused,
+        )
+        self.guard = ConnectionGuard(self.limits, self.counter, self.loop, state)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport to Transport the same way
+        super().connection_made(transport)
+        self.guard.open(transport, self.client[0] if self.client else None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.close()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.guard.before_data(data):
+            super().data_received(data)
+            self.guard.after_data()
+
+    def on_headers_complete(self) -> None:
+        self._in_body = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
+
+
+class GuardedH11Protocol(TLSH11Protocol):
+    """h11, with every chunk measured before the parser sees it."""
+
+    limits: ClassVar[ConnectionLimits]
+    counter: ClassVar[ConnectionCounter]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn types the keep-alive as int; loop.call_later takes the float we configure.
+        self.timeout_keep_alive = self.limits.idle_timeout  # type: ignore[assignment]
+        state = ParserState(
+            in_body=lambda: self.conn.their_state is h11.SEND_BODY,
+            busy=lambda: self.cycle is not None and not self.cycle.response_complete,
+            reading_paused=lambda: self.flow.read_paused,
+        )
+        self.guard = ConnectionGuard(self.limits, self.counter, self.loop, state)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport to Transport the same way
+        super().connection_made(transport)
+        self.guard.open(transport, self.client[0] if self.client else None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.close()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.guard.before_data(data):
+            super().data_received(data)
+            self.guard.after_data()
+
+
+_GUARDED: dict[type[asyncio.Protocol], type[asyncio.Protocol]] = {
+    TLSHttpToolsProtocol: GuardedHttpToolsProtocol,
+    TLSH11Protocol: GuardedH11Protocol,
+}
+
+
+def guarded_protocol(
+    base: type[asyncio.Protocol], limits: ConnectionLimits
+) -> type[asyncio.Protocol]:
+    """The guarded form of ``base`` (a tls_scope protocol) with ``limits`` and a fresh counter."""
+    guarded = _GUARDED.get(base)
+    if guarded is None:
+        raise TypeError(
+            f"no guarded form of {base.__name__}: use a gateway.http.tls_scope protocol"
+        )
+    counter = ConnectionCounter(limits)
+    return type(guarded.__name__, (guarded,), {"limits": limits, "counter": counter})
