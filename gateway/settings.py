@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     http_max_connections_per_source: int = Field(
         default=64, ge=1, description="Open connections from one address (not trusted proxies)."
     )
+    tls_handshake_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to complete the TLS handshake."
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ still accepts every connection and answers 503 only once a request head has been
   server itself stopped reading (flow control while the app is busy);
 - a connection that sends nothing for ``idle_timeout`` is closed, before its first request
   as after each response (uvicorn's keep-alive timer gets the same value);
+- requests the parser cannot read get a 400 problem+json instead of uvicorn's plain text;
 - at most ``max_connections`` connections in total and ``max_connections_per_source`` from
   one peer address (trusted proxies excepted) are served; the next one is answered 503
   problem+json and closed.
@@ -201,6 +202,10 @@ class ConnectionGuard:
                 self._arm("head", self.limits.header_timeout)
         elif self._timer_kind in {"head", "body"}:
             self._cancel()
+
+    def malformed(self) -> None:
+        """The parser gave up on the request: answer 400 problem+json (not uvicorn's text)."""
+        self._refuse(400, "bad-request", "Bad request", "the request is not valid HTTP/1.1")
 
     def close(self) -> None:
         """The connection is gone: stop the timers, stop counting it."""

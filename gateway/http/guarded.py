@@ -46,6 +46,9 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
             super().data_received(data)
             self.guard.after_data()
 
+    def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
+        self.guard.malformed()
+
     def on_headers_complete(self) -> None:
         self._in_body = True
         super().on_headers_complete()
@@ -84,6 +87,9 @@ class GuardedH11Protocol(TLSH11Protocol):
         if self.guard.before_data(data):
             super().data_received(data)
             self.guard.after_data()
+
+    def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
+        self.guard.malformed()
 
 
 _GUARDED: dict[type[asyncio.Protocol], type[asyncio.Protocol]] = {

@@ -33,6 +33,7 @@ FAST = {
     "http_header_timeout": 0.5,
     "http_body_timeout": 0.5,
     "http_idle_timeout": 0.5,
+    "tls_handshake_timeout": 0.5,
 }
 #: The longest any test waits for the server to act (a bound, not an assertion).
 PATIENCE = 10.0
@@ -177,6 +178,12 @@ def test_the_cap_applies_to_every_request_on_a_connection(gateway: Gateway) -> N
         _problem(_read_all(sock), 431, "headers-too-large")
 
 
+def test_a_malformed_request_gets_a_400_problem(gateway: Gateway) -> None:
+    """uvicorn's own parser errors answer problem+json too, not text/plain."""
+    response = _exchange(gateway, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n")
+    _problem(response, 400, "bad-request")
+
+
 # --- slow clients ------------------------------------------------------------------------
 
 
@@ -282,3 +289,45 @@ def _eventually_admitted(gateway: Gateway) -> None:
                 return
         time.sleep(0.1)
     pytest.fail("a place freed by a closed connection was never given back")
+
+
+# --- what already held, and must keep holding --------------------------------------------
+
+
+def test_connections_that_never_start_tls_are_closed(gateway: Gateway) -> None:
+    silent = [socket.create_connection(("127.0.0.1", gateway.port)) for _ in range(50)]
+    try:
+        for sock in silent:
+            sock.settimeout(PATIENCE)
+            with contextlib.suppress(ConnectionResetError):  # a reset is a close as well
+                assert sock.recv(1024) == b""
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def _post_participants(gateway: Gateway, body: bytes, **headers: str) -> bytes:
+    fields = {"Host": "localhost", "Content-Type": "application/json", "Connection": "close"}
+    fields.update(headers)
+    fields.setdefault("Content-Length", str(len(body)))
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    request = f"POST /v1/admin/participants HTTP/1.1\r\n{head}\r\n".encode() + body
+    with _connect(gateway, gateway.maker) as sock:
+        _send(sock, request)
+        return _read_all(sock)
+
+
+def test_a_10_mb_body_with_a_content_length_gets_413(gateway: Gateway) -> None:
+    """Refused on the declared length: the client need not (and here does not) send it all."""
+    response = _post_participants(gateway, b"{" * 1024, **{"Content-Length": str(10 << 20)})
+    _problem(response, 413, "body-too-large")
+
+
+def test_deeply_nested_json_gets_400(gateway: Gateway) -> None:
+    response = _post_participants(gateway, b"[" * 10_000 + b"]" * 10_000)
+    _problem(response, 400, "bad-request")
+
+
+def test_invalid_utf8_gets_400(gateway: Gateway) -> None:
+    response = _post_participants(gateway, b'{"id": "\xff\xfe"}')
+    _problem(response, 400, "bad-request")
