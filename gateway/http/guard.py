@@ -234,6 +234,11 @@ class ConnectionGuard:
         if kind == "body" and self.state.reading_paused():
             self._arm("body", self.limits.body_timeout)  # the app, not the client, is slow
             return
+        if kind == "head" and self.state.busy():
+            # A pipelined head while we still answer the request before it: the client may
+            # rightly wait for our answer; its time starts again.
+            self._arm("head", self.limits.header_timeout)
+            return
         if kind == "idle" and self.state.busy():
             return
         log.info("connection from %s closed: %s timeout", self.source, kind)
