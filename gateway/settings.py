@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     tls_handshake_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a client has to complete the TLS handshake."
     )
+    http_send_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a response may stall on a client that does not read.",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -12,6 +12,8 @@ still accepts every connection and answers 503 only once a request head has been
   server itself stopped reading (flow control while the app is busy);
 - a connection that sends nothing for ``idle_timeout`` is closed, before its first request
   as after each response (uvicorn's keep-alive timer gets the same value);
+- a response the client does not read (the write buffer stays full) for ``send_timeout``
+  aborts the connection, so a slow reader cannot hold a task and its buffers for ever;
 - requests the parser cannot read get a 400 problem+json instead of uvicorn's plain text;
 - at most ``max_connections`` connections in total and ``max_connections_per_source`` from
   one peer address (trusted proxies excepted) are served; the next one is answered 503
@@ -47,6 +49,7 @@ class ConnectionLimits:
     header_timeout: float
     body_timeout: float
     idle_timeout: float
+    send_timeout: float
     max_connections: int
     max_connections_per_source: int
     unlimited_sources: tuple[IPNetwork, ...] = ()
@@ -63,6 +66,7 @@ class ConnectionLimits:
             header_timeout=settings.http_header_timeout,
             body_timeout=settings.http_body_timeout,
             idle_timeout=settings.http_idle_timeout,
+            send_timeout=settings.http_send_timeout,
             max_connections=settings.http_max_connections,
             max_connections_per_source=settings.http_max_connections_per_source,
             unlimited_sources=tuple(settings.trusted_proxies),
@@ -126,11 +130,13 @@ def raw_problem(
 @dataclass(frozen=True)
 class ParserState:
     """What the guard asks the protocol: is a body being read, is a response under way,
-    has flow control stopped reading."""
+    has flow control stopped reading; and how to drop the response under way."""
 
     in_body: Callable[[], bool]
     busy: Callable[[], bool]
     reading_paused: Callable[[], bool]
+    #: Make the response under way a no-op before an abort (as if the client had left).
+    abandon: Callable[[], None]
 
 
 class ConnectionGuard:
@@ -155,6 +161,7 @@ class ConnectionGuard:
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = ""
+        self._send_timer: asyncio.TimerHandle | None = None
 
     def open(self, transport: asyncio.Transport, source: str | None) -> None:
         """Admit the connection (or answer 503 and close it) and start its idle timer."""
@@ -207,9 +214,21 @@ class ConnectionGuard:
         """The parser gave up on the request: answer 400 problem+json (not uvicorn's text)."""
         self._refuse(400, "bad-request", "Bad request", "the request is not valid HTTP/1.1")
 
+    def writing_paused(self) -> None:
+        """The transport's write buffer is full: the client has ``send_timeout`` to read."""
+        if self._send_timer is None and not self.closed:
+            self._send_timer = self.loop.call_later(self.limits.send_timeout, self._send_expired)
+
+    def writing_resumed(self) -> None:
+        """The client read enough of the response."""
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
     def close(self) -> None:
         """The connection is gone: stop the timers, stop counting it."""
         self._cancel()
+        self.writing_resumed()
         self.closed = True
         if self.admitted:
             self.admitted = False
@@ -251,6 +270,16 @@ class ConnectionGuard:
             )
         else:
             self._close_transport()
+
+    def _send_expired(self) -> None:
+        self._send_timer = None
+        if self.closed or self.transport is None:
+            return
+        log.info("connection from %s aborted: the client does not read its response", self.source)
+        self._cancel()
+        self.closed = True
+        self.state.abandon()
+        self.transport.abort()  # close() would wait for the buffer the client does not read
 
     def _refuse(self, status: int, code: str, title: str, detail: str) -> None:
         if self.state.busy():  # a response is being written: a second one would corrupt it

@@ -10,6 +10,8 @@ import asyncio
 from typing import Any, ClassVar
 
 import h11
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from gateway.http.guard import ConnectionCounter, ConnectionGuard, ConnectionLimits, ParserState
 from gateway.http.tls_scope import TLSH11Protocol, TLSHttpToolsProtocol
@@ -26,10 +28,12 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
         # uvicorn types the keep-alive as int; loop.call_later takes the float we configure.
         self.timeout_keep_alive = self.limits.idle_timeout  # type: ignore[assignment]
         self._in_body = False
+        self._running: RequestResponseCycle | None = None
         state = ParserState(
             in_body=lambda: self._in_body,
             busy=lambda: self.cycle is not None and not self.cycle.response_complete,
             reading_paused=lambda: self.flow.read_paused,
+            abandon=self._abandon,
         )
         self.guard = ConnectionGuard(self.limits, self.counter, self.loop, state)
 
@@ -48,6 +52,25 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
         self.guard.malformed()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.guard.writing_paused()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def _abandon(self) -> None:
+        # With pipelining, self.cycle is the newest request, not the one being answered.
+        for cycle in (self._running, self.cycle, *(queued for queued, _ in self.pipeline)):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.guard.writing_resumed()
 
     def on_headers_complete(self) -> None:
         self._in_body = True
@@ -72,6 +95,7 @@ class GuardedH11Protocol(TLSH11Protocol):
             in_body=lambda: self.conn.their_state is h11.SEND_BODY,
             busy=lambda: self.cycle is not None and not self.cycle.response_complete,
             reading_paused=lambda: self.flow.read_paused,
+            abandon=self._abandon,
         )
         self.guard = ConnectionGuard(self.limits, self.counter, self.loop, state)
 
@@ -90,6 +114,19 @@ class GuardedH11Protocol(TLSH11Protocol):
 
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
         self.guard.malformed()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.guard.writing_paused()
+
+    def _abandon(self) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.guard.writing_resumed()
 
 
 _GUARDED: dict[type[asyncio.Protocol], type[asyncio.Protocol]] = {

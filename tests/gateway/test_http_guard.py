@@ -34,6 +34,7 @@ FAST = {
     "http_body_timeout": 0.5,
     "http_idle_timeout": 0.5,
     "tls_handshake_timeout": 0.5,
+    "http_send_timeout": 0.5,
 }
 #: The longest any test waits for the server to act (a bound, not an assertion).
 PATIENCE = 10.0
@@ -245,6 +246,26 @@ def test_a_slow_but_steady_body_is_read(gateway: Gateway) -> None:
             sock.sendall(body[start : start + step])
         response = _read_all(sock)
     assert response.split(b"\r\n", 1)[0] in {b"HTTP/1.1 201 Created", b"HTTP/1.1 409 Conflict"}
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+def test_a_client_that_does_not_read_its_responses_is_dropped(
+    material: tuple[Path, Pki, ClientCert], protocol: str
+) -> None:
+    """1,000 pipelined requests whose 404 answers echo a 6 KB path, never read: the server
+    gives the connection's place up once it has stalled for the send timeout."""
+    options = {"http_idle_timeout": 30.0, "http_max_connections_per_source": 1}
+    for gateway in _start(material, protocol, **options):
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no kernel buffer to hide in
+        raw.settimeout(PATIENCE)
+        raw.connect(("127.0.0.1", gateway.port))
+        with client_context(gateway.pki, None).wrap_socket(
+            raw, server_hostname="localhost"
+        ) as sock:
+            request = b"GET /" + b"x" * 6000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            sock.sendall(request * 1000)
+            _eventually_admitted(gateway)  # the only place is free again: the reader was dropped
 
 
 # --- connection caps ---------------------------------------------------------------------
