@@ -12,7 +12,7 @@ from typing import Any
 import uvicorn
 
 from gateway.app import create_app
-from gateway.http.guard import ConnectionLimits
+from gateway.http.connection_limits import ConnectionLimits
 from gateway.http.guarded import guarded_protocol
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.settings import Settings, SettingsError

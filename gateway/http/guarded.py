@@ -13,7 +13,8 @@ import h11
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from gateway.http.guard import ConnectionCounter, ConnectionGuard, ConnectionLimits, ParserState
+from gateway.http.connection_limits import ConnectionCounter, ConnectionLimits
+from gateway.http.guard import ConnectionGuard, ParserState
 from gateway.http.tls_scope import TLSH11Protocol, TLSHttpToolsProtocol
 
 
