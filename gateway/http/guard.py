@@ -19,6 +19,10 @@ still accepts every connection and answers 503 only once a request head has been
   one peer address (trusted proxies excepted) are served; the next one is answered 503
   problem+json and closed.
 
+Each chunk is cut at every head's end and fed to the parser piece by piece, so pipelined
+heads are measured too; only bytes that follow a request *body* within the same read are left
+to the parser unmeasured (at most one read, 256 KiB; h11 keeps its own cap as a backstop).
+
 Connections are counted once the TLS handshake is done (uvicorn makes the protocol only
 then); connections stuck in the handshake are asyncio's, closed after its handshake timeout.
 """
@@ -29,7 +33,7 @@ import asyncio
 import http
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gateway.http.connection_limits import ConnectionCounter, ConnectionLimits
@@ -71,8 +75,8 @@ class ParserState:
 
 
 class ConnectionGuard:
-    """The limits of one connection: call :meth:`open`, then :meth:`before_data` and
-    :meth:`after_data` around the parser for every chunk, and :meth:`close` at the end."""
+    """The limits of one connection: call :meth:`open`, then parse the :meth:`pieces` of every
+    chunk and call :meth:`after_data`, and :meth:`close` at the end."""
 
     def __init__(
         self,
@@ -111,23 +115,33 @@ class ConnectionGuard:
             return
         self._arm("idle", self.limits.idle_timeout)
 
-    def before_data(self, data: bytes) -> bool:
-        """Measure ``data`` if it is head bytes; False means: do not parse it."""
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """``data`` cut at each head's end, for the parser; nothing once refused.
+
+        Feed each piece to the parser before asking for the next: whether the bytes after a
+        head are a body or the next pipelined head depends on what the parser made of it.
+        """
         if self.closed:
-            return False
+            return
         if self._timer_kind == "idle":
             self._cancel()
-        if self.state.in_body():
-            return True
-        try:
-            end = self.meter.feed(data)
-        except HeadRefused as refused:
-            log.info("request head from %s refused: %s", self.source, refused.code)
-            self._refuse(refused.status, refused.code, refused.title, refused.detail)
-            return False
-        if end is not None and self._timer_kind == "head":
-            self._cancel()
-        return True
+        while data and not self.closed:
+            if self.state.in_body():
+                yield data
+                return
+            try:
+                end = self.meter.feed(data)
+            except HeadRefused as refused:
+                log.info("request head from %s refused: %s", self.source, refused.code)
+                self._refuse(refused.status, refused.code, refused.title, refused.detail)
+                return
+            if end is None:
+                yield data
+                return
+            if self._timer_kind == "head":
+                self._cancel()
+            yield data[:end]
+            data = data[end:]
 
     def after_data(self) -> None:
         """Start or restart the timer for what the connection waits for now."""

@@ -47,9 +47,9 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.guard.before_data(data):
-            super().data_received(data)
-            self.guard.after_data()
+        for piece in self.guard.pieces(data):
+            super().data_received(piece)
+        self.guard.after_data()
 
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
         self.guard.malformed()
@@ -109,9 +109,9 @@ class GuardedH11Protocol(TLSH11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.guard.before_data(data):
-            super().data_received(data)
-            self.guard.after_data()
+        for piece in self.guard.pieces(data):
+            super().data_received(piece)
+        self.guard.after_data()
 
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
         self.guard.malformed()

@@ -185,6 +185,14 @@ def test_a_malformed_request_gets_a_400_problem(gateway: Gateway) -> None:
     _problem(response, 400, "bad-request")
 
 
+def test_the_cap_applies_to_a_pipelined_head_in_the_same_read(gateway: Gateway) -> None:
+    first = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    second = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * (40 << 10) + b"\r\n\r\n"
+    response = _exchange(gateway, first + second)
+    assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+    _problem(response[response.index(b'{"status":"ok"}') + 15 :], 431, "headers-too-large")
+
+
 # --- slow clients ------------------------------------------------------------------------
 
 
