@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import uvicorn
 
 from gateway.app import create_app
+from gateway.http.connection_limits import ConnectionLimits
+from gateway.http.guarded import guarded_protocol
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.settings import Settings, SettingsError
 
@@ -50,7 +53,8 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """The uvicorn configuration for ``settings`` (TLS unless plain_http).
 
-    ``http`` is the HTTP protocol class: one of the TLS-extension shims in gateway.http.tls_scope.
+    ``http`` is the HTTP protocol class: one of the TLS-extension shims in gateway.http.tls_scope;
+    it is served behind the connection guard (gateway.http.guard) with the settings' limits.
     """
     if settings.insecure_dev_mode:
         log.warning("INSECURE DEV MODE: throwaway keys are accepted; never use this in production")
@@ -68,15 +72,56 @@ def uvicorn_config(
         app,
         host=settings.host,
         port=settings.port,
-        http=http,
+        http=guarded_protocol(http, ConnectionLimits.from_settings(settings)),
         ssl_context_factory=factory,
         proxy_headers=False,  # the socket peer is the truth; proxies are judged by trusted_proxies
         server_header=False,
         lifespan="on",
+        # A backstop: the guard already refused longer heads before h11 saw them.
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
         **extra,
+    )
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, with a TLS handshake timeout of our choosing.
+
+    uvicorn creates its listener without ``ssl_handshake_timeout``, so asyncio's 60 s apply
+    to connections that never finish (or never start) the handshake. uvicorn offers no option
+    for it; the listener is made inside ``startup``, so for that call only the loop's
+    ``create_server`` gets the timeout as a default.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, handshake_timeout: float) -> None:
+        super().__init__(config)
+        self.handshake_timeout = handshake_timeout
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        if self.config.ssl is None:
+            await super().startup(sockets)
+            return
+        timeout = self.handshake_timeout
+        create_server = loop.create_server
+
+        async def with_handshake_timeout(*args: Any, **kwargs: Any) -> asyncio.Server:
+            kwargs.setdefault("ssl_handshake_timeout", timeout)
+            return await create_server(*args, **kwargs)
+
+        loop.create_server = with_handshake_timeout  # type: ignore[method-assign]  # see docstring
+        try:
+            await super().startup(sockets)
+        finally:
+            del loop.create_server  # the class's method again
+
+
+def gateway_server(settings: Settings, **extra: Any) -> GatewayServer:
+    """The server ``sluis serve`` runs; ``extra`` goes to uvicorn.Config."""
+    return GatewayServer(
+        uvicorn_config(settings, **extra), handshake_timeout=settings.tls_handshake_timeout
     )
 
 
 def serve(settings: Settings) -> None:
     """Run the gateway until interrupted."""
-    uvicorn.Server(uvicorn_config(settings)).run()
+    gateway_server(settings).run()

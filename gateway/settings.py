@@ -128,6 +128,37 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Other authorization servers (Keycloak, Entra ID) whose tokens are accepted.",
     )
+    # The HTTP layer's own limits (issue 12), enforced before any parsing: gateway.http.guard.
+    http_max_request_line: int = Field(
+        default=8 * 1024, ge=256, description="Bytes of the request line; longer gets 414."
+    )
+    http_max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        description="Bytes of the request line plus all headers; more gets 431.",
+    )
+    http_max_headers: int = Field(default=100, ge=1, description="Header fields; more gets 431.")
+    http_header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds for a whole request head, from its first byte."
+    )
+    http_body_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a request body may make no progress."
+    )
+    http_idle_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a connection may wait idle for a (next) request."
+    )
+    http_max_connections: int = Field(default=1000, ge=1, description="Open connections in all.")
+    http_max_connections_per_source: int = Field(
+        default=64, ge=1, description="Open connections from one address (not trusted proxies)."
+    )
+    tls_handshake_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to complete the TLS handshake."
+    )
+    http_send_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a response may stall on a client that does not read.",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

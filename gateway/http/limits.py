@@ -1,14 +1,31 @@
-"""Request body size cap, enforced on the declared length and on the bytes actually read."""
+"""Request body size cap, enforced on the declared length and on the bytes actually read.
+
+The same 413 ``body-too-large`` problem whatever the framing: a ``Content-Length`` over the
+cap is refused before the app runs; a chunked (or lying) body is counted as it is read, and
+the count raises :class:`BodyTooLarge`. That is an ``HTTPException`` on purpose: FastAPI
+turns any other exception raised while it parses a body parameter into ``400 "There was an
+error parsing the body"``, but re-raises ``HTTPException`` for the problem handlers.
+"""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.http.problems import problem
 
+_CLOSE = {"Connection": "close"}
 
-class BodyTooLarge(Exception):
-    """Raised inside ``receive`` once the body passes the cap."""
+
+def _detail(max_bytes: int) -> str:
+    return f"request bodies are limited to {max_bytes} bytes"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised inside ``receive`` once the body passes the cap; answered as 413 problem+json."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, _detail(max_bytes), headers=_CLOSE)
 
 
 class BodyLimitMiddleware:
@@ -35,7 +52,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -55,7 +72,8 @@ class BodyLimitMiddleware:
             413,
             "body-too-large",
             "Request body too large",
-            f"request bodies are limited to {self.max_bytes} bytes",
-            headers={"Connection": "close"},
+            _detail(self.max_bytes),
+            instance=scope["path"],
+            headers=_CLOSE,
         )
         await response(scope, receive, send)

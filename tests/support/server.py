@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.server import uvicorn_config
+from gateway.server import gateway_server
 from gateway.settings import Settings
 from tests.support.pki import ClientCert, Pki, write_key
 
@@ -48,8 +47,7 @@ def gateway_settings(pki: Pki, home: Path, database_url: str, **overrides: Any) 
 @contextmanager
 def running_gateway(settings: Settings, **options: Any) -> Iterator[str]:
     """Start the gateway; yield its base URL; stop it."""
-    config = uvicorn_config(settings, log_level="warning", **options)
-    server = uvicorn.Server(config)
+    server = gateway_server(settings, log_level="warning", **options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
