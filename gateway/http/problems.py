@@ -7,6 +7,7 @@ go to the log (and, from issue 5 on, the audit log).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -51,6 +52,34 @@ _HTTP_CODES = {
 }
 
 
+#: RFC 6750 §3.1: the only ``error`` values a challenge may carry.
+BEARER_ERRORS = frozenset({"invalid_request", "invalid_token", "insufficient_scope"})
+
+
+def bearer_challenge(error: str | None) -> str:
+    """A ``WWW-Authenticate`` value made of fixed strings only (never caller text).
+
+    The explanation goes in the problem body (JSON-escaped), never in the header: a
+    header cannot carry non-Latin-1 text, and CR/LF or NUL in one drops the connection.
+    """
+    if error is None:
+        return 'Bearer realm="sluis"'
+    code = error if error in BEARER_ERRORS else "invalid_token"
+    return f'Bearer realm="sluis", error="{code}"'
+
+
+class ProblemResponse(JSONResponse):
+    """problem+json that always renders: a lone surrogate in caller text is ``\\u``-escaped."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:  # only lone surrogates get here; ASCII JSON carries them
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def problem(
     status: int,
     code: str,
@@ -71,7 +100,7 @@ def problem(
     if instance is not None:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 AUDITED_REFUSALS: dict[str, EventType] = {
@@ -136,10 +165,7 @@ async def _token_rejected(request: Request, exc: Exception) -> JSONResponse:
     )
     await audit_events.record_refusal(request, refusal)
     status = _token_status(exc)
-    challenge = 'Bearer realm="sluis"'
-    if exc.code != "missing":
-        safe = exc.detail.replace('"', "'")
-        challenge += f', error="{exc.error}", error_description="{safe}"'
+    challenge = bearer_challenge(None if exc.code == "missing" else exc.error)
     return problem(
         status,
         f"token-{exc.code}",
