@@ -60,6 +60,7 @@ EventType = Literal[
     "exchange-completed",
     "agreement-changed",
     "admin-change",
+    "refusals-summarised",  # issue 11: N further refusals from one source in one window
 ]
 DecisionResult = Literal["permit", "deny"]
 

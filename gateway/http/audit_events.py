@@ -97,9 +97,16 @@ async def record(request: Request, item: AuditEntry) -> Receipt:
 
 
 async def record_refusal(request: Request, item: AuditEntry) -> None:
-    """Append best effort: a refusal goes out even when it cannot be recorded."""
+    """Append best effort: a refusal goes out even when it cannot be recorded.
+
+    Past the first few refusals from one source in a window, the refusal is counted into
+    that source's summary entry instead (gateway/ratelimit/refusals.py).
+    """
     services = getattr(request.app.state, "services", None)
     if services is None:
+        return
+    limits = services.limits
+    if limits is not None and not await limits.admit_refusal(item.actor.source, item.event):
         return
     try:
         with services.telemetry.span(SPAN_AUDIT, event=item.event):

@@ -103,6 +103,18 @@ def problem(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
+def rate_limited(retry_after: int, *, instance: str) -> JSONResponse:
+    """429 ``rate-limited`` with ``Retry-After`` (a number of seconds; never caller text)."""
+    return problem(
+        429,
+        "rate-limited",
+        "Too many requests",
+        f"too many requests from this client or address; retry after {retry_after} s",
+        instance=instance,
+        headers={"Retry-After": str(int(retry_after)), "Cache-Control": "no-store"},
+    )
+
+
 AUDITED_REFUSALS: dict[str, EventType] = {
     "unknown-participant": "certificate-refused",
     "participant-suspended": "certificate-refused",

@@ -1,0 +1,139 @@
+"""The gateway's limits: refusal sampling and summaries, token-endpoint rate limits.
+
+Built once in the app's lifespan (:func:`build_limits`), reached as
+``app.state.services.limits``. The clock is injected; the only task it runs writes the
+summaries of closed windows (every ``FLUSH_EVERY`` seconds at most), and :meth:`close`
+writes whatever is still open before the process stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from gateway.audit.entry import Actor, AuditEntry, DecisionRecord
+from gateway.audit.errors import EntryError
+from gateway.audit.log import AuditLog
+from gateway.ratelimit.counters import (
+    Counters,
+    DatabaseCounters,
+    MemoryCounters,
+    RedisCounters,
+)
+from gateway.ratelimit.limiter import RateLimiter
+from gateway.ratelimit.refusals import RefusalSampler, Summary
+from gateway.ratelimit.window import Verdict
+from gateway.settings import Settings
+from gateway.storage import StorageUnavailable
+from gateway.storage.db import Database
+
+log = logging.getLogger("sluis.ratelimit")
+
+Clock = Callable[[], datetime]
+FLUSH_EVERY = 5.0  # seconds between looks for closed windows
+UNKNOWN_SOURCE = "unknown"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def counters_for(settings: Settings, db: Database) -> Counters:
+    """The backend ``settings.rate_limit_backend`` names."""
+    if settings.rate_limit_backend == "redis":
+        assert settings.redis_url is not None  # noqa: S101 - the settings validator says so
+        return RedisCounters(settings.redis_url)
+    if settings.rate_limit_backend == "memory":
+        return MemoryCounters()
+    return DatabaseCounters(db)
+
+
+class Limits:
+    """See the module docstring."""
+
+    def __init__(
+        self, counters: Counters, settings: Settings, audit: AuditLog, clock: Clock = _utcnow
+    ) -> None:
+        seconds = settings.rate_limit_window
+        self.counters = counters
+        self.audit = audit
+        self.clock = clock
+        self.refusals = RefusalSampler(
+            counters,
+            seconds=seconds,
+            entries=settings.refusal_entries_per_window,
+            block_after=settings.refusal_limit_per_window,
+        )
+        self.tokens = RateLimiter(
+            counters, name="token", limit=settings.token_requests_per_window, seconds=seconds
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start writing the summaries of closed windows in the background."""
+        self._task = asyncio.create_task(self._flush_loop(), name="sluis-refusal-summaries")
+
+    async def close(self) -> None:
+        """Stop the task, write every open summary, release the backend."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._write(self.refusals.pending())
+        await self.counters.aclose()
+
+    async def admit_refusal(self, source: str | None, event: str) -> bool:
+        """Whether this refusal is written as its own entry (else it is summarised)."""
+        now = self.clock()
+        await self._write(self.refusals.due(now))
+        return await self.refusals.admit(source or UNKNOWN_SOURCE, event, now)
+
+    def blocked(self, source: str | None) -> int | None:
+        """Retry-After seconds for a throttled source (tallied as ``rate-limited``), or None."""
+        now = self.clock()
+        key = source or UNKNOWN_SOURCE
+        retry_after = self.refusals.blocked(key, now)
+        if retry_after is not None:
+            self.refusals.tally(key, "rate-limited", now)
+        return retry_after
+
+    async def token_request(self, client: str, source: str | None) -> Verdict:
+        """One token request by ``client`` from ``source``; StorageUnavailable if uncountable."""
+        keys = (f"client:{client}", f"source:{source or UNKNOWN_SOURCE}")
+        return await self.tokens.hit_all(keys, self.clock())
+
+    async def flush(self) -> None:
+        """Write the summaries of every window closed by now."""
+        await self._write(self.refusals.due(self.clock()))
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(FLUSH_EVERY, self.refusals.seconds))
+            await self.flush()
+
+    async def _write(self, summaries: list[Summary]) -> None:
+        for summary in summaries:
+            try:
+                await self.audit.append(summary_entry(summary, self.clock()))
+            except (StorageUnavailable, EntryError):
+                log.critical("refusal summary NOT in the audit log: %s", summary.sentence())
+
+
+def summary_entry(summary: Summary, now: datetime) -> AuditEntry:
+    """The ``refusals-summarised`` entry for ``summary``."""
+    reasons = (
+        summary.sentence(),
+        f"count={summary.total}",
+        f"interval={summary.window.label()}",
+        *(f"{event}={count}" for event, count in summary.counts.items()),
+    )
+    source = None if summary.source == UNKNOWN_SOURCE else summary.source
+    return AuditEntry(
+        time=now,
+        event="refusals-summarised",
+        actor=Actor(source=source),
+        decision=DecisionRecord(result="deny", reasons=reasons),
+    )

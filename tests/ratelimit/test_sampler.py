@@ -1,0 +1,86 @@
+"""Fixed windows, limits and refusal sampling, with the clock passed in (no IO)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gateway.ratelimit.counters import MemoryCounters
+from gateway.ratelimit.limiter import RateLimiter
+from gateway.ratelimit.refusals import RefusalSampler
+from gateway.ratelimit.service import summary_entry
+from gateway.ratelimit.window import Window, window_at
+
+T0 = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
+
+
+def test_windows_are_fixed_and_aligned() -> None:
+    window = window_at(T0 + timedelta(seconds=59.9), 60)
+    assert window == Window(int(T0.timestamp()), 60)
+    assert window_at(T0 + timedelta(seconds=60), 60).start == window.end
+    assert window.retry_after(T0 + timedelta(seconds=10)) == 50
+    assert window.retry_after(T0 + timedelta(seconds=59.9)) == 1
+    assert window.label() == "2026-12-02T10:00:00Z/2026-12-02T10:01:00Z"
+    with pytest.raises(ValueError, match="at least one second"):
+        window_at(T0, 0)
+
+
+def test_a_limit_counts_per_key_and_window() -> None:
+    async def run() -> None:
+        limiter = RateLimiter(MemoryCounters(), name="token", limit=2, seconds=60)
+        verdicts = [await limiter.hit("a", T0 + timedelta(seconds=i)) for i in range(3)]
+        assert [v.allowed for v in verdicts] == [True, True, False]
+        assert verdicts[2].retry_after == 58
+        assert (await limiter.hit("b", T0)).allowed  # another key
+        assert (await limiter.hit("a", T0 + timedelta(seconds=60))).allowed  # next window
+        both = await limiter.hit_all(("a", "c"), T0 + timedelta(seconds=61))
+        assert both.allowed
+        third = await limiter.hit_all(("c", "a"), T0 + timedelta(seconds=62))
+        assert not third.allowed  # "a" is at its third hit in this window
+
+    asyncio.run(run())
+
+
+def test_refusals_past_the_quota_are_summarised_and_throttled() -> None:
+    async def run() -> None:
+        sampler = RefusalSampler(MemoryCounters(), seconds=60, entries=2, block_after=4)
+        now = T0 + timedelta(seconds=5)
+        admitted = [await sampler.admit("192.0.2.1", "certificate-refused", now) for _ in range(5)]
+        assert admitted == [True, True, False, False, False]
+        assert await sampler.admit("192.0.2.2", "token-refused", now)  # sources apart
+        assert sampler.blocked("192.0.2.1", now) == 55
+        assert sampler.blocked("192.0.2.2", now) is None
+        sampler.tally("192.0.2.1", "rate-limited", now)
+        assert sampler.due(T0 + timedelta(seconds=59)) == []  # the window is still open
+        later = T0 + timedelta(seconds=60)
+        assert sampler.blocked("192.0.2.1", later) is None
+        (summary,) = sampler.due(later)
+        assert summary.source == "192.0.2.1"
+        assert summary.counts == {"certificate-refused": 3, "rate-limited": 1}
+        assert summary.sentence() == (
+            "4 further refusals from source 192.0.2.1 in interval "
+            "2026-12-02T10:00:00Z/2026-12-02T10:01:00Z"
+        )
+        assert sampler.due(later) == []  # written once
+        assert await sampler.admit("192.0.2.1", "certificate-refused", later)  # a new window
+
+    asyncio.run(run())
+
+
+def test_pending_summaries_are_written_at_shutdown() -> None:
+    async def run() -> None:
+        sampler = RefusalSampler(MemoryCounters(), seconds=60, entries=1, block_after=100)
+        for _ in range(3):
+            await sampler.admit("198.51.100.7", "token-refused", T0)
+        (summary,) = sampler.pending()
+        assert summary.total == 2
+        entry = summary_entry(summary, T0)
+        assert entry.event == "refusals-summarised"
+        assert entry.actor.source == "198.51.100.7"
+        assert entry.decision is not None
+        assert entry.decision.reasons[:2] == (summary.sentence(), "count=2")
+        assert sampler.pending() == []
+
+    asyncio.run(run())
