@@ -115,4 +115,4 @@ class RedisCounters:
         return int(count)
 
     async def aclose(self) -> None:
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)

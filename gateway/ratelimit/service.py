@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -70,6 +71,7 @@ class Limits:
         self.tokens = RateLimiter(
             counters, name="token", limit=settings.token_requests_per_window, seconds=seconds
         )
+        self.trusted_proxies = tuple(settings.trusted_proxies)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -92,7 +94,13 @@ class Limits:
         return await self.refusals.admit(source or UNKNOWN_SOURCE, event, now)
 
     def blocked(self, source: str | None) -> int | None:
-        """Retry-After seconds for a throttled source (tallied as ``rate-limited``), or None."""
+        """Retry-After seconds for a throttled source (tallied as ``rate-limited``), or None.
+
+        A trusted proxy is never throttled: every client behind it shares its address, and
+        one of them must not be able to shut all the others out.
+        """
+        if self.is_trusted_proxy(source):
+            return None
         now = self.clock()
         key = source or UNKNOWN_SOURCE
         retry_after = self.refusals.blocked(key, now)
@@ -101,9 +109,24 @@ class Limits:
         return retry_after
 
     async def token_request(self, client: str, source: str | None) -> Verdict:
-        """One token request by ``client`` from ``source``; StorageUnavailable if uncountable."""
-        keys = (f"client:{client}", f"source:{source or UNKNOWN_SOURCE}")
+        """One token request by ``client`` from ``source``; StorageUnavailable if uncountable.
+
+        Behind a trusted proxy only the per-client limit applies (the address is the proxy's).
+        """
+        keys: tuple[str, ...] = (f"client:{client}",)
+        if not self.is_trusted_proxy(source):
+            keys += (f"source:{source or UNKNOWN_SOURCE}",)
         return await self.tokens.hit_all(keys, self.clock())
+
+    def is_trusted_proxy(self, source: str | None) -> bool:
+        """Whether ``source`` is inside ``trusted_proxies``."""
+        if not self.trusted_proxies or source is None:
+            return False
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_proxies)
 
     async def flush(self) -> None:
         """Write the summaries of every window closed by now."""

@@ -59,7 +59,7 @@ def test_two_replicas_count_one_sequence(store: str) -> None:
         hits = [replicas[i % 2][0].hit(key, WINDOW) for i in range(40)]
         counts = await asyncio.gather(*hits)
         assert sorted(counts) == list(range(1, 41))  # no lost update, no duplicate
-        assert await replicas[0][0].hit("other", WINDOW) == 1
+        assert await replicas[0][0].hit(f"{key}:other", WINDOW) == 1
         following = Window(WINDOW.end, WINDOW.seconds)
         assert await replicas[1][0].hit(key, following) == 1  # a new window starts at 1
         for counters, db in replicas:

@@ -10,8 +10,9 @@ import pytest
 from gateway.ratelimit.counters import MemoryCounters
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.ratelimit.refusals import RefusalSampler
-from gateway.ratelimit.service import summary_entry
+from gateway.ratelimit.service import Limits, summary_entry
 from gateway.ratelimit.window import Window, window_at
+from gateway.settings import Settings
 
 T0 = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
 
@@ -82,5 +83,29 @@ def test_pending_summaries_are_written_at_shutdown() -> None:
         assert entry.decision is not None
         assert entry.decision.reasons[:2] == (summary.sentence(), "count=2")
         assert sampler.pending() == []
+
+    asyncio.run(run())
+
+
+def test_a_trusted_proxy_is_never_throttled_and_shares_no_token_limit() -> None:
+    settings = Settings(
+        trusted_proxies=["10.0.0.0/8"],
+        refusal_entries_per_window=1,
+        refusal_limit_per_window=1,
+        token_requests_per_window=1,
+    )
+
+    async def run() -> None:
+        limits = Limits(MemoryCounters(), settings, audit=None, clock=lambda: T0)  # type: ignore[arg-type]  # no entry is written here
+        for source in ("10.1.2.3", "192.0.2.1"):
+            for _ in range(3):
+                await limits.admit_refusal(source, "certificate-refused")
+        assert limits.blocked("10.1.2.3") is None  # the proxy: every client behind it
+        assert limits.blocked("192.0.2.1") == 60
+        assert (await limits.token_request("A", "10.1.2.3")).allowed
+        assert (await limits.token_request("B", "10.1.2.3")).allowed  # no shared source limit
+        assert not (await limits.token_request("A", "10.1.2.3")).allowed  # per client still
+        assert (await limits.token_request("C", "192.0.2.9")).allowed
+        assert not (await limits.token_request("D", "192.0.2.9")).allowed  # per source
 
     asyncio.run(run())

@@ -17,7 +17,7 @@ async def _ping() -> None:
     try:
         await client.ping()
     finally:
-        await client.aclose()
+        await client.aclose(close_connection_pool=True)
 
 
 def redis_url() -> str:
