@@ -96,10 +96,22 @@ class RedisCounters:
 
     PREFIX = "sluis:rate:"
 
-    def __init__(self, url: str) -> None:
-        from redis.asyncio import Redis  # noqa: PLC0415 - optional dependency, loaded when chosen
+    MAX_CONNECTIONS = 32
+    TIMEOUT = 2.0  # seconds, for a connection from the pool, to connect, and per command
 
-        self.redis: Redis = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, url: str) -> None:
+        # The optional dependency, imported only when this backend is chosen.
+        from redis.asyncio import BlockingConnectionPool, Redis  # noqa: PLC0415
+
+        # A blocking pool: a burst of hits waits its turn instead of failing outright.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=self.MAX_CONNECTIONS,
+            timeout=self.TIMEOUT,
+            socket_timeout=self.TIMEOUT,
+            socket_connect_timeout=self.TIMEOUT,
+        )
+        self.redis: Redis = Redis(connection_pool=pool)
 
     async def hit(self, key: str, window: Window) -> int:
         from redis.exceptions import RedisError  # noqa: PLC0415 - optional dependency
