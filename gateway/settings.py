@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Refusals per source and window written as entries."
     )
     refusal_limit_per_window: int = Field(
-        default=300, ge=1, description="Refusals per source and window before it gets 429."
+        default=300, ge=1, description="Refusals per source (or participant) before 429."
     )
     token_requests_per_window: int = Field(
         default=60, ge=1, description="Token requests per client, and per source, and window."

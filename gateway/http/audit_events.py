@@ -106,7 +106,11 @@ async def record_refusal(request: Request, item: AuditEntry) -> None:
     if services is None:
         return
     limits = getattr(services, "limits", None)  # None where a test wires partial services
-    if limits is not None and not await limits.admit_refusal(item.actor.source, item.event):
+    participant = item.actor.participant or item.actor.client
+    admitted = limits is None or await limits.admit_refusal(
+        item.actor.source, item.event, participant
+    )
+    if not admitted:
         return
     try:
         with services.telemetry.span(SPAN_AUDIT, event=item.event):

@@ -33,6 +33,7 @@ from gateway.audit.entry import EventType
 from gateway.auth.tokens import TokenRejected
 from gateway.errors import GatewayError, Unauthorized
 from gateway.http import audit_events
+from gateway.ratelimit.service import RateLimited
 from gateway.storage import StorageUnavailable
 
 log = logging.getLogger("sluis.http")
@@ -257,6 +258,11 @@ async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)  # noqa: S101 - registered for this class only
+    return rate_limited(exc.retry_after, instance=request.url.path)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -277,4 +283,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(StorageUnavailable, _storage_unavailable)
     app.add_exception_handler(ConnectorError, _connector_error)
+    app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(Exception, _unexpected)

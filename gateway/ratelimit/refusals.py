@@ -8,7 +8,9 @@ Per source address and fixed window (a minute by default), the shared counter de
   or when the gateway stops: the log stays bounded and nothing is hidden;
 * hits beyond ``block_after``: the source is answered 429 until the window ends, without
   any further work (:meth:`RefusalSampler.blocked` is a dict lookup, no IO); those 429s
-  are tallied into the same summary.
+  are tallied into the same summary. A participant known by its certificate is counted
+  the same way under its own key (``participant:<id>``), wherever its requests come from,
+  and answered 429 once its certificate has been checked.
 
 With several replicas the counter is shared (database or Redis), so the first ``entries``
 refusals across all replicas are entries; each replica writes its own summary of what it
@@ -62,16 +64,26 @@ class RefusalSampler:
         self._tallies: dict[tuple[str, Window], Counter[str]] = {}
         self._blocked: dict[str, Window] = {}
 
-    async def admit(self, source: str, event: str, now: datetime) -> bool:
-        """True: write this refusal as an entry; False: it was tallied for the summary."""
+    async def admit(
+        self, source: str, event: str, now: datetime, *, participant: str | None = None
+    ) -> bool:
+        """True: write this refusal as an entry; False: it was tallied for the summary.
+
+        Entries are sampled per source; the block applies to the source and, when the
+        refusal names one, to the participant (see the module docstring).
+        """
         window = window_at(now, self.seconds)
         try:
             count = await self.counters.hit(f"refusals:{source}", window)
+            if participant is not None:
+                own = await self.counters.hit(f"refusals:participant:{participant}", window)
+                if own > self.block_after:
+                    self._blocked[f"participant:{participant}"] = window
         except StorageUnavailable as exc:
             log.warning("refusal counter unavailable (%s); writing the entry in full", exc)
             return True
         if count > self.block_after:
-            self._blocked[source] = window
+            self._blocked[f"source:{source}"] = window
         if count <= self.entries:
             return True
         self.tally(source, event, now)
@@ -82,13 +94,14 @@ class RefusalSampler:
         key = (source, window_at(now, self.seconds))
         self._tallies.setdefault(key, Counter())[event] += 1
 
-    def blocked(self, source: str, now: datetime) -> int | None:
-        """Seconds until ``source`` may be served again, or None when it is not throttled."""
-        window = self._blocked.get(source)
+    def blocked(self, key: str, now: datetime) -> int | None:
+        """Seconds until ``key`` (``source:<address>`` or ``participant:<id>``) may be served
+        again, or None when it is not throttled."""
+        window = self._blocked.get(key)
         if window is None:
             return None
         if window != window_at(now, self.seconds):
-            del self._blocked[source]
+            del self._blocked[key]
             return None
         return window.retry_after(now)
 

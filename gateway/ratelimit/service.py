@@ -87,11 +87,15 @@ class Limits:
         await self._write(self.refusals.pending())
         await self.counters.aclose()
 
-    async def admit_refusal(self, source: str | None, event: str) -> bool:
+    async def admit_refusal(
+        self, source: str | None, event: str, participant: str | None = None
+    ) -> bool:
         """Whether this refusal is written as its own entry (else it is summarised)."""
         now = self.clock()
         await self._write(self.refusals.due(now))
-        return await self.refusals.admit(source or UNKNOWN_SOURCE, event, now)
+        return await self.refusals.admit(
+            source or UNKNOWN_SOURCE, event, now, participant=participant
+        )
 
     def blocked(self, source: str | None) -> int | None:
         """Retry-After seconds for a throttled source (tallied as ``rate-limited``), or None.
@@ -101,11 +105,17 @@ class Limits:
         """
         if self.is_trusted_proxy(source):
             return None
+        return self._throttled(f"source:{source or UNKNOWN_SOURCE}", source)
+
+    def participant_blocked(self, participant: str, source: str | None) -> int | None:
+        """Retry-After seconds for a throttled participant (tallied under ``source``), or None."""
+        return self._throttled(f"participant:{participant}", source)
+
+    def _throttled(self, key: str, source: str | None) -> int | None:
         now = self.clock()
-        key = source or UNKNOWN_SOURCE
         retry_after = self.refusals.blocked(key, now)
         if retry_after is not None:
-            self.refusals.tally(key, "rate-limited", now)
+            self.refusals.tally(source or UNKNOWN_SOURCE, "rate-limited", now)
         return retry_after
 
     async def token_request(self, client: str, source: str | None) -> Verdict:
@@ -143,6 +153,14 @@ class Limits:
                 await self.audit.append(summary_entry(summary, self.clock()))
             except (StorageUnavailable, EntryError):
                 log.critical("refusal summary NOT in the audit log: %s", summary.sentence())
+
+
+class RateLimited(Exception):
+    """The caller is throttled; the HTTP layer answers 429 with ``Retry-After``."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited for {retry_after} s")
+        self.retry_after = retry_after
 
 
 def summary_entry(summary: Summary, now: datetime) -> AuditEntry:

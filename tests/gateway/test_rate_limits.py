@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -230,3 +231,33 @@ def test_limits_hold_across_replicas(replicas: World) -> None:
             assert client.get("/v1/catalog").status_code == 401
     summaries = _in_window(_entries(replicas.database), "refusals-summarised", before)
     assert sum(int(s["decision"]["reasons"][1].removeprefix("count=")) for s in summaries) == 5
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_behind_a_proxy_the_participant_is_throttled_not_the_proxy(
+    backend: str, tmp_path: Path
+) -> None:
+    pki = Pki(tmp_path / "pki")
+    university = pki.client("Universiteit Oost", UNIVERSITY)
+    xfcc = {"x-forwarded-client-cert": f'Hash=abc;Cert="{quote(university.leaf_pem)}"'}
+    clock = FakeClock()
+    clock.next_window(offset=10)
+    with database_url(backend, tmp_path) as url:
+        asyncio.run(_register(url))
+        proxied = {"plain_http": True, "trusted_proxies": ["127.0.0.0/8"]}
+        settings = gateway_settings(pki, tmp_path, url, **(LIMITS | proxied))
+        with running_gateway(settings, clock=clock) as base, httpx.Client(base_url=base) as proxy:
+            headers = xfcc | {"Authorization": "Bearer not.a.token"}
+            refused = [proxy.get("/v1/session", headers=headers) for _ in range(5)]
+            assert [r.status_code for r in refused] == [401] * 5
+            _is_rate_limited(proxy.get("/v1/session", headers=headers), retry_after=50)
+            anonymous = proxy.get("/v1/catalog")  # another client behind the same proxy
+            assert anonymous.status_code == 401, anonymous.text
+        entries = _entries(url)
+    assert len(_in_window(entries, "token-refused", 0)) == 2  # entries stay sampled per source
+    (summary,) = _in_window(entries, "refusals-summarised", 0)  # written at shutdown
+    assert summary["decision"]["reasons"][3:] == [
+        "certificate-refused=1",
+        "rate-limited=1",
+        "token-refused=3",
+    ]

@@ -51,12 +51,12 @@ def test_refusals_past_the_quota_are_summarised_and_throttled() -> None:
         admitted = [await sampler.admit("192.0.2.1", "certificate-refused", now) for _ in range(5)]
         assert admitted == [True, True, False, False, False]
         assert await sampler.admit("192.0.2.2", "token-refused", now)  # sources apart
-        assert sampler.blocked("192.0.2.1", now) == 55
-        assert sampler.blocked("192.0.2.2", now) is None
+        assert sampler.blocked("source:192.0.2.1", now) == 55
+        assert sampler.blocked("source:192.0.2.2", now) is None
         sampler.tally("192.0.2.1", "rate-limited", now)
         assert sampler.due(T0 + timedelta(seconds=59)) == []  # the window is still open
         later = T0 + timedelta(seconds=60)
-        assert sampler.blocked("192.0.2.1", later) is None
+        assert sampler.blocked("source:192.0.2.1", later) is None
         (summary,) = sampler.due(later)
         assert summary.source == "192.0.2.1"
         assert summary.counts == {"certificate-refused": 3, "rate-limited": 1}
@@ -107,5 +107,22 @@ def test_a_trusted_proxy_is_never_throttled_and_shares_no_token_limit() -> None:
         assert not (await limits.token_request("A", "10.1.2.3")).allowed  # per client still
         assert (await limits.token_request("C", "192.0.2.9")).allowed
         assert not (await limits.token_request("D", "192.0.2.9")).allowed  # per source
+
+    asyncio.run(run())
+
+
+def test_a_participant_is_throttled_wherever_it_comes_from() -> None:
+    settings = Settings(refusal_entries_per_window=1, refusal_limit_per_window=2)
+
+    async def run() -> None:
+        limits = Limits(MemoryCounters(), settings, audit=None, clock=lambda: T0)  # type: ignore[arg-type]  # no entry is written here
+        for i in range(3):  # three addresses, one participant
+            await limits.admit_refusal(f"192.0.2.{i}", "token-refused", "NTRNL-40000001")
+        assert limits.participant_blocked("NTRNL-40000001", "192.0.2.9") == 60
+        assert limits.participant_blocked("NTRNL-40000002", "192.0.2.9") is None
+        assert all(limits.blocked(f"192.0.2.{i}") is None for i in range(3))
+        (summary,) = limits.refusals.pending()
+        assert summary.source == "192.0.2.9"
+        assert summary.counts == {"rate-limited": 1}  # the 429 is tallied where it came from
 
     asyncio.run(run())
