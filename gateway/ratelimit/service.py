@@ -36,10 +36,30 @@ log = logging.getLogger("sluis.ratelimit")
 Clock = Callable[[], datetime]
 FLUSH_EVERY = 5.0  # seconds between looks for closed windows
 UNKNOWN_SOURCE = "unknown"
+IPV6_PREFIX = 64  # one IPv6 host or site: counted as one source
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def source_key(source: str | None) -> str:
+    """What limits count a source address as: itself, or for IPv6 its /64.
+
+    One IPv6 host commonly holds a whole /64, so counting single addresses would let it
+    spread its refusals over 2**64 counters and its entries over as many summaries.
+    """
+    if source is None:
+        return UNKNOWN_SOURCE
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return source
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
+    return str(address)
 
 
 def counters_for(settings: Settings, db: Database) -> Counters:
@@ -93,9 +113,7 @@ class Limits:
         """Whether this refusal is written as its own entry (else it is summarised)."""
         now = self.clock()
         await self._write(self.refusals.due(now))
-        return await self.refusals.admit(
-            source or UNKNOWN_SOURCE, event, now, participant=participant
-        )
+        return await self.refusals.admit(source_key(source), event, now, participant=participant)
 
     def blocked(self, source: str | None) -> int | None:
         """Retry-After seconds for a throttled source (tallied as ``rate-limited``), or None.
@@ -105,7 +123,7 @@ class Limits:
         """
         if self.is_trusted_proxy(source):
             return None
-        return self._throttled(f"source:{source or UNKNOWN_SOURCE}", source)
+        return self._throttled(f"source:{source_key(source)}", source)
 
     def participant_blocked(self, participant: str, source: str | None) -> int | None:
         """Retry-After seconds for a throttled participant (tallied under ``source``), or None."""
@@ -115,7 +133,7 @@ class Limits:
         now = self.clock()
         retry_after = self.refusals.blocked(key, now)
         if retry_after is not None:
-            self.refusals.tally(source or UNKNOWN_SOURCE, "rate-limited", now)
+            self.refusals.tally(source_key(source), "rate-limited", now)
         return retry_after
 
     async def token_request(self, client: str, source: str | None) -> Verdict:
@@ -125,7 +143,7 @@ class Limits:
         """
         keys: tuple[str, ...] = (f"client:{client}",)
         if not self.is_trusted_proxy(source):
-            keys += (f"source:{source or UNKNOWN_SOURCE}",)
+            keys += (f"source:{source_key(source)}",)
         return await self.tokens.hit_all(keys, self.clock())
 
     def is_trusted_proxy(self, source: str | None) -> bool:

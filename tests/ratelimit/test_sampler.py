@@ -10,7 +10,7 @@ import pytest
 from gateway.ratelimit.counters import MemoryCounters
 from gateway.ratelimit.limiter import RateLimiter
 from gateway.ratelimit.refusals import RefusalSampler
-from gateway.ratelimit.service import Limits, summary_entry
+from gateway.ratelimit.service import Limits, source_key, summary_entry
 from gateway.ratelimit.window import Window, window_at
 from gateway.settings import Settings
 
@@ -124,5 +124,34 @@ def test_a_participant_is_throttled_wherever_it_comes_from() -> None:
         (summary,) = limits.refusals.pending()
         assert summary.source == "192.0.2.9"
         assert summary.counts == {"rate-limited": 1}  # the 429 is tallied where it came from
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        (None, "unknown"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_an_ipv6_host_counts_as_its_64(source: str | None, key: str) -> None:
+    assert source_key(source) == key
+
+
+def test_addresses_in_one_ipv6_64_share_one_limit() -> None:
+    settings = Settings(refusal_entries_per_window=1, refusal_limit_per_window=2)
+
+    async def run() -> None:
+        limits = Limits(MemoryCounters(), settings, audit=None, clock=lambda: T0)  # type: ignore[arg-type]  # no entry is written here
+        admitted = [
+            await limits.admit_refusal(f"2001:db8::{i:x}", "certificate-refused") for i in range(3)
+        ]
+        assert admitted == [True, False, False]
+        assert limits.blocked("2001:db8::ffff") == 60
 
     asyncio.run(run())
