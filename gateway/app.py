@@ -24,6 +24,7 @@ from gateway.exchange.service import ExchangeService
 from gateway.http import health, problems
 from gateway.http.client_cert import ClientCertificateMiddleware
 from gateway.http.limits import BodyLimitMiddleware
+from gateway.http.throttle import RefusalThrottleMiddleware
 from gateway.oauth import endpoints as oauth_endpoints
 from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
@@ -32,6 +33,7 @@ from gateway.oauth.server import IssuerConfig, SluisAuthorizationServer
 from gateway.oauth.service import OAuthService
 from gateway.participants import endpoints as participants
 from gateway.participants.service import ParticipantService
+from gateway.ratelimit.service import Clock, Limits, counters_for
 from gateway.services import Services
 from gateway.settings import (
     Settings,
@@ -45,6 +47,10 @@ from gateway.telemetry import Telemetry, configure
 from gateway.trust import TrustMaterial
 
 log = logging.getLogger("sluis")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def load_trust(settings: Settings) -> TrustMaterial:
@@ -71,10 +77,13 @@ def load_ishare_trust(settings: Settings, trust: TrustMaterial) -> TrustStore | 
         raise SettingsError(f"iSHARE trust bundle: {exc.strerror}") from exc
 
 
-def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, telemetry: Telemetry | None = None, clock: Clock | None = None
+) -> FastAPI:
     """Build the gateway ASGI app. Storage opens (and migrates) in the lifespan.
 
     Raises SettingsError (before anything listens) for missing keys or trust material.
+    ``clock`` drives the rate-limit windows (tests pass their own; default the wall clock).
     """
     own_telemetry = telemetry is None
     tel = telemetry or configure()
@@ -96,10 +105,13 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         external = ExternalIssuers.from_settings(settings.external_issuers)
         origin = audit_origin(settings)
         audit = AuditLog(db, signer_from_key(audit_key, origin), origin)
+        limits: Limits | None = None
         try:
             if settings.auto_migrate:
                 await db.upgrade()
             await audit.start()
+            limits = Limits(counters_for(settings, db), settings, audit, clock or _utcnow)
+            limits.start()
             keyring = KeyRing(db, signing_key, config.lifetime)
             await keyring.start(datetime.now(UTC))
             oauth = OAuthService(
@@ -122,10 +134,13 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
                 agreements=agreements,
                 exchange=ExchangeService(db, datasets, agreements, audit, tel),
                 telemetry=tel,
+                limits=limits,
             )
             yield
             await datasets.aclose()
         finally:
+            if limits is not None:
+                await limits.close()  # open refusal summaries are written before the log closes
             await audit.close()
             await external.aclose()
             await db.dispose()
@@ -148,6 +163,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     app.include_router(agreement_endpoints.router)
     app.include_router(exchange_endpoints.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RefusalThrottleMiddleware)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.
     app.add_middleware(ClientCertificateMiddleware, trusted_proxies=settings.trusted_proxies)
     tel.instrument(app)

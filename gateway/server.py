@@ -15,6 +15,7 @@ from gateway.app import create_app
 from gateway.http.connection_limits import ConnectionLimits
 from gateway.http.guarded import guarded_protocol
 from gateway.http.tls_scope import TLSHttpToolsProtocol
+from gateway.ratelimit.service import Clock
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("sluis.server")
@@ -49,16 +50,21 @@ def build_ssl_context(settings: Settings) -> ssl.SSLContext:
 
 
 def uvicorn_config(
-    settings: Settings, *, http: type[asyncio.Protocol] = TLSHttpToolsProtocol, **extra: Any
+    settings: Settings,
+    *,
+    http: type[asyncio.Protocol] = TLSHttpToolsProtocol,
+    clock: Clock | None = None,
+    **extra: Any,
 ) -> uvicorn.Config:
     """The uvicorn configuration for ``settings`` (TLS unless plain_http).
 
     ``http`` is the HTTP protocol class: one of the TLS-extension shims in gateway.http.tls_scope;
     it is served behind the connection guard (gateway.http.guard) with the settings' limits.
+    ``clock`` is for tests: it drives the rate-limit windows.
     """
     if settings.insecure_dev_mode:
         log.warning("INSECURE DEV MODE: throwaway keys are accepted; never use this in production")
-    app = create_app(settings)
+    app = create_app(settings, clock=clock)
     factory: Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext] | None = None
     if not settings.plain_http:
         context = build_ssl_context(settings)

@@ -10,6 +10,7 @@ from gateway.datasets.service import DatasetService
 from gateway.exchange.service import ExchangeService
 from gateway.oauth.service import OAuthService
 from gateway.participants.service import ParticipantService
+from gateway.ratelimit.service import Limits
 from gateway.settings import Settings
 from gateway.storage.db import Database
 from gateway.telemetry import Telemetry
@@ -30,3 +31,4 @@ class Services:
     agreements: AgreementService
     exchange: ExchangeService
     telemetry: Telemetry
+    limits: Limits | None = None  # refusal summaries and rate limits (issue 11)

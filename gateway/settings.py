@@ -159,6 +159,25 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a response may stall on a client that does not read.",
     )
+    # Rate limits and refusal summaries (issue 11; docs/deployment.md, docs/audit.md).
+    rate_limit_backend: Literal["database", "redis", "memory"] = Field(
+        default="database",
+        description="Where the counters live: the gateway's database (shared by replicas on "
+        "PostgreSQL), Redis (redis_url), or this process only (memory).",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis:// or rediss:// URL, for rate_limit_backend=redis."
+    )
+    rate_limit_window: int = Field(default=60, ge=1, le=3600, description="Window in seconds.")
+    refusal_entries_per_window: int = Field(
+        default=20, ge=1, description="Refusals per source and window written as entries."
+    )
+    refusal_limit_per_window: int = Field(
+        default=300, ge=1, description="Refusals per source (or participant) before 429."
+    )
+    token_requests_per_window: int = Field(
+        default=60, ge=1, description="Token requests per client, and per source, and window."
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -171,6 +190,12 @@ class Settings(BaseSettings):
     def _check_tls_files(self) -> Settings:
         if self.plain_http and not self.trusted_proxies:
             raise ValueError("plain_http needs trusted_proxies: without them nobody can log in")
+        return self
+
+    @model_validator(mode="after")
+    def _check_rate_limit_backend(self) -> Settings:
+        if self.rate_limit_backend == "redis" and not self.redis_url:
+            raise ValueError("rate_limit_backend redis needs redis_url")
         return self
 
     @property

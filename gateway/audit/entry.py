@@ -16,8 +16,17 @@ written before a field existed keep their bytes and their hashes.
      "token_sha256": ..., "target": ...}
 
 No token, key or secret is ever written. A token appears only as :func:`hash_token`'s
-digest, in ``token_sha256``; :func:`encode_entry` refuses an entry any of whose strings
-looks like a raw JWT, a PEM block, a note signer key or a bearer credential.
+digest, in ``token_sha256``; :func:`encode_entry` writes ``[redacted]`` in place of any
+part of a string that looks like a raw JWT, a PEM block, a note signer key or a bearer
+credential, and lists that string's path in the entry's ``redacted`` field (a caller who
+names a column ``eyJ...`` must not be able to keep its refusal out of the log).
+
+Caller text (a path, a column name, a JOSE header value) is never a reason to skip an
+entry. Text longer than a field's 512 characters is clipped, ending in ``...[clipped]``.
+Text UTF-8 cannot carry (a lone surrogate, from a JSON ``"\\ud800"`` escape) is written
+with every backslash doubled and every lone surrogate as the six characters ``\\udXXX``
+(Python's ``backslashreplace``), and the entry's ``escaped`` field lists the paths of those
+strings (``"decision.reasons[1]"``), so a reader can undo it exactly (:func:`unescape`).
 """
 
 from __future__ import annotations
@@ -25,10 +34,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from gateway.audit.errors import EntryError
 from gateway.audit.jcs import canonical, loads
@@ -43,10 +60,24 @@ EventType = Literal[
     "exchange-completed",
     "agreement-changed",
     "admin-change",
+    "refusals-summarised",  # issue 11: N further refusals from one source in one window
 ]
 DecisionResult = Literal["permit", "deny"]
 
-_Text = Annotated[str, Field(min_length=1, max_length=512)]
+MAX_TEXT = 512
+CLIPPED = "...[clipped]"
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, visibly, when it is longer."""
+    return text if len(text) <= limit else text[: limit - len(CLIPPED)] + CLIPPED
+
+
+def _clip_text(value: Any) -> Any:
+    return clip(value) if isinstance(value, str) else value
+
+
+_Text = Annotated[str, BeforeValidator(_clip_text), Field(min_length=1, max_length=MAX_TEXT)]
 _Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
 
 # A JWT/JWS/JWE compact serialization: base64url segments, the first a JSON header.
@@ -57,6 +88,8 @@ _SECRETS = (
     re.compile(r"PRIVATE\+KEY\+"),
     re.compile(r"\b(Bearer|Basic|DPoP)\s+[A-Za-z0-9._~+/-]{16,}", re.IGNORECASE),
 )
+REDACTED = "[redacted]"
+_ESCAPE = re.compile(r"\\(\\|ud[89a-f][0-9a-f]{2})")
 _TOKEN_DIGEST = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
@@ -102,6 +135,8 @@ class AuditEntry(BaseModel):
     token_sha256: _Text | None = None  # hash_token(token), never the token
     target: _Text | None = None  # what an admin or agreement change touched
     # New fields go below this line, with a default of None (STYLE.md 7).
+    escaped: tuple[str, ...] | None = None  # paths of strings written backslash-escaped
+    redacted: tuple[str, ...] | None = None  # paths of strings with a secret lookalike cut
 
     @field_validator("time")
     @classmethod
@@ -136,10 +171,78 @@ def hash_token(token: str) -> str:
 
 
 def encode_entry(entry: AuditEntry) -> bytes:
-    """The entry's canonical bytes; :class:`EntryError` if any string looks like a secret."""
-    data = entry.to_json()
-    check_no_secrets(data)
+    """The entry's canonical bytes: unencodable text escaped, secret lookalikes redacted."""
+    data = redact_secrets(escape_unencodable(entry.to_json()))
+    check_no_secrets(data)  # a last guard: redaction must have left nothing
     return canonical(data)
+
+
+def redact_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with credential lookalikes replaced by ``[redacted]``, listed in ``redacted``."""
+    paths: list[str] = list(data.get("redacted", ()))
+    result = _walk(data, "", lambda text, path: _redact(text, path, paths))
+    if paths:
+        result["redacted"] = paths
+    return result
+
+
+def _redact(text: str, path: str, paths: list[str]) -> str:
+    redacted = text
+    for pattern in _SECRETS:
+        redacted = pattern.sub(REDACTED, redacted)
+    if redacted == text:
+        return text
+    paths.append(path)
+    return _clip_unless_reason(redacted, path)
+
+
+def _clip_unless_reason(text: str, path: str) -> str:
+    return text if path.startswith("decision.reasons") else clip(text)
+
+
+def escape_unencodable(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with every string UTF-8 cannot carry escaped, and listed in ``escaped``."""
+    paths: list[str] = list(data.get("escaped", ()))
+    result = _walk(data, "", lambda text, path: _escape(text, path, paths))
+    if paths:
+        result["escaped"] = paths
+    return result
+
+
+def _escape(text: str, path: str, paths: list[str]) -> str:
+    if _encodable(text):
+        return text
+    paths.append(path)
+    escaped = text.replace("\\", "\\\\").encode("utf-8", "backslashreplace").decode("utf-8")
+    return _clip_unless_reason(escaped, path)
+
+
+def _walk(data: dict[str, Any], path: str, fix: Callable[[str, str], str]) -> dict[str, Any]:
+    """A copy of ``data`` with ``fix(text, path)`` applied to every string value."""
+    return {key: _fix(value, f"{path}.{key}" if path else key, fix) for key, value in data.items()}
+
+
+def _fix(value: Any, path: str, fix: Callable[[str, str], str]) -> Any:
+    if isinstance(value, str):
+        return fix(value, path)
+    if isinstance(value, dict):
+        return _walk(value, path, fix)
+    if isinstance(value, list | tuple):
+        return [_fix(item, f"{path}[{i}]", fix) for i, item in enumerate(value)]
+    return value
+
+
+def unescape(text: str) -> str:
+    """The original of a string listed in an entry's ``escaped`` field."""
+    return _ESCAPE.sub(lambda m: "\\" if m[1] == "\\" else chr(int(m[1][1:], 16)), text)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_entry(data: bytes) -> AuditEntry:

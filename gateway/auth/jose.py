@@ -7,7 +7,6 @@ passes an explicit algorithm allow-list and, where needed, a registry with a lar
 
 from __future__ import annotations
 
-import json
 import warnings
 from base64 import urlsafe_b64decode
 from typing import Any
@@ -19,6 +18,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 from joserfc.jwt import Token
 
+from gateway.json_input import loads_bounded
 from gateway.settings import SigningKey
 
 Key = ECKey | OKPKey | RSAKey
@@ -126,9 +126,9 @@ def peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     parts = token.split(".")
     if len(parts) != 3:  # noqa: PLR2004 - header, payload, signature
         raise JoseInputError("not a compact JWS")
-    try:
-        header = json.loads(_b64(parts[0]))
-        claims = json.loads(_b64(parts[1]))
+    try:  # bounded: 5000 nested arrays are a refusal, not a RecursionError
+        header = loads_bounded(_b64(parts[0]))
+        claims = loads_bounded(_b64(parts[1]))
     except (ValueError, UnicodeDecodeError) as exc:
         raise JoseInputError("undecodable JWS") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors import AggFunc, Aggregate, Op, Order, Predicate, Query
+from gateway.json_input import loads_bounded
 
 Scalar = str | int | float | bool | None
 FormatName = Literal["jsonl", "csv", "parquet", "arrow"]
@@ -98,7 +98,7 @@ def parse_where(texts: list[str]) -> list[PredicateIn]:
 
 def _url_scalar(text: str) -> Scalar:
     try:
-        value = json.loads(text)
+        value = loads_bounded(text, max_depth=1)  # a scalar is all that is kept
     except ValueError:
         return text
     return value if isinstance(value, int | float | bool) else text

@@ -99,9 +99,20 @@ async def record(request: Request, item: AuditEntry) -> Receipt:
 
 
 async def record_refusal(request: Request, item: AuditEntry) -> None:
-    """Append best effort: a refusal goes out even when it cannot be recorded."""
+    """Append best effort: a refusal goes out even when it cannot be recorded.
+
+    Past the first few refusals from one source in a window, the refusal is counted into
+    that source's summary entry instead (gateway/ratelimit/refusals.py).
+    """
     services = getattr(request.app.state, "services", None)
     if services is None:
+        return
+    limits = getattr(services, "limits", None)  # None where a test wires partial services
+    participant = item.actor.participant or item.actor.client
+    admitted = limits is None or await limits.admit_refusal(
+        item.actor.source, item.event, participant
+    )
+    if not admitted:
         return
     try:
         with services.telemetry.span(SPAN_AUDIT, event=item.event):

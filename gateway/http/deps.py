@@ -14,6 +14,7 @@ from gateway.http.audit_events import CALLER_KEY
 from gateway.http.client_cert import STATE_KEY, PresentedCertificate
 from gateway.oauth.holders import verified_holder
 from gateway.participants.service import AuthenticatedParticipant
+from gateway.ratelimit.service import RateLimited
 from gateway.services import Services
 from gateway.telemetry import SPAN_AUTHENTICATE
 
@@ -47,7 +48,19 @@ async def authenticated(request: Request, services: ServicesDep) -> Authenticate
             services.participants, presented.chain, trust, presented.source, datetime.now(UTC)
         )
     request.scope.setdefault("state", {})[CALLER_KEY] = caller  # for the audit entries
+    _check_throttle(request, services, caller.participant.id)
     return caller
+
+
+def _check_throttle(request: Request, services: Services, participant: str) -> None:
+    """RateLimited (429) for a participant refused too often in this window (issue 11)."""
+    limits = getattr(services, "limits", None)
+    if limits is None:
+        return
+    source = request.client.host if request.client else None
+    retry_after = limits.participant_blocked(participant, source)
+    if retry_after is not None:
+        raise RateLimited(retry_after)
 
 
 Caller = Annotated[AuthenticatedParticipant, Depends(authenticated)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
+from gateway.http.problems import bearer_challenge as challenge
 from gateway.http.problems import problem
 
 TITLES = {
@@ -31,11 +32,8 @@ def oauth_problem(
 ) -> JSONResponse:
     """A problem+json (type ``urn:sluis:problem:<code>``) with ``error``/``error_description``."""
     headers = dict(NO_STORE)
-    if bearer_challenge:
-        safe = description.replace('"', "'")
-        headers["WWW-Authenticate"] = (
-            f'Bearer realm="sluis", error="{error}", error_description="{safe}"'
-        )
+    if bearer_challenge:  # fixed strings only: the description is caller-influenced
+        headers["WWW-Authenticate"] = challenge(error)
     return problem(
         status,
         code,

@@ -7,6 +7,7 @@ go to the log (and, from issue 5 on, the audit log).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,7 @@ from gateway.audit.entry import EventType
 from gateway.auth.tokens import TokenRejected
 from gateway.errors import GatewayError, Unauthorized
 from gateway.http import audit_events
+from gateway.ratelimit.service import RateLimited
 from gateway.storage import StorageUnavailable
 
 log = logging.getLogger("sluis.http")
@@ -49,6 +51,34 @@ _HTTP_CODES = {
     413: ("body-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
 }
+
+
+#: RFC 6750 §3.1: the only ``error`` values a challenge may carry.
+BEARER_ERRORS = frozenset({"invalid_request", "invalid_token", "insufficient_scope"})
+
+
+def bearer_challenge(error: str | None) -> str:
+    """A ``WWW-Authenticate`` value made of fixed strings only (never caller text).
+
+    The explanation goes in the problem body (JSON-escaped), never in the header: a
+    header cannot carry non-Latin-1 text, and CR/LF or NUL in one drops the connection.
+    """
+    if error is None:
+        return 'Bearer realm="sluis"'
+    code = error if error in BEARER_ERRORS else "invalid_token"
+    return f'Bearer realm="sluis", error="{code}"'
+
+
+class ProblemResponse(JSONResponse):
+    """problem+json that always renders: a lone surrogate in caller text is ``\\u``-escaped."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:  # only lone surrogates get here; ASCII JSON carries them
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 def problem(
@@ -71,7 +101,19 @@ def problem(
     if instance is not None:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def rate_limited(retry_after: int, *, instance: str) -> JSONResponse:
+    """429 ``rate-limited`` with ``Retry-After`` (a number of seconds; never caller text)."""
+    return problem(
+        429,
+        "rate-limited",
+        "Too many requests",
+        f"too many requests from this client or address; retry after {retry_after} s",
+        instance=instance,
+        headers={"Retry-After": str(int(retry_after)), "Cache-Control": "no-store"},
+    )
 
 
 AUDITED_REFUSALS: dict[str, EventType] = {
@@ -136,10 +178,7 @@ async def _token_rejected(request: Request, exc: Exception) -> JSONResponse:
     )
     await audit_events.record_refusal(request, refusal)
     status = _token_status(exc)
-    challenge = 'Bearer realm="sluis"'
-    if exc.code != "missing":
-        safe = exc.detail.replace('"', "'")
-        challenge += f', error="{exc.error}", error_description="{safe}"'
+    challenge = bearer_challenge(None if exc.code == "missing" else exc.error)
     return problem(
         status,
         f"token-{exc.code}",
@@ -219,6 +258,11 @@ async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)  # noqa: S101 - registered for this class only
+    return rate_limited(exc.retry_after, instance=request.url.path)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(
@@ -239,4 +283,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(StorageUnavailable, _storage_unavailable)
     app.add_exception_handler(ConnectorError, _connector_error)
+    app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(Exception, _unexpected)

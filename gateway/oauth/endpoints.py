@@ -23,7 +23,9 @@ from gateway.http.client_cert import STATE_KEY, PresentedCertificate
 from gateway.http.deps import Caller, OperatorCaller, ServicesDep
 from gateway.http.forms import FormError, read_form
 from gateway.http.oauth_errors import NO_STORE, oauth_problem
+from gateway.http.problems import rate_limited
 from gateway.oauth.schemas import Client, ClientCreate, ClientUpdate
+from gateway.services import Services
 
 router = APIRouter()
 
@@ -36,7 +38,13 @@ def _invalid_request(request: Request, description: str) -> JSONResponse:
 
 @router.post("/oauth2/token", tags=["oauth"])
 async def token(request: Request, caller: Caller, services: ServicesDep) -> Response:
-    """RFC 6749 client credentials; the token is bound to the presented certificate."""
+    """RFC 6749 client credentials; the token is bound to the presented certificate.
+
+    Rate-limited per client and per source address (429, summarised in the audit log).
+    """
+    limited = await _rate_limited(request, caller.participant.id, services)
+    if limited is not None:
+        return limited
     try:
         form = await read_form(request)
     except FormError as exc:
@@ -75,6 +83,21 @@ async def token(request: Request, caller: Caller, services: ServicesDep) -> Resp
     )
     await audit_events.record(request, issued)  # no entry, no token (503)
     return JSONResponse(body, headers={**dict(headers), **NO_STORE})
+
+
+async def _rate_limited(request: Request, client_id: str, services: Services) -> Response | None:
+    """The 429 answer when this client or address asked for too many tokens, else None."""
+    if services.limits is None:
+        return None
+    source = request.client.host if request.client else None
+    verdict = await services.limits.token_request(client_id, source)
+    if verdict.allowed:
+        return None
+    refusal = audit_events.entry(
+        request, "token-refused", result="deny", reasons=("rate-limited",), client=client_id
+    )
+    await audit_events.record_refusal(request, refusal)
+    return rate_limited(verdict.retry_after, instance=request.url.path)
 
 
 @router.get("/oauth2/jwks", tags=["oauth"])

@@ -7,7 +7,6 @@ the gateway into a JWKS hammer). A JWKS that cannot be fetched fails closed.
 
 from __future__ import annotations
 
-import json
 import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from joserfc.jwk import KeySet
 from gateway.auth.jose import EXTERNAL_TOKEN_ALGS, import_public
 from gateway.auth.tokens import TrustedIssuer
 from gateway.errors import ServiceUnavailable
+from gateway.json_input import loads_bounded
 from gateway.settings import ExternalIssuer
 
 REFRESH_INTERVAL = timedelta(seconds=30)
@@ -90,7 +90,7 @@ class ExternalIssuers:
 def _parse_jwks(content: bytes) -> KeySet:
     if len(content) > MAX_JWKS_BYTES:
         raise ValueError("JWKS too large")
-    document = json.loads(content)
+    document = loads_bounded(content, max_bytes=MAX_JWKS_BYTES)
     return KeySet(
         [import_public(jwk) for jwk in document["keys"] if jwk.get("use", "sig") == "sig"]
     )

@@ -302,3 +302,13 @@ class BoundCertificateRow(Base):
     thumbprint: Mapped[str] = mapped_column(String(64), primary_key=True)
     chain_pem: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class RateCounterRow(Base):
+    """One fixed-window counter shared by all replicas (gateway/ratelimit, issue 11)."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(BigInteger)

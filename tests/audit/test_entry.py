@@ -12,17 +12,23 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gateway.audit.entry import (
+    CLIPPED,
+    MAX_TEXT,
+    REDACTED,
     Actor,
     AuditEntry,
     DecisionRecord,
+    check_no_secrets,
     decode_entry,
     encode_entry,
     hash_token,
+    unescape,
 )
 from gateway.audit.errors import EntryError
 from gateway.audit.jcs import canonical, loads
 
 NOW = datetime(2026, 11, 27, 9, 30, 1, 250000, tzinfo=UTC)
+NOW_TEXT = "2026-11-27T09:30:01.250000Z"
 JWT = "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 
 
@@ -118,11 +124,61 @@ def test_hash_token_is_sha256_base64url() -> None:
         {"target": "PRIVATE+KEY+sluis.example/audit+01234567+AQ"},
     ],
 )
-def test_entries_carrying_a_raw_secret_are_refused(fields: dict[str, Any]) -> None:
+def test_a_raw_secret_is_redacted_and_the_entry_still_written(fields: dict[str, Any]) -> None:
+    data = encode_entry(entry(**fields))
+    assert JWT.encode() not in data
+    for secret in (b"Bearer abcdef", b"BEGIN PRIVATE KEY", b"PRIVATE+KEY+"):
+        assert secret not in data
+    decoded = decode_entry(data)
+    assert decoded.redacted
+    assert REDACTED in data.decode()
+    assert encode_entry(decoded) == data  # redaction is stable: the bytes round-trip
+
+
+def test_check_no_secrets_still_refuses() -> None:
     with pytest.raises(EntryError) as caught:
-        encode_entry(entry(**fields))
+        check_no_secrets({"purpose": JWT})
     assert caught.value.code == "secret-in-entry"
     assert JWT not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "original", ["\ud800", "col\udc80umn", "back\\slash \\udfff \udfff", "\U0001f600 \ud800"]
+)
+def test_unencodable_caller_text_is_escaped_reversibly(original: str) -> None:
+    data = encode_entry(
+        entry(dataset=original, decision=DecisionRecord(result="deny", reasons=("x", original)))
+    )
+    decoded = decode_entry(data)
+    assert decoded.escaped == ("dataset", "decision.reasons[1]")
+    assert decoded.dataset is not None
+    assert unescape(decoded.dataset) == original
+    assert decoded.decision is not None
+    assert unescape(decoded.decision.reasons[1]) == original
+    assert encode_entry(decoded) == data
+
+
+def test_encodable_text_keeps_its_bytes() -> None:
+    """Old entries and their hashes are unchanged: only unencodable text is escaped."""
+    assert encode_entry(entry(dataset="plain \\ text €")) == canonical(
+        {
+            "actor": {},
+            "dataset": "plain \\ text €",
+            "event": "access-decision",
+            "time": NOW_TEXT,
+            "version": 1,
+        }
+    )
+
+
+def test_overlong_caller_text_is_clipped_not_refused() -> None:
+    long = entry(target="/v1/datasets/" + "x" * 5000, dataset="\ud800" * 200)
+    decoded = decode_entry(encode_entry(long))
+    assert decoded.target is not None
+    assert len(decoded.target) == MAX_TEXT
+    assert decoded.target.endswith(CLIPPED)
+    assert decoded.dataset is not None
+    assert len(decoded.dataset) <= MAX_TEXT
 
 
 def test_unknown_fields_and_versions_are_refused() -> None:

@@ -62,6 +62,9 @@ def test_comma_separated_proxy_networks_from_the_environment(
         (": : [\n", "is not valid YAML"),
         ("tls_client_auth: sometimes\n", "invalid setting tls_client_auth"),
         ("plain_http: true\n", "plain_http needs trusted_proxies"),
+        ("rate_limit_backend: redis\n", "rate_limit_backend redis needs redis_url"),
+        ("rate_limit_backend: files\n", "invalid setting rate_limit_backend"),
+        ("rate_limit_window: 0\n", "invalid setting rate_limit_window"),
     ],
 )
 def test_bad_configuration_gives_one_clear_line(
