@@ -15,7 +15,7 @@ from gateway.agreements import endpoints as agreement_endpoints
 from gateway.agreements.service import AgreementService
 from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
-from gateway.audit.wiring import audit_origin, signer_from_key
+from gateway.audit.wiring import open_audit_log
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector
 from gateway.datasets.service import DatasetService
@@ -87,12 +87,12 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url)
         external = ExternalIssuers.from_settings(settings.external_issuers)
-        origin = audit_origin(settings)
-        audit = AuditLog(db, signer_from_key(audit_key, origin), origin)
+        audit: AuditLog | None = None
         try:
             if settings.auto_migrate:
                 await db.upgrade()
-            await audit.start()
+            # Refuses (SettingsError) an audit key or origin that contradicts the log's own.
+            audit = await open_audit_log(db, settings, audit_key, now=datetime.now(UTC))
             keyring = KeyRing(db, signing_key, config.lifetime)
             await keyring.start(datetime.now(UTC))
             oauth = OAuthService(
@@ -119,7 +119,8 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
             yield
             await datasets.aclose()
         finally:
-            await audit.close()
+            if audit is not None:
+                await audit.close()
             await external.aclose()
             await db.dispose()
             if own_telemetry:

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 
 from gateway.app import create_app
+from gateway.audit.wiring import check_audit_identity
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.settings import Settings, SettingsError
 
@@ -78,5 +80,11 @@ def uvicorn_config(
 
 
 def serve(settings: Settings) -> None:
-    """Run the gateway until interrupted."""
-    uvicorn.Server(uvicorn_config(settings)).run()
+    """Run the gateway until interrupted; refuse first (SettingsError) what cannot start.
+
+    The audit log's identity is checked before uvicorn runs: a lifespan that fails there
+    would only be logged, and the process would exit 0.
+    """
+    config = uvicorn_config(settings)
+    asyncio.run(check_audit_identity(settings, now=datetime.now(UTC)))
+    uvicorn.Server(config).run()

@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Other authorization servers (Keycloak, Entra ID) whose tokens are accepted.",
     )
+    audit_origin: str | None = Field(
+        default=None,
+        max_length=255,
+        pattern=r"^[^\s+]+$",
+        description="The audit log's origin line for a NEW log; default <host of public_url>/audit."
+        " Fixed with the log when it is created: a later public_url change does not move it.",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -177,6 +177,7 @@ class AuditLog(AuditReader):
         super().__init__(db)
         self.signer = signer
         self.origin = origin
+        self._key = signer.verifier().key_string()  # the identity's key while we may sign
         Checkpoint(origin, 0, b"\0" * 32)  # refuse an origin a checkpoint cannot carry, now
         self._checkpoint_delay = checkpoint_delay
         self._max_batch = max_batch
@@ -230,6 +231,7 @@ class AuditLog(AuditReader):
             latest = await repo.latest_checkpoint(session)
             if latest is not None and latest.size >= size:
                 return _signed(latest.note)
+            await self._check_key(session)
             root = await _frontier(session, size)
             note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
             await repo.add_checkpoint(session, size, root, note.decode(), self._clock())
@@ -249,6 +251,7 @@ class AuditLog(AuditReader):
             Checkpoint(self.origin, receipt.tree_size, receipt.root_hash), self.signer
         )
         async with self._sign_lock, self._session() as session:
+            await self._check_key(session)
             await repo.add_checkpoint(
                 session, receipt.tree_size, receipt.root_hash, note.decode(), self._clock()
             )
@@ -262,6 +265,12 @@ class AuditLog(AuditReader):
         """The newest checkpoint; signs the first one if the log has none yet."""
         latest = await self.latest_checkpoint()
         return latest if latest is not None else await self.checkpoint_now()
+
+    async def _check_key(self, session: AsyncSession) -> None:
+        """Refuse to sign once the log was handed over to another key (fail closed)."""
+        identity = await repo.identity(session)
+        if identity is not None and identity.key != self._key:
+            raise StorageUnavailable("the audit log was handed over to another key; restart")
 
     def _ensure_started(self) -> None:
         if not self._tasks:

@@ -16,6 +16,7 @@ from gateway.storage.models import (
     AuditCheckpointRow,
     AuditEntryRow,
     AuditHeadRow,
+    AuditIdentityRow,
     AuditNodeRow,
 )
 
@@ -156,3 +157,31 @@ async def add_checkpoint(
 async def checkpoint_of_size(session: AsyncSession, size_: int) -> AuditCheckpointRow | None:
     """The checkpoint of exactly ``size_`` leaves."""
     return await session.get(AuditCheckpointRow, size_)
+
+
+_IDENTITY_ID = 1
+
+
+async def identity(session: AsyncSession) -> AuditIdentityRow | None:
+    """The log's identity row, if the log has one yet."""
+    stmt = select(AuditIdentityRow).where(AuditIdentityRow.id == _IDENTITY_ID)
+    return (await session.scalars(stmt)).first()
+
+
+async def add_identity(session: AsyncSession, origin: str, key: str, created_at: datetime) -> None:
+    """Store the log's identity; if another replica stored one first, keep theirs."""
+    values = {"id": _IDENTITY_ID, "origin": origin, "first_key": key, "key": key}
+    values["created_at"] = created_at
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert_(AuditIdentityRow).values(**values).on_conflict_do_nothing())
+
+
+async def hand_over(session: AsyncSession, old_key: str, new_key: str, at: datetime) -> bool:
+    """Make ``new_key`` the signing key, if ``old_key`` still is; whether it was."""
+    stmt = (
+        update(AuditIdentityRow)
+        .where(AuditIdentityRow.id == _IDENTITY_ID, AuditIdentityRow.key == old_key)
+        .values(key=new_key, rotated_at=at)
+        .returning(AuditIdentityRow.id)
+    )
+    return (await session.execute(stmt)).first() is not None
