@@ -43,6 +43,7 @@ EventType = Literal[
     "exchange-completed",
     "agreement-changed",
     "admin-change",
+    "key-rotation",  # target: the new checkpoint key (verifier key string); see rotation.py
 ]
 DecisionResult = Literal["permit", "deny"]
 

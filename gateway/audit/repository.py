@@ -185,3 +185,14 @@ async def hand_over(session: AsyncSession, old_key: str, new_key: str, at: datet
         .returning(AuditIdentityRow.id)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def replace_note(session: AsyncSession, size_: int, root_hash: bytes, note: str) -> bool:
+    """Put ``note`` (more signatures over the same tree) in place of the stored one."""
+    stmt = (
+        update(AuditCheckpointRow)
+        .where(AuditCheckpointRow.size == size_, AuditCheckpointRow.root_hash == root_hash)
+        .values(note=note)
+        .returning(AuditCheckpointRow.size)
+    )
+    return (await session.execute(stmt)).first() is not None

@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
 
@@ -29,7 +30,7 @@ from gateway.audit.verify import (
     verify_proof_bundle,
 )
 from gateway.cli.output import CliError, console, reports_errors
-from gateway.settings import Settings
+from gateway.settings import Settings, load_audit_key
 from gateway.storage.db import Database
 
 app = typer.Typer(help="Export, prove and verify the audit log.", no_args_is_help=True)
@@ -48,12 +49,16 @@ OriginOption = Annotated[
 
 
 def _run(settings: Settings, action: Callable[[AuditReader], Awaitable[T]]) -> T:
+    return _run_db(settings, lambda db: action(AuditReader(db)))
+
+
+def _run_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     async def main() -> T:
         db = Database(settings.effective_database_url)
         try:
             if settings.auto_migrate:
                 await db.upgrade()
-            return await action(AuditReader(db))
+            return await action(db)
         finally:
             await db.dispose()
 
@@ -153,11 +158,18 @@ def verify(
     except AuditError as exc:
         raise CliError(f"verification failed: {exc.detail}") from exc
     latest = report.latest
+    handed = ""
+    if report.hand_overs:
+        now_key = report.epochs[-1].keys[0].key_string()
+        handed = f"; {report.hand_overs} key hand-over(s) followed, now signed by {now_key}"
     console.print(
         f"ok: {report.entries} entries, {report.checkpoints} checkpoints; "
-        f"latest size {latest.size} root {encode_base64(latest.root_hash)}",
+        f"latest size {latest.size} root {encode_base64(latest.root_hash)}{handed}",
         markup=False,
+        soft_wrap=True,
     )
+    for index in report.void_rotations:
+        console.print(f"note: key-rotation entry {index} was never handed over", markup=False)
 
 
 @app.command("prove")
@@ -208,9 +220,62 @@ def verify_proof(
 
 @app.command("key")
 @reports_errors
-def key(ctx: typer.Context) -> None:
+def key(
+    ctx: typer.Context,
+    first: Annotated[
+        bool, typer.Option("--first", help="The key the log began with (verify starts there).")
+    ] = False,
+) -> None:
     """Print the log's public verifier key string (safe to publish)."""
     # Imported here: loading the signing key is only needed by this command.
-    from gateway.audit.wiring import audit_signer  # noqa: PLC0415
+    from gateway.audit.identity import read_identity, reconcile  # noqa: PLC0415
+    from gateway.audit.wiring import configured_identity  # noqa: PLC0415
 
-    typer.echo(audit_signer(ctx.obj.settings()).verifier().key_string())
+    settings = ctx.obj.settings()
+    identity = _run_db(settings, read_identity)
+    if first:
+        if identity is None:
+            raise CliError("the audit log has no identity yet: start the gateway once")
+        typer.echo(identity.first_key.key_string())
+        return
+    configured = configured_identity(settings, load_audit_key(settings))
+    origin = configured.origin
+    if identity is not None:
+        reconcile(identity, configured)
+        origin = identity.origin
+    typer.echo(Verifier(origin, configured.public_key).key_string())
+
+
+@app.command("rotate-key")
+@reports_errors
+def rotate_key(
+    ctx: typer.Context,
+    new_key: Annotated[
+        Path, typer.Option("--new-key", help="The new Ed25519 key (PEM, mode 0600).")
+    ],
+) -> None:
+    """Hand the log over to a new checkpoint key, signed by the current one.
+
+    Stop every gateway replica first; then configure the new key and start them.
+    """
+    from gateway.audit.rotation import HandOver  # noqa: PLC0415 - see key
+    from gateway.audit.rotation import rotate_key as hand_over  # noqa: PLC0415
+    from gateway.audit.wiring import log_identity, signer_from_key  # noqa: PLC0415
+
+    settings = ctx.obj.settings()
+    old = load_audit_key(settings)
+    new = load_audit_key(ctx.obj.settings(audit_key_file=new_key))
+
+    async def run(db: Database) -> HandOver:
+        now = datetime.now(UTC)
+        identity = await log_identity(db, settings, old, now=now)
+        old_signer = signer_from_key(old, identity.origin)
+        new_signer = signer_from_key(new, identity.origin)
+        return await hand_over(db, identity, old_signer, new_signer, now=now)
+
+    done = _run_db(settings, run)
+    typer.echo(
+        f"handed over: key-rotation entry {done.index}, checkpoint of size {done.size} "
+        f"signed by the old key and the new one\nnew key: {done.new_key.key_string()}\n"
+        f"now set SLUIS_AUDIT_KEY_FILE={new_key} on every replica and start them"
+    )

@@ -180,3 +180,35 @@ def test_an_explicit_origin_that_differs_is_refused(site: Site) -> None:
         asyncio.run(start(app))
     same = create_app(site.settings(public_url=NEW_URL, audit_origin=ORIGIN))
     asyncio.run(start(same))
+
+
+def test_rotate_key_hands_the_log_over(runner: CliRunner, site: Site) -> None:
+    with running_gateway(site.settings(public_url=OLD_URL)) as base:
+        make_changes(site, base, ["Oost 1", "Oost 2"])
+    new = write_key(site.home / "new-audit-key.pem", ed25519.Ed25519PrivateKey.generate())
+    old_env = {
+        "SLUIS_DATABASE_URL": site.database,
+        "SLUIS_AUDIT_KEY_FILE": str(site.home / "audit-key.pem"),
+        "SLUIS_PUBLIC_URL": NEW_URL,  # the origin stays the log's own
+    }
+    rotated = runner.invoke(cli, ["audit", "rotate-key", "--new-key", str(new)], env=old_env)
+    assert rotated.exit_code == 0, rotated.output
+    new_key = Verifier(ORIGIN, public_key(new)).key_string()
+    assert f"new key: {new_key}" in rotated.output
+    again = runner.invoke(cli, ["audit", "rotate-key", "--new-key", str(new)], env=old_env)
+    assert again.exit_code == 1
+    assert "sluis audit rotate-key" in again.output  # the old key is no longer the log's
+
+    with pytest.raises(SettingsError, match="not the key this audit log is signed with"):
+        asyncio.run(start(create_app(site.settings(public_url=OLD_URL))))
+    with running_gateway(site.settings(public_url=OLD_URL, audit_key_file=new)) as base:
+        make_changes(site, base, ["Oost 3"])
+
+    code, output = export_and_verify(runner, site, "--key", first_key(site))
+    assert code == 0, output
+    assert f"1 key hand-over(s) followed, now signed by {new_key}" in output
+    code, output = export_and_verify(runner, site, "--key", new_key)
+    assert code == 1
+    assert "checkpoint 1 does not verify" in output
+    shown = runner.invoke(cli, ["audit", "key", "--first"], env=old_env)
+    assert shown.output.strip() == first_key(site)
