@@ -104,6 +104,12 @@ class AuditReader:
             row = await repo.latest_checkpoint(session)
         return None if row is None else _signed(row.note)
 
+    async def checkpoint_at_least(self, size: int) -> SignedCheckpoint | None:
+        """The smallest signed checkpoint of at least ``size`` entries, if any."""
+        async with self._session() as session:
+            row = await repo.checkpoint_at_least(session, size)
+        return None if row is None else _signed(row.note)
+
     async def checkpoints(self) -> list[SignedCheckpoint]:
         """Every signed checkpoint, smallest first."""
         async with self._session() as session:
