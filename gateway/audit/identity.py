@@ -105,13 +105,13 @@ async def _adopted_origin(session: AsyncSession, configured: Configured) -> str:
     if latest is None:
         return configured.origin
     note = latest.note.encode()
-    origin = Checkpoint.parse(note[: note.rindex(b"\n\n") + 1].decode()).origin
     try:
+        origin = Checkpoint.parse(note[: note.rindex(b"\n\n") + 1].decode()).origin
         verify_checkpoint(note, [Verifier(origin, configured.public_key)], origin)
-    except AuditError as exc:
+    except (AuditError, ValueError) as exc:
         raise SettingsError(
             f"the configured audit key did not sign this audit log's newest checkpoint "
-            f"(origin {origin!r}): {ROTATE_HINT}"
+            f"(of size {latest.size}): {ROTATE_HINT}"
         ) from exc
     return origin
 

@@ -63,16 +63,6 @@ async def open_audit_log(
     return audit
 
 
-def audit_signer(settings: Settings) -> Signer:
-    """The checkpoint signer from ``audit_key_file`` (SettingsError if missing or not Ed25519)."""
-    return signer_from_key(load_audit_key(settings), audit_origin(settings))
-
-
-def build_audit_log(db: Database, settings: Settings) -> AuditLog:
-    """The gateway's :class:`AuditLog` (call ``await log.start()``, and ``close()`` at exit)."""
-    return AuditLog(db, audit_signer(settings), audit_origin(settings))
-
-
 async def check_audit_identity(settings: Settings, *, now: datetime) -> LogIdentity:
     """Before listening: migrate (if auto_migrate) and hold the settings against the log."""
     key = load_audit_key(settings)

@@ -39,10 +39,8 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 def _tls(site: Site, who: str, key_option: str) -> list[str]:
     cert = site.certs[who]
-    return ["--cert", str(cert.cert_path), key_option, str(cert.key_path)] + [
-        "--cacert",
-        str(site.pki.bundle),
-    ]
+    files = [cert.cert_path, key_option, cert.key_path, "--cacert", site.pki.bundle]
+    return ["--cert", *map(str, files)]
 
 
 def _truncate(directory: Path) -> int:
