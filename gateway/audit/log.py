@@ -54,6 +54,7 @@ from gateway.audit.repository import EntryFilter, TreeInconsistent
 from gateway.audit.verify import ExportedCheckpoint
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
+from gateway.storage.models import AuditCheckpointRow
 
 log = logging.getLogger("sluis.audit")
 
@@ -183,7 +184,7 @@ class AuditLog(AuditReader):
         super().__init__(db)
         self.signer = signer
         self.origin = origin
-        self._key = signer.verifier().key_string()  # the identity's key while we may sign
+        self._key = signer.verifier().key_string()  # stored checkpoints need it to be current
         Checkpoint(origin, 0, b"\0" * 32)  # refuse an origin a checkpoint cannot carry, now
         self._checkpoint_delay = checkpoint_delay
         self._max_batch = max_batch
@@ -237,12 +238,13 @@ class AuditLog(AuditReader):
             latest = await repo.latest_checkpoint(session)
             if latest is not None and latest.size >= size:
                 return _signed(latest.note)
-            await self._check_key(session)
             root = await _frontier(session, size)
             note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
-            await repo.add_checkpoint(session, size, root, note.decode(), self._clock())
+            await repo.add_checkpoint(
+                session, size, root, note.decode(), self._clock(), signer_key=self._key
+            )
             stored = await repo.checkpoint_of_size(session, size)
-        return _signed(stored.note if stored is not None else note.decode())
+        return _handed_over_unless(stored)
 
     async def checkpoint_for(self, receipt: Receipt) -> SignedCheckpoint:
         """A signed checkpoint that includes ``receipt``'s entry (signing one if needed).
@@ -257,12 +259,16 @@ class AuditLog(AuditReader):
             Checkpoint(self.origin, receipt.tree_size, receipt.root_hash), self.signer
         )
         async with self._sign_lock, self._session() as session:
-            await self._check_key(session)
             await repo.add_checkpoint(
-                session, receipt.tree_size, receipt.root_hash, note.decode(), self._clock()
+                session,
+                receipt.tree_size,
+                receipt.root_hash,
+                note.decode(),
+                self._clock(),
+                signer_key=self._key,
             )
             stored = await repo.checkpoint_of_size(session, receipt.tree_size)
-        signed = _signed(stored.note if stored is not None else note.decode())
+        signed = _handed_over_unless(stored)
         if latest is None or signed.size > latest.size:
             self._latest_signed = signed
         return signed
@@ -271,12 +277,6 @@ class AuditLog(AuditReader):
         """The newest checkpoint; signs the first one if the log has none yet."""
         latest = await self.latest_checkpoint()
         return latest if latest is not None else await self.checkpoint_now()
-
-    async def _check_key(self, session: AsyncSession) -> None:
-        """Refuse to sign once the log was handed over to another key (fail closed)."""
-        identity = await repo.identity(session)
-        if identity is not None and identity.key != self._key:
-            raise StorageUnavailable("the audit log was handed over to another key; restart")
 
     def _ensure_started(self) -> None:
         if not self._tasks:
@@ -368,6 +368,13 @@ async def _frontier(session: AsyncSession, size: int) -> bytes:
     """The root of the committed tree of ``size`` leaves, from its frontier nodes."""
     hashes = await repo.node_hashes(session, frontier_ids(size))
     return Frontier.from_hashes(size, hashes).root()
+
+
+def _handed_over_unless(stored: AuditCheckpointRow | None) -> SignedCheckpoint:
+    """The stored checkpoint; none means ours was refused: the log has another key now."""
+    if stored is None:
+        raise StorageUnavailable("the audit log was handed over to another key; restart")
+    return _signed(stored.note)
 
 
 def _signed(note: str) -> SignedCheckpoint:

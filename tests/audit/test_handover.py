@@ -71,10 +71,12 @@ def test_old_key_neither_signs_nor_verifies_after_the_hand_over(url: str) -> Non
         report = verify_export(entries, checkpoints, [SIGNER.verifier()], ORIGIN)
         assert report.hand_overs == 1
         assert report.epochs[0].last == 6  # 5 entries, the rotation entry: size 6
-        stale = AuditLog(db, SIGNER, ORIGIN)
-        await stale.append(sample(99))
+        stale = AuditLog(db, SIGNER, ORIGIN, checkpoint_delay=3600)
+        receipt = await stale.append(sample(99))
         with pytest.raises(StorageUnavailable, match="handed over"):
-            await stale.checkpoint_now()
+            await stale.checkpoint_for(receipt)  # the exchange's receipt path
+        with pytest.raises(StorageUnavailable, match="handed over"):
+            await stale.checkpoint_now()  # the background checkpointer's
         await stale.close()
         await db.dispose()
         # A checkpoint the old key signed past the hand-over is worth nothing.
