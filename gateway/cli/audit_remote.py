@@ -69,10 +69,11 @@ def _get(client: httpx.Client, path: str, **params: Any) -> httpx.Response:
 
 def fetch_checkpoint(url: str, tls: TlsFiles) -> bytes:
     """The signed note at ``url`` (a gateway's base URL means its newest checkpoint)."""
-    parts = httpx.URL(url)
-    base, path = str(parts.copy_with(path="/", query=None)), parts.path
-    with _client(base, tls) as client:
-        return _get(client, path if path not in {"", "/"} else CHECKPOINT_PATH).content
+    target = httpx.URL(url)
+    if target.path in {"", "/"}:
+        target = target.copy_with(path=CHECKPOINT_PATH)
+    with _client(str(target.copy_with(path="/", query=None)), tls) as client:
+        return _get(client, target.raw_path.decode("ascii")).content
 
 
 def export_from(

@@ -138,3 +138,10 @@ def test_rotate_key_hands_the_log_over(runner: CliRunner, site: Site) -> None:
     assert "checkpoint 1 does not verify" in output
     shown = runner.invoke(cli, ["audit", "key", "--first"], env=old_env)
     assert shown.output.strip() == first_key(site)
+    current = runner.invoke(
+        cli, ["audit", "key"], env={**old_env, "SLUIS_AUDIT_KEY_FILE": str(new)}
+    )
+    assert current.output.strip() == new_key
+    stale = runner.invoke(cli, ["audit", "key"], env=old_env)
+    assert stale.exit_code == 1
+    assert "sluis audit rotate-key" in stale.output

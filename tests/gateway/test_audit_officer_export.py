@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,12 @@ def test_export_over_the_api_verifies_and_is_held_live(runner: CliRunner, site: 
         assert truncated.exit_code == 1
         assert f"truncated: export ends at {kept} but checkpoint {base} of size" in (
             truncated.output
+        )
+        at_least = f"{base}/v1/audit/checkpoint?at_least={kept + 1}"
+        live[1] = at_least  # the first checkpoint past the truncated export
+        truncated = runner.invoke(cli, [*verify, *live])
+        assert re.search(
+            rf"checkpoint {re.escape(at_least)} of size \d+ > {kept}", truncated.output
         )
 
         refused = runner.invoke(cli, [*export, *_tls(site, "maker", "--key")])
