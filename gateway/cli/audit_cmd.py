@@ -103,6 +103,8 @@ def _verifiers(keys: list[str], *, option: str = "--key") -> list[Verifier]:
 
 def _anchor(source: str, cert: Path | None, key: Path | None, cacert: Path | None) -> bytes:
     """The checkpoint to hold the export against: fetched over mTLS, or read from a file."""
+    if source.startswith("http://"):
+        raise CliError("fetch the checkpoint over https (mTLS), not http")
     if source.startswith("https://"):
         return remote.fetch_checkpoint(source, remote.tls_files(cert, key, cacert))
     try:

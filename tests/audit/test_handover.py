@@ -20,7 +20,7 @@ from gateway.audit.errors import VerificationError
 from gateway.audit.identity import Configured, establish
 from gateway.audit.keys import Signer
 from gateway.audit.log import AuditLog
-from gateway.audit.rotation import rotate_key
+from gateway.audit.rotation import RotationRefused, rotate_key
 from gateway.audit.verify import ExportedCheckpoint, ExportedEntry, verify_export
 from gateway.settings import SettingsError
 from gateway.storage import StorageUnavailable
@@ -122,5 +122,21 @@ def test_a_log_from_before_identities_is_adopted_by_its_own_key_only(url: str) -
         assert identity.origin == ORIGIN  # the log's own origin, not the new public_url's
         assert identity.first_key == identity.key == SIGNER.verifier()
         await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_rotation_refuses_a_key_that_is_not_current_or_not_new(url: str) -> None:
+    async def scenario() -> None:
+        db = Database(url)
+        await db.upgrade()
+        identity = await establish(db, CONFIGURED, now=NOW)
+        with pytest.raises(RotationRefused, match="nothing to hand over"):
+            await rotate_key(db, identity, SIGNER, SIGNER, now=NOW)
+        with pytest.raises(RotationRefused, match="not the log's current key"):
+            await rotate_key(db, identity, NEW, SIGNER, now=NOW)
+        size = await AuditLog(db, SIGNER, ORIGIN).size()
+        await db.dispose()
+        assert size == 0  # nothing was appended
 
     asyncio.run(scenario())
