@@ -82,8 +82,8 @@ def uvicorn_config(
 def serve(settings: Settings) -> None:
     """Run the gateway until interrupted; refuse first (SettingsError) what cannot start.
 
-    The audit log's identity is checked before uvicorn runs: a lifespan that fails there
-    would only be logged, and the process would exit 0.
+    The audit log's identity is checked before uvicorn runs, so a contradiction is the
+    CLI's one-line reason; the lifespan checks again (uvicorn would log a traceback).
     """
     config = uvicorn_config(settings)
     asyncio.run(check_audit_identity(settings, now=datetime.now(UTC)))
