@@ -19,13 +19,12 @@ from gateway.audit.log import AuditLog
 from gateway.settings import Settings, load_audit_key
 from gateway.storage.db import Database
 
+log = logging.getLogger("sluis.audit")
+
 
 def signer_from_key(key: Ed25519PrivateKey, name: str) -> Signer:
     """A note :class:`Signer` named ``name`` (e.g. ``sluis.example/audit``) over ``key``."""
     return Signer(name, key.private_bytes_raw())
-
-
-log = logging.getLogger("sluis.audit")
 
 
 def audit_origin(settings: Settings) -> str:
