@@ -15,7 +15,7 @@ from gateway.agreements import endpoints as agreement_endpoints
 from gateway.agreements.service import AgreementService
 from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
-from gateway.audit.wiring import audit_origin, signer_from_key
+from gateway.audit.wiring import open_audit_log
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector
 from gateway.datasets.service import DatasetService
@@ -103,13 +103,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url)
         external = ExternalIssuers.from_settings(settings.external_issuers)
-        origin = audit_origin(settings)
-        audit = AuditLog(db, signer_from_key(audit_key, origin), origin)
+        audit: AuditLog | None = None
         limits: Limits | None = None
         try:
             if settings.auto_migrate:
                 await db.upgrade()
-            await audit.start()
+            # Refuses (SettingsError) an audit key or origin that contradicts the log's own.
+            audit = await open_audit_log(db, settings, audit_key, now=datetime.now(UTC))
             limits = Limits(counters_for(settings, db), settings, audit, clock or _utcnow)
             limits.start()
             keyring = KeyRing(db, signing_key, config.lifetime)
@@ -141,7 +141,8 @@ def create_app(
         finally:
             if limits is not None:
                 await limits.close()  # open refusal summaries are written before the log closes
-            await audit.close()
+            if audit is not None:
+                await audit.close()
             await external.aclose()
             await db.dispose()
             if own_telemetry:

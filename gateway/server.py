@@ -7,11 +7,13 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 
 from gateway.app import create_app
+from gateway.audit.wiring import check_audit_identity
 from gateway.http.connection_limits import ConnectionLimits
 from gateway.http.guarded import guarded_protocol
 from gateway.http.tls_scope import TLSHttpToolsProtocol
@@ -129,5 +131,11 @@ def gateway_server(settings: Settings, **extra: Any) -> GatewayServer:
 
 
 def serve(settings: Settings) -> None:
-    """Run the gateway until interrupted."""
-    gateway_server(settings).run()
+    """Run the gateway until interrupted; refuse first (SettingsError) what cannot start.
+
+    The audit log's identity is checked before uvicorn runs, so a contradiction is the
+    CLI's one-line reason; the lifespan checks again (uvicorn would log a traceback).
+    """
+    server = gateway_server(settings)
+    asyncio.run(check_audit_identity(settings, now=datetime.now(UTC)))
+    server.run()

@@ -178,6 +178,13 @@ class Settings(BaseSettings):
     token_requests_per_window: int = Field(
         default=60, ge=1, description="Token requests per client, and per source, and window."
     )
+    audit_origin: str | None = Field(
+        default=None,
+        max_length=255,
+        pattern=r"^[^\s+]+$",
+        description="The audit log's origin line for a NEW log; default <host of public_url>/audit."
+        " Fixed with the log when it is created: a later public_url change does not move it.",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -12,13 +12,17 @@ The core has no IO and no clock: data in, values out. Modules::
     entry        AuditEntry, its canonical encoding, hash_token, the secret check
     records      Receipt, SignedCheckpoint, proofs, AuditRecord
     verify       offline verification of an export (``sluis audit verify``)
+    handover     following key hand-overs while verifying
+    anchor       holding an export against a checkpoint from elsewhere (truncation)
     export       JSON lines, OCSF and syslog records
 
 The IO edge, imported by name and never from here (it pulls in SQLAlchemy)::
 
     repository   all SQL
     log          AuditReader / AuditLog: group commit, checkpointer, proofs
-    wiring       build_audit_log(db, settings): the signer and origin from settings
+    identity     the log's origin and key, fixed at creation; start-up holds settings to it
+    rotation     handing the log over to a new key (``sluis audit rotate-key``)
+    wiring       open_audit_log(db, settings, key, now): the started log, as its identity
     endpoints    the /v1/audit router;  schemas: its response bodies
 """
 

@@ -38,9 +38,19 @@ Size = Annotated[int, Query(ge=0, le=2**63 - 1)]
 
 
 @router.get("/checkpoint", response_class=Response)
-async def checkpoint(_: Caller, audit: AuditDep) -> Response:
-    """The newest signed checkpoint (C2SP tlog-checkpoint as a signed note)."""
-    signed = await audit.current_checkpoint()
+async def checkpoint(_: Caller, audit: AuditDep, at_least: Size | None = None) -> Response:
+    """The newest signed checkpoint (C2SP tlog-checkpoint as a signed note).
+
+    With ``at_least``: the smallest stored one of at least that many entries (a key
+    rotation's hand-over checkpoint is the first of at least its entry's index + 1).
+    """
+    if at_least is None:
+        signed = await audit.current_checkpoint()
+    else:
+        found = await audit.checkpoint_at_least(at_least)
+        if found is None:
+            raise BadRequest("size-out-of-range", f"no checkpoint of {at_least} entries yet")
+        signed = found
     return Response(signed.note, media_type=NOTE_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 
 

@@ -61,6 +61,7 @@ EventType = Literal[
     "agreement-changed",
     "admin-change",
     "refusals-summarised",  # issue 11: N further refusals from one source in one window
+    "key-rotation",  # target: the new checkpoint key (verifier key string); see rotation.py
 ]
 DecisionResult = Literal["permit", "deny"]
 

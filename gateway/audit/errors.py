@@ -76,5 +76,8 @@ class VerificationError(AuditError):
     0, 1, 2, ... in order), ``checkpoint-signature`` (a checkpoint does not verify),
     ``checkpoint-order`` (sizes do not grow), ``inconsistent`` (a consistency proof fails),
     ``root-mismatch`` (the entries do not rebuild a signed root), ``missing-entries``
-    (fewer entries than the latest checkpoint covers), ``no-checkpoint``, ``bad-proof``.
+    (fewer entries than the latest checkpoint covers), ``no-checkpoint``, ``bad-proof``,
+    ``bad-rotation`` (a key-rotation entry names no valid key); against a checkpoint from
+    elsewhere: ``bad-anchor``, ``anchor-signature``, ``no-cosignature`` (a named witness
+    did not cosign), ``truncated`` (it is larger than the export), and ``inconsistent``.
     """

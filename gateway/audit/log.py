@@ -60,6 +60,7 @@ from gateway.audit.repository import EntryFilter, TreeInconsistent
 from gateway.audit.verify import ExportedCheckpoint
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
+from gateway.storage.models import AuditCheckpointRow
 
 log = logging.getLogger("sluis.audit")
 
@@ -110,6 +111,12 @@ class AuditReader:
         """The newest signed checkpoint, if any was signed."""
         async with self._session() as session:
             row = await repo.latest_checkpoint(session)
+        return None if row is None else _signed(row.note)
+
+    async def checkpoint_at_least(self, size: int) -> SignedCheckpoint | None:
+        """The smallest signed checkpoint of at least ``size`` entries, if any."""
+        async with self._session() as session:
+            row = await repo.checkpoint_at_least(session, size)
         return None if row is None else _signed(row.note)
 
     async def checkpoints(self) -> list[SignedCheckpoint]:
@@ -186,6 +193,7 @@ class AuditLog(AuditReader):
         super().__init__(db)
         self.signer = signer
         self.origin = origin
+        self._key = signer.verifier().key_string()  # stored checkpoints need it to be current
         Checkpoint(origin, 0, b"\0" * 32)  # refuse an origin a checkpoint cannot carry, now
         self._checkpoint_delay = checkpoint_delay
         self._max_batch = max_batch
@@ -246,9 +254,11 @@ class AuditLog(AuditReader):
                 return _signed(latest.note)
             root = await _frontier(session, size)
             note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
-            await repo.add_checkpoint(session, size, root, note.decode(), self._clock())
+            await repo.add_checkpoint(
+                session, size, root, note.decode(), self._clock(), signer_key=self._key
+            )
             stored = await repo.checkpoint_of_size(session, size)
-        return _signed(stored.note if stored is not None else note.decode())
+        return _handed_over_unless(stored)
 
     async def checkpoint_for(self, receipt: Receipt) -> SignedCheckpoint:
         """A signed checkpoint that includes ``receipt``'s entry (signing one if needed).
@@ -264,10 +274,15 @@ class AuditLog(AuditReader):
         )
         async with self._sign_lock, self._session() as session:
             await repo.add_checkpoint(
-                session, receipt.tree_size, receipt.root_hash, note.decode(), self._clock()
+                session,
+                receipt.tree_size,
+                receipt.root_hash,
+                note.decode(),
+                self._clock(),
+                signer_key=self._key,
             )
             stored = await repo.checkpoint_of_size(session, receipt.tree_size)
-        signed = _signed(stored.note if stored is not None else note.decode())
+        signed = _handed_over_unless(stored)
         if latest is None or signed.size > latest.size:
             self._latest_signed = signed
         return signed
@@ -404,6 +419,13 @@ async def _frontier(session: AsyncSession, size: int) -> bytes:
     """The root of the committed tree of ``size`` leaves, from its frontier nodes."""
     hashes = await repo.node_hashes(session, frontier_ids(size))
     return Frontier.from_hashes(size, hashes).root()
+
+
+def _handed_over_unless(stored: AuditCheckpointRow | None) -> SignedCheckpoint:
+    """The stored checkpoint; none means ours was refused: the log has another key now."""
+    if stored is None:
+        raise StorageUnavailable("the audit log was handed over to another key; restart")
+    return _signed(stored.note)
 
 
 def _signed(note: str) -> SignedCheckpoint:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import and_, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,7 @@ from gateway.storage.models import (
     AuditCheckpointRow,
     AuditEntryRow,
     AuditHeadRow,
+    AuditIdentityRow,
     AuditNodeRow,
 )
 
@@ -153,15 +154,72 @@ async def all_checkpoints(session: AsyncSession) -> list[AuditCheckpointRow]:
 
 
 async def add_checkpoint(
-    session: AsyncSession, size_: int, root_hash: bytes, note: str, signed_at: datetime
+    session: AsyncSession,
+    size_: int,
+    root_hash: bytes,
+    note: str,
+    signed_at: datetime,
+    *,
+    signer_key: str | None = None,
 ) -> None:
-    """Store a checkpoint; if another replica stored one of that size first, keep theirs."""
+    """Store a checkpoint; if another replica stored one of that size first, keep theirs.
+
+    With ``signer_key`` (the signer's verifier key string) nothing is stored unless that
+    is the log's current key, or the log has no identity yet: a key handed over signs no
+    more, at no extra round trip (the caller sees no row of that size).
+    """
     values = {"size": size_, "root_hash": root_hash, "note": note, "signed_at": signed_at}
     insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_(AuditCheckpointRow).values(**values).on_conflict_do_nothing()
-    await session.execute(stmt)
+    if signer_key is None:
+        stmt = insert_(AuditCheckpointRow).values(**values)
+    else:
+        columns = AuditCheckpointRow.__table__.c
+        row = [literal(value, columns[name].type).label(name) for name, value in values.items()]
+        current = select(AuditIdentityRow.id).where(AuditIdentityRow.key == signer_key)
+        source = select(*row).where(or_(current.exists(), ~select(AuditIdentityRow.id).exists()))
+        stmt = insert_(AuditCheckpointRow).from_select(list(values), source)
+    await session.execute(stmt.on_conflict_do_nothing())
 
 
 async def checkpoint_of_size(session: AsyncSession, size_: int) -> AuditCheckpointRow | None:
     """The checkpoint of exactly ``size_`` leaves."""
     return await session.get(AuditCheckpointRow, size_)
+
+
+_IDENTITY_ID = 1
+
+
+async def identity(session: AsyncSession) -> AuditIdentityRow | None:
+    """The log's identity row, if the log has one yet."""
+    stmt = select(AuditIdentityRow).where(AuditIdentityRow.id == _IDENTITY_ID)
+    return (await session.scalars(stmt)).first()
+
+
+async def add_identity(session: AsyncSession, origin: str, key: str, created_at: datetime) -> None:
+    """Store the log's identity; if another replica stored one first, keep theirs."""
+    values = {"id": _IDENTITY_ID, "origin": origin, "first_key": key, "key": key}
+    values["created_at"] = created_at
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert_(AuditIdentityRow).values(**values).on_conflict_do_nothing())
+
+
+async def hand_over(session: AsyncSession, old_key: str, new_key: str, at: datetime) -> bool:
+    """Make ``new_key`` the signing key, if ``old_key`` still is; whether it was."""
+    stmt = (
+        update(AuditIdentityRow)
+        .where(AuditIdentityRow.id == _IDENTITY_ID, AuditIdentityRow.key == old_key)
+        .values(key=new_key, rotated_at=at)
+        .returning(AuditIdentityRow.id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def replace_note(session: AsyncSession, size_: int, root_hash: bytes, note: str) -> bool:
+    """Put ``note`` (more signatures over the same tree) in place of the stored one."""
+    stmt = (
+        update(AuditCheckpointRow)
+        .where(AuditCheckpointRow.size == size_, AuditCheckpointRow.root_hash == root_hash)
+        .values(note=note)
+        .returning(AuditCheckpointRow.size)
+    )
+    return (await session.execute(stmt)).first() is not None

@@ -8,8 +8,9 @@ An export is two JSON-lines files::
 
 :func:`verify_export` checks, and names the first failure as a :class:`VerificationError`:
 
-1. every checkpoint's signature (a note verifies with any known key; unknown keys' lines
-   are ignored) and origin;
+1. every checkpoint's signature and origin: starting from the key(s) the officer trusts
+   (a note verifies with any of them; unknown keys' lines are ignored) and following
+   each key hand-over recorded in the log (:mod:`gateway.audit.handover`);
 2. consistency between successive checkpoints (RFC 9162 proofs, so a log that rewrote
    history between two checkpoints is caught even without its entries);
 3. that the entries, canonicalized again (RFC 8785), numbered 0, 1, 2, ... without gaps,
@@ -28,6 +29,7 @@ from gateway.audit.checkpoint import Checkpoint, verify_checkpoint
 from gateway.audit.compact import Frontier
 from gateway.audit.encoding import decode_base64, encode_base64
 from gateway.audit.errors import AuditError, VerificationError
+from gateway.audit.handover import KeyChain, KeyEpoch, find_rotations
 from gateway.audit.jcs import canonical, loads
 from gateway.audit.keys import Verifier
 from gateway.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -57,6 +59,13 @@ class VerifyReport:
     entries: int
     checkpoints: int
     latest: Checkpoint
+    epochs: tuple[KeyEpoch, ...] = ()  # the keys in force, by checkpoint size
+    void_rotations: tuple[int, ...] = ()  # key-rotation entries never handed over
+
+    @property
+    def hand_overs(self) -> int:
+        """How many key hand-overs verification followed."""
+        return max(len(self.epochs) - 1, 0)
 
 
 def entry_line(index: int, data: bytes) -> str:
@@ -108,22 +117,30 @@ def verify_export(
     verifiers: Sequence[Verifier],
     origin: str,
 ) -> VerifyReport:
-    """Run the three checks of the module docstring; raise at the first failure."""
-    signed = verify_checkpoints(checkpoints, verifiers, origin)
+    """Run the three checks of the module docstring; raise at the first failure.
+
+    ``verifiers`` are the log's first key(s); hand-overs recorded in ``entries`` are
+    followed from there (and only trusted because the rebuild ties them to signed roots).
+    """
+    chain = KeyChain(verifiers, find_rotations((e.index, e.data) for e in entries))
+    signed = verify_checkpoints(checkpoints, chain, origin)
     rebuild(entries, signed)
-    return VerifyReport(len(entries), len(signed), signed[-1])
+    return VerifyReport(len(entries), len(signed), signed[-1], chain.epochs(), tuple(chain.void))
 
 
 def verify_checkpoints(
-    checkpoints: Sequence[ExportedCheckpoint], verifiers: Sequence[Verifier], origin: str
+    checkpoints: Sequence[ExportedCheckpoint],
+    verifiers: Sequence[Verifier] | KeyChain,
+    origin: str,
 ) -> list[Checkpoint]:
-    """Signatures, then consistency between each checkpoint and the one before it."""
+    """Signatures (following hand-overs), then consistency with the checkpoint before."""
     if not checkpoints:
         raise VerificationError("no-checkpoint", "the export holds no signed checkpoint")
+    chain = verifiers if isinstance(verifiers, KeyChain) else KeyChain(verifiers)
     signed: list[Checkpoint] = []
     for number, exported in enumerate(checkpoints, start=1):
         try:
-            checkpoint = verify_checkpoint(exported.note, verifiers, origin)
+            checkpoint = verify_checkpoint(exported.note, chain.keys, origin)
         except AuditError as exc:
             raise VerificationError(
                 "checkpoint-signature", f"checkpoint {number} does not verify: {exc.detail}"
@@ -135,6 +152,7 @@ def verify_checkpoints(
             )
         if signed:
             _check_consistent(signed[-1], checkpoint, exported.consistency, number)
+        chain.advance(checkpoint, exported.note)
         signed.append(checkpoint)
     return signed
 

@@ -11,25 +11,29 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 
+from gateway.audit.anchor import check_against
 from gateway.audit.encoding import encode_base64
 from gateway.audit.errors import AuditError
 from gateway.audit.export import ExportFormat, render
 from gateway.audit.keys import Verifier
 from gateway.audit.log import AuditReader
 from gateway.audit.verify import (
+    ExportedCheckpoint,
     checkpoint_line,
     read_checkpoints,
     read_entries,
     verify_export,
     verify_proof_bundle,
 )
+from gateway.cli import audit_remote as remote
 from gateway.cli.output import CliError, console, reports_errors
-from gateway.settings import Settings
+from gateway.settings import Settings, load_audit_key
 from gateway.storage.db import Database
 
 app = typer.Typer(help="Export, prove and verify the audit log.", no_args_is_help=True)
@@ -42,18 +46,27 @@ KeyOption = Annotated[
     list[str],
     typer.Option("--key", "-k", help="Verifier key string (repeatable); any one must sign."),
 ]
+GatewayOption = Annotated[
+    str | None, typer.Option(help="Export over the officer API of this gateway (https://...).")
+]
+CertOption = Annotated[Path | None, typer.Option(help="Your client certificate (PEM), for mTLS.")]
+CaOption = Annotated[Path | None, typer.Option(help="CA bundle that vouches for the gateway.")]
 OriginOption = Annotated[
     str | None, typer.Option(help="The log's origin line; default: the first key's name.")
 ]
 
 
 def _run(settings: Settings, action: Callable[[AuditReader], Awaitable[T]]) -> T:
+    return _run_db(settings, lambda db: action(AuditReader(db)))
+
+
+def _run_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     async def main() -> T:
         db = Database(settings.effective_database_url)
         try:
             if settings.auto_migrate:
                 await db.upgrade()
-            return await action(AuditReader(db))
+            return await action(db)
         finally:
             await db.dispose()
 
@@ -79,19 +92,32 @@ def _read_lines(path: Path) -> list[str]:
         raise CliError(f"cannot read {path}: {exc}") from exc
 
 
-def _verifiers(keys: list[str]) -> list[Verifier]:
-    if not keys:
+def _verifiers(keys: list[str], *, option: str = "--key") -> list[Verifier]:
+    if not keys and option == "--key":
         raise CliError("give the log's public key with --key")
     try:
         return [Verifier.from_key_string(key.strip()) for key in keys]
     except AuditError as exc:
-        raise CliError(f"bad --key: {exc.detail}") from exc
+        raise CliError(f"bad {option}: {exc.detail}") from exc
+
+
+def _anchor(source: str, cert: Path | None, key: Path | None, cacert: Path | None) -> bytes:
+    """The checkpoint to hold the export against: fetched over mTLS, or read from a file."""
+    if source.startswith("http://"):
+        raise CliError("fetch the checkpoint over https (mTLS), not http")
+    if source.startswith("https://"):
+        return remote.fetch_checkpoint(source, remote.tls_files(cert, key, cacert))
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {source}: {exc.strerror}") from exc
 
 
 @app.command("export")
 @reports_errors
 def export(
     ctx: typer.Context,
+    *,
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Record format.")] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Entries file (default stdout).")
@@ -103,12 +129,26 @@ def export(
         Path | None,
         typer.Option("--dir", help=f"Write {ENTRIES_FILE} and {CHECKPOINTS_FILE} here."),
     ] = None,
+    gateway: GatewayOption = None,
+    cert: CertOption = None,
+    cert_key: Annotated[
+        Path | None, typer.Option("--key", help="Your certificate's private key (PEM).")
+    ] = None,
+    cacert: CaOption = None,
 ) -> None:
-    """Every entry, one record a line, each with its index (and the checkpoints)."""
+    """Every entry, one record a line, each with its index (and the checkpoints).
+
+    From the database the settings name, or with --gateway over the officer API (mTLS).
+    """
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         output = output or directory / ENTRIES_FILE
         checkpoints = checkpoints or directory / CHECKPOINTS_FILE
+    if gateway is not None:
+        tls = remote.tls_files(cert, cert_key, cacert)
+        rows, chain = remote.export_from(gateway, tls)
+        _write(fmt, output, checkpoints, rows, chain)
+        return
 
     async def dump(reader: AuditReader) -> None:
         chain = await reader.export_checkpoints()  # first: the entries then cover them all
@@ -125,6 +165,22 @@ def export(
     _run(ctx.obj.settings(), dump)
 
 
+def _write(
+    fmt: ExportFormat,
+    output: Path | None,
+    checkpoints: Path | None,
+    rows: list[tuple[int, bytes]],
+    chain: list[ExportedCheckpoint],
+) -> None:
+    if checkpoints is not None:
+        with _opened(checkpoints) as out:
+            for cp in chain:
+                out.write(checkpoint_line(cp.size, cp.note, cp.consistency) + "\n")
+    with _opened(output) as out:
+        for index, data in rows:
+            out.write(render(fmt, index, data) + "\n")
+
+
 @app.command("verify")
 @reports_errors
 def verify(
@@ -132,32 +188,69 @@ def verify(
     source: Annotated[
         Path | None, typer.Argument(help=f"Export directory ({ENTRIES_FILE}, {CHECKPOINTS_FILE}).")
     ] = None,
+    *,
     entries: Annotated[Path | None, typer.Option(help="Exported entries (jsonl).")] = None,
     checkpoints: Annotated[Path | None, typer.Option(help="Exported checkpoints.")] = None,
     origin: OriginOption = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against-checkpoint",
+            help="A signed checkpoint the export must reach: a file saved earlier, or the "
+            "gateway's https URL (fetched live over mTLS). Catches truncation.",
+        ),
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Witness key string (repeatable): --against-checkpoint must carry its cosignature."
+        ),
+    ] = None,
+    cert: CertOption = None,
+    cert_key: Annotated[
+        Path | None, typer.Option("--cert-key", help="Your certificate's private key (PEM).")
+    ] = None,
+    cacert: CaOption = None,
 ) -> None:
-    """Offline: checkpoint signatures, their consistency, and that entries rebuild the root."""
+    """Offline: checkpoint signatures, their consistency, and that entries rebuild the root.
+
+    From the first key (--key) on, following the log's key hand-overs. With
+    --against-checkpoint, also that the export reaches a checkpoint obtained apart from it.
+    """
     if source is not None:
         entries = entries or source / ENTRIES_FILE
         checkpoints = checkpoints or source / CHECKPOINTS_FILE
     if entries is None or checkpoints is None:
         raise CliError("give an export directory, or --entries and --checkpoints")
     verifiers = _verifiers(key)
+    witnesses = _verifiers(witness or [], option="--witness")
+    anchor = None if against is None else _anchor(against, cert, cert_key, cacert)
+    exported = read_entries(_read_lines(entries))
+    log_origin = origin or verifiers[0].name
     try:
         report = verify_export(
-            read_entries(_read_lines(entries)),
-            read_checkpoints(_read_lines(checkpoints)),
-            verifiers,
-            origin or verifiers[0].name,
+            exported, read_checkpoints(_read_lines(checkpoints)), verifiers, log_origin
         )
+        if anchor is not None:
+            check_against(
+                exported, report.epochs, anchor, log_origin, label=str(against),
+                witnesses=witnesses,
+            )  # fmt: skip
     except AuditError as exc:
         raise CliError(f"verification failed: {exc.detail}") from exc
     latest = report.latest
+    handed = ""
+    if report.hand_overs:
+        now_key = report.epochs[-1].keys[0].key_string()
+        handed = f"; {report.hand_overs} key hand-over(s) followed, now signed by {now_key}"
     console.print(
         f"ok: {report.entries} entries, {report.checkpoints} checkpoints; "
-        f"latest size {latest.size} root {encode_base64(latest.root_hash)}",
+        f"latest size {latest.size} root {encode_base64(latest.root_hash)}{handed}",
         markup=False,
+        soft_wrap=True,
     )
+    for index in report.void_rotations:
+        console.print(f"note: key-rotation entry {index} was never handed over", markup=False)
 
 
 @app.command("prove")
@@ -208,9 +301,62 @@ def verify_proof(
 
 @app.command("key")
 @reports_errors
-def key(ctx: typer.Context) -> None:
+def key(
+    ctx: typer.Context,
+    first: Annotated[
+        bool, typer.Option("--first", help="The key the log began with (verify starts there).")
+    ] = False,
+) -> None:
     """Print the log's public verifier key string (safe to publish)."""
     # Imported here: loading the signing key is only needed by this command.
-    from gateway.audit.wiring import audit_signer  # noqa: PLC0415
+    from gateway.audit.identity import read_identity, reconcile  # noqa: PLC0415
+    from gateway.audit.wiring import configured_identity  # noqa: PLC0415
 
-    typer.echo(audit_signer(ctx.obj.settings()).verifier().key_string())
+    settings = ctx.obj.settings()
+    identity = _run_db(settings, read_identity)
+    if first:
+        if identity is None:
+            raise CliError("the audit log has no identity yet: start the gateway once")
+        typer.echo(identity.first_key.key_string())
+        return
+    configured = configured_identity(settings, load_audit_key(settings))
+    origin = configured.origin
+    if identity is not None:
+        reconcile(identity, configured)
+        origin = identity.origin
+    typer.echo(Verifier(origin, configured.public_key).key_string())
+
+
+@app.command("rotate-key")
+@reports_errors
+def rotate_key(
+    ctx: typer.Context,
+    new_key: Annotated[
+        Path, typer.Option("--new-key", help="The new Ed25519 key (PEM, mode 0600).")
+    ],
+) -> None:
+    """Hand the log over to a new checkpoint key, signed by the current one.
+
+    Stop every gateway replica first; then configure the new key and start them.
+    """
+    from gateway.audit.rotation import HandOver  # noqa: PLC0415 - see key
+    from gateway.audit.rotation import rotate_key as hand_over  # noqa: PLC0415
+    from gateway.audit.wiring import log_identity, signer_from_key  # noqa: PLC0415
+
+    settings = ctx.obj.settings()
+    old = load_audit_key(settings)
+    new = load_audit_key(ctx.obj.settings(audit_key_file=new_key))
+
+    async def run(db: Database) -> HandOver:
+        now = datetime.now(UTC)
+        identity = await log_identity(db, settings, old, now=now)
+        old_signer = signer_from_key(old, identity.origin)
+        new_signer = signer_from_key(new, identity.origin)
+        return await hand_over(db, identity, old_signer, new_signer, now=now)
+
+    done = _run_db(settings, run)
+    typer.echo(
+        f"handed over: key-rotation entry {done.index}, checkpoint of size {done.size} "
+        f"signed by the old key and the new one\nnew key: {done.new_key.key_string()}\n"
+        f"now set SLUIS_AUDIT_KEY_FILE={new_key} on every replica and start them"
+    )

@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.audit.entry import Actor
 from gateway.cli.output import CliError, err_console
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, load_audit_key, load_settings
 
 if TYPE_CHECKING:
     from gateway.admin.service import AdminChanges
@@ -75,19 +76,22 @@ def run_admin(settings: Settings, action: Callable[[AdminChanges], Awaitable[T]]
     """
     # Imported here: SQLAlchemy, the policy engine and the connectors only when needed.
     from gateway.admin.service import AdminChanges  # noqa: PLC0415
-    from gateway.audit.wiring import build_audit_log  # noqa: PLC0415
+    from gateway.audit.wiring import open_audit_log  # noqa: PLC0415
     from gateway.datasets.factory import create_connector  # noqa: PLC0415
     from gateway.datasets.service import DatasetService  # noqa: PLC0415
     from gateway.storage import StorageUnavailable  # noqa: PLC0415
     from gateway.storage.db import Database  # noqa: PLC0415
 
+    key = load_audit_key(settings)  # refused (SettingsError) before anything is opened
+
     async def main() -> T:
         db = Database(settings.effective_database_url)
         datasets = DatasetService(db, create_connector)
         try:
-            audit = build_audit_log(db, settings)  # loads the key: refused before any change
             if settings.auto_migrate:
                 await db.upgrade()
+            # Held against the log's stored identity: a CLI never signs as another log.
+            audit = await open_audit_log(db, settings, key, now=datetime.now(UTC))
             try:
                 result = await action(AdminChanges(audit, datasets))
                 try:

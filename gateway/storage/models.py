@@ -312,3 +312,20 @@ class RateCounterRow(Base):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     count: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditIdentityRow(Base):
+    """The audit log's identity, fixed when the log is created: its origin and keys.
+
+    ``first_key`` and ``key`` are C2SP verifier key strings (name, key ID, public key): the
+    key the log began with and the one that signs now (they differ after a hand-over).
+    """
+
+    __tablename__ = "audit_identity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    origin: Mapped[str] = mapped_column(String(255))
+    first_key: Mapped[str] = mapped_column(String(512))
+    key: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
