@@ -128,7 +128,8 @@ class AdminChanges:
         """Commit ``change`` with ``entry``; its result."""
         try:
             encode_entry(entry)
-        except EntryError as exc:  # caller-chosen text that looks like a credential
+        except EntryError as exc:  # an entry the log cannot hold (credential lookalikes are
+            # redacted by the encoder, not refused: see gateway/audit/entry.py)
             raise BadRequest("change-not-recordable", exc.detail) from exc
         results: list[T] = []
 
