@@ -200,11 +200,18 @@ async def _connector_error(request: Request, exc: Exception) -> JSONResponse:
     )
     if status >= 500:  # noqa: PLR2004 - server-side failures are logged in full
         log.error("connector failure on %s: %r", request.url.path, exc, exc_info=exc)
-    column = getattr(exc, "column", None)
     code = exc.code.replace("_", "-")
-    if isinstance(column, str):
-        return problem(status, code, title, exc.reason, instance=request.url.path, column=column)
-    return problem(status, code, title, exc.reason, instance=request.url.path)
+    return problem(status, code, title, exc.reason, instance=request.url.path, **_named(exc))
+
+
+def _named(exc: ConnectorError) -> dict[str, str]:
+    """The ``column`` (and ``rule``) an error names, as problem extensions (UTF-8 safe)."""
+    named = {key: getattr(exc, key, None) for key in ("column", "rule")}
+    return {k: _utf8(v) for k, v in named.items() if isinstance(v, str)}
+
+
+def _utf8(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
