@@ -204,7 +204,7 @@ async def _connector_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(status, code, title, exc.reason, instance=request.url.path, **_named(exc))
 
 
-def _named(exc: ConnectorError) -> dict[str, str]:
+def _named(exc: ConnectorError) -> dict[str, Any]:
     """The ``column`` (and ``rule``) an error names, as problem extensions (UTF-8 safe)."""
     named = {key: getattr(exc, key, None) for key in ("column", "rule")}
     return {k: _utf8(v) for k, v in named.items() if isinstance(v, str)}
