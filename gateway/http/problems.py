@@ -71,7 +71,19 @@ def problem(
     if instance is not None:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(_utf8(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _utf8(value: Any) -> Any:
+    """``value`` with every string encodable as UTF-8: a consumer's lone surrogate (a JSON
+    ``\\ud800`` escape) echoed in a detail or a ``column`` is shown escaped, never a 500."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_utf8(k): _utf8(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_utf8(v) for v in value]
+    return value
 
 
 AUDITED_REFUSALS: dict[str, EventType] = {
@@ -205,13 +217,9 @@ async def _connector_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _named(exc: ConnectorError) -> dict[str, Any]:
-    """The ``column`` (and ``rule``) an error names, as problem extensions (UTF-8 safe)."""
+    """The ``column`` (and ``rule``) an error names, as problem extensions."""
     named = {key: getattr(exc, key, None) for key in ("column", "rule")}
-    return {k: _utf8(v) for k, v in named.items() if isinstance(v, str)}
-
-
-def _utf8(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return {k: v for k, v in named.items() if isinstance(v, str)}
 
 
 async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
