@@ -23,7 +23,7 @@ from connectors.errors import (
 )
 from connectors.query import Predicate, Query
 from connectors.rowfilter import parse_row_filter
-from connectors.validate import validate
+from connectors.validate import MAX_LIMIT, validate
 from policies.decision import DataLimits
 
 _MINT = object()
@@ -52,15 +52,22 @@ def narrow(query: Query, limits: DataLimits, schema: pa.Schema) -> PermittedQuer
             if column not in allowed:
                 raise ColumnNotAllowed(column)
     k = limits.min_group_size
+    if k is not None and k > MAX_LIMIT:
+        raise ConnectorConfigError(f"the policy's min_group_size is above {MAX_LIMIT}")
     if k is not None and not asked.is_aggregate:
         raise AggregateRequired(f"only aggregates over groups of at least {k} are allowed")
     narrowed = replace(
         asked,
         where=_policy_filter(limits.row_filter, schema) + asked.where,
-        limit=_smallest(asked.limit, limits.max_rows),
+        limit=_smallest(asked.limit, _capped(limits.max_rows)),
         min_group_size=_largest(asked.min_group_size, k),
     )
     return PermittedQuery(validate(narrowed, schema), _MINT)
+
+
+def _capped(max_rows: int | None) -> int | None:
+    """A policy's ``max_rows`` beyond the limit range caps at its top: fewer rows, never more."""
+    return None if max_rows is None else min(max_rows, MAX_LIMIT)
 
 
 def _smallest(a: int | None, b: int | None) -> int | None:

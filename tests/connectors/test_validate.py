@@ -198,3 +198,16 @@ def test_a_limit_beyond_the_range_is_refused(limit: int) -> None:
 @pytest.mark.parametrize("limit", [0, 1, MAX_LIMIT])
 def test_a_limit_within_the_range_passes(limit: int) -> None:
     assert validate(Query(columns=("i64",), limit=limit), SCHEMA).limit == limit
+
+
+def test_a_policys_huge_max_rows_caps_at_the_limit_range_and_a_huge_k_is_its_error() -> None:
+    """The policy's bounds are the provider's: never a consumer's 400 (issue 12)."""
+    from connectors import AggFunc, Aggregate, ConnectorConfigError, narrow  # noqa: PLC0415 - this test only
+    from policies.decision import DataLimits  # noqa: PLC0415 - this test only
+
+    capped = narrow(Query(columns=("i64",)), DataLimits(max_rows=10**12), SCHEMA)
+    assert capped.query.limit == MAX_LIMIT
+    with pytest.raises(ConnectorConfigError):
+        narrow(
+            Query(aggregates=(Aggregate(AggFunc.COUNT),)), DataLimits(min_group_size=2**40), SCHEMA
+        )
