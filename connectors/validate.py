@@ -126,7 +126,11 @@ def _predicate(pred: Predicate, field: pa.Field) -> Predicate:
     if pred.op in NULL_OPS:
         return replace(pred, value=None)
     if pred.op in SET_OPS:
-        if not isinstance(pred.value, tuple | list) or len(pred.value) > MAX_SET:
+        if not isinstance(pred.value, tuple | list):
             raise QueryError(f"{pred.op.value} on {pred.column!r} takes a list of values")
+        if len(pred.value) > MAX_SET:
+            raise TooManyValues(
+                f"{pred.op.value} on {pred.column!r} takes at most {MAX_SET} values"
+            )
         return replace(pred, value=tuple(scalar(pred.column, field.type, v) for v in pred.value))
     return replace(pred, value=scalar(pred.column, field.type, pred.value))

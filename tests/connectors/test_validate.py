@@ -184,6 +184,35 @@ def test_the_parameter_budget_counts_every_value_of_the_query() -> None:
     assert str(MAX_PARAMETERS) in error.reason
 
 
+def test_one_list_holds_at_most_max_set_values() -> None:
+    error = _refused(_where("i64", tuple(range(MAX_SET + 1)), Op.IN), "too_many_values")
+    assert str(MAX_SET) in error.reason
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True, width=64))
+def test_float32_takes_exactly_the_finite_values_within_its_width(value: float) -> None:
+    query = _where("f32", value)
+    if math.isfinite(value) and abs(value) <= 3.4028234663852886e38:
+        assert validate(query, SCHEMA).where[0].value == value
+    else:
+        _refused(query, "value_refused", "f32")
+
+
+OFFSETS = st.builds(
+    timezone,
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23)),
+)
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1), timezones=OFFSETS))
+def test_an_aware_value_keeps_its_instant_in_the_columns_zone(value: datetime) -> None:
+    """Consumers send ISO 8601 text, so their values carry fixed offsets."""
+    checked = validate(_where("aware", value), SCHEMA).where[0].value
+    assert isinstance(checked, datetime)
+    assert checked == value
+    assert checked.utcoffset() == timedelta(0)
+
+
 def test_the_issue_query_forty_not_in_lists_of_a_thousand_is_refused() -> None:
     values = tuple(range(1000))
     query = Query(where=tuple(Predicate("i32", Op.NOT_IN, values) for _ in range(40)))
