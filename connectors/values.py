@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from connectors._arrow import pa
 from connectors.errors import ValueRefused, WrongValueType
@@ -32,6 +31,7 @@ from connectors.query import Scalar
 
 _FLOAT_MAX = {16: 65504.0, 32: 3.4028234663852886e38, 64: 1.7976931348623157e308}
 _EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _UNITS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 
 
@@ -49,20 +49,20 @@ def scalar(column: str, kind: pa.DataType, value: Any) -> Scalar:
 
 
 def _normalised(kind: pa.DataType, value: Scalar) -> Scalar:
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(_zone(kind.tz))
-    return value
+    """Aware timestamps in the column's zone: the same instant, and the type pyarrow needs
+    to compare it with the column (it has no kernel for two different zones)."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return value
+    return value.astimezone(_zone(kind.tz))
 
 
-def _zone(name: str) -> Any:
-    if name.upper() in {"UTC", "Z", "+00:00"}:
-        return ZoneInfo("UTC")
+def _zone(name: str) -> tzinfo:
+    """The tzinfo pyarrow gives a zone name (IANA or fixed offset); UTC if it knows none."""
     try:
-        return ZoneInfo(name)
-    except (ValueError, KeyError):  # a fixed offset such as "+02:00"
-        sign = -1 if name.startswith("-") else 1
-        hours, _, minutes = name.lstrip("+-").partition(":")
-        return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
+        probe = pa.scalar(_EPOCH_UTC, type=pa.timestamp("us", tz=name)).as_py()
+    except (pa.ArrowInvalid, ValueError, KeyError):  # a zone this host does not know
+        return UTC
+    return probe.tzinfo if isinstance(probe, datetime) and probe.tzinfo is not None else UTC
 
 
 def _int_range(column: str, kind: pa.DataType, value: Any) -> None:
@@ -97,7 +97,7 @@ def _timestamp(column: str, kind: pa.DataType, value: Any) -> None:
     if (value.tzinfo is None) != (kind.tz is None):
         want = "naive (no offset)" if kind.tz is None else f"aware (with an offset; {kind.tz})"
         raise ValueRefused(column, "timestamp-timezone", f"the column takes {want} timestamps")
-    naive = value if value.tzinfo is None else value.astimezone(_zone("UTC")).replace(tzinfo=None)
+    naive = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
     per_second = _UNITS_PER_SECOND[kind.unit]
     delta = naive - _EPOCH
     units = (delta.days * 86_400 + delta.seconds) * per_second

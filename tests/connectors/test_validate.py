@@ -6,17 +6,22 @@ rule, before any source sees it (issue 12).
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors import Op, Predicate, Query, QueryError
 from connectors._arrow import pa
+from connectors.files import FileFormat, FilesConfig, FilesConnector
 from connectors.validate import MAX_LIMIT, MAX_PARAMETERS, MAX_SET, validate
+from tests.connectors.cases import collect
 
 INTEGER_TYPES = {
     "i8": pa.int8(),
@@ -39,6 +44,9 @@ SCHEMA = pa.schema(
         ("naive", pa.timestamp("us")),
         ("aware", pa.timestamp("us", tz="UTC")),
         ("naive_ns", pa.timestamp("ns")),
+        ("local", pa.timestamp("ms", tz="Europe/Amsterdam")),
+        ("offset", pa.timestamp("s", tz="+02:00")),
+        ("odd_zone", pa.timestamp("us", tz="Not/AZone")),
     ]
 )
 
@@ -152,7 +160,7 @@ def test_an_aware_column_refuses_naive_values(value: object) -> None:
     assert getattr(error, "rule", None) == "timestamp-timezone"
 
 
-def test_aware_values_are_converted_to_the_column_zone() -> None:
+def test_aware_values_are_converted_to_the_columns_zone() -> None:
     plus2 = timezone(timedelta(hours=2))
     value = validate(_where("aware", "2026-01-01T02:00:00+02:00"), SCHEMA).where[0].value
     assert value == datetime(2026, 1, 1, tzinfo=UTC)
@@ -204,6 +212,16 @@ OFFSETS = st.builds(
 )
 
 
+@pytest.mark.parametrize("column", ["local", "offset", "odd_zone"])
+def test_any_zone_of_an_aware_column_takes_aware_values(column: str) -> None:
+    value = validate(_where(column, "2026-06-01T12:00:00+02:00"), SCHEMA).where[0].value
+    assert value == datetime(2026, 6, 1, 10, tzinfo=UTC)
+    assert isinstance(value, datetime)
+    zone = SCHEMA.field(column).type.tz if column != "odd_zone" else "UTC"
+    assert pa.scalar(value).type.tz == zone  # pyarrow compares it with the column
+    _refused(_where(column, "2026-06-01T12:00:00"), "value_refused", column)
+
+
 @given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1), timezones=OFFSETS))
 def test_an_aware_value_keeps_its_instant_in_the_columns_zone(value: datetime) -> None:
     """Consumers send ISO 8601 text, so their values carry fixed offsets."""
@@ -240,3 +258,14 @@ def test_a_policys_huge_max_rows_caps_at_the_limit_range_and_a_huge_k_is_its_err
         narrow(
             Query(aggregates=(Aggregate(AggFunc.COUNT),)), DataLimits(min_group_size=2**40), SCHEMA
         )
+
+
+def test_a_files_column_in_another_zone_answers_an_aware_value(tmp_path: Path) -> None:
+    """pyarrow compares timestamps of one zone only: the value arrives in the column's."""
+    kind = pa.timestamp("ms", tz="Europe/Amsterdam")
+    moment = datetime(2026, 6, 1, 10, tzinfo=UTC)
+    table = pa.table({"id": [1, 2], "at": pa.array([moment, moment + timedelta(hours=1)], kind)})
+    pq.write_table(table, tmp_path / "t.parquet")
+    connector = FilesConnector("t", FilesConfig(tmp_path, "t.parquet", FileFormat.PARQUET))
+    query = Query(columns=("id",), where=(Predicate("at", Op.EQ, "2026-06-01T12:00:00+02:00"),))
+    assert asyncio.run(collect(connector, query)) == [{"id": 1}]
