@@ -5,7 +5,7 @@ Pure. Returns the query with ``columns`` resolved and values coerced to the colu
 same, well-typed query. Every value must also be one every source can take
 (``connectors.values``: ``ValueRefused`` names the column and the rule), the query may carry
 at most ``MAX_PARAMETERS`` values in all (``TooManyValues``: below asyncpg's 32,767 bind
-parameters and SQLite's 32,766) and ``limit`` lies in ``0..MAX_LIMIT``
+parameters and SQLite's default 32,766) and ``limit`` lies in ``0..MAX_LIMIT``
 (``LimitOutOfRange``). Raises those, ``UnknownColumn``, ``WrongValueType`` or ``QueryError``.
 """
 
