@@ -5,7 +5,15 @@
     ConnectorError               code                  gateway maps to
     ├── QueryError               query_invalid         400  the query is malformed
     │   ├── UnknownColumn        unknown_column        400  names ``column``
-    │   └── WrongValueType       wrong_value_type      400  names ``column``
+    │   ├── WrongValueType       wrong_value_type      400  names ``column``
+    │   ├── ValueRefused         value_refused         400  names ``column`` and ``rule``: the
+    │   │                                                   value is of the right type but no
+    │   │                                                   source could take it (range, NaN,
+    │   │                                                   NUL, lone surrogate, time zone)
+    │   ├── TooManyValues        too_many_values       400  more bound values than the budget
+    │   ├── LimitOutOfRange      limit_out_of_range    400  limit outside 0..2**31-1
+    │   └── SourceRefusedQuery   source_refused_query  400  the source refused a value or the
+    │                                                       size of the query (its DataError)
     ├── ColumnNotAllowed         column_not_allowed    403  the policy withholds ``column``
     ├── AggregateRequired        aggregate_required    403  the policy allows aggregates only
     ├── PathRefused              path_refused          400  ``..``, absolute, link out of root
@@ -65,6 +73,39 @@ class WrongValueType(QueryError):
     def __init__(self, column: str, expected: str, value: object) -> None:
         self.column = column
         super().__init__(f"column {column!r} takes {expected} values, not {type(value).__name__}")
+
+
+class ValueRefused(QueryError):
+    """A value of the column's type that no source can take; ``rule`` says which check."""
+
+    code = "value_refused"
+
+    def __init__(self, column: str, rule: str, why: str) -> None:
+        self.column = column
+        self.rule = rule
+        super().__init__(f"column {column!r}: {why} ({rule})")
+
+
+class TooManyValues(QueryError):
+    """The query carries more values (bound parameters) than one query may."""
+
+    code = "too_many_values"
+
+
+class LimitOutOfRange(QueryError):
+    """``limit`` (or k) outside the range every source accepts."""
+
+    code = "limit_out_of_range"
+
+
+class SourceRefusedQuery(QueryError):
+    """The source refused the query for its values or size: the consumer's fault, not the source's.
+
+    The net behind validation: a driver's data error (a value out of a column's range, text
+    it cannot encode) or a bind-parameter limit. Never ``SourceUnavailable``.
+    """
+
+    code = "source_refused_query"
 
 
 class ColumnNotAllowed(ConnectorError):

@@ -5,7 +5,7 @@ wrong type: 400), then against the policy (a withheld column: ``ColumnNotAllowed
 a non-aggregate query under a k-threshold: ``AggregateRequired``, 403), and finally folds
 in the policy's own limits: its row filter is ANDed in (it may name columns the consumer
 cannot see), ``max_rows`` caps ``limit`` and ``min_group_size`` becomes k. A ``max_rows``
-above ``MAX_BOUND`` (2^31 - 1) caps at ``MAX_BOUND``; a k above it is the provider's
+above ``MAX_LIMIT`` (2^31 - 1) caps at ``MAX_LIMIT``; a k above it is the provider's
 mistake (``ConnectorConfigError``), since lowering it would serve smaller groups.
 
 Connectors accept only a ``PermittedQuery``; with no policy limits at all, pass
@@ -25,7 +25,7 @@ from connectors.errors import (
 )
 from connectors.query import Predicate, Query
 from connectors.rowfilter import parse_row_filter
-from connectors.validate import MAX_BOUND, validate
+from connectors.validate import MAX_LIMIT, validate
 from policies.decision import DataLimits
 
 _MINT = object()
@@ -54,8 +54,8 @@ def narrow(query: Query, limits: DataLimits, schema: pa.Schema) -> PermittedQuer
             if column not in allowed:
                 raise ColumnNotAllowed(column)
     k = limits.min_group_size
-    if k is not None and k > MAX_BOUND:
-        raise ConnectorConfigError(f"the policy's min_group_size is above {MAX_BOUND}")
+    if k is not None and k > MAX_LIMIT:
+        raise ConnectorConfigError(f"the policy's min_group_size is above {MAX_LIMIT}")
     if k is not None and not asked.is_aggregate:
         raise AggregateRequired(f"only aggregates over groups of at least {k} are allowed")
     narrowed = replace(
@@ -68,7 +68,8 @@ def narrow(query: Query, limits: DataLimits, schema: pa.Schema) -> PermittedQuer
 
 
 def _capped(max_rows: int | None) -> int | None:
-    return None if max_rows is None else min(max_rows, MAX_BOUND)
+    """A policy's ``max_rows`` beyond the limit range caps at its top: fewer rows, never more."""
+    return None if max_rows is None else min(max_rows, MAX_LIMIT)
 
 
 def _smallest(a: int | None, b: int | None) -> int | None:

@@ -22,7 +22,9 @@ from connectors._arrow import pa
 from connectors.base import Batches, Connector
 from connectors.errors import (
     ConnectorConfigError,
+    ConnectorError,
     SchemaMismatch,
+    SourceRefusedQuery,
     SourceRejected,
     SourceTimeout,
     SourceUnavailable,
@@ -88,10 +90,13 @@ class SqlConnector(Connector):
             reflected = await conn.run_sync(self._reflect)
         fields, self._columns = [], {}
         declared = dict(self._config.types)
+        dialect = self._engine.dialect.name
         for column in reflected:
             if column["name"] in declared:
-                column["type"] = sql_type(_alias(declared[column["name"]]))
-            kind = arrow_type(column["type"])
+                kind = _alias(declared[column["name"]])
+                column["type"] = sql_type(kind)
+            else:
+                kind = arrow_type(column["type"], dialect)
             if kind is not None:  # a column of a type we cannot map is not exposed
                 fields.append(pa.field(column["name"], kind, column.get("nullable", True)))
                 self._columns[column["name"]] = column["type"]
@@ -146,7 +151,7 @@ def _to_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:
 
 
 class _errors:  # noqa: N801 (used as a statement: ``async with _errors(...)``)
-    """Map driver and SQLAlchemy failures onto the connector errors."""
+    """Map driver and SQLAlchemy failures onto the connector errors (``classify``)."""
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
@@ -157,10 +162,59 @@ class _errors:  # noqa: N801 (used as a statement: ``async with _errors(...)``)
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object
     ) -> bool:
-        if isinstance(exc, TimeoutError):
-            raise SourceTimeout(f"the database did not answer within {self._timeout}s") from exc
-        if isinstance(exc, OSError | sa_exc.OperationalError | sa_exc.InterfaceError):
-            raise SourceUnavailable("the database is unavailable") from exc
-        if isinstance(exc, sa_exc.DBAPIError | sa_exc.SQLAlchemyError):
-            raise SourceRejected("the database refused the query") from exc
+        mapped = None if exc is None else classify(exc, timeout=self._timeout)
+        if mapped is not None:
+            raise mapped from exc
         return False
+
+
+_PARAMETER_LIMITS = (
+    "number of query arguments cannot exceed",  # asyncpg (32,767)
+    "too many sql variables",  # SQLite (SQLITE_MAX_VARIABLE_NUMBER)
+)
+
+
+def classify(exc: BaseException, *, timeout: float) -> ConnectorError | None:
+    """The connector error for a driver failure, or None for one that is not the driver's.
+
+    The query's fault (400, ``SourceRefusedQuery``): a value the driver cannot encode or the
+    database refuses as data (SQLSTATE class 22), too many bind parameters. The source's: a
+    timeout (504), a connection that failed or was lost (``SourceUnavailable``), anything
+    else the database said (``SourceRejected``). The query's faults are told apart first, so
+    a driver that reports them as interface errors never makes them an outage.
+    """
+    if isinstance(exc, TimeoutError):
+        return SourceTimeout(f"the database did not answer within {timeout}s")
+    if _querys_fault(exc):
+        return SourceRefusedQuery("the database refused a value or the size of the query")
+    if isinstance(exc, OSError) or _lost_connection(exc):
+        return SourceUnavailable("the database is unavailable")
+    if isinstance(exc, sa_exc.DBAPIError | sa_exc.SQLAlchemyError):
+        return SourceRejected("the database refused the query")
+    return None
+
+
+def _querys_fault(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DataError | UnicodeError | OverflowError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError) or exc.connection_invalidated:
+        return False
+    if any(limit in str(exc.orig).lower() for limit in _PARAMETER_LIMITS):
+        return True
+    return any(isinstance(c, ValueError | OverflowError) for c in _causes(exc.orig))
+
+
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and its causes: a driver's argument error wraps the OverflowError or the
+    UnicodeEncodeError of the value that would not encode (asyncpg: 'invalid input')."""
+    chain: list[BaseException] = []
+    while exc is not None and len(chain) < 8:  # noqa: PLR2004 - a bound, not a magic number
+        chain.append(exc)
+        exc = exc.__cause__
+    return chain
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)

@@ -9,10 +9,17 @@ import sqlalchemy as sa
 from connectors._arrow import pa
 
 
-def arrow_type(sql: Any) -> Any:
-    """The Arrow type for a reflected SQL type, or None when it has no safe mapping."""
+def arrow_type(sql: Any, dialect: str = "") -> Any:
+    """The Arrow type for a reflected SQL type, or None when it has no safe mapping.
+
+    Integers get the width the database enforces: on PostgreSQL ``smallint``, ``integer``
+    and ``bigint`` are int16, int32 and int64, so validation refuses what the column cannot
+    hold. SQLite stores any integer in up to 8 bytes whatever the declared type: int64.
+    """
     if isinstance(sql, sa.DateTime):
         return pa.timestamp("us", tz="UTC" if sql.timezone else None)
+    if isinstance(sql, sa.Integer) and dialect in _ENFORCED_WIDTHS:
+        return next(arrow for kind, arrow in _INTEGER_WIDTHS if isinstance(sql, kind))
     for kind, arrow in _ARROW:
         if isinstance(sql, kind):
             return arrow
@@ -26,6 +33,14 @@ _ARROW: tuple[tuple[type[Any], Any], ...] = (
     (sa.Numeric, pa.float64()),  # read as float (cast in SQL): exact decimals are lost
     (sa.Date, pa.date32()),
     (sa.String, pa.string()),
+)
+
+
+_ENFORCED_WIDTHS = frozenset({"postgresql"})
+_INTEGER_WIDTHS: tuple[tuple[type[Any], Any], ...] = (
+    (sa.SmallInteger, pa.int16()),
+    (sa.BigInteger, pa.int64()),
+    (sa.Integer, pa.int32()),  # last: SmallInteger and BigInteger are Integers too
 )
 
 

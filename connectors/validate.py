@@ -2,21 +2,31 @@
 
 Pure. Returns the query with ``columns`` resolved and values coerced to the column's type
 (ISO text for dates and timestamps, ints for float columns), so every connector sees the
-same, well-typed query. Raises ``UnknownColumn``, ``WrongValueType`` or ``QueryError``.
+same, well-typed query. Every value must also be one every source can take
+(``connectors.values``: ``ValueRefused`` names the column and the rule), the query may carry
+at most ``MAX_PARAMETERS`` values in all (``TooManyValues``: below asyncpg's 32,767 bind
+parameters and SQLite's default 32,766) and ``limit`` lies in ``0..MAX_LIMIT``
+(``LimitOutOfRange``). Raises those, ``UnknownColumn``, ``WrongValueType`` or ``QueryError``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
-from typing import Any
 
 from connectors._arrow import pa
-from connectors.errors import QueryError, UnknownColumn, WrongValueType
-from connectors.query import NULL_OPS, SET_OPS, AggFunc, Aggregate, Predicate, Query, Scalar
+from connectors.errors import (
+    LimitOutOfRange,
+    QueryError,
+    TooManyValues,
+    UnknownColumn,
+    WrongValueType,
+)
+from connectors.query import NULL_OPS, SET_OPS, AggFunc, Aggregate, Predicate, Query
+from connectors.values import scalar
 
 MAX_SET = 1000  # values in one in/not_in list
-MAX_BOUND = 2**31 - 1  # limit and min_group_size: a 32-bit integer in every SQL backend
+MAX_PARAMETERS = 10_000  # values in one query, all predicates together
+MAX_LIMIT = 2**31 - 1  # the largest limit (and k) a query may carry
 
 
 def validate(query: Query, schema: pa.Schema) -> Query:
@@ -27,8 +37,30 @@ def validate(query: Query, schema: pa.Schema) -> Query:
             raise UnknownColumn(column)
     query = _resolve_columns(query, schema)
     _check_shape(query, schema)
+    _check_budget(query)
     where = tuple(_predicate(p, schema.field(p.column)) for p in query.where)
     return replace(query, where=where)
+
+
+def parameter_count(query: Query) -> int:
+    """The values ``query`` binds: one per comparison, one per member of a set."""
+    return sum(_values_in(p) for p in query.where)
+
+
+def _values_in(pred: Predicate) -> int:
+    if pred.op in NULL_OPS:
+        return 0
+    if pred.op in SET_OPS and isinstance(pred.value, tuple | list):
+        return len(pred.value)
+    return 1
+
+
+def _check_budget(query: Query) -> None:
+    count = parameter_count(query)
+    if count > MAX_PARAMETERS:
+        raise TooManyValues(
+            f"the query carries {count} values; at most {MAX_PARAMETERS} in one query"
+        )
 
 
 def output_schema(query: Query, schema: pa.Schema) -> pa.Schema:
@@ -73,10 +105,10 @@ def _check_shape(query: Query, schema: pa.Schema) -> None:
         if order.column not in outputs:
             raise QueryError(f"order_by column {order.column!r} is not in the output")
     for bound in (query.limit, query.min_group_size):
-        if bound is not None and (
-            isinstance(bound, bool) or not isinstance(bound, int) or not 0 <= bound <= MAX_BOUND
-        ):
-            raise QueryError(f"limit and min_group_size must be integers from 0 to {MAX_BOUND}")
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
+            raise QueryError("limit and min_group_size must be non-negative integers")
+        if bound is not None and not 0 <= bound <= MAX_LIMIT:
+            raise LimitOutOfRange(f"limit and min_group_size lie in 0..{MAX_LIMIT}")
 
 
 def _check_aggregate(agg: Aggregate, schema: pa.Schema) -> None:
@@ -94,66 +126,11 @@ def _predicate(pred: Predicate, field: pa.Field) -> Predicate:
     if pred.op in NULL_OPS:
         return replace(pred, value=None)
     if pred.op in SET_OPS:
-        if not isinstance(pred.value, tuple | list) or len(pred.value) > MAX_SET:
+        if not isinstance(pred.value, tuple | list):
             raise QueryError(f"{pred.op.value} on {pred.column!r} takes a list of values")
-        return replace(pred, value=tuple(_scalar(pred.column, field.type, v) for v in pred.value))
-    return replace(pred, value=_scalar(pred.column, field.type, pred.value))
-
-
-def _scalar(column: str, kind: pa.DataType, value: Any) -> Scalar:
-    """``value`` as a Python value of the column's Arrow type, or ``WrongValueType``."""
-    for check, convert, label in _CONVERTERS:
-        if check(kind):
-            try:
-                return convert(value)
-            except (TypeError, ValueError):
-                raise WrongValueType(column, label, value) from None
-    raise WrongValueType(column, f"no comparable ({kind})", value)
-
-
-def _to_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(value)
-    return value
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(value)
-    return float(value)
-
-
-def _to_str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(value)
-    return value
-
-
-def _to_bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(value)
-    return value
-
-
-def _to_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        raise TypeError(value)
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(_to_str(value))
-
-
-def _to_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(_to_str(value))
-
-
-_CONVERTERS = (
-    (pa.types.is_integer, _to_int, "integer"),
-    (pa.types.is_floating, _to_float, "number"),
-    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), _to_str, "text"),
-    (pa.types.is_boolean, _to_bool, "true/false"),
-    (pa.types.is_date, _to_date, "date (YYYY-MM-DD)"),
-    (pa.types.is_timestamp, _to_datetime, "timestamp (ISO 8601)"),
-)
+        if len(pred.value) > MAX_SET:
+            raise TooManyValues(
+                f"{pred.op.value} on {pred.column!r} takes at most {MAX_SET} values"
+            )
+        return replace(pred, value=tuple(scalar(pred.column, field.type, v) for v in pred.value))
+    return replace(pred, value=scalar(pred.column, field.type, pred.value))

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from connectors import AggFunc, Aggregate, Op, Order, Predicate, Query
 from gateway.json_input import loads_bounded
 
 Scalar = str | int | float | bool | None
 FormatName = Literal["jsonl", "csv", "parquet", "arrow"]
-Name = str
+
+
+def _utf8_name(text: str) -> str:
+    """A column name a consumer sends: UTF-8 without U+0000. Names reach the policy's
+    explanation and so the audit log, whose canonical JSON takes valid Unicode only."""
+    if "\x00" in text:
+        raise ValueError("a name may not contain U+0000")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a name must be valid UTF-8 (no lone surrogates)") from None
+    return text
+
+
+Name = Annotated[str, AfterValidator(_utf8_name)]
 
 
 class PredicateIn(BaseModel):

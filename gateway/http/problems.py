@@ -239,11 +239,14 @@ async def _connector_error(request: Request, exc: Exception) -> JSONResponse:
     )
     if status >= 500:  # noqa: PLR2004 - server-side failures are logged in full
         log.error("connector failure on %s: %r", request.url.path, exc, exc_info=exc)
-    column = getattr(exc, "column", None)
     code = exc.code.replace("_", "-")
-    if isinstance(column, str):
-        return problem(status, code, title, exc.reason, instance=request.url.path, column=column)
-    return problem(status, code, title, exc.reason, instance=request.url.path)
+    return problem(status, code, title, exc.reason, instance=request.url.path, **_named(exc))
+
+
+def _named(exc: ConnectorError) -> dict[str, Any]:
+    """The ``column`` (and ``rule``) an error names, as problem extensions."""
+    named = {key: getattr(exc, key, None) for key in ("column", "rule")}
+    return {k: v for k, v in named.items() if isinstance(v, str)}
 
 
 async def _storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
