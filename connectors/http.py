@@ -15,8 +15,8 @@ Nothing is pushed down: the gateway filters, aggregates, orders and limits the r
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
@@ -34,6 +34,7 @@ from connectors.errors import (
     TargetRefused,
 )
 from connectors.http_guard import check_base_url, parse_networks, resolve
+from connectors.http_rows import ArrayRows, LineRows, Row
 from connectors.plan import NONE, Pushdown
 from connectors.query import Query
 
@@ -41,6 +42,12 @@ SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENT = SAFE | {"PUT", "DELETE"}
 MAX_REDIRECTS = 3
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# The content codings asked for and read: each is decoded by httpx one network read at a time
+# (gzip and deflate expand a read at most about 1000-fold), and the cap counts decoded bytes.
+ENCODINGS = frozenset({"identity", "gzip", "deflate"})
+ACCEPT_ENCODING = "gzip, deflate"
+BATCH_ROWS = 10_000  # tabular mode: rows per Arrow batch at most
+FEED_BYTES = 1024 * 1024  # tabular mode: bytes parsed between checks for a full batch
 PathCheck = Callable[[str, str], None]  # (method, path): raises TargetRefused
 
 
@@ -73,6 +80,58 @@ class Fetched:
     body: bytes
 
 
+class Opened:
+    """An upstream response whose body is read as it arrives: decoded, within the caps.
+
+    The cap counts decoded bytes (so a compression bomb is refused) and the bytes on the
+    wire; waiting on the upstream for the body may take ``3 * timeout`` in all.
+    """
+
+    def __init__(self, response: httpx.Response, config: HttpConfig) -> None:
+        self._response = response
+        self._cap = config.max_bytes
+        self._wait = config.timeout * 3
+        self.status = response.status_code
+        self.headers = response.headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The decoded body, chunk by chunk; ``SourceRejected`` past the cap."""
+        decoded, body = 0, self._response.aiter_bytes()
+        while (chunk := await self._next(body)) is not None:
+            decoded += len(chunk)
+            if max(decoded, self._response.num_bytes_downloaded) > self._cap:
+                raise SourceRejected(
+                    f"the upstream answer is larger than the cap ({self._cap} bytes)"
+                )
+            yield chunk
+
+    async def read(self) -> bytes:
+        """The whole decoded body (at most the cap)."""
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def _next(self, body: AsyncIterator[bytes]) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with _mapped():
+            async with asyncio.timeout(max(self._wait, 0.0)):
+                chunk = await anext(body, None)
+        self._wait -= loop.time() - began
+        return chunk
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    """httpx's and asyncio's failures as the connector errors they mean."""
+    try:
+        yield
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise SourceTimeout("the upstream was too slow") from exc
+    except httpx.ConnectError as exc:
+        raise SourceUnavailable("cannot connect to the upstream") from exc
+    except httpx.HTTPError as exc:
+        raise SourceRejected(f"the upstream broke the protocol ({type(exc).__name__})") from exc
+
+
 class HttpFetcher:
     """The guarded fetch both modes use."""
 
@@ -100,35 +159,61 @@ class HttpFetcher:
         path: str,
         *,
         body: bytes | None = None,
+        content_type: str | None = None,
         params: Any = None,
         check: PathCheck | None = None,
     ) -> Fetched:
+        """``open`` and read the whole (capped) body."""
+        async with self.open(
+            method, path, body=body, content_type=content_type, params=params, check=check
+        ) as opened:
+            return Fetched(opened.status, opened.headers, await opened.read())
+
+    @asynccontextmanager
+    async def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        params: Any = None,
+        check: PathCheck | None = None,
+    ) -> AsyncIterator[Opened]:
         """``method path`` against the configured origin, retried where HTTP allows it.
 
-        ``path`` is sent exactly as given; ``check`` vets every redirect's target too.
+        ``path`` is sent exactly as given; ``check`` vets every redirect's target too. The
+        response is closed when the block ends, read or not.
         """
         url = self._origin.copy_with(raw_path=path.encode("ascii", "replace"))
         if url.raw_path != path.encode():
             raise TargetRefused("the path would not be sent as given")
+        sent = _Sent(body, content_type)
         for attempt in range(1 + self._config.retries):
             try:
-                return await self._follow(method, url, body, params, check)
+                response = await self._follow(method, url, sent, params, check)
+                break
             except (SourceUnavailable, SourceTimeout) as exc:
                 if attempt == self._config.retries or not _retryable(method, exc):
                     raise
                 await asyncio.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            _check_encoding(response)
+            yield Opened(response, self._config)
+        finally:
+            await response.aclose()
 
     async def _follow(
-        self, method: str, url: httpx.URL, body: bytes | None, params: Any, check: PathCheck | None
-    ) -> Fetched:
+        self, method: str, url: httpx.URL, sent: _Sent, params: Any, check: PathCheck | None
+    ) -> httpx.Response:
         for _ in range(MAX_REDIRECTS + 1):
-            fetched = await self._once(method, url, body, params)
-            location = fetched.headers.get("location")
-            if fetched.status not in REDIRECTS or location is None:
-                return fetched
+            response = await self._once(method, url, sent, params)
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECTS or location is None:
+                return response
+            await response.aclose()  # a redirect's body is never read
             url = self._same_origin(url.join(location))
-            method, body = _redirected(method, fetched.status, body)
+            method, sent = _redirected(method, response.status_code, sent)
             if check is not None:
                 check(method, url.path)
             params = None
@@ -143,43 +228,55 @@ class HttpFetcher:
             raise TargetRefused("the upstream redirected to another origin")
         return url
 
-    async def _once(self, method: str, url: httpx.URL, body: bytes | None, params: Any) -> Fetched:
+    async def _once(self, method: str, url: httpx.URL, sent: _Sent, params: Any) -> httpx.Response:
         port = url.port or (443 if url.scheme == "https" else 80)
         address = await resolve(url.host, port, self._allowed)
         pinned = url.copy_with(host=str(address))
-        headers = dict(self._config.headers) | {"host": url.netloc.decode("ascii")}
+        headers = (
+            dict(self._config.headers)
+            | sent.headers()
+            | {
+                "host": url.netloc.decode("ascii"),
+                "accept-encoding": ACCEPT_ENCODING,
+            }
+        )
         request = self._client.build_request(
-            method, pinned, content=body, params=params, headers=headers
+            method, pinned, content=sent.body, params=params, headers=headers
         )
         request.extensions["sni_hostname"] = url.host
-        try:
+        with _mapped():
             async with asyncio.timeout(self._config.timeout * 3):
                 response = await self._client.send(request, stream=True)
-                try:
-                    data = await self._read(response)
-                finally:
-                    await response.aclose()
-        except TimeoutError as exc:
-            raise SourceTimeout("the upstream was too slow") from exc
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout("the upstream was too slow") from exc
-        except httpx.ConnectError as exc:
-            raise SourceUnavailable("cannot connect to the upstream") from exc
-        except httpx.HTTPError as exc:
-            raise SourceRejected(f"the upstream broke the protocol ({type(exc).__name__})") from exc
-        return Fetched(response.status_code, response.headers, data)
-
-    async def _read(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._config.max_bytes:
-            raise SourceRejected("the upstream response is larger than the cap")
-        parts, size = [], 0
-        async for chunk in response.aiter_raw():
-            size += len(chunk)
-            if size > self._config.max_bytes:
-                raise SourceRejected("the upstream response is larger than the cap")
-            parts.append(chunk)
-        return b"".join(parts)
+            await response.aclose()
+            raise _too_large(self._config.max_bytes)
+        return response
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """The request body and its media type (the consumer's ``Content-Type``)."""
+
+    body: bytes | None
+    content_type: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The ``Content-Type`` to send with the body, if there is one."""
+        if self.body is None or not self.content_type:
+            return {}
+        return {"content-type": self.content_type}
+
+
+def _too_large(cap: int) -> SourceRejected:
+    return SourceRejected(f"the upstream answer is larger than the cap ({cap} bytes)")
+
+
+def _check_encoding(response: httpx.Response) -> None:
+    """``SourceRejected`` for a content coding other than those decoded within the cap."""
+    codings = response.headers.get("content-encoding", "identity").lower().split(",")
+    if any(c.strip() not in ENCODINGS for c in codings):
+        raise SourceRejected("the upstream answered in a content coding the gateway does not read")
 
 
 def _retryable(method: str, exc: Exception) -> bool:
@@ -187,13 +284,13 @@ def _retryable(method: str, exc: Exception) -> bool:
     return method in (SAFE if isinstance(exc, SourceTimeout) else IDEMPOTENT)
 
 
-def _redirected(method: str, status: int, body: bytes | None) -> tuple[str, bytes | None]:
+def _redirected(method: str, status: int, sent: _Sent) -> tuple[str, _Sent]:
     """The method and body a redirect asks for (RFC 9110 section 15.4)."""
     if status == 303 and method != "HEAD":  # noqa: PLR2004 (See Other)
-        return "GET", None
+        return "GET", _Sent(None)
     if status in (301, 302) and method == "POST":
-        return "GET", None
-    return method, body
+        return "GET", _Sent(None)
+    return method, sent
 
 
 class HttpTableConnector(Connector):
@@ -233,29 +330,25 @@ class HttpTableConnector(Connector):
         return self._declared
 
     async def _batches(self, query: Query) -> Batches:
-        fetched = await self._fetcher.fetch("GET", self._config.path)
-        if fetched.status != 200:  # noqa: PLR2004 (HTTP OK)
-            raise SourceRejected(f"the upstream answered {fetched.status}")
-        rows = _rows(fetched.body, lines=self._config.lines)
         schema = pa.schema([self._declared.field(c) for c in query.columns])
-        for start in range(0, len(rows), 10_000):
-            chunk = rows[start : start + 10_000]
-            try:
-                yield pa.RecordBatch.from_pylist(chunk, schema=schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise SchemaMismatch(f"the upstream's rows do not fit the schema ({exc})") from exc
+        parser = LineRows() if self._config.lines else ArrayRows()
+        async with self._fetcher.open("GET", self._config.path) as opened:
+            if opened.status != 200:  # noqa: PLR2004 (HTTP OK)
+                raise SourceRejected(f"the upstream answered {opened.status}")
+            rows: list[Row] = []
+            async for chunk in opened.chunks():
+                for start in range(0, len(chunk), FEED_BYTES):
+                    rows += parser.feed(chunk[start : start + FEED_BYTES])
+                    while len(rows) >= BATCH_ROWS:
+                        yield _batch(rows[:BATCH_ROWS], schema)
+                        rows = rows[BATCH_ROWS:]
+            rows += parser.close()
+            if rows:
+                yield _batch(rows, schema)
 
 
-def _rows(body: bytes, *, lines: bool) -> list[dict[str, Any]]:
+def _batch(rows: list[Row], schema: pa.Schema) -> pa.RecordBatch:
     try:
-        if lines:
-            parsed: Any = [json.loads(line) for line in body.splitlines() if line.strip()]
-        else:
-            parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SourceRejected("the upstream did not answer JSON") from exc
-    except RecursionError as exc:
-        raise SourceRejected("the upstream's JSON is nested too deeply") from exc
-    if not isinstance(parsed, list) or not all(isinstance(r, dict) for r in parsed):
-        raise SchemaMismatch("the upstream did not answer a list of objects")
-    return parsed
+        return pa.RecordBatch.from_pylist(rows, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaMismatch(f"the upstream's rows do not fit the schema ({exc})") from exc

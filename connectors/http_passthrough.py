@@ -7,10 +7,15 @@ is a path template whose ``{name}`` segments match one safe segment
 are refused before matching, and the fetch sends exactly that path. A redirect is followed
 only to a path that passes the same check.
 
-The response must be JSON, narrowed by the policy's JSON paths at every depth
-(``connectors.jsonpaths``); anything that is not JSON is refused, since it cannot be
-narrowed. An upstream 5xx (or any status other than 2xx and 4xx) is a ``SourceRejected``
-(502) and its body is not passed on; no upstream header reaches the consumer.
+The request body goes up with the consumer's ``Content-Type``. A 2xx answer must be
+JSON, read whole within the cap (``PASSTHROUGH_MAX_BYTES``, 16 MiB, unless the dataset sets
+``max_bytes``; decoded bytes are counted, so a compressed bomb is refused) and narrowed by
+the policy's JSON paths at every depth (``connectors.jsonpaths``); anything that is not
+JSON is refused, since it cannot be narrowed. A 4xx is the consumer's call refused: its
+status is passed on with an empty body (the gateway answers a problem of its own), the
+upstream's body is never read. A 5xx (or any status other than 2xx and 4xx) is a
+``SourceRejected`` (502) and its body is not passed on; no upstream header reaches the
+consumer.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from connectors.jsonpaths import Allowed, compile_paths, keep
 _SEGMENT = "[A-Za-z0-9_.~-]+"
 _UNSAFE = re.compile(r"[%\\?#\x00-\x20\x7f-\U0010ffff]")
 _DOTS = frozenset({"", ".", ".."})
+PASSTHROUGH_MAX_BYTES = 16 * 1024 * 1024  # an answer is parsed whole to be narrowed
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,13 @@ class Proxied:
     """What goes back to the consumer."""
 
     status: int
-    content_type: str
+    content_type: str  # empty for a 4xx, whose body is the gateway's own problem
     body: bytes
+
+    @property
+    def refused(self) -> bool:
+        """The upstream refused the call (4xx): the consumer's problem, not the source's."""
+        return 400 <= self.status < 500  # noqa: PLR2004
 
 
 def plain_path(path: str) -> None:
@@ -78,15 +89,26 @@ class HttpPassThrough:
             raise TargetRefused(f"{method.upper()} {path} is not an allowed route")
 
     async def call(
-        self, method: str, path: str, columns: tuple[str, ...], *, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        columns: tuple[str, ...],
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
     ) -> Proxied:
         """Proxy ``method path``; ``columns`` are the JSON paths the policy lets through."""
         method = method.upper()
         self.check(method, path)
         allowed = compile_paths(columns)
-        fetched = await self._fetcher.fetch(method, path, body=body, check=self.check)
-        if not (200 <= fetched.status < 300 or 400 <= fetched.status < 500):  # noqa: PLR2004
-            raise SourceRejected(f"the upstream answered {fetched.status}")
+        async with self._fetcher.open(
+            method, path, body=body, content_type=content_type, check=self.check
+        ) as opened:
+            if 400 <= opened.status < 500:  # noqa: PLR2004 (the body is never read)
+                return Proxied(opened.status, "", b"")
+            if not 200 <= opened.status < 300:  # noqa: PLR2004
+                raise SourceRejected(f"the upstream answered {opened.status}")
+            fetched = Fetched(opened.status, opened.headers, await opened.read())
         return Proxied(fetched.status, "application/json", _narrowed(fetched, allowed))
 
 

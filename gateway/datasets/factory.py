@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from connectors import Connector, ConnectorConfigError, registry
 from connectors.files import FileFormat, FilesConfig, FilesConnector
 from connectors.http import HttpConfig, HttpTableConnector
-from connectors.http_passthrough import HttpPassThrough, Route
+from connectors.http_passthrough import PASSTHROUGH_MAX_BYTES, HttpPassThrough, Route
 from connectors.sql import SqlConfig, SqlConnector
 
 
@@ -26,6 +26,14 @@ def _field(config: Mapping[str, Any], name: str, kind: type) -> Any:
     value = config.get(name)
     if not isinstance(value, kind):
         raise ConnectorConfigError(f"connector.{name} must be a {kind.__name__}")
+    return value
+
+
+def _max_bytes(config: Mapping[str, Any], default: int) -> int:
+    """``max_bytes``: the cap on an upstream answer's decoded bytes, a positive integer."""
+    value = config.get("max_bytes", default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConnectorConfigError("connector.max_bytes must be a positive integer")
     return value
 
 
@@ -74,6 +82,7 @@ def _http(dataset_id: str, config: Mapping[str, Any]) -> Connector:
         schema=schema,
         lines=bool(config.get("lines", False)),
         allow_networks=tuple(str(n) for n in allow),
+        max_bytes=_max_bytes(config, HttpConfig.max_bytes),
     )
     return HttpTableConnector(dataset_id, http)
 
@@ -96,7 +105,9 @@ def create_passthrough(dataset_id: str, config: Mapping[str, Any]) -> HttpPassTh
     if not isinstance(allow, list):
         raise ConnectorConfigError("connector.allow_networks must be a list of CIDR networks")
     http = HttpConfig(
-        base_url=_field(config, "base_url", str), allow_networks=tuple(str(n) for n in allow)
+        base_url=_field(config, "base_url", str),
+        allow_networks=tuple(str(n) for n in allow),
+        max_bytes=_max_bytes(config, PASSTHROUGH_MAX_BYTES),
     )
     return HttpPassThrough(http, allowed)
 

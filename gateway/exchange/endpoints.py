@@ -12,9 +12,11 @@ import base64
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 
 from connectors import Format
 from gateway.audit.records import Receipt
@@ -23,19 +25,38 @@ from gateway.exchange.schemas import FormatName, QueryIn, parse_where
 from gateway.exchange.service import Outcome
 from gateway.http.bearer import TokenCallerDep
 from gateway.http.deps import ServicesDep
+from gateway.http.problems import problem
 
 router = APIRouter(prefix="/v1/datasets", tags=["exchange"])
 
 
-def _stream(outcome: Outcome) -> StreamingResponse:
-    async def body() -> AsyncIterator[bytes]:
-        if outcome.first:
-            yield outcome.first
-        async for chunk in outcome.rest:
-            yield chunk
+class _Streamed(StreamingResponse):
+    """A streamed outcome that ends its exchange however the response ends: sent, failed,
+    or the consumer gone (even before the first byte), so the lease is released and the
+    completion entry written."""
 
-    headers = _receipt_headers(outcome.receipt, outcome.checkpoint)
-    return StreamingResponse(body(), media_type=outcome.media_type, headers=headers)
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        headers = _receipt_headers(outcome.receipt, outcome.checkpoint)
+        super().__init__(_body(outcome), media_type=outcome.media_type, headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):  # also when the request task is cancelled
+                await self.outcome.rest.aclose()
+
+
+async def _body(outcome: Outcome) -> AsyncIterator[bytes]:
+    if outcome.first:
+        yield outcome.first
+    async for chunk in outcome.rest:
+        yield chunk
+
+
+def _stream(outcome: Outcome) -> StreamingResponse:
+    return _Streamed(outcome)
 
 
 def _receipt_headers(receipt: Receipt, checkpoint: bytes) -> dict[str, str]:
@@ -98,8 +119,15 @@ async def api(
     source = request.client.host if request.client else None
     body = await request.body() if request.method in {"POST", "PUT", "PATCH"} else None
     proxied, receipt, checkpoint = await services.exchange.call_api(
-        caller, dataset_id, request.method, path, body, source=source
-    )
+        caller, dataset_id, request.method, path, body, source=source,
+        content_type=request.headers.get("content-type") if body is not None else None,
+    )  # fmt: skip
     headers = _receipt_headers(receipt, checkpoint)
+    if proxied.refused:  # the upstream's 4xx: its status, with a problem of our own
+        return problem(
+            proxied.status, "upstream-refused", "The upstream refused the call",
+            f"the upstream answered {proxied.status} to this call",
+            instance=request.url.path, headers=headers,
+        )  # fmt: skip
     return Response(proxied.body, status_code=proxied.status, media_type=proxied.content_type,
                     headers=headers)  # fmt: skip

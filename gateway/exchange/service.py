@@ -16,10 +16,11 @@ A refusal at any step is a ``GatewayError`` with a stable code, and an audit ent
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import anyio
 import pyarrow as pa
 
 from connectors import Connector, ConnectorError, Format, PermittedQuery, Query, encode, narrow
@@ -54,7 +55,7 @@ class Outcome:
     checkpoint: bytes
     media_type: str
     first: bytes
-    rest: AsyncIterator[bytes]
+    rest: Rest
     stats: _Stats
 
 
@@ -62,6 +63,55 @@ class Outcome:
 class _Stats:
     rows: int = 0
     bytes: int = 0
+
+
+class Rest:
+    """The stream after the first chunk. The exchange ends exactly once, however it ends:
+    the completion entry is written (``permit``, ``failed: <code>``, or ``interrupted`` when
+    the consumer left, also before the stream started) and the connector lease released.
+    Whoever sends the stream calls ``aclose`` when done, in any case."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        stats: _Stats,
+        finish: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._chunks, self._stats, self._finish = chunks, stats, finish
+        self._done = False
+
+    def __aiter__(self) -> Rest:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            chunk = await anext(self._chunks)
+        except StopAsyncIteration:
+            await self._end("permit")
+            raise
+        except ConnectorError as exc:
+            await self._end(f"failed: {exc.code}")
+            raise
+        self._stats.bytes += len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        """End the exchange as interrupted, unless it already ended."""
+        await self._end("interrupted")
+
+    async def _end(self, result: str) -> None:
+        if self._done:
+            return
+        self._done = True
+        with anyio.CancelScope(shield=True):  # a consumer gone cancels; this still runs
+            try:
+                close = getattr(self._chunks, "aclose", None)
+                if close is not None:
+                    await close()  # the connector's stream, and its upstream, closed now
+            finally:
+                await self._finish(result)
 
 
 @dataclass
@@ -120,7 +170,7 @@ class ExchangeService:
 
     async def call_api(
         self, caller: TokenCaller, dataset_id: str, method: str, path: str, body: bytes | None,
-        *, source: str | None,
+        *, source: str | None, content_type: str | None = None,
     ) -> tuple[Proxied, Receipt, bytes]:  # fmt: skip
         """A pass-through API call: decided and audited like a query; JSON fields narrowed.
 
@@ -132,12 +182,18 @@ class ExchangeService:
             raise BadRequest("not-an-api", f"{dataset_id} is a table: use /query or /data")
         lease = await self.datasets.lease_passthrough(ctx.dataset)
         try:
-            return await self._call_api(ctx, lease.value, method, "/" + path, body)
+            sent = (body, content_type)
+            return await self._call_api(ctx, lease.value, method, "/" + path, sent)
         finally:
             await lease.release()
 
     async def _call_api(
-        self, ctx: _Context, proxy: HttpPassThrough, method: str, path: str, body: bytes | None
+        self,
+        ctx: _Context,
+        proxy: HttpPassThrough,
+        method: str,
+        path: str,
+        sent: tuple[bytes | None, str | None],  # the body and its Content-Type
     ) -> tuple[Proxied, Receipt, bytes]:
         try:
             proxy.check(method, path)  # before anything is decided or spent
@@ -152,8 +208,12 @@ class ExchangeService:
             with self.telemetry.span(
                 SPAN_CONNECTOR, dataset=ctx.dataset.id, kind="http-passthrough"
             ):
-                proxied = await proxy.call(method, path, tuple(columns), body=body)
+                proxied = await proxy.call(
+                    method, path, tuple(columns), body=sent[0], content_type=sent[1]
+                )
             stats.bytes = len(proxied.body)
+            if proxied.refused:
+                result = f"upstream-refused: {proxied.status}"
         except ConnectorError as exc:
             result = f"failed: {exc.code}"
             raise
@@ -283,7 +343,7 @@ class ExchangeService:
         permitted: PermittedQuery,
         fmt: Format,
         lease: Lease[Connector],
-    ) -> tuple[bytes, AsyncIterator[bytes], _Stats]:
+    ) -> tuple[bytes, Rest, _Stats]:
         stats = _Stats()
         started = time.perf_counter()
         schema = output_schema(permitted.query, await connector.schema())
@@ -296,22 +356,13 @@ class ExchangeService:
             raise
         stats.bytes += len(first)
 
-        async def rest() -> AsyncIterator[bytes]:
-            result = "permit"
+        async def finish(result: str) -> None:
             try:
-                async for chunk in chunks:
-                    stats.bytes += len(chunk)
-                    yield chunk
-            except ConnectorError as exc:
-                result = f"failed: {exc.code}"
-                raise
+                await self._complete(ctx, stats, time.perf_counter() - started, result)
             finally:
-                try:
-                    await self._complete(ctx, stats, time.perf_counter() - started, result)
-                finally:
-                    await lease.release()
+                await lease.release()
 
-        return first, rest(), stats
+        return first, Rest(chunks, stats, finish), stats
 
     @staticmethod
     async def _counted(batches: AsyncIterator[object], stats: _Stats) -> AsyncIterator[object]:

@@ -2,7 +2,8 @@
 
 Keys are fetched with httpx over verified TLS, cached, and refetched when a token names an
 unknown ``kid`` (at most once every 30 s per issuer, so a flood of made-up kids cannot turn
-the gateway into a JWKS hammer). A JWKS that cannot be fetched fails closed.
+the gateway into a JWKS hammer). A JWKS that cannot be fetched fails closed; so does one
+larger than 256 KiB, counted in decoded bytes as it arrives (a compressed bomb is cut off).
 """
 
 from __future__ import annotations
@@ -78,13 +79,25 @@ class ExternalIssuers:
 
     async def _fetch(self, entry: ExternalIssuer) -> KeySet:
         try:
-            response = await self._client(entry).get(entry.jwks_uri, follow_redirects=False)
-            response.raise_for_status()
-            return _parse_jwks(response.content)
+            client = self._client(entry)
+            async with client.stream("GET", entry.jwks_uri, follow_redirects=False) as response:
+                response.raise_for_status()
+                return _parse_jwks(await _capped(response))
         except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as exc:
             raise ServiceUnavailable(
                 "issuer-keys-unavailable", f"the keys of issuer {entry.issuer} cannot be fetched"
             ) from exc
+
+
+async def _capped(response: httpx.Response) -> bytes:
+    """The decoded body, refused as soon as it passes ``MAX_JWKS_BYTES`` (a gzip bomb too)."""
+    parts, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_JWKS_BYTES:
+            raise ValueError("JWKS too large")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _parse_jwks(content: bytes) -> KeySet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -45,6 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(307, b"", Location="/method")
         elif self.path == "/method":
             self._send(200, json.dumps({"method": "POST"}).encode())
+        elif self.path == "/echo-type":
+            self._send(200, json.dumps({"type": self.headers.get("content-type")}).encode())
         else:
             self._send(201, b'{"id": 1, "secret": "s"}')
 
@@ -133,6 +136,38 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _orders_7(self) -> None:
         self._send(200, b'{"id": 7, "name": "n7", "secret": "x", "nested": {"secret": 1}}')
+
+    def _gzip_rows(self) -> None:
+        self._send(200, gzip.compress(json.dumps(ROWS).encode()), Content_Encoding="gzip")
+
+    def _bomb(self) -> None:  # 10 MB of JSON in about 10 KB on the wire
+        body = gzip.compress(b"[" + b" " * 10_000_000 + b"]")
+        self._send(200, body, Content_Encoding="gzip")
+
+    def _brotli(self) -> None:
+        self._send(200, b"\x0b\x02\x80[]\x03", Content_Encoding="br")
+
+    def _huge(self) -> None:  # HUGE_ROWS rows, about 60 MB, written as they are made
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"[")
+        for start in range(0, HUGE_ROWS, 10_000):
+            rows = (HUGE_ROW % (i, i) for i in range(start, min(start + 10_000, HUGE_ROWS)))
+            self.wfile.write((b"," if start else b"") + b",".join(rows))
+        self.wfile.write(b"]")
+        self.close_connection = True
+
+    def _deep_field(self) -> None:
+        nested = b"[" * 100_000 + b"]" * 100_000
+        self._send(200, b'[{"id": 1, "name": "a", "meta": ' + nested + b"}]")
+
+    def _teapot(self) -> None:
+        self._send(418, b"upstream says: internal-host-42 is down", "text/plain")
+
+
+HUGE_ROWS = 500_000
+HUGE_ROW = b'{"id": %d, "name": "row %d", "padding": "' + b"p" * 64 + b'"}'
 
 
 class _Server(ThreadingHTTPServer):

@@ -109,6 +109,10 @@ def test_a_replaced_connector_is_closed_after_its_last_lease(db_url: str) -> Non
          "allow_networks": ["10.0.0.1/8"]},
         {"type": "files", "root": "/srv", "path": "x.csv", "format": "xls"},
         {"type": "no-such-kind"},
+        {"type": "http", "base_url": "http://example.com", "columns": {"id": "int64"},
+         "max_bytes": 0},
+        {"type": "http-passthrough", "base_url": "http://example.com", "max_bytes": "16M",
+         "routes": [{"method": "GET", "path": "/x"}]},
     ],
 )  # fmt: skip
 def test_a_bad_connector_configuration_is_a_400_at_registration(

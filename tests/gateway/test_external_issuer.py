@@ -7,13 +7,17 @@ httpx, caches it, refetches on an unknown kid, and fails closed when it cannot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import json
+import resource
 import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -24,11 +28,13 @@ from joserfc.jwk import RSAKey
 from certs import generate_key, issue_server, thumbprint_sha256
 from gateway.auth import tokens
 from gateway.client import mtls_context
+from gateway.errors import ServiceUnavailable
 from gateway.oauth import external
 from gateway.oauth.clients import ClientService
 from gateway.oauth.schemas import ClientCreate, ClientUpdate
 from gateway.participants.schemas import ParticipantCreate
 from gateway.participants.service import ParticipantService
+from gateway.settings import ExternalIssuer
 from gateway.storage.db import Database
 from tests.support.pki import NOW, ClientCert, Pki, pem, write_key
 from tests.support.server import gateway_settings, running_gateway
@@ -65,7 +71,9 @@ def _handler(state: JwksServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _serve_jwks(pki: Pki, state: JwksServer) -> tuple[ThreadingHTTPServer, str]:
+def _serve_jwks(
+    pki: Pki, state: JwksServer, handler: type[BaseHTTPRequestHandler] | None = None
+) -> tuple[ThreadingHTTPServer, str]:
     key = generate_key("ec-p256")
     cert = issue_server(
         dns_names=["localhost"],
@@ -80,7 +88,7 @@ def _serve_jwks(pki: Pki, state: JwksServer) -> tuple[ThreadingHTTPServer, str]:
     key_path = write_key(pki.directory / "jwks-server.key", key)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler or _handler(state))
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"https://127.0.0.1:{server.server_address[1]}/jwks.json"
@@ -226,3 +234,45 @@ def test_a_disabled_client_record_refuses_external_tokens_too(
     assert refused.status_code == 401
     assert _code(refused) == "token-client-disabled"
     assert _session(setup, token).status_code == 200
+
+
+def test_a_jwks_compression_bomb_is_cut_off_at_the_cap(tmp_path: Path) -> None:
+    """200 MB of decoded JWKS in 200 KB of gzip: refused (503) without decoding it all."""
+    pki = Pki(tmp_path / "pki")
+    bomb = gzip.compress(b" " * 200_000_000, compresslevel=1)
+
+    class Bomb(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-encoding", "gzip")
+            self.send_header("content-length", str(len(bomb)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the gateway hangs up at the cap
+                self.wfile.write(bomb)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server, jwks_uri = _serve_jwks(pki, JwksServer(), Bomb)
+    issuers = external.ExternalIssuers.from_settings(
+        [ExternalIssuer(issuer=KEYCLOAK, jwks_uri=jwks_uri, ca_bundle=pki.bundle)]
+    )
+
+    async def fetch() -> str:
+        try:
+            await issuers.trusted(KEYCLOAK, "kid", datetime.now(UTC))
+        except ServiceUnavailable as exc:
+            return exc.code
+        finally:
+            await issuers.aclose()
+        return "fetched"
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        assert asyncio.run(fetch()) == "issuer-keys-unavailable"
+    finally:
+        server.shutdown()
+        server.server_close()
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 100  # decoded whole, the 200 MB would be held (twice, when joined)
