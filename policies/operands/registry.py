@@ -8,8 +8,9 @@ which registered left operands its policies may use (``policies.profile``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from types import MappingProxyType
 
 from policies.model import Constraint, Rule, Value
@@ -30,11 +31,20 @@ class EvalInput:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A constraint's verdict, the value observed, and a one-line reason."""
+    """A constraint's verdict, the value observed, and a one-line reason.
+
+    ``why`` is the reason, or a function that writes it: the engine reads ``reason`` only
+    when it explains a decision, so a permit does not pay for formatting it.
+    """
 
     satisfied: bool
     observed: tuple[Value, ...]
-    reason: str
+    why: str | Callable[[], str] = field(compare=False)
+
+    @property
+    def reason(self) -> str:
+        """The one-line reason (written now, if it was deferred)."""
+        return self.why if isinstance(self.why, str) else self.why()
 
 
 Evaluator = Callable[[Constraint, EvalInput], Outcome]
@@ -63,14 +73,17 @@ def registered() -> Mapping[str, Evaluator]:
 def judge(constraint: Constraint, observed: tuple[Value, ...], state: State) -> Outcome:
     """The common case: compare ``observed`` with the right operand using the operator."""
     ok = compare(constraint.operator, observed, constraint.right_operand, state)
+    return Outcome(ok, observed, partial(_judged, constraint, observed, ok))
+
+
+def _judged(constraint: Constraint, observed: tuple[Value, ...], ok: bool) -> str:
     shown = ", ".join(str(v) for v in observed) or "nothing"
     right = ", ".join(str(v) for v in constraint.right_operand)
     verdict = "holds" if ok else "fails"
-    reason = (
+    return (
         f"{short(constraint.left_operand)} {short(constraint.operator)} {right} {verdict}"
         f" (observed {shown})"
     )
-    return Outcome(ok, observed, reason)
 
 
 def from_context(constraint: Constraint, given: EvalInput) -> Outcome:
