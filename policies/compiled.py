@@ -21,7 +21,7 @@ from policies.decision import DataLimits, Decision, Effect, RuleReport
 from policies.errors import PolicySchemaError, UnknownTerm
 from policies.limits import limits_of
 from policies.model import Action, AnyConstraint, Constraint, Policy, Ref, Rule, RuleKind
-from policies.operands import EvalInput, Evaluator
+from policies.operands import Bound, EvalInput, bind
 from policies.profile import Profile, problems
 from policies.request import DutyState, State
 from policies.vocab import ODRL
@@ -31,15 +31,14 @@ _OR, _XONE = ODRL + "or", ODRL + "xone"
 
 @dataclass(frozen=True, slots=True)
 class Leaf:
-    """A constraint and its evaluator (``None``: unknown to the profile, fails closed)."""
+    """A constraint's evaluator, bound to it (``None``: unknown to the profile, fails closed)."""
 
-    constraint: Constraint
-    evaluator: Evaluator | None
+    evaluate: Bound | None
 
     def holds(self, given: EvalInput) -> bool:
         """Whether the constraint holds for ``given``."""
-        evaluator = self.evaluator
-        return evaluator is not None and evaluator(self.constraint, given).satisfied
+        evaluate = self.evaluate
+        return evaluate is not None and evaluate(given).satisfied
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +203,8 @@ def _checks(constraints: tuple[AnyConstraint, ...], profile: Profile) -> tuple[C
 
 def _check(c: AnyConstraint, profile: Profile) -> Check:
     if isinstance(c, Constraint):
-        return Leaf(c, profile.evaluator(c.left_operand))
+        evaluator = profile.evaluator(c.left_operand)
+        return Leaf(None if evaluator is None else bind(c, evaluator))
     return Logical(c.operator, _checks(c.operands, profile))
 
 

@@ -48,8 +48,11 @@ class Outcome:
 
 
 Evaluator = Callable[[Constraint, EvalInput], Outcome]
+Bound = Callable[[EvalInput], Outcome]
+Binder = Callable[[Constraint], Bound]
 
 _REGISTRY: dict[str, Evaluator] = {}
+_BINDERS: dict[str, Binder] = {}
 
 
 def left_operand(*iris: str) -> Callable[[Evaluator], Evaluator]:
@@ -63,6 +66,30 @@ def left_operand(*iris: str) -> Callable[[Evaluator], Evaluator]:
         return func
 
     return register
+
+
+def binds(*iris: str) -> Callable[[Binder], Binder]:
+    """Register the decorated function as the binder of each IRI in ``iris``.
+
+    A binder does once, when a policy is compiled, the work an evaluator would repeat on
+    every request (parsing or normalising the right operand); the function it returns must
+    answer exactly as the evaluator does for that constraint.
+    """
+
+    def register(func: Binder) -> Binder:
+        for iri in iris:
+            if iri in _BINDERS:
+                raise ValueError(f"left operand {iri} bound twice")
+            _BINDERS[iri] = func
+        return func
+
+    return register
+
+
+def bind(constraint: Constraint, evaluator: Evaluator) -> Bound:
+    """``evaluator`` for this one constraint, its request-independent work done now."""
+    binder = _BINDERS.get(constraint.left_operand)
+    return binder(constraint) if binder is not None else partial(evaluator, constraint)
 
 
 def registered() -> Mapping[str, Evaluator]:
