@@ -4,7 +4,7 @@
 policy's hash, the profile check (a policy the engine must refuse compiles to that refusal),
 the evaluator of every constraint, the rules' action, target and party sets, and each
 permission's data limits. ``policies.evaluate`` takes a ``CompiledPolicy`` (or a ``Policy``,
-compiled once and remembered for as long as that object lives).
+compiled once and remembered by identity among the most recent few).
 
 The checks here only answer yes or no; the reasons are written by ``policies.rules`` from the
 same evaluators, for a deny at once and for a permit when they are first read.
@@ -12,9 +12,9 @@ same evaluators, for a deny at once and for a permit when they are first read.
 
 from __future__ import annotations
 
-import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import partial
+from threading import Lock
 
 from policies.canonical import policy_hash
 from policies.decision import DataLimits, Decision, Effect, RuleReport
@@ -208,21 +208,25 @@ def _check(c: AnyConstraint, profile: Profile) -> Check:
     return Logical(c.operator, _checks(c.operands, profile))
 
 
-# Compile-and-remember by identity, for callers that pass a ``Policy``: the entry goes when
-# the policy object does (a weak reference), so the memo never outlives what it describes.
-_MEMO: dict[int, tuple[weakref.ref[Policy], dict[Profile, CompiledPolicy]]] = {}
+# Compile-and-remember by identity, for callers that pass a ``Policy``: the few most recent
+# (policy, profile) objects, held until pushed out, so the memo stays bounded (a policy a
+# caller dropped is freed once newer ones replace it).
+MEMO_SIZE = 64
+_MEMO: OrderedDict[tuple[int, int], CompiledPolicy] = OrderedDict()
+_MEMO_LOCK = Lock()
 
 
 def compiled_for(policy: Policy, profile: Profile) -> CompiledPolicy:
-    """``policy`` compiled under ``profile``, compiled at most once per live policy object."""
-    key = id(policy)
-    entry = _MEMO.get(key)
-    if entry is None or entry[0]() is not policy:
-        forget = partial(_MEMO.pop, key, None)  # bound now: callable even at interpreter exit
-        entry = (weakref.ref(policy, lambda _: forget()), {})
-        _MEMO[key] = entry
-    by_profile = entry[1]
-    found = by_profile.get(profile)
-    if found is None:
-        found = by_profile[profile] = compile_policy(policy, profile)
+    """``policy`` compiled under ``profile``, once while it stays among the recent ones."""
+    key = (id(policy), id(profile))
+    with _MEMO_LOCK:
+        found = _MEMO.get(key)
+        if found is not None and found.policy is policy and found.profile is profile:
+            _MEMO.move_to_end(key)
+            return found
+    found = compile_policy(policy, profile)
+    with _MEMO_LOCK:
+        _MEMO[key] = found  # holding the policy keeps its id from being reused meanwhile
+        while len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
     return found

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from calendar import monthrange
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 
 from policies.model import Constraint, TypedLiteral, Value
 from policies.operands.registry import EvalInput, Outcome, judge, left_operand
@@ -56,11 +58,11 @@ def duration_text(right: tuple[Value, ...]) -> str | None:
 
 
 @lru_cache(maxsize=256)  # a policy's few durations, parsed once (the text is the key)
-def _parts(text: str) -> dict[str, float]:
+def _parts(text: str) -> Mapping[str, float]:
     match = _DURATION.fullmatch(text)
     if match is None:
         raise ValueError(f"not an ISO 8601 duration: {text}")
-    return {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
+    return MappingProxyType({k: float(v) if v else 0.0 for k, v in match.groupdict().items()})
 
 
 def add_duration(start: datetime, text: str) -> datetime:

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import policies.canonical
+import policies.compiled
 import policies.operands.registry
 from policies import (
     SLUIS_PROFILE,
@@ -237,3 +240,14 @@ def test_a_policy_the_profile_refuses_compiles_to_its_refusal() -> None:
     decision = evaluate(compiled, request(), State(), now=NOW)
     assert (decision.reason, decision.notes) == ("unknown_left_operand", compiled.refusal.notes)
     assert decision == evaluate_reference(policy, request(), State(), now=NOW)
+
+
+def test_the_memo_of_policies_passed_as_such_is_bounded() -> None:
+    first = parse_yaml_policy(POLICY)
+    alive = weakref.ref(first)
+    evaluate(first, request(), State(), now=NOW)
+    del first
+    for _ in range(policies.compiled.MEMO_SIZE):
+        evaluate(parse_yaml_policy(POLICY), request(), State(), now=NOW)
+    gc.collect()
+    assert alive() is None
