@@ -11,7 +11,8 @@ permitted university request, timed call by call (µs, p50 and p99):
 * ``uncompiled (reference)``: the engine before compiling (hash and validation per call);
 * ``casbin.enforce``: PyCasbin with the same checks as an ABAC model (baseline).
 
-The machine is shared: run it a few times and report ranges with the load average.
+The cases take turns (20 rounds of 1000 calls each), so that a shared machine's load falls
+on all of them alike; run it a few times and report ranges with the load average.
 Run with ``python -m bench.policy``.
 """
 
@@ -38,6 +39,7 @@ from policies.vocab import ODRL, SLUIS
 
 CALLS = 20000
 WARMUP = 1000
+ROUNDS = 20
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 UNI = "urn:sluis:participant:NTRNL-40000001"
 DATASET = "urn:sluis:dataset:spindle-sensors"
@@ -176,20 +178,35 @@ def _env(state: State) -> Env:
     )  # fmt: skip
 
 
-def _time(action: Callable[[], object], calls: int) -> tuple[float, float, float]:
-    """(p50, p99, mean CPU) µs per call: the CPU time is what a busy machine distorts least."""
-    for _ in range(WARMUP):
-        action()
-    samples = []
-    cpu = time.process_time()
-    for _ in range(calls):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    cpu = time.process_time() - cpu
+def _time_interleaved(
+    actions: dict[str, Callable[[], object]], calls: int
+) -> dict[str, tuple[float, float, float]]:
+    """Per case (p50, p99, mean CPU) µs per call, the cases taking turns in rounds.
+
+    Taking turns spreads a busy machine's bursts over every case alike, so the ratios hold
+    better than the absolute numbers; the CPU time is what the load distorts least.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in actions}
+    cpu = dict.fromkeys(actions, 0.0)
+    for action in actions.values():
+        for _ in range(WARMUP):
+            action()
+    for _ in range(ROUNDS):
+        for name, action in actions.items():
+            taken = samples[name]
+            started_cpu = time.process_time()
+            for _ in range(calls // ROUNDS):
+                started = time.perf_counter()
+                action()
+                taken.append(time.perf_counter() - started)
+            cpu[name] += time.process_time() - started_cpu
+    return {name: _stats(taken, cpu[name]) for name, taken in samples.items()}
+
+
+def _stats(samples: list[float], cpu: float) -> tuple[float, float, float]:
     ordered = sorted(samples)
     p50, p99 = ordered[len(ordered) // 2], ordered[int(0.99 * len(ordered))]
-    return p50 * 1e6, p99 * 1e6, cpu / calls * 1e6
+    return p50 * 1e6, p99 * 1e6, cpu / len(samples) * 1e6
 
 
 def cases(folder: Path) -> dict[str, Callable[[], object]]:
@@ -220,7 +237,7 @@ def _permits(result: object) -> bool:
 def main() -> None:
     """Time each case and print a table (µs) with the load average."""
     with TemporaryDirectory() as tmp:
-        timed = {name: _time(action, CALLS) for name, action in cases(Path(tmp)).items()}
+        timed = _time_interleaved(cases(Path(tmp)), CALLS)
     baseline = timed["casbin.enforce (baseline)"]
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     table = Table(title=f"policy decision, {CALLS} calls, {os.cpu_count()} cores, load {load}")
