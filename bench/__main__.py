@@ -1,10 +1,11 @@
 """``make bench``: run every benchmark (the files one writes a temporary 1 GB file)."""
 
-from bench import exchange, files_connector, front_door, http_limits, token_check
+from bench import exchange, files_connector, front_door, http_limits, policy, token_check
 
 if __name__ == "__main__":
     front_door.main()
     token_check.main()
+    policy.main()
     exchange.main()
     files_connector.main()
     http_limits.main()

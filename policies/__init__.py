@@ -3,7 +3,8 @@
     policy = parse_policy(text)                 # Turtle or JSON-LD (or parse_yaml_policy)
     validate(policy, SLUIS_PROFILE)             # on write: unknown terms raise UnknownTerm
     state = build_state(broader=..., use_count=..., request_times=...)   # the one way to a State
-    decision = evaluate(policy, request, state, now=now)
+    compiled = compile_policy(policy, SLUIS_PROFILE)  # once per policy version
+    decision = evaluate(compiled, request, state, now=now)   # or evaluate(policy, ...)
     decision.permitted, decision.limits, decision.policy_hash, explain(decision)
     check_targets(policy, asset)                # on registration: can it govern the asset?
 
@@ -14,6 +15,7 @@ Every error is a ``PolicyError`` with a stable ``code`` (see ``policies.errors``
 """
 
 from policies.canonical import canonical_json, policy_hash
+from policies.compiled import CompiledPolicy, compile_policy
 from policies.decision import (
     ConstraintReport,
     DataLimits,
@@ -60,6 +62,7 @@ __all__ = [
     "SLUIS_PROFILE",
     "Action",
     "CaseResult",
+    "CompiledPolicy",
     "Constraint",
     "ConstraintReport",
     "DataLimits",
@@ -86,6 +89,7 @@ __all__ = [
     "build_state",
     "canonical_json",
     "check_targets",
+    "compile_policy",
     "evaluate",
     "explain",
     "merge",

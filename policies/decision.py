@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from policies.model import Value
 
@@ -66,7 +68,11 @@ class RuleReport:
     duties: tuple[RuleReport, ...] = ()
 
 
-@dataclass(frozen=True)
+def _no_rules() -> tuple[RuleReport, ...]:
+    return ()
+
+
+@dataclass(frozen=True, eq=False)
 class Decision:
     """Permit or deny, naming the policy version it was decided under.
 
@@ -74,18 +80,46 @@ class Decision:
     ``no_active_permission``, ``unknown_left_operand``, ``obligation_violated``,
     ``invalid_value``);
     ``rules`` is the full compliance report for the audit log; ``limits`` is set on permits.
+    ``report`` writes ``rules``: a deny carries them written, a permit writes them the first
+    time they are read (the audit entry of a permit does not need them). Two decisions are
+    equal when every field and ``rules`` are.
     """
 
     effect: Effect
     reason: str
     policy_id: str
     policy_hash: str
-    rules: tuple[RuleReport, ...] = ()
     limits: DataLimits | None = None
     rule: str | None = None  # the permission that grants, on permits
     notes: tuple[str, ...] = field(default=())
+    report: Callable[[], tuple[RuleReport, ...]] = field(default=_no_rules, repr=False)
+
+    @cached_property
+    def rules(self) -> tuple[RuleReport, ...]:
+        """The compliance report, one entry per top-level rule (written once, on demand)."""
+        return self.report()
 
     @property
     def permitted(self) -> bool:
         """True only for a permit."""
         return self.effect is Effect.PERMIT
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.effect,
+            self.reason,
+            self.policy_id,
+            self.policy_hash,
+            self.limits,
+            self.rule,
+            self.notes,
+            self.rules,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())

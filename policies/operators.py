@@ -72,6 +72,27 @@ def _under(value: Value, over: Value, state: State) -> bool:
     return state.within(vt, ot)
 
 
+def _under_any(value: Value, overs: Values, state: State) -> bool:
+    """``_under(value, over, state)`` for some ``over``; the value's ancestors looked up once."""
+    vt = as_text(value)
+    if vt is None:
+        return any(same(value, over) for over in overs)
+    above: frozenset[str] | None = None
+    for over in overs:
+        ot = as_text(over)
+        if ot is None:
+            if same(value, over):
+                return True
+            continue
+        if ot == vt:
+            return True
+        if above is None:
+            above = state.ancestors(vt)
+        if ot in above:
+            return True
+    return False
+
+
 def _eq(left: Values, right: Values, _state: State) -> bool:
     if not left or not right:
         return False
@@ -91,7 +112,7 @@ def _is_a(left: Values, right: Values, state: State) -> bool:
 
 
 def _is_part_of(left: Values, right: Values, state: State) -> bool:
-    return bool(left) and all(any(_under(lv, rv, state) for rv in right) for lv in left)
+    return bool(left) and all(_under_any(lv, right, state) for lv in left)
 
 
 def _has_part(left: Values, right: Values, state: State) -> bool:
@@ -103,7 +124,7 @@ def _is_all_of(left: Values, right: Values, state: State) -> bool:
 
 
 def _is_none_of(left: Values, right: Values, state: State) -> bool:
-    return not any(_under(lv, rv, state) for lv in left for rv in right)
+    return not any(_under_any(lv, right, state) for lv in left)
 
 
 COMPARISONS: dict[str, Comparison] = {

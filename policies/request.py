@@ -11,6 +11,7 @@ from types import MappingProxyType
 from policies.model import Value
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
+_NOTHING: frozenset[str] = frozenset()
 
 
 class DutyState(StrEnum):
@@ -60,8 +61,11 @@ class State:
 
     def ancestors(self, term: str) -> frozenset[str]:
         """Every term strictly above ``term`` (transitive; cycles are harmless)."""
+        above = self.broader.get(term)
+        if not above:
+            return _NOTHING
         seen: set[str] = set()
-        todo = list(self.broader.get(term, ()))
+        todo = list(above)
         while todo:
             current = todo.pop()
             if current not in seen:

@@ -110,7 +110,7 @@ class AgreementService:
         self, consumer: AuthenticatedParticipant, dataset: Dataset, purpose: str, now: datetime
     ) -> Decision:
         """The policy's decision on the most modest use the agreement could lead to."""
-        policy = await self.datasets.policy(dataset.policy_hash)
+        policy = await self.datasets.compiled(dataset.policy_hash)
         # An aggregate, no columns named: only who, what for, when and how much was used
         # already decide here; the data constraints are decided on every query.
         ask = policy_request(

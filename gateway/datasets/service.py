@@ -21,9 +21,12 @@ from gateway.participants import repository as participants
 from gateway.storage.db import Database
 from gateway.storage.models import DatasetRow, PolicyVersionRow
 from policies import (
+    SLUIS_PROFILE,
+    CompiledPolicy,
     Policy,
     PolicyError,
     check_targets,
+    compile_policy,
     parse_policy,
     parse_yaml_policy,
     policy_hash,
@@ -70,7 +73,7 @@ class DatasetService:
     def __init__(self, db: Database, connector_factory: ConnectorFactory) -> None:
         self.db = db
         self.connector_factory = connector_factory
-        self._policies: dict[str, Policy] = {}
+        self._policies: dict[str, CompiledPolicy] = {}  # by version (hash): compiled once
         self._connectors: ClosingCache[Connector] = ClosingCache(lambda c: c.aclose())
         self._passthroughs: ClosingCache[HttpPassThrough] = ClosingCache(lambda p: p.aclose())
 
@@ -133,7 +136,11 @@ class DatasetService:
             return [_to_model(row) for row in await repository.list_active(session)]
 
     async def policy(self, digest: str) -> Policy:
-        """The policy version ``digest`` (parsed once per process).
+        """The policy version ``digest`` (parsed once per process)."""
+        return (await self.compiled(digest)).policy
+
+    async def compiled(self, digest: str) -> CompiledPolicy:
+        """The policy version ``digest``, parsed and compiled once per process.
 
         A version an older, more lenient release stored may no longer validate: it is not
         served under any reading (``policy-unloadable``) until the provider registers a
@@ -145,10 +152,11 @@ class DatasetService:
             if row is None:
                 raise NotFound("policy-not-found", f"no policy version {digest}")
             try:
-                self._policies[digest] = parse(row.text, row.format)
+                policy = parse(row.text, row.format)
             except PolicyError as exc:
                 detail = f"policy version {digest} no longer validates: {exc}"
                 raise ServiceUnavailable("policy-unloadable", detail) from exc
+            self._policies[digest] = compile_policy(policy, SLUIS_PROFILE)
         return self._policies[digest]
 
     async def policy_document(self, digest: str) -> tuple[str, str]:

@@ -42,7 +42,7 @@ from gateway.exchange.policy_input import policy_request, policy_state
 from gateway.oauth.service import TokenCaller
 from gateway.storage.db import Database
 from gateway.telemetry import SPAN_AUDIT, SPAN_CONNECTOR, SPAN_POLICY, Telemetry, current_trace_id
-from policies import Decision, Policy, evaluate, explain
+from policies import CompiledPolicy, Decision, evaluate, explain
 
 SPEND_ATTEMPTS = 3
 
@@ -264,7 +264,7 @@ class ExchangeService:
         """
         agreement = ctx.agreement
         assert agreement is not None  # noqa: S101 - checked by the caller
-        policy = await self.datasets.policy(agreement.policy_hash)
+        policy = await self.datasets.compiled(agreement.policy_hash)  # compiled once per version
         key = key_of(agreement)
         for _ in range(SPEND_ATTEMPTS):
             now = datetime.now(UTC)
@@ -306,7 +306,7 @@ class ExchangeService:
         self,
         ctx: _Context,
         agreement: Agreement,
-        policy: Policy,
+        policy: CompiledPolicy,
         query: Query,
         *,
         used: usage.Usage,

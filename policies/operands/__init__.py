@@ -1,12 +1,22 @@
 """Left-operand evaluators; importing this package registers every built-in one."""
 
 from policies.operands import context, data, parties, temporal
-from policies.operands.registry import EvalInput, Evaluator, Outcome, left_operand, registered
+from policies.operands.registry import (
+    Bound,
+    EvalInput,
+    Evaluator,
+    Outcome,
+    bind,
+    left_operand,
+    registered,
+)
 
 __all__ = [
+    "Bound",
     "EvalInput",
     "Evaluator",
     "Outcome",
+    "bind",
     "context",
     "data",
     "left_operand",

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from policies.model import Constraint, Iri, Value
-from policies.operands.registry import EvalInput, Outcome, from_context, judge, left_operand
+from policies.operands.registry import (
+    Bound,
+    EvalInput,
+    Outcome,
+    binds,
+    from_context,
+    judge,
+    left_operand,
+)
 from policies.vocab import ODRL
 
 ISO_3166 = "urn:iso:std:iso:3166:"
@@ -18,15 +28,28 @@ def purpose(constraint: Constraint, given: EvalInput) -> Outcome:
 @left_operand(ODRL + "spatial")
 def spatial(constraint: Constraint, given: EvalInput) -> Outcome:
     """Where the data goes, as ISO 3166 codes ("NL", "NL-NH"; IRIs ending in a code too)."""
+    return _spatial(_normalised(constraint), given)
+
+
+@binds(ODRL + "spatial")
+def bind_spatial(constraint: Constraint) -> Bound:
+    """``spatial`` with the right operand's codes normalised once."""
+    return partial(_spatial, _normalised(constraint))
+
+
+def _spatial(normalised: Constraint, given: EvalInput) -> Outcome:
     observed = tuple(country(v) for v in given.request.values(ODRL + "spatial"))
-    normalised = Constraint(
+    return judge(normalised, observed, given.state)
+
+
+def _normalised(constraint: Constraint) -> Constraint:
+    return Constraint(
         constraint.left_operand,
         constraint.operator,
         tuple(country(v) for v in constraint.right_operand),
         constraint.uid,
         constraint.unit,
     )
-    return judge(normalised, observed, given.state)
 
 
 def country(value: Value) -> Value:

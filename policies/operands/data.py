@@ -10,9 +10,10 @@ sluis:rateLimit     lteq     "100/PT1H"     at most N requests per window
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 from policies.model import Constraint, Value
-from policies.operands.registry import EvalInput, Outcome, judge, left_operand
+from policies.operands.registry import Bound, EvalInput, Outcome, binds, judge, left_operand
 from policies.operands.temporal import add_duration
 from policies.vocab import ODRL, SLUIS
 
@@ -64,7 +65,16 @@ def max_rows(constraint: Constraint, given: EvalInput) -> Outcome:
 @left_operand(RATE_LIMIT)
 def rate_limit(constraint: Constraint, given: EvalInput) -> Outcome:
     """Requests within the window, counting this one, must stay within the limit."""
-    parsed = parse_rate(constraint.right_operand)
+    return _rate(parse_rate(constraint.right_operand), given)
+
+
+@binds(RATE_LIMIT)
+def bind_rate_limit(constraint: Constraint) -> Bound:
+    """``rate_limit`` with the right operand parsed once."""
+    return partial(_rate, parse_rate(constraint.right_operand))
+
+
+def _rate(parsed: tuple[int, str] | None, given: EvalInput) -> Outcome:
     if parsed is None:
         return Outcome(False, (), "sluis:rateLimit fails (right operand is not N/duration)")
     limit, window = parsed

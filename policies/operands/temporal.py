@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from calendar import monthrange
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
 
 from policies.model import Constraint, TypedLiteral, Value
 from policies.operands.registry import EvalInput, Outcome, judge, left_operand
@@ -54,12 +57,17 @@ def duration_text(right: tuple[Value, ...]) -> str | None:
     return text if _DURATION.fullmatch(text) and text not in ("P", "PT") else None
 
 
-def add_duration(start: datetime, text: str) -> datetime:
-    """``start`` plus an ISO 8601 duration, with years and months on the calendar."""
+@lru_cache(maxsize=256)  # a policy's few durations, parsed once (the text is the key)
+def _parts(text: str) -> Mapping[str, float]:
     match = _DURATION.fullmatch(text)
     if match is None:
         raise ValueError(f"not an ISO 8601 duration: {text}")
-    part = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
+    return MappingProxyType({k: float(v) if v else 0.0 for k, v in match.groupdict().items()})
+
+
+def add_duration(start: datetime, text: str) -> datetime:
+    """``start`` plus an ISO 8601 duration, with years and months on the calendar."""
+    part = _parts(text)
     months = start.month - 1 + int(part["mo"]) + 12 * int(part["y"])
     year, month = start.year + months // 12, months % 12 + 1
     day = min(start.day, monthrange(year, month)[1])
