@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
             if settings.auto_migrate:
                 await db.upgrade()
             await audit.start()
-            keyring = KeyRing(db, signing_key, config.lifetime)
+            keyring = KeyRing(db, signing_key, config.lifetime, audit)
             await keyring.start(datetime.now(UTC))
             oauth = OAuthService(
                 db,
@@ -108,9 +108,10 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
                 keyring,
                 ClientService(db),
                 external,
+                audit=audit,
             )
             datasets = DatasetService(db, create_connector)
-            agreements = AgreementService(db, datasets)
+            agreements = AgreementService(db, datasets, audit)
             app.state.services = Services(
                 settings=settings,
                 db=db,
