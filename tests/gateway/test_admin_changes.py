@@ -88,11 +88,14 @@ CLI_WITHOUT_ENTRY = {
     "audit key": "prints the public key",
 }
 
-#: Non-GET routes that are not admin changes, and the entry they write instead.
+#: Non-GET routes that are not admin-API changes, and the entry they write instead. The
+#: agreement routes and /oauth2/revoke commit their entry with the change, exactly one each
+#: (a repeated request answered with the live agreement, or a token revoked already, changes
+#: nothing and writes none): tests/gateway/test_audited_changes.py.
 ROUTES_WITHOUT_ADMIN_ENTRY = {
     ("POST", "/oauth2/token"): "token-issued / token-refused",
     ("POST", "/oauth2/introspect"): "reads a token's state",
-    ("POST", "/oauth2/revoke"): "a client revoking its own token (RFC 7009)",
+    ("POST", "/oauth2/revoke"): "admin-change revoke token:<hash>, in test_audited_changes",
     ("POST", "/v1/agreements"): "agreement-changed",
     ("POST", "/v1/agreements/{agreement_id}/approve"): "agreement-changed",
     ("POST", "/v1/agreements/{agreement_id}/reject"): "agreement-changed",
