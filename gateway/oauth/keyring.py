@@ -33,6 +33,7 @@ from gateway.auth.jose import Key, import_private, import_public, public_jwk, si
 from gateway.auth.windows import key_published_until
 from gateway.oauth import repository
 from gateway.settings import SigningKey
+from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.storage.models import TokenKeyRow
 
@@ -79,6 +80,8 @@ class KeyRing:
             except (_Moved, IntegrityError):  # another replica changed the table first
                 continue
             break
+        else:  # fail closed: a key that is not recorded would not verify on other replicas
+            raise StorageUnavailable("token keys kept changing: the signing key is not recorded")
         await self.reload(now)
 
     def _entry(self, retired: tuple[str, ...], now: datetime) -> AuditEntry:
