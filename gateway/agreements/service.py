@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.admin.changes import commit
+from gateway.admin.changes import Change, commit
 from gateway.agreements import repository, usage
 from gateway.agreements.entries import agreement_entry
 from gateway.agreements.schemas import Agreement, AgreementRequest
@@ -105,6 +105,24 @@ def _decide(
         row.state, row.reason, row.decided_at = "active", AUTOMATIC, now
 
 
+def _insert(row: AgreementRow, *, automatic: bool, held: bool) -> Change[Agreement]:
+    """The effect of a request's entry: insert ``row`` (and begin its usage if active)."""
+
+    async def change(session: AsyncSession) -> Agreement:
+        found = await repository.live_for(session, row.consumer_id, row.dataset_id)
+        if found is not None:  # made meanwhile (on this or another replica)
+            raise _Existing(await _with_count(session, found))
+        # Checked again in the transaction: a revocation committed since is seen here.
+        if automatic and await repository.held(session, row.consumer_id, row.dataset_id) != held:
+            raise Conflict("agreement-state", "agreements changed meanwhile; retry")
+        await repository.add(session, row)  # the partial unique index: one live
+        if row.state == "active":
+            await usage.start(session, key_of(row), row.decided_at or row.created_at)
+        return await _with_count(session, row)
+
+    return change
+
+
 @dataclass(frozen=True)
 class Requested:
     """The answer to a request: a new agreement (with the policy's decision) or the live one."""
@@ -151,23 +169,9 @@ class AgreementService:
             state=row.state, reason=row.reason, now=now, decision=decision,
         )  # fmt: skip
 
-        async def change(session: AsyncSession) -> Agreement:
-            found = await repository.live_for(session, row.consumer_id, row.dataset_id)
-            if found is not None:  # made meanwhile (on this or another replica)
-                raise _Existing(await _with_count(session, found))
-            # Checked again in the transaction: a revocation committed since is seen here.
-            if (
-                automatic
-                and await repository.held(session, row.consumer_id, row.dataset_id) != held
-            ):
-                raise Conflict("agreement-state", "agreements changed meanwhile; retry")
-            await repository.add(session, row)  # the partial unique index: one live
-            if row.state == "active":
-                await usage.start(session, key_of(row), now)
-            return await _with_count(session, row)
-
         try:
-            return Requested(await commit(self.audit, entry, change), decision)
+            made = await commit(self.audit, entry, _insert(row, automatic=automatic, held=held))
+            return Requested(made, decision)
         except _Existing as existing:
             return Requested(existing.agreement, existing=True)
         except IntegrityError:  # a concurrent request made the live agreement first

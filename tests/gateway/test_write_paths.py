@@ -22,7 +22,7 @@ DIALECTS = {"postgresql", "sqlite"}
 #: Writes that change who may do what, and the only functions that may call them.
 AUDITED: dict[str, set[str]] = {
     # Agreements: each transition is the effect of its agreement-changed entry.
-    "agreements/repository.py:add": {"agreements/service.py:AgreementService.request.change"},
+    "agreements/repository.py:add": {"agreements/service.py:_insert.change"},
     "agreements/repository.py:move": {"agreements/service.py:AgreementService._transition.change"},
     "agreements/service.py:AgreementService._after": {
         "agreements/service.py:AgreementService._transition.change"
