@@ -25,6 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from certs import CertificateIdentity
+from gateway.audit.keys import Signer
+from gateway.audit.log import AuditLog
 from gateway.auth import tokens
 from gateway.auth.jose import OWN_TOKEN_ALGS, decode, import_private, signing_alg
 from gateway.oauth.clients import ClientService
@@ -38,6 +40,7 @@ from gateway.settings import SigningKey
 from gateway.storage.db import Database
 
 ISSUER = "https://localhost:8443"
+ORIGIN = "localhost/bench"
 CALLS = 3000
 WARMUP = 200
 THUMB = "x" * 43
@@ -88,12 +91,13 @@ async def _case(signing_key: SigningKey, home: Path) -> list[tuple[str, tuple[fl
     now = datetime.now(UTC)
     db = Database(f"sqlite+aiosqlite:///{home / 'bench.db'}")
     await db.upgrade()
-    keyring = KeyRing(db, signing_key, timedelta(minutes=5))
+    audit = AuditLog(db, Signer(ORIGIN, bytes(32)), ORIGIN)
+    keyring = KeyRing(db, signing_key, timedelta(minutes=5), audit)
     await keyring.start(now)
     config = IssuerConfig(ISSUER, (ISSUER,), timedelta(minutes=5), None, None)
     oauth = OAuthService(
         db, SluisAuthorizationServer(config), keyring, ClientService(db),
-        ExternalIssuers.from_settings([]),
+        ExternalIssuers.from_settings([]), audit=audit,
     )  # fmt: skip
     key = import_private(signing_key)
     alg = signing_alg(signing_key)
@@ -115,6 +119,7 @@ async def _case(signing_key: SigningKey, home: Path) -> list[tuple[str, tuple[fl
             lambda: oauth.check_bearer(token, caller, now)
         )),
     ]  # fmt: skip
+    await audit.close()
     await db.dispose()
     return rows
 

@@ -112,7 +112,7 @@ def create_app(
             audit = await open_audit_log(db, settings, audit_key, now=datetime.now(UTC))
             limits = Limits(counters_for(settings, db), settings, audit, clock or _utcnow)
             limits.start()
-            keyring = KeyRing(db, signing_key, config.lifetime)
+            keyring = KeyRing(db, signing_key, config.lifetime, audit)
             await keyring.start(datetime.now(UTC))
             oauth = OAuthService(
                 db,
@@ -120,9 +120,10 @@ def create_app(
                 keyring,
                 ClientService(db),
                 external,
+                audit=audit,
             )
             datasets = DatasetService(db, create_connector)
-            agreements = AgreementService(db, datasets)
+            agreements = AgreementService(db, datasets, audit)
             app.state.services = Services(
                 settings=settings,
                 db=db,

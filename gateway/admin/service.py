@@ -14,32 +14,28 @@ user>@<host>`` for the CLI), what (``action``, ``target``) and the new values
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, encode_entry
-from gateway.audit.errors import EntryError
+from gateway.admin.changes import Change, change_entry, commit
+from gateway.audit.entry import Actor, AuditEntry
 from gateway.audit.log import AuditLog
 from gateway.datasets.schemas import Dataset, DatasetSpec
 from gateway.datasets.service import DatasetService, store_dataset
-from gateway.errors import BadRequest
 from gateway.oauth.clients import create_client, update_client
 from gateway.oauth.schemas import Client, ClientCreate, ClientUpdate
 from gateway.participants.schemas import Participant, ParticipantCreate, ParticipantUpdate
 from gateway.participants.service import create_participant, update_participant
-from gateway.telemetry import current_trace_id
 from policies import policy_hash
 
 if TYPE_CHECKING:
     from gateway.services import Services
 
 T = TypeVar("T")
-Change = Callable[[AsyncSession], Awaitable[T]]
-MAX_REASON = 500
 
 
 def admin_changes(services: Services) -> AdminChanges:
@@ -126,46 +122,10 @@ class AdminChanges:
 
     async def _apply(self, entry: AuditEntry, change: Change[T]) -> T:
         """Commit ``change`` with ``entry``; its result."""
-        try:
-            encode_entry(entry)
-        except EntryError as exc:  # an entry the log cannot hold (credential lookalikes are
-            # redacted by the encoder, not refused: see gateway/audit/entry.py)
-            raise BadRequest("change-not-recordable", exc.detail) from exc
-        results: list[T] = []
-
-        async def effect(session: AsyncSession) -> None:
-            results.append(await change(session))
-
-        await self.audit.append(entry, effect=effect)
-        return results[0]
+        return await commit(self.audit, entry, change)
 
 
-def _entry(
-    actor: Actor,
-    action: str,
-    target: str,
-    now: datetime,
-    reasons: tuple[str, ...],
-    *,
-    dataset: str | None = None,
-    policy: tuple[str | None, str] | None = None,
-) -> AuditEntry:
-    policy_id, policy_hash = policy if policy is not None else (None, None)
-    return AuditEntry(
-        time=now,
-        event="admin-change",
-        actor=actor,
-        dataset=dataset,
-        action=action,
-        target=target,
-        decision=DecisionRecord(
-            result="permit",
-            policy_id=policy_id or None,
-            policy_hash=policy_hash,
-            reasons=tuple(r[:MAX_REASON] for r in reasons),
-        ),
-        trace_id=current_trace_id(),
-    )
+_entry = change_entry  # the admin-change entry (gateway/admin/changes.py)
 
 
 def _described(data: BaseModel) -> tuple[str, ...]:

@@ -1,4 +1,8 @@
-"""Agreements API: consumers request and terminate, providers approve, reject, revoke."""
+"""Agreements API: consumers request and terminate, providers approve, reject, revoke.
+
+Each transition commits with its ``agreement-changed`` entry in the agreements service; the
+actor here is the caller (participant, certificate, address).
+"""
 
 from __future__ import annotations
 
@@ -12,40 +16,10 @@ from gateway.agreements.schemas import Agreement, AgreementDecision, AgreementRe
 from gateway.http import audit_events
 from gateway.http.deps import Caller, ServicesDep, require_role
 from gateway.participants.service import AuthenticatedParticipant
-from policies import Decision, explain
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 ConsumerCaller = Annotated[AuthenticatedParticipant, Depends(require_role("consumer"))]
 ProviderCaller = Annotated[AuthenticatedParticipant, Depends(require_role("provider"))]
-
-
-async def _audited(
-    request: Request, agreement: Agreement, action: str, decision: Decision | None = None
-) -> Agreement:
-    """The agreement-changed entry: for a request, with the policy's decision and its report."""
-    reasons: tuple[str, ...] = (agreement.state, agreement.reason or "")
-    if decision is not None and not decision.permitted:
-        reasons = (*reasons, decision.reason, *explain(decision).splitlines()[:50])
-    item = audit_events.entry(
-        request,
-        "agreement-changed",
-        result="deny" if agreement.state == "rejected" else "permit",
-        reasons=reasons,
-        target=f"agreement:{agreement.id}",
-        action=action,
-    )
-    record = item.decision
-    assert record is not None  # noqa: S101 - a result was given
-    item = item.model_copy(update={
-        "dataset": agreement.dataset_id,
-        "purpose": agreement.purpose,
-        "decision": record.model_copy(update={
-            "policy_id": decision.policy_id if decision else None,
-            "policy_hash": agreement.policy_hash,
-        }),
-    })  # fmt: skip
-    await audit_events.record(request, item)
-    return agreement
 
 
 @router.post(
@@ -66,11 +40,12 @@ async def request_agreement(
     A consumer has one live agreement per dataset: while one is requested or active, asking
     again answers with it (200) and changes nothing.
     """
-    asked = await services.agreements.request(caller, body, now=datetime.now(UTC))
+    asked = await services.agreements.request(
+        caller, body, now=datetime.now(UTC), actor=audit_events.actor(request)
+    )
     if asked.existing:
         response.status_code = status.HTTP_200_OK
-        return asked.agreement
-    return await _audited(request, asked.agreement, "request", asked.decision)
+    return asked.agreement
 
 
 @router.get("", response_model=list[Agreement])
@@ -90,8 +65,9 @@ async def approve(
     request: Request, agreement_id: str, caller: ProviderCaller, services: ServicesDep
 ) -> Agreement:
     """The provider grants a requested agreement."""
-    agreement = await services.agreements.approve(agreement_id, caller, now=datetime.now(UTC))
-    return await _audited(request, agreement, "approve")
+    return await services.agreements.approve(
+        agreement_id, caller, now=datetime.now(UTC), actor=audit_events.actor(request)
+    )
 
 
 @router.post("/{agreement_id}/reject", response_model=Agreement)
@@ -103,9 +79,7 @@ async def reject(
     services: ServicesDep,
 ) -> Agreement:
     """The provider refuses a request, with a reason."""
-    return await _end(
-        request, services.agreements.reject, agreement_id, caller, body, action="reject"
-    )
+    return await _end(request, services.agreements.reject, agreement_id, caller, body)
 
 
 @router.post("/{agreement_id}/revoke", response_model=Agreement)
@@ -117,9 +91,7 @@ async def revoke(
     services: ServicesDep,
 ) -> Agreement:
     """The provider ends an agreement, with a reason."""
-    return await _end(
-        request, services.agreements.revoke, agreement_id, caller, body, action="revoke"
-    )
+    return await _end(request, services.agreements.revoke, agreement_id, caller, body)
 
 
 @router.post("/{agreement_id}/terminate", response_model=Agreement)
@@ -132,7 +104,7 @@ async def terminate(
 ) -> Agreement:
     """The consumer ends its own agreement."""
     transition = services.agreements.terminate
-    return await _end(request, transition, agreement_id, caller, body, action="terminate")
+    return await _end(request, transition, agreement_id, caller, body)
 
 
 Transition = Callable[..., Awaitable[Agreement]]
@@ -144,9 +116,7 @@ async def _end(
     agreement_id: str,
     caller: AuthenticatedParticipant,
     body: AgreementDecision,
-    *,
-    action: str,
 ) -> Agreement:
-    """Run a transition that carries a reason, and audit it."""
-    agreement = await transition(agreement_id, caller, body.reason, now=datetime.now(UTC))
-    return await _audited(request, agreement, action)
+    """Run a transition that carries a reason (its entry commits with it)."""
+    actor = audit_events.actor(request)
+    return await transition(agreement_id, caller, body.reason, now=datetime.now(UTC), actor=actor)

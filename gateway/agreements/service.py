@@ -8,6 +8,12 @@ What limits count (uses, rate windows, the start for elapsedTime) is usage state
 agreement continues it. A consumer has at most one live (requested or active) agreement
 per dataset; asking again answers with that one. After the provider revokes, the next
 agreement waits for the provider's approval even where the dataset approves automatically.
+
+Every transition (a request, the automatic approval that comes with it, approve, reject,
+revoke, terminate) commits as the effect of its ``agreement-changed`` entry
+(:func:`gateway.admin.changes.commit`): the change and its entry, or neither. A refused
+transition (Conflict, NotFound, Forbidden) writes no entry; neither does a repeated request
+answered with the live agreement, since it changes nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +25,13 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.admin.changes import Change, commit
 from gateway.agreements import repository, usage
+from gateway.agreements.entries import agreement_entry
 from gateway.agreements.schemas import Agreement, AgreementRequest
 from gateway.agreements.usage import UsageKey
+from gateway.audit.entry import Actor
+from gateway.audit.log import AuditLog
 from gateway.datasets import repository as datasets_repo
 from gateway.datasets.schemas import Dataset
 from gateway.datasets.service import DatasetService
@@ -41,6 +51,12 @@ ALLOWED_FROM = {
     "revoked": ("active", "requested"),
     "terminated": ("active", "requested"),
 }
+ACTIONS = {
+    "active": "approve",
+    "rejected": "reject",
+    "revoked": "revoke",
+    "terminated": "terminate",
+}
 
 
 def key_of(row: AgreementRow | Agreement) -> UsageKey:
@@ -59,6 +75,54 @@ async def _with_count(session: AsyncSession, row: AgreementRow) -> Agreement:
     return _to_model(row, found[key_of(row)])
 
 
+def actor_of(participant: AuthenticatedParticipant) -> Actor:
+    """The entry's actor for a participant acting without an HTTP request (no address)."""
+    return Actor(
+        participant=participant.participant.id,
+        certificate=participant.certificate.thumbprint_sha256,
+    )
+
+
+class _Existing(Exception):  # an answer carried out of an effect, not an error
+    """The consumer's live agreement, found inside the request's transaction."""
+
+    def __init__(self, agreement: Agreement) -> None:
+        super().__init__(agreement.id)
+        self.agreement = agreement
+
+
+def _decide(
+    row: AgreementRow, decision: Decision, *, automatic: bool, held: bool, now: datetime
+) -> None:
+    """Where a new request starts: rejected by the policy, approved automatically, or
+    requested (waiting for the provider; also when a revocation holds it)."""
+    if not decision.permitted:
+        row.state, row.decided_at = "rejected", now
+        row.reason = f"the dataset's policy does not allow this ({decision.reason})"
+    elif automatic and held:
+        row.reason = HELD
+    elif automatic:
+        row.state, row.reason, row.decided_at = "active", AUTOMATIC, now
+
+
+def _insert(row: AgreementRow, *, automatic: bool, held: bool) -> Change[Agreement]:
+    """The effect of a request's entry: insert ``row`` (and begin its usage if active)."""
+
+    async def change(session: AsyncSession) -> Agreement:
+        found = await repository.live_for(session, row.consumer_id, row.dataset_id)
+        if found is not None:  # made meanwhile (on this or another replica)
+            raise _Existing(await _with_count(session, found))
+        # Checked again in the transaction: a revocation committed since is seen here.
+        if automatic and await repository.held(session, row.consumer_id, row.dataset_id) != held:
+            raise Conflict("agreement-state", "agreements changed meanwhile; retry")
+        await repository.add(session, row)  # the partial unique index: one live
+        if row.state == "active":
+            await usage.start(session, key_of(row), row.decided_at or row.created_at)
+        return await _with_count(session, row)
+
+    return change
+
+
 @dataclass(frozen=True)
 class Requested:
     """The answer to a request: a new agreement (with the policy's decision) or the live one."""
@@ -71,12 +135,18 @@ class Requested:
 class AgreementService:
     """Agreement lifecycle over the database."""
 
-    def __init__(self, db: Database, datasets: DatasetService) -> None:
+    def __init__(self, db: Database, datasets: DatasetService, audit: AuditLog) -> None:
         self.db = db
         self.datasets = datasets
+        self.audit = audit
 
     async def request(
-        self, consumer: AuthenticatedParticipant, body: AgreementRequest, *, now: datetime
+        self,
+        consumer: AuthenticatedParticipant,
+        body: AgreementRequest,
+        *,
+        now: datetime,
+        actor: Actor | None = None,
     ) -> Requested:
         """Ask for access; the policy decides now, against the usage so far, whether it can be
         granted at all. A live agreement for the dataset answers instead of a new one."""
@@ -91,20 +161,28 @@ class AgreementService:
             state="requested", policy_hash=dataset.policy_hash, reason=None, use_count=0,
             created_at=now, updated_at=now, decided_at=None,
         )  # fmt: skip
-        if not decision.permitted:
-            row.state, row.decided_at = "rejected", now
-            row.reason = f"the dataset's policy does not allow this ({decision.reason})"
+        automatic = decision.permitted and dataset.approval == "automatic"
+        held = automatic and await self._held(row)
+        _decide(row, decision, automatic=automatic, held=held, now=now)
+        entry = agreement_entry(
+            actor or actor_of(consumer), row, "request",
+            state=row.state, reason=row.reason, now=now, decision=decision,
+        )  # fmt: skip
+
         try:
-            async with self.db.session() as session:
-                await repository.add(session, row)  # the partial unique index: one live
-                if row.state == "requested" and dataset.approval == "automatic":
-                    await self._approve_automatically(session, row, now)
-                return Requested(await _with_count(session, row), decision)
+            made = await commit(self.audit, entry, _insert(row, automatic=automatic, held=held))
+            return Requested(made, decision)
+        except _Existing as existing:
+            return Requested(existing.agreement, existing=True)
         except IntegrityError:  # a concurrent request made the live agreement first
             live = await self._live(consumer.participant.id, dataset.id)
             if live is None:
                 raise Conflict("agreement-state", "agreements changed meanwhile; retry") from None
             return Requested(live, existing=True)
+
+    async def _held(self, row: AgreementRow) -> bool:
+        async with self.db.session() as session:
+            return await repository.held(session, row.consumer_id, row.dataset_id)
 
     async def _check(
         self, consumer: AuthenticatedParticipant, dataset: Dataset, purpose: str, now: datetime
@@ -129,17 +207,6 @@ class AgreementService:
         )
         return evaluate(policy, ask, state, now=now)
 
-    @staticmethod
-    async def _approve_automatically(
-        session: AsyncSession, row: AgreementRow, now: datetime
-    ) -> None:
-        # Checked after the insert: a revocation that committed before it is seen here.
-        if await repository.held(session, row.consumer_id, row.dataset_id):
-            row.reason = HELD
-            return
-        row.state, row.reason, row.decided_at = "active", AUTOMATIC, now
-        await usage.start(session, key_of(row), now)
-
     async def _live(self, consumer_id: str, dataset_id: str) -> Agreement | None:
         async with self.db.session() as session:
             row = await repository.live_for(session, consumer_id, dataset_id)
@@ -148,28 +215,44 @@ class AgreementService:
     async def _transition(
         self,
         agreement_id: str,
-        actor: AuthenticatedParticipant,
+        participant: AuthenticatedParticipant,
         to: str,
         reason: str,
         *,
         now: datetime,
+        actor: Actor | None,
     ) -> Agreement:
         async with self.db.session() as session:
             row = await repository.get(session, agreement_id)
-            if row is None:
-                raise NotFound("agreement-not-found", f"no agreement {agreement_id}")
-            await self._check_actor(row, actor, to)
-            moved = await repository.move(
-                session, agreement_id, ALLOWED_FROM[to], to, reason=reason or None, now=now
+        if row is None:
+            raise NotFound("agreement-not-found", f"no agreement {agreement_id}")
+        await self._check_actor(row, participant, to)
+        seen = row.state  # the state the actor decided on: it must still hold at the commit
+        if seen not in ALLOWED_FROM[to]:
+            raise Conflict(
+                "agreement-state", f"agreement {agreement_id} is {seen}, it cannot become {to}"
             )
-            await session.refresh(row)
-            if not moved:  # it was already elsewhere, or a concurrent transition won
+        entry = agreement_entry(
+            actor or actor_of(participant), row, ACTIONS[to],
+            state=to, reason=reason or None, now=now,
+        )  # fmt: skip
+
+        async def change(session: AsyncSession) -> Agreement:
+            moved = await repository.move(
+                session, agreement_id, (seen,), to, reason=reason or None, now=now
+            )
+            current = await repository.get(session, agreement_id)
+            assert current is not None  # noqa: S101 - agreements are never deleted
+            await session.refresh(current)
+            if not moved:  # a concurrent transition won
                 raise Conflict(
                     "agreement-state",
-                    f"agreement {agreement_id} is {row.state}, it cannot become {to}",
+                    f"agreement {agreement_id} is {current.state}, it cannot become {to}",
                 )
-            await self._after(session, row, now)
-            return await _with_count(session, row)
+            await self._after(session, current, now)
+            return await _with_count(session, current)
+
+        return await commit(self.audit, entry, change)
 
     @staticmethod
     async def _after(session: AsyncSession, row: AgreementRow, now: datetime) -> None:
@@ -196,35 +279,61 @@ class AgreementService:
             )
 
     async def approve(
-        self, agreement_id: str, provider: AuthenticatedParticipant, *, now: datetime
+        self,
+        agreement_id: str,
+        provider: AuthenticatedParticipant,
+        *,
+        now: datetime,
+        actor: Actor | None = None,
     ) -> Agreement:
         """The provider grants a requested agreement (and lifts a revocation's hold)."""
         return await self._transition(
-            agreement_id, provider, "active", "approved by the provider", now=now
+            agreement_id, provider, "active", "approved by the provider", now=now, actor=actor
         )
 
     async def reject(
-        self, agreement_id: str, provider: AuthenticatedParticipant, reason: str, *, now: datetime
+        self,
+        agreement_id: str,
+        provider: AuthenticatedParticipant,
+        reason: str,
+        *,
+        now: datetime,
+        actor: Actor | None = None,
     ) -> Agreement:
         """The provider refuses a request, saying why."""
+        reason = reason or "rejected by the provider"
         return await self._transition(
-            agreement_id, provider, "rejected", reason or "rejected by the provider", now=now
+            agreement_id, provider, "rejected", reason, now=now, actor=actor
         )
 
     async def revoke(
-        self, agreement_id: str, provider: AuthenticatedParticipant, reason: str, *, now: datetime
+        self,
+        agreement_id: str,
+        provider: AuthenticatedParticipant,
+        reason: str,
+        *,
+        now: datetime,
+        actor: Actor | None = None,
     ) -> Agreement:
         """The provider ends an agreement, saying why; the next one needs its approval."""
+        reason = reason or "revoked by the provider"
         return await self._transition(
-            agreement_id, provider, "revoked", reason or "revoked by the provider", now=now
+            agreement_id, provider, "revoked", reason, now=now, actor=actor
         )
 
     async def terminate(
-        self, agreement_id: str, consumer: AuthenticatedParticipant, reason: str, *, now: datetime
+        self,
+        agreement_id: str,
+        consumer: AuthenticatedParticipant,
+        reason: str,
+        *,
+        now: datetime,
+        actor: Actor | None = None,
     ) -> Agreement:
         """The consumer ends its own agreement."""
+        reason = reason or "terminated by the consumer"
         return await self._transition(
-            agreement_id, consumer, "terminated", reason or "terminated by the consumer", now=now
+            agreement_id, consumer, "terminated", reason, now=now, actor=actor
         )
 
     async def visible_to(self, participant: AuthenticatedParticipant) -> list[Agreement]:

@@ -56,6 +56,18 @@ async def purge_revoked(session: AsyncSession, now: datetime) -> None:
     await session.execute(delete(RevokedTokenRow).where(RevokedTokenRow.expires_at < horizon))
 
 
+async def revoke(session: AsyncSession, jti: str, expires_at: datetime, now: datetime) -> bool:
+    """Record the revocation of token ``jti``; False if it was revoked already.
+
+    A concurrent revocation of the same token raises IntegrityError at the flush.
+    """
+    if await is_revoked(session, jti):
+        return False
+    session.add(RevokedTokenRow(jti=jti, expires_at=expires_at, revoked_at=now))
+    await session.flush()
+    return True
+
+
 async def remember_certificate(
     session: AsyncSession, thumbprint: str, chain_pem: str, expires_at: datetime, now: datetime
 ) -> None:

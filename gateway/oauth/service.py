@@ -13,6 +13,7 @@ every replica agrees from the next request on.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,8 +22,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from certs import CertificateRejected, load_pem_chain
+from gateway.admin.changes import change_entry, commit
+from gateway.audit.entry import Actor, hash_token
+from gateway.audit.log import AuditLog
 from gateway.auth import tokens
 from gateway.auth.assertions import VerifiedAssertion
 from gateway.auth.jose import OWN_TOKEN_ALGS, JoseInputError, peek
@@ -41,8 +46,12 @@ from gateway.oauth.server import (
 )
 from gateway.participants.service import AuthenticatedParticipant, ParticipantService
 from gateway.storage.db import Database
-from gateway.storage.models import OAuthClientRow, RevokedTokenRow, UsedAssertionRow
+from gateway.storage.models import OAuthClientRow, UsedAssertionRow
 from gateway.trust import TrustMaterial
+
+
+class _AlreadyRevoked(Exception):  # an answer carried out of an effect: nothing to change
+    """Another revocation of the same token committed first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +72,11 @@ class OAuthService:
         keyring: KeyRing,
         clients: ClientService,
         external: ExternalIssuers,
+        *,
+        audit: AuditLog,
     ) -> None:
         self.db = db
+        self.audit = audit
         self.server = server
         self.keyring = keyring
         self.clients = clients
@@ -206,20 +218,35 @@ class OAuthService:
         return claims.client_id == caller.participant.id or "operator" in caller.effective_roles
 
     async def revoke(self, token: str, caller: AuthenticatedParticipant, now: datetime) -> None:
-        """RFC 7009: revoke one of our tokens (its client or an operator may); else do nothing."""
+        """RFC 7009: revoke one of our tokens (its client or an operator may); else do nothing.
+
+        The revocation commits with its ``admin-change`` entry (the token only as its hash):
+        both or neither (StorageUnavailable: the token stays usable, the caller hears 503).
+        Revoking a token that is revoked already changes nothing and writes no entry.
+        """
         claims = await self._own_claims(token, now)
         if claims is None or not self._may_see(caller, claims):
             return
         async with self.db.session() as session:
-            await repository.purge_revoked(session, now)
-            if not await repository.is_revoked(session, claims.jti):
-                session.add(
-                    RevokedTokenRow(
-                        jti=claims.jti,
-                        expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
-                        revoked_at=now,
-                    )
-                )
+            await repository.purge_revoked(session, now)  # housekeeping, not a change
+            if await repository.is_revoked(session, claims.jti):
+                return
+        expires_at = datetime.fromtimestamp(claims.expires_at, UTC)
+        digest = hash_token(token)
+        actor = Actor(
+            participant=caller.participant.id,
+            client=claims.client_id,
+            certificate=caller.certificate.thumbprint_sha256,
+        )
+        details = (f"client_id={claims.client_id}", f"expires_at={expires_at.isoformat()}")
+        entry = change_entry(actor, "revoke", f"token:{digest}", now, details, token_sha256=digest)
+
+        async def change(session: AsyncSession) -> None:
+            if not await repository.revoke(session, claims.jti, expires_at, now):
+                raise _AlreadyRevoked
+
+        with contextlib.suppress(_AlreadyRevoked, IntegrityError):  # revoked meanwhile
+            await commit(self.audit, entry, change)
 
     async def introspect(
         self, token: str, caller: AuthenticatedParticipant, trust: TrustMaterial, now: datetime

@@ -90,11 +90,14 @@ CLI_WITHOUT_ENTRY = {
     "(tests/gateway/test_audit_identity.py)",
 }
 
-#: Non-GET routes that are not admin changes, and the entry they write instead.
+#: Non-GET routes that are not admin-API changes, and the entry they write instead. The
+#: agreement routes and /oauth2/revoke commit their entry with the change, exactly one each
+#: (a repeated request answered with the live agreement, or a token revoked already, changes
+#: nothing and writes none): tests/gateway/test_audited_changes.py.
 ROUTES_WITHOUT_ADMIN_ENTRY = {
     ("POST", "/oauth2/token"): "token-issued / token-refused",
     ("POST", "/oauth2/introspect"): "reads a token's state",
-    ("POST", "/oauth2/revoke"): "a client revoking its own token (RFC 7009)",
+    ("POST", "/oauth2/revoke"): "admin-change revoke token:<hash>, in test_audited_changes",
     ("POST", "/v1/agreements"): "agreement-changed",
     ("POST", "/v1/agreements/{agreement_id}/approve"): "agreement-changed",
     ("POST", "/v1/agreements/{agreement_id}/reject"): "agreement-changed",
@@ -438,13 +441,14 @@ def test_no_change_is_made_when_its_entry_cannot_be_written(
             db, [(OPERATOR, "Machine Maker BV", ["operator"]), (MEMBER, "Lab", ["consumer"])]
         )
         await db.dispose()
-        await _refuse_audit_inserts(backend)
 
     asyncio.run(seed())
     # One log, one audit key: the gateway and the operator's CLI sign as the same log.
     key = operator.home / "audit-key.pem"
     settings = gateway_settings(pki, tmp_path, backend, audit_key_file=key)
     with running_gateway(settings) as url, https(pki, admin, url) as client:
+        # Refused after the start: starting records the token key, with its own entry.
+        asyncio.run(_refuse_audit_inserts(backend))
         suspended = client.patch(f"/v1/admin/participants/{MEMBER}", json={"status": "suspended"})
         assert suspended.status_code == 503
         assert client.get(f"/v1/admin/participants/{MEMBER}").json()["status"] == "active"

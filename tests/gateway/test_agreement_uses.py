@@ -23,6 +23,7 @@ from gateway.agreements import usage
 from gateway.agreements.schemas import AgreementRequest
 from gateway.agreements.service import AgreementService, key_of
 from gateway.agreements.usage import UsageKey
+from gateway.audit.log import AuditLog
 from gateway.datasets.factory import create_connector
 from gateway.datasets.service import DatasetService
 from gateway.errors import Conflict
@@ -30,6 +31,7 @@ from gateway.participants.schemas import Participant
 from gateway.participants.service import AuthenticatedParticipant
 from gateway.storage.db import MIGRATIONS, Database
 from gateway.storage.models import AgreementRow, PolicyVersionRow, UTCDateTime
+from tests.audit.logs import ORIGIN, SIGNER
 from tests.support.databases import database_url
 from tests.support.pki import NOW
 from tests.support.registry import register_dataset, register_participants
@@ -82,8 +84,19 @@ async def _world(db: Database, policy: str = POLICY, approval: str = "automatic"
     )
 
 
+_AUDITS: dict[int, AuditLog] = {}  # one audit log per replica (database), closed with it
+
+
 def _service(db: Database) -> AgreementService:
-    return AgreementService(db, DatasetService(db, create_connector))
+    audit = _AUDITS.setdefault(id(db), AuditLog(db, SIGNER, ORIGIN))
+    return AgreementService(db, DatasetService(db, create_connector), audit)
+
+
+async def _close(db: Database) -> None:
+    audit = _AUDITS.pop(id(db), None)
+    if audit is not None:
+        await audit.close()
+    await db.dispose()
 
 
 async def _live_rows(db: Database) -> int:
@@ -98,8 +111,8 @@ def _replicas(url: str, body: Callable[[Database, Database], Awaitable[Any]]) ->
         try:
             return await body(first, second)
         finally:
-            await first.dispose()
-            await second.dispose()
+            await _close(first)
+            await _close(second)
 
     return asyncio.run(run())
 

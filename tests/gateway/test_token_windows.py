@@ -22,6 +22,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from certs import CertificateRejected, identity_of
+from gateway.audit.log import AuditLog
 from gateway.auth import windows
 from gateway.auth.tokens import TokenRejected
 from gateway.oauth.clients import ClientService
@@ -34,6 +35,7 @@ from gateway.oauth.service import OAuthService
 from gateway.participants.service import AuthenticatedParticipant, ParticipantService
 from gateway.storage.db import Database
 from gateway.trust import TrustMaterial
+from tests.audit.logs import ORIGIN, SIGNER
 from tests.support.databases import database_url
 from tests.support.pki import NOW, Pki
 from tests.support.registry import register_participants
@@ -79,16 +81,19 @@ async def _world(url: str, pki: Pki, cert: x509.Certificate | None = None) -> As
     )
     await clients.create(data, now=T0)
     config = IssuerConfig(ISSUER, (ISSUER,), timedelta(minutes=5), None, None)
-    keyring = KeyRing(db, ed25519.Ed25519PrivateKey.generate(), config.lifetime)
+    audit = AuditLog(db, SIGNER, ORIGIN)
+    keyring = KeyRing(db, ed25519.Ed25519PrivateKey.generate(), config.lifetime, audit)
     await keyring.start(T0)
+    external = ExternalIssuers.from_settings([])
     oauth = OAuthService(
-        db, SluisAuthorizationServer(config), keyring, clients, ExternalIssuers.from_settings([])
+        db, SluisAuthorizationServer(config), keyring, clients, external, audit=audit
     )
     cert = cert or pki.client("Fieldlab Noord", LAB).cert
     caller = await ParticipantService(db).authenticate(identity_of(cert), "tls")
     try:
         yield World(oauth, caller, key, TrustMaterial(pki.bundle, pki.crl_path), [cert])
     finally:
+        await audit.close()
         await db.dispose()
 
 
@@ -181,7 +186,7 @@ def test_a_retired_key_is_trusted_exactly_until_its_last_token_expires(url: str,
     async def main() -> None:
         async with _world(url, pki) as world:
             old = world.oauth.keyring
-            new = KeyRing(old.db, ed25519.Ed25519PrivateKey.generate(), old.lifetime)
+            new = KeyRing(old.db, ed25519.Ed25519PrivateKey.generate(), old.lifetime, old.audit)
             await new.start(T0)  # retires the old key at T0
             end = windows.key_published_until(T0, old.lifetime)
             assert end == T0 + timedelta(seconds=300 + windows.TOKEN_LEEWAY)
