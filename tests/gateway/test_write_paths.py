@@ -67,6 +67,12 @@ NOT_A_CHANGE = {
     "audit/repository.py:lock_sequencer": "the audit log's own sequencer",
     "audit/repository.py:grow": "the audit log's own head",
     "audit/repository.py:insert_batch": "the audit log's entries and Merkle nodes",
+    "audit/repository.py:hand_over": "the audit log's own signing key: the hand-over is "
+    "committed with its key-rotation entry (gateway/audit/rotation.py)",
+    "audit/repository.py:replace_note": "more signatures (a cosignature) over the same "
+    "checkpoint: the tree and its entries do not change",
+    "ratelimit/counters.py:DatabaseCounters.hit": "rate-limit counters: traffic, not who may "
+    "do what (refusals over the limit are summarised in the log)",
     "oauth/repository.py:spend_assertion": "replay protection: a client assertion's jti is "
     "spent once (the token-issued entry records the issue)",
     "oauth/repository.py:purge_revoked": "forgets revocations of tokens that no longer "
