@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark (the files one writes a temporary 1 GB file)."""
 
-from bench import exchange, files_connector, front_door, http_limits, token_check
+from bench import exchange, files_connector, front_door, http_limits, load, token_check
 
 if __name__ == "__main__":
     front_door.main()
@@ -8,3 +8,4 @@ if __name__ == "__main__":
     exchange.main()
     files_connector.main()
     http_limits.main()
+    load.main([])
