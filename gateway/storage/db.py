@@ -43,7 +43,7 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            event.listen(self.engine.sync_engine, "checkout", _discard_if_closed)
+            replace_closed_connections(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -100,6 +100,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def replace_closed_connections(engine: AsyncEngine) -> None:
+    """Make ``engine``'s pool drop connections the server has closed, at checkout."""
+    event.listen(engine.sync_engine, "checkout", _discard_if_closed)
 
 
 def _discard_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
