@@ -117,8 +117,9 @@ class _Connection:
         self.h11 = h11.Connection(h11.CLIENT)
 
     def close(self) -> None:
+        """Drop the connection at once (no TLS close_notify to wait for)."""
         if self.writer is not None:
-            self.writer.close()
+            self.writer.transport.abort()
             self.writer = None
 
     async def get(self) -> tuple[int, bytes]:
@@ -182,6 +183,7 @@ async def drive(target: Target, seconds: float) -> Cell:
     cell.seconds = time.perf_counter() - started
     for c in conns:
         c.close()
+    await asyncio.sleep(0)  # the aborted transports close their sockets
     return cell
 
 
@@ -197,7 +199,7 @@ def run_cells(target: Target, connections: Sequence[int], seconds: float) -> dic
 # --- the world ----------------------------------------------------------------------------
 
 
-def _write_csv(path: Path) -> None:
+def write_csv(path: Path) -> None:
     """A CSV of about 2.4 KB."""
     lines = ["machine,temp_c,vibration,serial"]
     lines += [
@@ -295,9 +297,14 @@ class GatewayRun:
 
 
 def run_gateway(
-    world: World, database_url: str, connections: Sequence[int], seconds: float
-) -> tuple[GatewayRun, bytes]:
-    """Register, serve, enrol every consumer, then measure; also the response's bytes."""
+    world: World, database_url: str, connections: Sequence[int], seconds: float,
+    earlier_uses: Sequence[int] = EARLIER_USES,
+) -> tuple[GatewayRun, bytes]:  # fmt: skip
+    """Register, serve, enrol every consumer, then measure; also the response's bytes.
+
+    ``world`` has one consumer per connection of the largest cell, plus one more (the last)
+    for the earlier-uses table.
+    """
     asyncio.run(world.register(database_url, clients=True, datasets=[_dataset(world.home)]))
     env = world.env(database_url) | {"SLUIS_TOKEN_LIFETIME": "3600"}
     with serving(env, free_port(), world.ca.trust_bundle_path) as url:
@@ -313,7 +320,7 @@ def run_gateway(
             "127.0.0.1", port, [(world.client_context(fresh), _enrol(world, url, fresh))]
         )
         uses = {}
-        for level in EARLIER_USES:
+        for level in earlier_uses:
             if level:
                 asyncio.run(seed_uses(database_url, fresh.id, level, datetime.now(UTC)))
             uses[level] = asyncio.run(drive(alone, seconds))
@@ -469,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     body: bytes | None = None
     with tempfile.TemporaryDirectory(prefix="sluis-bench-") as tmp:
         home = Path(tmp)
-        _write_csv(home / "sensors.csv")
+        write_csv(home / "sensors.csv")
         # one consumer per connection, plus one kept fresh for the earlier-uses table
         world = World(home, consumer_ids(max(connections) + 1))
         for name, store in (("(a) gateway, SQLite", "sqlite"), ("(b) gateway, PostgreSQL", "pg")):
