@@ -9,7 +9,12 @@ reused for the whole cell, which runs for a fixed time (``--seconds``). The requ
 ``SLUIS_BENCH_POSTGRES``; skipped with the reason when unreachable), each ``sluis serve``
 in its own process; (c) a bare FastAPI endpoint on the same server and TLS set-up returning
 the same bytes (bench.bare); (d) nginx with mTLS (client certificate and CRL checks) proxying
-a plain upstream serving the same bytes (skipped with the reason when nginx is absent).
+a plain upstream serving the same bytes (one worker process, like the one gateway process;
+skipped with the reason when nginx is absent).
+
+The driver is one Python process (h11 over asyncio TLS streams) sharing the machine with
+the target: against (c) and (d) it is itself a large part of the cost, so their figures
+are a floor of those ceilings, not the ceilings.
 
 Printed: req/s, p50, p99 and errors per target and cell, the ratios to (c) and (d); then
 one consumer on one agreement at 32 connections; then latency (one connection) after 0, 10k
