@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark (the files one writes a temporary 1 GB file)."""
 
-from bench import exchange, files_connector, front_door, http_limits, policy, token_check
+from bench import exchange, files_connector, front_door, http_limits, load, policy, token_check
 
 if __name__ == "__main__":
     front_door.main()
@@ -9,3 +9,4 @@ if __name__ == "__main__":
     exchange.main()
     files_connector.main()
     http_limits.main()
+    load.main([])

@@ -14,10 +14,8 @@ Run with ``python -m bench.exchange`` (about half a minute).
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,24 +24,16 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-import certs
 from bench.timing import measure
+from bench.world import PROVIDER, RESEARCH, Dataset, World
 from connectors import Op, Predicate, Query, narrow
 from connectors.files import FileFormat, FilesConfig, FilesConnector
 from gateway.background import free_port, serving
 from gateway.client import SluisClient
-from gateway.datasets.factory import create_connector
 from gateway.datasets.schemas import DatasetSpec
-from gateway.datasets.service import DatasetService
-from gateway.oauth.clients import ClientService
-from gateway.oauth.schemas import ClientCreate
-from gateway.participants.schemas import ParticipantCreate
-from gateway.participants.service import ParticipantService
-from gateway.storage.db import Database
 from policies import DataLimits
 
-PROVIDER, CONSUMER = "EU.EORI.NL000000001", "NTRNL-40000001"
-RESEARCH = "https://w3id.org/dpv#AcademicResearch"
+CONSUMER = "NTRNL-40000001"
 REQUESTS = 300
 POLICY = f"""
 uid: urn:sluis:policy:bench
@@ -73,25 +63,11 @@ def _data(path: Path) -> None:
     )
 
 
-async def _register(home: Path, now: datetime) -> None:
-    db = Database(f"sqlite+aiosqlite:///{home / 'sluis.db'}")
-    await db.upgrade()
-    participants = ParticipantService(db)
-    await participants.create(
-        ParticipantCreate(id=PROVIDER, name="Maker", roles=["provider"]), now=now
-    )
-    await participants.create(
-        ParticipantCreate(id=CONSUMER, name="Uni", roles=["consumer"]), now=now
-    )
+def _dataset(home: Path) -> Dataset:
     connector = {"type": "files", "root": str(home), "path": "sensors.parquet", "format": "parquet"}
     spec = DatasetSpec(id="sensors", title="Sensors", provider=PROVIDER, policy="inline",
                        approval="automatic", connector=connector)  # fmt: skip
-    await DatasetService(db, create_connector).register(spec, POLICY, "yaml", now=now)
-    client = ClientCreate(
-        client_id=CONSUMER, auth_method="tls_client_auth", scopes=["dataset:sensors"]
-    )
-    await ClientService(db).create(client, now=now)
-    await db.dispose()
+    return Dataset(spec, POLICY)
 
 
 def _connector_case(home: Path) -> Callable[[], object]:
@@ -116,12 +92,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sluis-bench-") as tmp:
         home = Path(tmp)
         _data(home / "sensors.parquet")
-        now = datetime.now(UTC)
-        ca = certs.CADirectory.init(home / "pki", name="Bench", key_type="ec-p256", now=now)
-        issued = ca.issue(organization_id=CONSUMER, organization_name="Uni", roles=["consumer"],
-                          now=now, out_dir=home / "client")  # fmt: skip
-        assert issued.key_path is not None
-        asyncio.run(_register(home, now))
+        world = World(home, [CONSUMER])
+        consumer = world.consumers[0]
+        asyncio.run(world.register(world.sqlite_url(), clients=True, datasets=[_dataset(home)]))
         direct = ds.dataset(home / "sensors.parquet")
         wanted = ds.field("machine") == "M007"
 
@@ -130,15 +103,10 @@ def main() -> None:
 
         rows.append(("pyarrow.dataset, direct (baseline)", measure(REQUESTS, read)))
         rows.append(("FilesConnector.stream, in process", measure(REQUESTS, _connector_case(home))))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUIS_", "OTEL_"))}
-        env.update({
-            "SLUIS_HOME": str(home), "SLUIS_INSECURE_DEV_MODE": "true",
-            "SLUIS_TLS_CERT": str(ca.server_cert_path), "SLUIS_TLS_KEY": str(ca.server_key_path),
-            "SLUIS_TLS_CLIENT_CA": str(ca.trust_bundle_path), "SLUIS_TLS_CRL": str(ca.crl_path),
-        })  # fmt: skip
-        with serving(env, free_port(), ca.trust_bundle_path) as url, SluisClient(
-            url, ca_bundle=ca.trust_bundle_path, cert_file=issued.certificate_path,
-            key_file=issued.key_path, client_id=CONSUMER,
+        env = world.env()
+        with serving(env, free_port(), world.ca.trust_bundle_path) as url, SluisClient(
+            url, ca_bundle=world.ca.trust_bundle_path, cert_file=consumer.cert,
+            key_file=consumer.key, client_id=CONSUMER,
         ) as client:  # fmt: skip
             client.request_agreement("sensors", purpose=RESEARCH)
 

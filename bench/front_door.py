@@ -15,12 +15,9 @@ The gateway runs as its own ``sluis serve`` process. Request counts are fixed an
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,11 +28,8 @@ from rich.table import Table
 
 import certs
 from bench.timing import measure
+from bench.world import World
 from gateway.background import free_port, serving
-from gateway.participants.schemas import ParticipantCreate
-from gateway.participants.service import ParticipantService
-from gateway.settings import Settings, ensure_dev_signing_key
-from gateway.storage.db import Database
 
 ORG = "NTRNL-40000001"
 KEEPALIVE_REQUESTS = 2000
@@ -43,50 +37,17 @@ HANDSHAKE_REQUESTS = 300
 VERIFY_CALLS = 5000
 
 
-def _setup(home: Path) -> tuple[Settings, certs.CADirectory, Path, Path]:
-    now = datetime.now(UTC)
-    ca = certs.CADirectory.init(home / "pki", name="Bench", key_type="ec-p256", now=now)
-    issued = ca.issue(
-        organization_id=ORG,
-        organization_name="Bench University",
-        roles=["consumer"],
-        now=now,
-        out_dir=home / "client",
-    )
-    assert issued.key_path is not None
-    settings = Settings(
-        home=home,
-        port=0,
-        tls_cert=ca.server_cert_path,
-        tls_key=ca.server_key_path,
-        tls_client_ca=ca.trust_bundle_path,
-        tls_crl=ca.crl_path,
-        signing_key_file=ensure_dev_signing_key(home / "dev"),
-        insecure_dev_mode=True,
-    )
-
-    async def register() -> None:
-        db = Database(settings.effective_database_url)
-        await db.upgrade()
-        data = ParticipantCreate(id=ORG, name="Bench University", roles=["consumer"])
-        await ParticipantService(db).create(data, now=now)
-        await db.dispose()
-
-    asyncio.run(register())
-    return settings, ca, issued.certificate_path, issued.key_path
-
-
 def main() -> None:
     """Run the cases and print the table."""
     with tempfile.TemporaryDirectory(prefix="sluis-bench-") as tmp:
-        settings, ca, cert_path, key_path = _setup(Path(tmp))
-        context = ssl.create_default_context(cafile=str(ca.trust_bundle_path))
-        context.load_cert_chain(cert_path, key_path)
-        with _gateway_process(settings) as url:
-            rows = _run_cases(url, context)
-        chain = certs.load_pem_chain(cert_path.read_bytes())
-        trust = certs.TrustStore.from_pem(ca.trust_bundle_path.read_bytes())
-        crls = certs.load_crls(ca.crl_path.read_bytes())
+        world = World(Path(tmp), [ORG])
+        party = world.consumers[0]
+        asyncio.run(world.register(world.sqlite_url()))
+        with serving(world.env(), free_port(), world.ca.trust_bundle_path) as url:
+            rows = _run_cases(url, world.client_context(party))
+        chain = certs.load_pem_chain(party.cert.read_bytes())
+        trust = certs.TrustStore.from_pem(world.ca.trust_bundle_path.read_bytes())
+        crls = certs.load_crls(world.ca.crl_path.read_bytes())
         now = datetime.now(UTC)
         rows.append(
             (
@@ -96,21 +57,6 @@ def main() -> None:
             )
         )
     _print(rows)
-
-
-@contextmanager
-def _gateway_process(settings: Settings) -> Iterator[str]:
-    """``sluis serve`` in its own process, so client and server do not share a GIL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUIS_")}
-    env.update({
-        "SLUIS_HOME": str(settings.home),
-        "SLUIS_TLS_CERT": str(settings.tls_cert), "SLUIS_TLS_KEY": str(settings.tls_key),
-        "SLUIS_TLS_CLIENT_CA": str(settings.tls_client_ca), "SLUIS_TLS_CRL": str(settings.tls_crl),
-        "SLUIS_SIGNING_KEY_FILE": str(settings.signing_key_file),
-    })  # fmt: skip
-    assert settings.tls_client_ca is not None
-    with serving(env, free_port(), settings.tls_client_ca) as url:
-        yield url
 
 
 def _run_cases(

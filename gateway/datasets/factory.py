@@ -20,6 +20,7 @@ from connectors.files import FileFormat, FilesConfig, FilesConnector
 from connectors.http import HttpConfig, HttpTableConnector
 from connectors.http_passthrough import PASSTHROUGH_MAX_BYTES, HttpPassThrough, Route
 from connectors.sql import SqlConfig, SqlConnector
+from gateway.storage.db import replace_closed_connections
 
 
 def _field(config: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -64,6 +65,7 @@ def _sql(dataset_id: str, config: Mapping[str, Any]) -> Connector:
         raise ConnectorConfigError(
             f"connector.url is not a usable database URL: {type(exc).__name__}"
         ) from exc
+    replace_closed_connections(engine)  # a source restart costs no request an error
     return SqlConnector(dataset_id, engine, sql)
 
 

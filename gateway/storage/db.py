@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import (
 from gateway.storage import StorageUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Server connections are replaced after this long, before idle timeouts, firewalls or
+# PgBouncer's server_lifetime drop them silently.
+POOL_RECYCLE_SECONDS = 1800
 
 
 class Database:
@@ -30,10 +33,17 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # pre-ping guards against dropped server connections; a SQLite file has none to drop.
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=self.dialect != "sqlite")
+        # No pre-ping (it costs a BEGIN; ROLLBACK round trip per session): a connection the
+        # server closed is noticed locally at checkout and replaced; one that dies mid-use
+        # fails that transaction as StorageUnavailable and SQLAlchemy invalidates the pool.
+        options: dict[str, Any] = {}
+        if self.dialect != "sqlite":
+            options["pool_recycle"] = POOL_RECYCLE_SECONDS
+        self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            replace_closed_connections(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -90,3 +100,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def replace_closed_connections(engine: AsyncEngine) -> None:
+    """Make ``engine``'s pool drop connections the server has closed, at checkout."""
+    event.listen(engine.sync_engine, "checkout", _discard_if_closed)
+
+
+def _discard_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled connection whose server already hung up (no round trip).
+
+    PostgreSQL says goodbye before it closes a connection (``pg_terminate_backend``, restart,
+    idle timeout); asyncpg then marks it closed. ``DisconnectionError`` makes the pool drop it
+    and check out another, so the request never sees the dead one.
+    """
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
