@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 
 from certs import TrustStore
+from connectors.spill import SpillConfig
 from gateway import __version__
 from gateway.agreements import endpoints as agreement_endpoints
 from gateway.agreements.service import AgreementService
@@ -17,7 +18,7 @@ from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import audit_origin, signer_from_key
 from gateway.datasets import endpoints as catalog_endpoints
-from gateway.datasets.factory import create_connector
+from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
@@ -102,7 +103,10 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
                 ClientService(db),
                 external,
             )
-            datasets = DatasetService(db, create_connector)
+            spill = SpillConfig(
+                settings.spill_directory, settings.spill_memory_limit, settings.spill_disk_limit
+            )
+            datasets = DatasetService(db, spilling(create_connector, spill))
             agreements = AgreementService(db, datasets)
             app.state.services = Services(
                 settings=settings,

@@ -127,6 +127,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Other authorization servers (Keycloak, Entra ID) whose tokens are accepted.",
     )
+    spill_dir: Path | None = Field(
+        default=None,
+        description="Where grouping and ordering spill to disk; default <home>/spill.",
+    )
+    spill_memory_limit: int = Field(
+        default=256 << 20, ge=16 << 20, description="Bytes of RAM for grouping and ordering."
+    )
+    spill_disk_limit: int = Field(
+        default=64 << 30, ge=0, description="Bytes of spill files one query may write."
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -152,6 +162,11 @@ class Settings(BaseSettings):
     def resources(self) -> tuple[str, ...]:
         """Audiences tokens are issued for; the first is the default (the gateway itself)."""
         return (self.public_url, *[r for r in self.token_resources if r != self.public_url])
+
+    @property
+    def spill_directory(self) -> Path:
+        """Where grouping and ordering spill: ``spill_dir`` or ``<home>/spill``."""
+        return self.spill_dir or self.home / "spill"
 
     @property
     def dev_dir(self) -> Path:
