@@ -5,7 +5,9 @@
     ConnectorError               code                  gateway maps to
     ├── QueryError               query_invalid         400  the query is malformed
     │   ├── UnknownColumn        unknown_column        400  names ``column``
-    │   └── WrongValueType       wrong_value_type      400  names ``column``
+    │   ├── WrongValueType       wrong_value_type      400  names ``column``
+    │   └── QueryTooLarge        query_too_large       400  ordering or grouping needs more than
+    │                                                       the memory and spill limits (named)
     ├── ColumnNotAllowed         column_not_allowed    403  the policy withholds ``column``
     ├── AggregateRequired        aggregate_required    403  the policy allows aggregates only
     ├── PathRefused              path_refused          400  ``..``, absolute, link out of root
@@ -18,7 +20,9 @@
         ├── SourceTimeout        source_timeout        504  too slow
         ├── SourceRejected       source_rejected       502  answered with an error or garbage,
         │                                                   or more bytes than the cap
-        └── SchemaMismatch       schema_mismatch       502  rows do not fit the declared schema
+        ├── SchemaMismatch       schema_mismatch       502  rows do not fit the declared schema
+        └── SpillFailed          spill_failed          502  the gateway's own grouping/ordering
+                                                            engine failed (not for lack of room)
 
 ``reason`` is one line, safe to show a consumer; ``gateway/`` maps codes to problem+json.
 Adapters never let another exception out: ``Connector.stream`` wraps the private hook and
@@ -128,3 +132,15 @@ class SchemaMismatch(SourceError):
     """Rows from the upstream do not fit the dataset's declared schema."""
 
     code = "schema_mismatch"
+
+
+class QueryTooLarge(QueryError):
+    """Ordering or grouping needs more than the gateway's memory and spill limits (400)."""
+
+    code = "query_too_large"
+
+
+class SpillFailed(SourceError):
+    """The gateway's own grouping and ordering engine failed for another reason (502)."""
+
+    code = "spill_failed"

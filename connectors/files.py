@@ -66,22 +66,31 @@ class FilesConnector(Connector):
 
     async def _batches(self, query: Query) -> Batches:
         dataset = await asyncio.to_thread(self._dataset)
-        scanner = dataset.scanner(
-            columns=list(query.columns),
-            filter=expression(self._as_read(query.where)),
-            batch_size=self._config.batch_size,
-            batch_readahead=2,
-            fragment_readahead=1,
-        )
-        batches: Iterator[pa.RecordBatch] = iter(scanner.to_batches())
+        batches: Iterator[pa.RecordBatch]
+        if self._config.format is FileFormat.CSV:
+            batches = _csv_batches(dataset, query)
+        else:
+            scanner = dataset.scanner(
+                columns=list(query.columns),
+                filter=expression(self._as_read(query.where)),
+                batch_size=self._config.batch_size,
+                batch_readahead=2,
+                fragment_readahead=1,
+            )
+            batches = iter(scanner.to_batches())
         left = query.limit
-        while left is None or left > 0:
-            batch = await asyncio.to_thread(next, batches, None)
-            if batch is None:
-                return
-            if batch.num_rows:
-                yield batch
-                left = None if left is None else left - batch.num_rows
+        ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+        try:
+            while left is None or left > 0:
+                batch = await ahead  # read one batch ahead: reading overlaps encoding
+                if batch is None:
+                    return
+                ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+                if batch.num_rows:
+                    yield batch
+                    left = None if left is None else left - batch.num_rows
+        finally:
+            await asyncio.gather(ahead, return_exceptions=True)  # the thread cannot be cancelled
 
     def _dataset(self) -> Any:
         files = confine(self._config.root, self._config.path)
@@ -125,6 +134,32 @@ class FilesConnector(Connector):
             column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
         )  # an unquoted empty field is null, a quoted one ("") an empty string
         return ds.CsvFileFormat(convert_options=convert)
+
+
+CSV_BLOCK = 1 << 20  # bytes of CSV text parsed per batch (larger blocks cost memory, not speed)
+
+
+def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
+    """The CSV files one block per call, nothing read ahead of the caller.
+
+    The dataset scanner keeps reading ahead of a slow consumer (a client on a slow link)
+    until about a gigabyte is queued (Acero's default back-pressure threshold); pyarrow's
+    streaming CSV reader parses a block when asked for it.
+    """
+    read = list(dict.fromkeys([*query.columns, *(p.column for p in query.where)]))
+    convert = pacsv.ConvertOptions(
+        column_types={f.name: f.type for f in dataset.schema},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        include_columns=read,
+    )  # the null rules of ``_format``
+    where = expression(query.where)
+    options = pacsv.ReadOptions(block_size=CSV_BLOCK)
+    for path in dataset.files:
+        with pacsv.open_csv(path, read_options=options, convert_options=convert) as reader:
+            for batch in reader:
+                chosen = batch if where is None else batch.filter(where)
+                yield chosen.select(list(query.columns))
 
 
 def expression(where: tuple[Predicate, ...]) -> Any:

@@ -23,13 +23,14 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import duckdb
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors._arrow import pa
-from connectors.errors import ConnectorError, QueryError
+from connectors.errors import QueryTooLarge, SpillFailed
 from connectors.query import AggFunc, Aggregate, Query
+
+if TYPE_CHECKING:
+    import duckdb
 
 Batches = AsyncIterator[pa.RecordBatch]
 SEQ = "__sluis_seq"  # the hidden arrival-order column
@@ -55,18 +56,6 @@ class SpillConfig:
 
 
 DEFAULT = SpillConfig(Path(tempfile.gettempdir()) / "sluis-spill")
-
-
-class QueryTooLarge(QueryError):
-    """Ordering or grouping needs more than the gateway's memory and spill limits (400)."""
-
-    code = "query_too_large"
-
-
-class SpillFailed(ConnectorError):
-    """The gateway's own query engine failed for another reason (502)."""
-
-    code = "spill_failed"
 
 
 def quote(name: str) -> str:
@@ -130,6 +119,8 @@ async def _through(engine: _Engine, batches: Batches, query: Query, config: Spil
 
 
 async def _run(config: SpillConfig, work: Callable[[], T]) -> T:
+    import duckdb  # noqa: PLC0415 - imported on first use: it adds ~50 MiB to an idle gateway
+
     try:
         return await asyncio.to_thread(work)
     except duckdb.Error as exc:
@@ -143,6 +134,8 @@ async def _run(config: SpillConfig, work: Callable[[], T]) -> T:
 
 def _out_of_room(exc: duckdb.Error) -> bool:
     """Memory or spill space ran out (a commit that cannot offload says so in its text only)."""
+    import duckdb  # noqa: PLC0415 - see _run
+
     return isinstance(exc, duckdb.OutOfMemoryException) or "offload" in str(exc)
 
 
@@ -158,6 +151,8 @@ class _Engine:
     """One throwaway DuckDB database holding table ``t``."""
 
     def __init__(self, workdir: Path, config: SpillConfig, source: pa.Schema) -> None:
+        import duckdb  # noqa: PLC0415 - see _run
+
         self._con = duckdb.connect(
             ":memory:",  # every block past the memory limit goes to temp_directory, so
             # max_temp_directory_size bounds all of the disk one query uses

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from connectors import AggFunc, Aggregate, Order, Query
-from connectors.spill import QueryTooLarge, SpillConfig, sql_for
+from connectors.errors import QueryTooLarge
+from connectors.spill import SpillConfig, sql_for
 from tests.connectors.cases import CASES, check_case, sample_rows, sample_table
 
 MiB = 1 << 20
