@@ -1,8 +1,9 @@
 """CSV, Parquet and JSON-lines files under a configured root, read with pyarrow.dataset.
 
 Projection and row predicates are pushed into the scan (Parquet skips row groups by their
-statistics); the limit stops the scan early. The scan runs in a worker thread, one batch
-at a time with little read-ahead, so memory stays bounded whatever the file size.
+statistics); the limit stops the scan early. Reading runs in a worker thread one batch ahead
+of the consumer (CSV and JSON lines block by block, Parquet row group by row group), so
+memory stays bounded whatever the file size and however slowly the client reads.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from connectors._arrow import ds, pa, pacsv
+from connectors._arrow import ds, pa, pacsv, pajson
 from connectors.base import Batches, Connector
 from connectors.errors import SourceRejected
 from connectors.paths import confine
@@ -66,18 +67,7 @@ class FilesConnector(Connector):
 
     async def _batches(self, query: Query) -> Batches:
         dataset = await asyncio.to_thread(self._dataset)
-        batches: Iterator[pa.RecordBatch]
-        if self._config.format is FileFormat.CSV:
-            batches = _csv_batches(dataset, query)
-        else:
-            scanner = dataset.scanner(
-                columns=list(query.columns),
-                filter=expression(self._as_read(query.where)),
-                batch_size=self._config.batch_size,
-                batch_readahead=2,
-                fragment_readahead=1,
-            )
-            batches = iter(scanner.to_batches())
+        batches = self._read(dataset, query)
         left = query.limit
         ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
         try:
@@ -91,6 +81,32 @@ class FilesConnector(Connector):
                     left = None if left is None else left - batch.num_rows
         finally:
             await asyncio.gather(ahead, return_exceptions=True)  # the thread cannot be cancelled
+
+    def _read(self, dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
+        """The files' batches, read only as fast as they are asked for.
+
+        Not ``dataset.scanner().to_batches()`` over all files: the scanner reads ahead of a
+        slow consumer (a client on a slow link) until about a gigabyte is queued (Acero's
+        default back-pressure threshold). CSV and JSON lines are parsed block by block;
+        Parquet is scanned one row group at a time (statistics still skip row groups).
+        """
+        fmt = self._config.format
+        if fmt is FileFormat.CSV:
+            return _csv_batches(dataset, query)
+        if fmt is FileFormat.JSONL and hasattr(pajson, "open_json"):  # pyarrow >= 19
+            return _json_batches(dataset, query, expression(self._as_read(query.where)))
+        if fmt is FileFormat.PARQUET:
+            return _row_groups(dataset, query, self._config.batch_size)
+        return iter(self._scanner(dataset, query).to_batches())
+
+    def _scanner(self, dataset: Any, query: Query) -> Any:
+        return dataset.scanner(
+            columns=list(query.columns),
+            filter=expression(self._as_read(query.where)),
+            batch_size=self._config.batch_size,
+            batch_readahead=2,
+            fragment_readahead=1,
+        )
 
     def _dataset(self) -> Any:
         files = confine(self._config.root, self._config.path)
@@ -140,12 +156,7 @@ CSV_BLOCK = 1 << 20  # bytes of CSV text parsed per batch (larger blocks cost me
 
 
 def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
-    """The CSV files one block per call, nothing read ahead of the caller.
-
-    The dataset scanner keeps reading ahead of a slow consumer (a client on a slow link)
-    until about a gigabyte is queued (Acero's default back-pressure threshold); pyarrow's
-    streaming CSV reader parses a block when asked for it.
-    """
+    """The CSV files one block per call (pyarrow's streaming CSV reader)."""
     read = list(dict.fromkeys([*query.columns, *(p.column for p in query.where)]))
     convert = pacsv.ConvertOptions(
         column_types={f.name: f.type for f in dataset.schema},
@@ -160,6 +171,32 @@ def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
             for batch in reader:
                 chosen = batch if where is None else batch.filter(where)
                 yield chosen.select(list(query.columns))
+
+
+def _json_batches(dataset: Any, query: Query, where: Any) -> Iterator[pa.RecordBatch]:
+    """The JSON lines files one block per call, in the dataset's (read) schema."""
+    parse = pajson.ParseOptions(explicit_schema=dataset.schema, unexpected_field_behavior="ignore")
+    read = pajson.ReadOptions(block_size=CSV_BLOCK)
+    for path in dataset.files:
+        with pajson.open_json(path, read_options=read, parse_options=parse) as reader:
+            for batch in reader:
+                chosen = batch if where is None else batch.filter(where)
+                yield chosen.select(list(query.columns))
+
+
+def _row_groups(dataset: Any, query: Query, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Parquet one row group at a time: what the scanner may queue is one row group."""
+    where = expression(query.where)
+    for fragment in dataset.get_fragments(filter=where):
+        for group in fragment.split_by_row_group(where, schema=dataset.schema):
+            yield from group.to_batches(
+                schema=dataset.schema,
+                columns=list(query.columns),
+                filter=where,
+                batch_size=batch_size,
+                batch_readahead=2,
+                fragment_readahead=1,
+            )
 
 
 def expression(where: tuple[Predicate, ...]) -> Any:

@@ -132,7 +132,7 @@ class Settings(BaseSettings):
         description="Where grouping and ordering spill to disk; default <home>/spill.",
     )
     spill_memory_limit: int = Field(
-        default=256 << 20, ge=16 << 20, description="Bytes of RAM for grouping and ordering."
+        default=256 << 20, ge=32 << 20, description="Bytes of RAM for grouping and ordering."
     )
     spill_disk_limit: int = Field(
         default=64 << 30, ge=0, description="Bytes of spill files one query may write."

@@ -78,12 +78,12 @@ def test_grouping_and_ordering_stay_within_the_memory_limit(kind: str, tmp_path:
 
 def test_past_the_spill_limit_the_query_is_refused(tmp_path: Path) -> None:
     source = Generated(3_000_000)
-    source.spill = SpillConfig(tmp_path, memory_limit=16 * MiB, max_disk=0)
+    source.spill = SpillConfig(tmp_path, memory_limit=32 * MiB, max_disk=0)
     query = Query(columns=("id", "value", "note"), order_by=(Order("value"),))
     with pytest.raises(QueryTooLarge) as caught:
         asyncio.run(run(source, query))
     assert caught.value.code == "query_too_large"
-    assert "memory limit 16 MiB" in caught.value.reason
+    assert "memory limit 32 MiB" in caught.value.reason
     assert "spill limit 0 MiB" in caught.value.reason
     assert list(tmp_path.iterdir()) == []
 

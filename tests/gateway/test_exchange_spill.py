@@ -1,7 +1,7 @@
 """Grouping and ordering through the gateway: within the configured limits, or a 400 naming them.
 
 Real mTLS, bound tokens, the files connector over a generated Parquet file, on SQLite and
-PostgreSQL. The gateway runs with a 16 MiB engine memory limit; one gateway may spill to
+PostgreSQL. The gateway runs with a 32 MiB engine memory limit; one gateway may spill to
 disk, the other may not (``spill_disk_limit: 0``) and must refuse what does not fit.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import pytest
 from pyarrow import ipc
 
 from gateway.client import mtls_context
+from gateway.oauth.clients import ClientService
+from gateway.oauth.schemas import ClientCreate
 from gateway.storage.db import Database
 from tests.support.databases import database_url
 from tests.support.pki import ClientCert, Pki
@@ -29,7 +32,7 @@ from tests.support.server import gateway_settings, running_gateway
 MAKER = "EU.EORI.NL000000001"
 UNIVERSITY = "NTRNL-40000001"
 RESEARCH = "https://w3id.org/dpv#AcademicResearch"
-ROWS = 400_000
+ROWS = 1_000_000
 MiB = 1 << 20
 
 POLICY = f"""
@@ -80,6 +83,10 @@ async def _setup_db(url: str, home: Path) -> None:
     await register_dataset(
         db, "big", provider=MAKER, policy=POLICY, connector=files, approval="automatic"
     )
+    client = ClientCreate(
+        client_id=UNIVERSITY, auth_method="tls_client_auth", scopes=["dataset:big"]
+    )
+    await ClientService(db).create(client, now=datetime.now(UTC))
     await db.dispose()
 
 
@@ -95,7 +102,7 @@ def _world(database: str, home: Path, disk: int) -> Iterator[World]:
     with database_url(database, home) as url:
         asyncio.run(_setup_db(url, home))
         settings = gateway_settings(
-            pki, home, url, spill_memory_limit=16 * MiB, spill_disk_limit=disk
+            pki, home, url, spill_memory_limit=32 * MiB, spill_disk_limit=disk
         )
         with running_gateway(settings) as base:
             world = World(base, university, pki.bundle, settings.spill_directory)
@@ -159,6 +166,6 @@ def test_without_room_to_spill_the_query_is_refused_naming_the_limits(
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["type"] == "urn:sluis:problem:query-too-large"
-    assert "memory limit 16 MiB" in problem["detail"]
+    assert "memory limit 32 MiB" in problem["detail"]
     assert "spill limit 0 MiB" in problem["detail"]
     assert list(no_disk.spill_dir.iterdir()) == []
