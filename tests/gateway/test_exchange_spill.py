@@ -2,12 +2,15 @@
 
 Real mTLS, bound tokens, the files connector over a generated Parquet file, on SQLite and
 PostgreSQL. The gateway runs with a 32 MiB engine memory limit; one gateway may spill to
-disk, the other may not (``spill_disk_limit: 0``) and must refuse what does not fit.
+disk, the other may not (``spill_disk_limit: 0``) and must refuse what does not fit. And a
+client that stops reading stops the gateway reading (back-pressure from the socket to the
+file).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,3 +172,28 @@ def test_without_room_to_spill_the_query_is_refused_naming_the_limits(
     assert "memory limit 32 MiB" in problem["detail"]
     assert "spill limit 0 MiB" in problem["detail"]
     assert list(no_disk.spill_dir.iterdir()) == []
+
+
+def test_a_stalled_client_holds_back_the_read(spilling: World) -> None:
+    """Back-pressure end to end: while the client stops reading, the gateway stops reading.
+
+    The gateway runs in this process, so Arrow's allocation counter is the gateway's: after
+    the first chunk and a stall, what it holds must be a few batches, not the dataset.
+    """
+    with _client(spilling) as client:
+        form = {"grant_type": "client_credentials", "client_id": UNIVERSITY}
+        token = client.post("/oauth2/token", data=form).json()["access_token"]
+    before = pa.total_allocated_bytes()
+    body = {"columns": ["id", "amount", "note"], "format": "csv"}
+    with (
+        _client(spilling, token) as client,
+        client.stream("POST", "/v1/datasets/big/query", json=body) as response,
+    ):
+        assert response.status_code == 200
+        chunks = response.iter_raw(64 * 1024)
+        size = len(next(chunks))
+        time.sleep(1.5)  # the client stalls; a gateway without back-pressure reads on
+        held = pa.total_allocated_bytes() - before
+        size += sum(len(chunk) for chunk in chunks)
+    assert size > 40 * MiB  # the whole answer came through in the end
+    assert held < 24 * MiB, f"Arrow memory held during the stall: {held / MiB:.0f} MiB"
