@@ -23,14 +23,11 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from connectors._arrow import pa
 from connectors.errors import QueryTooLarge, SpillFailed
 from connectors.query import AggFunc, Aggregate, Query
-
-if TYPE_CHECKING:
-    import duckdb
 
 Batches = AsyncIterator[pa.RecordBatch]
 SEQ = "__sluis_seq"  # the hidden arrival-order column
@@ -123,7 +120,7 @@ async def _run(config: SpillConfig, work: Callable[[], T]) -> T:
 
     try:
         return await asyncio.to_thread(work)
-    except duckdb.Error as exc:
+    except (duckdb.Error, pa.ArrowException) as exc:  # Arrow's: raised through the reader
         if not _out_of_room(exc):
             raise SpillFailed(f"the gateway's query engine failed ({type(exc).__name__})") from exc
         raise QueryTooLarge(
@@ -132,11 +129,17 @@ async def _run(config: SpillConfig, work: Callable[[], T]) -> T:
         ) from exc
 
 
-def _out_of_room(exc: duckdb.Error) -> bool:
-    """Memory or spill space ran out (a commit that cannot offload says so in its text only)."""
+def _out_of_room(exc: Exception) -> bool:
+    """Memory or spill space ran out: DuckDB's own class, or its message carried through a
+    commit that could not offload a block or through the Arrow reader."""
     import duckdb  # noqa: PLC0415 - see _run
 
-    return isinstance(exc, duckdb.OutOfMemoryException) or "offload" in str(exc)
+    text = str(exc)
+    return (
+        isinstance(exc, duckdb.OutOfMemoryException)
+        or "Out of Memory" in text
+        or "failed to offload" in text
+    )
 
 
 def _next(reader: Any) -> pa.RecordBatch | None:

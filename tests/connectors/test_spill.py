@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from connectors import AggFunc, Aggregate, Order, Query
-from connectors.errors import QueryTooLarge
-from connectors.spill import SpillConfig, sql_for
+from connectors.errors import QueryTooLarge, SpillFailed
+from connectors.spill import SpillConfig, _run, sql_for
 from tests.connectors.cases import CASES, check_case, sample_rows, sample_table
 
 MiB = 1 << 20
@@ -158,3 +158,19 @@ async def run(source: Connector, query: Query) -> int:
     async for batch in source.stream(permitted):
         rows += batch.num_rows
     return rows
+
+
+def test_running_out_of_room_behind_the_arrow_reader_is_still_a_refusal() -> None:
+    """DuckDB's errors reach us as Arrow errors when the reader hits them mid-stream."""
+
+    def failing() -> None:
+        raise pa.ArrowInvalid("Out of Memory Error: could not allocate block of size 256 KiB")
+
+    def broken() -> None:
+        raise pa.ArrowInvalid("something else")
+
+    config = SpillConfig(Path("/nonexistent"), memory_limit=32 * MiB, max_disk=0)
+    with pytest.raises(QueryTooLarge):
+        asyncio.run(_run(config, failing))
+    with pytest.raises(SpillFailed):
+        asyncio.run(_run(config, broken))
