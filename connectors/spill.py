@@ -91,8 +91,11 @@ def _aggregate(agg: Aggregate) -> str:
 
 async def finish(batches: Batches, query: Query, source: pa.Schema, config: SpillConfig) -> Batches:
     """``query``'s grouping, ordering and limit over ``batches`` (in ``source``'s columns)."""
-    config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    workdir = Path(tempfile.mkdtemp(prefix="q-", dir=config.directory))
+    try:
+        config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        workdir = Path(tempfile.mkdtemp(prefix="q-", dir=config.directory))
+    except OSError as exc:
+        raise SpillFailed("the gateway cannot write to its spill directory") from exc
     try:
         engine = await _run(config, lambda: _Engine(workdir, config, source))
         try:

@@ -174,3 +174,13 @@ def test_running_out_of_room_behind_the_arrow_reader_is_still_a_refusal() -> Non
         asyncio.run(_run(config, failing))
     with pytest.raises(SpillFailed):
         asyncio.run(_run(config, broken))
+
+
+def test_an_unusable_spill_directory_is_a_spill_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    source = Generated(10)
+    source.spill = SpillConfig(blocker / "spill")
+    query = Query(columns=("id", "value", "note"), order_by=(Order("value"),))
+    with pytest.raises(SpillFailed):
+        asyncio.run(run(source, query))
