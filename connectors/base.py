@@ -21,6 +21,7 @@ from connectors.errors import ConnectorError, SchemaMismatch, SourceError, Sourc
 from connectors.plan import Plan, Pushdown, split
 from connectors.policy import PermittedQuery
 from connectors.query import Query
+from connectors.spill import DEFAULT, SpillConfig
 from connectors.validate import output_schema
 
 Batches = AsyncIterator[pa.RecordBatch]
@@ -59,6 +60,7 @@ class Connector(ABC):
         self.name = name
         self.description = description
         self._schema_cache: pa.Schema | None = None
+        self.spill: SpillConfig = DEFAULT  # where the gateway's grouping and ordering may spill
 
     @property
     @abstractmethod
@@ -88,7 +90,7 @@ class Connector(ABC):
         plan = split(query, self.pushdown)
         source = self._checked(plan, schema)
         try:
-            async for batch in residual.apply(source, plan, query, schema):
+            async for batch in residual.apply(source, plan, query, schema, self.spill):
                 yield _conform(batch, output_schema(query, schema))
         except ConnectorError:
             raise

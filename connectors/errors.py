@@ -12,8 +12,10 @@
     │   │                                                   NUL, lone surrogate, time zone)
     │   ├── TooManyValues        too_many_values       400  more bound values than the budget
     │   ├── LimitOutOfRange      limit_out_of_range    400  limit outside 0..2**31-1
-    │   └── SourceRefusedQuery   source_refused_query  400  the source refused a value or the
+    │   ├── SourceRefusedQuery   source_refused_query  400  the source refused a value or the
     │                                                       size of the query (its DataError)
+    │   └── QueryTooLarge        query_too_large       400  ordering or grouping needs more than
+    │                                                       the memory and spill limits (named)
     ├── ColumnNotAllowed         column_not_allowed    403  the policy withholds ``column``
     ├── AggregateRequired        aggregate_required    403  the policy allows aggregates only
     ├── PathRefused              path_refused          400  ``..``, absolute, link out of root
@@ -27,7 +29,9 @@
         ├── SourceTimeout        source_timeout        504  too slow
         ├── SourceRejected       source_rejected       502  answered with an error or garbage,
         │                                                   or more bytes than the cap
-        └── SchemaMismatch       schema_mismatch       502  rows do not fit the declared schema
+        ├── SchemaMismatch       schema_mismatch       502  rows do not fit the declared schema
+        └── SpillFailed          spill_failed          502  the gateway's own grouping/ordering
+                                                            engine failed (not for lack of room)
 
 ``reason`` is one line, safe to show a consumer; ``gateway/`` maps codes to problem+json.
 Adapters never let another exception out: ``Connector.stream`` wraps the private hook and
@@ -170,3 +174,15 @@ class SchemaMismatch(SourceError):
     """Rows from the upstream do not fit the dataset's declared schema."""
 
     code = "schema_mismatch"
+
+
+class QueryTooLarge(QueryError):
+    """Ordering or grouping needs more than the gateway's memory and spill limits (400)."""
+
+    code = "query_too_large"
+
+
+class SpillFailed(SourceError):
+    """The gateway's own grouping and ordering engine failed for another reason (502)."""
+
+    code = "spill_failed"

@@ -1,12 +1,14 @@
 """CSV, Parquet and JSON-lines files under a configured root, read with pyarrow.dataset.
 
 Projection and row predicates are pushed into the scan (Parquet skips row groups by their
-statistics); the limit stops the scan early. The scan runs in a worker thread, one batch
-at a time with little read-ahead, so memory stays bounded whatever the file size.
+statistics); the limit stops the scan early. Reading runs in a worker thread one batch ahead
+of the consumer (CSV and JSON lines block by block, Parquet row group by row group), so
+memory stays bounded whatever the file size and however slowly the client reads.
 
 The files are opened once per read, confined to the root without following links the
 kernel's way (``connectors.paths``), and pyarrow reads the descriptors those walks yield
 (``connectors._fdfs``): a link swapped after the check cannot lead the read out of the root.
+Every read goes through the dataset's confined filesystem, the block readers too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from connectors._arrow import ds, pa, pacsv
+from connectors._arrow import ds, pa, pacsv, pajson
 from connectors._fdfs import ConfinedFiles
 from connectors.base import Batches, Connector
 from connectors.errors import SourceRejected
@@ -75,26 +77,50 @@ class FilesConnector(Connector):
 
     async def _batches(self, query: Query) -> Batches:
         files = await asyncio.to_thread(self._open)
+        ahead: asyncio.Future[pa.RecordBatch | None] | None = None
         try:
             dataset = await asyncio.to_thread(self._dataset, files)
-            scanner = dataset.scanner(
-                columns=list(query.columns),
-                filter=expression(self._as_read(query.where)),
-                batch_size=self._config.batch_size,
-                batch_readahead=2,
-                fragment_readahead=1,
-            )
-            batches: Iterator[pa.RecordBatch] = iter(scanner.to_batches())
+            batches = self._read(dataset, query)
             left = query.limit
+            ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
             while left is None or left > 0:
-                batch = await asyncio.to_thread(next, batches, None)
+                batch = await ahead  # read one batch ahead: reading overlaps encoding
                 if batch is None:
                     return
+                ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
                 if batch.num_rows:
                     yield batch
                     left = None if left is None else left - batch.num_rows
         finally:
+            if ahead is not None:  # the thread cannot be cancelled: let it finish first
+                await asyncio.gather(ahead, return_exceptions=True)
             files.close()
+
+    def _read(self, dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
+        """The files' batches, read only as fast as they are asked for.
+
+        Not ``dataset.scanner().to_batches()`` over all files: the scanner reads ahead of a
+        slow consumer (a client on a slow link) until about a gigabyte is queued (Acero's
+        default back-pressure threshold). CSV and JSON lines are parsed block by block;
+        Parquet is scanned one row group at a time (statistics still skip row groups).
+        """
+        fmt = self._config.format
+        if fmt is FileFormat.CSV:
+            return _csv_batches(dataset, query)
+        if fmt is FileFormat.JSONL and hasattr(pajson, "open_json"):  # pyarrow >= 19
+            return _json_batches(dataset, query, expression(self._as_read(query.where)))
+        if fmt is FileFormat.PARQUET:
+            return _row_groups(dataset, query, self._config.batch_size)
+        return iter(self._scanner(dataset, query).to_batches())
+
+    def _scanner(self, dataset: Any, query: Query) -> Any:
+        return dataset.scanner(
+            columns=list(query.columns),
+            filter=expression(self._as_read(query.where)),
+            batch_size=self._config.batch_size,
+            batch_readahead=2,
+            fragment_readahead=1,
+        )
 
     def _open(self) -> ConfinedFiles:
         return ConfinedFiles(ConfinedRoot(self._config.root, self._config.path))
@@ -143,6 +169,59 @@ class FilesConnector(Connector):
             column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
         )  # an unquoted empty field is null, a quoted one ("") an empty string
         return ds.CsvFileFormat(convert_options=convert)
+
+
+CSV_BLOCK = 1 << 20  # bytes of CSV text parsed per batch (larger blocks cost memory, not speed)
+
+
+def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
+    """The CSV files one block per call (pyarrow's streaming CSV reader)."""
+    read = list(dict.fromkeys([*query.columns, *(p.column for p in query.where)]))
+    convert = pacsv.ConvertOptions(
+        column_types={f.name: f.type for f in dataset.schema},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        include_columns=read,
+    )  # the null rules of ``_format``
+    where = expression(query.where)
+    options = pacsv.ReadOptions(block_size=CSV_BLOCK)
+    for path in dataset.files:  # opened through the confined filesystem, never by name
+        with (
+            dataset.filesystem.open_input_stream(path) as stream,
+            pacsv.open_csv(stream, read_options=options, convert_options=convert) as reader,
+        ):
+            for batch in reader:
+                chosen = batch if where is None else batch.filter(where)
+                yield chosen.select(list(query.columns))
+
+
+def _json_batches(dataset: Any, query: Query, where: Any) -> Iterator[pa.RecordBatch]:
+    """The JSON lines files one block per call, in the dataset's (read) schema."""
+    parse = pajson.ParseOptions(explicit_schema=dataset.schema, unexpected_field_behavior="ignore")
+    read = pajson.ReadOptions(block_size=CSV_BLOCK)
+    for path in dataset.files:  # opened through the confined filesystem, never by name
+        with (
+            dataset.filesystem.open_input_stream(path) as stream,
+            pajson.open_json(stream, read_options=read, parse_options=parse) as reader,
+        ):
+            for batch in reader:
+                chosen = batch if where is None else batch.filter(where)
+                yield chosen.select(list(query.columns))
+
+
+def _row_groups(dataset: Any, query: Query, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Parquet one row group at a time: what the scanner may queue is one row group."""
+    where = expression(query.where)
+    for fragment in dataset.get_fragments(filter=where):
+        for group in fragment.split_by_row_group(where, schema=dataset.schema):
+            yield from group.to_batches(
+                schema=dataset.schema,
+                columns=list(query.columns),
+                filter=where,
+                batch_size=batch_size,
+                batch_readahead=2,
+                fragment_readahead=1,
+            )
 
 
 def expression(where: tuple[Predicate, ...]) -> Any:

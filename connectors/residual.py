@@ -1,39 +1,43 @@
 """The gateway's part of a query, over a stream of Arrow record batches, in bounded memory.
 
-Filtering and projection go batch by batch. Aggregation keeps partial aggregates per group
-and merges them as they grow, so memory follows the number of groups, not of rows. Ordering
-with a limit keeps only the best ``limit`` rows; ordering without one has to hold the whole
-result (the policy's ``max_rows`` normally bounds it). The limit is always enforced here,
-even when the source was asked to apply it.
+Filtering and projection go batch by batch. Grouping and ordering go to ``connectors.spill``
+(DuckDB under a memory limit, spilling to disk), so neither the number of groups nor an
+ordering without a limit can hold the result in memory; past the spill limit the query is
+refused (``QueryTooLarge``, 400). The limit is always enforced here, even when the source
+was asked to apply it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from connectors._arrow import pa, pc
-from connectors.aggregate import Aggregator
 from connectors.plan import Plan
 from connectors.query import Op, Predicate, Query
+from connectors.spill import DEFAULT, SpillConfig, finish
 from connectors.validate import output_schema
 
 Batches = AsyncIterator[pa.RecordBatch]
 
 
-async def apply(batches: Batches, plan: Plan, query: Query, schema: pa.Schema) -> Batches:
+async def apply(
+    batches: Batches, plan: Plan, query: Query, schema: pa.Schema, spill: SpillConfig = DEFAULT
+) -> Batches:
     """``batches`` from the source, with the plan's remaining stages applied.
 
     ``schema`` is the dataset's; the batches must already be in the source query's columns.
+    Grouping and ordering run within ``spill``'s limits.
     """
     stream = batches
     if plan.do_filter:
         stream = _filtered(stream, query.where, plan.source.columns)
-    if plan.do_aggregate:
+    if plan.do_aggregate or plan.do_order:
         source = pa.schema([schema.field(c) for c in plan.source.columns])
-        stream = _aggregated(stream, query, output_schema(query, schema), source)
-    if plan.do_order:
-        stream = _ordered(stream, query)
+        if not plan.do_aggregate:  # the source grouped: its batches are the aggregate's output
+            source = output_schema(plan.source, schema)
+        stream = finish(stream, _unpushed(query, plan), source, spill)
     async for batch in _limited(stream, query.limit):
         yield batch
 
@@ -81,32 +85,13 @@ async def _filtered(
             yield chosen.select(list(keep))
 
 
-async def _aggregated(batches: Batches, query: Query, out: pa.Schema, source: pa.Schema) -> Batches:
-    aggregator = Aggregator(query, out, source)
-    async for batch in batches:
-        aggregator.add(batch)
-    for batch in aggregator.result().to_batches():
-        yield batch
-
-
-def sort_keys(query: Query) -> list[tuple[str, str, str]]:
-    """pyarrow sort keys for ``query.order_by`` (nulls go last, as the sources are told)."""
-    return [
-        (o.column, "descending" if o.descending else "ascending", "at_end") for o in query.order_by
-    ]
-
-
-async def _ordered(batches: Batches, query: Query) -> Batches:
-    keys = sort_keys(query)
-    kept: pa.Table | None = None
-    async for batch in batches:
-        table = pa.Table.from_batches([batch])
-        kept = table if kept is None else pa.concat_tables([kept, table])
-        if query.limit is not None:
-            kept = kept.sort_by(keys).slice(0, query.limit)
-    if kept is not None:
-        for batch in kept.sort_by(keys).to_batches():
-            yield batch
+def _unpushed(query: Query, plan: Plan) -> Query:
+    """What ``spill.finish`` still has to do: grouping only when the source did not."""
+    if plan.do_aggregate:
+        return query
+    return replace(
+        query, columns=query.output_columns, group_by=(), aggregates=(), min_group_size=None
+    )
 
 
 async def _limited(batches: Batches, limit: int | None) -> Batches:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 
 from certs import TrustStore
+from connectors.spill import SpillConfig
 from gateway import __version__
 from gateway.agreements import endpoints as agreement_endpoints
 from gateway.agreements.service import AgreementService
@@ -17,7 +18,7 @@ from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import open_audit_log
 from gateway.datasets import endpoints as catalog_endpoints
-from gateway.datasets.factory import create_connector
+from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
@@ -51,6 +52,14 @@ log = logging.getLogger("sluis")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _dataset_service(db: Database, settings: Settings) -> DatasetService:
+    """Datasets whose connectors group and order beyond memory in the spill directory."""
+    spill = SpillConfig(
+        settings.spill_directory, settings.spill_memory_limit, settings.spill_disk_limit
+    )
+    return DatasetService(db, spilling(create_connector, spill))
 
 
 def load_trust(settings: Settings) -> TrustMaterial:
@@ -122,7 +131,7 @@ def create_app(
                 external,
                 audit=audit,
             )
-            datasets = DatasetService(db, create_connector)
+            datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
             app.state.services = Services(
                 settings=settings,

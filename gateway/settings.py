@@ -185,6 +185,16 @@ class Settings(BaseSettings):
         description="The audit log's origin line for a NEW log; default <host of public_url>/audit."
         " Fixed with the log when it is created: a later public_url change does not move it.",
     )
+    spill_dir: Path | None = Field(
+        default=None,
+        description="Where grouping and ordering spill to disk; default <home>/spill.",
+    )
+    spill_memory_limit: int = Field(
+        default=256 << 20, ge=32 << 20, description="Bytes of RAM for grouping and ordering."
+    )
+    spill_disk_limit: int = Field(
+        default=64 << 30, ge=0, description="Bytes of spill files one query may write."
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -216,6 +226,11 @@ class Settings(BaseSettings):
     def resources(self) -> tuple[str, ...]:
         """Audiences tokens are issued for; the first is the default (the gateway itself)."""
         return (self.public_url, *[r for r in self.token_resources if r != self.public_url])
+
+    @property
+    def spill_directory(self) -> Path:
+        """Where grouping and ordering spill: ``spill_dir`` or ``<home>/spill``."""
+        return self.spill_dir or self.home / "spill"
 
     @property
     def dev_dir(self) -> Path:

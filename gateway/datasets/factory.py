@@ -8,7 +8,7 @@ that does not fit raises ``ConnectorConfigError`` naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from connectors import Connector, ConnectorConfigError, registry
 from connectors.files import FileFormat, FilesConfig, FilesConnector
 from connectors.http import HttpConfig, HttpTableConnector
 from connectors.http_passthrough import PASSTHROUGH_MAX_BYTES, HttpPassThrough, Route
+from connectors.spill import SpillConfig
 from connectors.sql import SqlConfig, SqlConnector
 from gateway.storage.db import replace_closed_connections
 
@@ -132,3 +133,16 @@ def create_connector(dataset_id: str, config: Mapping[str, Any]) -> Connector:
     if not isinstance(connector, Connector):
         raise ConnectorConfigError(f"connector plugin {kind!r} did not return a connector")
     return connector
+
+
+def spilling(
+    factory: Callable[[str, Mapping[str, Any]], Connector], spill: SpillConfig
+) -> Callable[[str, Mapping[str, Any]], Connector]:
+    """``factory`` whose connectors group and order within ``spill``'s limits."""
+
+    def build(dataset_id: str, config: Mapping[str, Any]) -> Connector:
+        connector = factory(dataset_id, config)
+        connector.spill = spill
+        return connector
+
+    return build

@@ -1,0 +1,267 @@
+"""Peak memory of the gateway streaming a file of at least 1 GB, in every output format.
+
+Run by hand: ``python -m bench.memory [size_gb]`` (several minutes; nothing else should run).
+A CSV is generated in a temporary directory (removed afterwards; skipped when the disk is
+short). The real gateway runs as ``sluis serve`` in its own process; each case gets a fresh
+server, whose peak RSS (``VmHWM``) is read after the request, so each row is the server's
+own peak for that request. curl streams the body over mTLS into /dev/null.
+
+The baseline, per format, is pyarrow reading the same file and encoding the same columns
+with the same writer (JSON lines: the gateway's encoder, pyarrow has none) in a child
+process of its own, in the same run. Ordering (no limit) and grouping by a unique column run
+through the gateway under ``SLUIS_SPILL_MEMORY_LIMIT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyarrow import ipc
+from rich.console import Console
+from rich.table import Table
+
+import certs
+from bench.exchange import CONSUMER, PROVIDER, RESEARCH
+from bench.files_connector import generate
+from connectors.formats import _jsonl  # the gateway's own JSON lines encoder
+from gateway.background import SLUIS, free_port
+from gateway.client import SluisClient
+from gateway.datasets.factory import create_connector
+from gateway.datasets.schemas import DatasetSpec
+from gateway.datasets.service import DatasetService
+from gateway.oauth.clients import ClientService
+from gateway.oauth.schemas import ClientCreate
+from gateway.participants.schemas import ParticipantCreate
+from gateway.participants.service import ParticipantService
+from gateway.storage.db import Database
+
+MiB = 1 << 20
+CURL = shutil.which("curl") or "curl"
+Row = tuple[str, float, int, int, int, float | None, int | None]
+SPILL_LIMIT = 128 * MiB
+COLUMNS = ["id", "region", "amount", "note"]
+POLICY = f"""
+uid: urn:sluis:policy:memory
+type: Offer
+target: urn:sluis:dataset:big
+prefixes: {{dpv: "https://w3id.org/dpv#"}}
+permissions:
+  - action: read
+    assignee: urn:sluis:participant:{CONSUMER}
+    constraints: [[purpose, isAnyOf, [dpv:AcademicResearch]]]
+    data: {{columns: [{", ".join(COLUMNS)}]}}
+"""
+FORMATS = ("csv", "arrow", "parquet", "jsonl")
+HEAVY = {
+    "order by amount, no limit (id, amount)": {
+        "columns": ["id", "amount"], "order_by": [{"column": "amount", "descending": True}],
+    },
+    "group by id (one group per row), sum(amount)": {
+        "group_by": ["id"], "aggregates": [{"func": "sum", "column": "amount"}],
+    },
+}  # fmt: skip
+
+
+class _Null:
+    """A write-only sink that counts."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+def _baseline(path: str, fmt: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    dataset = ds.dataset(path, format=ds.CsvFileFormat())
+    sink = _Null()
+    writers = {"csv": pacsv.CSVWriter, "parquet": pq.ParquetWriter, "arrow": ipc.new_stream}
+    writer = writers[fmt](sink, dataset.schema) if fmt in writers else None
+    for batch in dataset.to_batches(columns=COLUMNS, batch_size=64 * 1024):
+        if writer is None:
+            sink.write(_jsonl(batch))
+        else:
+            writer.write_batch(batch)
+    if writer is not None:
+        writer.close()
+    return time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def baseline(path: Path, fmt: str) -> tuple[float, int]:
+    """(seconds, peak RSS KiB) of pyarrow reading and encoding ``path``, in a fresh process."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_baseline, str(path), fmt).result()
+
+
+async def _register(home: Path, now: datetime) -> None:
+    db = Database(f"sqlite+aiosqlite:///{home / 'sluis.db'}")
+    await db.upgrade()
+    participants = ParticipantService(db)
+    for pid, name, role in ((PROVIDER, "Maker", "provider"), (CONSUMER, "Uni", "consumer")):
+        await participants.create(ParticipantCreate(id=pid, name=name, roles=[role]), now=now)
+    connector = {"type": "files", "root": str(home), "path": "data.csv", "format": "csv"}
+    spec = DatasetSpec(id="big", title="Big", provider=PROVIDER, policy="inline",
+                       approval="automatic", connector=connector)  # fmt: skip
+    await DatasetService(db, create_connector).register(spec, POLICY, "yaml", now=now)
+    client = ClientCreate(client_id=CONSUMER, auth_method="tls_client_auth", scopes=["dataset:big"])
+    await ClientService(db).create(client, now=now)
+    await db.dispose()
+
+
+def _status(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def _through(
+    client: SluisClient, issued: Any, bundle: Path, url: str, body: dict[str, Any]
+) -> tuple[float, int, int]:
+    """(seconds, bytes, status) of one query, streamed by curl to /dev/null (a C client, so
+    the client's own speed does not cap the figure)."""
+    client._ensure_token()  # the SDK's OAuth session: a token bound to this certificate
+    token = client._oauth.token["access_token"]
+    started = time.perf_counter()
+    done = subprocess.run(  # noqa: S603 - fixed arguments, our own request
+        [CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+         "--cacert", str(bundle), "--cert", str(issued.certificate_path),
+         "--key", str(issued.key_path), "-H", f"Authorization: Bearer {token}",
+         "-H", "Content-Type: application/json", "--data-binary", json.dumps(body),
+         f"{url}/v1/datasets/big/query"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    status, size = done.stdout.split()
+    return time.perf_counter() - started, int(size), int(status)
+
+
+def main() -> None:
+    size_gb = float(sys.argv[1]) if len(sys.argv) > 1 else 1.05
+    root = Path(tempfile.mkdtemp(prefix="sluis-bench-memory-"))
+    try:
+        if shutil.disk_usage(root).free < size_gb * 4 * 1024**3:
+            print(f"skipped: {root} has less than {4 * size_gb:.1f} GiB free")
+            return
+        _run(root, size_gb)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(home: Path, size_gb: float) -> None:
+    rows = generate(home / "data.csv", int(size_gb * 1024**3))
+    size = (home / "data.csv").stat().st_size
+    now = datetime.now(UTC)
+    ca = certs.CADirectory.init(home / "pki", name="Bench", key_type="ec-p256", now=now)
+    issued = ca.issue(organization_id=CONSUMER, organization_name="Uni", roles=["consumer"],
+                      now=now, out_dir=home / "client")  # fmt: skip
+    assert issued.key_path is not None
+    asyncio.run(_register(home, now))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUIS_", "OTEL_"))}
+    env.update({
+        "SLUIS_HOME": str(home), "SLUIS_INSECURE_DEV_MODE": "true",
+        "SLUIS_TLS_CERT": str(ca.server_cert_path), "SLUIS_TLS_KEY": str(ca.server_key_path),
+        "SLUIS_TLS_CLIENT_CA": str(ca.trust_bundle_path), "SLUIS_TLS_CRL": str(ca.crl_path),
+        "SLUIS_SPILL_MEMORY_LIMIT": str(SPILL_LIMIT),
+    })  # fmt: skip
+    cases = [(f"format={f}", {"columns": COLUMNS, "format": f}, f) for f in FORMATS]
+    cases += [(name, {**body, "format": "arrow"}, None) for name, body in HEAVY.items()]
+    results: list[Row] = []
+    for number, (name, body, fmt) in enumerate(cases):
+        with _server(env, ca.trust_bundle_path) as (url, pid):
+            idle = _status(pid, "VmRSS")
+            with SluisClient(
+                url, ca_bundle=ca.trust_bundle_path, cert_file=issued.certificate_path,
+                key_file=issued.key_path, client_id=CONSUMER,
+            ) as client:  # fmt: skip
+                if number == 0:
+                    client.request_agreement("big", purpose=RESEARCH)
+                seconds, out, status = _through(client, issued, ca.trust_bundle_path, url, body)
+            assert status == 200, f"{name}: HTTP {status}"
+            peak = _status(pid, "VmHWM")
+        base = baseline(home / "data.csv", fmt) if fmt else (None, None)
+        results.append((name, seconds, out, idle, peak, *base))
+        print(f"{name}: {seconds:.1f} s, server peak {peak / MiB:,.0f} MiB", file=sys.stderr)
+    _print(results, size, rows)
+
+
+@contextmanager
+def _server(env: dict[str, str], bundle: Path) -> Iterator[tuple[str, int]]:
+    """A fresh ``sluis serve`` (so its peak RSS is this case's alone): (url, pid)."""
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
+        [SLUIS, "serve", "--insecure-dev", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    try:
+        _wait(url, bundle)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait(url: str, bundle: Path) -> None:
+    context = ssl.create_default_context(cafile=str(bundle))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/healthz", verify=context, timeout=1).raise_for_status()
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        else:
+            return
+    raise RuntimeError("the gateway did not start")
+
+
+def _print(results: list[Row], size: int, rows: int) -> None:
+    title = (
+        f"{size / MiB:,.0f} MiB CSV, {rows:,} rows, a fresh server per case; "
+        f"spill memory limit {SPILL_LIMIT // MiB} MiB"
+    )
+    table = Table(title=title)
+    for column in ("case", "s", "MB/s of file", "out MiB", "server idle MiB",
+                   "server peak MiB", "pyarrow s", "pyarrow peak MiB",
+                   "throughput vs pyarrow"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "case" else "right")
+    for name, seconds, out, idle, peak, base_s, base_peak in results:
+        table.add_row(
+            name, f"{seconds:.1f}", f"{size / 1e6 / seconds:,.0f}", f"{out / MiB:,.0f}",
+            f"{idle / MiB:,.0f}", f"{peak / MiB:,.0f}",
+            "-" if base_s is None else f"{base_s:.1f}",
+            "-" if base_peak is None else f"{base_peak / 1024:,.0f}",
+            "-" if base_s is None else f"{base_s / seconds:.0%}",
+        )  # fmt: skip
+    Console(width=170).print(table)
+
+
+if __name__ == "__main__":
+    main()
