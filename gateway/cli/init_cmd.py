@@ -2,7 +2,8 @@
 
 The dev PKI (root and issuing CA, server certificate, trust bundle, CRL) in ``pki/``, the
 token signing key and the audit key (Ed25519, 0600, one purpose each) in ``keys/``, the
-database, and ``sluis.yaml`` naming them all: every later ``sluis`` command run with the
+database with the audit log's identity (``sluis audit key --first`` answers at once), and
+``sluis.yaml`` naming them all: every later ``sluis`` command run with the
 same home (``sluis serve`` included) reads that file when no other is given.
 """
 
@@ -65,10 +66,11 @@ def init(
     }
     _write_config(config, {name: str(path.resolve()) for name, path in values.items()})
     ready = ctx.obj.settings() if isinstance(ctx.obj, CliState) else Settings()
-    _create_database(ready)
+    origin = _create_database(ready)
     console.print(f"CA and server certificate: {ca.path}", markup=False)
     console.print(f"keys: {home / 'keys'}", markup=False)
     console.print(f"database: {ready.effective_database_url}", markup=False)
+    console.print(f"audit log: {origin}", markup=False)
     console.print(f"settings: {config}", markup=False)
 
 
@@ -101,14 +103,8 @@ def _write_config(path: Path, values: dict[str, str]) -> None:
         handle.write(header + yaml.safe_dump(values, sort_keys=False))
 
 
-def _create_database(settings: Settings) -> None:
-    from gateway.storage.db import Database  # noqa: PLC0415 - SQLAlchemy only when needed
+def _create_database(settings: Settings) -> str:
+    """Migrate the database, give the audit log its identity; the log's origin."""
+    from gateway.audit.wiring import check_audit_identity  # noqa: PLC0415 - SQLAlchemy when needed
 
-    async def upgrade() -> None:
-        db = Database(settings.effective_database_url)
-        try:
-            await db.upgrade()
-        finally:
-            await db.dispose()
-
-    asyncio.run(upgrade())
+    return asyncio.run(check_audit_identity(settings, now=datetime.now(UTC))).origin

@@ -76,3 +76,9 @@ def test_serve_runs_on_the_home_alone(home: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_the_audit_log_has_its_identity_at_once(home: Path) -> None:
+    done = _sluis(_env(home), "audit", "key", "--first")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("localhost:8443/audit+")
