@@ -67,11 +67,11 @@ def init(
     _write_config(config, {name: str(path.resolve()) for name, path in values.items()})
     ready = ctx.obj.settings() if isinstance(ctx.obj, CliState) else Settings()
     origin = _create_database(ready)
-    console.print(f"CA and server certificate: {ca.path}", markup=False)
-    console.print(f"keys: {home / 'keys'}", markup=False)
-    console.print(f"database: {ready.effective_database_url}", markup=False)
-    console.print(f"audit log: {origin}", markup=False)
-    console.print(f"settings: {config}", markup=False)
+    console.print(f"CA and server certificate: {ca.path}", markup=False, soft_wrap=True)
+    console.print(f"keys: {home / 'keys'}", markup=False, soft_wrap=True)
+    console.print(f"database: {ready.effective_database_url}", markup=False, soft_wrap=True)
+    console.print(f"audit log: {origin}", markup=False, soft_wrap=True)
+    console.print(f"settings: {config}", markup=False, soft_wrap=True)
 
 
 def _passphrase() -> bytes | None:
