@@ -7,6 +7,7 @@ test chooses; whatever a block leaves running is ended when the test ends.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,3 +69,17 @@ def test_the_guide_runs_as_written(runner: GuideRunner) -> None:
 )
 def test_loose_matching(expected: str, actual: str, ok: bool) -> None:
     assert matches(expected, actual) is ok
+
+
+def test_the_readme_queries_the_guides_dataset() -> None:
+    """The README's curl example names the guide's dataset and only columns its data has."""
+    readme = (REPO / "README.md").read_text()
+    example = next(b.code for b in shell_blocks(readme) if "oauth2/token" in b.code)
+    guide = GUIDE.read_text()
+    header = guide.split("spindle_sensors.csv <<'EOF'\n", 1)[1].split("\n", 1)[0].split(",")
+    assert "/v1/datasets/spindle-sensors/" in example
+    named = re.findall(r'"column": "(\w+)"|"group_by": \["(\w+)"\]', example)
+    columns = {name for pair in named for name in pair if name}
+    columns |= {c for found in re.findall(r"columns=([\w,]+)", example) for c in found.split(",")}
+    assert columns, "the README example names no column"
+    assert columns <= set(header), f"not in the guide's data: {columns - set(header)}"
