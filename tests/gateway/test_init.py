@@ -82,3 +82,23 @@ def test_the_audit_log_has_its_identity_at_once(home: Path) -> None:
     done = _sluis(_env(home), "audit", "key", "--first")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("localhost:8443/audit+")
+
+
+def test_certs_csr_makes_a_key_and_a_request_the_ca_signs(tmp_path: Path) -> None:
+    env = _env(tmp_path / "home")
+    assert _sluis(env, "certs", "init").returncode == 0
+    made = _sluis(env, "certs", "csr", "--name", "Lab", "--key", str(tmp_path / "lab.key"),
+                  "--out", str(tmp_path / "lab.csr"), "--key-type", "ed25519")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE((tmp_path / "lab.key").stat().st_mode) == 0o600
+    issued = _sluis(env, "certs", "issue", "--csr", str(tmp_path / "lab.csr"), "--org-id",
+                    "NTRNL-40000009", "--org-name", "Lab", "--role", "consumer",
+                    "--out", str(tmp_path))  # fmt: skip
+    assert issued.returncode == 0, issued.stderr
+    again = _sluis(env, "certs", "csr", "--name", "Lab", "--key", str(tmp_path / "new.key"),
+                   "--out", str(tmp_path / "lab.csr"))  # fmt: skip
+    assert again.returncode == 1
+    assert (
+        again.stderr == f"sluis: error: {tmp_path / 'lab.csr'} exists: refusing to overwrite it\n"
+    )
+    assert not (tmp_path / "new.key").exists()
