@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CODE   := gateway policies connectors certs
 
-.PHONY: demo test lint pytest mutants bench clean
+.PHONY: demo test lint pytest mutants bench clean docs-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ pytest: $(STAMP)
 # Each guarantee mutant (tests/mutants/mutants.toml) applied to a scratch copy: its tests must fail.
 mutants: $(STAMP)
 	$(BIN)/python -m tests.mutants
+
+# docs/first-hour.md, run as written against a fresh home and a loopback gateway. `pytest`
+# runs it too (tests/docs); this target runs only the guide.
+docs-check: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/docs
 
 test: lint mutants pytest
 

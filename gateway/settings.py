@@ -259,6 +259,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     Raises :class:`SettingsError` with a one-line reason for anything invalid.
     """
     settings_cls: type[Settings] = Settings
+    if config_file is None and not os.environ.get("SLUIS_CONFIG"):
+        config_file = home_config_file(overrides)  # the home `sluis init` made, if any
     if config_file is not None:
         if not config_file.is_file():
             raise SettingsError(f"config file {config_file} does not exist")
@@ -393,3 +395,57 @@ def _tls_server_key(settings: Settings) -> PrivateKeyTypes | None:
         return serialization.load_pem_private_key(settings.tls_key.read_bytes(), password=None)
     except (OSError, ValueError, TypeError):
         return None
+
+
+# --- a home made by `sluis init`, and what serving needs (issue 16): appended -------------
+
+#: The settings file ``sluis init`` writes in the home; read when no other file is named.
+HOME_CONFIG = "sluis.yaml"
+
+#: What ``sluis serve`` needs, as (field, environment variable, what it is).
+SERVE_NEEDS: tuple[tuple[str, str, str], ...] = (
+    ("signing_key_file", "SLUIS_SIGNING_KEY_FILE", "token signing key"),
+    ("audit_key_file", "SLUIS_AUDIT_KEY_FILE", "audit checkpoint key"),
+    ("tls_cert", "SLUIS_TLS_CERT", "server certificate"),
+    ("tls_key", "SLUIS_TLS_KEY", "server key"),
+    ("tls_client_ca", "SLUIS_TLS_CLIENT_CA", "client CA bundle"),
+    ("tls_crl", "SLUIS_TLS_CRL", "CRL"),
+)
+
+
+def home_config_file(overrides: dict[str, Any]) -> Path | None:
+    """``<home>/sluis.yaml`` when it exists: the settings of a home made by ``sluis init``."""
+    home = (
+        overrides.get("home")
+        or os.environ.get("SLUIS_HOME")
+        or Settings.model_fields["home"].get_default(call_default_factory=True)
+    )
+    path = Path(home) / HOME_CONFIG
+    return path if path.is_file() else None
+
+
+def missing_for_serve(settings: Settings) -> list[str]:
+    """Every setting ``sluis serve`` lacks, each as ``VARIABLE (what it is)``.
+
+    Dev mode makes its own keys, and plain_http behind a proxy needs no server certificate.
+    """
+    skip = set()
+    if settings.insecure_dev_mode:
+        skip |= {"signing_key_file", "audit_key_file"}
+    if settings.plain_http:
+        skip |= {"tls_cert", "tls_key"}
+    return [
+        f"{variable} ({what})"
+        for field, variable, what in SERVE_NEEDS
+        if field not in skip and getattr(settings, field) is None
+    ]
+
+
+def require_serve_settings(settings: Settings) -> None:
+    """SettingsError naming, in one line, every setting ``sluis serve`` lacks."""
+    missing = missing_for_serve(settings)
+    if missing:
+        raise SettingsError(
+            f"cannot serve: missing {', '.join(missing)}; set them (docs/configuration.md), "
+            "or run `sluis init` once for a development home that has them all"
+        )

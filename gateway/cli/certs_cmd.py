@@ -17,11 +17,13 @@ from typing import Annotated
 
 import typer
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from rich.table import Table
 
 from certs.errors import CertsError, PKIError
+from certs.files import write_private_key
 from certs.identity import identity_of
-from certs.keys import KEY_TYPES, KeyType
+from certs.keys import KEY_TYPES, KeyType, generate_key, signing_hash
 from certs.store import CADirectory
 from certs.trust import load_pem_chain
 from gateway.cli.context import CliState, cli_actor, run_admin
@@ -280,3 +282,34 @@ def show(file: Annotated[Path, typer.Argument(help="a participant certificate (P
         elif isinstance(value, int):
             value = f"{value:x}"
         console.print(f"  {field.name}: {value}", markup=False)
+
+
+@app.command("csr")
+def csr_cmd(
+    *,
+    key: Annotated[Path, typer.Option(help="private key to create (0600, never overwritten)")],
+    out: Annotated[Path, typer.Option(help="where to write the CSR (PEM)")],
+    name: Annotated[str, typer.Option(help="your organisation's name (the CA decides the rest)")],
+    key_type: Annotated[str, typer.Option(help=f"one of {', '.join(KEY_TYPES)}")] = "ec-p256",
+) -> None:
+    """Make a private key and a certificate signing request to send to the operator.
+
+    The key never leaves your machine; the operator signs the CSR with ``sluis certs issue
+    --csr``, which takes only the public key from it (the CA decides subject and roles).
+    """
+    if key_type not in KEY_TYPES:
+        fail(f"--key-type must be one of {', '.join(KEY_TYPES)}")
+    if out.exists():
+        fail(f"{out} exists: refusing to overwrite it")
+    private = generate_key(_key_type(key_type))
+    with _reported():
+        write_private_key(key, private)
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, name)])
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    pem = request.sign(private, signing_hash(private)).public_bytes(serialization.Encoding.PEM)
+    try:
+        out.write_bytes(pem)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+    console.print(f"key: {key}", markup=False)
+    console.print(f"certificate signing request: {out}", markup=False)

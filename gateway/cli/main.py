@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 from gateway import __version__
 from gateway.cli.context import CliState
 from gateway.cli.output import console, reports_errors
+from gateway.settings import require_serve_settings
 
 #: Sub-commands living in their own modules, imported only when used: each pulls in its
 #: own heavy dependencies (SQLAlchemy, pyarrow, rdflib, authlib), and `sluis certs ...`
@@ -26,6 +27,7 @@ LAZY_COMMANDS = {
     "policy": "gateway.cli.policy_cmd",
     "audit": "gateway.cli.audit_cmd",
     "fetch": "gateway.cli.fetch_cmd",
+    "init": "gateway.cli.init_cmd",
 }
 
 
@@ -90,7 +92,9 @@ def serve(
         overrides["port"] = port
     if insecure_dev:
         overrides["insecure_dev_mode"] = True
-    run_server(ctx.obj.settings(**overrides))
+    settings = ctx.obj.settings(**overrides)
+    require_serve_settings(settings)  # every missing setting in one line, before anything starts
+    run_server(settings)
 
 
 @db_app.command("upgrade")

@@ -67,6 +67,8 @@ CLI_WITHOUT_ENTRY = {
     "certs list": "read only",
     "certs show": "read only",
     "certs init": "a new CA: nobody is registered with it yet",
+    "certs csr": "a participant's own key and request: nothing in the gateway changes",
+    "init": "a new home: its CA, keys and an empty log (the log's identity, no entries)",
     "certs issue": "a certificate alone grants nothing: roles are the registry's AND the "
     "certificate's, and the CA's index keeps the issue",
     "certs crl": "re-signs the same revocations with a new nextUpdate",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from certs.store import CADirectory
 from gateway.cli.main import app
 from gateway.settings import ensure_dev_signing_key
 from tests.support.server import signing_key
@@ -108,16 +110,31 @@ def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_serve_refuses_to_start_without_a_signing_key(tmp_path: Path) -> None:
+def test_serve_names_every_missing_setting_in_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUIS_")}
     env["SLUIS_HOME"] = str(tmp_path)
     done = _serve(env)
     assert done.returncode == 1
-    assert done.stderr.strip() == (
-        "sluis: error: no signing key: set SLUIS_SIGNING_KEY_FILE (or "
-        "SLUIS_INSECURE_DEV_MODE=true for a throwaway dev key)"
-    )
-    env["SLUIS_SIGNING_KEY_FILE"] = str(ensure_dev_signing_key(tmp_path / "dev"))
+    assert done.stderr.count("\n") == 1
+    for variable in ("SIGNING_KEY_FILE", "AUDIT_KEY_FILE", "TLS_CERT", "TLS_KEY", "TLS_CLIENT_CA"):
+        assert f"SLUIS_{variable} " in done.stderr
+    assert "SLUIS_TLS_CRL (CRL)" in done.stderr
+    assert "sluis init" in done.stderr
+
+
+def test_serve_refuses_a_generated_dev_key_outside_dev_mode(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUIS_")}
+    env["SLUIS_HOME"] = str(tmp_path)
+    pki = tmp_path / "pki"
+    CADirectory.init(pki, name="t", key_type="ec-p256", now=datetime.now(UTC))
+    env |= {
+        "SLUIS_TLS_CERT": str(pki / "server.pem"),
+        "SLUIS_TLS_KEY": str(pki / "server.key"),
+        "SLUIS_TLS_CLIENT_CA": str(pki / "trust-bundle.pem"),
+        "SLUIS_TLS_CRL": str(pki / "crl.pem"),
+        "SLUIS_AUDIT_KEY_FILE": str(signing_key(tmp_path, "audit-key.pem")),
+        "SLUIS_SIGNING_KEY_FILE": str(ensure_dev_signing_key(tmp_path / "dev")),
+    }
     dev_key = _serve(env)
     assert dev_key.returncode == 1
     assert "generated dev key" in dev_key.stderr
@@ -128,7 +145,8 @@ def test_serve_in_dev_mode_still_needs_tls_material(tmp_path: Path) -> None:
     env["SLUIS_HOME"] = str(tmp_path)
     done = _serve(env, "--insecure-dev")
     assert done.returncode == 1
-    assert "sluis: error: no client CA bundle" in done.stderr
+    assert "SLUIS_TLS_CLIENT_CA (client CA bundle)" in done.stderr
+    assert "SIGNING_KEY" not in done.stderr  # dev mode makes its own keys
 
 
 def test_clients_round_trip(runner: CliRunner, tmp_path: Path) -> None:
