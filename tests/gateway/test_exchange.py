@@ -318,9 +318,13 @@ def test_a_column_outside_the_policy_is_refused(world: World, active: dict[str, 
     token = _token(world, "university", UNIVERSITY, "dataset:sensors")
     refused = _query(world, token, "sensors", {"columns": ["machine", "serial"]})
     assert refused.status_code == 403
-    assert _code(refused) == "policy-denied"  # the policy's column constraint decides first
+    assert _code(refused) == "column-not-allowed"  # the consumer's own choice, named
+    assert "'serial'" in refused.json()["detail"]
+    assert "vibration" not in refused.json()["detail"]  # never the columns it does release
     unknown = _query(world, token, "sensors", {"columns": ["nope"]})
-    assert unknown.status_code == 403  # an unknown column is outside the policy's columns too
+    assert unknown.status_code == 400  # misspelt: the catalog lists the names, nothing spent
+    assert _code(unknown) == "unknown-column"
+    assert unknown.json()["column"] == "nope"
     bad_type = _query(
         world, token, "sensors", {"where": [{"column": "temp_c", "op": "gt", "value": "hot"}]}
     )
@@ -347,6 +351,8 @@ def test_aggregate_only_dataset(world: World) -> None:
     token = _token(world, "university", UNIVERSITY, "dataset:sensors-agg")
     rows_request = _query(world, token, "sensors-agg", {"columns": ["machine"]})
     assert rows_request.status_code == 403
+    assert _code(rows_request) == "aggregate-required"  # said, without the policy's k
+    assert "3" not in rows_request.json()["detail"]
     grouped = _query(
         world, token, "sensors-agg",
         {"group_by": ["machine"], "aggregates": [{"func": "avg", "column": "temp_c"},
