@@ -181,6 +181,9 @@ class ExchangeService:
             source=source,
         )
         if f"dataset:{dataset_id}" not in caller.claims.scopes:
+            # Any verified participant may read the catalog, so it may learn that a dataset
+            # does not exist: 404 says that (the scope cannot help), 403 the scope it lacks.
+            await self.datasets.get(dataset_id)
             raise TokenRejected(
                 "insufficient-scope", f"the token lacks the scope dataset:{dataset_id}",
                 error="insufficient_scope",

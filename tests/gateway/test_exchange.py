@@ -371,6 +371,14 @@ def test_scope_is_required(world: World, active: dict[str, Any]) -> None:
     assert active
 
 
+def test_a_token_without_scope_for_a_dataset_that_does_not_exist(world: World) -> None:
+    """The catalog shows every verified participant which datasets exist: say it is not one."""
+    token = _token(world, "university", UNIVERSITY, "dataset:sensors-agg")
+    response = _query(world, token, "sensorz", {})
+    assert response.status_code == 404, response.text
+    assert _code(response) == "dataset-not-found"
+
+
 def test_get_data_with_url_parameters(world: World, active: dict[str, Any]) -> None:
     token = _token(world, "university", UNIVERSITY, "dataset:sensors")
     with _client(world, "university", token) as client:
