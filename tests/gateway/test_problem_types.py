@@ -113,6 +113,13 @@ def test_every_listed_type_is_documented_and_nothing_else() -> None:
 def test_the_scan_sees_the_kinds_of_call_it_is_meant_to() -> None:
     """The scan itself: each way a type is written is found (else the test above is empty)."""
     found = _found_in_source()
-    expected = ("policy-denied", "certificate-revoked", "token-expired", "rate-limited",
-                "request-line-too-long", "oauth-invalid-request", "too-many-connections")  # fmt: skip
+    expected = (
+        "policy-denied",
+        "certificate-revoked",
+        "token-expired",
+        "rate-limited",
+        "request-line-too-long",
+        "oauth-invalid-request",
+        "too-many-connections",
+    )
     assert [code for code in expected if code not in found] == []
