@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from certs import CertsError
+from gateway.client.diagnose import ClientSetupError
 from gateway.errors import GatewayError
 from gateway.settings import SettingsError
 from gateway.storage import StorageUnavailable
@@ -46,7 +47,7 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (CliError, SettingsError) as exc:
+        except (CliError, SettingsError, ClientSetupError) as exc:
             fail(str(exc), exit_code=getattr(exc, "exit_code", 1))
         except (CertsError, GatewayError) as exc:
             fail(exc.detail)

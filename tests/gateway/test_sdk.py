@@ -158,7 +158,9 @@ def test_refusals_reach_the_sdk_with_stable_types(world: World) -> None:
             == "aggregate-required"
         )
         maker_error = _refused(lambda: maker.decide_agreement(first["id"], "revoke", "study over"))
-        assert maker_error.type == "token-unavailable"  # the maker has no OAuth client
+        assert maker_error.type == "oauth-invalid-client"  # the maker has no OAuth client
+        assert f"sluis clients add {MAKER}" in maker_error.detail  # what to register
+        assert "('" not in maker_error.detail  # not a Python tuple
     context = mtls_context(
         world.pki.bundle, world.certs["maker"].cert_path, world.certs["maker"].key_path
     )
