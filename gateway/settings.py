@@ -199,6 +199,23 @@ class Settings(BaseSettings):
             raise ValueError("plain_http needs trusted_proxies: without them nobody can log in")
         return self
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        """Only the drivers the gateway runs on; a common spelling says the one to use."""
+        if value is None:
+            return value
+        scheme = value.partition("://")[0].lower()
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+            raise ValueError(f"write {value.partition('://')[0]}:// as postgresql+asyncpg://")
+        if scheme in ("sqlite", "sqlite+pysqlite"):
+            raise ValueError(
+                "write sqlite:// as sqlite+aiosqlite:// (e.g. sqlite+aiosqlite:///path)"
+            )
+        if scheme not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+            raise ValueError("use postgresql+asyncpg://... or sqlite+aiosqlite:///...")
+        return value
+
     @model_validator(mode="after")
     def _check_rate_limit_backend(self) -> Settings:
         if self.rate_limit_backend == "redis" and not self.redis_url:
