@@ -12,9 +12,8 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.table import Table
 
-from gateway.cli.output import CliError, console, reports_errors
+from gateway.cli.output import CliError, JsonOption, console, print_json, reports_errors, table
 from gateway.client.diagnose import check_gateway_url, tls_context, unreachable
 
 app = typer.Typer(
@@ -72,13 +71,17 @@ def _show(agreement: dict[str, Any]) -> None:
 
 @app.command("list")
 @reports_errors
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Agreements you are party to."""
-    table = Table("id", "dataset", "consumer", "purpose", "state", "uses", "reason")
-    for a in _call(ctx, "GET", "/v1/agreements"):
-        table.add_row(a["id"], a["dataset_id"], a["consumer_id"], a["purpose"], a["state"],
-                      str(a["use_count"]), a.get("reason") or "")  # fmt: skip
-    console.print(table)
+    agreements = _call(ctx, "GET", "/v1/agreements")
+    if as_json:
+        print_json(agreements)
+        return
+    rows = table("id", "dataset", "consumer", "purpose", "state", "uses", "reason")
+    for a in agreements:
+        rows.add_row(a["id"], a["dataset_id"], a["consumer_id"], a["purpose"], a["state"],
+                     str(a["use_count"]), a.get("reason") or "")  # fmt: skip
+    console.print(rows)
 
 
 @app.command("request")

@@ -1,0 +1,61 @@
+"""Habits of a good CLI (issue 16): --json on list and show, full ids, tables that wrap."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.cli.main import app
+from tests.support.server import signing_key
+
+MAKER = "EU.EORI.NL000000001"
+POLICY = """
+uid: urn:sluis:policy:maker:sensors
+type: Offer
+target: urn:sluis:dataset:sensors
+permissions:
+  - action: read
+    assignee: urn:sluis:participant:NTRNL-40000001
+"""
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in list(os.environ):
+        if name.startswith("SLUIS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SLUIS_HOME", str(tmp_path))
+    monkeypatch.setenv("SLUIS_AUDIT_KEY_FILE", str(signing_key(tmp_path, "audit-key.pem")))
+    return CliRunner()
+
+
+def _ok(runner: CliRunner, *args: str, columns: int = 60) -> str:
+    result = runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_list_and_show_commands_speak_json(runner: CliRunner, tmp_path: Path) -> None:
+    _ok(runner, "participants", "add", MAKER, "--name", "Maker", "--role", "provider")
+    _ok(runner, "clients", "add", MAKER, "--auth-method", "tls_client_auth",
+        "--scope", "dataset:sensors")  # fmt: skip
+    assert json.loads(_ok(runner, "participants", "list", "--json"))[0]["id"] == MAKER
+    assert json.loads(_ok(runner, "participants", "show", MAKER, "--json"))["roles"] == ["provider"]
+    assert json.loads(_ok(runner, "clients", "list", "--json"))[0]["scopes"] == ["dataset:sensors"]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.csv").write_text("machine\nX200\n")
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "sensors.yaml").write_text(
+        "id: sensors\ntitle: Sensors\nprovider: EU.EORI.NL000000001\npolicy: policy.yaml\n"
+        f"connector: {{type: files, root: {tmp_path / 'data'}, path: x.csv, format: csv}}\n"
+    )
+    _ok(runner, "datasets", "add", str(tmp_path / "sensors.yaml"))
+    datasets = json.loads(_ok(runner, "datasets", "list", "--json"))
+    policy_hash = datasets[0]["policy_hash"]
+    assert len(policy_hash) == len("sha256:") + 64
+    assert "…" not in _ok(runner, "datasets", "list")  # 60 columns: cells wrap, nothing cut
+    assert policy_hash in _ok(runner, "datasets", "list", columns=250)  # the full hash
