@@ -61,7 +61,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SLUIS_", extra="forbid", frozen=True)
 
-    home: Path = Field(default=Path(".sluis"), description="Data directory (SQLite, dev keys).")
+    home: Path = Field(  # per user, not per directory: SLUIS_HOME overrides it
+        default_factory=lambda: Path.home() / ".sluis",
+        description="Data directory (SQLite, dev keys).",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite in the data directory.",

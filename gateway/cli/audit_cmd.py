@@ -32,6 +32,7 @@ from gateway.audit.verify import (
     verify_proof_bundle,
 )
 from gateway.cli import audit_remote as remote
+from gateway.cli.context import existing_database
 from gateway.cli.output import CliError, console, err_console, reports_errors
 from gateway.settings import Settings, load_audit_key
 from gateway.storage.db import Database
@@ -61,6 +62,8 @@ def _run(settings: Settings, action: Callable[[AuditReader], Awaitable[T]]) -> T
 
 
 def _run_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    existing_database(settings)  # an audit log is never made by reading (or rotating) one
+
     async def main() -> T:
         db = Database(settings.effective_database_url)
         try:

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli.main import app
+from gateway.settings import load_settings
 from tests.support.server import signing_key
 
 MAKER = "EU.EORI.NL000000001"
@@ -59,3 +60,35 @@ def test_list_and_show_commands_speak_json(runner: CliRunner, tmp_path: Path) ->
     assert len(policy_hash) == len("sha256:") + 64
     assert "…" not in _ok(runner, "datasets", "list")  # 60 columns: cells wrap, nothing cut
     assert policy_hash in _ok(runner, "datasets", "list", columns=250)  # the full hash
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["participants", "list"],
+        ["participants", "show", MAKER],
+        ["clients", "list"],
+        ["datasets", "list"],
+        ["audit", "export"],
+    ],
+)
+def test_a_read_only_command_creates_no_database(
+    runner: CliRunner, tmp_path: Path, args: list[str]
+) -> None:
+    """From the wrong directory or home: say so, instead of an empty new database and table."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"sluis: error: no database at {tmp_path / 'sluis.db'}")
+    assert not (tmp_path / "sluis.db").exists()
+
+
+def test_the_default_home_is_per_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not ./.sluis of whatever directory a command runs in; SLUIS_HOME still overrides it."""
+    for name in list(os.environ):
+        if name.startswith("SLUIS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().home == tmp_path / "user" / ".sluis"
+    monkeypatch.setenv("SLUIS_HOME", str(tmp_path / "elsewhere"))
+    assert load_settings().home == tmp_path / "elsewhere"
