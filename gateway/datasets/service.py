@@ -107,6 +107,9 @@ class DatasetService:
     async def _check_connector(self, spec: DatasetSpec, policy: Policy) -> None:
         """Build the connector once and close it: a bad configuration is refused now (400).
 
+        A files dataset's data is read once too: a missing file, or a path out of the root,
+        is the provider's to fix now, not a consumer's error later.
+
         For a pass-through API, the policy's columns must be JSON paths it can use.
         """
         try:
@@ -115,7 +118,12 @@ class DatasetService:
                 for columns in _columns(policy):
                     compile_paths(columns)
             else:
-                await self.connector_factory(spec.id, spec.connector).aclose()
+                connector = self.connector_factory(spec.id, spec.connector)
+                try:
+                    if connector.kind == "files":  # its data is local: it must be there now
+                        await connector.schema()
+                finally:
+                    await connector.aclose()
         except ConnectorError as exc:
             raise BadRequest("connector-config", f"{spec.id}: {exc.reason}") from exc
 
@@ -196,8 +204,15 @@ async def store_dataset(
 ) -> Dataset:
     """Add a dataset, or replace its spec and policy (a new policy version), in ``session``."""
     digest = policy_hash(policy)
-    if await participants.get(session, spec.provider) is None:
+    provider = await participants.get(session, spec.provider)
+    if provider is None:
         raise NotFound("participant-not-found", f"no participant {spec.provider}")
+    if "provider" not in provider.roles:
+        raise BadRequest(
+            "provider-role-required",
+            f"{spec.provider} does not have the provider role: "
+            f"sluis participants set-roles {spec.provider} --role provider (with its other roles)",
+        )
     if await repository.policy_version(session, digest) is None:
         session.add(
             PolicyVersionRow(

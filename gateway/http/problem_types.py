@@ -54,7 +54,11 @@ _GATEWAY = frozenset(
         "participant-not-found", "client-exists", "client-not-found", "client-takes-no-keys",
         "issuer-keys-unavailable",
         # datasets and policies
-        "dataset-not-found", "dataset-provider", "policy-format", "policy-unreadable",
+        "dataset-not-found",
+        "dataset-provider",
+        "provider-role-required",
+        "policy-format",
+        "policy-unreadable",
         "policy-invalid", "policy-target-mismatch", "policy-unloadable", "policy-not-found",
         # agreements and the exchange
         "agreement-not-found", "agreement-state", "not-your-agreement", "not-your-dataset",

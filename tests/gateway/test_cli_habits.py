@@ -92,3 +92,46 @@ def test_the_default_home_is_per_user(tmp_path: Path, monkeypatch: pytest.Monkey
     assert load_settings().home == tmp_path / "user" / ".sluis"
     monkeypatch.setenv("SLUIS_HOME", str(tmp_path / "elsewhere"))
     assert load_settings().home == tmp_path / "elsewhere"
+
+
+def _spec(tmp_path: Path, dataset: str, provider: str, connector: str) -> Path:
+    (tmp_path / f"{dataset}.policy.yaml").write_text(
+        POLICY.replace("dataset:sensors", f"dataset:{dataset}")
+    )
+    spec = tmp_path / f"{dataset}.yaml"
+    spec.write_text(
+        f"id: {dataset}\ntitle: T\nprovider: {provider}\npolicy: {dataset}.policy.yaml\n"
+        f"connector: {connector}\n"
+    )
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("provider", "connector", "message"),
+    [
+        (MAKER, "{type: filez, root: ROOT, path: x.csv, format: csv}", "no connector kind 'filez'"),
+        (MAKER, "{type: http, base_url: 'https://example.org', path: /x}", "connector.columns"),
+        (MAKER, "{type: files, root: ROOT, path: x.csv, format: csv, delimiter: ';'}",
+         "connector.delimiter is not a files setting"),
+        (MAKER, "{type: files, root: ROOT, path: nope.csv, format: csv}",
+         "no such file under the root: 'nope.csv'"),
+        (MAKER, "{type: files, root: ROOT, path: ../x.csv, format: csv}", "'..' is refused"),
+        ("NTRNL-40000001", "{type: files, root: ROOT, path: x.csv, format: csv}",
+         "NTRNL-40000001 does not have the provider role"),
+    ],
+)  # fmt: skip
+def test_datasets_add_refuses_at_registration(
+    runner: CliRunner, tmp_path: Path, provider: str, connector: str, message: str
+) -> None:
+    _ok(runner, "participants", "add", MAKER, "--name", "Maker", "--role", "provider")
+    _ok(runner, "participants", "add", "NTRNL-40000001", "--name", "Uni", "--role", "consumer")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.csv").write_text("machine\nX200\n")
+    connector = connector.replace("ROOT", str(tmp_path / "data"))
+    result = runner.invoke(
+        app, ["datasets", "add", str(_spec(tmp_path, "d1", provider, connector))]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert message in result.output
+    assert json.loads(_ok(runner, "datasets", "list", "--json")) == []
