@@ -135,3 +135,27 @@ def test_datasets_add_refuses_at_registration(
     assert result.output.count("\n") == 1, result.output
     assert message in result.output
     assert json.loads(_ok(runner, "datasets", "list", "--json")) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("temp_c,greater,80", "unknown operator 'greater'; use one of eq, ne, lt"),
+        ("temp_c", "use column,op,value"),
+    ],
+)
+def test_a_bad_where_is_one_line_before_anything_else(
+    runner: CliRunner, tmp_path: Path, where: str, message: str
+) -> None:
+    result = runner.invoke(
+        app,
+        ["fetch", "d", "-o", str(tmp_path / "x.csv"), "--where", where, "--gateway",
+         "https://127.0.0.1:1", "--ca", "x", "--cert", "x", "--key", "x", "--client-id", "x"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f"sluis: error: where={where!r}: {message}" + result.output.split(message, 1)[1]
+    )
+    assert "validation error" not in result.output
+    assert result.output.count("\n") == 1
