@@ -153,9 +153,6 @@ def test_a_bad_where_is_one_line_before_anything_else(
          "https://127.0.0.1:1", "--ca", "x", "--cert", "x", "--key", "x", "--client-id", "x"],
     )  # fmt: skip
     assert result.exit_code == 1
-    assert (
-        result.output
-        == f"sluis: error: where={where!r}: {message}" + result.output.split(message, 1)[1]
-    )
+    assert result.output.startswith(f"sluis: error: where={where!r}: {message}")
     assert "validation error" not in result.output
     assert result.output.count("\n") == 1
