@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:
         """Only the drivers the gateway runs on; a common spelling says the one to use."""
-        if value is None:
+        if not value:  # unset (or empty): SQLite in the home
             return value
         scheme = value.partition("://")[0].lower()
         if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from connectors.jsonpaths import compile_paths
 from gateway.datasets import repository
 from gateway.datasets.cache import ClosingCache, Lease
 from gateway.datasets.factory import PASSTHROUGH, create_passthrough
-from gateway.datasets.schemas import Dataset, DatasetSpec
+from gateway.datasets.schemas import DATASET_ID, Dataset, DatasetSpec
 from gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from gateway.participants import repository as participants
 from gateway.storage.db import Database
@@ -40,6 +41,9 @@ FORMATS = {
     ".jsonld": "json-ld",
     ".json": "json-ld",
 }
+
+
+_ID = re.compile(DATASET_ID.removeprefix("^").removesuffix("$"))
 
 
 def parse(text: str, fmt: str) -> Policy:
@@ -128,7 +132,9 @@ class DatasetService:
             raise BadRequest("connector-config", f"{spec.id}: {exc.reason}") from exc
 
     async def get(self, dataset_id: str) -> Dataset:
-        """An active dataset; NotFound otherwise."""
+        """An active dataset; NotFound otherwise (an id no dataset can have never reaches SQL)."""
+        if not _ID.fullmatch(dataset_id):  # NUL and the like: PostgreSQL would refuse the text
+            raise NotFound("dataset-not-found", f"no dataset {dataset_id}")
         async with self.db.session() as session:
             row = await repository.get(session, dataset_id)
         if row is None or row.status != "active":

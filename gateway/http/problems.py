@@ -120,6 +120,7 @@ AUDITED_REFUSALS: dict[str, EventType] = {
     "unknown-participant": "certificate-refused",
     "participant-suspended": "certificate-refused",
     "role-required": "access-decision",
+    "dataset-not-found": "access-decision",  # a probe for a dataset is a refusal too
 }
 
 
