@@ -33,24 +33,39 @@
         └── SpillFailed          spill_failed          502  the gateway's own grouping/ordering
                                                             engine failed (not for lack of room)
 
-``reason`` is one line, safe to show a consumer; ``gateway/`` maps codes to problem+json.
+``reason`` is one line for the operator's log and the audit entry; ``public_reason`` is what a
+remote consumer is shown. The two are the same for the consumer's own mistakes (the query);
+for the provider's configuration and the source's failures (``PathRefused``,
+``ConnectorConfigError``, ``SourceError``; a ``TargetRefused`` about the upstream's address)
+``public_reason`` is a fixed sentence, so file names, roots, hosts and driver text never
+reach a remote caller. ``gateway/`` maps codes to problem+json.
 Adapters never let another exception out: ``Connector.stream`` wraps the private hook and
 re-raises anything else as ``SourceError`` ``from`` the original, which the audit log keeps.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ConnectorError(Exception):
     """Base of the family: ``code`` is stable, ``reason`` is one line."""
 
     code: str = "connector_error"
+    #: What a remote caller is shown instead of ``reason``; ``None``: the reason itself.
+    fixed_public: ClassVar[str | None] = None
 
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
+    def __init__(self, reason: str, *, code: str | None = None, public: str | None = None) -> None:
         self.reason = " ".join(reason.split())[:300]  # one line, bounded
         if code is not None:
             self.code = code
+        self._public = public
         super().__init__(f"{self.code}: {self.reason}")
+
+    @property
+    def public_reason(self) -> str:
+        """The one line a remote caller may see: never a server-side path, host or driver text."""
+        return self._public or self.fixed_public or self.reason
 
 
 class QueryError(ConnectorError):
@@ -132,6 +147,9 @@ class PathRefused(ConnectorError):
     """A file path that is absolute, climbs with ``..`` or leaves the root through a link."""
 
     code = "path_refused"
+    fixed_public = (
+        "the dataset's file path is refused by the gateway; the provider must fix the dataset"
+    )
 
 
 class TargetRefused(ConnectorError):
@@ -144,36 +162,44 @@ class ConnectorConfigError(ConnectorError):
     """A dataset's configuration is unusable (a provider's mistake, not a consumer's)."""
 
     code = "connector_config"
+    fixed_public = (
+        "the dataset is misconfigured; the provider must fix it (the gateway's log says how)"
+    )
 
 
 class SourceError(ConnectorError):
     """The upstream failed (502); subclasses say how."""
 
     code = "source_error"
+    fixed_public = "the data source failed; the gateway's log says how"
 
 
 class SourceUnavailable(SourceError):
     """The upstream is down, refused the connection or dropped it."""
 
     code = "source_unavailable"
+    fixed_public = "the data source is unavailable"
 
 
 class SourceTimeout(SourceError):
     """The upstream was too slow (504)."""
 
     code = "source_timeout"
+    fixed_public = "the data source was too slow"
 
 
 class SourceRejected(SourceError):
     """The upstream answered with an error status, garbage, or more than the size cap."""
 
     code = "source_rejected"
+    fixed_public = "the data source answered with an error or an unusable response"
 
 
 class SchemaMismatch(SourceError):
     """Rows from the upstream do not fit the dataset's declared schema."""
 
     code = "schema_mismatch"
+    fixed_public = "the data source's rows do not fit the dataset's schema"
 
 
 class QueryTooLarge(QueryError):

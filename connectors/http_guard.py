@@ -100,7 +100,10 @@ def check_address(address: Address, allowed: tuple[Network, ...]) -> None:
                 check_address(inner, allowed)
             return
     if not address.is_global or address.is_multicast:
-        raise TargetRefused(f"{address} is not a public address and not allowed by the dataset")
+        raise TargetRefused(
+            f"{address} is not a public address and not allowed by the dataset",
+            public="the upstream's address is not public and not allowed by the dataset",
+        )
 
 
 def _listed(address: Address, allowed: tuple[Network, ...]) -> bool:

@@ -68,6 +68,11 @@ def load_trust(settings: Settings) -> TrustMaterial:
         raise SettingsError("no client CA bundle: set SLUIS_TLS_CLIENT_CA")
     if settings.tls_crl is None:
         raise SettingsError("no CRL: set SLUIS_TLS_CRL (every certificate check needs one)")
+    if not settings.tls_crl.is_file():  # else every certificate is refused: say it once, now
+        raise SettingsError(
+            f"CRL file {settings.tls_crl} does not exist: make one with `sluis certs crl` "
+            "(every certificate check needs it)"
+        )
     try:
         return TrustMaterial(settings.tls_client_ca, settings.tls_crl)
     except OSError as exc:

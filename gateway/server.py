@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import ssl
@@ -136,6 +137,23 @@ def serve(settings: Settings) -> None:
     The audit log's identity is checked before uvicorn runs, so a contradiction is the
     CLI's one-line reason; the lifespan checks again (uvicorn would log a traceback).
     """
+    check_port_free(settings.host, settings.port)  # before the whole start-up runs
     server = gateway_server(settings)
     asyncio.run(check_audit_identity(settings, now=datetime.now(UTC)))
     server.run()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """SettingsError when nothing could listen on ``host:port`` (in use, not ours to bind)."""
+    if port == 0:
+        return
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise SettingsError(
+                f"{host}:{port} is in use by another process: stop it, or choose another "
+                "port (--port or SLUIS_PORT)"
+            ) from exc
+        raise SettingsError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc

@@ -61,7 +61,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SLUIS_", extra="forbid", frozen=True)
 
-    home: Path = Field(default=Path(".sluis"), description="Data directory (SQLite, dev keys).")
+    home: Path = Field(  # per user, not per directory: SLUIS_HOME overrides it
+        default_factory=lambda: Path.home() / ".sluis",
+        description="Data directory (SQLite, dev keys).",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite in the data directory.",
@@ -208,6 +211,23 @@ class Settings(BaseSettings):
         if self.plain_http and not self.trusted_proxies:
             raise ValueError("plain_http needs trusted_proxies: without them nobody can log in")
         return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        """Only the drivers the gateway runs on; a common spelling says the one to use."""
+        if not value:  # unset (or empty): SQLite in the home
+            return value
+        scheme = value.partition("://")[0].lower()
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+            raise ValueError(f"write {value.partition('://')[0]}:// as postgresql+asyncpg://")
+        if scheme in ("sqlite", "sqlite+pysqlite"):
+            raise ValueError(
+                "write sqlite:// as sqlite+aiosqlite:// (e.g. sqlite+aiosqlite:///path)"
+            )
+        if scheme not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+            raise ValueError("use postgresql+asyncpg://... or sqlite+aiosqlite:///...")
+        return value
 
     @model_validator(mode="after")
     def _check_rate_limit_backend(self) -> Settings:

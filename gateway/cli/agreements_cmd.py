@@ -6,15 +6,15 @@ OAuth token is needed to manage agreements, only to query data).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.table import Table
 
-from gateway.cli.output import CliError, console, reports_errors
-from gateway.client.auth import mtls_context
+from gateway.cli.output import CliError, JsonOption, console, print_json, reports_errors, table
+from gateway.client.diagnose import check_gateway_url, tls_context, unreachable
 
 app = typer.Typer(
     help="Agreements: request, approve, reject, revoke, terminate.", no_args_is_help=True
@@ -22,7 +22,8 @@ app = typer.Typer(
 
 
 def _options(gateway: str, ca: Path, cert: Path, key: Path) -> httpx.Client:
-    return httpx.Client(base_url=gateway, verify=mtls_context(ca, cert, key), timeout=30)
+    context = tls_context(ca, cert, key, now=datetime.now(UTC))
+    return httpx.Client(base_url=check_gateway_url(gateway), verify=context, timeout=30)
 
 
 def _call(ctx: typer.Context, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -36,8 +37,8 @@ def _send(
     try:
         with _options(**params) as client:
             response = client.request(method, path, json=body)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach the gateway: {exc}") from exc
+    except httpx.TransportError as exc:  # worded as sluis fetch words it
+        raise CliError(unreachable(exc, params["gateway"].rstrip("/"))) from exc
     if response.status_code >= 400:  # noqa: PLR2004 - HTTP error range
         try:
             problem = response.json()
@@ -70,13 +71,17 @@ def _show(agreement: dict[str, Any]) -> None:
 
 @app.command("list")
 @reports_errors
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Agreements you are party to."""
-    table = Table("id", "dataset", "consumer", "purpose", "state", "uses", "reason")
-    for a in _call(ctx, "GET", "/v1/agreements"):
-        table.add_row(a["id"], a["dataset_id"], a["consumer_id"], a["purpose"], a["state"],
-                      str(a["use_count"]), a.get("reason") or "")  # fmt: skip
-    console.print(table)
+    agreements = _call(ctx, "GET", "/v1/agreements")
+    if as_json:
+        print_json(agreements)
+        return
+    rows = table("id", "dataset", "consumer", "purpose", "state", "uses", "reason")
+    for a in agreements:
+        rows.add_row(a["id"], a["dataset_id"], a["consumer_id"], a["purpose"], a["state"],
+                     str(a["use_count"]), a.get("reason") or "")  # fmt: skip
+    console.print(rows)
 
 
 @app.command("request")
@@ -88,13 +93,16 @@ def request(
         str, typer.Option(help="purpose IRI, e.g. https://w3id.org/dpv#AcademicResearch")
     ],
 ) -> None:
-    """Ask for access to a dataset (consumer).
+    """Ask for access to a dataset (consumer); exits 1 when the request is rejected.
 
     You have at most one live agreement per dataset: while one is requested or active, this
     shows that one (and says so) instead of making another.
     """
     response = _send(ctx, "POST", "/v1/agreements", {"dataset": dataset, "purpose": purpose})
-    _show(response.json())
+    agreement = response.json()
+    _show(agreement)
+    if agreement.get("state") == "rejected":  # a refusal is a failure: exit non-zero
+        raise CliError(f"agreement {agreement['id']} for {dataset} was rejected")
     if response.status_code == httpx.codes.OK:
         console.print("(your live agreement for this dataset; nothing new was requested)")
 

@@ -32,7 +32,8 @@ from gateway.audit.verify import (
     verify_proof_bundle,
 )
 from gateway.cli import audit_remote as remote
-from gateway.cli.output import CliError, console, reports_errors
+from gateway.cli.context import existing_database
+from gateway.cli.output import CliError, console, err_console, reports_errors
 from gateway.settings import Settings, load_audit_key
 from gateway.storage.db import Database
 
@@ -61,6 +62,8 @@ def _run(settings: Settings, action: Callable[[AuditReader], Awaitable[T]]) -> T
 
 
 def _run_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    existing_database(settings)  # an audit log is never made by reading (or rotating) one
+
     async def main() -> T:
         db = Database(settings.effective_database_url)
         try:
@@ -148,9 +151,10 @@ def export(
         tls = remote.tls_files(cert, cert_key, cacert)
         rows, chain = remote.export_from(gateway, tls)
         _write(fmt, output, checkpoints, rows, chain)
+        _wrote(len(rows), output, len(chain), checkpoints)
         return
 
-    async def dump(reader: AuditReader) -> None:
+    async def dump(reader: AuditReader) -> tuple[int, int]:
         chain = await reader.export_checkpoints()  # first: the entries then cover them all
         if checkpoints is not None:
             with _opened(checkpoints) as out:
@@ -161,8 +165,19 @@ def export(
             for begin in range(0, size, PAGE):
                 for record in await reader.entry_range(begin, min(begin + PAGE, size)):
                     out.write(render(fmt, record.index, record.data) + "\n")
+        return size, len(chain)
 
-    _run(ctx.obj.settings(), dump)
+    size, signed = _run(ctx.obj.settings(), dump)
+    _wrote(size, output, signed, checkpoints)
+
+
+def _wrote(entries: int, output: Path | None, signed: int, checkpoints: Path | None) -> None:
+    """Say which files were written, on stderr; entries on stdout speak for themselves."""
+    parts = [f"{entries} entries to {output}"] if output is not None else []
+    if checkpoints is not None:
+        parts.append(f"{signed} checkpoints to {checkpoints}")
+    if parts:
+        err_console.print("wrote " + " and ".join(parts), markup=False, soft_wrap=True)
 
 
 def _write(

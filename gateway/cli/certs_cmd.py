@@ -18,7 +18,6 @@ from typing import Annotated
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from rich.table import Table
 
 from certs.errors import CertsError, PKIError
 from certs.files import write_private_key
@@ -27,7 +26,16 @@ from certs.keys import KEY_TYPES, KeyType, generate_key, signing_hash
 from certs.store import CADirectory
 from certs.trust import load_pem_chain
 from gateway.cli.context import CliState, cli_actor, run_admin
-from gateway.cli.output import CliError, console, err_console, fail, reports_errors
+from gateway.cli.output import (
+    CliError,
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    print_json,
+    reports_errors,
+)
+from gateway.cli.output import table as make_table
 from gateway.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -255,11 +263,15 @@ def crl(
 
 
 @app.command("list")
-def list_cmd(directory: DirOption = None) -> None:
+def list_cmd(directory: DirOption = None, as_json: JsonOption = False) -> None:
     """List the certificates this CA issued."""
     with _reported():
         records = _ca(directory).list_issued()
-    table = Table("serial", "organisation id", "subject", "not after", "status")
+    if as_json:
+        print_json([{**dataclasses.asdict(r), "serial_number": f"{r.serial_number:x}"}
+                    for r in records])  # fmt: skip
+        return
+    table = make_table("serial", "organisation id", "subject", "not after", "status")
     for r in records:
         status = r.status if r.revoked_at is None else f"{r.status} {r.revoked_at:%Y-%m-%d}"
         status += f" ({r.reason})" if r.reason else ""

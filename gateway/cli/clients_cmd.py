@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from gateway.cli.context import cli_actor, run_admin, run_with_service, validated
-from gateway.cli.output import CliError, console, reports_errors
+from gateway.cli.output import CliError, JsonOption, console, print_json, reports_errors, table
 from gateway.oauth.clients import ClientService
 from gateway.oauth.schemas import Client, ClientCreate, ClientUpdate
 from gateway.settings import Settings
@@ -83,12 +83,16 @@ def add(
 
 @app.command("list")
 @reports_errors
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every OAuth client."""
-    table = Table("client_id", "auth_method", "profile", "scopes", "status")
-    for c in _run(ctx.obj.settings(), lambda s: s.list()):
-        table.add_row(c.client_id, c.auth_method, c.profile, " ".join(c.scopes), c.status)
-    console.print(table)
+    clients = _run(ctx.obj.settings(), lambda s: s.list())
+    if as_json:
+        print_json([c.model_dump(mode="json") for c in clients])
+        return
+    rows = table("client_id", "auth_method", "profile", "scopes", "status")
+    for c in clients:
+        rows.add_row(c.client_id, c.auth_method, c.profile, " ".join(c.scopes), c.status)
+    console.print(rows)
 
 
 def _update(ctx: typer.Context, client_id: str, **changes: Any) -> None:

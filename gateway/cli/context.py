@@ -37,14 +37,36 @@ class CliState:
         return load_settings(self.config, **overrides)
 
 
+def existing_database(settings: Settings) -> None:
+    """CliError when the settings name a SQLite file that does not exist.
+
+    Read-only commands call this first: run from the wrong directory or with the wrong
+    SLUIS_HOME they would otherwise create an empty database and print empty tables.
+    """
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - SQLAlchemy only when needed
+
+    url = make_url(settings.effective_database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    if not Path(url.database).exists():
+        raise CliError(
+            f"no database at {url.database}: set SLUIS_HOME (or SLUIS_DATABASE_URL) to the "
+            "gateway's, or register something first (a read-only command creates none)"
+        )
+
+
 def run_with_service(
     settings: Settings,
     make: Callable[[Any], S],
     action: Callable[[S], Awaitable[T]],
 ) -> T:
-    """Open the database (migrating it when auto_migrate), run ``action`` on a service, close."""
+    """Open an existing database (migrating it when auto_migrate), run ``action`` on a service.
 
+    For read-only commands: a SQLite database that does not exist is refused, not created.
+    """
     from gateway.storage.db import Database  # noqa: PLC0415 - SQLAlchemy only when needed
+
+    existing_database(settings)
 
     async def main() -> T:
         db = Database(settings.effective_database_url)

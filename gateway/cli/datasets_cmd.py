@@ -9,10 +9,9 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from gateway.cli.context import cli_actor, run_admin, run_with_service
-from gateway.cli.output import CliError, console, reports_errors
+from gateway.cli.output import CliError, JsonOption, console, print_json, reports_errors, table
 from gateway.datasets.factory import create_connector
 from gateway.datasets.schemas import DatasetSpec
 from gateway.datasets.service import DatasetService, read_policy_file
@@ -77,16 +76,15 @@ def add(
 
 @app.command("list")
 @reports_errors
-def list_(ctx: typer.Context) -> None:
-    """Every active dataset."""
-    table = Table("id", "title", "provider", "connector", "approval", "policy")
-    for d in _run(ctx.obj.settings(), lambda s: s.list()):
-        table.add_row(
-            d.id,
-            d.title,
-            d.provider_id,
-            str(d.connector.get("type")),
-            d.approval,
-            d.policy_hash[:19],
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every active dataset (the full policy hash: it is what the next command needs)."""
+    datasets = _run(ctx.obj.settings(), lambda s: s.list())
+    if as_json:
+        print_json([d.model_dump(mode="json") for d in datasets])
+        return
+    rows = table("id", "title", "provider", "connector", "approval", "policy")
+    for d in datasets:
+        rows.add_row(
+            d.id, d.title, d.provider_id, str(d.connector.get("type")), d.approval, d.policy_hash
         )
-    console.print(table)
+    console.print(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from gateway.cli.output import CliError, console, reports_errors
-from gateway.client import SluisClient, SluisError
+from gateway.client import GatewayUnreachable, SluisClient, SluisError
 from gateway.exchange.schemas import parse_where
 
 app = typer.Typer(add_completion=False)
@@ -32,6 +33,7 @@ def fetch(
     limit: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Run a query on DATASET and stream the result into --out."""
+    _check_writable(out)  # before the request: a refused write must not cost a use
     try:
         predicates = [(p.column, p.op.value, p.value) for p in parse_where(where or [])]
     except ValueError as exc:
@@ -54,9 +56,22 @@ def fetch(
                 limit=limit,
                 progress=lambda n: progress.advance(task, n),
             )
+        except GatewayUnreachable as exc:
+            raise CliError(exc.detail) from exc
         except SluisError as exc:
             raise CliError(f"{exc.status} {exc.type}: {exc.detail}") from exc
     size = out.stat().st_size
     console.print(
         f"wrote {out} ({size:,} bytes); audit entry {receipt.index} of {receipt.tree_size}"
     )
+
+
+def _check_writable(out: Path) -> None:
+    """CliError unless ``out`` can be created (or replaced) as a file."""
+    parent = out.parent
+    if out.is_dir():
+        raise CliError(f"--out {out} is a directory: give a file name")
+    if not parent.is_dir():
+        raise CliError(f"--out {out}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise CliError(f"--out {out}: not writable")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from certs import CertsError
+from gateway.client.diagnose import ClientSetupError
 from gateway.errors import GatewayError
 from gateway.settings import SettingsError
 from gateway.storage import StorageUnavailable
@@ -46,7 +49,7 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (CliError, SettingsError) as exc:
+        except (CliError, SettingsError, ClientSetupError) as exc:
             fail(str(exc), exit_code=getattr(exc, "exit_code", 1))
         except (CertsError, GatewayError) as exc:
             fail(exc.detail)
@@ -54,3 +57,20 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             fail(f"database unavailable ({exc})")
 
     return wrapper
+
+
+#: ``--json`` on every list and show command: the records as JSON, for scripts.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (no colour, no wrapping)."""
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def table(*headers: str) -> Table:
+    """A table whose cells wrap (``fold``) instead of cutting ids off with an ellipsis."""
+    made = Table(*headers)
+    for column in made.columns:
+        column.overflow = "fold"
+    return made

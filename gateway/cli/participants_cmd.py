@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from gateway.cli.context import cli_actor, run_admin, run_with_service, validated
-from gateway.cli.output import console, reports_errors
+from gateway.cli.output import JsonOption, console, print_json, reports_errors, table
 from gateway.participants.schemas import Participant, ParticipantCreate, ParticipantUpdate
 from gateway.participants.service import ParticipantService
 from gateway.settings import Settings
@@ -51,20 +51,27 @@ def add(
 
 @app.command("list")
 @reports_errors
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every registered participant."""
     participants = _run(ctx.obj.settings(), lambda s: s.list())
-    table = Table("id", "name", "roles", "status")
+    if as_json:
+        print_json([p.model_dump(mode="json") for p in participants])
+        return
+    rows = table("id", "name", "roles", "status")
     for p in participants:
-        table.add_row(p.id, p.name, ", ".join(p.roles), p.status)
-    console.print(table)
+        rows.add_row(p.id, p.name, ", ".join(p.roles), p.status)
+    console.print(rows)
 
 
 @app.command("show")
 @reports_errors
-def show(ctx: typer.Context, participant_id: str) -> None:
+def show(ctx: typer.Context, participant_id: str, as_json: JsonOption = False) -> None:
     """One participant."""
-    _show(_run(ctx.obj.settings(), lambda s: s.get(participant_id)))
+    participant = _run(ctx.obj.settings(), lambda s: s.get(participant_id))
+    if as_json:
+        print_json(participant.model_dump(mode="json"))
+        return
+    _show(participant)
 
 
 def _update(ctx: typer.Context, participant_id: str, **changes: object) -> None:

@@ -5,10 +5,13 @@ results as pyarrow Tables; ``sluis fetch`` is its command-line face.
 """
 
 from gateway.client.auth import FapiPrivateKeyJWT, IShareClientAssertion, mtls_context
-from gateway.client.sdk import Receipt, SluisClient, SluisError
+from gateway.client.diagnose import ClientSetupError
+from gateway.client.sdk import GatewayUnreachable, Receipt, SluisClient, SluisError
 
 __all__ = [
+    "ClientSetupError",
     "FapiPrivateKeyJWT",
+    "GatewayUnreachable",
     "IShareClientAssertion",
     "Receipt",
     "SluisClient",

@@ -13,7 +13,8 @@ import authlib.deprecate  # noqa: F401
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.base_client import OAuthError
     from authlib.integrations.httpx_client import OAuth2Client
     from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
-__all__ = ["OAuth2Client", "PrivateKeyJWT"]
+__all__ = ["OAuth2Client", "OAuthError", "PrivateKeyJWT"]

@@ -24,6 +24,7 @@ import io
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,8 +33,8 @@ import httpx
 import pyarrow as pa
 from pyarrow import ipc
 
-from gateway.client._authlib import OAuth2Client
-from gateway.client.auth import mtls_context
+from gateway.client._authlib import OAuth2Client, OAuthError
+from gateway.client.diagnose import check_gateway_url, tls_context, unreachable
 
 REFRESH_MARGIN = 30  # seconds before expiry a token is replaced
 Where = tuple[str, str, Any]
@@ -47,6 +48,13 @@ class SluisError(Exception):
         self.status = status
         self.type = problem_type
         self.detail = detail
+
+
+class GatewayUnreachable(SluisError):
+    """No answer from the gateway at all (status 0); ``detail`` says why, in one line."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(0, "gateway-unreachable", detail)
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,9 @@ class SluisClient:
         scope: str | None = None,
         timeout: float = 60,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        context = mtls_context(Path(ca_bundle), Path(cert_file), Path(key_file))
+        self.base_url = check_gateway_url(base_url)
+        now = datetime.now(UTC)
+        context = tls_context(Path(ca_bundle), Path(cert_file), Path(key_file), now=now)
         self._oauth = OAuth2Client(
             client_id=client_id, token_endpoint_auth_method=auth, verify=context, timeout=timeout
         )
@@ -132,13 +141,24 @@ class SluisClient:
             token = self._oauth.fetch_token(
                 f"{self.base_url}/oauth2/token", grant_type="client_credentials", **extra
             )
-        except Exception as exc:
-            raise SluisError(401, "token-unavailable", str(exc)) from exc
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(unreachable(exc, self.base_url)) from exc
+        except OAuthError as exc:  # the token endpoint's answer: its error, said as the server did
+            error = str(exc.error or "invalid_request")
+            status = 401 if error == "invalid_client" else 400
+            raise SluisError(
+                status, f"oauth-{error.replace('_', '-')}", str(exc.description)
+            ) from exc
         self._expires_at = time.time() + float(token.get("expires_in", 0))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         self._ensure_token()
-        response: httpx.Response = self._oauth.request(method, f"{self.base_url}{path}", **kwargs)
+        try:
+            response: httpx.Response = self._oauth.request(
+                method, f"{self.base_url}{path}", **kwargs
+            )
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(unreachable(exc, self.base_url)) from exc
         _raise_for_problem(response)
         return response
 
@@ -203,16 +223,19 @@ class SluisClient:
         body = _query_body(columns=columns, where=where, limit=limit, fmt=fmt)
         url = f"{self.base_url}/v1/datasets/{dataset}/query"
         partial = out.with_name(out.name + ".part")
-        with self._oauth.stream("POST", url, json=body) as response:
-            if response.status_code >= 400:  # noqa: PLR2004 - HTTP error range
-                response.read()
-                _raise_for_problem(response)
-            receipt = _receipt(response)
-            with partial.open("wb") as handle:
-                for chunk in response.iter_bytes():
-                    handle.write(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
+        try:
+            with self._oauth.stream("POST", url, json=body) as response:
+                if response.status_code >= 400:  # noqa: PLR2004 - HTTP error range
+                    response.read()
+                    _raise_for_problem(response)
+                receipt = _receipt(response)
+                with partial.open("wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(unreachable(exc, self.base_url)) from exc
         partial.replace(out)
         self.last_receipt = receipt
         return receipt

@@ -39,6 +39,26 @@ def _max_bytes(config: Mapping[str, Any], default: int) -> int:
     return value
 
 
+#: The settings each built-in type reads; any other key is a mistake (e.g. ``delimiter``).
+KNOWN_KEYS = {
+    "files": {"type", "root", "path", "format"},
+    "sql": {"type", "url", "table", "schema", "types"},
+    "http": {"type", "base_url", "path", "columns", "lines", "allow_networks", "max_bytes"},
+    "http-passthrough": {"type", "base_url", "routes", "allow_networks", "max_bytes"},
+}
+
+
+def check_keys(kind: str, config: Mapping[str, Any]) -> None:
+    """ConnectorConfigError naming the first key a built-in ``kind`` does not read."""
+    known = KNOWN_KEYS.get(kind)
+    unknown = sorted(str(k) for k in config if known is not None and k not in known)
+    if unknown:
+        raise ConnectorConfigError(
+            f"connector.{unknown[0]} is not a {kind} setting "
+            f"(known: {', '.join(sorted(known or ()))})"
+        )
+
+
 def _files(dataset_id: str, config: Mapping[str, Any]) -> Connector:
     try:
         fmt = FileFormat(_field(config, "format", str))
@@ -97,6 +117,7 @@ PASSTHROUGH = "http-passthrough"
 def create_passthrough(dataset_id: str, config: Mapping[str, Any]) -> HttpPassThrough:
     """A pass-through API dataset: ``base_url``, ``routes`` ([{method, path}]), networks."""
     del dataset_id  # the upstream does not need to know
+    check_keys(PASSTHROUGH, config)
     routes = config.get("routes")
     if not isinstance(routes, list) or not routes:
         raise ConnectorConfigError("connector.routes must list {method, path} entries")
@@ -124,6 +145,7 @@ def create_connector(dataset_id: str, config: Mapping[str, Any]) -> Connector:
         raise ConnectorConfigError("a pass-through API dataset is reached at /api/..., not queried")
     builder = BUILT_IN.get(kind)
     if builder is not None:
+        check_keys(kind, config)
         return builder(dataset_id, config)
     plugin = registry.connector_type(kind)
     from_config = getattr(plugin, "from_config", None)

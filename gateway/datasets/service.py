@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from connectors.jsonpaths import compile_paths
 from gateway.datasets import repository
 from gateway.datasets.cache import ClosingCache, Lease
 from gateway.datasets.factory import PASSTHROUGH, create_passthrough
-from gateway.datasets.schemas import Dataset, DatasetSpec
+from gateway.datasets.schemas import DATASET_ID, Dataset, DatasetSpec
 from gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from gateway.participants import repository as participants
 from gateway.storage.db import Database
@@ -43,6 +44,9 @@ FORMATS = {
     ".jsonld": "json-ld",
     ".json": "json-ld",
 }
+
+
+_ID = re.compile(DATASET_ID.removeprefix("^").removesuffix("$"))
 
 
 def parse(text: str, fmt: str) -> Policy:
@@ -110,6 +114,9 @@ class DatasetService:
     async def _check_connector(self, spec: DatasetSpec, policy: Policy) -> None:
         """Build the connector once and close it: a bad configuration is refused now (400).
 
+        A files dataset's data is read once too: a missing file, or a path out of the root,
+        is the provider's to fix now, not a consumer's error later.
+
         For a pass-through API, the policy's columns must be JSON paths it can use.
         """
         try:
@@ -118,12 +125,19 @@ class DatasetService:
                 for columns in _columns(policy):
                     compile_paths(columns)
             else:
-                await self.connector_factory(spec.id, spec.connector).aclose()
+                connector = self.connector_factory(spec.id, spec.connector)
+                try:
+                    if connector.kind == "files":  # its data is local: it must be there now
+                        await connector.schema()
+                finally:
+                    await connector.aclose()
         except ConnectorError as exc:
             raise BadRequest("connector-config", f"{spec.id}: {exc.reason}") from exc
 
     async def get(self, dataset_id: str) -> Dataset:
-        """An active dataset; NotFound otherwise."""
+        """An active dataset; NotFound otherwise (an id no dataset can have never reaches SQL)."""
+        if not _ID.fullmatch(dataset_id):  # NUL and the like: PostgreSQL would refuse the text
+            raise NotFound("dataset-not-found", f"no dataset {dataset_id}")
         async with self.db.session() as session:
             row = await repository.get(session, dataset_id)
         if row is None or row.status != "active":
@@ -204,8 +218,15 @@ async def store_dataset(
 ) -> Dataset:
     """Add a dataset, or replace its spec and policy (a new policy version), in ``session``."""
     digest = policy_hash(policy)
-    if await participants.get(session, spec.provider) is None:
+    provider = await participants.get(session, spec.provider)
+    if provider is None:
         raise NotFound("participant-not-found", f"no participant {spec.provider}")
+    if "provider" not in provider.roles:
+        raise BadRequest(
+            "provider-role-required",
+            f"{spec.provider} does not have the provider role: "
+            f"sluis participants set-roles {spec.provider} --role provider (with its other roles)",
+        )
     if await repository.policy_version(session, digest) is None:
         session.add(
             PolicyVersionRow(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import AggFunc, Aggregate, Op, Order, Predicate, Query
 from gateway.json_input import loads_bounded
@@ -89,6 +89,9 @@ def parse_where(texts: list[str]) -> list[PredicateIn]:
         op, _, value = rest.partition(",")
         if not column or not op:
             raise ValueError(f"where={text!r}: use column,op,value")
+        if op not in {o.value for o in Op}:
+            known = ", ".join(o.value for o in Op)
+            raise ValueError(f"where={text!r}: unknown operator {op!r}; use one of {known}")
         parsed: Scalar | list[Scalar]
         if op in {"is_null", "not_null"}:
             parsed = None
@@ -96,7 +99,11 @@ def parse_where(texts: list[str]) -> list[PredicateIn]:
             parsed = [_url_scalar(v) for v in value.split("|")]
         else:
             parsed = _url_scalar(value)
-        out.append(PredicateIn.model_validate({"column": column, "op": op, "value": parsed}))
+        try:
+            out.append(PredicateIn.model_validate({"column": column, "op": op, "value": parsed}))
+        except ValidationError as exc:  # one line, not pydantic's report
+            first = exc.errors()[0]
+            raise ValueError(f"where={text!r}: {first['msg']}") from None
     return out
 
 

@@ -23,7 +23,16 @@ from datetime import UTC, datetime
 import anyio
 import pyarrow as pa
 
-from connectors import Connector, ConnectorError, Format, PermittedQuery, Query, encode, narrow
+from connectors import (
+    Connector,
+    ConnectorError,
+    Format,
+    PermittedQuery,
+    Query,
+    UnknownColumn,
+    encode,
+    narrow,
+)
 from connectors.http_passthrough import HttpPassThrough, Proxied
 from connectors.validate import output_schema
 from gateway.agreements import usage
@@ -43,6 +52,7 @@ from gateway.oauth.service import TokenCaller
 from gateway.storage.db import Database
 from gateway.telemetry import SPAN_AUDIT, SPAN_CONNECTOR, SPAN_POLICY, Telemetry, current_trace_id
 from policies import CompiledPolicy, Decision, evaluate, explain
+from policies.refusal import refusal_of
 
 SPEND_ATTEMPTS = 3
 
@@ -231,6 +241,9 @@ class ExchangeService:
             source=source,
         )
         if f"dataset:{dataset_id}" not in caller.claims.scopes:
+            # Any verified participant may read the catalog, so it may learn that a dataset
+            # does not exist: 404 says that (the scope cannot help), 403 the scope it lacks.
+            await self.datasets.get(dataset_id)
             raise TokenRejected(
                 "insufficient-scope", f"the token lacks the scope dataset:{dataset_id}",
                 error="insufficient_scope",
@@ -264,6 +277,8 @@ class ExchangeService:
         """
         agreement = ctx.agreement
         assert agreement is not None  # noqa: S101 - checked by the caller
+        if schema is not None:
+            await self._check_names(ctx, query, schema)
         policy = await self.datasets.compiled(agreement.policy_hash)  # compiled once per version
         key = key_of(agreement)
         for _ in range(SPEND_ATTEMPTS):
@@ -283,6 +298,18 @@ class ExchangeService:
                     return decision, permitted
             agreement = ctx.agreement = await self._still_active(agreement)
         raise Conflict("busy-agreement", "too many concurrent uses of this agreement; retry")
+
+    async def _check_names(self, ctx: _Context, query: Query, schema: pa.Schema) -> None:
+        """A misspelt column is the consumer's 400 before the policy is asked (nothing spent).
+
+        The dataset's column names are public (the catalog lists them), so this tells the
+        consumer nothing the policy keeps; the policy still decides which it releases.
+        """
+        for column in query.source_columns():
+            if column not in schema.names:
+                exc = UnknownColumn(column)
+                await self._deny(ctx, (exc.code, str(exc), column))  # raw: the log escapes
+                raise exc
 
     async def _usage(self, key: UsageKey, agreement: Agreement, now: datetime) -> usage.Usage:
         """The usage state the decision is made against (begun at the agreement's approval,
@@ -331,9 +358,7 @@ class ExchangeService:
         if not decision.permitted:
             why = (decision.reason, *explain(decision).splitlines()[:50])
             await self._deny(ctx, why, decision)
-            raise Forbidden(
-                "policy-denied", f"the usage policy does not allow this ({decision.reason})"
-            )
+            raise _refused(decision)
         return decision
 
     async def _start(
@@ -413,3 +438,19 @@ class ExchangeService:
             trace_id=ctx.trace_id,
         )
         await self.audit.append(entry)
+
+
+def _refused(decision: Decision) -> Forbidden:
+    """The 403 a denied consumer gets: which of its own choices failed, when it may know."""
+    refusal = refusal_of(decision)  # see policies/refusal.py and docs/policies.md
+    if refusal is None:
+        return Forbidden(
+            "policy-denied", f"the usage policy does not allow this ({decision.reason})"
+        )
+    if refusal.code == "column-not-allowed":
+        named = ", ".join(repr(c) for c in refusal.columns)
+        return Forbidden(refusal.code, f"the usage policy does not release the column(s) {named}")
+    return Forbidden(
+        refusal.code,
+        "the usage policy allows aggregates only: group by columns and ask for functions",
+    )

@@ -120,6 +120,7 @@ AUDITED_REFUSALS: dict[str, EventType] = {
     "unknown-participant": "certificate-refused",
     "participant-suspended": "certificate-refused",
     "role-required": "access-decision",
+    "dataset-not-found": "access-decision",  # a probe for a dataset is a refusal too
 }
 
 
@@ -239,8 +240,11 @@ async def _connector_error(request: Request, exc: Exception) -> JSONResponse:
     )
     if status >= 500:  # noqa: PLR2004 - server-side failures are logged in full
         log.error("connector failure on %s: %r", request.url.path, exc, exc_info=exc)
+    elif exc.public_reason != exc.reason:  # the operator's side of a refusal: logged, not sent
+        log.warning("connector refusal on %s: %s", request.url.path, exc)
     code = exc.code.replace("_", "-")
-    return problem(status, code, title, exc.reason, instance=request.url.path, **_named(exc))
+    detail = exc.public_reason  # never a server-side path, host or driver text
+    return problem(status, code, title, detail, instance=request.url.path, **_named(exc))
 
 
 def _named(exc: ConnectorError) -> dict[str, Any]:

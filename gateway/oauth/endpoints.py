@@ -30,6 +30,17 @@ from gateway.services import Services
 router = APIRouter()
 
 
+def _actionable(description: str, client_id: str) -> str:
+    """authlib's "cannot authenticate with methods: ('tls_client_auth', ...)" as what to do."""
+    if not description.startswith("The client cannot authenticate with methods"):
+        return description
+    return (
+        f"no OAuth client {client_id} that may use this authentication method is registered: "
+        f"an operator runs `sluis clients add {client_id} --auth-method tls_client_auth "
+        "--scope dataset:<id>` (or use the method the client was registered with)"
+    )
+
+
 def _invalid_request(request: Request, description: str) -> JSONResponse:
     return oauth_problem(
         400, "invalid_request", description, instance=request.url.path, code="oauth-invalid-request"
@@ -61,7 +72,7 @@ async def token(request: Request, caller: Caller, services: ServicesDep) -> Resp
     client_id = caller.participant.id
     if status_code != status.HTTP_200_OK:
         error = str(body.get("error", "invalid_request"))
-        description = str(body.get("error_description") or error)
+        description = _actionable(str(body.get("error_description") or error), client_id)
         refusal = audit_events.entry(
             request, "token-refused", result="deny", reasons=(error, description), client=client_id
         )

@@ -31,6 +31,7 @@ class Database:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        self._name = parsed.database or ""
         if self.dialect == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # No pre-ping (it costs a BEGIN; ROLLBACK round trip per session): a connection the
@@ -59,7 +60,7 @@ class Database:
         except IntegrityError:
             raise
         except (SQLAlchemyError, OSError) as exc:
-            raise StorageUnavailable(type(exc).__name__) from exc
+            raise StorageUnavailable(self._why(exc, type(exc).__name__)) from exc
 
     async def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless a trivial query succeeds."""
@@ -67,7 +68,7 @@ class Database:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as exc:
-            raise StorageUnavailable(type(exc).__name__) from exc
+            raise StorageUnavailable(self._why(exc, type(exc).__name__)) from exc
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -75,7 +76,20 @@ class Database:
             async with self.engine.begin() as conn:
                 await conn.run_sync(_upgrade)
         except (SQLAlchemyError, OSError) as exc:
-            raise StorageUnavailable(f"migration failed: {type(exc).__name__}") from exc
+            why = self._why(exc, f"migration failed: {type(exc).__name__}")
+            raise StorageUnavailable(why) from exc
+
+    def _why(self, exc: BaseException, default: str) -> str:
+        """What the operator can act on: a PostgreSQL database that does not exist, by name."""
+        seen: BaseException | None = exc
+        while seen is not None:
+            if getattr(seen, "sqlstate", None) == "3D000":  # invalid_catalog_name
+                return (
+                    f"PostgreSQL database {self._name!r} does not exist: create it "
+                    f"(createdb {self._name}) or fix SLUIS_DATABASE_URL"
+                )
+            seen = seen.__cause__ or getattr(seen, "orig", None)
+        return default
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -212,3 +212,18 @@ def test_unavailable_database_is_one_line(runner: CliRunner) -> None:
     )
     assert result.exit_code == 1
     assert result.output.startswith("sluis: error: database unavailable")
+
+
+def test_export_says_what_it_wrote(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    with database_url("sqlite", tmp_path) as url:
+        asyncio.run(_fill(url))
+        result = runner.invoke(
+            cli, ["audit", "export", "--dir", str(out)], env={"SLUIS_DATABASE_URL": url}
+        )
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        rf"wrote 21 entries to {re.escape(str(out / 'entries.jsonl'))} and [4-9] checkpoints "
+        rf"to {re.escape(str(out / 'checkpoints.jsonl'))}",
+        result.output,
+    ), result.output

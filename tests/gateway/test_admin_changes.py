@@ -285,7 +285,8 @@ def test_the_cli_refuses_a_change_it_cannot_sign(
     line = operator.refused("participants", "add", MEMBER, "--name", "Lab", "--role", "consumer")
     assert "no audit key" in line
     monkeypatch.setenv("SLUIS_AUDIT_KEY_FILE", str(signing_key(operator.home, "audit-key.pem")))
-    assert "no participant" in operator.refused("participants", "show", MEMBER)
+    shown = operator.refused("participants", "show", MEMBER)
+    assert "no participant" in shown or "no database at" in shown  # SQLite: not even created
 
 
 def test_every_admin_route_writes_exactly_one_entry(backend: str, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from gateway.storage.models import AgreementRow, PolicyVersionRow, UTCDateTime
 from tests.audit.logs import ORIGIN, SIGNER
 from tests.support.databases import database_url
 from tests.support.pki import NOW
-from tests.support.registry import register_dataset, register_participants
+from tests.support.registry import files_connector, register_dataset, register_participants
 
 PROVIDER, CONSUMER = "NTRNL-10000001", "NTRNL-10000002"
 PURPOSE = "https://w3id.org/dpv#AcademicResearch"
@@ -50,7 +50,7 @@ type: Offer
 target: urn:sluis:dataset:d
 permissions: [{action: read, constraints: [[elapsedTime, lteq, P1D]]}]
 """
-CONNECTOR = {"type": "files", "root": "/nonexistent", "path": "x.parquet", "format": "parquet"}
+CONNECTOR = files_connector()  # registration reads the file: it must exist
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -68,6 +68,7 @@ def test_participants_round_trip(runner: CliRunner) -> None:
     ],
 )
 def test_participant_errors_are_one_line(runner: CliRunner, args: list[str], message: str) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0  # read-only commands make none
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()

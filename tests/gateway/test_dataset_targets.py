@@ -23,12 +23,12 @@ from gateway.storage.db import Database
 from gateway.storage.models import PolicyVersionRow
 from tests.support.databases import database_url
 from tests.support.pki import NOW
-from tests.support.registry import register_participants
+from tests.support.registry import files_connector, register_participants
 from tests.support.server import signing_key
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 PROVIDER = "NTRNL-10000001"
-CONNECTOR = {"type": "files", "root": "/nonexistent", "path": "x.parquet", "format": "parquet"}
+CONNECTOR = files_connector()  # registration reads the file: it must exist
 HEAD = "uid: urn:sluis:policy:meters\ntype: Offer\n"
 MISMATCHES = {
     "policy-level typo": HEAD + "target: urn:sluis:dataset:metres\npermissions: [{action: read}]",

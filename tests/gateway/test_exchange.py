@@ -318,9 +318,13 @@ def test_a_column_outside_the_policy_is_refused(world: World, active: dict[str, 
     token = _token(world, "university", UNIVERSITY, "dataset:sensors")
     refused = _query(world, token, "sensors", {"columns": ["machine", "serial"]})
     assert refused.status_code == 403
-    assert _code(refused) == "policy-denied"  # the policy's column constraint decides first
+    assert _code(refused) == "column-not-allowed"  # the consumer's own choice, named
+    assert "'serial'" in refused.json()["detail"]
+    assert "vibration" not in refused.json()["detail"]  # never the columns it does release
     unknown = _query(world, token, "sensors", {"columns": ["nope"]})
-    assert unknown.status_code == 403  # an unknown column is outside the policy's columns too
+    assert unknown.status_code == 400  # misspelt: the catalog lists the names, nothing spent
+    assert _code(unknown) == "unknown-column"
+    assert unknown.json()["column"] == "nope"
     bad_type = _query(
         world, token, "sensors", {"where": [{"column": "temp_c", "op": "gt", "value": "hot"}]}
     )
@@ -347,6 +351,8 @@ def test_aggregate_only_dataset(world: World) -> None:
     token = _token(world, "university", UNIVERSITY, "dataset:sensors-agg")
     rows_request = _query(world, token, "sensors-agg", {"columns": ["machine"]})
     assert rows_request.status_code == 403
+    assert _code(rows_request) == "aggregate-required"  # said, without the policy's k
+    assert "3" not in rows_request.json()["detail"]
     grouped = _query(
         world, token, "sensors-agg",
         {"group_by": ["machine"], "aggregates": [{"func": "avg", "column": "temp_c"},
@@ -363,6 +369,14 @@ def test_scope_is_required(world: World, active: dict[str, Any]) -> None:
     assert response.status_code == 403
     assert _code(response) == "token-insufficient-scope"
     assert active
+
+
+def test_a_token_without_scope_for_a_dataset_that_does_not_exist(world: World) -> None:
+    """The catalog shows every verified participant which datasets exist: say it is not one."""
+    token = _token(world, "university", UNIVERSITY, "dataset:sensors-agg")
+    response = _query(world, token, "sensorz", {})
+    assert response.status_code == 404, response.text
+    assert _code(response) == "dataset-not-found"
 
 
 def test_get_data_with_url_parameters(world: World, active: dict[str, Any]) -> None:

@@ -75,6 +75,8 @@ async def _setup(url: str, home: Path) -> None:
     (data / "sensors.csv").write_text("machine,temp_c\nX200,61\n")
     files = {"type": "files", "root": str(data), "path": "sensors.csv", "format": "csv"}
     await register_dataset(db, "sensors", provider=MAKER, policy=POLICY, connector=files)
+    unscoped = POLICY.replace("dataset:sensors", "dataset:unscoped")  # in no client's scopes
+    await register_dataset(db, "unscoped", provider=MAKER, policy=unscoped, connector=files)
     await db.dispose()
 
 
@@ -174,8 +176,8 @@ def test_a_lone_surrogate_in_a_column_name_is_refused_and_recorded(world: World)
             content=body,
             headers={"Content-Type": "application/json"},
         )
-    assert response.status_code == 403, response.text
-    assert problem_code(response) == "policy-denied"
+    assert response.status_code == 400, response.text  # no such column: before the policy
+    assert problem_code(response) == "unknown-column"
     denials = [
         e
         for e in entries(world)[before:]
@@ -193,7 +195,7 @@ def test_a_column_that_looks_like_a_token_is_refused_and_recorded_redacted(
     lookalike = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
     with client(world, "university", token(world)) as uni:
         response = uni.post("/v1/datasets/sensors/query", json={"columns": [lookalike]})
-    assert response.status_code == 403, response.text
+    assert response.status_code == 400, response.text
     denials = [e for e in entries(world)[before:] if e["event"] == "access-decision"]
     assert len(denials) == 1
     assert denials[0]["redacted"]
@@ -252,9 +254,21 @@ def test_a_dataset_outside_the_scopes_never_reaches_a_header(world: World, datas
     before = len(entries(world))
     with client(world, "university", token(world)) as uni:
         response = uni.get(f"/v1/datasets/{dataset}/data")
+    # No such dataset: the catalog would tell this participant so, hence 404, not 403.
+    assert response.status_code == 404, response.text
+    assert problem_code(response) == "dataset-not-found"
+    _challenge_is_fixed(response)
+    refused = [e for e in entries(world)[before:] if e["event"] == "access-decision"]
+    assert len(refused) == 1
+    assert refused[0]["decision"]["reasons"][0] == "dataset-not-found"
+
+
+def test_an_existing_dataset_outside_the_scopes_is_insufficient_scope(world: World) -> None:
+    before = len(entries(world))
+    with client(world, "university", token(world)) as uni:
+        response = uni.get("/v1/datasets/unscoped/data")
     assert response.status_code == 403, response.text
     assert problem_code(response) == "token-insufficient-scope"
-    _challenge_is_fixed(response)
     assert response.headers["www-authenticate"] == (
         'Bearer realm="sluis", error="insufficient_scope"'
     )

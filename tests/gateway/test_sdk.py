@@ -147,17 +147,20 @@ def test_sluis_fetch_command(world: World, tmp_path: Path) -> None:
         app, ["fetch", "sensors", "-o", str(out), "--columns", "serial"], env=env
     )
     assert refused.exit_code == 1
-    assert refused.output.startswith("sluis: error: 403 policy-denied")
+    assert refused.output.startswith("sluis: error: 403 column-not-allowed")
 
 
 def test_refusals_reach_the_sdk_with_stable_types(world: World) -> None:
     with _sdk(world, "university") as uni, _sdk(world, "maker", MAKER) as maker:
         first = uni.request_agreement("sensors-agg", purpose=RESEARCH)
         assert (
-            _refused(lambda: uni.query("sensors-agg", columns=["machine"])).type == "policy-denied"
+            _refused(lambda: uni.query("sensors-agg", columns=["machine"])).type
+            == "aggregate-required"
         )
         maker_error = _refused(lambda: maker.decide_agreement(first["id"], "revoke", "study over"))
-        assert maker_error.type == "token-unavailable"  # the maker has no OAuth client
+        assert maker_error.type == "oauth-invalid-client"  # the maker has no OAuth client
+        assert f"sluis clients add {MAKER}" in maker_error.detail  # what to register
+        assert "('" not in maker_error.detail  # not a Python tuple
     context = mtls_context(
         world.pki.bundle, world.certs["maker"].cert_path, world.certs["maker"].key_path
     )

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from gateway.datasets.factory import create_connector
 from gateway.datasets.schemas import DatasetSpec
@@ -14,6 +22,23 @@ from gateway.storage.db import Database
 from tests.support.pki import NOW
 
 Party = tuple[str, str, Sequence[str]]
+
+
+@functools.cache
+def files_root() -> Path:
+    """A root holding ``x.parquet`` (one column ``machine``), for datasets nobody reads.
+
+    Registration reads a files dataset once, so its file must exist; removed at exit.
+    """
+    root = Path(tempfile.mkdtemp(prefix="sluis-test-data-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    pq.write_table(pa.table({"machine": ["X200"]}), root / "x.parquet")
+    return root
+
+
+def files_connector() -> dict[str, Any]:
+    """A files connector over :func:`files_root`."""
+    return {"type": "files", "root": str(files_root()), "path": "x.parquet", "format": "parquet"}
 
 
 async def register_participants(db: Database, parties: Sequence[Party]) -> None:
