@@ -4,7 +4,8 @@ Sources, highest precedence first: keyword arguments, ``SLUIS_*`` environment va
 the YAML file named by ``--config`` (or ``SLUIS_CONFIG``), then the defaults below.
 
 Outside ``insecure_dev_mode`` the gateway refuses to start without a real signing key:
-one that exists, is not group- or world-readable and is not a generated dev key.
+one that exists, is readable by nobody else (see :func:`key_file_exposure`) and is not a
+generated dev key.
 See docs/configuration.md.
 """
 
@@ -300,12 +301,13 @@ def load_audit_key(settings: Settings) -> ed25519.Ed25519PrivateKey:
 
 def _read_signing_key(path: Path, *, allow_dev: bool) -> SigningKey:
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
         data = path.read_bytes()
     except OSError as exc:
         raise SettingsError(f"signing key {path} cannot be read: {exc.strerror}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SettingsError(f"signing key {path} is readable by others: chmod 600 it")
+    exposed = key_file_exposure(info, uid=os.geteuid(), groups={os.getegid(), *os.getgroups()})
+    if exposed is not None:
+        raise SettingsError(f"signing key {path} {exposed}")
     if data.startswith(DEV_KEY_MARKER) and not allow_dev:
         raise SettingsError(f"signing key {path} is a generated dev key; refusing outside dev mode")
     try:
@@ -378,3 +380,40 @@ def _tls_server_key(settings: Settings) -> PrivateKeyTypes | None:
         return serialization.load_pem_private_key(settings.tls_key.read_bytes(), password=None)
     except (OSError, ValueError, TypeError):
         return None
+
+
+# --- key files as Kubernetes mounts them (issue 13): appended ----------------------------
+
+
+def key_file_exposure(info: os.stat_result, *, uid: int, groups: set[int]) -> str | None:
+    """Why a private key file with ``info`` is exposed to others, or None when it is not.
+
+    The rule is PostgreSQL's for its server key, narrowed to the process's own group:
+
+    - owned by the process's user (``uid``): no group or world bits at all (0600, 0400);
+    - owned by root: group-read is also allowed (0640, 0440), but only when the file's group
+      is one of the process's own ``groups``, so the only readers besides root are this
+      process's group. That is how the kubelet mounts a Secret with ``defaultMode: 0400``
+      (or 0440) under a pod ``fsGroup``: ``0440 root:<fsGroup>``, the fsGroup being a
+      supplementary group of the container's process;
+    - anything else (world bits, group write, another owner, a foreign group) is refused.
+    """
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & stat.S_IRWXO:
+        return "is readable by others: chmod 600 it"
+    if info.st_uid == uid:
+        return "is readable by its group: chmod 600 it" if mode & stat.S_IRWXG else None
+    if info.st_uid != 0:
+        return f"is owned by user {info.st_uid}, neither this process's user nor root"
+    return _root_owned_exposure(mode, info.st_gid, groups)
+
+
+def _root_owned_exposure(mode: int, gid: int, groups: set[int]) -> str | None:
+    if mode & (stat.S_IWGRP | stat.S_IXGRP):
+        return "is writable by its group: chmod 440 it"
+    if mode & stat.S_IRGRP and gid not in groups:
+        return (
+            f"is readable by group {gid}, which this process is not in: "
+            "chmod 400 it, or mount it with the pod's fsGroup"
+        )
+    return None
