@@ -187,12 +187,46 @@ class Settings(BaseSettings):
         " Fixed with the log when it is created: a later public_url change does not move it.",
     )
 
+    # --- deployment (issue 13): appended ---
+    database_url_file: Path | None = Field(
+        default=None,
+        description="A file holding the database URL (a mounted Secret), instead of "
+        "database_url: the password never sits in the environment.",
+    )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Also serve /healthz and /readyz, and nothing else, over plain HTTP on "
+        "this port (for kubelet probes under tls_client_auth required).",
+    )
+    health_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the health port: loopback, or the pod IP (POD_IP).",
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_database_url_file(cls, values: Any) -> Any:
+        if not isinstance(values, dict) or not values.get("database_url_file"):
+            return values
+        if values.get("database_url"):
+            raise ValueError("set database_url or database_url_file, not both")
+        path = Path(str(values["database_url_file"]))
+        try:
+            url = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"database_url_file {path} cannot be read") from exc
+        if not url:
+            raise ValueError(f"database_url_file {path} is empty")
+        return {**values, "database_url": url}
 
     @model_validator(mode="after")
     def _check_tls_files(self) -> Settings:
