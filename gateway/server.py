@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.audit.wiring import check_audit_identity
 from gateway.http.connection_limits import ConnectionLimits
 from gateway.http.guarded import guarded_protocol
+from gateway.http.health_port import health_only
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.ratelimit.service import Clock
 from gateway.settings import Settings, SettingsError
@@ -100,11 +102,33 @@ class GatewayServer(uvicorn.Server):
     ``create_server`` gets the timeout as a default.
     """
 
-    def __init__(self, config: uvicorn.Config, *, handshake_timeout: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        handshake_timeout: float,
+        health: uvicorn.Config | None = None,
+    ) -> None:
         super().__init__(config)
         self.handshake_timeout = handshake_timeout
+        #: The plain-HTTP health port's server (settings.health_port), started with this one.
+        self.health = uvicorn.Server(health) if health is not None else None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._startup_gateway(sockets)
+        if self.health is not None and not self.should_exit:
+            # What uvicorn's Server._serve does before startup; a port it cannot bind
+            # ends the process (SystemExit), gateway port and all.
+            self.health.config.load()
+            self.health.lifespan = self.health.config.lifespan_class(self.health.config)
+            await self.health.startup()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.health is not None and self.health.started:
+            await self.health.shutdown()
+        await super().shutdown(sockets)
+
+    async def _startup_gateway(self, sockets: list[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()
         if self.config.ssl is None:
             await super().startup(sockets)
@@ -125,8 +149,37 @@ class GatewayServer(uvicorn.Server):
 
 def gateway_server(settings: Settings, **extra: Any) -> GatewayServer:
     """The server ``sluis serve`` runs; ``extra`` goes to uvicorn.Config."""
+    config = uvicorn_config(settings, **extra)
     return GatewayServer(
-        uvicorn_config(settings, **extra), handshake_timeout=settings.tls_handshake_timeout
+        config,
+        handshake_timeout=settings.tls_handshake_timeout,
+        health=health_config(settings, config, **extra),
+    )
+
+
+def health_config(
+    settings: Settings, gateway: uvicorn.Config, **extra: Any
+) -> uvicorn.Config | None:
+    """The plain-HTTP health port's uvicorn configuration, when ``health_port`` is set.
+
+    It serves the gateway's own app (whose lifespan the gateway port's server runs), behind
+    :func:`gateway.http.health_port.health_only`, with small request heads.
+    """
+    if settings.health_port is None:
+        return None
+    if not isinstance(gateway.app, Starlette):
+        raise TypeError("the gateway's uvicorn config must hold the gateway app itself")
+    return uvicorn.Config(
+        health_only(gateway.app),
+        host=settings.health_host,
+        port=settings.health_port,
+        http="h11",
+        proxy_headers=False,
+        server_header=False,
+        lifespan="off",
+        h11_max_incomplete_event_size=8192,
+        timeout_keep_alive=5,
+        **extra,
     )
 
 
