@@ -8,6 +8,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -15,6 +16,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.audit.wiring import check_audit_identity
+from gateway.http.cert_reload import ServerCertificate
 from gateway.http.connection_limits import ConnectionLimits
 from gateway.http.guarded import guarded_protocol
 from gateway.http.health_port import health_only
@@ -23,6 +25,9 @@ from gateway.ratelimit.service import Clock
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("sluis.server")
+
+#: uvicorn ticks (0.1 s each) between looks at the server certificate's files.
+RELOAD_TICKS = 50
 
 
 def build_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -108,9 +113,13 @@ class GatewayServer(uvicorn.Server):
         *,
         handshake_timeout: float,
         health: uvicorn.Config | None = None,
+        tls_files: tuple[Path, Path] | None = None,
     ) -> None:
         super().__init__(config)
         self.handshake_timeout = handshake_timeout
+        #: Server certificate and key, re-read on change (gateway.http.cert_reload).
+        self.tls_files = tls_files
+        self.certificate: ServerCertificate | None = None
         #: The plain-HTTP health port's server (settings.health_port), started with this one.
         self.health = uvicorn.Server(health) if health is not None else None
 
@@ -122,6 +131,18 @@ class GatewayServer(uvicorn.Server):
             self.health.config.load()
             self.health.lifespan = self.health.config.lifespan_class(self.health.config)
             await self.health.startup()
+
+    async def on_tick(self, counter: int) -> bool:
+        """uvicorn's tick (every 0.1 s); every ``RELOAD_TICKS`` also the certificate check."""
+        if counter % RELOAD_TICKS == 0:
+            self.reload_certificate()
+        return await super().on_tick(counter)
+
+    def reload_certificate(self) -> bool:
+        """Load the server certificate anew when its files changed; True when it did."""
+        if self.certificate is None and self.tls_files is not None and self.config.ssl:
+            self.certificate = ServerCertificate(self.config.ssl, *self.tls_files)
+        return self.certificate.check() if self.certificate is not None else False
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.health is not None and self.health.started:
@@ -150,10 +171,14 @@ class GatewayServer(uvicorn.Server):
 def gateway_server(settings: Settings, **extra: Any) -> GatewayServer:
     """The server ``sluis serve`` runs; ``extra`` goes to uvicorn.Config."""
     config = uvicorn_config(settings, **extra)
+    tls_files = None
+    if not settings.plain_http and settings.tls_cert and settings.tls_key:
+        tls_files = (settings.tls_cert, settings.tls_key)
     return GatewayServer(
         config,
         handshake_timeout=settings.tls_handshake_timeout,
         health=health_config(settings, config, **extra),
+        tls_files=tls_files,
     )
 
 
