@@ -22,7 +22,7 @@ from gateway.http.guarded import guarded_protocol
 from gateway.http.health_port import health_only
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.ratelimit.service import Clock
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings, SettingsError, secret_file_exposure
 
 log = logging.getLogger("sluis.server")
 
@@ -42,6 +42,12 @@ def build_ssl_context(settings: Settings) -> ssl.SSLContext:
         )
     if settings.tls_client_ca is None:
         raise SettingsError("no client CA bundle: set SLUIS_TLS_CLIENT_CA")
+    try:
+        exposed = secret_file_exposure(settings.tls_key)
+    except OSError as exc:
+        raise SettingsError(f"TLS key {settings.tls_key} cannot be read: {exc.strerror}") from exc
+    if exposed is not None:
+        raise SettingsError(f"TLS key {settings.tls_key} {exposed}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION

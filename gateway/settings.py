@@ -221,9 +221,12 @@ class Settings(BaseSettings):
             raise ValueError("set database_url or database_url_file, not both")
         path = Path(str(values["database_url_file"]))
         try:
+            exposed = secret_file_exposure(path)
             url = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"database_url_file {path} cannot be read") from exc
+        if exposed is not None:
+            raise ValueError(f"database_url_file {path} {exposed} (it holds the password)")
         if not url:
             raise ValueError(f"database_url_file {path} is empty")
         return {**values, "database_url": url}
@@ -339,7 +342,7 @@ def _read_signing_key(path: Path, *, allow_dev: bool) -> SigningKey:
         data = path.read_bytes()
     except OSError as exc:
         raise SettingsError(f"signing key {path} cannot be read: {exc.strerror}") from exc
-    exposed = key_file_exposure(info, uid=os.geteuid(), groups={os.getegid(), *os.getgroups()})
+    exposed = _exposure_here(info)
     if exposed is not None:
         raise SettingsError(f"signing key {path} {exposed}")
     if data.startswith(DEV_KEY_MARKER) and not allow_dev:
@@ -451,3 +454,12 @@ def _root_owned_exposure(mode: int, gid: int, groups: set[int]) -> str | None:
             "chmod 400 it, or mount it with the pod's fsGroup"
         )
     return None
+
+
+def _exposure_here(info: os.stat_result) -> str | None:
+    return key_file_exposure(info, uid=os.geteuid(), groups={os.getegid(), *os.getgroups()})
+
+
+def secret_file_exposure(path: Path) -> str | None:
+    """:func:`key_file_exposure` of the file at ``path`` for this process (OSError if absent)."""
+    return _exposure_here(path.stat())

@@ -4,7 +4,8 @@ cert-manager (or an operator's ``kubectl apply``) rotates the server certificate
 the kubelet swaps the Secret volume's files atomically. The gateway notices the change by
 the files' stamps (inode, mtime, size) and loads the new pair into the live SSLContext, so
 new handshakes present it while connections already open keep theirs. A pair that does not
-load (half written, key and certificate not matching) is logged and the old one kept; the
+load (half written, key and certificate not matching, a key readable by others) is
+logged and the old one kept; the
 next change is tried again.
 """
 
@@ -14,6 +15,8 @@ import logging
 import os
 import ssl
 from pathlib import Path
+
+from gateway.settings import secret_file_exposure
 
 log = logging.getLogger("sluis.server")
 
@@ -44,6 +47,10 @@ class ServerCertificate:
             return False
         self._stamp = stamp
         try:
+            exposed = secret_file_exposure(self.key)
+            if exposed is not None:
+                log.warning("the changed server key %s %s, keeping the old", self.key, exposed)
+                return False
             # A scratch context first: loading a bad pair into the live one could leave it
             # with the new certificate and no usable key.
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(self.cert, self.key)

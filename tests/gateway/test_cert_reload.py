@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs import issue_server
 from gateway.server import GatewayServer, gateway_server
+from gateway.settings import SettingsError
 from gateway.storage.db import Database
 from tests.support.databases import database_url
 from tests.support.pki import NOW, Pki, pem, write_key
@@ -135,3 +136,20 @@ def test_the_server_looks_by_itself(running: Running, tmp_path: Path) -> None:
     while _served(running) != new:
         assert time.monotonic() < deadline, "the server never reloaded its certificate"
         time.sleep(0.2)
+
+
+def test_exposed_key_is_not_loaded(running: Running, tmp_path: Path) -> None:
+    old = _served(running)
+    cert, key, _new = _new_pair(running.pki, tmp_path / "exposed")
+    key.chmod(0o644)
+    _swap_in(running.pki, cert, key)
+    assert not _reload_on_the_loop(running)
+    assert _served(running) == old
+
+
+def test_exposed_tls_key_refuses_to_start(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    pki.server_key.chmod(0o640)
+    settings = gateway_settings(pki, tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'db'}")
+    with pytest.raises(SettingsError, match="is readable by its group"):
+        gateway_server(settings)

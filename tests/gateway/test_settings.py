@@ -182,6 +182,11 @@ def test_distinct_keys_pass(tmp_path: Path) -> None:
 def test_database_url_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url_file = tmp_path / "url"
     url_file.write_text("postgresql+asyncpg://sluis:secret@db/sluis\n")
+    url_file.chmod(0o644)
+    monkeypatch.setenv("SLUIS_DATABASE_URL_FILE", str(url_file))
+    with pytest.raises(SettingsError, match="readable by others"):
+        load_settings()
+    url_file.chmod(0o600)
     monkeypatch.setenv("SLUIS_DATABASE_URL_FILE", str(url_file))
     settings = load_settings()
     assert settings.effective_database_url == "postgresql+asyncpg://sluis:secret@db/sluis"
