@@ -44,8 +44,8 @@ def build_ssl_context(settings: Settings) -> ssl.SSLContext:
         raise SettingsError("no client CA bundle: set SLUIS_TLS_CLIENT_CA")
     try:
         exposed = secret_file_exposure(settings.tls_key)
-    except OSError as exc:
-        raise SettingsError(f"TLS key {settings.tls_key} cannot be read: {exc.strerror}") from exc
+    except OSError:
+        exposed = None  # load_cert_chain below refuses a missing file with its own reason
     if exposed is not None:
         raise SettingsError(f"TLS key {settings.tls_key} {exposed}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
