@@ -258,9 +258,17 @@ def test_cert_manager_certificate_feeds_the_server_secret() -> None:
 
 
 def test_helm_test_hook_asks_readyz() -> None:
-    pod = _render({})["Pod/sluis-test-readyz"]
+    objects = _render({})
+    pod = objects["Pod/sluis-test-readyz"]
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    assert "/readyz" in pod["spec"]["containers"][0]["args"][0]
+    assert "http://sluis-health:8081/readyz" in pod["spec"]["containers"][0]["args"][0]
+    health = objects["Service/sluis-health"]["spec"]
+    assert (health["type"], health["ports"][0]["targetPort"]) == ("ClusterIP", "health")
+
+
+def test_gateway_service_exposes_only_the_gateway_port() -> None:
+    service = _render({"service": {"type": "LoadBalancer"}})["Service/sluis"]["spec"]
+    assert [p["targetPort"] for p in service["ports"]] == ["gateway"]
 
 
 @pytest.mark.parametrize(
