@@ -194,7 +194,7 @@ def health_config(
     """The plain-HTTP health port's uvicorn configuration, when ``health_port`` is set.
 
     It serves the gateway's own app (whose lifespan the gateway port's server runs), behind
-    :func:`gateway.http.health_port.health_only`, with small request heads.
+    :func:`gateway.http.health_port.health_only` and the same connection guard.
     """
     if settings.health_port is None:
         return None
@@ -204,11 +204,12 @@ def health_config(
         health_only(gateway.app),
         host=settings.health_host,
         port=settings.health_port,
-        http="h11",
+        # The same front-door guard as the gateway port, with a counter of its own.
+        http=guarded_protocol(TLSHttpToolsProtocol, ConnectionLimits.from_settings(settings)),
         proxy_headers=False,
         server_header=False,
         lifespan="off",
-        h11_max_incomplete_event_size=8192,
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
         timeout_keep_alive=5,
         **extra,
     )

@@ -110,3 +110,9 @@ def test_health_port_is_plain_http(ports: Ports) -> None:
     context = ssl.create_default_context()
     with pytest.raises(httpx.ConnectError):
         httpx.get(ports.health.replace("http:", "https:") + "/healthz", verify=context, timeout=5)
+
+
+def test_health_port_has_the_front_door_limits(ports: Ports) -> None:
+    answer = httpx.get(f"{ports.health}/healthz", headers={"x-big": "a" * 40_000}, timeout=10)
+    assert answer.status_code == 431
+    assert answer.headers["content-type"] == "application/problem+json"
