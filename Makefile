@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CODE   := gateway policies connectors certs
 
-.PHONY: demo test lint pytest mutants bench clean
+.PHONY: demo test lint pytest mutants bench clean lowest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ mutants: $(STAMP)
 	$(BIN)/python -m tests.mutants
 
 test: lint mutants pytest
+
+# The lowest allowed dependency versions (pyproject.toml's lower bounds) in a scratch venv,
+# running the fast tests (all but PostgreSQL's): the bounds are known to work. Deprecation
+# warnings are not errors here: old typer with a new click warns, and that is not a failure.
+LOWEST := /tmp/sluis-lowest
+lowest: $(STAMP)
+	rm -rf $(LOWEST) && $(PYTHON) -m venv $(LOWEST)
+	$(BIN)/python -m tests.lowest_deps dev > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
+	$(LOWEST)/bin/pytest -q -x -p no:cacheprovider -m 'not postgres' -W ignore::DeprecationWarning \
+		tests/gateway tests/policies
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
