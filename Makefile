@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CODE   := gateway policies connectors certs
 
-.PHONY: demo test lint pytest mutants bench clean docs-check
+.PHONY: demo test lint pytest mutants bench clean docs-check lowest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,helm]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -36,6 +36,17 @@ docs-check: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/docs
 
 test: lint mutants pytest
+
+# The lowest allowed dependency versions (pyproject.toml's lower bounds) in a scratch venv,
+# running the fast tests (all but PostgreSQL's): the bounds are known to work. Deprecation
+# warnings are not errors here: old typer with a new click warns, and that is not a failure.
+LOWEST := /tmp/sluis-lowest
+lowest: $(STAMP)
+	rm -rf $(LOWEST) && $(PYTHON) -m venv $(LOWEST)
+	$(BIN)/python -m tests.lowest_deps dev > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
+	$(LOWEST)/bin/pytest -q -x -p no:cacheprovider -m 'not postgres' -W ignore::DeprecationWarning \
+		tests/gateway tests/policies
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

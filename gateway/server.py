@@ -9,19 +9,26 @@ import socket
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.audit.wiring import check_audit_identity
+from gateway.http.cert_reload import ServerCertificate
 from gateway.http.connection_limits import ConnectionLimits
 from gateway.http.guarded import guarded_protocol
+from gateway.http.health_port import health_only
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.ratelimit.service import Clock
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings, SettingsError, secret_file_exposure
 
 log = logging.getLogger("sluis.server")
+
+#: uvicorn ticks (0.1 s each) between looks at the server certificate's files.
+RELOAD_TICKS = 50
 
 
 def build_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -36,6 +43,12 @@ def build_ssl_context(settings: Settings) -> ssl.SSLContext:
         )
     if settings.tls_client_ca is None:
         raise SettingsError("no client CA bundle: set SLUIS_TLS_CLIENT_CA")
+    try:
+        exposed = secret_file_exposure(settings.tls_key)
+    except OSError:
+        exposed = None  # load_cert_chain below refuses a missing file with its own reason
+    if exposed is not None:
+        raise SettingsError(f"TLS key {settings.tls_key} {exposed}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
@@ -101,11 +114,49 @@ class GatewayServer(uvicorn.Server):
     ``create_server`` gets the timeout as a default.
     """
 
-    def __init__(self, config: uvicorn.Config, *, handshake_timeout: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        handshake_timeout: float,
+        health: uvicorn.Config | None = None,
+        tls_files: tuple[Path, Path] | None = None,
+    ) -> None:
         super().__init__(config)
         self.handshake_timeout = handshake_timeout
+        #: Server certificate and key, re-read on change (gateway.http.cert_reload).
+        self.tls_files = tls_files
+        self.certificate: ServerCertificate | None = None
+        #: The plain-HTTP health port's server (settings.health_port), started with this one.
+        self.health = uvicorn.Server(health) if health is not None else None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._startup_gateway(sockets)
+        if self.health is not None and not self.should_exit:
+            # What uvicorn's Server._serve does before startup; a port it cannot bind
+            # ends the process (SystemExit), gateway port and all.
+            self.health.config.load()
+            self.health.lifespan = self.health.config.lifespan_class(self.health.config)
+            await self.health.startup()
+
+    async def on_tick(self, counter: int) -> bool:
+        """uvicorn's tick (every 0.1 s); every ``RELOAD_TICKS`` also the certificate check."""
+        if counter % RELOAD_TICKS == 0:
+            self.reload_certificate()
+        return await super().on_tick(counter)
+
+    def reload_certificate(self) -> bool:
+        """Load the server certificate anew when its files changed; True when it did."""
+        if self.certificate is None and self.tls_files is not None and self.config.ssl:
+            self.certificate = ServerCertificate(self.config.ssl, *self.tls_files)
+        return self.certificate.check() if self.certificate is not None else False
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.health is not None and self.health.started:
+            await self.health.shutdown()
+        await super().shutdown(sockets)
+
+    async def _startup_gateway(self, sockets: list[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()
         if self.config.ssl is None:
             await super().startup(sockets)
@@ -126,8 +177,42 @@ class GatewayServer(uvicorn.Server):
 
 def gateway_server(settings: Settings, **extra: Any) -> GatewayServer:
     """The server ``sluis serve`` runs; ``extra`` goes to uvicorn.Config."""
+    config = uvicorn_config(settings, **extra)
+    tls_files = None
+    if not settings.plain_http and settings.tls_cert and settings.tls_key:
+        tls_files = (settings.tls_cert, settings.tls_key)
     return GatewayServer(
-        uvicorn_config(settings, **extra), handshake_timeout=settings.tls_handshake_timeout
+        config,
+        handshake_timeout=settings.tls_handshake_timeout,
+        health=health_config(settings, config, **extra),
+        tls_files=tls_files,
+    )
+
+
+def health_config(
+    settings: Settings, gateway: uvicorn.Config, **extra: Any
+) -> uvicorn.Config | None:
+    """The plain-HTTP health port's uvicorn configuration, when ``health_port`` is set.
+
+    It serves the gateway's own app (whose lifespan the gateway port's server runs), behind
+    :func:`gateway.http.health_port.health_only` and the same connection guard.
+    """
+    if settings.health_port is None:
+        return None
+    if not isinstance(gateway.app, Starlette):
+        raise TypeError("the gateway's uvicorn config must hold the gateway app itself")
+    return uvicorn.Config(
+        health_only(gateway.app),
+        host=settings.health_host,
+        port=settings.health_port,
+        # The same front-door guard as the gateway port, with a counter of its own.
+        http=guarded_protocol(TLSHttpToolsProtocol, ConnectionLimits.from_settings(settings)),
+        proxy_headers=False,
+        server_header=False,
+        lifespan="off",
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        timeout_keep_alive=5,
+        **extra,
     )
 
 

@@ -4,7 +4,8 @@ Sources, highest precedence first: keyword arguments, ``SLUIS_*`` environment va
 the YAML file named by ``--config`` (or ``SLUIS_CONFIG``), then the defaults below.
 
 Outside ``insecure_dev_mode`` the gateway refuses to start without a real signing key:
-one that exists, is not group- or world-readable and is not a generated dev key.
+one that exists, is readable by nobody else (see :func:`key_file_exposure`) and is not a
+generated dev key.
 See docs/configuration.md.
 """
 
@@ -199,12 +200,49 @@ class Settings(BaseSettings):
         default=64 << 30, ge=0, description="Bytes of spill files one query may write."
     )
 
+    # --- deployment (issue 13): appended ---
+    database_url_file: Path | None = Field(
+        default=None,
+        description="A file holding the database URL (a mounted Secret), instead of "
+        "database_url: the password never sits in the environment.",
+    )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Also serve /healthz and /readyz, and nothing else, over plain HTTP on "
+        "this port (for kubelet probes under tls_client_auth required).",
+    )
+    health_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the health port: loopback, or the pod IP (POD_IP).",
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_database_url_file(cls, values: Any) -> Any:
+        if not isinstance(values, dict) or not values.get("database_url_file"):
+            return values
+        if values.get("database_url"):
+            raise ValueError("set database_url or database_url_file, not both")
+        path = Path(str(values["database_url_file"]))
+        try:
+            exposed = secret_file_exposure(path)
+            url = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"database_url_file {path} cannot be read") from exc
+        if exposed is not None:
+            raise ValueError(f"database_url_file {path} {exposed} (it holds the password)")
+        if not url:
+            raise ValueError(f"database_url_file {path} is empty")
+        return {**values, "database_url": url}
 
     @model_validator(mode="after")
     def _check_tls_files(self) -> Settings:
@@ -337,12 +375,13 @@ def load_audit_key(settings: Settings) -> ed25519.Ed25519PrivateKey:
 
 def _read_signing_key(path: Path, *, allow_dev: bool) -> SigningKey:
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
         data = path.read_bytes()
     except OSError as exc:
         raise SettingsError(f"signing key {path} cannot be read: {exc.strerror}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SettingsError(f"signing key {path} is readable by others: chmod 600 it")
+    exposed = _exposure_here(info)
+    if exposed is not None:
+        raise SettingsError(f"signing key {path} {exposed}")
     if data.startswith(DEV_KEY_MARKER) and not allow_dev:
         raise SettingsError(f"signing key {path} is a generated dev key; refusing outside dev mode")
     try:
@@ -469,3 +508,49 @@ def require_serve_settings(settings: Settings) -> None:
             f"cannot serve: missing {', '.join(missing)}; set them (docs/configuration.md), "
             "or run `sluis init` once for a development home that has them all"
         )
+
+
+# --- key files as Kubernetes mounts them (issue 13): appended ----------------------------
+
+
+def key_file_exposure(info: os.stat_result, *, uid: int, groups: set[int]) -> str | None:
+    """Why a private key file with ``info`` is exposed to others, or None when it is not.
+
+    The rule is PostgreSQL's for its server key, narrowed to the process's own group:
+
+    - owned by the process's user (``uid``): no group or world bits at all (0600, 0400);
+    - owned by root: group-read is also allowed (0640, 0440), but only when the file's group
+      is one of the process's own ``groups``, so the only readers besides root are this
+      process's group. That is how the kubelet mounts a Secret with ``defaultMode: 0400``
+      (or 0440) under a pod ``fsGroup``: ``0440 root:<fsGroup>``, the fsGroup being a
+      supplementary group of the container's process;
+    - anything else (world bits, group write, another owner, a foreign group) is refused.
+    """
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & stat.S_IRWXO:
+        return "is readable by others: chmod 600 it"
+    if info.st_uid == uid:
+        return "is readable by its group: chmod 600 it" if mode & stat.S_IRWXG else None
+    if info.st_uid != 0:
+        return f"is owned by user {info.st_uid}, neither this process's user nor root"
+    return _root_owned_exposure(mode, info.st_gid, groups)
+
+
+def _root_owned_exposure(mode: int, gid: int, groups: set[int]) -> str | None:
+    if mode & (stat.S_IWGRP | stat.S_IXGRP):
+        return "is writable by its group: chmod 440 it"
+    if mode & stat.S_IRGRP and gid not in groups:
+        return (
+            f"is readable by group {gid}, which this process is not in: "
+            "chmod 400 it, or mount it with the pod's fsGroup"
+        )
+    return None
+
+
+def _exposure_here(info: os.stat_result) -> str | None:
+    return key_file_exposure(info, uid=os.geteuid(), groups={os.getegid(), *os.getgroups()})
+
+
+def secret_file_exposure(path: Path) -> str | None:
+    """:func:`key_file_exposure` of the file at ``path`` for this process (OSError if absent)."""
+    return _exposure_here(path.stat())

@@ -29,7 +29,7 @@ from tests.audit.logs import NOW, ORIGIN, SIGNER
 from tests.gateway.test_admin_changes import _refuse_audit_inserts
 from tests.support.databases import database_url
 from tests.support.pki import ClientCert, Pki
-from tests.support.registry import register_dataset, register_participants
+from tests.support.registry import files_connector, register_dataset, register_participants
 from tests.support.server import gateway_settings, https, running_gateway
 
 MAKER = "EU.EORI.NL000000001"
@@ -38,7 +38,6 @@ LAB = "NTRNL-40000002"
 RESEARCH = "https://w3id.org/dpv#AcademicResearch"
 MARKETING = "https://w3id.org/dpv#Marketing"
 POLICY_ID = "urn:sluis:policy:maker:{}"
-CONNECTOR = {"type": "files", "root": ".", "path": "none.csv", "format": "csv"}
 
 
 def _policy(dataset: str) -> str:
@@ -113,7 +112,7 @@ async def _seed(url: str) -> None:
             dataset,
             provider=MAKER,
             policy=_policy(dataset),
-            connector=CONNECTOR,
+            connector=files_connector(),  # registration reads the file: a real one
             approval=approval,
         )
     client = ClientCreate(client_id=UNIVERSITY, auth_method="tls_client_auth", scopes=["a"])

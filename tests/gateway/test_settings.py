@@ -177,3 +177,26 @@ def test_distinct_keys_pass(tmp_path: Path) -> None:
         tmp_path, signing_key_file=tokens, audit_key_file=audit, tls_key=server
     )
     check_distinct_keys(settings, load_signing_key(settings), load_audit_key(settings))
+
+
+def test_database_url_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url_file = tmp_path / "url"
+    url_file.write_text("postgresql+asyncpg://sluis:secret@db/sluis\n")
+    url_file.chmod(0o644)
+    monkeypatch.setenv("SLUIS_DATABASE_URL_FILE", str(url_file))
+    with pytest.raises(SettingsError, match="readable by others"):
+        load_settings()
+    url_file.chmod(0o600)
+    monkeypatch.setenv("SLUIS_DATABASE_URL_FILE", str(url_file))
+    settings = load_settings()
+    assert settings.effective_database_url == "postgresql+asyncpg://sluis:secret@db/sluis"
+    monkeypatch.setenv("SLUIS_DATABASE_URL", "sqlite+aiosqlite:///x.db")
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings()
+    monkeypatch.delenv("SLUIS_DATABASE_URL")
+    url_file.write_text("\n")
+    with pytest.raises(SettingsError, match="is empty"):
+        load_settings()
+    url_file.unlink()
+    with pytest.raises(SettingsError, match="cannot be read"):
+        load_settings()
