@@ -186,11 +186,21 @@ def test_a_malformed_request_gets_a_400_problem(gateway: Gateway) -> None:
 
 
 def test_the_cap_applies_to_a_pipelined_head_in_the_same_read(gateway: Gateway) -> None:
+    """The oversized second head is never served, whatever the timing.
+
+    When the first answer is complete before the cap trips (the usual case: the 40 KiB head
+    arrives in several TLS records), the client gets that 200 and then the 431. When the
+    first answer is still being written (a loaded machine), the guard closes the connection
+    at once and drops the unfinished answer rather than interleave a second one: the
+    client sees nothing, and must retry its first request on a new connection.
+    """
     first = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
     second = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * (40 << 10) + b"\r\n\r\n"
     response = _exchange(gateway, first + second)
-    assert response.startswith(b"HTTP/1.1 200 "), response[:200]
-    _problem(response[response.index(b'{"status":"ok"}') + 15 :], 431, "headers-too-large")
+    assert response.count(b"HTTP/1.1 200 ") <= 1, response[:400]
+    if response:
+        assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+        _problem(response[response.index(b'{"status":"ok"}') + 15 :], 431, "headers-too-large")
 
 
 # --- slow clients ------------------------------------------------------------------------
