@@ -20,11 +20,10 @@ from gateway.storage.db import Database
 from policies import CompiledPolicy, Policy, Profile
 from tests.support.databases import database_url
 from tests.support.pki import NOW
-from tests.support.registry import register_participants
+from tests.support.registry import files_connector, register_participants
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policies" / "machine_sensors.yaml"
 PROVIDER = "NTRNL-10000001"
-CONNECTOR = {"type": "files", "root": "/nonexistent", "path": "x.parquet", "format": "parquet"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -46,7 +45,7 @@ async def _seed(url: str) -> None:
 
 async def _load_twice(url: str) -> tuple[str, CompiledPolicy, CompiledPolicy, Policy]:
     spec = DatasetSpec(id="spindle-sensors", title="s", provider=PROVIDER, policy="p",
-                       connector=CONNECTOR)  # fmt: skip
+                       connector=files_connector())  # fmt: skip
     db = Database(url)
     try:
         service = DatasetService(db, create_connector)
