@@ -16,11 +16,9 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ import pytest
 from gateway.client import mtls_context
 from tests.support.pki import ClientCert, Pki
 from tests.support.server import signing_key
+from tests.support.upstream import Upstream, counting_upstream
 
 SLUIS = str(Path(sys.executable).with_name("sluis"))
 MAKER = "EU.EORI.NL000000001"
@@ -66,36 +65,9 @@ permissions:
 """
 
 
-@dataclass
-class Upstream:
-    server: ThreadingHTTPServer
-    hits: list[str] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 def _upstream() -> Upstream:
-    upstream: Upstream
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            upstream.hits.append(self.path)
-            body = json.dumps([ORDER] if self.path == "/orders/" else ORDER).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.send_header("set-cookie", "session=consumer-a; Path=/")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    upstream = Upstream(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
-    threading.Thread(target=upstream.server.serve_forever, daemon=True).start()
-    return upstream
+    cookie = {"set-cookie": "session=consumer-a; Path=/"}  # must never reach a consumer
+    return counting_upstream(lambda path: ([ORDER] if path == "/orders/" else ORDER, cookie))
 
 
 @dataclass
@@ -241,8 +213,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
-        upstream.server.shutdown()
-        upstream.server.server_close()
+        upstream.close()
 
 
 def _problem(response: httpx.Response, status: int) -> str:

@@ -16,12 +16,10 @@ The upstream is a real HTTP server on loopback that counts what it is asked.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from tests.support.databases import database_url
 from tests.support.pki import ClientCert, Pki
 from tests.support.registry import register_dataset, register_participants
 from tests.support.server import gateway_settings, running_gateway
+from tests.support.upstream import Upstream, counting_upstream
 
 MAKER = "EU.EORI.NL000000001"
 UNIVERSITY = "NTRNL-40000001"
@@ -60,35 +59,10 @@ permissions:
 """
 
 
-@dataclass
-class Upstream:
-    server: ThreadingHTTPServer
-    hits: list[str] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 def _upstream() -> Upstream:
-    upstream: Upstream
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            upstream.hits.append(self.path)
-            body = json.dumps(READINGS if self.path.startswith("/readings") else ORDERS).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    upstream = Upstream(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
-    threading.Thread(target=upstream.server.serve_forever, daemon=True).start()
-    return upstream
+    return counting_upstream(
+        lambda path: (READINGS if path.startswith("/readings") else ORDERS, {})
+    )
 
 
 class AuditInsertFault:
@@ -201,8 +175,7 @@ def world(
                     token = client.post("/oauth2/token", data=form).json()["access_token"]
                 yield World(base, pki, university, token, upstream)
     finally:
-        upstream.server.shutdown()
-        upstream.server.server_close()
+        upstream.close()
 
 
 PATHS = {
