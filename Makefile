@@ -23,8 +23,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(CODE) tests bench
 	$(BIN)/mypy
 
+# The suite runs in JOBS pytest-xdist workers (2 by default: the CI machine's cores; each
+# test makes its own databases, ports and files, so they do not meet).
+JOBS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(JOBS)
 
 # Each guarantee mutant (tests/mutants/mutants.toml) applied to a scratch copy: its tests must fail.
 mutants: $(STAMP)

@@ -11,17 +11,20 @@ unmutated tree fail.
     python -m tests.mutants                 # every mutant
     python -m tests.mutants binding crl     # only these
     python -m tests.mutants --list
+    python -m tests.mutants --jobs 1        # one at a time (default: 2, each in its own copy)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +67,13 @@ def load(path: Path = LIST) -> list[Mutant]:
     return mutants
 
 
-def _pytest(tree: Path, tests: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+def _pytest(
+    tree: Path, tests: tuple[str, ...], *, workers: int = 0
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(tree), SLUIS_SHARED=str(REPO.parent / "shared"))
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    if workers > 1:  # the baseline: every mutant's tests at once, on the cores the jobs use
+        command[3:3] = ["-n", str(workers)]
     return subprocess.run(
         command, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
     )
@@ -106,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutants", description=__doc__)
     parser.add_argument("names", nargs="*", help="only these mutants")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
     args = parser.parse_args(argv)
     mutants = load()
     if args.list:
@@ -117,20 +125,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown mutants: {sorted(unknown)}", file=sys.stderr)
         return 2
     chosen = [m for m in mutants if not args.names or m.name in args.names]
+    jobs = max(1, min(args.jobs, len(chosen)))
     with tempfile.TemporaryDirectory(prefix="sluis-mutants-") as scratch:
-        tree = Path(scratch) / "tree"
-        shutil.copytree(REPO, tree, ignore=IGNORE)
+        trees: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        for number in range(jobs):  # one copy per job: a mutant is applied to its own tree
+            tree = Path(scratch) / f"tree{number}"
+            shutil.copytree(REPO, tree, ignore=IGNORE)
+            trees.put(tree)
         every_test = tuple(sorted({t for m in chosen for t in m.tests}))
-        baseline = _pytest(tree, every_test)
+        baseline = _pytest(tree, every_test, workers=jobs)
         if baseline.returncode != 0:
             print(baseline.stdout[-3000:])
             print("the unmutated tree fails the mutants' tests: fix that first", file=sys.stderr)
             return 1
-        lines = []
-        for mutant in chosen:
-            line = _run_one(tree, mutant)
+
+        def run(mutant: Mutant) -> str:
+            tree = trees.get()
+            try:
+                line = _run_one(tree, mutant)
+            finally:
+                trees.put(tree)
             print(line, flush=True)
-            lines.append(line)
+            return line
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            lines = list(pool.map(run, chosen))
     bad = [line for line in lines if not line.startswith("killed")]
     print(f"{len(lines) - len(bad)} killed, {len(bad)} not killed, of {len(lines)} mutants")
     return 1 if bad else 0
