@@ -136,11 +136,13 @@ def _forge_consistency(out: Path) -> None:
 @pytest.mark.parametrize(
     ("tamper", "message"),
     [
-        (_tamper_entry, "do not rebuild the signed root"),
-        (_drop_entry, "entry 3 of the export has index 4"),
-        (_truncate, "the latest checkpoint covers 21 entries, the export holds 20"),
-        (_tamper_signature, "checkpoint 2 does not verify"),
-        (_forge_consistency, "checkpoint 3 (size 13) is not consistent with size 5"),
+        (_tamper_entry, r"do not rebuild the signed root"),
+        (_drop_entry, r"entry 3 of the export has index 4"),
+        (_truncate, r"the latest checkpoint covers 21 entries, the export holds 20"),
+        (_tamper_signature, r"checkpoint 2 does not verify"),
+        # the background checkpointer may sign between the test's own checkpoints, so the
+        # sizes of checkpoints 2 and 3 depend on the machine's load; the failure does not
+        (_forge_consistency, r"checkpoint 3 \(size \d+\) is not consistent with size \d+"),
     ],
 )
 def test_tampering_fails_verify_with_one_line(
@@ -152,7 +154,7 @@ def test_tampering_fails_verify_with_one_line(
     assert code == 1
     assert len(output.splitlines()) == 1, output
     assert output.startswith("sluis: error: verification failed:")
-    assert message in output
+    assert re.search(message, output), output
 
 
 def test_verify_refuses_the_wrong_key(runner: CliRunner, exported: Path) -> None:
