@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, event, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
@@ -240,15 +241,22 @@ def _flushed(session: Session, _flush: UOWTransaction) -> None:
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     """Increment the version in the changing transaction itself: both commit, or neither."""
-    if session.info.pop(_CHANGED, False) or _touches(session):
-        session.execute(
-            update(RegistryVersionRow)
-            .where(RegistryVersionRow.id == 1)
-            .values(version=RegistryVersionRow.version + 1)
-        )
-        bind = session.get_bind()
-        engine = bind if isinstance(bind, Engine) else bind.engine
-        session.info[_BUMPED] = engine.url.render_as_string(hide_password=True)
+    if not (session.info.pop(_CHANGED, False) or _touches(session)):
+        return
+    try:
+        with session.begin_nested():  # a savepoint: a schema older than 0012 has no counter
+            session.execute(
+                update(RegistryVersionRow)
+                .where(RegistryVersionRow.id == 1)
+                .values(version=RegistryVersionRow.version + 1)
+            )
+    except DBAPIError as exc:
+        if not _no_such_table(exc):
+            raise
+        return  # no registry can load from that schema either (it needs the row): none stale
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    session.info[_BUMPED] = engine.url.render_as_string(hide_password=True)
 
 
 @event.listens_for(Session, "after_commit")
@@ -265,6 +273,14 @@ def _transaction_ended(session: Session, transaction: SessionTransaction) -> Non
     if transaction.parent is None:
         session.info.pop(_CHANGED, None)
         session.info.pop(_BUMPED, None)
+
+
+def _no_such_table(exc: DBAPIError) -> bool:
+    """SQLite's "no such table" or PostgreSQL's undefined_table (42P01)."""
+    orig = exc.orig
+    cause = getattr(orig, "__cause__", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    return sqlstate == "42P01" or "no such table" in str(orig)
 
 
 def _touches(session: Session) -> bool:
