@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from gateway.agreements.schemas import Agreement
+from gateway.auth.windows import token_purge_before
 from gateway.datasets.schemas import Dataset
 from gateway.participants.schemas import Participant
 from gateway.storage import StorageUnavailable
@@ -78,7 +79,7 @@ class Snapshot:
     clients: Mapping[str, str]  # client_id -> status
     datasets: Mapping[str, Dataset]  # active ones only
     agreements: Mapping[tuple[str, str], Agreement]  # (consumer, dataset) -> the active one
-    revoked: frozenset[str]  # jti of revoked tokens not yet expired
+    revoked: frozenset[str]  # jti of revoked tokens still accepted but for the revocation
 
 
 class Registry:
@@ -140,12 +141,21 @@ class Registry:
             self._task = None
 
     async def _poll(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.poll)
             try:
                 await self.refresh()
             except StorageUnavailable as exc:  # lookups refuse once the bound has passed
-                log.warning("registry refresh failed: %s", exc)
+                if not failing:  # said once, not four times a second
+                    log.warning(
+                        "registry refresh failed, refusing after %.1f s: %s", self.bound, exc
+                    )
+                failing = True
+            else:
+                if failing:
+                    log.warning("registry refresh works again")
+                failing = False
 
     async def _reload(self, generation: int) -> Snapshot:
         started = self._clock()
@@ -192,8 +202,11 @@ async def _load(session: AsyncSession, now: datetime) -> Snapshot:
             {**_columns(row), "use_count": 0}, from_attributes=False
         )
         agreements[(row.consumer_id, row.dataset_id)] = agreement
+    horizon = token_purge_before(now)  # a token past exp is accepted within its leeway
     revoked = frozenset(
-        await session.scalars(select(RevokedTokenRow.jti).where(RevokedTokenRow.expires_at > now))
+        await session.scalars(
+            select(RevokedTokenRow.jti).where(RevokedTokenRow.expires_at >= horizon)
+        )
     )
     return Snapshot(version, participants, clients, datasets, agreements, revoked)
 

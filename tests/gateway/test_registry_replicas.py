@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.agreements import repository as agreements
+from gateway.auth.windows import TOKEN_LEEWAY
 from gateway.datasets.schemas import DatasetSpec
 from gateway.datasets.service import parse, store_dataset
 from gateway.oauth import repository as oauth
@@ -136,6 +137,16 @@ def test_a_token_revocation_applies_in_the_other_replica(store: Store) -> None:
         return await oauth.revoke(session, "jti-replicas", expires, datetime.now(UTC))
 
     asyncio.run(_applied_within_bound(store, revoke, lambda s: "jti-replicas" in s.revoked))
+
+
+def test_a_revoked_token_past_exp_but_within_its_leeway_stays_revoked(store: Store) -> None:
+    """A token is accepted until exp + TOKEN_LEEWAY: its revocation must be held that long."""
+    expired = datetime.now(UTC) - timedelta(seconds=TOKEN_LEEWAY // 2)
+
+    async def revoke(session: AsyncSession) -> object:
+        return await oauth.revoke(session, "jti-leeway", expired, datetime.now(UTC))
+
+    asyncio.run(_applied_within_bound(store, revoke, lambda s: "jti-leeway" in s.revoked))
 
 
 def test_an_agreement_revocation_applies_in_the_other_replica(store: Store) -> None:
