@@ -19,6 +19,10 @@ within ``BOUND_SECONDS``. When it cannot (the database is down), the lookup rais
 ``StorageUnavailable`` (503) instead of answering from permissions that may have changed.
 So a suspension, revocation or policy change applies everywhere within ``BOUND_SECONDS``
 (typically within one poll), or the replica refuses.
+
+A lookup that would refuse (no such participant, dataset, active agreement or active client)
+first asks the database for its version (:meth:`Registry.refresh`): what another process
+granted a moment ago is seen at once, and only refusals pay that one small SELECT.
 """
 
 from __future__ import annotations

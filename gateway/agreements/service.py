@@ -360,7 +360,11 @@ class AgreementService:
     async def active(self, consumer_id: str, dataset_id: str) -> Agreement | None:
         """The consumer's active agreement for the dataset, from the in-memory registry
         (gateway/registry.py): its ``use_count`` is 0, the uses are in the usage state."""
-        return (await registry_of(self.db).current()).agreements.get((consumer_id, dataset_id))
+        registry, key = registry_of(self.db), (consumer_id, dataset_id)
+        found = (await registry.current()).agreements.get(key)
+        if found is None:  # a refusal asks the database first: approved a moment ago?
+            found = (await registry.refresh()).agreements.get(key)
+        return found
 
     async def active_for(self, consumer_id: str, dataset_id: str) -> Agreement | None:
         """The consumer's active agreement for the dataset, if any, read from the database."""

@@ -139,7 +139,10 @@ class DatasetService:
         """An active dataset; NotFound otherwise (an id no dataset can have never reaches SQL)."""
         if not _ID.fullmatch(dataset_id):  # NUL and the like: PostgreSQL would refuse the text
             raise NotFound("dataset-not-found", f"no dataset {dataset_id}")
-        found = (await registry_of(self.db).current()).datasets.get(dataset_id)  # in memory
+        registry = registry_of(self.db)  # in memory; see gateway/registry.py
+        found = (await registry.current()).datasets.get(dataset_id)
+        if found is None:  # a refusal asks the database first: registered a moment ago?
+            found = (await registry.refresh()).datasets.get(dataset_id)
         if found is None:
             raise NotFound("dataset-not-found", f"no dataset {dataset_id}")
         return found

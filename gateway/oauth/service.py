@@ -191,10 +191,13 @@ class OAuthService:
         )
         if claims.client_id != holder.participant.id:
             raise TokenRejected("wrong-client", "the token was issued to another client")
-        snapshot = await registry_of(self.db).current()  # in memory; see gateway/registry.py
+        registry, own = registry_of(self.db), issuer == self.issuer  # gateway/registry.py
+        snapshot = await registry.current()
+        if _client_refused(snapshot.clients.get(claims.client_id), own=own):
+            snapshot = await registry.refresh()  # a refusal asks the database first
         if claims.jti in snapshot.revoked:
             raise TokenRejected("revoked", "the token has been revoked")
-        _check_client(snapshot.clients.get(claims.client_id), own=issuer == self.issuer)
+        _check_client(snapshot.clients.get(claims.client_id), own=own)
         return TokenCaller(holder, claims)
 
     async def _own_claims(self, token: str, now: datetime) -> AccessClaims | None:
@@ -301,15 +304,21 @@ class OAuthService:
             return None
 
 
+def _client_refused(status: str | None, *, own: bool) -> bool:
+    """Whether :func:`_check_client` refuses a client with ``status``."""
+    return (status is None and own) or (status is not None and status != "active")
+
+
 def _check_client(status: str | None, *, own: bool) -> None:
     """Our own tokens need a registered client; any token's client must not be disabled.
 
     ``status`` is the client's status, None when it is not registered.
     """
-    if status is None and own:
+    if not _client_refused(status, own=own):
+        return
+    if status is None:
         raise TokenRejected("client-disabled", "the token's client is no longer registered")
-    if status is not None and status != "active":
-        raise TokenRejected("client-disabled", "the token's client is disabled")
+    raise TokenRejected("client-disabled", "the token's client is disabled")
 
 
 def _audience(claims: dict[str, Any]) -> str:

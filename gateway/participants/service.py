@@ -77,8 +77,10 @@ class ParticipantService:
     ) -> AuthenticatedParticipant:
         """Bind a verified certificate to its registered, active participant (from the
         in-memory registry: current within its bound, else StorageUnavailable)."""
-        snapshot = await registry_of(self.db).current()  # in memory; see gateway/registry.py
-        participant = snapshot.participants.get(identity.organization_id)
+        registry = registry_of(self.db)  # in memory; see gateway/registry.py
+        participant = (await registry.current()).participants.get(identity.organization_id)
+        if participant is None or participant.status != "active":  # a refusal asks first
+            participant = (await registry.refresh()).participants.get(identity.organization_id)
         if participant is None:
             raise Forbidden(
                 "unknown-participant",

@@ -22,14 +22,21 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from certs import CertificateIdentity
 from gateway.agreements import repository as agreements
 from gateway.auth.windows import TOKEN_LEEWAY
+from gateway.datasets.factory import create_connector
 from gateway.datasets.schemas import DatasetSpec
-from gateway.datasets.service import parse, store_dataset
+from gateway.datasets.service import DatasetService, parse, store_dataset
+from gateway.errors import NotFound
 from gateway.oauth import repository as oauth
-from gateway.participants.schemas import ParticipantUpdate
-from gateway.participants.service import update_participant
-from gateway.registry import Registry, Snapshot
+from gateway.participants.schemas import ParticipantCreate, ParticipantUpdate
+from gateway.participants.service import (
+    ParticipantService,
+    create_participant,
+    update_participant,
+)
+from gateway.registry import Registry, Snapshot, registry_of
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.storage.models import AgreementRow
@@ -220,3 +227,50 @@ async def _hide_version(session: AsyncSession) -> None:
 
 async def _restore_version(session: AsyncSession) -> None:
     await session.execute(text("ALTER TABLE registry_version_away RENAME TO registry_version"))
+
+
+def test_what_another_replica_granted_a_moment_ago_is_served_at_once(store: Store) -> None:
+    """A lookup that would refuse asks the database first: no wait for the poll."""
+
+    async def run() -> tuple[str, str]:
+        db = Database(store.url)
+        registry = registry_of(db)
+        registry.bound = 3600.0  # and no poll: only the refusal's own question can see it
+        try:
+            datasets = DatasetService(db, create_connector)
+            with pytest.raises(NotFound):
+                await datasets.get("later")
+            writer = Database(store.elsewhere)
+            try:
+                await register_dataset(
+                    writer, "later", provider=MAKER,
+                    policy=POLICY.replace("dataset:open", "dataset:later"),
+                    connector=files_connector(),
+                )  # fmt: skip
+            finally:
+                await writer.dispose()
+            found = await datasets.get("later")
+            holder = await ParticipantService(db).authenticate(_identity(LATE), "tls")
+            return found.id, holder.participant.id
+        finally:
+            await db.dispose()
+
+    asyncio.run(_write(store.elsewhere, _add_late_participant))
+    assert asyncio.run(run()) == ("later", LATE)
+
+
+LATE = "NTRNL-40000012"
+
+
+async def _add_late_participant(session: AsyncSession) -> None:
+    data = ParticipantCreate(id=LATE, name="Late", roles=["consumer"])
+    await create_participant(session, data, now=NOW)
+
+
+def _identity(org: str) -> CertificateIdentity:
+    return CertificateIdentity(
+        organization_id=org, organization_name="Late",
+        participant_uri=f"urn:sluis:participant:{org}", roles=frozenset({"consumer"}),
+        thumbprint_sha256="x" * 43, serial_number=1,
+        subject="CN=Late", issuer="CN=CA", not_after=datetime.now(UTC) + timedelta(days=1),
+    )  # fmt: skip
