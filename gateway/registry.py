@@ -104,13 +104,13 @@ class Registry:
         self._seen = -1  # the in-process signal's generation the snapshot reflects
         self._confirmed = float("-inf")  # when the snapshot was last known current
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one load at a time, in the gateway's event loop
 
     async def current(self) -> Snapshot:
         """The snapshot to decide on; ``StorageUnavailable`` if it cannot be confirmed current."""
-        generation = _generation(self._key)
         snapshot = self._snapshot
-        if snapshot is None or generation != self._seen:
-            return await self._reload(generation)
+        if snapshot is None or _generation(self._key) != self._seen:
+            return await self._reload()
         if self._clock() - self._confirmed > self.bound:
             return await self.refresh()
         return snapshot
@@ -127,13 +127,13 @@ class Registry:
             version = await _version(session)
         snapshot = self._snapshot
         if snapshot is None or snapshot.version != version or generation != self._seen:
-            return await self._reload(generation)
-        self._confirmed = started
+            return await self._reload()
+        self._confirmed = max(self._confirmed, started)
         return snapshot
 
     async def start(self) -> None:
         """Load now and poll for other processes' changes until :meth:`close`."""
-        await self._reload(_generation(self._key))
+        await self._reload()
         self._task = asyncio.create_task(self._poll(), name="sluis-registry-poll")
 
     async def close(self) -> None:
@@ -150,10 +150,10 @@ class Registry:
             await asyncio.sleep(self.poll)
             try:
                 await self.refresh()
-            except StorageUnavailable as exc:  # lookups refuse once the bound has passed
+            except Exception as exc:  # noqa: BLE001 - lookups refuse once the bound has passed
                 if not failing:  # said once, not four times a second
                     log.warning(
-                        "registry refresh failed, refusing after %.1f s: %s", self.bound, exc
+                        "registry refresh failed, refusing after %.1f s: %r", self.bound, exc
                     )
                 failing = True
             else:
@@ -161,12 +161,18 @@ class Registry:
                     log.warning("registry refresh works again")
                 failing = False
 
-    async def _reload(self, generation: int) -> Snapshot:
-        started = self._clock()
-        async with self.db.session() as session:
-            snapshot = await _load(session, datetime.now(UTC))
-        self._snapshot, self._seen, self._confirmed = snapshot, generation, started
-        return snapshot
+    async def _reload(self) -> Snapshot:
+        """Load the registry, once for all the lookups waiting: a load begun after a lookup
+        asked serves it (after a change, 32 requests do not make 32 loads)."""
+        asked = self._clock()
+        async with self._lock:
+            if self._snapshot is not None and self._confirmed >= asked:
+                return self._snapshot
+            generation, started = _generation(self._key), self._clock()
+            async with self.db.session() as session:
+                snapshot = await _load(session, datetime.now(UTC))
+            self._snapshot, self._seen, self._confirmed = snapshot, generation, started
+            return snapshot
 
 
 _registries: weakref.WeakKeyDictionary[Database, Registry] = weakref.WeakKeyDictionary()
