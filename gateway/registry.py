@@ -35,7 +35,6 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, event, select, update
@@ -44,7 +43,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from gateway.agreements.schemas import Agreement
-from gateway.auth.windows import token_purge_before
 from gateway.datasets.schemas import Dataset
 from gateway.participants.schemas import Participant
 from gateway.storage import StorageUnavailable
@@ -170,7 +168,7 @@ class Registry:
                 return self._snapshot
             generation, started = _generation(self._key), self._clock()
             async with self.db.session() as session:
-                snapshot = await _load(session, datetime.now(UTC))
+                snapshot = await _load(session)
             self._snapshot, self._seen, self._confirmed = snapshot, generation, started
             return snapshot
 
@@ -195,7 +193,7 @@ async def _version(session: AsyncSession) -> int:
     return int(found)
 
 
-async def _load(session: AsyncSession, now: datetime) -> Snapshot:
+async def _load(session: AsyncSession) -> Snapshot:
     version = await _version(session)  # first: a change committed meanwhile moves it again
     participants = {
         row.id: Participant.model_validate(row, from_attributes=True)
@@ -212,12 +210,9 @@ async def _load(session: AsyncSession, now: datetime) -> Snapshot:
             {**_columns(row), "use_count": 0}, from_attributes=False
         )
         agreements[(row.consumer_id, row.dataset_id)] = agreement
-    horizon = token_purge_before(now)  # a token past exp is accepted within its leeway
-    revoked = frozenset(
-        await session.scalars(
-            select(RevokedTokenRow.jti).where(RevokedTokenRow.expires_at >= horizon)
-        )
-    )
+    # Every row: the table holds a revocation until its token can no longer be accepted
+    # (exp + leeway, gateway/auth/windows.py); a time filter here would use another clock.
+    revoked = frozenset(await session.scalars(select(RevokedTokenRow.jti)))
     return Snapshot(version, participants, clients, datasets, agreements, revoked)
 
 
