@@ -5,7 +5,10 @@ statistics); the limit stops the scan early. Reading runs in a worker thread one
 of the consumer (CSV and JSON lines block by block, Parquet row group by row group), so
 memory stays bounded whatever the file size and however slowly the client reads.
 
-The files are opened once per read, confined to the root without following links the
+The files are opened and their dataset (schema, fragments) built once, then shared by every
+request while a ``stat`` of each shows it unchanged (device, inode, size, mtime, ctime);
+a changed file is opened again, and the replaced dataset closed when its last stream ends.
+The files are confined to the root without following links the
 kernel's way (``connectors.paths``), and pyarrow reads the descriptors those walks yield
 (``connectors._fdfs``): a link swapped after the check cannot lead the read out of the root.
 Every read goes through the dataset's confined filesystem, the block readers too.
@@ -14,6 +17,7 @@ Every read goes through the dataset's confined filesystem, the block readers too
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -61,25 +65,81 @@ class FilesConnector(Connector):
     def __init__(self, name: str, config: FilesConfig, *, description: str = "") -> None:
         super().__init__(name, description=description)
         self._config = config
+        self._opened: _Opened | None = None  # the files and their dataset, while unchanged
+        self._retired: list[_Opened] = []  # replaced, still read by a stream in flight
 
     @property
     def pushdown(self) -> frozenset[Pushdown]:
         """Filters and the limit; aggregates and ordering happen in the gateway."""
         return frozenset({Pushdown.FILTER, Pushdown.LIMIT})
 
+    async def schema(self) -> pa.Schema:
+        """The dataset's schema, asked of the files again when they changed."""
+        if self._opened is None or self._opened.stamp != _stamp(self._config):
+            self._schema_cache = None
+        return await super().schema()
+
+    async def aclose(self) -> None:
+        """Close the files held open, those of streams still in flight included."""
+        opened, self._opened = self._opened, None
+        for each in [*self._retired, *([opened] if opened else [])]:
+            each.files.close()
+        self._retired.clear()
+        await super().aclose()
+
     async def _schema(self) -> pa.Schema:
-        files = await asyncio.to_thread(self._open)
+        opened = await self._acquire()
         try:
-            dataset = await asyncio.to_thread(self._dataset, files)
+            return self._config.schema or opened.dataset.schema
         finally:
+            self._release(opened)
+
+    async def _acquire(self) -> _Opened:
+        """The files and their dataset, opened again only when the files changed.
+
+        The stamp is taken before the files are opened: metadata never outlives a change
+        it might not show. Every read still opens its files through the confined walk.
+        """
+        stamp = _stamp(self._config)
+        opened = self._opened
+        if opened is None or opened.stamp != stamp:
+            fresh = await asyncio.to_thread(self._open_dataset, stamp)
+            opened = self._opened  # another request may have opened them meanwhile
+            if opened is not None and opened.stamp == stamp:
+                fresh.files.close()
+            else:
+                self._install(fresh)
+                opened = fresh
+        opened.users += 1
+        return opened
+
+    def _install(self, fresh: _Opened) -> None:
+        old, self._opened = self._opened, fresh
+        self._schema_cache = None
+        if old is not None:
+            self._retired.append(old)
+            self._release(old, used=False)
+
+    def _release(self, opened: _Opened, *, used: bool = True) -> None:
+        """One use ended; a replaced dataset is closed when its last stream ends."""
+        opened.users -= int(used)
+        if opened is not self._opened and opened.users == 0 and opened in self._retired:
+            self._retired.remove(opened)
+            opened.files.close()
+
+    def _open_dataset(self, stamp: _Stamp | None) -> _Opened:
+        files = self._open()
+        try:
+            return _Opened(stamp, files, self._dataset(files))
+        except BaseException:
             files.close()
-        return self._config.schema or dataset.schema
+            raise
 
     async def _batches(self, query: Query) -> Batches:
-        files = await asyncio.to_thread(self._open)
+        opened = await self._acquire()
         ahead: asyncio.Future[pa.RecordBatch | None] | None = None
         try:
-            dataset = await asyncio.to_thread(self._dataset, files)
+            dataset = opened.dataset
             batches = self._read(dataset, query)
             left = query.limit
             ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
@@ -94,7 +154,7 @@ class FilesConnector(Connector):
         finally:
             if ahead is not None:  # the thread cannot be cancelled: let it finish first
                 await asyncio.gather(ahead, return_exceptions=True)
-            files.close()
+            self._release(opened)
 
     def _read(self, dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
         """The files' batches, read only as fast as they are asked for.
@@ -169,6 +229,45 @@ class FilesConnector(Connector):
             column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
         )  # an unquoted empty field is null, a quoted one ("") an empty string
         return ds.CsvFileFormat(convert_options=convert)
+
+
+_Stamp = tuple[tuple[str | int, ...], ...]
+_STAMP_ENTRIES = 10_000  # more files than this (or a link loop): stamped as None, never reused
+
+
+@dataclass(eq=False)
+class _Opened:
+    """The confined files and their pyarrow dataset (schema, fragments), shared by requests
+    while the files' stamp is unchanged."""
+
+    stamp: _Stamp | None  # None: could not be stamped, so never reused
+    files: ConfinedFiles
+    dataset: Any
+    users: int = 0
+
+
+def _stamp(config: FilesConfig) -> _Stamp | None:
+    """(name, device, inode, size, mtime, ctime) of the root, the path and every file under it,
+    through links and of the links themselves; None when any cannot be read.
+
+    A few ``stat`` calls: the change check each request pays instead of opening the dataset.
+    ctime is in it because a rewrite can keep size and mtime but never ctime.
+    """
+    target = config.root / config.path
+    try:
+        names = [(".", config.root), ("", target)]
+        if target.is_dir():
+            for top, dirs, files in os.walk(target, followlinks=True):  # as the walker does
+                names += [(str(Path(top, n)), Path(top, n)) for n in sorted([*dirs, *files])]
+                if len(names) > _STAMP_ENTRIES:
+                    return None
+        return tuple((name, *_info(path.stat()), *_info(path.lstat())[1:2]) for name, path in names)
+    except (OSError, ValueError):
+        return None
+
+
+def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 CSV_BLOCK = 1 << 20  # bytes of CSV text parsed per batch (larger blocks cost memory, not speed)

@@ -35,6 +35,7 @@ from gateway.oauth.service import OAuthService
 from gateway.participants import endpoints as participants
 from gateway.participants.service import ParticipantService
 from gateway.ratelimit.service import Clock, Limits, counters_for
+from gateway.registry import registry_of
 from gateway.services import Services
 from gateway.settings import (
     Settings,
@@ -60,6 +61,13 @@ def _dataset_service(db: Database, settings: Settings) -> DatasetService:
         settings.spill_directory, settings.spill_memory_limit, settings.spill_disk_limit
     )
     return DatasetService(db, spilling(create_connector, spill))
+
+
+async def _open_storage(db: Database, settings: Settings) -> None:
+    """Migrate (when configured) and load the in-memory registry (gateway/registry.py)."""
+    if settings.auto_migrate:
+        await db.upgrade()
+    await registry_of(db).start()  # polls for other replicas' changes until closed
 
 
 def load_trust(settings: Settings) -> TrustMaterial:
@@ -120,8 +128,7 @@ def create_app(
         audit: AuditLog | None = None
         limits: Limits | None = None
         try:
-            if settings.auto_migrate:
-                await db.upgrade()
+            await _open_storage(db, settings)
             # Refuses (SettingsError) an audit key or origin that contradicts the log's own.
             audit = await open_audit_log(db, settings, audit_key, now=datetime.now(UTC))
             limits = Limits(counters_for(settings, db), settings, audit, clock or _utcnow)
@@ -154,6 +161,7 @@ def create_app(
             yield
             await datasets.aclose()
         finally:
+            await registry_of(db).close()
             if limits is not None:
                 await limits.close()  # open refusal summaries are written before the log closes
             if audit is not None:

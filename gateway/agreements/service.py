@@ -38,6 +38,7 @@ from gateway.datasets.service import DatasetService
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.exchange.policy_input import policy_request, policy_state
 from gateway.participants.service import AuthenticatedParticipant
+from gateway.registry import registry_of
 from gateway.storage.db import Database
 from gateway.storage.models import AgreementRow
 from policies import Decision, evaluate
@@ -356,8 +357,17 @@ class AgreementService:
                 return await _with_count(session, row)
         raise NotFound("agreement-not-found", f"no agreement {agreement_id}")
 
+    async def active(self, consumer_id: str, dataset_id: str) -> Agreement | None:
+        """The consumer's active agreement for the dataset, from the in-memory registry
+        (gateway/registry.py): its ``use_count`` is 0, the uses are in the usage state."""
+        registry, key = registry_of(self.db), (consumer_id, dataset_id)
+        found = (await registry.current()).agreements.get(key)
+        if found is None:  # a refusal asks the database first: approved a moment ago?
+            found = (await registry.refresh()).agreements.get(key)
+        return found
+
     async def active_for(self, consumer_id: str, dataset_id: str) -> Agreement | None:
-        """The consumer's active agreement for the dataset, if any."""
+        """The consumer's active agreement for the dataset, if any, read from the database."""
         async with self.db.session() as session:
             found = await repository.active_for(session, consumer_id, dataset_id)
         return None if found is None else _to_model(*found)

@@ -19,6 +19,7 @@ from gateway.datasets.factory import PASSTHROUGH, create_passthrough
 from gateway.datasets.schemas import DATASET_ID, Dataset, DatasetSpec
 from gateway.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from gateway.participants import repository as participants
+from gateway.registry import registry_of
 from gateway.storage.db import Database
 from gateway.storage.models import DatasetRow, PolicyVersionRow
 from policies import (
@@ -138,11 +139,13 @@ class DatasetService:
         """An active dataset; NotFound otherwise (an id no dataset can have never reaches SQL)."""
         if not _ID.fullmatch(dataset_id):  # NUL and the like: PostgreSQL would refuse the text
             raise NotFound("dataset-not-found", f"no dataset {dataset_id}")
-        async with self.db.session() as session:
-            row = await repository.get(session, dataset_id)
-        if row is None or row.status != "active":
+        registry = registry_of(self.db)  # in memory; see gateway/registry.py
+        found = (await registry.current()).datasets.get(dataset_id)
+        if found is None:  # a refusal asks the database first: registered a moment ago?
+            found = (await registry.refresh()).datasets.get(dataset_id)
+        if found is None:
             raise NotFound("dataset-not-found", f"no dataset {dataset_id}")
-        return _to_model(row)
+        return found
 
     async def list(self) -> list[Dataset]:
         """Every active dataset."""

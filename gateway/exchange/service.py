@@ -254,7 +254,7 @@ class ExchangeService:
             trace_id=current_trace_id(),
             groups=tuple(caller.participant.participant.groups),
         )
-        ctx.agreement = await self.agreements.active_for(consumer, dataset_id)
+        ctx.agreement = await self.agreements.active(consumer, dataset_id)  # in memory
         if ctx.agreement is None:
             await self._deny(ctx, ("no-agreement",))
             raise Forbidden("no-agreement", f"no active agreement for dataset {dataset_id}")

@@ -28,6 +28,7 @@ from gateway.http.forwarded import (
 )
 
 STATE_KEY = "client_certificate"
+PARSED_KEY = "sluis.presented"  # in the connection's ASGI tls extension: parsed once
 _STRIP = frozenset(name.encode() for name in PROXY_CERT_HEADERS)
 
 
@@ -74,11 +75,16 @@ class ClientCertificateMiddleware:
 
 
 def _from_tls(scope: Scope) -> PresentedCertificate:
+    """The connection's certificate, parsed once per TLS connection (the ``tls`` extension
+    dict is the connection's own: gateway/http/tls_scope.py)."""
     tls = scope.get("extensions", {}).get("tls")
     if not tls or not tls.get("client_cert_chain"):
         return PresentedCertificate("none")
-    pem = "".join(tls["client_cert_chain"]).encode()
-    return _parse("tls", pem)
+    parsed = tls.get(PARSED_KEY)
+    if isinstance(parsed, PresentedCertificate):
+        return parsed
+    parsed = tls[PARSED_KEY] = _parse("tls", "".join(tls["client_cert_chain"]).encode())
+    return parsed
 
 
 def _from_proxy(headers: list[tuple[bytes, bytes]]) -> PresentedCertificate:

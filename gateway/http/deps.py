@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
+from cryptography import x509
 from fastapi import Depends, Request
 
 import certs
@@ -15,8 +17,11 @@ from gateway.http.client_cert import STATE_KEY, PresentedCertificate
 from gateway.oauth.holders import verified_holder
 from gateway.participants.service import AuthenticatedParticipant
 from gateway.ratelimit.service import RateLimited
+from gateway.registry import Snapshot, registry_of
 from gateway.services import Services
 from gateway.telemetry import SPAN_AUTHENTICATE
+
+HOLDER_KEY = "sluis.holder"  # in the connection's ASGI tls extension: one per TLS connection
 
 
 async def get_services(request: Request) -> Services:
@@ -42,13 +47,51 @@ async def authenticated(request: Request, services: ServicesDep) -> Authenticate
         raise certs.CertificateRejected(
             "no-certificate", "this endpoint needs a client certificate"
         )
-    trust = services.trust
     with services.telemetry.span(SPAN_AUTHENTICATE, source=presented.source):
-        caller = await verified_holder(
-            services.participants, presented.chain, trust, presented.source, datetime.now(UTC)
-        )
+        caller = await _holder(request, services, presented, datetime.now(UTC))
     request.scope.setdefault("state", {})[CALLER_KEY] = caller  # for the audit entries
     _check_throttle(request, services, caller.participant.id)
+    return caller
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A TLS connection's verified holder, and what it was verified against."""
+
+    crls: tuple[x509.CertificateRevocationList, ...]
+    snapshot: Snapshot
+    caller: AuthenticatedParticipant
+
+
+async def _holder(
+    request: Request, services: Services, presented: PresentedCertificate, now: datetime
+) -> AuthenticatedParticipant:
+    """The verified holder of the presented chain, cached per TLS connection.
+
+    The cache lives in the connection's own ASGI ``tls`` extension dict and is used only
+    while the CRLs and the registry snapshot are the very ones it was verified against and
+    the certificate has not expired: a new CRL or any registry change (a suspension) makes
+    the next request on a kept-alive connection verify again. A proxy's forwarded
+    certificate is never cached: one proxy connection carries many clients.
+    """
+    tls = request.scope.get("extensions", {}).get("tls") if presented.source == "tls" else None
+    crls = services.trust.crls()  # crl-unavailable: nothing is served from the cache either
+    snapshot = await registry_of(services.db).current()  # 503 once it cannot be confirmed
+    held = tls.get(HOLDER_KEY) if tls is not None else None
+    if (
+        isinstance(held, _Held)
+        and held.crls is crls
+        and held.snapshot is snapshot
+        and now < held.caller.certificate.not_after
+    ):
+        return held.caller
+    source = presented.source
+    assert source != "none"  # noqa: S101 - refused by the caller before this
+    caller = await verified_holder(
+        services.participants, presented.chain, services.trust, source, now
+    )
+    if tls is not None:
+        tls[HOLDER_KEY] = _Held(crls, snapshot, caller)
     return caller
 
 

@@ -4,8 +4,10 @@ A certificate chain is held by a participant when the chain verifies against the
 store and the current CRLs (:func:`certs.verify`, so an expired or revoked certificate
 fails) and its organisation is a registered, active participant. The HTTP layer runs this
 on every request's client certificate (gateway/http/deps.py); introspection runs it on the
-certificate a token is bound to (gateway/oauth/service.py). Nothing is cached: a
-suspension or a new CRL counts from the next request.
+certificate a token is bound to (gateway/oauth/service.py). The participant comes from the
+in-memory registry (gateway/registry.py); the HTTP layer keeps the result per TLS
+connection only while the CRLs and the registry snapshot are unchanged, so a suspension or
+a new CRL counts from the next request (in another replica: within the registry's bound).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ only by gateway/oauth/holders.py), the token verifies against that certificate
 (gateway/auth/tokens.py), it names that participant as its client, it is not revoked, and
 the client is registered and active. The resource server takes the holder from the
 connection; introspection takes it from the certificate remembered when the token was
-issued. Every piece of state is read from the database at the moment of the question, so
-every replica agrees from the next request on.
+issued. The revoked tokens and the clients come from the in-memory registry
+(gateway/registry.py): current in this process from the next request, in every replica
+within its bound (1 s), or the question is refused (503).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from gateway.oauth.server import (
     SluisOAuth2Request,
 )
 from gateway.participants.service import AuthenticatedParticipant, ParticipantService
+from gateway.registry import registry_of
 from gateway.storage.db import Database
-from gateway.storage.models import OAuthClientRow, UsedAssertionRow
+from gateway.storage.models import UsedAssertionRow
 from gateway.trust import TrustMaterial
 
 
@@ -189,12 +191,13 @@ class OAuthService:
         )
         if claims.client_id != holder.participant.id:
             raise TokenRejected("wrong-client", "the token was issued to another client")
-        async with self.db.session() as session:
-            revoked = await repository.is_revoked(session, claims.jti)
-            client = await repository.get_client(session, claims.client_id)
-        if revoked:
+        registry, own = registry_of(self.db), issuer == self.issuer  # gateway/registry.py
+        snapshot = await registry.current()
+        if _client_refused(snapshot.clients.get(claims.client_id), own=own):
+            snapshot = await registry.refresh()  # a refusal asks the database first
+        if claims.jti in snapshot.revoked:
             raise TokenRejected("revoked", "the token has been revoked")
-        _check_client(client, own=issuer == self.issuer)
+        _check_client(snapshot.clients.get(claims.client_id), own=own)
         return TokenCaller(holder, claims)
 
     async def _own_claims(self, token: str, now: datetime) -> AccessClaims | None:
@@ -301,12 +304,21 @@ class OAuthService:
             return None
 
 
-def _check_client(client: OAuthClientRow | None, *, own: bool) -> None:
-    """Our own tokens need a registered client; any token's client must not be disabled."""
-    if client is None and own:
+def _client_refused(status: str | None, *, own: bool) -> bool:
+    """Whether :func:`_check_client` refuses a client with ``status``."""
+    return (status is None and own) or (status is not None and status != "active")
+
+
+def _check_client(status: str | None, *, own: bool) -> None:
+    """Our own tokens need a registered client; any token's client must not be disabled.
+
+    ``status`` is the client's status, None when it is not registered.
+    """
+    if not _client_refused(status, own=own):
+        return
+    if status is None:
         raise TokenRejected("client-disabled", "the token's client is no longer registered")
-    if client is not None and client.status != "active":
-        raise TokenRejected("client-disabled", "the token's client is disabled")
+    raise TokenRejected("client-disabled", "the token's client is disabled")
 
 
 def _audience(claims: dict[str, Any]) -> str:

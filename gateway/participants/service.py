@@ -13,6 +13,7 @@ from certs import CertificateIdentity
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.participants import repository
 from gateway.participants.schemas import Participant, ParticipantCreate, ParticipantUpdate
+from gateway.registry import registry_of
 from gateway.storage.db import Database
 from gateway.storage.models import ParticipantRow
 
@@ -74,10 +75,12 @@ class ParticipantService:
     async def authenticate(
         self, identity: CertificateIdentity, source: Literal["tls", "proxy"]
     ) -> AuthenticatedParticipant:
-        """Bind a verified certificate to its registered, active participant."""
-        async with self.db.session() as session:
-            row = await repository.get(session, identity.organization_id)
-            participant = None if row is None else _to_model(row)
+        """Bind a verified certificate to its registered, active participant (from the
+        in-memory registry: current within its bound, else StorageUnavailable)."""
+        registry = registry_of(self.db)  # in memory; see gateway/registry.py
+        participant = (await registry.current()).participants.get(identity.organization_id)
+        if participant is None or participant.status != "active":  # a refusal asks first
+            participant = (await registry.refresh()).participants.get(identity.organization_id)
         if participant is None:
             raise Forbidden(
                 "unknown-participant",

@@ -329,3 +329,13 @@ class AuditIdentityRow(Base):
     key: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RegistryVersionRow(Base):
+    """One row (revision 0012): incremented by every transaction that changes participants,
+    clients, datasets, policy versions, agreements or revoked tokens (gateway/registry.py)."""
+
+    __tablename__ = "registry_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
