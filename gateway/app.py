@@ -20,6 +20,7 @@ from gateway.audit.wiring import open_audit_log
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
+from gateway.dsp import endpoints as dsp_endpoints
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
 from gateway.http import health, problems
@@ -171,13 +172,11 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
-    app.include_router(health.router)
-    app.include_router(participants.router)
-    app.include_router(oauth_endpoints.router)
-    app.include_router(audit_endpoints.router)
-    app.include_router(catalog_endpoints.router)
-    app.include_router(agreement_endpoints.router)
-    app.include_router(exchange_endpoints.router)
+    for module in (
+        health, participants, oauth_endpoints, audit_endpoints, catalog_endpoints,
+        agreement_endpoints, exchange_endpoints, dsp_endpoints,
+    ):  # fmt: skip
+        app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefusalThrottleMiddleware)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.

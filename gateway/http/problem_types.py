@@ -67,6 +67,8 @@ _GATEWAY = frozenset(
         # the audit log and dependencies
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",
         "change-not-recordable", "storage-unavailable", "crl-unavailable", "crl-expired",
+        # the Dataspace Protocol (gateway/dsp)
+        "dsp-malformed-message",
     }
 )  # fmt: skip
 

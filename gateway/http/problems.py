@@ -31,6 +31,7 @@ from connectors import (
 )
 from gateway.audit.entry import EventType
 from gateway.auth.tokens import TokenRejected
+from gateway.dsp.errors import dsp_error_fields
 from gateway.errors import GatewayError, Unauthorized
 from gateway.http import audit_events
 from gateway.ratelimit.service import RateLimited
@@ -89,9 +90,14 @@ def problem(
     *,
     instance: str | None = None,
     headers: Mapping[str, str] | None = None,
+    dsp_pids: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    """Build a problem+json response."""
+    """Build a problem+json response.
+
+    On a DSP path (``instance``) the body is also the DSP error object of that protocol
+    (:mod:`gateway.dsp.errors`), with the process ids in ``dsp_pids`` where it has them.
+    """
     body: dict[str, Any] = {
         "type": TYPE_PREFIX + code,
         "title": title,
@@ -100,6 +106,7 @@ def problem(
     }
     if instance is not None:
         body["instance"] = instance
+        body.update(dsp_error_fields(instance, code, detail, dict(dsp_pids or {})))
     body.update(extra)
     return ProblemResponse(body, status_code=status, headers=headers)
 
@@ -136,8 +143,9 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
         {"WWW-Authenticate": 'Bearer realm="sluis"'} if isinstance(exc, Unauthorized) else None
     )
     return problem(
-        exc.status, exc.code, exc.title, exc.detail, instance=request.url.path, headers=headers
-    )
+        exc.status, exc.code, exc.title, exc.detail, instance=request.url.path, headers=headers,
+        dsp_pids=getattr(exc, "dsp_pids", None),
+    )  # fmt: skip
 
 
 async def _certificate_rejected(request: Request, exc: Exception) -> JSONResponse:
