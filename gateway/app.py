@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,8 @@ from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
 from gateway.dsp import endpoints as dsp_endpoints
+from gateway.dsp.callbacks import Callbacks
+from gateway.dsp.negotiation import NegotiationService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
 from gateway.http import health, problems
@@ -61,6 +64,15 @@ def _dataset_service(db: Database, settings: Settings) -> DatasetService:
         settings.spill_directory, settings.spill_memory_limit, settings.spill_disk_limit
     )
     return DatasetService(db, spilling(create_connector, spill))
+
+
+def dsp_callback_tls(settings: Settings) -> ssl.SSLContext:
+    """How DSP callback servers are verified: ``dsp_callback_ca``, else the system store."""
+    ca = settings.dsp_callback_ca
+    try:
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"dsp_callback_ca {ca}: {exc}") from exc
 
 
 def load_trust(settings: Settings) -> TrustMaterial:
@@ -106,6 +118,7 @@ def create_app(
     audit_key = load_audit_key(settings)
     check_distinct_keys(settings, signing_key, audit_key)
     trust = load_trust(settings)
+    callback_tls = dsp_callback_tls(settings)
     config = IssuerConfig(
         issuer=settings.public_url,
         resources=settings.resources,
@@ -139,6 +152,7 @@ def create_app(
             )
             datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
+            callbacks = Callbacks(tuple(settings.dsp_callback_allow_networks), callback_tls)
             app.state.services = Services(
                 settings=settings,
                 db=db,
@@ -151,9 +165,11 @@ def create_app(
                 exchange=ExchangeService(db, datasets, agreements, audit, tel),
                 telemetry=tel,
                 limits=limits,
+                dsp=NegotiationService(db, datasets, agreements, audit, callbacks),
             )
             yield
             await datasets.aclose()
+            await callbacks.aclose()
         finally:
             if limits is not None:
                 await limits.close()  # open refusal summaries are written before the log closes

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from gateway.agreements.service import AgreementService
 from gateway.audit.log import AuditLog
 from gateway.datasets.service import DatasetService
+from gateway.dsp.negotiation import NegotiationService
 from gateway.exchange.service import ExchangeService
 from gateway.oauth.service import OAuthService
 from gateway.participants.service import ParticipantService
@@ -32,3 +33,4 @@ class Services:
     exchange: ExchangeService
     telemetry: Telemetry
     limits: Limits | None = None  # refusal summaries and rate limits (issue 11)
+    dsp: NegotiationService | None = None  # the Dataspace Protocol's negotiations (issue 14)

@@ -128,6 +128,16 @@ class Settings(BaseSettings):
         default=None,
         description="Roots/CAs for iSHARE x5c chains; default the client CA bundle.",
     )
+    dsp_callback_allow_networks: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public networks a DSP callbackAddress may reach; every other private, "
+        "loopback or link-local address is refused (the connectors' SSRF guard).",
+    )
+    dsp_callback_ca: Path | None = Field(
+        default=None,
+        description="CAs that DSP callback servers' certificates must chain to; default the "
+        "system trust store.",
+    )
     external_issuers: list[ExternalIssuer] = Field(
         default_factory=list,
         description="Other authorization servers (Keycloak, Entra ID) whose tokens are accepted.",
@@ -218,7 +228,7 @@ class Settings(BaseSettings):
         description="Address of the health port: loopback, or the pod IP (POD_IP).",
     )
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "dsp_callback_allow_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -1,4 +1,5 @@
-"""DSP 2025-1 HTTPS binding: the version object and the catalog (thin: see catalog.py).
+"""DSP 2025-1 HTTPS binding (thin): the version object, the catalog (catalog.py) and the
+provider's side of contract negotiation (negotiation.py).
 
 Every DSP path needs a client certificate (the participant, as everywhere in Sluis); only
 ``/.well-known/dspace-version`` is open, as the specification requires.
@@ -6,18 +7,24 @@ Every DSP path needs a client certificate (the participant, as everywhere in Slu
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 
 from gateway.dsp import catalog as dsp_catalog
-from gateway.dsp import messages
+from gateway.dsp import messages, outgoing
 from gateway.dsp.messages import DSP_PATH, VERSION
+from gateway.dsp.negotiation import NegotiationService
+from gateway.errors import ServiceUnavailable
+from gateway.http import audit_events
 from gateway.http.deps import Caller, ServicesDep
+from gateway.services import Services
 
 router = APIRouter(tags=["dataspace protocol"])
 JSON = "application/json"
+NEGOTIATIONS = f"{DSP_PATH}/negotiations"
 
 
 def version_object() -> dict[str, Any]:
@@ -57,3 +64,67 @@ async def catalog_request(request: Request, _: Caller, services: ServicesDep) ->
 async def catalog_dataset(dataset_id: str, _: Caller, services: ServicesDep) -> JSONResponse:
     """One Dataset, with its Offer."""
     return JSONResponse(await dsp_catalog.dataset(services, dataset_id), media_type=JSON)
+
+
+# -- contract negotiation, provider side ------------------------------------------------
+
+
+def _negotiations(services: Services) -> NegotiationService:
+    if services.dsp is None:  # built in the lifespan; absent only in a partial test wiring
+        raise ServiceUnavailable("storage-unavailable", "the DSP service is not running")
+    return services.dsp
+
+
+@router.get(f"{NEGOTIATIONS}/{{pid}}", operation_id="dsp_negotiation_get")
+async def negotiation_get(pid: str, caller: Caller, services: ServicesDep) -> JSONResponse:
+    """The caller's negotiation (404 for an unknown one or someone else's)."""
+    row = await _negotiations(services).get_for(caller, pid)
+    return JSONResponse(outgoing.negotiation(row), media_type=JSON)
+
+
+@router.post(f"{NEGOTIATIONS}/request", operation_id="dsp_negotiation_request")
+async def negotiation_request(
+    request: Request, caller: Caller, services: ServicesDep, background: BackgroundTasks
+) -> JSONResponse:
+    """An initiating ContractRequestMessage: 201 with the negotiation, REQUESTED."""
+    dsp = _negotiations(services)
+    row = await dsp.request(
+        caller, await request.body(), now=datetime.now(UTC), actor=audit_events.actor(request)
+    )
+    background.add_task(dsp.follow, row.provider_pid)  # after the answer: the consumer has
+    return JSONResponse(outgoing.negotiation(row), status_code=201, media_type=JSON)  # the pid
+
+
+_CONSUMER_MESSAGES = {
+    "request": "ContractRequestMessage",
+    "events": "ContractNegotiationEventMessage",
+    "agreement/verification": "ContractAgreementVerificationMessage",
+    "termination": "ContractNegotiationTerminationMessage",
+}
+
+
+def _consumer_endpoint(path: str, kind: str) -> None:
+    async def endpoint(
+        pid: str,
+        request: Request,
+        caller: Caller,
+        services: ServicesDep,
+        background: BackgroundTasks,
+    ) -> JSONResponse:
+        dsp = _negotiations(services)
+        row = await dsp.consumer_message(
+            caller, pid, await request.body(), kind,
+            now=datetime.now(UTC), actor=audit_events.actor(request),
+        )  # fmt: skip
+        background.add_task(dsp.follow, row.provider_pid)
+        return JSONResponse(outgoing.negotiation(row), media_type=JSON)
+
+    endpoint.__doc__ = f"A {kind} from the consumer (200 with the negotiation)."
+    name = "dsp_negotiation_" + path.replace("/", "_")
+    router.add_api_route(
+        f"{NEGOTIATIONS}/{{pid}}/{path}", endpoint, methods=["POST"], operation_id=name, name=name
+    )
+
+
+for _path, _kind in _CONSUMER_MESSAGES.items():
+    _consumer_endpoint(_path, _kind)

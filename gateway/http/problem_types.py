@@ -68,7 +68,8 @@ _GATEWAY = frozenset(
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",
         "change-not-recordable", "storage-unavailable", "crl-unavailable", "crl-expired",
         # the Dataspace Protocol (gateway/dsp)
-        "dsp-malformed-message",
+        "dsp-malformed-message", "dsp-invalid-transition", "dsp-negotiation-not-found",
+        "dsp-offer-outdated", "dsp-purpose-required", "dsp-callback-refused",
     }
 )  # fmt: skip
 

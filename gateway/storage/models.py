@@ -329,3 +329,27 @@ class AuditIdentityRow(Base):
     key: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DspNegotiationRow(Base):
+    """A DSP contract negotiation on the provider side (revision 0013).
+
+    ``state`` is the DSP state (REQUESTED .. FINALIZED, TERMINATED); ``agreement_id`` is the
+    Sluis agreement it maps onto (the same policy check, the same entries).
+    """
+
+    __tablename__ = "dsp_negotiations"
+
+    provider_pid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    consumer_pid: Mapped[str] = mapped_column(String(256))
+    consumer_id: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(128), ForeignKey("datasets.id"))
+    offer_id: Mapped[str] = mapped_column(String(512))
+    callback_address: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[str] = mapped_column(String(16))
+    agreement_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("agreements.id"), nullable=True, index=True
+    )
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.client import mtls_context
 from gateway.storage.db import Database
+from tests.support.dsp_consumer import CallbackServer, callback_server
 from tests.support.pki import ClientCert, Pki
 from tests.support.registry import files_connector, register_dataset, register_participants
 from tests.support.server import client_context, gateway_settings, running_gateway
@@ -19,6 +20,7 @@ from tests.support.server import client_context, gateway_settings, running_gatew
 MAKER = "EU.EORI.NL000000001"
 UNIVERSITY = "NTRNL-40000001"
 LAB = "NTRNL-40000002"
+OFFICER = "NTRNL-40000005"
 RESEARCH = "https://w3id.org/dpv#AcademicResearch"
 
 POLICY = f"""
@@ -47,6 +49,7 @@ class Provider:
     pki: Pki
     home: Path
     certs: dict[str, ClientCert]
+    consumer: CallbackServer  # the consumer connector's callback endpoint
 
     def client(self, who: str | None, token: str | None = None) -> httpx.Client:
         """An mTLS client as ``who`` (None: no client certificate)."""
@@ -68,6 +71,7 @@ async def _seed(url: str) -> None:
             (MAKER, "Machine Maker BV", ["provider", "operator"]),
             (UNIVERSITY, "Universiteit Oost", ["consumer"]),
             (LAB, "Fieldlab Noord", ["consumer"]),
+            (OFFICER, "Security Office", ["officer"]),
         ],
     )
     for dataset_id, policy, approval in [
@@ -90,8 +94,15 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
         "maker": pki.client("Machine Maker BV", MAKER, ["provider", "operator"]),
         "university": pki.client("Universiteit Oost", UNIVERSITY),
         "lab": pki.client("Fieldlab Noord", LAB),
+        "officer": pki.client("Security Office", OFFICER, ["officer"]),
     }
     url = f"sqlite+aiosqlite:///{home / 'sluis.db'}"
     asyncio.run(_seed(url))
-    with running_gateway(gateway_settings(pki, home, url)) as base:
-        yield Provider(base, pki, home, certs)
+    settings = gateway_settings(
+        pki, home, url, dsp_callback_allow_networks=["127.0.0.1/32"], dsp_callback_ca=pki.bundle
+    )
+    with (
+        callback_server(pki.server_cert, pki.server_key) as consumer,
+        running_gateway(settings) as base,
+    ):
+        yield Provider(base, pki, home, certs, consumer)
