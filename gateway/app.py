@@ -24,6 +24,7 @@ from gateway.datasets.service import DatasetService
 from gateway.dsp import endpoints as dsp_endpoints
 from gateway.dsp.callbacks import Callbacks
 from gateway.dsp.negotiation import NegotiationService
+from gateway.dsp.transfer import TransferService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
 from gateway.http import health, problems
@@ -166,6 +167,15 @@ def create_app(
                 telemetry=tel,
                 limits=limits,
                 dsp=NegotiationService(db, datasets, agreements, audit, callbacks),
+                transfers=TransferService(
+                    db,
+                    agreements,
+                    oauth,
+                    audit,
+                    callbacks,
+                    public_url=settings.public_url,
+                    lifetime=config.lifetime,
+                ),
             )
             yield
             await datasets.aclose()

@@ -8,6 +8,7 @@ from gateway.agreements.service import AgreementService
 from gateway.audit.log import AuditLog
 from gateway.datasets.service import DatasetService
 from gateway.dsp.negotiation import NegotiationService
+from gateway.dsp.transfer import TransferService
 from gateway.exchange.service import ExchangeService
 from gateway.oauth.service import OAuthService
 from gateway.participants.service import ParticipantService
@@ -34,3 +35,4 @@ class Services:
     telemetry: Telemetry
     limits: Limits | None = None  # refusal summaries and rate limits (issue 11)
     dsp: NegotiationService | None = None  # the Dataspace Protocol's negotiations (issue 14)
+    transfers: TransferService | None = None  # and its HTTP-pull transfers (issue 14)

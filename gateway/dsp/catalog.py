@@ -12,14 +12,13 @@ import logging
 from typing import Any
 
 from gateway.datasets.schemas import Dataset
-from gateway.dsp.messages import DSP_PATH, context
+from gateway.dsp.messages import DSP_PATH, HTTP_PULL, context
 from gateway.dsp.offers import OfferError, offer
 from gateway.errors import GatewayError, NotFound
 from gateway.services import Services
 from policies import SLUIS_PROFILE
 
 log = logging.getLogger("sluis.dsp")
-HTTP_PULL = "HttpData-PULL"
 
 
 def service_id(services: Services) -> str:

@@ -19,6 +19,7 @@ DSP_CONTEXT: Final = "https://w3id.org/dspace/2025/1/context.jsonld"
 DSPACE: Final = "https://w3id.org/dspace/2025/1/"
 VERSION: Final = "2025-1"
 DSP_PATH: Final = "/dsp"
+HTTP_PULL: Final = "HttpData-PULL"  # the one transfer format Sluis offers
 MAX_DEPTH: Final = 24  # an Offer's logical constraints nest; nothing legitimate goes deeper
 
 

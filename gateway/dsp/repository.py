@@ -46,3 +46,13 @@ async def waiting_on(session: AsyncSession, agreement_id: str) -> Sequence[DspNe
         DspNegotiationRow.agreement_id == agreement_id, DspNegotiationRow.state == "REQUESTED"
     )
     return (await session.scalars(query)).all()
+
+
+async def finalized_for(session: AsyncSession, agreement_id: str, consumer_id: str) -> bool:
+    """Whether a FINALIZED negotiation of ``consumer_id`` made agreement ``agreement_id``."""
+    query = select(DspNegotiationRow.provider_pid).where(
+        DspNegotiationRow.agreement_id == agreement_id,
+        DspNegotiationRow.consumer_id == consumer_id,
+        DspNegotiationRow.state == "FINALIZED",
+    )
+    return (await session.scalars(query)).first() is not None

@@ -70,6 +70,8 @@ _GATEWAY = frozenset(
         # the Dataspace Protocol (gateway/dsp)
         "dsp-malformed-message", "dsp-invalid-transition", "dsp-negotiation-not-found",
         "dsp-offer-outdated", "dsp-purpose-required", "dsp-callback-refused",
+        "dsp-transfer-not-found", "dsp-format-unsupported", "dsp-agreement-unusable",
+        "dsp-no-client",
     }
 )  # fmt: skip
 

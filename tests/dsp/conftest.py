@@ -105,4 +105,9 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
         callback_server(pki.server_cert, pki.server_key) as consumer,
         running_gateway(settings) as base,
     ):
-        yield Provider(base, pki, home, certs, consumer)
+        provider = Provider(base, pki, home, certs, consumer)
+        with provider.client("maker") as admin:  # a transfer's token is for a registered client
+            body = {"client_id": UNIVERSITY, "auth_method": "tls_client_auth",
+                    "scopes": ["dataset:machines"]}  # fmt: skip
+            assert admin.post("/v1/admin/clients", json=body).status_code == 201
+        yield provider

@@ -2,12 +2,17 @@
 
 Every schema refers to the others by ``$id`` (``https://w3id.org/dspace/2025/1/...``); the
 registry here resolves those from the shared copy, never from the network.
+
+Erratum of the 2025-1 schemas: the transfer error, suspension and termination schemas refer
+to ``transfer-schema.json#definitions/AbstractTransferCodeMessage`` (no ``/`` after ``#``,
+so not a JSON pointer); :func:`_load` reads it as ``#/definitions/...``, what it means.
 """
 
 from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +22,18 @@ from tests.support.shared import VECTORS
 SCHEMAS = VECTORS / "dsp" / "schemas"
 
 
+def _load(path: Path) -> Any:
+    """A schema, with the erratum above corrected."""
+    return json.loads(path.read_text(encoding="utf-8").replace("#definitions/", "#/definitions/"))
+
+
 @cache
 def _registry() -> Any:
     from referencing import Registry, Resource  # noqa: PLC0415 - dev dependency, imported late
 
     resources = []
     for path in sorted(SCHEMAS.rglob("*-schema.json")):
-        contents = json.loads(path.read_text(encoding="utf-8"))
+        contents = _load(path)
         resources.append((contents["$id"], Resource.from_contents(contents)))
     return Registry().with_resources(resources)
 
@@ -35,7 +45,7 @@ def validate(message: Any, schema: str) -> None:
         pytest.skip(f"DSP schemas not present at {SCHEMAS}")
     from jsonschema import Draft201909Validator  # noqa: PLC0415 - dev dependency
 
-    contents = json.loads((SCHEMAS / schema).read_text(encoding="utf-8"))
+    contents = _load(SCHEMAS / schema)
     Draft201909Validator(contents, registry=_registry()).validate(message)
 
 
