@@ -128,6 +128,24 @@ class Settings(BaseSettings):
         default=None,
         description="Roots/CAs for iSHARE x5c chains; default the client CA bundle.",
     )
+    catalog_title: str = Field(
+        default="Sluis data catalog",
+        min_length=1,
+        max_length=200,
+        description="The catalog's dct:title (DCAT-AP 3).",
+    )
+    catalog_description: str = Field(
+        default="Datasets shared through a Sluis gateway, each under its own usage policy, "
+        "decided and audited on every request.",
+        min_length=1,
+        max_length=2000,
+        description="The catalog's dct:description (DCAT-AP 3).",
+    )
+    catalog_publisher: str | None = Field(
+        default=None, max_length=200,
+        description="The name of the organisation that runs the gateway (the catalog's "
+        "dct:publisher); default the host of public_url.",
+    )  # fmt: skip
     dsp_callback_allow_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,
         description="Non-public networks a DSP callbackAddress may reach; every other private, "
