@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -27,7 +28,7 @@ from gateway.dsp.negotiation import NegotiationService
 from gateway.dsp.transfer import TransferService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
-from gateway.http import health, problems
+from gateway.http import health, openapi, problems
 from gateway.http.client_cert import ClientCertificateMiddleware
 from gateway.http.limits import BodyLimitMiddleware
 from gateway.http.throttle import RefusalThrottleMiddleware
@@ -196,7 +197,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        generate_unique_id_function=openapi.unique_id,
     )
+    # FastAPI's documented way to replace the document is to assign app.openapi
+    app.openapi = functools.partial(openapi.document, app)  # type: ignore[method-assign]
     problems.install(app)
     for module in (
         health, participants, oauth_endpoints, audit_endpoints, catalog_endpoints,

@@ -127,7 +127,7 @@ def _consumer_endpoint(path: str, kind: str) -> None:
         return JSONResponse(outgoing.negotiation(row), media_type=JSON)
 
     endpoint.__doc__ = f"A {kind} from the consumer (200 with the negotiation)."
-    name = "dsp_negotiation_" + path.replace("/", "_")
+    name = "dsp_negotiation_" + ("counter_request" if path == "request" else path.replace("/", "_"))
     router.add_api_route(
         f"{NEGOTIATIONS}/{{pid}}/{path}", endpoint, methods=["POST"], operation_id=name, name=name
     )
