@@ -33,6 +33,7 @@ from gateway.http.client_cert import ClientCertificateMiddleware
 from gateway.http.limits import BodyLimitMiddleware
 from gateway.http.throttle import RefusalThrottleMiddleware
 from gateway.oauth import endpoints as oauth_endpoints
+from gateway.oauth.capabilities import Capabilities
 from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
 from gateway.oauth.keyring import KeyRing
@@ -75,6 +76,16 @@ def dsp_callback_tls(settings: Settings) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(ca) if ca else None)
     except (OSError, ssl.SSLError) as exc:
         raise SettingsError(f"dsp_callback_ca {ca}: {exc}") from exc
+
+
+def load_capabilities(settings: Settings) -> Capabilities | None:
+    """The iSHARE capabilities signer, when the profile is on with a key and a certificate."""
+    key, chain = settings.ishare_signing_key, settings.ishare_certificate
+    if settings.ishare_party_id is None or key is None or chain is None:
+        if (key is None) != (chain is None):
+            raise SettingsError("set both ishare_signing_key and ishare_certificate, or neither")
+        return None
+    return Capabilities.load(settings.ishare_party_id, key, chain, settings.public_url)
 
 
 def load_trust(settings: Settings) -> TrustMaterial:
@@ -121,6 +132,7 @@ def create_app(
     check_distinct_keys(settings, signing_key, audit_key)
     trust = load_trust(settings)
     callback_tls = dsp_callback_tls(settings)
+    capabilities = load_capabilities(settings)
     config = IssuerConfig(
         issuer=settings.public_url,
         resources=settings.resources,
@@ -167,6 +179,7 @@ def create_app(
                 exchange=ExchangeService(db, datasets, agreements, audit, tel),
                 telemetry=tel,
                 limits=limits,
+                capabilities=capabilities,
                 dsp=NegotiationService(db, datasets, agreements, audit, callbacks),
                 transfers=TransferService(
                     db,

@@ -124,6 +124,14 @@ class Settings(BaseSettings):
     ishare_party_id: str | None = Field(
         default=None, description="This gateway's iSHARE party id (enables the iSHARE profile)."
     )
+    ishare_signing_key: Path | None = Field(
+        default=None,
+        description="This party's iSHARE RSA private key (PEM): signs the capabilities token.",
+    )
+    ishare_certificate: Path | None = Field(
+        default=None,
+        description="This party's iSHARE certificate chain (PEM, leaf first), sent as x5c.",
+    )
     ishare_trust_bundle: Path | None = Field(
         default=None,
         description="Roots/CAs for iSHARE x5c chains; default the client CA bundle.",

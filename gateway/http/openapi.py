@@ -6,8 +6,8 @@ FastAPI's generated document is the base; this adds what it cannot see (issue 14
   and ``default``) as ``application/problem+json`` with the one ``Problem`` schema, which
   replaces FastAPI's ``HTTPValidationError`` (Sluis's 422 is problem+json);
 - the security schemes: ``mutualTLS`` on every operation but the open ones (health, the
-  well-known documents, the JWKS), and OAuth2 client credentials (certificate-bound tokens)
-  besides on the data endpoints;
+  well-known documents, the JWKS, iSHARE capabilities), and OAuth2 client credentials
+  (certificate-bound tokens) besides on the data endpoints;
 - the OAuth endpoints' form bodies (``application/x-www-form-urlencoded``);
 - the data answers' media types (JSON lines, CSV, Parquet, Arrow).
 
@@ -50,7 +50,7 @@ ERRORS: Final = {
     "503": "A dependency (database, audit log) is unavailable: nothing was served",
     "default": "Any other error, as problem+json",
 }
-OPEN: Final = ("/healthz", "/readyz", "/.well-known/", "/oauth2/jwks")
+OPEN: Final = ("/healthz", "/readyz", "/.well-known/", "/oauth2/jwks", "/capabilities")
 TOKEN_PATHS: Final = ("/v1/datasets/{dataset_id}/query", "/v1/datasets/{dataset_id}/data",
                       "/v1/datasets/{dataset_id}/api/{path}", "/v1/session")  # fmt: skip
 DATA_MEDIA: Final = ("application/jsonl", "text/csv", "application/vnd.apache.parquet",
@@ -60,6 +60,10 @@ _FORM_FIELDS: Final = {
         ["grant_type"],
         ["grant_type", "client_id", "scope", "resource", "client_assertion_type",
          "client_assertion"],
+    ),
+    "/connect/token": (
+        ["grant_type"],
+        ["grant_type", "client_id", "scope", "client_assertion_type", "client_assertion"],
     ),
     "/oauth2/introspect": (["token"], ["token", "token_type_hint"]),
     "/oauth2/revoke": (["token"], ["token", "token_type_hint"]),

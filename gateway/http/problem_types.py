@@ -52,7 +52,7 @@ _GATEWAY = frozenset(
         # participants, roles, clients
         "unknown-participant", "participant-suspended", "role-required", "participant-exists",
         "participant-not-found", "client-exists", "client-not-found", "client-takes-no-keys",
-        "issuer-keys-unavailable",
+        "issuer-keys-unavailable", "ishare-not-configured",
         # datasets and policies
         "dataset-not-found",
         "dataset-provider",
