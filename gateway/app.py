@@ -70,12 +70,19 @@ def _dataset_service(db: Database, settings: Settings) -> DatasetService:
 
 
 def dsp_callback_tls(settings: Settings) -> ssl.SSLContext:
-    """How DSP callback servers are verified: ``dsp_callback_ca``, else the system store."""
-    ca = settings.dsp_callback_ca
+    """How DSP callbacks are made: servers verified against ``dsp_callback_ca`` (else the
+    system store), the gateway presenting ``dsp_client_cert`` when set."""
+    ca, cert, key = settings.dsp_callback_ca, settings.dsp_client_cert, settings.dsp_client_key
+    if (cert is None) != (key is None):
+        raise SettingsError("set both dsp_client_cert and dsp_client_key, or neither")
     try:
-        return ssl.create_default_context(cafile=str(ca) if ca else None)
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert is not None and key is not None:  # who calls: the consumer can check it
+            context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise SettingsError(f"dsp_callback_ca {ca}: {exc}") from exc
+        raise SettingsError(f"DSP callback TLS (dsp_callback_ca, dsp_client_cert): {exc}") from exc
+    return context
 
 
 def load_capabilities(settings: Settings) -> Capabilities | None:

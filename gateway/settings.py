@@ -159,6 +159,14 @@ class Settings(BaseSettings):
         description="Non-public networks a DSP callbackAddress may reach; every other private, "
         "loopback or link-local address is refused (the connectors' SSRF guard).",
     )
+    dsp_client_cert: Path | None = Field(
+        default=None,
+        description="The gateway's participant certificate (PEM chain) it presents to DSP "
+        "callback servers, so that a consumer's connector knows who calls.",
+    )
+    dsp_client_key: Path | None = Field(
+        default=None, description="The private key of dsp_client_cert (PEM, 0600)."
+    )
     dsp_callback_ca: Path | None = Field(
         default=None,
         description="CAs that DSP callback servers' certificates must chain to; default the "

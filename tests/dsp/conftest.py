@@ -99,10 +99,11 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     url = f"sqlite+aiosqlite:///{home / 'sluis.db'}"
     asyncio.run(_seed(url))
     settings = gateway_settings(
-        pki, home, url, dsp_callback_allow_networks=["127.0.0.1/32"], dsp_callback_ca=pki.bundle
-    )
+        pki, home, url, dsp_callback_allow_networks=["127.0.0.1/32"], dsp_callback_ca=pki.bundle,
+        dsp_client_cert=certs["maker"].cert_path, dsp_client_key=certs["maker"].key_path,
+    )  # fmt: skip
     with (
-        callback_server(pki.server_cert, pki.server_key) as consumer,
+        callback_server(pki.server_cert, pki.server_key, pki.bundle) as consumer,
         running_gateway(settings) as base,
     ):
         provider = Provider(base, pki, home, certs, consumer)

@@ -79,6 +79,7 @@ def test_a_whole_negotiation_ends_in_an_active_agreement(provider: Provider) -> 
     pid, consumer_pid = _start(provider, "university", "machines")
     path, agreed = provider.consumer.next()
     assert path == f"/callback/negotiations/{consumer_pid}/agreement"
+    assert provider.consumer.callers[-1] == "Machine Maker BV"  # the gateway's DSP identity
     validate(agreed, "negotiation/contract-agreement-message-schema.json")
     agreement_id = agreed["agreement"]["@id"].removeprefix("urn:sluis:agreement:")
     assert agreed["agreement"]["assignee"] == "urn:sluis:participant:NTRNL-40000001"

@@ -26,6 +26,7 @@ class CallbackServer:
     received: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
     failures: list[int] = field(default_factory=lambda: [0])
     refused: list[str] = field(default_factory=list)
+    callers: list[str] = field(default_factory=list)  # the client certificate's common name
 
     def fail_next(self, n: int) -> None:
         """Answer the next ``n`` POSTs with 503."""
@@ -45,6 +46,8 @@ def _handler(server: CallbackServer) -> type[BaseHTTPRequestHandler]:
                 server.refused.append(self.path)
                 self.send_response(503)
             else:
+                peer = self.connection.getpeercert()  # type: ignore[attr-defined]  # an SSLSocket
+                server.callers.append(dict(x[0] for x in peer["subject"])["commonName"])
                 server.received.put((self.path, json.loads(body)))
                 self.send_response(200)
             self.send_header("content-length", "0")
@@ -57,10 +60,12 @@ def _handler(server: CallbackServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def callback_server(cert: Path, key: Path) -> Iterator[CallbackServer]:
-    """Serve on 127.0.0.1 with ``cert``/``key``; the callback base URL is ``.url``."""
+def callback_server(cert: Path, key: Path, client_ca: Path) -> Iterator[CallbackServer]:
+    """Serve on 127.0.0.1 with ``cert``/``key``, requiring a client certificate that chains
+    to ``client_ca`` (the provider must say who calls); the base URL is ``.url``."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(client_ca))
+    context.verify_mode = ssl.CERT_REQUIRED
     context.load_cert_chain(cert, key)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     state = CallbackServer(f"https://127.0.0.1:{httpd.server_address[1]}/callback/")
