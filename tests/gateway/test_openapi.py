@@ -5,9 +5,11 @@ schemes, the OAuth form bodies and the data media types."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openapi_spec_validator import validate
 
@@ -58,3 +60,19 @@ def test_security_schemes_form_bodies_and_media_types(document: dict[str, Any]) 
     form = paths["/oauth2/token"]["post"]["requestBody"]["content"]
     schema = form["application/x-www-form-urlencoded"]["schema"]
     assert {"grant_type", "client_id", "scope", "client_assertion"} <= set(schema["properties"])
+
+
+def test_405_allows_every_method_of_the_path(tmp_path: Path) -> None:
+    settings = gateway_settings(
+        Pki(tmp_path / "pki"), tmp_path, f"sqlite+aiosqlite:///{tmp_path}/x.db"
+    )
+    transport = httpx.ASGITransport(app=create_app(settings))
+
+    async def options() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+            return await client.options("/v1/admin/clients")
+
+    response = asyncio.run(options())
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"  # was "GET": the first route only
+    assert response.headers["content-type"] == "application/problem+json"
