@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
 
 from gateway.agreements.schemas import Agreement, AgreementDecision, AgreementRequest
+from gateway.dsp.afterwards import after_answer
 from gateway.http import audit_events
 from gateway.http.deps import Caller, ServicesDep, require_role
 from gateway.participants.service import AuthenticatedParticipant
@@ -80,7 +81,7 @@ async def approve(
 def _tell_dsp(services: Services, background: BackgroundTasks, agreement: Agreement) -> None:
     """After the answer: DSP negotiations waiting on the agreement follow the decision."""
     if services.dsp is not None:
-        background.add_task(services.dsp.agreement_decided, agreement)
+        background.add_task(after_answer, services.dsp.agreement_decided, agreement)
 
 
 @router.post("/{agreement_id}/reject", response_model=Agreement)

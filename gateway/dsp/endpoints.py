@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.dsp import catalog as dsp_catalog
 from gateway.dsp import messages, outgoing
+from gateway.dsp.afterwards import after_answer
 from gateway.dsp.messages import DSP_PATH, VERSION
 from gateway.dsp.negotiation import NegotiationService
 from gateway.dsp.transfer import TransferService
@@ -29,6 +30,8 @@ from gateway.http.deps import Caller, ServicesDep
 from gateway.services import Services
 
 router = APIRouter(tags=["dataspace protocol"])
+
+
 JSON = "application/json"
 NEGOTIATIONS = f"{DSP_PATH}/negotiations"
 TRANSFERS = f"{DSP_PATH}/transfers"
@@ -98,7 +101,9 @@ async def negotiation_request(
     row = await dsp.request(
         caller, await request.body(), now=datetime.now(UTC), actor=audit_events.actor(request)
     )
-    background.add_task(dsp.follow, row.provider_pid)  # after the answer: the consumer has
+    background.add_task(
+        after_answer, dsp.follow, row.provider_pid
+    )  # after the answer: the consumer has
     return JSONResponse(outgoing.negotiation(row), status_code=201, media_type=JSON)  # the pid
 
 
@@ -123,7 +128,7 @@ def _consumer_endpoint(path: str, kind: str) -> None:
             caller, pid, await request.body(), kind,
             now=datetime.now(UTC), actor=audit_events.actor(request),
         )  # fmt: skip
-        background.add_task(dsp.follow, row.provider_pid)
+        background.add_task(after_answer, dsp.follow, row.provider_pid)
         return JSONResponse(outgoing.negotiation(row), media_type=JSON)
 
     endpoint.__doc__ = f"A {kind} from the consumer (200 with the negotiation)."
@@ -166,7 +171,7 @@ async def transfer_request(
     dsp = _transfers(services)
     actor = audit_events.actor(request)
     row = await dsp.request(caller, await request.body(), now=datetime.now(UTC), actor=actor)
-    background.add_task(dsp.start, row, caller, _chain(request), actor=actor)
+    background.add_task(after_answer, dsp.start, row, caller, _chain(request), actor=actor)
     return JSONResponse(transfer_process(row), status_code=201, media_type=JSON)
 
 
@@ -190,7 +195,7 @@ def _transfer_endpoint(path: str, kind: str, move: TransferMove) -> None:
         actor = audit_events.actor(request)
         row = await dsp.consumer_message(caller, pid, await request.body(), kind, move, actor=actor)
         if move == "start":  # the consumer resumes: a new token, as at the first start
-            background.add_task(dsp.start, row, caller, _chain(request), actor=actor)
+            background.add_task(after_answer, dsp.start, row, caller, _chain(request), actor=actor)
         return JSONResponse(transfer_process(row), media_type=JSON)
 
     endpoint.__doc__ = f"A {kind} from the consumer (200 with the transfer process)."

@@ -166,6 +166,7 @@ class TransferService:
         if agreement.consumer_id != caller.participant.id:
             raise Forbidden("not-your-agreement", "only the agreement's consumer may transfer")
         await self._check_finalized(agreement.id, caller.participant.id, agreement.state)
+        await self._client(caller.participant.id, agreement.dataset_id, given)  # 400 now, not later
         await check(message["callbackAddress"], self.callbacks.allowed, pids=given)
         row = DspTransferRow(
             provider_pid=f"urn:uuid:{uuid.uuid4()}", consumer_pid=message["consumerPid"],

@@ -146,3 +146,24 @@ def test_someone_elses_agreement_cannot_be_transferred(provider: Provider, agree
     response = _transfer_post(provider, "lab", "/request", _request(agreement, provider))
     assert response.status_code == 404
     validate(response.json(), "transfer/transfer-error-schema.json")
+
+
+def test_no_registered_client_no_transfer(provider: Provider) -> None:
+    """The university's client may not hold dataset:machines-manual: refused at the request."""
+    pid, consumer_pid = _start(provider, "university", "machines-manual")
+    with provider.client("university") as client:
+        mine = client.get("/v1/agreements").json()
+    waiting = [
+        a for a in mine if a["dataset_id"] == "machines-manual" and a["state"] == "requested"
+    ]
+    with provider.client("maker") as maker:
+        assert maker.post(f"/v1/agreements/{waiting[0]['id']}/approve").is_success
+    _, agreed = provider.consumer.next()
+    verification = _message(pid, consumer_pid, "ContractAgreementVerificationMessage")
+    assert _post(provider, "university", f"/{pid}/agreement/verification", verification).is_success
+    provider.consumer.next()  # FINALIZED
+    message = _request(str(agreed["agreement"]["@id"]), provider)
+    response = _transfer_post(provider, "university", "/request", message)
+    assert response.status_code == 400, response.text
+    validate(response.json(), "transfer/transfer-error-schema.json")
+    assert response.json()["code"] == "dsp-no-client"
