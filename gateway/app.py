@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,13 +22,18 @@ from gateway.audit.wiring import open_audit_log
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
+from gateway.dsp import endpoints as dsp_endpoints
+from gateway.dsp.callbacks import Callbacks
+from gateway.dsp.negotiation import NegotiationService
+from gateway.dsp.transfer import TransferService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
-from gateway.http import health, problems
+from gateway.http import health, openapi, problems
 from gateway.http.client_cert import ClientCertificateMiddleware
 from gateway.http.limits import BodyLimitMiddleware
 from gateway.http.throttle import RefusalThrottleMiddleware
 from gateway.oauth import endpoints as oauth_endpoints
+from gateway.oauth.capabilities import Capabilities
 from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
 from gateway.oauth.keyring import KeyRing
@@ -68,6 +75,32 @@ async def _open_storage(db: Database, settings: Settings) -> None:
     if settings.auto_migrate:
         await db.upgrade()
     await registry_of(db).start()  # polls for other replicas' changes until closed
+
+
+def dsp_callback_tls(settings: Settings) -> ssl.SSLContext:
+    """How DSP callbacks are made: servers verified against ``dsp_callback_ca`` (else the
+    system store), the gateway presenting ``dsp_client_cert`` when set."""
+    ca, cert, key = settings.dsp_callback_ca, settings.dsp_client_cert, settings.dsp_client_key
+    if (cert is None) != (key is None):
+        raise SettingsError("set both dsp_client_cert and dsp_client_key, or neither")
+    try:
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert is not None and key is not None:  # who calls: the consumer can check it
+            context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"DSP callback TLS (dsp_callback_ca, dsp_client_cert): {exc}") from exc
+    return context
+
+
+def load_capabilities(settings: Settings) -> Capabilities | None:
+    """The iSHARE capabilities signer, when the profile is on with a key and a certificate."""
+    key, chain = settings.ishare_signing_key, settings.ishare_certificate
+    if settings.ishare_party_id is None or key is None or chain is None:
+        if (key is None) != (chain is None):
+            raise SettingsError("set both ishare_signing_key and ishare_certificate, or neither")
+        return None
+    return Capabilities.load(settings.ishare_party_id, key, chain, settings.public_url)
 
 
 def load_trust(settings: Settings) -> TrustMaterial:
@@ -113,6 +146,8 @@ def create_app(
     audit_key = load_audit_key(settings)
     check_distinct_keys(settings, signing_key, audit_key)
     trust = load_trust(settings)
+    callback_tls = dsp_callback_tls(settings)
+    capabilities = load_capabilities(settings)
     config = IssuerConfig(
         issuer=settings.public_url,
         resources=settings.resources,
@@ -145,6 +180,7 @@ def create_app(
             )
             datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
+            callbacks = Callbacks(tuple(settings.dsp_callback_allow_networks), callback_tls)
             app.state.services = Services(
                 settings=settings,
                 db=db,
@@ -157,9 +193,21 @@ def create_app(
                 exchange=ExchangeService(db, datasets, agreements, audit, tel),
                 telemetry=tel,
                 limits=limits,
+                capabilities=capabilities,
+                dsp=NegotiationService(db, datasets, agreements, audit, callbacks),
+                transfers=TransferService(
+                    db,
+                    agreements,
+                    oauth,
+                    audit,
+                    callbacks,
+                    public_url=settings.public_url,
+                    lifetime=config.lifetime,
+                ),
             )
             yield
             await datasets.aclose()
+            await callbacks.aclose()
         finally:
             await registry_of(db).close()
             if limits is not None:
@@ -177,15 +225,16 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        generate_unique_id_function=openapi.unique_id,
     )
+    # FastAPI's documented way to replace the document is to assign app.openapi
+    app.openapi = functools.partial(openapi.document, app)  # type: ignore[method-assign]
     problems.install(app)
-    app.include_router(health.router)
-    app.include_router(participants.router)
-    app.include_router(oauth_endpoints.router)
-    app.include_router(audit_endpoints.router)
-    app.include_router(catalog_endpoints.router)
-    app.include_router(agreement_endpoints.router)
-    app.include_router(exchange_endpoints.router)
+    for module in (
+        health, participants, oauth_endpoints, audit_endpoints, catalog_endpoints,
+        agreement_endpoints, exchange_endpoints, dsp_endpoints,
+    ):  # fmt: skip
+        app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefusalThrottleMiddleware)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.

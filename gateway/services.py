@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from gateway.agreements.service import AgreementService
 from gateway.audit.log import AuditLog
 from gateway.datasets.service import DatasetService
+from gateway.dsp.negotiation import NegotiationService
+from gateway.dsp.transfer import TransferService
 from gateway.exchange.service import ExchangeService
+from gateway.oauth.capabilities import Capabilities
 from gateway.oauth.service import OAuthService
 from gateway.participants.service import ParticipantService
 from gateway.ratelimit.service import Limits
@@ -32,3 +35,6 @@ class Services:
     exchange: ExchangeService
     telemetry: Telemetry
     limits: Limits | None = None  # refusal summaries and rate limits (issue 11)
+    capabilities: Capabilities | None = None  # iSHARE /capabilities (issue 14)
+    dsp: NegotiationService | None = None  # the Dataspace Protocol's negotiations (issue 14)
+    transfers: TransferService | None = None  # and its HTTP-pull transfers (issue 14)

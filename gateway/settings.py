@@ -124,9 +124,53 @@ class Settings(BaseSettings):
     ishare_party_id: str | None = Field(
         default=None, description="This gateway's iSHARE party id (enables the iSHARE profile)."
     )
+    ishare_signing_key: Path | None = Field(
+        default=None,
+        description="This party's iSHARE RSA private key (PEM): signs the capabilities token.",
+    )
+    ishare_certificate: Path | None = Field(
+        default=None,
+        description="This party's iSHARE certificate chain (PEM, leaf first), sent as x5c.",
+    )
     ishare_trust_bundle: Path | None = Field(
         default=None,
         description="Roots/CAs for iSHARE x5c chains; default the client CA bundle.",
+    )
+    catalog_title: str = Field(
+        default="Sluis data catalog",
+        min_length=1,
+        max_length=200,
+        description="The catalog's dct:title (DCAT-AP 3).",
+    )
+    catalog_description: str = Field(
+        default="Datasets shared through a Sluis gateway, each under its own usage policy, "
+        "decided and audited on every request.",
+        min_length=1,
+        max_length=2000,
+        description="The catalog's dct:description (DCAT-AP 3).",
+    )
+    catalog_publisher: str | None = Field(
+        default=None, max_length=200,
+        description="The name of the organisation that runs the gateway (the catalog's "
+        "dct:publisher); default the host of public_url.",
+    )  # fmt: skip
+    dsp_callback_allow_networks: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public networks a DSP callbackAddress may reach; every other private, "
+        "loopback or link-local address is refused (the connectors' SSRF guard).",
+    )
+    dsp_client_cert: Path | None = Field(
+        default=None,
+        description="The gateway's participant certificate (PEM chain) it presents to DSP "
+        "callback servers, so that a consumer's connector knows who calls.",
+    )
+    dsp_client_key: Path | None = Field(
+        default=None, description="The private key of dsp_client_cert (PEM, 0600)."
+    )
+    dsp_callback_ca: Path | None = Field(
+        default=None,
+        description="CAs that DSP callback servers' certificates must chain to; default the "
+        "system trust store.",
     )
     external_issuers: list[ExternalIssuer] = Field(
         default_factory=list,
@@ -218,7 +262,7 @@ class Settings(BaseSettings):
         description="Address of the health port: loopback, or the pod IP (POD_IP).",
     )
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "dsp_callback_allow_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
 
 from gateway.agreements.schemas import Agreement, AgreementDecision, AgreementRequest
+from gateway.dsp.afterwards import after_answer
 from gateway.http import audit_events
 from gateway.http.deps import Caller, ServicesDep, require_role
 from gateway.participants.service import AuthenticatedParticipant
+from gateway.services import Services
 
 router = APIRouter(prefix="/v1/agreements", tags=["agreements"])
 ConsumerCaller = Annotated[AuthenticatedParticipant, Depends(require_role("consumer"))]
@@ -62,12 +64,24 @@ async def get_agreement(agreement_id: str, caller: Caller, services: ServicesDep
 
 @router.post("/{agreement_id}/approve", response_model=Agreement)
 async def approve(
-    request: Request, agreement_id: str, caller: ProviderCaller, services: ServicesDep
+    request: Request,
+    agreement_id: str,
+    caller: ProviderCaller,
+    services: ServicesDep,
+    background: BackgroundTasks,
 ) -> Agreement:
-    """The provider grants a requested agreement."""
-    return await services.agreements.approve(
+    """The provider grants a requested agreement (a DSP negotiation waiting on it agrees)."""
+    agreement = await services.agreements.approve(
         agreement_id, caller, now=datetime.now(UTC), actor=audit_events.actor(request)
     )
+    _tell_dsp(services, background, agreement)
+    return agreement
+
+
+def _tell_dsp(services: Services, background: BackgroundTasks, agreement: Agreement) -> None:
+    """After the answer: DSP negotiations waiting on the agreement follow the decision."""
+    if services.dsp is not None:
+        background.add_task(after_answer, services.dsp.agreement_decided, agreement)
 
 
 @router.post("/{agreement_id}/reject", response_model=Agreement)
@@ -77,9 +91,13 @@ async def reject(
     body: AgreementDecision,
     caller: ProviderCaller,
     services: ServicesDep,
+    *,
+    background: BackgroundTasks,
 ) -> Agreement:
-    """The provider refuses a request, with a reason."""
-    return await _end(request, services.agreements.reject, agreement_id, caller, body)
+    """The provider refuses a request, with a reason (a DSP negotiation on it terminates)."""
+    agreement = await _end(request, services.agreements.reject, agreement_id, caller, body)
+    _tell_dsp(services, background, agreement)
+    return agreement
 
 
 @router.post("/{agreement_id}/revoke", response_model=Agreement)

@@ -6,10 +6,11 @@ checkpoint is served as the C2SP signed note itself (``text/plain``), byte for b
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.audit.errors import ProofError
 from gateway.audit.log import AuditLog
@@ -54,13 +55,27 @@ async def checkpoint(_: Caller, audit: AuditDep, at_least: Size | None = None) -
     return Response(signed.note, media_type=NOTE_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 
 
+#: An RFC 3339 date-time with its zone (``2026-12-02T10:00:00Z``, ``...+01:00``). Pydantic
+#: would also read a bare number as Unix time (``until=0.5``); the API documents a time zone.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("a date-time with a time zone, e.g. 2026-12-02T10:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
 class EntryQuery(BaseModel):
     """Filters of ``GET /v1/audit/entries``: time window ``[since, until)`` and more."""
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Rfc3339 | None = None
+    until: Rfc3339 | None = None
     participant: str | None = Field(default=None, max_length=512)
     dataset: str | None = Field(default=None, max_length=512)
     decision: Literal["permit", "deny"] | None = None

@@ -103,10 +103,20 @@ def write_data() -> None:
         db.executemany("INSERT INTO maintenance VALUES (?, ?, ?, ?)", jobs)
 
 
+DESCRIPTIONS = {  # the catalog's dct:description (DCAT-AP 3 requires one)
+    "spindle-sensors": "Spindle temperature and vibration per machine, recorded each day; "
+    "aggregates over at least five machines, for academic research.",
+    "maintenance": "Maintenance jobs per machine model: the action taken, the technician "
+    "and the cost in euro.",
+    "machines": "The register of commissioned machines, served by the maker's REST API.",
+}
+
+
 def _spec(dataset_id: str, title: str, approval: str, connector: dict[str, object]) -> str:
     spec = {
         "id": dataset_id,
         "title": title,
+        "description": DESCRIPTIONS[dataset_id],
         "provider": MAKER.org_id,
         "policy": f"../policies/{dataset_id}.yaml",
         "approval": approval,

@@ -109,9 +109,6 @@ async def data(
     return _stream(outcome)
 
 
-@router.api_route(
-    "/{dataset_id}/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"]
-)
 async def api(
     request: Request, dataset_id: str, path: str, caller: TokenCallerDep, services: ServicesDep
 ) -> Response:
@@ -131,3 +128,13 @@ async def api(
         )  # fmt: skip
     return Response(proxied.body, status_code=proxied.status, media_type=proxied.content_type,
                     headers=headers)  # fmt: skip
+
+
+for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):  # one operation id per method
+    router.add_api_route(
+        "/{dataset_id}/api/{path:path}",
+        api,
+        methods=[_method],
+        operation_id=f"passthrough_{_method.lower()}",
+        name=f"passthrough_{_method.lower()}",
+    )

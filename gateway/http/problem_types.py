@@ -52,7 +52,7 @@ _GATEWAY = frozenset(
         # participants, roles, clients
         "unknown-participant", "participant-suspended", "role-required", "participant-exists",
         "participant-not-found", "client-exists", "client-not-found", "client-takes-no-keys",
-        "issuer-keys-unavailable",
+        "issuer-keys-unavailable", "ishare-not-configured",
         # datasets and policies
         "dataset-not-found",
         "dataset-provider",
@@ -67,6 +67,11 @@ _GATEWAY = frozenset(
         # the audit log and dependencies
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",
         "change-not-recordable", "storage-unavailable", "crl-unavailable", "crl-expired",
+        # the Dataspace Protocol (gateway/dsp)
+        "dsp-malformed-message", "dsp-invalid-transition", "dsp-negotiation-not-found",
+        "dsp-offer-outdated", "dsp-purpose-required", "dsp-callback-refused",
+        "dsp-transfer-not-found", "dsp-format-unsupported", "dsp-agreement-unusable",
+        "dsp-no-client",
     }
 )  # fmt: skip
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from certs import CertificateRejected
 from connectors import (
@@ -31,6 +32,7 @@ from connectors import (
 )
 from gateway.audit.entry import EventType
 from gateway.auth.tokens import TokenRejected
+from gateway.dsp.errors import dsp_error_fields
 from gateway.errors import GatewayError, Unauthorized
 from gateway.http import audit_events
 from gateway.ratelimit.service import RateLimited
@@ -89,9 +91,14 @@ def problem(
     *,
     instance: str | None = None,
     headers: Mapping[str, str] | None = None,
+    dsp_pids: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    """Build a problem+json response."""
+    """Build a problem+json response.
+
+    On a DSP path (``instance``) the body is also the DSP error object of that protocol
+    (:mod:`gateway.dsp.errors`), with the process ids in ``dsp_pids`` where it has them.
+    """
     body: dict[str, Any] = {
         "type": TYPE_PREFIX + code,
         "title": title,
@@ -100,6 +107,7 @@ def problem(
     }
     if instance is not None:
         body["instance"] = instance
+        body.update(dsp_error_fields(instance, code, detail, dict(dsp_pids or {})))
     body.update(extra)
     return ProblemResponse(body, status_code=status, headers=headers)
 
@@ -136,8 +144,9 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
         {"WWW-Authenticate": 'Bearer realm="sluis"'} if isinstance(exc, Unauthorized) else None
     )
     return problem(
-        exc.status, exc.code, exc.title, exc.detail, instance=request.url.path, headers=headers
-    )
+        exc.status, exc.code, exc.title, exc.detail, instance=request.url.path, headers=headers,
+        dsp_pids=getattr(exc, "dsp_pids", None),
+    )  # fmt: skip
 
 
 async def _certificate_rejected(request: Request, exc: Exception) -> JSONResponse:
@@ -211,14 +220,38 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class only
     code, title = _HTTP_CODES.get(exc.status_code, ("http-error", "HTTP error"))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # noqa: PLR2004 - Allow: every method of the path, not one route's
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem(
         exc.status_code,
         code,
         title,
         str(exc.detail),
         instance=request.url.path,
-        headers=exc.headers,
+        headers=headers or None,
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this path (Starlette names only the first route's)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, route_methods in _route_paths(request.app.router.routes):
+        regex, _, _ = compile_path(template)
+        if regex.match(path):
+            methods |= route_methods
+    return sorted(methods)
+
+
+def _route_paths(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """(path template, methods) of every route; newer FastAPI nests included routers."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _route_paths(included.routes, prefix + route.include_context.prefix)
+        elif isinstance(getattr(route, "path", None), str):
+            yield prefix + route.path, set(getattr(route, "methods", None) or ())
 
 
 CONNECTOR_STATUS: tuple[tuple[type[ConnectorError], int, str], ...] = (

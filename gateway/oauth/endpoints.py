@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.admin.service import admin_changes
 from gateway.audit.entry import hash_token
+from gateway.errors import NotFound
 from gateway.http import audit_events
 from gateway.http.bearer import TokenCallerDep
 from gateway.http.client_cert import STATE_KEY, PresentedCertificate
@@ -25,6 +26,7 @@ from gateway.http.forms import FormError, read_form
 from gateway.http.oauth_errors import NO_STORE, oauth_problem
 from gateway.http.problems import rate_limited
 from gateway.oauth.schemas import Client, ClientCreate, ClientUpdate
+from gateway.participants.service import AuthenticatedParticipant
 from gateway.services import Services
 
 router = APIRouter()
@@ -41,6 +43,10 @@ def _actionable(description: str, client_id: str) -> str:
     )
 
 
+#: The iSHARE scope: "the client's registered scopes" at /connect/token.
+ISHARE_SCOPE = "iSHARE"
+
+
 def _invalid_request(request: Request, description: str) -> JSONResponse:
     return oauth_problem(
         400, "invalid_request", description, instance=request.url.path, code="oauth-invalid-request"
@@ -53,6 +59,39 @@ async def token(request: Request, caller: Caller, services: ServicesDep) -> Resp
 
     Rate-limited per client and per source address (429, summarised in the audit log).
     """
+    return await _token(request, caller, services, ishare=False)
+
+
+@router.post("/connect/token", tags=["oauth"])
+async def ishare_token(request: Request, caller: Caller, services: ServicesDep) -> Response:
+    """The iSHARE token endpoint: the same as ``/oauth2/token`` (the same client
+    authentication, binding, limits and entries), where the scope ``iSHARE`` asks for the
+    client's registered scopes."""
+    return await _token(request, caller, services, ishare=True)
+
+
+@router.get("/capabilities", tags=["oauth"])
+async def capabilities(services: ServicesDep) -> JSONResponse:
+    """The iSHARE capabilities token (open, as iSHARE has it; public features only)."""
+    if services.capabilities is None:
+        raise NotFound("ishare-not-configured", "this gateway is not an iSHARE party")
+    body = {"capabilities_token": services.capabilities.token(datetime.now(UTC))}
+    return JSONResponse(body, headers=NO_STORE)
+
+
+def ishare_scopes(form: dict[str, str]) -> dict[str, str]:
+    """``form`` with the scope ``iSHARE`` taken out: alone, it asks for every registered scope
+    (no ``scope``); beside others, those others are asked for."""
+    scopes = [s for s in form.get("scope", "").split() if s != ISHARE_SCOPE]
+    out = {k: v for k, v in form.items() if k != "scope"}
+    if scopes:
+        out["scope"] = " ".join(scopes)
+    return out
+
+
+async def _token(
+    request: Request, caller: AuthenticatedParticipant, services: Services, *, ishare: bool
+) -> Response:
     limited = await _rate_limited(request, caller.participant.id, services)
     if limited is not None:
         return limited
@@ -60,6 +99,8 @@ async def token(request: Request, caller: Caller, services: ServicesDep) -> Resp
         form = await read_form(request)
     except FormError as exc:
         return _invalid_request(request, str(exc))
+    if ishare:
+        form = ishare_scopes(form)
     presented: PresentedCertificate = request.scope["state"][STATE_KEY]  # set by Caller
     status_code, body, headers = await services.oauth.token(
         caller,

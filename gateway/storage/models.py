@@ -339,3 +339,51 @@ class RegistryVersionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class DspNegotiationRow(Base):
+    """A DSP contract negotiation on the provider side (revision 0013).
+
+    ``state`` is the DSP state (REQUESTED .. FINALIZED, TERMINATED); ``agreement_id`` is the
+    Sluis agreement it maps onto (the same policy check, the same entries).
+    """
+
+    __tablename__ = "dsp_negotiations"
+
+    provider_pid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    consumer_pid: Mapped[str] = mapped_column(String(256))
+    consumer_id: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(128), ForeignKey("datasets.id"))
+    offer_id: Mapped[str] = mapped_column(String(512))
+    callback_address: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[str] = mapped_column(String(16))
+    agreement_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("agreements.id"), nullable=True, index=True
+    )
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DspTransferRow(Base):
+    """A DSP transfer process (HTTP-pull) on the provider side (revision 0013).
+
+    ``token_jti`` is the Sluis access token the last TransferStartMessage carried (never the
+    token itself); suspension, completion and termination revoke it.
+    """
+
+    __tablename__ = "dsp_transfers"
+
+    provider_pid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    consumer_pid: Mapped[str] = mapped_column(String(256))
+    consumer_id: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"), index=True)
+    agreement_id: Mapped[str] = mapped_column(String(64), ForeignKey("agreements.id"))
+    dataset_id: Mapped[str] = mapped_column(String(128), ForeignKey("datasets.id"))
+    format: Mapped[str] = mapped_column(String(64))
+    callback_address: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[str] = mapped_column(String(16))
+    token_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

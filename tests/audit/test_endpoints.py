@@ -106,6 +106,12 @@ def test_audit_api(tmp_path: Path) -> None:
                 assert nxt.json()["entries"][1]["entry"]["event"] == "access-decision"
                 naive = await client.get("/v1/audit/entries?since=2026-11-27T00:00:00")
                 assert naive.status_code == 422
+                for number in ("0.5", "1700000000"):  # pydantic read these as Unix time
+                    unix = await client.get(f"/v1/audit/entries?until={number}")
+                    assert unix.status_code == 422, number
+                    assert unix.headers["content-type"] == "application/problem+json"
+                zoned = await client.get("/v1/audit/entries?until=2099-01-01T00:00:00%2B01:00")
+                assert zoned.status_code == 200
         async with _client(_app(None, "consumer")) as client:
             assert (await client.get("/v1/audit/checkpoint")).status_code == 503
 

@@ -98,6 +98,28 @@ CLI_WITHOUT_ENTRY = {
 #: nothing and writes none): tests/gateway/test_audited_changes.py.
 ROUTES_WITHOUT_ADMIN_ENTRY = {
     ("POST", "/oauth2/token"): "token-issued / token-refused",
+    ("POST", "/connect/token"): "token-issued / token-refused (iSHARE)",
+    ("POST", "/dsp/catalog/request"): "reads the catalog",
+    **{
+        ("POST", f"/dsp/negotiations{path}"): "agreement-changed (dsp-negotiation:<pid>)"
+        for path in (
+            "/request",
+            "/{pid}/request",
+            "/{pid}/events",
+            "/{pid}/agreement/verification",
+            "/{pid}/termination",
+        )
+    },
+    **{
+        ("POST", f"/dsp/transfers{path}"): "token-issued / agreement-changed (dsp-transfer)"
+        for path in (
+            "/request",
+            "/{pid}/start",
+            "/{pid}/completion",
+            "/{pid}/termination",
+            "/{pid}/suspension",
+        )
+    },
     ("POST", "/oauth2/introspect"): "reads a token's state",
     ("POST", "/oauth2/revoke"): "admin-change revoke token:<hash>, in test_audited_changes",
     ("POST", "/v1/agreements"): "agreement-changed",

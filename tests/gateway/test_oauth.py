@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
@@ -97,6 +99,16 @@ def _register_clients(world: World) -> None:
             assert response.status_code == 201, response.text
 
 
+def _server_party(ca: IShareCA, home: Path) -> dict[str, Path]:
+    """The gateway's own iSHARE certificate and key (for /capabilities)."""
+    party = ca.party(SERVER_PARTY)
+    key = home / "ishare-key.pem"
+    key.write_bytes(party.key.as_pem(private=True))
+    chain = home / "ishare-chain.pem"
+    chain.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in party.chain))
+    return {"ishare_signing_key": key, "ishare_certificate": chain}
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -120,6 +132,7 @@ def world(
         tls_crl=crls,
         ishare_party_id=SERVER_PARTY,
         ishare_trust_bundle=ca.bundle(home / "ishare-ca.pem"),
+        **_server_party(ca, home),
     )
     with database_url(request.param, home) as url:
         asyncio.run(_register(url))
@@ -218,6 +231,48 @@ def test_ishare(world: World) -> None:
         session = client.get(f"{world.url}/v1/session")
     assert session.status_code == 200, session.text
     assert session.json()["client_id"] == ISHARE_PARTY
+
+
+def test_ishare_connect_token_maps_the_ishare_scope(world: World) -> None:
+    auth = IShareClientAssertion(SERVER_PARTY, world.ishare.key, world.ishare.chain)
+    with _oauth(world, "ishare", ISHARE_PARTY, auth) as client:
+        token = client.fetch_token(
+            f"{world.url}/connect/token", grant_type="client_credentials", scope="iSHARE"
+        )
+        session = client.get(f"{world.url}/v1/session")
+    assert session.status_code == 200, session.text
+    assert session.json()["scopes"] == SCOPES  # iSHARE: the client's registered scopes
+    assert _claims(token["access_token"])["client_id"] == ISHARE_PARTY
+
+
+def _b64json(part: str) -> dict[str, Any]:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]
+
+
+def test_ishare_capabilities_are_signed_with_the_party_certificate(world: World) -> None:
+    context = ssl.create_default_context(cafile=str(world.pki.bundle))  # no client certificate
+    with httpx.Client(base_url=world.url, verify=context) as client:  # open, as iSHARE has it
+        response = client.get("/capabilities")
+    assert response.status_code == 200, response.text
+    token = response.json()["capabilities_token"]
+    signed, _, signature = token.rpartition(".")
+    header = _b64json(signed.split(".")[0])
+    claims = _b64json(signed.split(".")[1])
+    leaf = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+    public = leaf.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    public.verify(raw, signed.encode(), padding.PKCS1v15(), hashes.SHA256())  # RS256
+    assert header["alg"] == "RS256"
+    assert claims["iss"] == claims["sub"] == SERVER_PARTY
+    assert claims["exp"] - claims["iat"] == 30
+    urls = [
+        f["url"]
+        for f in claims["capabilities_info"]["supported_versions"][0]["supported_features"][0][
+            "public"
+        ]
+    ]
+    assert f"{ISSUER}/connect/token" in urls
 
 
 def test_metadata_and_jwks(world: World) -> None:

@@ -30,7 +30,16 @@ AUDITED: dict[str, set[str]] = {
     "agreements/repository.py:hold": {"agreements/service.py:AgreementService._after"},
     "agreements/repository.py:release": {"agreements/service.py:AgreementService._after"},
     # Token revocation and token keys: the effects of their admin-change entries.
-    "oauth/repository.py:revoke": {"oauth/service.py:OAuthService.revoke.change"},
+    "oauth/repository.py:revoke": {
+        "oauth/service.py:OAuthService.revoke.change",
+        "dsp/transfer.py:TransferService._commit.change",  # a transfer's token, with its entry
+    },
+    # DSP negotiations and transfers (issue 14): each state change is the effect of its
+    # agreement-changed (or token-issued) entry.
+    "dsp/repository.py:add": {"dsp/negotiation.py:NegotiationService._start.change"},
+    "dsp/repository.py:move": {"dsp/negotiation.py:NegotiationService._move.change"},
+    "dsp/transfer.py:TransferService.request.change": set(),  # the effect itself
+    "dsp/transfer_repository.py:move": {"dsp/transfer.py:TransferService._commit.change"},
     "oauth/keyring.py:KeyRing._record.change": set(),  # the effect itself (KeyRing.start)
     # The registry: the effects AdminChanges passes to its entries. ParticipantService and
     # ClientService also call them in their own transactions, for seeding and tests only:

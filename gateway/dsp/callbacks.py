@@ -1,0 +1,115 @@
+"""The provider's messages to a consumer's ``callbackAddress``: vetted, pinned, retried.
+
+A callback address is a URL the consumer chose, so it goes through the connectors' SSRF
+guard (:func:`connectors.http_guard.resolve`): every address its host resolves to must be
+public or inside ``dsp_callback_allow_networks``, and the connection is made to the vetted
+address (the name kept for SNI and certificate checks), so a DNS answer that changes in
+between cannot redirect it. Only ``https`` is used. :func:`check` runs when a negotiation
+starts (a refused address is a 400, nothing stored); :meth:`Callbacks.send` checks again at
+each attempt.
+
+Sending follows the state: the caller persists the new state first and sends after. A send
+is retried with exponential backoff on a connection failure, a 5xx, 408 or 429; other 4xx end
+it. A message that is never delivered leaves the state as it is (the consumer can always
+``GET /dsp/negotiations/{providerPid}``) and is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any, Final
+
+import httpx
+
+from connectors import ConnectorError
+from connectors.http_guard import Network, check_base_url, resolve
+from gateway.errors import BadRequest
+
+log = logging.getLogger("sluis.dsp")
+RETRY_STATUS: Final = frozenset({408, 429})
+TIMEOUT: Final = 10.0
+
+
+class CallbackRefused(BadRequest):
+    """A ``callbackAddress`` Sluis will not call (400; nothing stored)."""
+
+    def __init__(self, detail: str, *, pids: dict[str, str]) -> None:
+        super().__init__("dsp-callback-refused", detail)
+        self.dsp_pids = pids  # read by gateway.http.problems
+
+
+def join(base: str, path: str) -> str:
+    """``base`` + ``path``, with or without a trailing ``/`` on ``base`` (DSP asks for both)."""
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+async def check(address: str, allowed: tuple[Network, ...], *, pids: dict[str, str]) -> None:
+    """CallbackRefused unless ``address`` is an https URL whose host passes the SSRF guard."""
+    try:
+        url = check_base_url(address)
+        if url.scheme != "https":
+            raise CallbackRefused("callbackAddress must be an https URL", pids=pids)
+        await resolve(url.host, url.port or 443, allowed)
+    except ConnectorError as exc:
+        raise CallbackRefused(f"callbackAddress refused: {exc.public_reason}", pids=pids) from exc
+
+
+class Callbacks:
+    """Sends DSP messages to consumers (one httpx client, closed with the gateway)."""
+
+    def __init__(
+        self,
+        allowed: tuple[Network, ...],
+        verify: ssl.SSLContext,
+        *,
+        attempts: int = 5,
+        first_delay: float = 0.25,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.allowed = allowed
+        self.attempts = attempts
+        self.first_delay = first_delay
+        self._sleep = sleep
+        self._client = httpx.AsyncClient(verify=verify, timeout=TIMEOUT, follow_redirects=False)
+
+    async def send(self, base: str, path: str, message: dict[str, Any]) -> bool:
+        """POST ``message`` to ``base``/``path``; whether the consumer took it (2xx)."""
+        target = join(base, path)
+        for attempt in range(self.attempts):
+            try:
+                status = await self._post(target, message)
+            except (httpx.HTTPError, ConnectorError, OSError) as exc:
+                log.warning("dsp callback %s: attempt %d failed: %r", target, attempt + 1, exc)
+            else:
+                if 200 <= status < 300:  # noqa: PLR2004 - the success range
+                    return True
+                log.warning("dsp callback %s: attempt %d: HTTP %d", target, attempt + 1, status)
+                if status < 500 and status not in RETRY_STATUS:  # noqa: PLR2004 - 4xx: final
+                    return False
+            if attempt + 1 < self.attempts:
+                await self._sleep(self.first_delay * 2**attempt)
+        log.error("dsp callback %s: not delivered after %d attempts", target, self.attempts)
+        return False
+
+    async def _post(self, target: str, message: dict[str, Any]) -> int:
+        url = httpx.URL(target)
+        if url.scheme != "https":
+            raise ConnectorError("callbackAddress must be https")  # refused at the start too
+        address = await resolve(url.host, url.port or 443, self.allowed)
+        request = self._client.build_request(
+            "POST",
+            url.copy_with(host=str(address)),
+            json=message,
+            headers={"host": url.netloc.decode("ascii")},
+        )
+        request.extensions["sni_hostname"] = url.host
+        response = await self._client.send(request)
+        await response.aclose()
+        return response.status_code
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        await self._client.aclose()
