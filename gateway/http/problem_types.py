@@ -75,7 +75,7 @@ CONNECTOR_CODES = frozenset(
     {
         "query-invalid", "unknown-column", "wrong-value-type", "value-refused",
         "too-many-values", "limit-out-of-range", "source-refused-query", "column-not-allowed",
-        "aggregate-required", "path-refused", "target-refused", "connector-config",
+        "aggregate-required", "aggregate-not-allowed", "path-refused", "target-refused", "connector-config",
         "source-error", "source-unavailable", "source-timeout", "source-rejected",
         "schema-mismatch", "query-too-large", "spill-failed",
     }

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certs import CertificateRejected
 from connectors import (
+    AggregateNotAllowed,
     AggregateRequired,
     ColumnNotAllowed,
     ConnectorConfigError,
@@ -226,6 +227,7 @@ CONNECTOR_STATUS: tuple[tuple[type[ConnectorError], int, str], ...] = (
     (PathRefused, 400, "Invalid query"),
     (ColumnNotAllowed, 403, "Not allowed by the usage policy"),
     (AggregateRequired, 403, "Not allowed by the usage policy"),
+    (AggregateNotAllowed, 403, "Not allowed by the usage policy"),
     (TargetRefused, 403, "Not allowed"),
     (SourceTimeout, 504, "The data source timed out"),
     (SourceError, 502, "The data source failed"),
