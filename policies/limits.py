@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from policies.decision import DataLimits, PrivacyLimits, RateLimit, RuleReport
-from policies.model import AnyConstraint, Constraint, Rule
+from policies.model import AnyConstraint, Constraint, Policy, Rule
 from policies.operands import data as d
 from policies.operands import privacy as pv
 from policies.operands.temporal import duration_text
@@ -29,6 +29,18 @@ def limits_of(rule: Rule, report: RuleReport) -> DataLimits:
         allow_min_max=pv.ALLOW_MIN_MAX in found,
         privacy=_privacy(found, rule),
     )
+
+
+def privacy_of(policy: Policy) -> PrivacyLimits | None:
+    """The privacy budget of the policy's first permission that sets one (else None)."""
+    for rule in policy.permissions:
+        found: dict[str, Constraint] = {}
+        for constraint in _leaves(rule.constraints):
+            found.setdefault(constraint.left_operand, constraint)
+        limits = _privacy(found, rule)
+        if limits is not None:
+            return limits
+    return None
 
 
 def _privacy(found: dict[str, Constraint], rule: Rule) -> PrivacyLimits | None:
