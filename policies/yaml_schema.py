@@ -204,6 +204,13 @@ class RequestDoc(Closed):
     context: dict[Term, Any] = Field(default_factory=dict)
 
 
+class Spend(Closed):
+    """An earlier private query: when, and the epsilon it spent (``privacy_spends``)."""
+
+    at: Instant
+    epsilon: Annotated[StrictInt | StrictFloat, Field(ge=0)]
+
+
 class StateDoc(Closed):
     """What the exchange knows: memberships, duty states, earlier uses and requests."""
 
@@ -215,6 +222,7 @@ class StateDoc(Closed):
     rule_counts: dict[Term, Count] = Field(default_factory=dict)
     request_times: list[Instant] = Field(default_factory=list)
     agreement_start: Instant | None = None
+    privacy_spends: list[Spend] = Field(default_factory=list)
 
 
 class RequestFile(RequestDoc):
