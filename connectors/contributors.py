@@ -286,7 +286,7 @@ def _ordered(table: pa.Table, query: Query) -> pa.Table:
         order += [Order(c) for c in query.group_by]
     if order and table.num_rows:
         keys = [(o.column, "descending" if o.descending else "ascending") for o in order]
-        table = table.take(pc.sort_indices(table, sort_keys=keys, null_placement="at_end"))
+        table = table.take(pc.sort_indices(table, sort_keys=keys))  # nulls last by default
     if query.limit is not None:
         table = table.slice(0, query.limit)
     return table

@@ -23,6 +23,7 @@ from connectors import (
     AggregateNotAllowed,
     Connector,
     Op,
+    Order,
     Predicate,
     Query,
     narrow,
@@ -218,3 +219,9 @@ def test_private_queries_refuse_min_max_and_unbounded_columns() -> None:
     for agg in (Aggregate(AggFunc.MIN, "salary"), Aggregate(AggFunc.AVG, "id")):
         with pytest.raises(AggregateNotAllowed):
             narrow(Query(aggregates=(agg,)), PRIVATE, SCHEMA)
+
+
+def test_order_and_limit_apply_to_the_released_groups() -> None:
+    limits = DataLimits(min_group_size=1, privacy_unit=("emp",))
+    query = Query(group_by=("dept",), aggregates=(COUNT,), order_by=(Order("n", True),), limit=2)
+    assert _run("memory-pushed", query, limits) == [{"dept": "C", "n": 10}, {"dept": "A", "n": 6}]
