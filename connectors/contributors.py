@@ -24,6 +24,7 @@ never the rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -186,6 +187,7 @@ def _add(
             value = _num(total[r])
             bound = noise.bound(column) if noise else None
             if bound is not None:  # this contributor's total, clamped to kept x [low, high]
+                value = kept * bound[0] if math.isnan(value) else value  # NaN: the low end
                 value = min(max(value, kept * bound[0]), kept * bound[1])
             acc.total[i] = acc.total.get(i, 0) + value
         for name, keep, pick in (("min", acc.low, min), ("max", acc.high, max)):

@@ -109,7 +109,7 @@ def select(counts: dict[int, int], plan: Plan, k: int) -> set[int]:
         made = dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=max(low, k))
         eps, used = _cost(made, d_in)
         if eps <= plan.each and used <= delta:
-            released = made({str(i): n for i, n in counts.items()})
+            released = _release(made, {str(i): n for i, n in counts.items()})
             return {int(i) for i in released}
         scale *= _SLACK
     raise NoiseError("partition selection does not fit its budget")
@@ -122,7 +122,7 @@ def count(values: list[int], plan: Plan) -> list[int]:
         lambda s: dp.m.make_laplace(domain, dp.l1_distance(T=int), scale=s),
         plan.count_sensitivity, plan.count_sensitivity / plan.each, plan.each,
     )  # fmt: skip
-    return list(made(values))
+    return list(_release(made, values))
 
 
 def total(values: list[float], plan: Plan, column: str) -> list[float]:
@@ -133,7 +133,15 @@ def total(values: list[float], plan: Plan, column: str) -> list[float]:
         lambda s: dp.m.make_laplace(domain, dp.l1_distance(T=float), scale=s),
         sensitivity, sensitivity / plan.each, plan.each,
     )  # fmt: skip
-    return [float(v) for v in made([float(v) for v in values])]
+    return [float(v) for v in _release(made, [float(v) for v in values])]
+
+
+def _release(made: Any, data: object) -> Any:
+    """``made(data)``; OpenDP's refusal (a value outside its domain) fails closed."""
+    try:
+        return made(data)
+    except dp.OpenDPException as exc:
+        raise NoiseError(f"the mechanism refused its input ({exc})") from exc
 
 
 def _cost(made: dp.Measurement, d_in: object) -> Any:

@@ -225,3 +225,16 @@ def test_order_and_limit_apply_to_the_released_groups() -> None:
     limits = DataLimits(min_group_size=1, privacy_unit=("emp",))
     query = Query(group_by=("dept",), aggregates=(COUNT,), order_by=(Order("n", True),), limit=2)
     assert _run("memory-pushed", query, limits) == [{"dept": "C", "n": 10}, {"dept": "A", "n": 6}]
+
+
+def test_a_nan_in_a_private_sum_is_clamped_not_a_crash() -> None:
+    schema = pa.schema([("emp", pa.int64()), ("salary", pa.float64())])
+    table = pa.table({"emp": [1, 2, 3], "salary": [1.0, float("nan"), 2.0]}, schema=schema)
+
+    async def main() -> list[dict[str, object]]:
+        connector = InMemoryConnector("nan", table)
+        permitted = narrow(Query(aggregates=(SUM,)), PRIVATE, schema)
+        return [r async for b in connector.stream(permitted) for r in b.to_pylist()]
+
+    (row,) = asyncio.run(main())
+    assert isinstance(row["total"], float)
