@@ -76,7 +76,7 @@ def _parquet(root: Path, rows: int) -> Path:
 async def _load_postgres(url: str, rows: int) -> None:
     engine = create_async_engine(url, poolclass=NullPool)
     select = SELECT.format(
-        units=max(rows // 10, 1), source=f"generate_series(0, {rows - 1}) i"
+        units=max(rows // 10, 1), source=f"generate_series(0::bigint, {rows - 1}) i"
     ).replace("VARCHAR", "TEXT")
     async with engine.begin() as conn:
         await conn.execute(text(f"CREATE TABLE salaries AS {select}"))  # bench-made constants
