@@ -204,9 +204,17 @@ def test_repeated_answers_keep_their_spread() -> None:
     Twenty answers of one count at scale 2/0.25 = 8: their standard deviation is about
     11.3; below 2 it would mean the noise was not applied (probability far below 1e-9).
     """
-    query = Query(aggregates=(COUNT,))
-    answers = [_run("memory-pushed", query, PRIVATE)[0]["n"] for _ in range(20)]
-    assert statistics.pstdev([float(a) for a in answers]) > 2  # type: ignore[arg-type]
+    connector = _memory(ALL)
+    permitted = narrow(Query(aggregates=(COUNT,)), PRIVATE, SCHEMA)
+
+    async def answers() -> list[float]:
+        found = []
+        for _ in range(20):
+            async for batch in connector.stream(permitted):
+                found.append(float(batch.column("n")[0].as_py()))
+        return found
+
+    assert statistics.pstdev(asyncio.run(answers())) > 2
 
 
 def test_groups_are_released_only_past_a_noisy_threshold() -> None:
