@@ -8,6 +8,7 @@ applies the rest, so results are the same either way. Errors: ``connectors.error
 
 from connectors.base import Connector, DatasetInfo
 from connectors.errors import (
+    AggregateNotAllowed,
     AggregateRequired,
     ColumnNotAllowed,
     ConnectorConfigError,
@@ -40,6 +41,7 @@ __all__ = [
     "NO_PUSHDOWN",
     "AggFunc",
     "Aggregate",
+    "AggregateNotAllowed",
     "AggregateRequired",
     "ColumnNotAllowed",
     "Connector",

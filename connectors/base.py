@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from connectors import residual
+from connectors import contributors, residual
 from connectors._arrow import pa
 from connectors.errors import ConnectorError, SchemaMismatch, SourceError, SourceTimeout
 from connectors.plan import Plan, Pushdown, split
@@ -87,11 +87,17 @@ class Connector(ABC):
         """The query's result as Arrow record batches, streamed in bounded memory."""
         schema = await self.schema()
         query = permitted.query
-        plan = split(query, self.pushdown)
+        expected = output_schema(query, schema)
+        # Under a privacy unit the source answers per contributor and group, combined here.
+        asked = contributors.inner(query) if query.privacy_unit else query
+        plan = split(asked, self.pushdown)
         source = self._checked(plan, schema)
+        rows = residual.apply(source, plan, asked, schema, self.spill)
+        if query.privacy_unit:
+            rows = contributors.combine(rows, query, expected)
         try:
-            async for batch in residual.apply(source, plan, query, schema, self.spill):
-                yield _conform(batch, output_schema(query, schema))
+            async for batch in rows:
+                yield _conform(batch, expected)
         except ConnectorError:
             raise
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:

@@ -18,6 +18,9 @@
     │                                                       the memory and spill limits (named)
     ├── ColumnNotAllowed         column_not_allowed    403  the policy withholds ``column``
     ├── AggregateRequired        aggregate_required    403  the policy allows aggregates only
+    ├── AggregateNotAllowed      aggregate_not_allowed 403  under a privacy unit: min/max not
+    │                                                       allowed, a filter or group on the
+    │                                                       unit, a sum/avg without bounds
     ├── PathRefused              path_refused          400  ``..``, absolute, link out of root
     ├── TargetRefused            target_refused        403  SSRF guard: private/loopback target,
     │                                                       redirect to another host, path or
@@ -141,6 +144,12 @@ class AggregateRequired(ConnectorError):
     """The policy allows aggregates over groups of at least k only (403)."""
 
     code = "aggregate_required"
+
+
+class AggregateNotAllowed(ConnectorError):
+    """Under a privacy unit, an aggregate or predicate the policy does not release (403)."""
+
+    code = "aggregate_not_allowed"
 
 
 class PathRefused(ConnectorError):

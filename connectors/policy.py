@@ -4,8 +4,9 @@ Pure. ``narrow`` checks the consumer's query against the schema first (unknown c
 wrong type: 400), then against the policy (a withheld column: ``ColumnNotAllowed``, 403;
 a non-aggregate query under a k-threshold: ``AggregateRequired``, 403), and finally folds
 in the policy's own limits: its row filter is ANDed in (it may name columns the consumer
-cannot see), ``max_rows`` caps ``limit`` and ``min_group_size`` becomes k. A ``max_rows``
-above ``MAX_LIMIT`` (2^31 - 1) caps at ``MAX_LIMIT``; a k above it is the provider's
+cannot see), ``max_rows`` caps ``limit`` and ``min_group_size`` becomes k; a
+``privacy_unit`` (and a privacy budget) go on through ``connectors.contributors.protect``.
+A ``max_rows`` above ``MAX_LIMIT`` (2^31 - 1) caps at ``MAX_LIMIT``; a k above it is the provider's
 mistake (``ConnectorConfigError``), since lowering it would serve smaller groups.
 
 Connectors accept only a ``PermittedQuery``; with no policy limits at all, pass
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from connectors._arrow import pa
+from connectors.contributors import protect
 from connectors.errors import (
     AggregateRequired,
     ColumnNotAllowed,
@@ -64,6 +66,8 @@ def narrow(query: Query, limits: DataLimits, schema: pa.Schema) -> PermittedQuer
         limit=_smallest(asked.limit, _capped(limits.max_rows)),
         min_group_size=_largest(asked.min_group_size, k),
     )
+    if limits.privacy_unit is not None:
+        narrowed = protect(narrowed, limits, schema, asked)
     return PermittedQuery(validate(narrowed, schema), _MINT)
 
 

@@ -77,12 +77,31 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Noise:
+    """Differential privacy for one query: its epsilon (and delta, for grouped queries),
+    the clamping bounds per column, and how much one contributor may add: at most
+    ``max_contributions`` rows to a group and at most ``max_groups`` groups."""
+
+    epsilon: float
+    delta: float | None
+    bounds: tuple[tuple[str, float, float], ...]
+    max_contributions: int = 1
+    max_groups: int = 1
+
+    def bound(self, column: str) -> tuple[float, float] | None:
+        """The clamping range of ``column``, if the policy gives one."""
+        return next(((lo, hi) for c, lo, hi in self.bounds if c == column), None)
+
+
+@dataclass(frozen=True)
 class Query:
     """What to read. ``columns`` empty means every column (resolved by ``validate``).
 
     With ``aggregates`` the output is ``group_by`` then the aggregates, and ``columns`` must
     be empty. ``min_group_size`` (k) drops groups of fewer than k source rows; it is set by
-    the policy (``narrow``), not by consumers.
+    the policy (``narrow``), not by consumers. With ``privacy_unit`` (also the policy's) k
+    counts distinct contributors instead, and ``noise`` adds differential privacy
+    (``connectors.contributors``).
     """
 
     columns: tuple[str, ...] = ()
@@ -92,6 +111,9 @@ class Query:
     order_by: tuple[Order, ...] = ()
     limit: int | None = None
     min_group_size: int | None = None
+    privacy_unit: tuple[str, ...] = ()
+    allow_min_max: bool = False
+    noise: Noise | None = None
 
     @property
     def is_aggregate(self) -> bool:
@@ -109,4 +131,5 @@ class Query:
         """Every dataset column the query reads, in first-mention order."""
         named = [*self.columns, *(p.column for p in self.where), *self.group_by]
         named += [a.column for a in self.aggregates if a.column is not None]
+        named += self.privacy_unit
         return tuple(dict.fromkeys(named))

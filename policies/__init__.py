@@ -21,6 +21,7 @@ from policies.decision import (
     DataLimits,
     Decision,
     Effect,
+    PrivacyLimits,
     RateLimit,
     RuleReport,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "PolicyStructureError",
     "PolicySyntaxError",
     "PolicyTestError",
+    "PrivacyLimits",
     "Profile",
     "RateLimit",
     "Ref",

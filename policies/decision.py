@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 
@@ -26,10 +27,29 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class PrivacyLimits:
+    """A differential-privacy budget and how each query spends it (``sluis:privacyBudget``).
+
+    ``bounds`` maps a column to its clamping range; ``max_contributions`` is the rows one
+    contributor adds to a group, ``max_groups`` the groups it adds to.
+    """
+
+    epsilon: Decimal
+    period: str
+    query_epsilon: Decimal
+    query_delta: Decimal | None = None
+    bounds: tuple[tuple[str, Decimal, Decimal], ...] = ()
+    max_contributions: int = 1
+    max_groups: int = 1
+
+
+@dataclass(frozen=True)
 class DataLimits:
     """What the exchange must apply to a permitted request (pushed down to the connector).
 
     ``columns`` None means every column; ``duties`` names duty uids still to be discharged.
+    ``privacy_unit`` names the columns that identify a contributor: k then counts distinct
+    contributors (see ``connectors.contributors``), and ``privacy`` adds calibrated noise.
     """
 
     columns: tuple[str, ...] | None = None
@@ -40,6 +60,10 @@ class DataLimits:
     notify: tuple[str, ...] = ()
     delete_after: str | None = None
     duties: tuple[str, ...] = ()
+    # Appended with defaults (STYLE.md 7): contributor-level thresholds and a privacy budget.
+    privacy_unit: tuple[str, ...] | None = None
+    allow_min_max: bool = False
+    privacy: PrivacyLimits | None = None
 
 
 @dataclass(frozen=True)

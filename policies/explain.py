@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.decision import Decision, RuleReport
+from policies.decision import Decision, PrivacyLimits, RuleReport
 
 
 def explain(decision: Decision) -> str:
@@ -18,7 +18,27 @@ def explain(decision: Decision) -> str:
         lines.extend(_rule_lines(report, indent="  "))
     if decision.limits is not None:
         lines.append(f"limits: {decision.limits}")
+        if decision.limits.privacy is not None:
+            lines.extend(_privacy_lines(decision.limits.privacy))
     return "\n".join(lines)
+
+
+def _privacy_lines(p: PrivacyLimits) -> list[str]:
+    """The budget, a query's cost, and the Laplace scale of each output (one release)."""
+    share = p.max_groups * p.max_contributions
+    lines = [
+        f"privacy: budget epsilon {p.epsilon} per {p.period}; one query costs {p.query_epsilon}"
+        + (f" (delta {p.query_delta} when grouped)" if p.query_delta is not None else ""),
+        "privacy: a query's epsilon is split over its releases (one per count or sum, two per"
+        " mean, one for the groups); with one release the noise scale is:",
+        f"  count: {float(share / p.query_epsilon):.6g}",
+    ]
+    for column, low, high in p.bounds:
+        scale = share * max(abs(low), abs(high)) / p.query_epsilon
+        lines.append(
+            f"  sum({column}): {float(scale):.6g} (each contributor clamped to {low}..{high})"
+        )
+    return lines
 
 
 def _rule_lines(report: RuleReport, indent: str) -> list[str]:

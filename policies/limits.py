@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from policies.decision import DataLimits, RateLimit, RuleReport
-from policies.model import AnyConstraint, Constraint, Rule
+from policies.decision import DataLimits, PrivacyLimits, RateLimit, RuleReport
+from policies.model import AnyConstraint, Constraint, Policy, Rule
 from policies.operands import data as d
+from policies.operands import privacy as pv
 from policies.operands.temporal import duration_text
 from policies.vocab import ODRL
 
@@ -24,6 +25,43 @@ def limits_of(rule: Rule, report: RuleReport) -> DataLimits:
         notify=_notify(rule),
         delete_after=_delete_after(rule),
         duties=tuple(r.uid for r in report.duties if r.applies and r.uid),
+        privacy_unit=_texts(found.get(pv.PRIVACY_UNIT)),
+        allow_min_max=pv.ALLOW_MIN_MAX in found,
+        privacy=_privacy(found, rule),
+    )
+
+
+def privacy_of(policy: Policy) -> PrivacyLimits | None:
+    """The privacy budget of the policy's first permission that sets one (else None)."""
+    for rule in policy.permissions:
+        found: dict[str, Constraint] = {}
+        for constraint in _leaves(rule.constraints):
+            found.setdefault(constraint.left_operand, constraint)
+        limits = _privacy(found, rule)
+        if limits is not None:
+            return limits
+    return None
+
+
+def _privacy(found: dict[str, Constraint], rule: Rule) -> PrivacyLimits | None:
+    budget = (
+        pv.parse_budget(found[pv.PRIVACY_BUDGET].right_operand)
+        if pv.PRIVACY_BUDGET in found
+        else None
+    )
+    cost = pv.query_epsilon(rule)
+    if budget is None or cost is None:
+        return None  # the budget's own constraint failed: this rule granted nothing
+    delta = found.get(pv.QUERY_DELTA)
+    bounds = found.get(pv.BOUNDS)
+    return PrivacyLimits(
+        epsilon=budget[0],
+        period=budget[1],
+        query_epsilon=cost,
+        query_delta=pv.positive(delta.right_operand[0]) if delta else None,
+        bounds=tuple(b for b in map(pv.parse_bound, bounds.right_operand) if b) if bounds else (),
+        max_contributions=_single_int(found.get(pv.MAX_CONTRIBUTIONS)) or 1,
+        max_groups=_single_int(found.get(pv.MAX_GROUPS)) or 1,
     )
 
 

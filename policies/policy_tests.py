@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -167,6 +168,7 @@ class _Reader(Terms):
             rule_counts=doc.rule_counts,
             request_times=doc.request_times,
             agreement_start=doc.agreement_start,
+            privacy_spends=[(p.at, Decimal(str(p.epsilon))) for p in doc.privacy_spends],
         )
 
 

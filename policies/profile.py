@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from policies.errors import PolicyError, PolicySchemaError, UnknownTerm
 from policies.model import AnyConstraint, Constraint, Policy, Rule
-from policies.operands import Evaluator, registered
+from policies.operands import Evaluator, privacy, registered
 from policies.operands import data as d
 from policies.right_operands import problem
 from policies.vocab import ACTION_PARENT, LOGICAL, ODRL, OPERATORS, SLUIS, short
@@ -58,7 +58,8 @@ _CORE = frozenset(
 SLUIS_PROFILE = Profile(
     iri=SLUIS[:-1],
     left_operands=_CORE
-    | {d.COLUMNS, d.ROW_FILTER, d.MIN_GROUP_SIZE, d.MAX_ROWS, d.RATE_LIMIT, SLUIS + "dayOfWeek"},
+    | {d.COLUMNS, d.ROW_FILTER, d.MIN_GROUP_SIZE, d.MAX_ROWS, d.RATE_LIMIT, SLUIS + "dayOfWeek"}
+    | privacy.TERMS,
     actions=frozenset(ACTION_PARENT),
 )
 CONFORMANCE_PROFILE = SLUIS_PROFILE.extended(

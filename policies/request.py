@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -50,6 +51,7 @@ class State:
     this request (the gateway keeps it across agreements); ``rule_counts`` refines it per
     rule uid. ``request_times`` are the earlier requests' times (for rate limits);
     ``agreement_start`` is when the use began (the gateway: the first grant).
+    ``privacy_spends`` are the earlier queries' times and epsilon (for a privacy budget).
     """
 
     broader: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
@@ -58,6 +60,9 @@ class State:
     rule_counts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     request_times: tuple[datetime, ...] = ()
     agreement_start: datetime | None = None
+    # The epsilon each earlier query spent, with its time (the consumer's, under this policy
+    # version): what ``sluis:privacyBudget`` counts. Appended with a default (STYLE.md 7).
+    privacy_spends: tuple[tuple[datetime, Decimal], ...] = ()
 
     def ancestors(self, term: str) -> frozenset[str]:
         """Every term strictly above ``term`` (transitive; cycles are harmless)."""

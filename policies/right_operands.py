@@ -14,6 +14,7 @@ from datetime import date
 
 from policies.model import Constraint, Value
 from policies.operands import data as d
+from policies.operands import privacy as pv
 from policies.operands.temporal import duration_text
 from policies.vocab import ODRL, SLUIS
 
@@ -65,6 +66,16 @@ def _rate(values: tuple[Value, ...]) -> str | None:
     return None if d.parse_rate(values) else f"{values[0]!s} is not N/duration (e.g. 100/PT1H)"
 
 
+def _budget(values: tuple[Value, ...]) -> str | None:
+    ok = pv.parse_budget(values)
+    return None if ok else f"{values[0]!s} is not epsilon/duration (e.g. 1.0/P30D)"
+
+
+def _is_delta(value: Value) -> bool:
+    number = pv.positive(value)
+    return number is not None and number < 1
+
+
 _CHECKS: dict[str, Check] = {
     ODRL + "dateTime": _every(_is_time, "a date-time or a date"),
     ODRL + "elapsedTime": _single(_duration),
@@ -74,5 +85,13 @@ _CHECKS: dict[str, Check] = {
     d.MIN_GROUP_SIZE: _single(_every(lambda v: _is_count(v) and v != 0, "a group size >= 1")),
     d.MAX_ROWS: _single(_every(_is_count, "a row count (an integer >= 0)")),
     d.RATE_LIMIT: _single(_rate),
+    pv.PRIVACY_UNIT: _every(_is_text, "a column name"),
+    pv.ALLOW_MIN_MAX: _single(_every(lambda v: v is True, "true")),
+    pv.PRIVACY_BUDGET: _single(_budget),
+    pv.QUERY_EPSILON: _single(_every(lambda v: pv.positive(v) is not None, "a number > 0")),
+    pv.QUERY_DELTA: _single(_every(_is_delta, "a number in (0, 1)")),
+    pv.BOUNDS: _every(lambda v: pv.parse_bound(v) is not None, "column=low..high"),
+    pv.MAX_CONTRIBUTIONS: _single(_every(lambda v: _is_count(v) and v != 0, "a count >= 1")),
+    pv.MAX_GROUPS: _single(_every(lambda v: _is_count(v) and v != 0, "a count >= 1")),
     SLUIS + "dayOfWeek": _every(lambda v: str(v) in _DAYS, "a weekday (Monday ... Sunday)"),
 }

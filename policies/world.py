@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from decimal import Decimal
 from types import MappingProxyType
 
 from rdflib import RDF, RDFS, Graph, Literal, URIRef
@@ -90,6 +91,7 @@ def build_state(
     rule_counts: Mapping[str, int] | None = None,
     request_times: Iterable[datetime] = (),
     agreement_start: datetime | None = None,
+    privacy_spends: Iterable[tuple[datetime, Decimal]] = (),
 ) -> State:
     """A ``State`` from its facts, normalised (times sorted) and checked (counts >= 0,
     times with a zone); ``PolicyStructureError`` (``request_structure``) otherwise."""
@@ -97,7 +99,10 @@ def build_state(
     counts = dict(rule_counts or {})
     if use_count < 0 or any(c < 0 for c in counts.values()):
         raise _bad("use counts are never negative")
-    instants = (*times, *([agreement_start] if agreement_start else []))
+    spends = tuple(sorted(privacy_spends))
+    if any(e < 0 for _, e in spends):
+        raise _bad("privacy spends are never negative")
+    instants = (*times, *([agreement_start] if agreement_start else []), *(t for t, _ in spends))
     if any(t.tzinfo is None for t in instants):
         raise _bad("state times need a time zone")
     return State(
@@ -107,6 +112,7 @@ def build_state(
         rule_counts=MappingProxyType(counts),
         request_times=times,
         agreement_start=agreement_start,
+        privacy_spends=spends,
     )
 
 

@@ -57,6 +57,14 @@ _DATA = {
     "min_group_size": ("minGroupSize", "gteq"),
     "max_rows": ("maxRows", "lteq"),
     "rate_limit": ("rateLimit", "lteq"),
+    "privacy_unit": ("privacyUnit", "isAnyOf"),
+    "allow_min_max": ("allowMinMax", "eq"),
+    "privacy_budget": ("privacyBudget", "lteq"),
+    "query_epsilon": ("queryEpsilon", "eq"),
+    "query_delta": ("queryDelta", "eq"),
+    "bounds": ("bounds", "isAnyOf"),
+    "max_contributions": ("maxContributions", "lteq"),
+    "max_groups": ("maxGroups", "lteq"),
 }
 
 
@@ -70,6 +78,11 @@ def parse_yaml_policy(text: str | bytes, profile: Profile = SLUIS_PROFILE) -> Po
     except ValidationError as exc:
         raise located.schema_error(exc) from exc
     return validate(_Compiler(doc.prefixes, located, profile).policy(doc), profile)
+
+
+def _number(value: Any) -> Any:
+    """A YAML float as an exact decimal (``0.1`` stays 0.1); anything else unchanged."""
+    return Decimal(str(value)) if isinstance(value, float) else value
 
 
 def _listed(value: Any) -> list[Any]:
@@ -192,7 +205,9 @@ class _Compiler(Terms):
 
     def data(self, key: str, raw: Any, at: Path) -> Constraint:
         name, op = _DATA[key]
-        values = tuple(_listed(raw))
+        if isinstance(raw, dict):  # bounds: {column: [low, high]} -> "column=low..high"
+            raw = [f"{c}={_number(lo)}..{_number(hi)}" for c, (lo, hi) in raw.items()]
+        values = tuple(_number(v) if isinstance(v, float) else v for v in _listed(raw))
         return self.checked(Constraint(SLUIS + name, ODRL + op, values), at)
 
     def duty(

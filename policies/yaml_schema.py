@@ -18,6 +18,7 @@ from pydantic import (
     Discriminator,
     Field,
     Strict,
+    StrictFloat,
     StrictInt,
     StrictStr,
     Tag,
@@ -44,6 +45,8 @@ Term = Annotated[StrictStr, Field(min_length=1)]
 Count = Annotated[StrictInt, Field(ge=0)]
 Rate = Annotated[StrictStr, AfterValidator(_rate)]
 Duration = Annotated[StrictStr, AfterValidator(_duration)]
+Positive = Annotated[StrictInt | StrictFloat, Field(gt=0)]
+Bound = Annotated[list[StrictInt | StrictFloat], Field(min_length=2, max_length=2)]
 PolicyType = Literal["Set", "Offer", "Agreement", "Policy", "Privacy", "Ticket", "Assertion"]
 Conflict = Literal["perm", "prohibit", "invalid"]
 
@@ -72,6 +75,14 @@ class Data(Closed):
     min_group_size: Annotated[StrictInt, Field(ge=1)] | None = None
     max_rows: Count | None = None
     rate_limit: Rate | None = None
+    privacy_unit: Term | Annotated[list[Term], Field(min_length=1)] | None = None
+    allow_min_max: Literal[True] | None = None
+    privacy_budget: Annotated[StrictStr, Field(min_length=1)] | None = None
+    query_epsilon: Positive | None = None
+    query_delta: Positive | None = None
+    bounds: Annotated[dict[Term, Bound], Field(min_length=1)] | None = None
+    max_contributions: Annotated[StrictInt, Field(ge=1)] | None = None
+    max_groups: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
 def _triple(raw: list[Any]) -> list[Any]:
@@ -193,6 +204,13 @@ class RequestDoc(Closed):
     context: dict[Term, Any] = Field(default_factory=dict)
 
 
+class Spend(Closed):
+    """An earlier private query: when, and the epsilon it spent (``privacy_spends``)."""
+
+    at: Instant
+    epsilon: Annotated[StrictInt | StrictFloat, Field(ge=0)]
+
+
 class StateDoc(Closed):
     """What the exchange knows: memberships, duty states, earlier uses and requests."""
 
@@ -204,6 +222,7 @@ class StateDoc(Closed):
     rule_counts: dict[Term, Count] = Field(default_factory=dict)
     request_times: list[Instant] = Field(default_factory=list)
     agreement_start: Instant | None = None
+    privacy_spends: list[Spend] = Field(default_factory=list)
 
 
 class RequestFile(RequestDoc):

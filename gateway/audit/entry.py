@@ -116,6 +116,21 @@ class DecisionRecord(BaseModel):
     reasons: tuple[str, ...] = ()
 
 
+class PrivacyRecord(BaseModel):
+    """A private query's spend: its epsilon (and delta), and the budget after it.
+
+    Decimals as text, exactly as the policy wrote them (canonical JSON has no decimals).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epsilon: _Text
+    delta: _Text | None = None
+    spent: _Text  # in the period, this query included
+    budget: _Text  # the policy's: epsilon per period
+    period: _Text
+
+
 class AuditEntry(BaseModel):
     """One audit log entry (wire format version 1; see the module docstring)."""
 
@@ -138,6 +153,7 @@ class AuditEntry(BaseModel):
     # New fields go below this line, with a default of None (STYLE.md 7).
     escaped: tuple[str, ...] | None = None  # paths of strings written backslash-escaped
     redacted: tuple[str, ...] | None = None  # paths of strings with a secret lookalike cut
+    privacy: PrivacyRecord | None = None  # what a private query spent of its budget (issue 17)
 
     @field_validator("time")
     @classmethod

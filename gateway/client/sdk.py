@@ -182,6 +182,13 @@ class SluisClient:
         """Agreements this participant is party to."""
         return list(self._call("GET", "/v1/agreements").json())
 
+    def privacy_budget(self, dataset: str) -> dict[str, Any]:
+        """Your privacy budget for ``dataset``: epsilon per period, spent, remaining.
+
+        Nothing is spent by asking; ``no-privacy-budget`` when the policy sets none.
+        """
+        return dict(self._call("GET", f"/v1/datasets/{dataset}/privacy-budget").json())
+
     def decide_agreement(self, agreement_id: str, action: str, reason: str = "") -> dict[str, Any]:
         """approve | reject | revoke (provider) or terminate (consumer)."""
         path = f"/v1/agreements/{agreement_id}/{action}"

@@ -3,7 +3,11 @@
 Both need the client certificate and a token bound to it with the scope ``dataset:<id>``.
 The response streams the rows and carries the audit receipt in its headers:
 ``Sluis-Audit-Index`` (the decision entry), ``Sluis-Audit-Tree-Size`` and
-``Sluis-Audit-Checkpoint`` (the signed checkpoint that includes it, base64).
+``Sluis-Audit-Checkpoint`` (the signed checkpoint that includes it, base64). Under a
+privacy budget also ``Sluis-Privacy-Epsilon`` (what the query spent),
+``Sluis-Privacy-Budget-Remaining`` (``epsilon/period``) and ``Sluis-Privacy-Noise-Scale``
+(the Laplace scale of each output column); ``GET /v1/datasets/{id}/privacy-budget`` shows
+the budget without spending any.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class _Streamed(StreamingResponse):
 
     def __init__(self, outcome: Outcome) -> None:
         self.outcome = outcome
-        headers = _receipt_headers(outcome.receipt, outcome.checkpoint)
+        headers = _receipt_headers(outcome.receipt, outcome.checkpoint) | outcome.headers
         super().__init__(_body(outcome), media_type=outcome.media_type, headers=headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,6 +82,16 @@ async def query(
         caller, dataset_id, body.to_query(), Format(body.format), source=source
     )
     return _stream(outcome)
+
+
+@router.get("/{dataset_id}/privacy-budget")
+async def privacy_budget(
+    request: Request, dataset_id: str, caller: TokenCallerDep, services: ServicesDep
+) -> dict[str, object]:
+    """The caller's privacy budget for the dataset: epsilon per period, spent, remaining."""
+    source = request.client.host if request.client else None
+    budget = await services.exchange.privacy_budget(caller, dataset_id, source=source)
+    return budget.to_json()
 
 
 @router.get("/{dataset_id}/data")

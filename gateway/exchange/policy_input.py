@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from types import MappingProxyType
 
 from certs import participant_uri
@@ -42,6 +43,7 @@ def policy_state(
     use_count: int,
     request_times: Sequence[datetime],
     agreement_start: datetime | None,
+    privacy_spends: Sequence[tuple[datetime, Decimal]] = (),
 ) -> State:
     """The state of the world the exchange keeps for one agreement.
 
@@ -56,4 +58,5 @@ def policy_state(
         use_count=use_count,
         request_times=request_times,
         agreement_start=agreement_start,
+        privacy_spends=privacy_spends,
     )

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import anyio
 import pyarrow as pa
@@ -35,18 +36,19 @@ from connectors import (
 )
 from connectors.http_passthrough import HttpPassThrough, Proxied
 from connectors.validate import output_schema
-from gateway.agreements import usage
+from gateway.agreements import privacy, usage
 from gateway.agreements.schemas import Agreement
 from gateway.agreements.service import AgreementService, key_of
 from gateway.agreements.usage import UsageKey
-from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, DecisionResult
+from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, DecisionResult, PrivacyRecord
 from gateway.audit.log import AuditLog
 from gateway.audit.records import Receipt
 from gateway.auth.tokens import TokenRejected
 from gateway.datasets.cache import Lease
 from gateway.datasets.schemas import Dataset
 from gateway.datasets.service import DatasetService
-from gateway.errors import BadRequest, Conflict, Forbidden
+from gateway.errors import BadRequest, Conflict, Forbidden, NotFound
+from gateway.exchange import private
 from gateway.exchange.policy_input import policy_request, policy_state
 from gateway.oauth.service import TokenCaller
 from gateway.storage.db import Database
@@ -67,6 +69,7 @@ class Outcome:
     first: bytes
     rest: Rest
     stats: _Stats
+    headers: dict[str, str] = field(default_factory=dict)  # the privacy budget's, if any
 
 
 @dataclass
@@ -133,6 +136,7 @@ class _Context:
     agreement: Agreement | None = None
     trace_id: str | None = None  # of the request: the completion entry is written after it
     groups: tuple[str, ...] = ()  # the consumer's party collections, from the registry
+    privacy: PrivacyRecord | None = None  # what a private query spent (issue 17)
 
 
 class ExchangeService:
@@ -176,7 +180,21 @@ class ExchangeService:
         except BaseException:
             await lease.release()
             raise
-        return Outcome(receipt, checkpoint, fmt.media_type, first, rest, stats)
+        headers = private.headers(ctx.privacy, permitted.query)
+        return Outcome(receipt, checkpoint, fmt.media_type, first, rest, stats, headers)
+
+    async def privacy_budget(
+        self, caller: TokenCaller, dataset_id: str, *, source: str | None
+    ) -> privacy.Budget:
+        """The consumer's privacy budget for the dataset, under its active agreement."""
+        ctx = await self._prelude(caller, dataset_id, source)
+        assert ctx.agreement is not None  # noqa: S101 - _prelude refuses without one
+        limits = private.budgeted(await self.datasets.compiled(ctx.agreement.policy_hash))
+        if limits is None:
+            raise NotFound("no-privacy-budget", f"dataset {dataset_id} has no privacy budget")
+        now = datetime.now(UTC)
+        spent = await private.spends(self.db, key_of(ctx.agreement), limits, now)
+        return privacy.budget_of(limits, spent, now)
 
     async def call_api(
         self, caller: TokenCaller, dataset_id: str, method: str, path: str, body: bytes | None,
@@ -281,10 +299,14 @@ class ExchangeService:
             await self._check_names(ctx, query, schema)
         policy = await self.datasets.compiled(agreement.policy_hash)  # compiled once per version
         key = key_of(agreement)
+        budgeted = private.budgeted(policy)
         for _ in range(SPEND_ATTEMPTS):
             now = datetime.now(UTC)
             used = await self._usage(key, agreement, now)
-            decision = await self._decide(ctx, agreement, policy, query, used=used, now=now)
+            spends = await private.spends(self.db, key, budgeted, now) if budgeted else ()
+            decision = await self._decide(
+                ctx, agreement, policy, query, used=used, now=now, spends=spends
+            )
             assert decision.limits is not None  # noqa: S101 - a permit always carries limits
             permitted = None
             try:
@@ -293,9 +315,15 @@ class ExchangeService:
             except ConnectorError as exc:
                 await self._deny(ctx, (exc.code, str(exc)), decision)
                 raise
-            async with self.db.session() as session:
-                if await usage.spend(session, key, used.use_count, now, agreement_id=agreement.id):
-                    return decision, permitted
+            try:
+                async with self.db.session() as session:
+                    if await usage.spend(
+                        session, key, used.use_count, now, agreement_id=agreement.id
+                    ):  # and the privacy budget, in the same transaction (issue 17)
+                        ctx.privacy = await private.spend(session, key, used, decision, spends, now)
+                        return decision, permitted
+            except private.LostRace:
+                pass  # the use was rolled back with it; decide again
             agreement = ctx.agreement = await self._still_active(agreement)
         raise Conflict("busy-agreement", "too many concurrent uses of this agreement; retry")
 
@@ -338,6 +366,7 @@ class ExchangeService:
         *,
         used: usage.Usage,
         now: datetime,
+        spends: tuple[tuple[datetime, Decimal], ...] = (),
     ) -> Decision:
         request = policy_request(
             consumer_id=agreement.consumer_id, asset=ctx.dataset.asset, purpose=agreement.purpose,
@@ -349,6 +378,7 @@ class ExchangeService:
             use_count=used.use_count,
             request_times=used.request_times,
             agreement_start=used.started_at,
+            privacy_spends=spends,
         )
         with self.telemetry.span(SPAN_POLICY, dataset=ctx.dataset.id):
             decision = evaluate(policy, request, state, now=now)
@@ -418,6 +448,7 @@ class ExchangeService:
             ),
             target=f"agreement:{agreement.id}" if agreement else None,
             trace_id=current_trace_id(),
+            privacy=ctx.privacy if result == "permit" else None,
         )
 
     async def _deny(

@@ -63,7 +63,7 @@ _GATEWAY = frozenset(
         # agreements and the exchange
         "agreement-not-found", "agreement-state", "not-your-agreement", "not-your-dataset",
         "no-agreement", "policy-denied", "busy-agreement", "bad-query", "not-a-table",
-        "not-an-api", "upstream-refused",
+        "not-an-api", "upstream-refused", "no-privacy-budget",
         # the audit log and dependencies
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",
         "change-not-recordable", "storage-unavailable", "crl-unavailable", "crl-expired",
@@ -80,7 +80,8 @@ CONNECTOR_CODES = frozenset(
     {
         "query-invalid", "unknown-column", "wrong-value-type", "value-refused",
         "too-many-values", "limit-out-of-range", "source-refused-query", "column-not-allowed",
-        "aggregate-required", "path-refused", "target-refused", "connector-config",
+        "aggregate-required", "aggregate-not-allowed", "path-refused", "target-refused",
+        "connector-config",
         "source-error", "source-unavailable", "source-timeout", "source-rejected",
         "schema-mismatch", "query-too-large", "spill-failed",
     }

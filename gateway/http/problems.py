@@ -20,6 +20,7 @@ from starlette.routing import compile_path
 
 from certs import CertificateRejected
 from connectors import (
+    AggregateNotAllowed,
     AggregateRequired,
     ColumnNotAllowed,
     ConnectorConfigError,
@@ -259,6 +260,7 @@ CONNECTOR_STATUS: tuple[tuple[type[ConnectorError], int, str], ...] = (
     (PathRefused, 400, "Invalid query"),
     (ColumnNotAllowed, 403, "Not allowed by the usage policy"),
     (AggregateRequired, 403, "Not allowed by the usage policy"),
+    (AggregateNotAllowed, 403, "Not allowed by the usage policy"),
     (TargetRefused, 403, "Not allowed"),
     (SourceTimeout, 504, "The data source timed out"),
     (SourceError, 502, "The data source failed"),

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -268,6 +269,27 @@ class UsageEventRow(Base):
     policy_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class PrivacySpendRow(Base):
+    """The epsilon (nano-units) and delta one private query spent; ``seq`` is its use's number."""
+
+    __tablename__ = "privacy_spends"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consumer_id", "dataset_id", "policy_hash"],
+            ["usage_state.consumer_id", "usage_state.dataset_id", "usage_state.policy_hash"],
+        ),
+        Index("ix_privacy_spends_key_at", "consumer_id", "dataset_id", "policy_hash", "at"),
+    )
+
+    consumer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    epsilon_nano: Mapped[int] = mapped_column(BigInteger)
+    delta: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AgreementHoldRow(Base):

@@ -1,6 +1,6 @@
 """Left-operand evaluators; importing this package registers every built-in one."""
 
-from policies.operands import context, data, parties, temporal
+from policies.operands import context, data, parties, privacy, temporal
 from policies.operands.registry import (
     Bound,
     EvalInput,
@@ -21,6 +21,7 @@ __all__ = [
     "data",
     "left_operand",
     "parties",
+    "privacy",
     "registered",
     "temporal",
 ]

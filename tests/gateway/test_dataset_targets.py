@@ -104,6 +104,8 @@ def test_the_example_policies_register_for_their_assets(db: Database) -> None:
     assert _register(db, ttl, "turtle", dataset="smart-meters")
     yaml_text = (EXAMPLES / "machine_sensors.yaml").read_text()
     assert _register(db, yaml_text, dataset="spindle-sensors")
+    private = (EXAMPLES / "staff_salaries.yaml").read_text()
+    assert _register(db, private, dataset="staff-salaries")
     with pytest.raises(BadRequest):
         _register(db, yaml_text)  # the default asset, urn:sluis:dataset:meters
 

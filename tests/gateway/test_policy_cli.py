@@ -199,6 +199,23 @@ def test_explain_names_the_deciding_rule(runner: CliRunner) -> None:
 
 
 @needs_vectors
+def test_explain_shows_the_privacy_budget_and_noise_scales(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    ask = tmp_path / "ask.yaml"
+    ask.write_text(
+        "party: urn:org:uni-oost\naction: read\ntarget: urn:sluis:dataset:staff-salaries\n"
+        'context: {purpose: ["https://w3id.org/dpv#AcademicResearch"], aggregate: true}\n'
+    )
+    policy = str(EXAMPLES / "staff_salaries.yaml")
+    args = ["explain", "--policy", policy, "--request", str(ask), "--now", "2026-03-02T10:00:00Z"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "privacy: budget epsilon 1.0 per P30D; one query costs 0.1" in result.output
+    assert "  sum(salary): 1.5e+06 (each contributor clamped to 0..150000)" in result.output
+    assert "sluis:privacyBudget 1.0/P30D: 0 spent, this query costs 0.1" in result.output
+
+
 def test_explain_a_prohibition(runner: CliRunner) -> None:
     data = SOLIDLAB / "data"
     args = ["explain", "--policy", str(data / "policies" / "policy-2.ttl")]

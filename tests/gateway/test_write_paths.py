@@ -73,6 +73,8 @@ NOT_A_CHANGE = {
     "agreements/usage.py:start": "usage state (what was used), not permission; begun in an "
     "agreement's effect, or repaired by the exchange when missing",
     "agreements/usage.py:spend": "usage state: a use spent by a permitted access-decision",
+    "agreements/privacy.py:spend": "usage state: the epsilon a permitted private query spent, "
+    "with its use (recorded in the access-decision entry)",
     "audit/repository.py:lock_sequencer": "the audit log's own sequencer",
     "audit/repository.py:grow": "the audit log's own head",
     "audit/repository.py:insert_batch": "the audit log's entries and Merkle nodes",
