@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, literal, or_, select, text, update
+from sqlalchemy import and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +40,15 @@ class EntryFilter:
     decision: str | None = None
     after: int | None = None  # only indices above this (keyset paging)
     limit: int = 100
+    event: str | None = None  # appended (issue 15): the console filters by event type
+
+
+@dataclass(frozen=True)
+class CountFilter:
+    """Which entries to count: a half-open time window."""
+
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 async def lock_sequencer(session: AsyncSession) -> None:
@@ -111,6 +120,7 @@ async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, 
         AuditEntryRow.participant == where.participant if where.participant else None,
         AuditEntryRow.dataset == where.dataset if where.dataset else None,
         AuditEntryRow.decision == where.decision if where.decision else None,
+        AuditEntryRow.event == where.event if where.event else None,
         AuditEntryRow.idx > where.after if where.after is not None else None,
     ]
     for condition in conditions:
@@ -118,6 +128,21 @@ async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, 
             stmt = stmt.where(condition)
     result = await session.execute(stmt.limit(where.limit))
     return [(int(idx), bytes(entry)) for idx, entry in result]
+
+
+async def counts(session: AsyncSession, where: CountFilter) -> list[tuple[str, str | None, int]]:
+    """``(event, decision, count)`` of the entries in the window, grouped in SQL.
+
+    Index-only on (time, event, decision) (migration 0014): the log itself is not loaded.
+    """
+    stmt = select(AuditEntryRow.event, AuditEntryRow.decision, func.count()).group_by(
+        AuditEntryRow.event, AuditEntryRow.decision
+    )
+    if where.since is not None:
+        stmt = stmt.where(AuditEntryRow.time >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(AuditEntryRow.time < where.until)
+    return [(str(e), d, int(n)) for e, d, n in await session.execute(stmt)]
 
 
 async def entry_range(session: AsyncSession, begin: int, end: int) -> list[tuple[int, bytes]]:

@@ -30,6 +30,25 @@ class EntryPage(BaseModel):
     next_after: int | None
 
 
+class CountsOut(BaseModel):
+    """How many entries, by event type and by decision result (as stored: not a proof)."""
+
+    total: int
+    events: dict[str, int]
+    decisions: dict[str, int]
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, str | None, int]]) -> CountsOut:
+        """From ``(event, decision, count)`` rows."""
+        events: dict[str, int] = {}
+        decisions: dict[str, int] = {}
+        for event, decision, count in rows:
+            events[event] = events.get(event, 0) + count
+            if decision is not None:
+                decisions[decision] = decisions.get(decision, 0) + count
+        return cls(total=sum(n for _, _, n in rows), events=events, decisions=decisions)
+
+
 class InclusionOut(BaseModel):
     """An inclusion proof: verify with RFC 9162 §2.1.3.2 against a checkpoint's root."""
 

@@ -66,6 +66,7 @@ _GATEWAY = frozenset(
         "not-an-api", "upstream-refused",
         # the audit log and dependencies
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",
+        "entry-not-found",
         "change-not-recordable", "storage-unavailable", "crl-unavailable", "crl-expired",
     }
 )  # fmt: skip

@@ -132,6 +132,10 @@ class AuditEntryRow(Base):
     """One audit entry: its canonical bytes, leaf hash, and columns the filters use."""
 
     __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_event_idx", "event", "idx"),  # the console's event filter
+        Index("ix_audit_entries_time_event_decision", "time", "event", "decision"),  # counts
+    )
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
