@@ -17,6 +17,7 @@ from gateway.agreements.service import AgreementService
 from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import open_audit_log
+from gateway.console import endpoints as console_endpoints
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
@@ -48,6 +49,16 @@ from gateway.telemetry import Telemetry, configure
 from gateway.trust import TrustMaterial
 
 log = logging.getLogger("sluis")
+ROUTERS = (
+    health,
+    participants,
+    oauth_endpoints,
+    audit_endpoints,
+    console_endpoints,
+    catalog_endpoints,
+    agreement_endpoints,
+    exchange_endpoints,
+)
 
 
 def _utcnow() -> datetime:
@@ -171,13 +182,8 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
-    app.include_router(health.router)
-    app.include_router(participants.router)
-    app.include_router(oauth_endpoints.router)
-    app.include_router(audit_endpoints.router)
-    app.include_router(catalog_endpoints.router)
-    app.include_router(agreement_endpoints.router)
-    app.include_router(exchange_endpoints.router)
+    for module in ROUTERS:
+        app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefusalThrottleMiddleware)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.

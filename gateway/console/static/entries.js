@@ -1,0 +1,58 @@
+// Entries: one page of the log, filtered, paged by index (keyset: `after`), newest last.
+
+import { api, el, reason, status } from "./console.js";
+
+const FILTERS = ["since", "until", "event", "participant", "dataset", "decision", "limit"];
+
+function actor(entry) {
+  const a = entry.actor ?? {};
+  return a.participant ?? a.client ?? a.source ?? a.certificate ?? "";
+}
+
+function row({ index, entry }) {
+  const link = el("a", { href: `/console/entry?index=${Number(index)}` }, String(index));
+  const cells = [
+    entry.time ?? "",
+    entry.event ?? "",
+    actor(entry),
+    entry.dataset ?? "",
+    entry.decision?.result ?? "",
+    (entry.decision?.reasons ?? []).join("; "),
+  ];
+  return el("tr", {}, el("td", { class: "index" }, link), ...cells.map((c, i) => el("td", i === 0 ? { class: "time" } : {}, String(c))));
+}
+
+async function load() {
+  const params = new URLSearchParams(location.search);
+  const query = new URLSearchParams();
+  const form = document.getElementById("filters");
+  for (const name of FILTERS) {
+    const value = params.get(name);
+    if (value) {
+      query.set(name, value);
+      form.elements[name].value = value;
+    }
+  }
+  if (!query.has("limit")) query.set("limit", "50");
+  if (params.get("after")) query.set("after", params.get("after"));
+  const body = document.querySelector("#entries tbody");
+  try {
+    const page = await api(`/v1/audit/entries?${query}`);
+    body.replaceChildren(...page.entries.map(row));
+    const first = page.entries.length ? page.entries[0].index : null;
+    const text = first === null ? "No entries match." : `Entries ${first} to ${page.entries.at(-1).index} (${page.entries.length}).`;
+    status("entries-status", "ok", `${text} Shown as stored; open an entry to verify it.`);
+    const next = document.getElementById("next-page");
+    query.delete("after");
+    document.getElementById("first-page").href = `/console/entries?${query}`;
+    if (page.next_after !== null) {
+      query.set("after", String(Number(page.next_after)));
+      next.href = `/console/entries?${query}`;
+      next.hidden = false;
+    }
+  } catch (error) {
+    status("entries-status", "fail", `Entries unavailable: ${reason(error)}`);
+  }
+}
+
+await load();
