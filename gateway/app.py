@@ -17,6 +17,7 @@ from gateway.agreements.service import AgreementService
 from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import open_audit_log
+from gateway.console import api as console_api
 from gateway.console import endpoints as console_endpoints
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
@@ -55,6 +56,7 @@ ROUTERS = (
     oauth_endpoints,
     audit_endpoints,
     console_endpoints,
+    console_api,
     catalog_endpoints,
     agreement_endpoints,
     exchange_endpoints,

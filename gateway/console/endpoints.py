@@ -38,7 +38,12 @@ _MEDIA_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
 }
-PAGES = {"": "overview.html", "entries": "entries.html", "entry": "entry.html"}
+PAGES = {
+    "": "overview.html",
+    "entries": "entries.html",
+    "entry": "entry.html",
+    "parties": "parties.html",
+}
 
 
 def _load() -> dict[str, tuple[bytes, str]]:
@@ -81,7 +86,7 @@ async def static(_: OfficerCaller, name: str) -> Response:
 @router.get("/{page}")
 @router.get("/")
 async def page(_: OfficerCaller, page: str = "") -> Response:
-    """One of the console's pages: overview, entries, entry."""
+    """One of the console's pages: overview, entries, entry, parties."""
     if page not in PAGES:
         raise NotFound("not-found", "no such console page")
     return _serve(PAGES[page])

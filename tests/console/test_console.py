@@ -269,3 +269,20 @@ def test_hostile_entries_are_shown_as_text(console: Console) -> None:
     assert page.evaluate("window.__xss") is None
     assert violations == []  # nothing even tried to run inline
     page.context.close()
+
+
+def test_agreements_and_participants(console: Console) -> None:
+    gone = console.site.pki.client("Gone BV", "NTRNL-99999999")
+    console.site.pki.revoke(gone)
+    page = console.officer()
+    page.goto("/console/parties")
+    expect(page.locator("#participants-status")).to_contain_text("3 participants")
+    expect(page.locator("#participants")).to_contain_text("Security Office")
+    expect(page.locator("#revoked")).to_contain_text(format(gone.cert.serial_number, "x"))
+    expect(page.locator("#agreements-status")).to_contain_text("0 agreements")
+    page.locator("#participants").get_by_role("link", name="entries", exact=True).first.click()
+    expect(page).to_have_url(re.compile(r"/console/entries\?participant="))
+    page.go_back()
+    expect(page.locator("#revoked-status")).to_contain_text("revoked")
+    screenshot(page, "parties")
+    page.context.close()
