@@ -79,6 +79,7 @@ async def measure(path: Path, n: int) -> list[tuple[str, float, float]]:
     db = Database(f"sqlite+aiosqlite:///{path}")
     reader = AuditReader(db)
     day = END - timedelta(days=1)
+    newest = EntryFilter(limit=50, newest_first=True)
 
     async def count_all() -> object:
         async with db.session() as session:
@@ -87,16 +88,26 @@ async def measure(path: Path, n: int) -> list[tuple[str, float, float]]:
     cases: list[tuple[str, Callable[[], Awaitable[object]]]] = [
         ("baseline: one entry by index", lambda: reader.entry_range(n // 3, n // 3 + 1)),
         ("baseline: count(*) of the whole log", count_all),
-        ("entries: first page (50)", lambda: reader.entries(EntryFilter(limit=50))),
+        ("entries: newest 50 (the page's default)", lambda: reader.entries(newest)),
+        ("entries: oldest 50", lambda: reader.entries(EntryFilter(limit=50))),
         ("entries: page after index n-100", lambda: reader.entries(EntryFilter(after=n - 100))),
-        ("entries: last day, 50", lambda: reader.entries(EntryFilter(since=day, limit=50))),
+        (
+            "entries: last day, newest 50",
+            lambda: reader.entries(EntryFilter(since=day, limit=50, newest_first=True)),
+        ),
+        (
+            "entries: last day, oldest 50 (walks from index 0)",
+            lambda: reader.entries(EntryFilter(since=day, limit=50)),
+        ),
         (
             "entries: one participant, 50",
             lambda: reader.entries(EntryFilter(participant="NTRNL-00000421", limit=50)),
         ),
         (
             "entries: dataset + deny, 50",
-            lambda: reader.entries(EntryFilter(dataset="ds-7", decision="deny", limit=50)),
+            lambda: reader.entries(
+                EntryFilter(dataset="ds-7", decision="deny", limit=50, newest_first=True)
+            ),
         ),
         (
             "entries: a rare event (1 in the log)",

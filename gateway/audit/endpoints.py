@@ -68,6 +68,8 @@ class EntryQuery(BaseModel):
     decision: Literal["permit", "deny"] | None = None
     event: EventType | None = None
     after: int | None = Field(default=None, ge=-1, description="Only indices above this.")
+    before: int | None = Field(default=None, ge=0, description="Only indices below this.")
+    order: Literal["asc", "desc"] = "asc"
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
 
 
@@ -84,11 +86,17 @@ class CountQuery(BaseModel):
 async def entries(
     _: OfficerCaller, audit: AuditDep, query: Annotated[EntryQuery, Query()]
 ) -> EntryPage:
-    """Entries by index, filtered; page on by passing ``next_after`` as ``after``."""
-    where = EntryFilter(**query.model_dump())
-    records = await audit.entries(where)
-    next_after = records[-1].index if len(records) == query.limit else None
-    return EntryPage(entries=[EntryOut.of(r) for r in records], next_after=next_after)
+    """Entries by index, filtered; page on by passing ``next_after`` as ``after``.
+
+    With ``order=desc``: newest first, paged on by passing ``next_before`` as ``before``.
+    """
+    fields = query.model_dump(exclude={"order"})
+    records = await audit.entries(EntryFilter(**fields, newest_first=query.order == "desc"))
+    last = records[-1].index if len(records) == query.limit else None
+    entries = [EntryOut.of(r) for r in records]
+    if query.order == "desc":
+        return EntryPage(entries=entries, next_after=None, next_before=last)
+    return EntryPage(entries=entries, next_after=last)
 
 
 @router.get("/entries/{index}", response_class=Response)

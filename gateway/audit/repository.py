@@ -41,6 +41,8 @@ class EntryFilter:
     after: int | None = None  # only indices above this (keyset paging)
     limit: int = 100
     event: str | None = None  # appended (issue 15): the console filters by event type
+    before: int | None = None  # only indices below this (keyset paging, newest first)
+    newest_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,12 @@ async def insert_batch(
 
 
 async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, bytes]]:
-    """``(index, canonical bytes)`` of the entries matching ``where``, by index."""
-    stmt = select(AuditEntryRow.idx, AuditEntryRow.entry).order_by(AuditEntryRow.idx)
+    """``(index, canonical bytes)`` of the entries matching ``where``.
+
+    By index, ascending, or descending with ``newest_first``.
+    """
+    order = AuditEntryRow.idx.desc() if where.newest_first else AuditEntryRow.idx
+    stmt = select(AuditEntryRow.idx, AuditEntryRow.entry).order_by(order)
     conditions = [
         AuditEntryRow.time >= where.since if where.since else None,
         AuditEntryRow.time < where.until if where.until else None,
@@ -122,6 +128,7 @@ async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, 
         AuditEntryRow.decision == where.decision if where.decision else None,
         AuditEntryRow.event == where.event if where.event else None,
         AuditEntryRow.idx > where.after if where.after is not None else None,
+        AuditEntryRow.idx < where.before if where.before is not None else None,
     ]
     for condition in conditions:
         if condition is not None:
@@ -133,7 +140,7 @@ async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, 
 async def counts(session: AsyncSession, where: CountFilter) -> list[tuple[str, str | None, int]]:
     """``(event, decision, count)`` of the entries in the window, grouped in SQL.
 
-    Index-only on (time, event, decision) (migration 0014): the log itself is not loaded.
+    Index-only on (event, decision, time) (migration 0014): the log itself is not loaded.
     """
     stmt = select(AuditEntryRow.event, AuditEntryRow.decision, func.count()).group_by(
         AuditEntryRow.event, AuditEntryRow.decision

@@ -24,10 +24,12 @@ class EntryOut(BaseModel):
 
 
 class EntryPage(BaseModel):
-    """A page of entries; pass ``next_after`` as ``after`` for the next page."""
+    """A page of entries; pass ``next_after`` as ``after`` (``next_before`` as ``before``,
+    newest first) for the next page."""
 
     entries: list[EntryOut]
     next_after: int | None
+    next_before: int | None = None  # appended (issue 15): paging newest first
 
 
 class CountsOut(BaseModel):

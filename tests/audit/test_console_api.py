@@ -50,6 +50,15 @@ async def _scenario(url: str) -> None:
             naive = await client.get("/v1/audit/counts?since=2026-11-27T00:00:00")
             assert naive.status_code == 422
 
+            newest = (await client.get("/v1/audit/entries?order=desc&limit=3")).json()
+            assert [e["index"] for e in newest["entries"]] == [6, 5, 4]
+            assert (newest["next_after"], newest["next_before"]) == (None, 4)
+            older = await client.get("/v1/audit/entries?order=desc&limit=3&before=4")
+            assert [e["index"] for e in older.json()["entries"]] == [3, 2, 1]
+            denied = await client.get("/v1/audit/entries?order=desc&decision=deny")
+            assert [e["index"] for e in denied.json()["entries"]] == [4, 0]
+            assert denied.json()["next_before"] is None  # a short page is the last
+            assert (await client.get("/v1/audit/entries?order=up")).status_code == 422
             page = (await client.get("/v1/audit/entries?event=token-refused")).json()
             assert [e["index"] for e in page["entries"]] == [6]
             bad = await client.get("/v1/audit/entries?event=<script>")

@@ -164,12 +164,19 @@ def test_a_wrong_pinned_key_is_named(console: Console) -> None:
 
 def test_entries_filter_and_page_by_keyboard(console: Console) -> None:
     page = console.officer()
-    page.goto("/console/entries?limit=2")
+    page.goto("/console/entries?limit=2&order=asc")
     rows = page.locator("#entries tbody tr")
     expect(rows).to_have_count(2)
     expect(rows.nth(0).locator("td").first).to_have_text("0")
     page.click("#next-page")
     expect(rows.nth(0).locator("td").first).to_have_text("2")
+    # newest first by default, paged on to older entries
+    page.goto("/console/entries?limit=2")
+    newest = int(rows.nth(0).locator("td").first.inner_text())
+    assert newest >= len(HOSTILE) + 1
+    expect(rows.nth(1).locator("td").first).to_have_text(str(newest - 1))
+    page.click("#next-page")
+    expect(rows.nth(0).locator("td").first).to_have_text(str(newest - 2))
     # the filter form by keyboard: choose the event, submit with Enter
     page.goto("/console/entries")
     page.focus("select[name=event]")
@@ -179,6 +186,7 @@ def test_entries_filter_and_page_by_keyboard(console: Console) -> None:
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"event=admin-change"))
     expect(rows).to_have_count(len(HOSTILE) + 1)
+    expect(rows.nth(0).locator("td").first).to_have_text(str(len(HOSTILE) + 1))  # newest
     for cells in rows.all():
         expect(cells.locator("td").nth(2)).to_have_text("admin-change")
     screenshot(page, "entries")

@@ -1,8 +1,9 @@
-// Entries: one page of the log, filtered, paged by index (keyset: `after`), newest last.
+// Entries: one page of the log, filtered, paged by index (keyset: `before` newest first,
+// `after` oldest first).
 
 import { api, el, reason, status } from "./console.js";
 
-const FILTERS = ["since", "until", "event", "participant", "dataset", "decision", "limit"];
+const FILTERS = ["since", "until", "event", "participant", "dataset", "decision", "order", "limit"];
 
 function actor(entry) {
   const a = entry.actor ?? {};
@@ -34,7 +35,9 @@ async function load() {
     }
   }
   if (!query.has("limit")) query.set("limit", "50");
-  if (params.get("after")) query.set("after", params.get("after"));
+  if (!query.has("order")) query.set("order", "desc");
+  const cursor = query.get("order") === "desc" ? "before" : "after";
+  if (params.get(cursor)) query.set(cursor, params.get(cursor));
   const body = document.querySelector("#entries tbody");
   try {
     const page = await api(`/v1/audit/entries?${query}`);
@@ -43,11 +46,13 @@ async function load() {
     const text = first === null ? "No entries match." : `Entries ${first} to ${page.entries.at(-1).index} (${page.entries.length}).`;
     status("entries-status", "ok", `${text} Shown as stored; open an entry to verify it.`);
     const next = document.getElementById("next-page");
-    query.delete("after");
+    query.delete(cursor);
     document.getElementById("first-page").href = `/console/entries?${query}`;
-    if (page.next_after !== null) {
-      query.set("after", String(Number(page.next_after)));
+    const following = cursor === "before" ? page.next_before : page.next_after;
+    if (following !== null && following !== undefined) {
+      query.set(cursor, String(Number(following)));
       next.href = `/console/entries?${query}`;
+      next.textContent = cursor === "before" ? "Older entries" : "Newer entries";
       next.hidden = false;
     }
   } catch (error) {

@@ -20,7 +20,8 @@ function showRelated(index, entry) {
       related(`Entries of this ${name}`, `/console/entries?${new URLSearchParams({ [name]: value })}`);
     }
   }
-  related("Entries after this one", `/console/entries?after=${index}`);
+  related("Entries after this one", `/console/entries?order=asc&after=${index}`);
+  related("Entries before this one", `/console/entries?before=${index}`);
   if (typeof entry.trace_id === "string") fact("Trace id (for the tracing backend)", entry.trace_id);
 }
 

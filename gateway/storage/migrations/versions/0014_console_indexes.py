@@ -1,8 +1,12 @@
-"""audit entries: indexes for the officer console (event filter, counts by period)
+"""audit entries: indexes for the officer console (filters in index order, counts)
 
 Revision ID: 0014
 Revises: 0010
 Create Date: 2026-12-02
+
+Measured by bench/console.py on 1,000,000 entries: a filter on one column walks
+``(column, idx)`` in index order and stops after a page (instead of sorting every match),
+and the counts by event and decision read one covering index (instead of the table).
 """
 
 from __future__ import annotations
@@ -16,14 +20,21 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Entries of one event type, paged by index (keyset): the index walk stops after a page.
+    op.create_index("ix_audit_entries_participant_idx", "audit_entries", ["participant", "idx"])
+    op.create_index("ix_audit_entries_dataset_idx", "audit_entries", ["dataset", "idx"])
     op.create_index("ix_audit_entries_event_idx", "audit_entries", ["event", "idx"])
-    # Counts of a period by event and decision: answered from this index alone.
     op.create_index(
-        "ix_audit_entries_time_event_decision", "audit_entries", ["time", "event", "decision"]
+        "ix_audit_entries_event_decision_time", "audit_entries", ["event", "decision", "time"]
     )
+    # the composite indexes above lead with these columns: they replace them
+    op.drop_index("ix_audit_entries_participant", table_name="audit_entries")
+    op.drop_index("ix_audit_entries_dataset", table_name="audit_entries")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_audit_entries_time_event_decision", table_name="audit_entries")
+    op.create_index("ix_audit_entries_dataset", "audit_entries", ["dataset"])
+    op.create_index("ix_audit_entries_participant", "audit_entries", ["participant"])
+    op.drop_index("ix_audit_entries_event_decision_time", table_name="audit_entries")
     op.drop_index("ix_audit_entries_event_idx", table_name="audit_entries")
+    op.drop_index("ix_audit_entries_dataset_idx", table_name="audit_entries")
+    op.drop_index("ix_audit_entries_participant_idx", table_name="audit_entries")
