@@ -17,7 +17,7 @@ from gateway.audit.log import AuditLog
 from gateway.audit.repository import CountFilter, EntryFilter
 from gateway.audit.schemas import ConsistencyOut, CountsOut, EntryOut, EntryPage, InclusionOut
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
-from gateway.http.deps import Caller, require_role
+from gateway.http.deps import Caller, NoStore, require_role
 from gateway.participants.service import AuthenticatedParticipant
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -82,7 +82,7 @@ class CountQuery(BaseModel):
     until: AwareDatetime | None = None
 
 
-@router.get("/entries", response_model=EntryPage)
+@router.get("/entries", response_model=EntryPage, dependencies=[NoStore])
 async def entries(
     _: OfficerCaller, audit: AuditDep, query: Annotated[EntryQuery, Query()]
 ) -> EntryPage:
@@ -113,7 +113,7 @@ async def entry(_: OfficerCaller, audit: AuditDep, index: Index) -> Response:
     )
 
 
-@router.get("/counts", response_model=CountsOut)
+@router.get("/counts", response_model=CountsOut, dependencies=[NoStore])
 async def counts(
     _: OfficerCaller, audit: AuditDep, query: Annotated[CountQuery, Query()]
 ) -> CountsOut:

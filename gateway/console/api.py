@@ -16,11 +16,11 @@ from pydantic import BaseModel
 from certs import CertificateRejected
 from gateway.agreements.schemas import Agreement
 from gateway.errors import ServiceUnavailable
-from gateway.http.deps import ServicesDep, require_role
+from gateway.http.deps import NoStore, ServicesDep, require_role
 from gateway.participants.schemas import Participant
 from gateway.participants.service import AuthenticatedParticipant
 
-router = APIRouter(prefix="/v1/officer", tags=["officer"])
+router = APIRouter(prefix="/v1/officer", tags=["officer"], dependencies=[NoStore])
 OfficerCaller = Annotated[AuthenticatedParticipant, Depends(require_role("officer"))]
 MAX_AGREEMENTS = 1000
 

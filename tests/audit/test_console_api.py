@@ -37,6 +37,8 @@ async def _scenario(url: str) -> None:
             assert missing.json()["type"] == "urn:sluis:problem:entry-not-found"
             assert (await client.get("/v1/audit/entries/-1")).status_code == 422
 
+            for path in ("/v1/audit/counts", "/v1/audit/entries"):  # audit data: not cached
+                assert (await client.get(path)).headers["cache-control"] == "no-store"
             counts = (await client.get("/v1/audit/counts")).json()
             assert counts == {
                 "total": 7,

@@ -66,6 +66,8 @@ def test_officer_views(tmp_path: Path) -> None:
                 trust=TrustMaterial(pki.bundle, pki.crl_path),
             )
             officer = _app(services, "officer")
+            for path in PATHS:
+                assert (await _get(officer, path)).headers["cache-control"] == "no-store"
             agreements = (await _get(officer, "/v1/officer/agreements")).json()
             assert [(a["id"], a["state"], a["use_count"]) for a in agreements] == [
                 (agreement_id, "active", 0)
