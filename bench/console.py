@@ -115,6 +115,7 @@ async def measure(path: Path, n: int) -> list[tuple[str, float, float]]:
         ),
         ("overview: counts of the last day", lambda: reader.counts(CountFilter(since=day))),
         ("overview: counts of the whole log", lambda: reader.counts(CountFilter())),
+        ("overview: activity of the last day", lambda: reader.activity(CountFilter(since=day))),
     ]
     results = [(name, *await _time(call)) for name, call in cases]
     await db.dispose()

@@ -15,7 +15,14 @@ from gateway.audit.entry import EventType
 from gateway.audit.errors import ProofError
 from gateway.audit.log import AuditLog
 from gateway.audit.repository import CountFilter, EntryFilter
-from gateway.audit.schemas import ConsistencyOut, CountsOut, EntryOut, EntryPage, InclusionOut
+from gateway.audit.schemas import (
+    ActivityOut,
+    ConsistencyOut,
+    CountsOut,
+    EntryOut,
+    EntryPage,
+    InclusionOut,
+)
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
 from gateway.http.deps import Caller, NoStore, require_role
 from gateway.participants.service import AuthenticatedParticipant
@@ -120,6 +127,14 @@ async def counts(
     """Entries in ``[since, until)`` by event type and by decision, counted in SQL."""
     rows = await audit.counts(CountFilter(**query.model_dump()))
     return CountsOut.of(rows)
+
+
+@router.get("/activity", response_model=ActivityOut, dependencies=[NoStore])
+async def activity(
+    _: OfficerCaller, audit: AuditDep, query: Annotated[CountQuery, Query()]
+) -> ActivityOut:
+    """Access decisions per dataset in ``[since, until)``, with the top 5 consumers of each."""
+    return ActivityOut.of(await audit.activity(CountFilter(**query.model_dump())), top=5)
 
 
 @router.get("/proofs/inclusion", response_model=InclusionOut)

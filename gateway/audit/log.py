@@ -106,6 +106,11 @@ class AuditReader:
         async with self._session() as session:
             return await repo.counts(session, where)
 
+    async def activity(self, where: CountFilter) -> list[tuple[str, str, str | None, int]]:
+        """``(dataset, participant, decision, count)`` of access decisions in the window."""
+        async with self._session() as session:
+            return await repo.activity(session, where)
+
     async def entry_range(self, begin: int, end: int) -> list[AuditRecord]:
         """Entries ``[begin, end)`` by index (export pages through the log with this)."""
         async with self._session() as session:

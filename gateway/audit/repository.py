@@ -152,6 +152,28 @@ async def counts(session: AsyncSession, where: CountFilter) -> list[tuple[str, s
     return [(str(e), d, int(n)) for e, d, n in await session.execute(stmt)]
 
 
+async def activity(
+    session: AsyncSession, where: CountFilter
+) -> list[tuple[str, str, str | None, int]]:
+    """``(dataset, participant, decision, count)`` of the access decisions in the window."""
+    stmt = (
+        select(
+            AuditEntryRow.dataset,
+            AuditEntryRow.participant,
+            AuditEntryRow.decision,
+            func.count(),
+        )
+        .where(AuditEntryRow.event == "access-decision", AuditEntryRow.dataset.is_not(None))
+        .group_by(AuditEntryRow.dataset, AuditEntryRow.participant, AuditEntryRow.decision)
+    )
+    if where.since is not None:
+        stmt = stmt.where(AuditEntryRow.time >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(AuditEntryRow.time < where.until)
+    rows = await session.execute(stmt)
+    return [(str(d), str(p or ""), r, int(n)) for d, p, r, n in rows]
+
+
 async def entry_range(session: AsyncSession, begin: int, end: int) -> list[tuple[int, bytes]]:
     """``(index, canonical bytes)`` for indices ``[begin, end)``."""
     stmt = (

@@ -51,6 +51,55 @@ class CountsOut(BaseModel):
         return cls(total=sum(n for _, _, n in rows), events=events, decisions=decisions)
 
 
+class ConsumerCount(BaseModel):
+    """One consumer's access decisions on a dataset."""
+
+    participant: str
+    count: int
+
+
+class DatasetActivity(BaseModel):
+    """Access decisions on one dataset: permits, denials, and the busiest consumers."""
+
+    dataset: str
+    permit: int
+    deny: int
+    top_consumers: list[ConsumerCount]
+
+
+class ActivityOut(BaseModel):
+    """Access decisions per dataset in a window, busiest first (as stored: not a proof)."""
+
+    datasets: list[DatasetActivity]
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, str, str | None, int]], top: int) -> ActivityOut:
+        """From ``(dataset, participant, decision, count)`` rows; ``top`` consumers each."""
+        decided: dict[str, dict[str, int]] = {}
+        consumers: dict[str, dict[str, int]] = {}
+        for dataset, participant, decision, count in rows:
+            tally = decided.setdefault(dataset, {"permit": 0, "deny": 0})
+            tally[decision or "deny"] = tally.get(decision or "deny", 0) + count
+            mine = consumers.setdefault(dataset, {})
+            mine[participant] = mine.get(participant, 0) + count
+        datasets = [
+            DatasetActivity(
+                dataset=dataset,
+                permit=tally["permit"],
+                deny=tally["deny"],
+                top_consumers=[
+                    ConsumerCount(participant=p, count=n)
+                    for p, n in sorted(consumers[dataset].items(), key=lambda i: (-i[1], i[0]))[
+                        :top
+                    ]
+                ],
+            )
+            for dataset, tally in decided.items()
+        ]
+        datasets.sort(key=lambda d: (-(d.permit + d.deny), d.dataset))
+        return cls(datasets=datasets)
+
+
 class InclusionOut(BaseModel):
     """An inclusion proof: verify with RFC 9162 §2.1.3.2 against a checkpoint's root."""
 

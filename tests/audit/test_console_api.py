@@ -52,6 +52,18 @@ async def _scenario(url: str) -> None:
             naive = await client.get("/v1/audit/counts?since=2026-11-27T00:00:00")
             assert naive.status_code == 422
 
+            activity = (await client.get("/v1/audit/activity")).json()["datasets"]
+            assert [(d["dataset"], d["permit"], d["deny"]) for d in activity] == [
+                ("ds0", 1, 2),  # entries 0, 2, 4 (0 and 4 denied); 6 is no access decision
+                ("ds1", 3, 0),
+            ]
+            assert activity[0]["top_consumers"][0] == {"participant": "NTRNL-00000000", "count": 1}
+            window = {"since": "2026-11-27T15:00:00Z"}  # entries 3, 4, 5
+            activity = (await client.get("/v1/audit/activity", params=window)).json()
+            assert [(d["dataset"], d["permit"], d["deny"]) for d in activity["datasets"]] == [
+                ("ds1", 2, 0),
+                ("ds0", 0, 1),
+            ]
             newest = (await client.get("/v1/audit/entries?order=desc&limit=3")).json()
             assert [e["index"] for e in newest["entries"]] == [6, 5, 4]
             assert (newest["next_after"], newest["next_before"]) == (None, 4)
@@ -66,7 +78,7 @@ async def _scenario(url: str) -> None:
             bad = await client.get("/v1/audit/entries?event=<script>")
             assert bad.status_code == 422
         async with _client(_app(log, "consumer")) as client:
-            for path in ("/v1/audit/entries/0", "/v1/audit/counts"):
+            for path in ("/v1/audit/entries/0", "/v1/audit/counts", "/v1/audit/activity"):
                 refused = await client.get(path)
                 assert refused.status_code == 403
                 assert refused.json()["type"] == "urn:sluis:problem:role-required"

@@ -63,6 +63,51 @@ async function showCounts(since, until) {
   }
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return node;
+}
+
+// One bar per dataset: permits (green) then denials (red), scaled to the busiest dataset.
+function bar(permit, deny, widest) {
+  const width = 400;
+  const scale = widest ? width / widest : 0;
+  const chart = svg("svg", { viewBox: `0 0 ${width} 16`, width, height: 16, role: "img" });
+  chart.setAttribute("aria-label", `${permit} permitted, ${deny} denied`);
+  chart.append(svg("rect", { x: 0, y: 0, width: permit * scale, height: 16, class: "permit" }));
+  chart.append(svg("rect", { x: permit * scale, y: 0, width: deny * scale, height: 16, class: "deny" }));
+  return chart;
+}
+
+async function showActivity(since, until) {
+  const query = new URLSearchParams();
+  if (since) query.set("since", since);
+  if (until) query.set("until", until);
+  const box = document.getElementById("activity");
+  box.replaceChildren();
+  try {
+    const { datasets } = await api(`/v1/audit/activity?${query}`);
+    const widest = Math.max(0, ...datasets.map((d) => d.permit + d.deny));
+    for (const d of datasets) {
+      const top = d.top_consumers.map((c) => `${c.participant} (${c.count})`).join(", ");
+      box.append(
+        el("div", { class: "activity" },
+          el("a", { href: `/console/entries?${new URLSearchParams({ dataset: d.dataset, event: "access-decision" })}` }, d.dataset),
+          bar(d.permit, d.deny, widest),
+          el("span", {}, `${d.permit} permitted, ${d.deny} denied`),
+          el("span", { class: "top" }, top ? `top consumers: ${top}` : ""),
+        ),
+      );
+    }
+    status("activity-status", "ok", datasets.length ? `${datasets.length} datasets asked for, busiest first (as stored: not proofs).` : "No access decisions in this period.");
+  } catch (error) {
+    status("activity-status", "fail", `Activity unavailable: ${reason(error)}`);
+  }
+}
+
 async function readKeyInput() {
   const file = document.getElementById("key-file").files[0];
   return file ? (await file.text()).trim() : document.getElementById("key-input").value.trim();
@@ -82,7 +127,10 @@ document.getElementById("key-form").addEventListener("submit", async (event) => 
 
 document.getElementById("counts-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  showCounts(document.getElementById("counts-since").value.trim(), document.getElementById("counts-until").value.trim());
+  const since = document.getElementById("counts-since").value.trim();
+  const until = document.getElementById("counts-until").value.trim();
+  showCounts(since, until);
+  showActivity(since, until);
 });
 
 await showKey();
@@ -91,3 +139,4 @@ await showCheckpoint();
 const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
 document.getElementById("counts-since").value = since;
 await showCounts(since, "");
+await showActivity(since, "");
