@@ -83,10 +83,15 @@ async def static(_: OfficerCaller, name: str) -> Response:
     return _serve(name)
 
 
-@router.get("/{page}")
 @router.get("/")
-async def page(_: OfficerCaller, page: str = "") -> Response:
-    """One of the console's pages: overview, entries, entry, parties."""
+async def overview(_: OfficerCaller) -> Response:
+    """The console's overview page."""
+    return _serve(PAGES[""])
+
+
+@router.get("/{page}")
+async def page(_: OfficerCaller, page: str) -> Response:
+    """One of the console's other pages: entries, entry, parties."""
     if page not in PAGES:
         raise NotFound("not-found", "no such console page")
     return _serve(PAGES[page])

@@ -295,3 +295,21 @@ def test_agreements_and_participants(console: Console) -> None:
     expect(page.locator("#revoked-status")).to_contain_text("revoked")
     screenshot(page, "parties")
     page.context.close()
+
+
+def test_a_rolled_back_log_raises_the_banner(console: Console) -> None:
+    page = console.officer()
+    page.goto("/console/")
+    expect(page.locator("#checkpoint-status")).to_contain_text("first checkpoint")
+    seen = json.loads(page.evaluate("localStorage.getItem('sluis-console:witness')"))
+    # this browser saw a larger tree, signed by the log's key, than the log now proves
+    larger = int(seen["size"]) + 5
+    witness = {
+        "size": str(larger),
+        "root": seen["root"],
+        "note": console.forged_checkpoint(larger, bytes(32)),
+    }
+    page.evaluate("w => localStorage.setItem('sluis-console:witness', w)", json.dumps(witness))
+    page.reload()
+    expect(page.locator("#alarm")).to_contain_text(f"cannot prove it holds the {larger}")
+    page.context.close()

@@ -32,7 +32,12 @@ export function status(target, kind, text) {
   return node;
 }
 
-export class ApiError extends Error {}
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
 
 export async function api(path, as = "json") {
   const response = await fetch(path, { credentials: "same-origin", cache: "no-store" });
@@ -44,7 +49,7 @@ export async function api(path, as = "json") {
     } catch {
       // not problem+json: the status says enough
     }
-    throw new ApiError(`${path}: ${detail}`);
+    throw new ApiError(`${path}: ${detail}`, response.status);
   }
   if (as === "bytes") return new Uint8Array(await response.arrayBuffer());
   return as === "text" ? response.text() : response.json();
@@ -111,7 +116,16 @@ export async function verifiedCheckpoint() {
   const [small, large] = checkpoint.size < seen.size ? [checkpoint, seen] : [seen, checkpoint];
   if (small.size !== large.size) {
     const path = `/v1/audit/proofs/consistency?size1=${small.size}&size2=${large.size}`;
-    const proof = await api(path);
+    let proof;
+    try {
+      proof = await api(path);
+    } catch (error) {
+      // The log cannot prove it still holds the larger tree this browser saw: rolled back.
+      if (error instanceof ApiError && error.status === 400 && small === checkpoint) {
+        raiseAlarm(`the log now has ${checkpoint.size} entries and cannot prove it holds the ${seen.size} this browser saw (rolled back?)`, `${seen.note}\n${checkpoint.note}`);
+      }
+      throw error;
+    }
     try {
       await verifyConsistency(small.size, large.size, proof.hashes.map(decodeBase64), small.root, large.root);
     } catch (error) {
