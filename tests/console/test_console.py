@@ -145,6 +145,8 @@ def test_overview_verifies_the_checkpoint_with_the_pinned_key(console: Console) 
     page.reload()
     expect(page.locator("#checkpoint-status")).to_contain_text("the same checkpoint")
     expect(page.locator("#alarm")).to_be_hidden()
+    expect(page.locator("#activity-status")).to_contain_text("No access decisions")
+    expect(page.locator("#counts-status")).to_contain_text("entries since")
     screenshot(page, "overview")
     page.context.close()
 
