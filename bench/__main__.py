@@ -1,6 +1,7 @@
 """``make bench``: run every benchmark (the files one writes a temporary 1 GB file)."""
 
 from bench import (
+    console,
     exchange,
     files_connector,
     front_door,
@@ -20,3 +21,4 @@ if __name__ == "__main__":
     http_limits.main()
     load.main([])
     private_aggregates.main([])
+    console.main([])

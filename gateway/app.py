@@ -19,6 +19,8 @@ from gateway.agreements.service import AgreementService
 from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import open_audit_log
+from gateway.console import api as console_api
+from gateway.console import endpoints as console_endpoints
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
@@ -56,6 +58,18 @@ from gateway.telemetry import Telemetry, configure
 from gateway.trust import TrustMaterial
 
 log = logging.getLogger("sluis")
+ROUTERS = (
+    health,
+    participants,
+    oauth_endpoints,
+    audit_endpoints,
+    console_endpoints,
+    console_api,
+    catalog_endpoints,
+    agreement_endpoints,
+    exchange_endpoints,
+    dsp_endpoints,
+)
 
 
 def _utcnow() -> datetime:
@@ -230,10 +244,7 @@ def create_app(
     # FastAPI's documented way to replace the document is to assign app.openapi
     app.openapi = functools.partial(openapi.document, app)  # type: ignore[method-assign]
     problems.install(app)
-    for module in (
-        health, participants, oauth_endpoints, audit_endpoints, catalog_endpoints,
-        agreement_endpoints, exchange_endpoints, dsp_endpoints,
-    ):  # fmt: skip
+    for module in ROUTERS:
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefusalThrottleMiddleware)

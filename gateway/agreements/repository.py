@@ -72,6 +72,12 @@ async def visible_to(session: AsyncSession, participant_id: str) -> Sequence[Agr
     return (await session.scalars(query)).all()
 
 
+async def newest(session: AsyncSession, limit: int) -> Sequence[AgreementRow]:
+    """Every consumer's agreements, the most recently changed first (the officer's view)."""
+    query = select(AgreementRow).order_by(AgreementRow.updated_at.desc()).limit(limit)
+    return (await session.scalars(query)).all()
+
+
 async def move(
     session: AsyncSession,
     agreement_id: str,

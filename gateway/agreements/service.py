@@ -344,6 +344,13 @@ class AgreementService:
             found = await usage.counts(session, {key_of(r) for r in rows})
         return [_to_model(r, found[key_of(r)]) for r in rows]
 
+    async def newest(self, limit: int) -> list[Agreement]:
+        """Every consumer's agreements, the most recently changed first: for officers."""
+        async with self.db.session() as session:
+            rows = await repository.newest(session, limit)
+            found = await usage.counts(session, {key_of(r) for r in rows})
+        return [_to_model(r, found[key_of(r)]) for r in rows]
+
     async def get_for(self, agreement_id: str, participant: AuthenticatedParticipant) -> Agreement:
         """One agreement, if the caller is party to it (its consumer or the dataset's provider)."""
         me = participant.participant.id

@@ -9,15 +9,23 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from gateway.audit.entry import EventType
 from gateway.audit.errors import ProofError
 from gateway.audit.log import AuditLog
-from gateway.audit.repository import EntryFilter
-from gateway.audit.schemas import ConsistencyOut, EntryOut, EntryPage, InclusionOut
-from gateway.errors import BadRequest, ServiceUnavailable
-from gateway.http.deps import Caller, require_role
+from gateway.audit.repository import CountFilter, EntryFilter
+from gateway.audit.schemas import (
+    ActivityOut,
+    ConsistencyOut,
+    CountsOut,
+    EntryOut,
+    EntryPage,
+    InclusionOut,
+)
+from gateway.errors import BadRequest, NotFound, ServiceUnavailable
+from gateway.http.deps import Caller, NoStore, require_role
 from gateway.participants.service import AuthenticatedParticipant
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -36,6 +44,7 @@ async def get_audit(request: Request) -> AuditLog:
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 OfficerCaller = Annotated[AuthenticatedParticipant, Depends(require_role("officer"))]
 Size = Annotated[int, Query(ge=0, le=2**63 - 1)]
+Index = Annotated[int, Path(ge=0, le=2**63 - 2)]
 
 
 @router.get("/checkpoint", response_class=Response)
@@ -79,19 +88,68 @@ class EntryQuery(BaseModel):
     participant: str | None = Field(default=None, max_length=512)
     dataset: str | None = Field(default=None, max_length=512)
     decision: Literal["permit", "deny"] | None = None
+    event: EventType | None = None
     after: int | None = Field(default=None, ge=-1, description="Only indices above this.")
+    before: int | None = Field(default=None, ge=0, description="Only indices below this.")
+    order: Literal["asc", "desc"] = "asc"
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
 
 
-@router.get("/entries", response_model=EntryPage)
+class CountQuery(BaseModel):
+    """The time window ``[since, until)`` of ``GET /v1/audit/counts``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+
+@router.get("/entries", response_model=EntryPage, dependencies=[NoStore])
 async def entries(
     _: OfficerCaller, audit: AuditDep, query: Annotated[EntryQuery, Query()]
 ) -> EntryPage:
-    """Entries by index, filtered; page on by passing ``next_after`` as ``after``."""
-    where = EntryFilter(**query.model_dump())
-    records = await audit.entries(where)
-    next_after = records[-1].index if len(records) == query.limit else None
-    return EntryPage(entries=[EntryOut.of(r) for r in records], next_after=next_after)
+    """Entries by index, filtered; page on by passing ``next_after`` as ``after``.
+
+    With ``order=desc``: newest first, paged on by passing ``next_before`` as ``before``.
+    """
+    fields = query.model_dump(exclude={"order"})
+    records = await audit.entries(EntryFilter(**fields, newest_first=query.order == "desc"))
+    last = records[-1].index if len(records) == query.limit else None
+    entries = [EntryOut.of(r) for r in records]
+    if query.order == "desc":
+        return EntryPage(entries=entries, next_after=None, next_before=last)
+    return EntryPage(entries=entries, next_after=last)
+
+
+@router.get("/entries/{index}", response_class=Response)
+async def entry(_: OfficerCaller, audit: AuditDep, index: Index) -> Response:
+    """One entry's stored canonical bytes (RFC 8785), byte for byte: what its leaf hashes.
+
+    A verifier hashes these, not a re-serialisation of the parsed entry.
+    """
+    found = await audit.entry_range(index, index + 1)
+    if not found:
+        raise NotFound("entry-not-found", f"no entry {index} in the log")
+    return Response(
+        found[0].data, media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/counts", response_model=CountsOut, dependencies=[NoStore])
+async def counts(
+    _: OfficerCaller, audit: AuditDep, query: Annotated[CountQuery, Query()]
+) -> CountsOut:
+    """Entries in ``[since, until)`` by event type and by decision, counted in SQL."""
+    rows = await audit.counts(CountFilter(**query.model_dump()))
+    return CountsOut.of(rows)
+
+
+@router.get("/activity", response_model=ActivityOut, dependencies=[NoStore])
+async def activity(
+    _: OfficerCaller, audit: AuditDep, query: Annotated[CountQuery, Query()]
+) -> ActivityOut:
+    """Access decisions per dataset in ``[since, until)``, with the top 5 consumers of each."""
+    return ActivityOut.of(await audit.activity(CountFilter(**query.model_dump())), top=5)
 
 
 @router.get("/proofs/inclusion", response_model=InclusionOut)

@@ -56,7 +56,7 @@ from gateway.audit.records import (
     Receipt,
     SignedCheckpoint,
 )
-from gateway.audit.repository import EntryFilter, TreeInconsistent
+from gateway.audit.repository import CountFilter, EntryFilter, TreeInconsistent
 from gateway.audit.verify import ExportedCheckpoint
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
@@ -100,6 +100,16 @@ class AuditReader:
         async with self._session() as session:
             rows = await repo.entries(session, where or EntryFilter())
         return [AuditRecord(index, data) for index, data in rows]
+
+    async def counts(self, where: CountFilter) -> list[tuple[str, str | None, int]]:
+        """``(event, decision, count)`` of the entries in ``where``'s time window."""
+        async with self._session() as session:
+            return await repo.counts(session, where)
+
+    async def activity(self, where: CountFilter) -> list[tuple[str, str, str | None, int]]:
+        """``(dataset, participant, decision, count)`` of access decisions in the window."""
+        async with self._session() as session:
+            return await repo.activity(session, where)
 
     async def entry_range(self, begin: int, end: int) -> list[AuditRecord]:
         """Entries ``[begin, end)`` by index (export pages through the log with this)."""

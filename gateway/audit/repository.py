@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, literal, or_, select, text, update
+from sqlalchemy import and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +40,17 @@ class EntryFilter:
     decision: str | None = None
     after: int | None = None  # only indices above this (keyset paging)
     limit: int = 100
+    event: str | None = None  # appended (issue 15): the console filters by event type
+    before: int | None = None  # only indices below this (keyset paging, newest first)
+    newest_first: bool = False
+
+
+@dataclass(frozen=True)
+class CountFilter:
+    """Which entries to count: a half-open time window."""
+
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 async def lock_sequencer(session: AsyncSession) -> None:
@@ -103,21 +114,64 @@ async def insert_batch(
 
 
 async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, bytes]]:
-    """``(index, canonical bytes)`` of the entries matching ``where``, by index."""
-    stmt = select(AuditEntryRow.idx, AuditEntryRow.entry).order_by(AuditEntryRow.idx)
+    """``(index, canonical bytes)`` of the entries matching ``where``.
+
+    By index, ascending, or descending with ``newest_first``.
+    """
+    order = AuditEntryRow.idx.desc() if where.newest_first else AuditEntryRow.idx
+    stmt = select(AuditEntryRow.idx, AuditEntryRow.entry).order_by(order)
     conditions = [
         AuditEntryRow.time >= where.since if where.since else None,
         AuditEntryRow.time < where.until if where.until else None,
         AuditEntryRow.participant == where.participant if where.participant else None,
         AuditEntryRow.dataset == where.dataset if where.dataset else None,
         AuditEntryRow.decision == where.decision if where.decision else None,
+        AuditEntryRow.event == where.event if where.event else None,
         AuditEntryRow.idx > where.after if where.after is not None else None,
+        AuditEntryRow.idx < where.before if where.before is not None else None,
     ]
     for condition in conditions:
         if condition is not None:
             stmt = stmt.where(condition)
     result = await session.execute(stmt.limit(where.limit))
     return [(int(idx), bytes(entry)) for idx, entry in result]
+
+
+async def counts(session: AsyncSession, where: CountFilter) -> list[tuple[str, str | None, int]]:
+    """``(event, decision, count)`` of the entries in the window, grouped in SQL.
+
+    Index-only on (event, decision, time) (migration 0014): the log itself is not loaded.
+    """
+    stmt = select(AuditEntryRow.event, AuditEntryRow.decision, func.count()).group_by(
+        AuditEntryRow.event, AuditEntryRow.decision
+    )
+    if where.since is not None:
+        stmt = stmt.where(AuditEntryRow.time >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(AuditEntryRow.time < where.until)
+    return [(str(e), d, int(n)) for e, d, n in await session.execute(stmt)]
+
+
+async def activity(
+    session: AsyncSession, where: CountFilter
+) -> list[tuple[str, str, str | None, int]]:
+    """``(dataset, participant, decision, count)`` of the access decisions in the window."""
+    stmt = (
+        select(
+            AuditEntryRow.dataset,
+            AuditEntryRow.participant,
+            AuditEntryRow.decision,
+            func.count(),
+        )
+        .where(AuditEntryRow.event == "access-decision", AuditEntryRow.dataset.is_not(None))
+        .group_by(AuditEntryRow.dataset, AuditEntryRow.participant, AuditEntryRow.decision)
+    )
+    if where.since is not None:
+        stmt = stmt.where(AuditEntryRow.time >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(AuditEntryRow.time < where.until)
+    rows = await session.execute(stmt)
+    return [(str(d), str(p or ""), r, int(n)) for d, p, r, n in rows]
 
 
 async def entry_range(session: AsyncSession, begin: int, end: int) -> list[tuple[int, bytes]]:

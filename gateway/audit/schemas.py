@@ -24,10 +24,80 @@ class EntryOut(BaseModel):
 
 
 class EntryPage(BaseModel):
-    """A page of entries; pass ``next_after`` as ``after`` for the next page."""
+    """A page of entries; pass ``next_after`` as ``after`` (``next_before`` as ``before``,
+    newest first) for the next page."""
 
     entries: list[EntryOut]
     next_after: int | None
+    next_before: int | None = None  # appended (issue 15): paging newest first
+
+
+class CountsOut(BaseModel):
+    """How many entries, by event type and by decision result (as stored: not a proof)."""
+
+    total: int
+    events: dict[str, int]
+    decisions: dict[str, int]
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, str | None, int]]) -> CountsOut:
+        """From ``(event, decision, count)`` rows."""
+        events: dict[str, int] = {}
+        decisions: dict[str, int] = {}
+        for event, decision, count in rows:
+            events[event] = events.get(event, 0) + count
+            if decision is not None:
+                decisions[decision] = decisions.get(decision, 0) + count
+        return cls(total=sum(n for _, _, n in rows), events=events, decisions=decisions)
+
+
+class ConsumerCount(BaseModel):
+    """One consumer's access decisions on a dataset."""
+
+    participant: str
+    count: int
+
+
+class DatasetActivity(BaseModel):
+    """Access decisions on one dataset: permits, denials, and the busiest consumers."""
+
+    dataset: str
+    permit: int
+    deny: int
+    top_consumers: list[ConsumerCount]
+
+
+class ActivityOut(BaseModel):
+    """Access decisions per dataset in a window, busiest first (as stored: not a proof)."""
+
+    datasets: list[DatasetActivity]
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, str, str | None, int]], top: int) -> ActivityOut:
+        """From ``(dataset, participant, decision, count)`` rows; ``top`` consumers each."""
+        decided: dict[str, dict[str, int]] = {}
+        consumers: dict[str, dict[str, int]] = {}
+        for dataset, participant, decision, count in rows:
+            tally = decided.setdefault(dataset, {"permit": 0, "deny": 0})
+            tally[decision or "deny"] = tally.get(decision or "deny", 0) + count
+            mine = consumers.setdefault(dataset, {})
+            mine[participant] = mine.get(participant, 0) + count
+        datasets = [
+            DatasetActivity(
+                dataset=dataset,
+                permit=tally["permit"],
+                deny=tally["deny"],
+                top_consumers=[
+                    ConsumerCount(participant=p, count=n)
+                    for p, n in sorted(consumers[dataset].items(), key=lambda i: (-i[1], i[0]))[
+                        :top
+                    ]
+                ],
+            )
+            for dataset, tally in decided.items()
+        ]
+        datasets.sort(key=lambda d: (-(d.permit + d.deny), d.dataset))
+        return cls(datasets=datasets)
 
 
 class InclusionOut(BaseModel):

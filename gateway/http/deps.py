@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from cryptography import x509
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 import certs
 from gateway.errors import Forbidden
@@ -123,3 +123,11 @@ def require_role(
 
 
 OperatorCaller = Annotated[AuthenticatedParticipant, Depends(require_role("operator"))]
+
+
+async def no_store(response: Response) -> None:
+    """``Cache-Control: no-store`` on an answer that carries audit data (no cached copy)."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+NoStore = Depends(no_store)

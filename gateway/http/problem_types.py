@@ -66,6 +66,7 @@ _GATEWAY = frozenset(
         "not-an-api", "upstream-refused", "no-privacy-budget",
         # the audit log and dependencies
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",
+        "entry-not-found",
         "change-not-recordable", "storage-unavailable", "crl-unavailable", "crl-expired",
         # the Dataspace Protocol (gateway/dsp)
         "dsp-malformed-message", "dsp-invalid-transition", "dsp-negotiation-not-found",

@@ -133,14 +133,22 @@ class AuditEntryRow(Base):
     """One audit entry: its canonical bytes, leaf hash, and columns the filters use."""
 
     __tablename__ = "audit_entries"
+    # Filters walk (column, idx) in index order and stop after a page (migration 0014);
+    # counts by event and decision read their own covering index (bench/console.py).
+    __table_args__ = (
+        Index("ix_audit_entries_participant_idx", "participant", "idx"),
+        Index("ix_audit_entries_dataset_idx", "dataset", "idx"),
+        Index("ix_audit_entries_event_idx", "event", "idx"),
+        Index("ix_audit_entries_event_decision_time", "event", "decision", "time"),
+    )
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     event: Mapped[str] = mapped_column(String(32))
-    participant: Mapped[str | None] = mapped_column(String(512), nullable=True, index=True)
-    dataset: Mapped[str | None] = mapped_column(String(512), nullable=True, index=True)
+    participant: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    dataset: Mapped[str | None] = mapped_column(String(512), nullable=True)
     decision: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 

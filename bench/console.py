@@ -1,0 +1,146 @@
+"""The API calls the officer console makes, on a log of 1,000,000 entries (issue 15).
+
+Builds an SQLite log of ``--entries`` rows (default 1,000,000) straight into
+``audit_entries`` (the listing and the counts read only that table: no tree is needed to
+time them), then times each call the overview and entries pages make through
+:class:`AuditReader`, the same functions the endpoints call. Baselines, measured in the
+same run on the same database: one entry by its index (the cheapest read there is) and
+``count(*)`` over the whole log (what loading the log would at least cost).
+
+Run with ``python -m bench.console`` (about a minute to build the log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from gateway.audit.log import AuditReader
+from gateway.audit.repository import CountFilter, EntryFilter
+from gateway.storage.db import Database
+from gateway.storage.models import AuditEntryRow
+
+END = datetime(2026, 12, 2, tzinfo=UTC)
+SPAN = timedelta(days=30)
+EVENTS = ["access-decision"] * 6 + ["exchange-completed"] * 3 + ["token-issued"]
+CALLS = 30
+
+
+def _row(i: int, n: int) -> tuple[object, ...]:
+    time_ = END - SPAN + SPAN * i / n
+    event = "key-rotation" if i == n // 2 else EVENTS[i % len(EVENTS)]
+    participant, dataset = f"NTRNL-{i % 1000:08d}", f"ds-{i % 50}"
+    decision = "deny" if i % 17 == 0 else "permit"
+    stamp = time_.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    entry = {"event": event, "time": stamp, "actor": {"participant": participant}}
+    data = json.dumps(entry | {"dataset": dataset}, separators=(",", ":"), sort_keys=True)
+    # the stored time column, as UTCDateTime writes it on SQLite
+    stored = time_.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return (i, data.encode(), bytes(32), stored, event, participant, dataset, decision)
+
+
+def build(path: Path, n: int) -> None:
+    """Migrate, then insert ``n`` entries in one transaction."""
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    asyncio.run(db.upgrade())
+    asyncio.run(db.dispose())
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO audit_entries (idx, entry, leaf_hash, time, event, participant,"
+            " dataset, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (_row(i, n) for i in range(n)),
+        )
+        conn.execute("ANALYZE")
+
+
+async def _time(call: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    await call()
+    samples = []
+    for _ in range(CALLS):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2] * 1e3, ordered[-1] * 1e3
+
+
+async def measure(path: Path, n: int) -> list[tuple[str, float, float]]:
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    reader = AuditReader(db)
+    day = END - timedelta(days=1)
+    newest = EntryFilter(limit=50, newest_first=True)
+
+    async def count_all() -> object:
+        async with db.session() as session:
+            return (await session.execute(select(func.count()).select_from(AuditEntryRow))).one()
+
+    cases: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("baseline: one entry by index", lambda: reader.entry_range(n // 3, n // 3 + 1)),
+        ("baseline: count(*) of the whole log", count_all),
+        ("entries: newest 50 (the page's default)", lambda: reader.entries(newest)),
+        ("entries: oldest 50", lambda: reader.entries(EntryFilter(limit=50))),
+        ("entries: page after index n-100", lambda: reader.entries(EntryFilter(after=n - 100))),
+        (
+            "entries: last day, newest 50",
+            lambda: reader.entries(EntryFilter(since=day, limit=50, newest_first=True)),
+        ),
+        (
+            "entries: last day, oldest 50 (walks from index 0)",
+            lambda: reader.entries(EntryFilter(since=day, limit=50)),
+        ),
+        (
+            "entries: one participant, 50",
+            lambda: reader.entries(EntryFilter(participant="NTRNL-00000421", limit=50)),
+        ),
+        (
+            "entries: dataset + deny, 50",
+            lambda: reader.entries(
+                EntryFilter(dataset="ds-7", decision="deny", limit=50, newest_first=True)
+            ),
+        ),
+        (
+            "entries: a rare event (1 in the log)",
+            lambda: reader.entries(EntryFilter(event="key-rotation", limit=50)),
+        ),
+        ("overview: counts of the last day", lambda: reader.counts(CountFilter(since=day))),
+        ("overview: counts of the whole log", lambda: reader.counts(CountFilter())),
+        ("overview: activity of the last day", lambda: reader.activity(CountFilter(since=day))),
+    ]
+    results = [(name, *await _time(call)) for name, call in cases]
+    await db.dispose()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.console", description=__doc__)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="sluis-bench-console-") as scratch:
+        path = Path(scratch) / "log.db"
+        started = time.perf_counter()
+        build(path, args.entries)
+        built = time.perf_counter() - started
+        results = asyncio.run(measure(path, args.entries))
+    table = Table(
+        title=f"console API calls, SQLite, {args.entries:,} entries (built in {built:.0f} s)"
+    )
+    for column in ("call", "p50 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "call" else "right")
+    for name, p50, worst in results:
+        table.add_row(name, f"{p50:.2f}", f"{worst:.2f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
