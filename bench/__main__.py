@@ -1,6 +1,15 @@
 """``make bench``: run every benchmark (the files one writes a temporary 1 GB file)."""
 
-from bench import exchange, files_connector, front_door, http_limits, load, policy, token_check
+from bench import (
+    exchange,
+    files_connector,
+    front_door,
+    http_limits,
+    jsonl,
+    load,
+    policy,
+    token_check,
+)
 
 if __name__ == "__main__":
     front_door.main()
@@ -8,5 +17,6 @@ if __name__ == "__main__":
     policy.main()
     exchange.main()
     files_connector.main()
+    jsonl.main()
     http_limits.main()
     load.main([])
