@@ -61,7 +61,7 @@ class _Zlib:
                 zlib.decompressobj().decompress(data[:2])
             except zlib.error:
                 self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-        while data:
+        while data and not self._obj.eof:  # bytes after the stream are ignored, as httpx does
             out = self._step(data)
             data = self._obj.unconsumed_tail
             if out:
@@ -77,7 +77,7 @@ class _Zlib:
             yield out
 
     def _step(self, data: bytes) -> bytes:
-        if self._obj.eof:  # trailing bytes after the stream are ignored, as httpx does
+        if self._obj.eof:
             return b""
         try:
             return self._obj.decompress(data, STEP)

@@ -72,7 +72,9 @@ def test_a_dense_gzip_bomb_is_refused_before_it_is_decoded_past_the_cap(base: st
     assert peak < 16 << 20, f"peak {peak >> 20} MiB while refusing a 1 MB cap"
 
 
-@pytest.mark.parametrize("path", ["/deflate-rows", "/raw-deflate-rows", "/twice-rows"])
+@pytest.mark.parametrize(
+    "path", ["/deflate-rows", "/raw-deflate-rows", "/twice-rows", "/trailing-gzip"]
+)
 def test_deflate_and_stacked_codings_are_decoded(base: str, path: str) -> None:
     assert _rows(_table(base, path)) == [{"id": r["id"], "name": r["name"]} for r in ROWS]
 

@@ -167,6 +167,10 @@ class _Handler(BaseHTTPRequestHandler):
         body = zlib.compress(gzip.compress(json.dumps(ROWS).encode()))
         self._send(200, body, Content_Encoding="gzip, deflate")
 
+    def _trailing_gzip(self) -> None:  # bytes after the gzip stream (httpx ignores them too)
+        body = gzip.compress(json.dumps(ROWS).encode()) + b"trailing"
+        self._send(200, body, Content_Encoding="gzip")
+
     def _corrupt_gzip(self) -> None:
         self._send(
             200, gzip.compress(json.dumps(ROWS).encode())[:20] + b"x" * 50, Content_Encoding="gzip"
