@@ -6,6 +6,7 @@ from bench import (
     files_connector,
     front_door,
     http_limits,
+    jsonl,
     load,
     policy,
     private_aggregates,
@@ -18,6 +19,7 @@ if __name__ == "__main__":
     policy.main()
     exchange.main()
     files_connector.main()
+    jsonl.main()
     http_limits.main()
     load.main([])
     private_aggregates.main([])

@@ -2,17 +2,22 @@
 
 Each batch is encoded and handed on as bytes at once, so memory stays at about one batch
 whatever the size of the result.
+
+JSON lines are compact (``{"id":1,"name":"a"}``), UTF-8, one object per row: timestamps and
+dates in ISO 8601, decimals as strings, binary as base64, and a float that is not finite
+(NaN, infinity) as ``null`` (JSON has no such numbers).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from connectors._arrow import ipc, pa, pacsv, pq
 
@@ -87,9 +92,21 @@ _WRITERS: dict[Format, Callable[[Any, pa.Schema], Any]] = {
 }
 
 
+# JSON lines by orjson in one call per batch: the rows interleaved with a raw newline
+# (``orjson.Fragment``, written verbatim), so ``[row,\n,row,...]`` comes out in C. A raw
+# newline cannot occur anywhere else in orjson's compact output (it escapes control
+# characters in strings), so ``,\n,`` marks exactly the row boundaries. One ``dumps`` per row
+# costs a Python call per row: about 5x slower (json.dumps per row: about 6 MB/s).
+_NEWLINE = orjson.Fragment(b"\n")
+
+
 def _jsonl(batch: pa.RecordBatch) -> bytes:
-    lines = (json.dumps(row, default=_json_value, ensure_ascii=False) for row in batch.to_pylist())
-    return "".join(f"{line}\n" for line in lines).encode()
+    rows = batch.to_pylist()
+    if not rows:
+        return b""
+    items: list[Any] = [_NEWLINE] * (2 * len(rows) - 1)
+    items[::2] = rows
+    return orjson.dumps(items, default=_json_value)[1:-1].replace(b",\n,", b"\n") + b"\n"
 
 
 def _json_value(value: object) -> object:

@@ -13,12 +13,22 @@ the in-memory evaluation gives them (a stable sort, groups in order of first app
 
 When the work does not fit in memory plus ``max_disk`` of spill files the query is refused
 with ``QueryTooLarge`` (400), which names both limits.
+
+Each query's directory (``q-*``) holds a marker file, ``OWNER``, on which the running query
+holds an exclusive ``flock``. A server that was killed leaves its directories behind, but
+the kernel drops its locks: ``sweep`` (at start-up) removes exactly the ``q-*`` directories
+whose marker it can lock, so it never touches a directory another live process is using,
+nor anything that is not ours (no marker, a link, another name).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import logging
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -34,6 +44,9 @@ SEQ = "__sluis_seq"  # the hidden arrival-order column
 OUT_ROWS = 64 * 1024  # rows per batch handed back
 MiB = 1024 * 1024
 T = TypeVar("T")
+PREFIX = "q-"  # a query's directory under SpillConfig.directory
+OWNER = ".sluis-spill-owner"  # the marker a live query holds locked
+log = logging.getLogger("sluis.spill")
 
 
 @dataclass(frozen=True)
@@ -41,7 +54,7 @@ class SpillConfig:
     """Where and how much: RAM for the engine, disk for its spill files, worker threads."""
 
     directory: Path
-    memory_limit: int = 256 * MiB
+    memory_limit: int = 64 * MiB  # DuckDB's own; its process cost is about 50 MiB more
     max_disk: int = 64 * 1024 * MiB
     threads: int = 1
 
@@ -93,10 +106,12 @@ async def finish(batches: Batches, query: Query, source: pa.Schema, config: Spil
     """``query``'s grouping, ordering and limit over ``batches`` (in ``source``'s columns)."""
     try:
         config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        workdir = Path(tempfile.mkdtemp(prefix="q-", dir=config.directory))
+        workdir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=config.directory))
     except OSError as exc:
         raise SpillFailed("the gateway cannot write to its spill directory") from exc
+    owner = -1
     try:
+        owner = _claim(workdir)
         engine = await _run(config, lambda: _Engine(workdir, config, source))
         try:
             async for batch in _through(engine, batches, query, config):
@@ -105,6 +120,55 @@ async def finish(batches: Batches, query: Query, source: pa.Schema, config: Spil
             engine.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if owner >= 0:
+            os.close(owner)  # the lock goes with it
+
+
+def _claim(workdir: Path) -> int:
+    """Create ``workdir``'s marker and lock it for as long as the query runs: its descriptor."""
+    try:
+        fd = os.open(workdir / OWNER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise SpillFailed("the gateway cannot write to its spill directory") from exc
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a new file of ours: nobody else holds it
+    return fd
+
+
+def sweep(directory: Path) -> int:
+    """Remove the query directories under ``directory`` that no live process holds (left by a
+    killed server); the number removed. Anything without our locked-able marker stays."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        log.warning("cannot list the spill directory %s: %s", directory, exc.strerror)
+        return 0
+    removed = 0
+    for entry in entries:
+        if entry.name.startswith(PREFIX) and entry.is_dir(follow_symlinks=False):
+            removed += _remove_if_abandoned(Path(entry.path))
+    if removed:
+        log.info("removed %d spill directories left by a stopped server in %s", removed, directory)
+    return removed
+
+
+def _remove_if_abandoned(workdir: Path) -> int:
+    try:
+        fd = os.open(workdir / OWNER, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0  # no marker (or a link): not ours, or not yet marked
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # a live query
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 1
+    finally:
+        os.close(fd)
 
 
 async def _through(engine: _Engine, batches: Batches, query: Query, config: SpillConfig) -> Batches:

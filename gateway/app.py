@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 
 from certs import TrustStore
-from connectors.spill import SpillConfig
+from connectors.spill import SpillConfig, sweep
 from gateway import __version__
 from gateway.agreements import endpoints as agreement_endpoints
 from gateway.agreements.service import AgreementService
@@ -77,7 +77,9 @@ def _utcnow() -> datetime:
 
 
 def _dataset_service(db: Database, settings: Settings) -> DatasetService:
-    """Datasets whose connectors group and order beyond memory in the spill directory."""
+    """Datasets whose connectors group and order beyond memory in the spill directory, after
+    removing what a killed server left there (only our own, unlocked query directories)."""
+    sweep(settings.spill_directory)
     spill = SpillConfig(
         settings.spill_directory, settings.spill_memory_limit, settings.spill_disk_limit
     )

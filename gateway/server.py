@@ -18,9 +18,10 @@ from starlette.applications import Starlette
 from gateway.app import create_app
 from gateway.audit.wiring import check_audit_identity
 from gateway.http.cert_reload import ServerCertificate
-from gateway.http.connection_limits import ConnectionLimits
+from gateway.http.connection_limits import ConnectionCounter, ConnectionLimits
 from gateway.http.guarded import guarded_protocol
 from gateway.http.health_port import health_only
+from gateway.http.tls_accept import handshaking
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.ratelimit.service import Clock
 from gateway.settings import Settings, SettingsError, secret_file_exposure
@@ -106,12 +107,13 @@ def uvicorn_config(
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn's server, with a TLS handshake timeout of our choosing.
+    """uvicorn's server, with TLS handshakes counted and timed by us.
 
-    uvicorn creates its listener without ``ssl_handshake_timeout``, so asyncio's 60 s apply
-    to connections that never finish (or never start) the handshake. uvicorn offers no option
-    for it; the listener is made inside ``startup``, so for that call only the loop's
-    ``create_server`` gets the timeout as a default.
+    uvicorn creates a TLS listener whose HTTP protocol exists only after the handshake, with
+    asyncio's 60 s handshake timeout. uvicorn offers no option for either; the listener is
+    made inside ``startup``, so for that call only the loop's ``create_server`` makes a
+    plain TCP listener whose connections are counted at once and upgraded to TLS with our
+    timeout (:mod:`gateway.http.tls_accept`).
     """
 
     def __init__(
@@ -162,13 +164,17 @@ class GatewayServer(uvicorn.Server):
             await super().startup(sockets)
             return
         timeout = self.handshake_timeout
+        guarded: Any = self.config.http_protocol_class  # made by guarded_protocol
+        counter: ConnectionCounter = guarded.counter
         create_server = loop.create_server
 
-        async def with_handshake_timeout(*args: Any, **kwargs: Any) -> asyncio.Server:
-            kwargs.setdefault("ssl_handshake_timeout", timeout)
-            return await create_server(*args, **kwargs)
+        async def counting_handshakes(*args: Any, **kwargs: Any) -> asyncio.Server:
+            make_http, *rest = args  # uvicorn's protocol factory, then its own arguments
+            context = kwargs.pop("ssl")
+            protocol = handshaking(make_http, context, timeout, counter)
+            return await create_server(protocol, *rest, **kwargs)
 
-        loop.create_server = with_handshake_timeout  # type: ignore[method-assign]  # see docstring
+        loop.create_server = counting_handshakes  # type: ignore[method-assign]  # see docstring
         try:
             await super().startup(sockets)
         finally:

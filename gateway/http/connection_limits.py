@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass
+from enum import Enum
 
 from gateway.http.head_meter import HeadLimits
 from gateway.settings import IPNetwork, Settings
@@ -45,13 +46,44 @@ class ConnectionLimits:
         )
 
 
+class Admission(Enum):
+    """What becomes of a connection counted at accept time (before its TLS handshake)."""
+
+    ADMITTED = "admitted"  # counted; served once its handshake is done
+    REFUSED = "refused"  # over a cap: handshake, then 503 and close (at most MAX_REFUSING)
+    DROPPED = "dropped"  # over a cap and too many refusals under way: closed at once
+
+
+#: Connections over a cap that may be in their handshake at once to be told 503; beyond,
+#: connections over a cap are closed before any TLS work is done.
+MAX_REFUSING = 16
+
+
 class ConnectionCounter:
-    """Open connections of one server, in total and per peer address."""
+    """Open connections of one server, in total and per peer address; with TLS, counted from
+    the moment they are accepted (so connections still in the handshake count too)."""
 
     def __init__(self, limits: ConnectionLimits) -> None:
         self.limits = limits
         self.total = 0
         self.per_source: Counter[str] = Counter()
+        self.refusing = 0
+
+    def accept(self, source: str | None) -> Admission:
+        """Count a connection just accepted: admitted, refused (a 503 to come) or dropped."""
+        if self.admit(source):
+            return Admission.ADMITTED
+        if self.refusing < MAX_REFUSING:
+            self.refusing += 1
+            return Admission.REFUSED
+        return Admission.DROPPED
+
+    def forget(self, admission: Admission, source: str | None) -> None:
+        """Stop counting a connection :meth:`accept` counted."""
+        if admission is Admission.ADMITTED:
+            self.release(source)
+        elif admission is Admission.REFUSED:
+            self.refusing -= 1
 
     def admit(self, source: str | None) -> bool:
         """Count a new connection from ``source``; False (and not counted) if over a cap."""

@@ -23,8 +23,11 @@ Each chunk is cut at every head's end and fed to the parser piece by piece, so p
 heads are measured too; only bytes that follow a request *body* within the same read are left
 to the parser unmeasured (at most one read, 256 KiB; h11 keeps its own cap as a backstop).
 
-Connections are counted once the TLS handshake is done (uvicorn makes the protocol only
-then); connections stuck in the handshake are asyncio's, closed after its handshake timeout.
+With TLS, connections are counted from the moment they are accepted, before their
+handshake (:mod:`gateway.http.tls_accept`): a connection over a cap still does its handshake
+to be told 503, but only :data:`~gateway.http.connection_limits.MAX_REFUSING` at a time; past
+that it is closed before any TLS work. Without TLS (the health port, ``plain_http``) a
+connection is counted when it is made.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from gateway.http.connection_limits import ConnectionCounter, ConnectionLimits
+from gateway.http.connection_limits import Admission, ConnectionCounter, ConnectionLimits
 from gateway.http.head_meter import HeadMeter, HeadRefused
 from gateway.http.problems import PROBLEM_JSON, TYPE_PREFIX
 
@@ -93,16 +96,26 @@ class ConnectionGuard:
         self.transport: asyncio.Transport | None = None
         self.source: str | None = None
         self.admitted = False
+        self._counted: Admission | None = None
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = ""
         self._send_timer: asyncio.TimerHandle | None = None
 
-    def open(self, transport: asyncio.Transport, source: str | None) -> None:
-        """Admit the connection (or answer 503 and close it) and start its idle timer."""
+    def open(
+        self, transport: asyncio.Transport, source: str | None, admission: Admission | None = None
+    ) -> None:
+        """Admit the connection (or answer 503 and close it) and start its idle timer.
+
+        ``admission`` is the verdict given when the connection was accepted (TLS: before the
+        handshake, :mod:`gateway.http.tls_accept`); without one it is counted now.
+        """
         self.transport = transport
         self.source = source
-        self.admitted = self.counter.admit(source)
+        if admission is None:
+            admission = Admission.ADMITTED if self.counter.admit(source) else None
+        self._counted = admission
+        self.admitted = admission is Admission.ADMITTED
         if not self.admitted:
             log.warning("connection from %s refused: too many connections", source)
             self._answer_and_close(
@@ -175,9 +188,10 @@ class ConnectionGuard:
         self._cancel()
         self.writing_resumed()
         self.closed = True
-        if self.admitted:
-            self.admitted = False
-            self.counter.release(self.source)
+        self.admitted = False
+        if self._counted is not None:
+            self.counter.forget(self._counted, self.source)
+            self._counted = None
 
     def _arm(self, kind: str, seconds: float) -> None:
         self._cancel()

@@ -13,7 +13,7 @@ import h11
 from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from gateway.http.connection_limits import ConnectionCounter, ConnectionLimits
+from gateway.http.connection_limits import Admission, ConnectionCounter, ConnectionLimits
 from gateway.http.guard import ConnectionGuard, ParserState
 from gateway.http.tls_scope import TLSH11Protocol, TLSHttpToolsProtocol
 
@@ -23,6 +23,9 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
 
     limits: ClassVar[ConnectionLimits]
     counter: ClassVar[ConnectionCounter]
+    #: The verdict given at accept time (gateway.http.tls_accept sets it before
+    #: connection_made); None: count the connection when it is made.
+    admission: Admission | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -40,7 +43,7 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport to Transport the same way
         super().connection_made(transport)
-        self.guard.open(transport, self.client[0] if self.client else None)
+        self.guard.open(transport, self.client[0] if self.client else None, self.admission)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.close()
@@ -87,6 +90,9 @@ class GuardedH11Protocol(TLSH11Protocol):
 
     limits: ClassVar[ConnectionLimits]
     counter: ClassVar[ConnectionCounter]
+    #: The verdict given at accept time (gateway.http.tls_accept sets it before
+    #: connection_made); None: count the connection when it is made.
+    admission: Admission | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,7 +108,7 @@ class GuardedH11Protocol(TLSH11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport to Transport the same way
         super().connection_made(transport)
-        self.guard.open(transport, self.client[0] if self.client else None)
+        self.guard.open(transport, self.client[0] if self.client else None, self.admission)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.close()

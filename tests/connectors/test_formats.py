@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -66,3 +68,58 @@ def test_an_empty_result_still_carries_its_schema() -> None:
     data, _ = _encoded(empty, Format.ARROW)
     assert ipc.open_stream(data).read_all().schema.equals(SCHEMA)
     assert Format.PARQUET.media_type == "application/vnd.apache.parquet"
+
+
+HOSTILE = ["a,\n,b", '"},{"', "\x00\x1f\u2028", "é 日本 🙂", ",\\n,", ""]
+
+
+def test_json_lines_keep_every_row_apart_whatever_the_strings_hold() -> None:
+    """Rows are split at raw newlines in the encoder: no string value may produce one."""
+    table = pa.table({"id": pa.array(range(len(HOSTILE))), "text": pa.array(HOSTILE)})
+    data, _ = _encoded(table, Format.JSONL)
+    lines = data.split(b"\n")
+    assert lines[-1] == b""
+    assert [json.loads(line) for line in lines[:-1]] == table.to_pylist()
+
+
+def test_json_lines_values_by_type() -> None:
+    row = {
+        "naive": datetime(2026, 1, 1, 1, 2, 3, 456),
+        "aware": datetime(2026, 1, 1, tzinfo=UTC),
+        "day": date(2026, 1, 2),
+        "price": Decimal("1.10"),
+        "blob": b"\x00\xff",
+        "nan": float("nan"),
+        "inf": float("inf"),
+        "none": None,
+        "list": [1, 2],
+        "struct": {"a": "b"},
+    }
+    schema = pa.schema(
+        [
+            ("naive", pa.timestamp("us")),
+            ("aware", pa.timestamp("us", tz="UTC")),
+            ("day", pa.date32()),
+            ("price", pa.decimal128(5, 2)),
+            ("blob", pa.binary()),
+            ("nan", pa.float64()),
+            ("inf", pa.float32()),
+            ("none", pa.int64()),
+            ("list", pa.list_(pa.int64())),
+            ("struct", pa.struct([("a", pa.string())])),
+        ]
+    )
+    data, _ = _encoded(pa.Table.from_pylist([row], schema), Format.JSONL)
+    assert data.endswith(b"\n")
+    assert json.loads(data) == {
+        "naive": "2026-01-01T01:02:03.000456",
+        "aware": "2026-01-01T00:00:00+00:00",
+        "day": "2026-01-02",
+        "price": "1.10",
+        "blob": "AP8=",
+        "nan": None,  # JSON has no NaN: json.dumps wrote an invalid `NaN`
+        "inf": None,
+        "none": None,
+        "list": [1, 2],
+        "struct": {"a": "b"},
+    }

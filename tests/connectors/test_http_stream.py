@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from connectors.http_rows import ArrayRows, LineRows
 from connectors.query import Query
 from policies import DataLimits
 from tests.connectors.cases import collect
-from tests.connectors.upstream import HUGE_ROWS, ROWS, upstream
+from tests.connectors.upstream import HUGE_ROWS, ROWS, dense_bomb, upstream
 
 LOOPBACK = ("127.0.0.1/32",)
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
@@ -55,6 +56,32 @@ def test_a_gzip_encoded_answer_is_decoded(base: str) -> None:
 def test_a_gzip_bomb_is_refused_on_its_decoded_size(base: str) -> None:
     with pytest.raises(SourceRejected, match=r"larger than the cap \(1000000 bytes\)"):
         _rows(_table(base, "/bomb", max_bytes=1_000_000))
+
+
+def test_a_dense_gzip_bomb_is_refused_before_it_is_decoded_past_the_cap(base: str) -> None:
+    """One network read of ~60 KB inflates to ~60 MiB: decoding it in one call (as httpx
+    does) holds that much before the cap is checked; bounded steps never hold more than one."""
+    dense_bomb()  # made before tracing: the upstream's own copy is not the gateway's cost
+    tracemalloc.start()
+    try:
+        with pytest.raises(SourceRejected, match=r"larger than the cap \(1000000 bytes\)"):
+            _rows(_table(base, "/dense-bomb", max_bytes=1_000_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB while refusing a 1 MB cap"
+
+
+@pytest.mark.parametrize(
+    "path", ["/deflate-rows", "/raw-deflate-rows", "/twice-rows", "/trailing-gzip"]
+)
+def test_deflate_and_stacked_codings_are_decoded(base: str, path: str) -> None:
+    assert _rows(_table(base, path)) == [{"id": r["id"], "name": r["name"]} for r in ROWS]
+
+
+def test_a_corrupt_gzip_answer_is_refused(base: str) -> None:
+    with pytest.raises(SourceRejected, match="corrupt"):
+        _rows(_table(base, "/corrupt-gzip"))
 
 
 def test_a_content_coding_the_gateway_does_not_read_is_refused(base: str) -> None:

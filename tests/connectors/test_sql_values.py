@@ -43,6 +43,8 @@ WIDTHS = sa.Table(
     sa.Column("label", sa.Text),
     sa.Column("naive", sa.DateTime(timezone=False)),
     sa.Column("aware", sa.DateTime(timezone=True)),
+    sa.Column("single", sa.REAL),
+    sa.Column("double", sa.Double),
 )
 ROW = {
     "small": 1,
@@ -51,6 +53,8 @@ ROW = {
     "label": "a",
     "naive": datetime(2026, 1, 1),
     "aware": datetime(2026, 1, 1, tzinfo=UTC),
+    "single": 1.5,
+    "double": 2.5,
 }
 
 
@@ -103,6 +107,34 @@ def test_postgresql_integer_widths_are_the_schema(url: str) -> None:
         assert (types["small"], types["normal"], types["big"]) == ("int16", "int32", "int64")
     else:  # SQLite stores any integer in up to 8 bytes, whatever the declared type
         assert (types["small"], types["normal"], types["big"]) == ("int64", "int64", "int64")
+
+
+def test_postgresql_real_is_float32(url: str) -> None:
+    connector = _connector(url)
+
+    async def main() -> dict[str, str]:
+        try:
+            return {f.name: str(f.type) for f in await connector.schema()}
+        finally:
+            await connector.aclose()
+
+    types = asyncio.run(main())
+    if url.startswith("postgresql"):
+        assert (types["single"], types["double"]) == ("float", "double")
+    else:  # SQLite stores every REAL in 8 bytes
+        assert (types["single"], types["double"]) == ("double", "double")
+    query = Query(columns=("single", "double"), where=(Predicate("single", Op.EQ, 1.5),))
+    assert _run(url, query) == [{"single": 1.5, "double": 2.5}]
+
+
+def test_a_float_beyond_float32_is_refused_on_a_postgresql_real(url: str) -> None:
+    query = Query(columns=("big",), where=(Predicate("single", Op.GT, 1e39),))
+    if url.startswith("sqlite"):
+        assert _run(url, query) == []
+        return
+    with pytest.raises(ValueRefused) as caught:
+        _run(url, query)
+    assert (caught.value.column, caught.value.rule) == ("single", "number-range")
 
 
 @pytest.mark.parametrize(

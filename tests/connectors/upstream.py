@@ -6,9 +6,11 @@ import gzip
 import json
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROWS = [{"id": i, "name": f"n{i}", "secret": "x"} for i in range(25)]
@@ -20,6 +22,12 @@ NESTED = {
     "lines": [{"qty": 2, "customer": "Y"}, {"qty": 3, "customer": "Z"}],
     "data": [{"order": 8, "customer": "W"}],
 }
+
+
+@cache
+def dense_bomb() -> bytes:
+    """60 MiB of JSON (an array of spaces), gzip-compressed to about 60 KB."""
+    return gzip.compress(b"[" + b" " * (60 << 20) + b"]", compresslevel=9, mtime=0)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -143,6 +151,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _bomb(self) -> None:  # 10 MB of JSON in about 10 KB on the wire
         body = gzip.compress(b"[" + b" " * 10_000_000 + b"]")
         self._send(200, body, Content_Encoding="gzip")
+
+    def _dense_bomb(self) -> None:  # 60 MiB of JSON in about 60 KB: one or two network reads
+        self._send(200, dense_bomb(), Content_Encoding="gzip")
+
+    def _deflate_rows(self) -> None:
+        self._send(200, zlib.compress(json.dumps(ROWS).encode()), Content_Encoding="deflate")
+
+    def _raw_deflate_rows(self) -> None:
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        body = packer.compress(json.dumps(ROWS).encode()) + packer.flush()
+        self._send(200, body, Content_Encoding="deflate")
+
+    def _twice_rows(self) -> None:  # gzip applied first, then deflate
+        body = zlib.compress(gzip.compress(json.dumps(ROWS).encode()))
+        self._send(200, body, Content_Encoding="gzip, deflate")
+
+    def _trailing_gzip(self) -> None:  # bytes after the gzip stream (httpx ignores them too)
+        body = gzip.compress(json.dumps(ROWS).encode()) + b"trailing"
+        self._send(200, body, Content_Encoding="gzip")
+
+    def _corrupt_gzip(self) -> None:
+        self._send(
+            200, gzip.compress(json.dumps(ROWS).encode())[:20] + b"x" * 50, Content_Encoding="gzip"
+        )
 
     def _brotli(self) -> None:
         self._send(200, b"\x0b\x02\x80[]\x03", Content_Encoding="br")

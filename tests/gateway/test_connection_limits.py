@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from gateway.http.connection_limits import ConnectionCounter, ConnectionLimits
+from gateway.http.connection_limits import (
+    MAX_REFUSING,
+    Admission,
+    ConnectionCounter,
+    ConnectionLimits,
+)
 from gateway.http.head_meter import HeadLimits
 
 
@@ -57,3 +62,16 @@ def test_a_refused_connection_is_not_counted() -> None:
     counter.release("192.0.2.1")
     assert counter.total == 0
     assert counter.per_source == {}
+
+
+def test_over_the_cap_a_few_are_refused_with_503_then_dropped() -> None:
+    counter = _counter(10, 1)
+    assert counter.accept("192.0.2.1") is Admission.ADMITTED
+    refused = [counter.accept("192.0.2.1") for _ in range(MAX_REFUSING)]
+    assert refused == [Admission.REFUSED] * MAX_REFUSING
+    assert counter.accept("192.0.2.1") is Admission.DROPPED
+    counter.forget(Admission.REFUSED, "192.0.2.1")  # one refusal written: room for another
+    assert counter.accept("192.0.2.1") is Admission.REFUSED
+    counter.forget(Admission.ADMITTED, "192.0.2.1")
+    assert counter.accept("192.0.2.1") is Admission.ADMITTED
+    assert (counter.total, counter.refusing) == (1, MAX_REFUSING)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from gateway.http.connection_limits import MAX_REFUSING
 from gateway.http.tls_scope import TLSH11Protocol, TLSHttpToolsProtocol
 from gateway.storage.db import Database
 from tests.support.pki import ClientCert, Pki
@@ -319,6 +320,71 @@ def test_the_total_connection_cap(material: tuple[Path, Pki, ClientCert]) -> Non
         for sock in held:
             sock.close()
         _eventually_admitted(gateway)
+
+
+# --- connections still in the TLS handshake count too (issue 12) ---------------------------
+
+
+def _silent(gateway: Gateway, count: int) -> list[socket.socket]:
+    """``count`` TCP connections that never start TLS (each in the handshake until it ends)."""
+    return [socket.create_connection(("127.0.0.1", gateway.port)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+def test_connections_in_the_handshake_count_against_the_source_cap(
+    material: tuple[Path, Pki, ClientCert], protocol: str
+) -> None:
+    options = {"http_idle_timeout": 30.0, "tls_handshake_timeout": 30.0}
+    for gateway in _start(material, protocol, http_max_connections_per_source=3, **options):
+        silent = _silent(gateway, 3)
+        try:
+            with _connect(gateway) as extra:
+                _problem(_read_all(extra), 503, "too-many-connections")
+        finally:
+            for sock in silent:
+                sock.close()
+        _eventually_admitted(gateway)  # a handshake given up frees its place
+
+
+def test_connections_in_the_handshake_count_against_the_total_cap(
+    material: tuple[Path, Pki, ClientCert],
+) -> None:
+    options = {"http_idle_timeout": 30.0, "tls_handshake_timeout": 30.0}
+    for gateway in _start(material, "httptools", http_max_connections=2, **options):
+        silent = _silent(gateway, 2)
+        try:
+            with _connect(gateway) as extra:
+                _problem(_read_all(extra), 503, "too-many-connections")
+        finally:
+            for sock in silent:
+                sock.close()
+
+
+def test_past_the_refusals_under_way_a_connection_is_closed_before_tls(
+    material: tuple[Path, Pki, ClientCert],
+) -> None:
+    """Over the cap, MAX_REFUSING handshakes may run to say 503; the next is closed at once
+    (before the server does any TLS work): the client reads the end of the stream."""
+    options = {"http_idle_timeout": 30.0, "tls_handshake_timeout": 30.0}
+    for gateway in _start(material, "httptools", http_max_connections_per_source=1, **options):
+        silent = _silent(gateway, 1 + MAX_REFUSING)  # one admitted, the rest to be refused
+        try:
+            with socket.create_connection(("127.0.0.1", gateway.port)) as dropped:
+                dropped.settimeout(PATIENCE)  # a bound on the wait, not an assertion
+                with contextlib.suppress(ConnectionResetError):  # a reset is a close as well
+                    assert dropped.recv(1024) == b""
+        finally:
+            for sock in silent:
+                sock.close()
+
+
+def test_a_handshake_that_times_out_frees_its_place(material: tuple[Path, Pki, ClientCert]) -> None:
+    for gateway in _start(material, "httptools", http_max_connections_per_source=1):
+        with socket.create_connection(("127.0.0.1", gateway.port)) as silent:
+            silent.settimeout(PATIENCE)
+            with contextlib.suppress(ConnectionResetError):
+                assert silent.recv(1024) == b""  # the handshake timed out (0.5 s)
+            _eventually_admitted(gateway)
 
 
 def _eventually_admitted(gateway: Gateway) -> None:
