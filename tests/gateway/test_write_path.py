@@ -11,63 +11,44 @@ policy without a rate limit never reads usage rows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import metrics, trace
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, func, insert, select, text, update
 
-from certs import CertificateIdentity
-from connectors import Format, Query
-from gateway.agreements.schemas import AgreementRequest
-from gateway.agreements.service import AgreementService
-from gateway.audit.log import AuditLog
+from connectors import Format
+from gateway.audit.checkpoint import verify_checkpoint
 from gateway.audit.repository import EntryFilter
-from gateway.auth.tokens import AccessClaims
-from gateway.datasets.factory import create_connector
-from gateway.datasets.service import DatasetService
 from gateway.errors import Forbidden
-from gateway.exchange.service import ExchangeService
-from gateway.oauth.service import TokenCaller
-from gateway.participants.schemas import Participant
-from gateway.participants.service import AuthenticatedParticipant
+from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
-from gateway.storage.models import UsageBucketRow, UsageEventRow, UsageStateRow
+from gateway.storage.models import (
+    OpenExchangeRow,
+    UsageBucketRow,
+    UsageEventRow,
+    UsageStateRow,
+)
 from gateway.storage.sql import insert_or_add
-from gateway.telemetry import Telemetry
 from tests.audit.logs import ORIGIN, SIGNER, assert_consistent
+from tests.gateway.write_crash_child import OWNER
 from tests.support.databases import database_url
-from tests.support.pki import NOW
-from tests.support.registry import files_connector, register_dataset, register_participants
-
-PROVIDER, CONSUMER = "NTRNL-10000001", "NTRNL-10000002"
-PURPOSE = "https://w3id.org/dpv#AcademicResearch"
-LIMIT = 5
-LIMITED = f"""
-uid: urn:sluis:policy:limited
-type: Offer
-target: urn:sluis:dataset:limited
-permissions: [{{action: read, constraints: [[count, lteq, {LIMIT}]]}}]
-"""
-OPEN = """
-uid: urn:sluis:policy:open
-type: Offer
-target: urn:sluis:dataset:open
-permissions: [{action: read}]
-"""
-RATED = """
-uid: urn:sluis:policy:rated
-type: Offer
-target: urn:sluis:dataset:rated
-permissions: [{action: read, data: {rate_limit: 100000/P1D}}]
-"""
-ASK = Query(columns=("machine",))
-DATASETS = {"limited": LIMITED, "open": OPEN, "rated": RATED}
+from tests.support.exchange_world import (
+    ASK,
+    CALLER,
+    LIMIT,
+    PROVIDER,
+    Replica,
+    party,
+    replicas,
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -76,79 +57,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield found
 
 
-def _party(pid: str, role: str) -> AuthenticatedParticipant:
-    participant = Participant(
-        id=pid, name=pid, roles=[role], status="active", created_at=NOW, updated_at=NOW,
-    )  # fmt: skip
-    identity = CertificateIdentity(
-        organization_id=pid, organization_name=pid, participant_uri=f"urn:sluis:participant:{pid}",
-        roles=frozenset({role}), thumbprint_sha256="t", serial_number=1, subject="CN=x",
-        issuer="CN=ca", not_after=NOW,
-    )  # fmt: skip
-    return AuthenticatedParticipant(participant, frozenset({role}), identity, "tls")
-
-
-CALLER = TokenCaller(
-    _party(CONSUMER, "consumer"),
-    AccessClaims(
-        issuer="i", subject=CONSUMER, client_id=CONSUMER, audience=("a",),
-        scopes=frozenset(f"dataset:{d}" for d in DATASETS), jti="j", issued_at=0,
-        expires_at=2**40, thumbprint="t",
-    ),
-)  # fmt: skip
-
-
-@dataclass
-class Replica:
-    db: Database
-    log: AuditLog
-    agreements: AgreementService
-    exchange: ExchangeService
-
-    async def query(self, dataset: str) -> None:
-        """One query, read to its end (the completion entry queued)."""
-        outcome = await self.exchange.query(CALLER, dataset, ASK, Format.JSONL, source=None)
-        async for _ in outcome.rest:
-            pass
-        await outcome.rest.aclose()
-
-
-@asynccontextmanager
-async def _replicas(url: str, count: int = 2) -> AsyncIterator[list[Replica]]:
-    """``count`` replicas on one database, which gets the participants and datasets first."""
-    setup = Database(url)
-    await setup.upgrade()
-    await register_participants(
-        setup, [(PROVIDER, "P", ["provider"]), (CONSUMER, "C", ["consumer"])]
-    )
-    connector = files_connector()
-    for dataset, policy in DATASETS.items():
-        await register_dataset(
-            setup, dataset, provider=PROVIDER, policy=policy, connector=connector
-        )
-    await setup.dispose()
-    telemetry = Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
-    replicas = []
-    for _ in range(count):
-        db = Database(url)
-        datasets = DatasetService(db, create_connector)
-        log = AuditLog(db, SIGNER, ORIGIN)
-        agreements = AgreementService(db, datasets, log)
-        replicas.append(
-            Replica(db, log, agreements, ExchangeService(db, datasets, agreements, log, telemetry))
-        )
-    try:
-        for dataset in DATASETS:
-            asked = await replicas[0].agreements.request(
-                _party(CONSUMER, "consumer"), AgreementRequest(dataset=dataset, purpose=PURPOSE),
-                now=datetime.now(UTC),
-            )  # fmt: skip
-            assert asked.agreement.state == "active"
-        yield replicas
-    finally:
-        for replica in replicas:
-            await replica.log.close()
-            await replica.db.dispose()
+async def _entries(replica: Replica) -> list[Any]:
+    return [r.entry for r in await replica.log.entries(EntryFilter(limit=1000))]
 
 
 async def _decisions(replica: Replica, dataset: str) -> list[str]:
@@ -172,7 +82,7 @@ def test_32_parallel_requests_on_two_replicas_spend_exactly_the_limit(url: str) 
     """No 409, no 503: the policy's limit decides, once per use, across replicas."""
 
     async def run() -> list[object]:
-        async with _replicas(url) as (first, second):
+        async with replicas(url) as (first, second):
             outcomes = await asyncio.gather(
                 *(r.query("limited") for r in (first, second) * 16), return_exceptions=True
             )
@@ -193,7 +103,7 @@ def test_a_use_refused_at_commit_is_a_denial_and_audited(url: str) -> None:
     """Decided at the same count, the one that commits second finds the limit reached."""
 
     async def run() -> None:
-        async with _replicas(url, 1) as (replica,):
+        async with replicas(url, 1) as (replica,):
             for _ in range(LIMIT - 1):
                 await replica.query("limited")
             exchange = replica.exchange
@@ -209,17 +119,71 @@ def test_a_use_refused_at_commit_is_a_denial_and_audited(url: str) -> None:
     asyncio.run(run())
 
 
+_OUTAGE = {
+    "sqlite": [
+        "CREATE TRIGGER outage BEFORE INSERT ON audit_entries "
+        "BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION outage() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit store down'; END $$",
+        "CREATE TRIGGER outage BEFORE INSERT ON audit_entries "
+        "FOR EACH ROW EXECUTE FUNCTION outage()",
+    ],
+}
+
+
+def test_no_use_is_spent_when_the_decision_entry_cannot_be_written(url: str) -> None:
+    """The audit store refuses the batch: 503, and the use and the open exchange with it."""
+
+    async def run() -> None:
+        async with replicas(url, 1) as (replica,):
+            async with replica.db.session() as session:
+                for statement in _OUTAGE[session.get_bind().dialect.name]:
+                    await session.execute(text(statement))
+            with pytest.raises(StorageUnavailable):
+                await replica.query("open")
+            assert await _used(replica.db, "open") == 0
+            async with replica.db.session() as session:
+                assert await session.scalar(select(func.count()).select_from(OpenExchangeRow)) == 0
+
+    asyncio.run(run())
+
+
+def test_an_exchange_a_crash_cut_off_is_recorded_at_the_next_start(url: str) -> None:
+    """Permitted, started, never ended (no completion queued): the next start names it."""
+
+    async def run() -> None:
+        async with replicas(url, 1, owner="gw-1") as (replica,):
+            outcome = await replica.exchange.query(CALLER, "open", ASK, Format.JSONL, source=None)
+            assert outcome.first  # the data started; the process "dies" here
+            async with replicas(url, 1, owner="gw-2", fresh=False) as (other,):
+                assert await other.exchange.close_interrupted(now=datetime.now(UTC)) == 0
+            async with replicas(url, 1, owner="gw-1", fresh=False) as (restarted,):
+                assert await restarted.exchange.close_interrupted(now=datetime.now(UTC)) == 1
+                assert await restarted.exchange.close_interrupted(now=datetime.now(UTC)) == 0
+                entries = await _entries(restarted)
+            permit = next(e for e in entries if e.event == "access-decision")
+            (ended,) = [e for e in entries if e.event == "exchange-completed"]
+            assert permit.request_id is not None
+            assert ended.request_id == permit.request_id  # the entry names the decision
+            assert ended.decision is not None
+            assert ended.decision.reasons[0] == "interrupted"
+
+    asyncio.run(run())
+
+
 def test_a_use_is_not_spent_once_the_agreement_ended(url: str) -> None:
     """A revocation that commits between the decision and its entry: no use, no permit."""
 
     async def run() -> None:
-        async with _replicas(url, 1) as (replica,):
+        async with replicas(url, 1) as (replica,):
             exchange = replica.exchange
             ctx = await exchange._prelude(CALLER, "open", None)
             decision, _, spend = await exchange._decide_and_spend(ctx, ASK, None)
             assert ctx.agreement is not None
             await replica.agreements.revoke(
-                ctx.agreement.id, _party(PROVIDER, "provider"), "", now=datetime.now(UTC)
+                ctx.agreement.id, party(PROVIDER, "provider"), "", now=datetime.now(UTC)
             )
             with pytest.raises(Forbidden) as refused:
                 await exchange._permit(ctx, decision, spend)
@@ -239,7 +203,7 @@ async def _earlier_uses(db: Database, dataset: str, n: int) -> None:
         columns = {"consumer_id": key.consumer_id, "dataset_id": dataset,
                    "policy_hash": key.policy_hash}  # fmt: skip
         base = key.use_count
-        times = [now - timedelta(seconds=8 * i + 1) for i in range(n)]
+        times = [now - timedelta(milliseconds=100 * i + 1) for i in range(n)]  # ~1,000 buckets
         events = [{**columns, "seq": base + i + 1, "at": t} for i, t in enumerate(times)]
         await session.execute(insert(UsageEventRow), events)
         buckets: dict[tuple[int, int], int] = {}
@@ -256,9 +220,11 @@ async def _earlier_uses(db: Database, dataset: str, n: int) -> None:
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("dataset", ["open", "rated"])
-def test_statements_per_request_do_not_grow_with_earlier_uses(url: str, dataset: str) -> None:
-    async def counted(replica: Replica) -> list[str]:
+def test_statements_per_request_do_not_grow_with_earlier_uses(url: str) -> None:
+    """10,000 earlier uses change nothing a request runs; a policy without a rate limit
+    does not read use rows or rate buckets, one with a rate limit reads buckets only."""
+
+    async def counted(replica: Replica, dataset: str) -> list[str]:
         seen: list[str] = []
 
         def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -273,21 +239,83 @@ def test_statements_per_request_do_not_grow_with_earlier_uses(url: str, dataset:
             event.remove(engine, "before_cursor_execute", record)
         return seen
 
-    async def run() -> tuple[list[str], list[str]]:
-        async with _replicas(url, 1) as (replica,):
-            await replica.query(dataset)  # warm: connector, compiled policy, first checkpoint
-            await replica.log.settled()
-            before = await counted(replica)
-            await _earlier_uses(replica.db, dataset, 10_000)
-            after = await counted(replica)
-            async with replica.db.session() as session:
-                total = await session.scalar(select(func.count()).select_from(UsageEventRow))
-            assert (total or 0) > 10_000
-            return before, after
+    async def run() -> dict[str, tuple[list[str], list[str]]]:
+        found: dict[str, tuple[list[str], list[str]]] = {}
+        async with replicas(url, 1) as (replica,):
+            for dataset in ("open", "rated"):
+                await replica.query(dataset)  # warm: connector, compiled policy
+                await replica.log.settled()  # its completion entry written
+                before = await counted(replica, dataset)
+                await _earlier_uses(replica.db, dataset, 10_000)
+                found[dataset] = (before, await counted(replica, dataset))
+        return found
 
-    before, after = asyncio.run(run())
-    assert len(after) == len(before), "\n".join([*before, "----", *after])
-    reads = [s for s in before + after if s.upper().startswith("SELECT")]
-    assert not any("usage_events" in s for s in reads)  # never read on the hot path
-    buckets = any("usage_buckets" in s for s in reads)
-    assert buckets is (dataset == "rated")  # rate counters only for a rate-limited policy
+    for dataset, (before, after) in asyncio.run(run()).items():
+        assert len(after) == len(before), "\n".join([*before, "----", *after])
+        reads = [s for s in before + after if s.upper().startswith("SELECT")]
+        assert not any("usage_events" in s for s in reads)  # never read on the hot path
+        buckets = any("usage_buckets" in s for s in reads)
+        assert buckets is (dataset == "rated")  # rate counters only for a rate-limited policy
+
+
+REPO = Path(__file__).resolve().parents[2]
+ACKS_BEFORE_KILL = 60
+
+
+def _run_and_kill(url: str) -> None:
+    """The child exchanging under load, SIGKILLed once it finished enough requests."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.gateway.write_crash_child", url],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    try:
+        for acks, _ in enumerate(child.stdout, start=1):
+            if acks >= ACKS_BEFORE_KILL:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_kill_9_under_load_leaves_every_use_explained(url: str) -> None:
+    """After a SIGKILL mid-load and a restart: each counted use has its permit entry, each
+    permit one end (its completion, or the restart's ``interrupted``), the log verifies."""
+
+    async def prepare() -> None:
+        async with replicas(url, 1):
+            pass
+
+    async def after() -> None:
+        async with replicas(url, 1, owner=OWNER, fresh=False) as (replica,):
+            await replica.exchange.close_interrupted(now=datetime.now(UTC))
+            entries = await _entries_all(replica)
+            permits = [e for e in entries if e.event == "access-decision" and e.decision and
+                       e.decision.result == "permit"]  # fmt: skip
+            for dataset in ("open", "limited", "rated"):
+                counted = await _used(replica.db, dataset)
+                assert counted == sum(1 for e in permits if e.dataset == dataset), dataset
+            ends = Counter(e.request_id for e in entries if e.event == "exchange-completed")
+            assert all(ends[e.request_id] == 1 for e in permits)
+            async with replica.db.session() as session:
+                assert await session.scalar(select(func.count()).select_from(OpenExchangeRow)) == 0
+            size = await assert_consistent(replica.log)
+            latest = await replica.log.latest_checkpoint()
+            assert latest is not None
+            checkpoint = verify_checkpoint(latest.note, [SIGNER.verifier()], ORIGIN)
+            assert checkpoint.root_hash == await replica.log.root_at(checkpoint.size)
+            assert checkpoint.size <= size
+
+    asyncio.run(prepare())
+    _run_and_kill(url)
+    asyncio.run(after())
+
+
+async def _entries_all(replica: Replica) -> list[Any]:
+    size = await replica.log.size()
+    return [r.entry for r in await replica.log.entry_range(0, size)]
