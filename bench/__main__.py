@@ -1,6 +1,15 @@
 """``make bench``: run every benchmark (the files one writes a temporary 1 GB file)."""
 
-from bench import exchange, files_connector, front_door, http_limits, load, policy, token_check
+from bench import (
+    audit_append,
+    exchange,
+    files_connector,
+    front_door,
+    http_limits,
+    load,
+    policy,
+    token_check,
+)
 
 if __name__ == "__main__":
     front_door.main()
@@ -10,3 +19,4 @@ if __name__ == "__main__":
     files_connector.main()
     http_limits.main()
     load.main([])
+    audit_append.main([])
