@@ -1,20 +1,23 @@
 """One exchange, in the order DESIGN.md draws it.
 
 certificate and bound token (already checked) -> the token's scope for the dataset -> an
-active agreement -> the policy decided against the usage so far -> one use
-spent atomically from the usage state of (consumer, dataset, policy version), which outlives
-any one agreement (a conditional UPDATE: two replicas cannot both spend the last use)
--> the decision entry committed to the audit log (no entry, no data: 503) -> the query
-narrowed by the permit's limits (``connectors.narrow``, the only way to a PermittedQuery)
--> the first bytes pulled from the connector before the response starts (so a source that
-is down gets a 502/504 problem, not a broken stream) -> the rows streamed -> a completion
-entry with rows, bytes and duration.
+active agreement -> the policy decided against the usage so far -> the query narrowed by
+the permit's limits (``connectors.narrow``, the only way to a PermittedQuery) -> one durable
+write: the decision entry and the one use it spends, committed together by the audit log's
+group commit (the use is the entry's effect: a conditional increment in the usage state of
+(consumer, dataset, policy version), capped where the policy stops permitting and only
+while the agreement is active; no entry, no use, no data: 503) -> the first bytes pulled
+from the connector before the response starts (so a source that is down gets a 502/504
+problem, not a broken stream) -> the rows streamed -> a completion entry with rows, bytes
+and duration, queued into a later batch (the response does not wait for it; a crash before
+it is written is recorded as ``interrupted`` at the next start).
 
 A refusal at any step is a ``GatewayError`` with a stable code, and an audit entry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import time
@@ -168,21 +171,32 @@ class ExchangeService:
         """
         async with self.db.session() as session:
             rows = await repository.left_open(session, self.owner)
-        closed = 0
-        for row in rows:
-            entry = AuditEntry(
-                time=now, event="exchange-completed", actor=Actor(participant=row.consumer_id),
-                dataset=row.dataset_id, action="read", request_id=row.id,
-                decision=DecisionRecord(result="permit", reasons=(
-                    "interrupted", "the gateway stopped before the exchange ended",
-                )),
-            )  # fmt: skip
-            try:
-                await self.audit.append(entry, effect=_closing(row.id, strict=True))
-            except _AlreadyClosed:
-                continue
-            closed += 1
-        return closed
+        why = ("interrupted", "the gateway stopped before the exchange ended")
+        entries = [
+            AuditEntry(
+                time=now,
+                event="exchange-completed",
+                actor=Actor(participant=row.consumer_id),
+                dataset=row.dataset_id,
+                action="read",
+                request_id=row.id,
+                decision=DecisionRecord(result="permit", reasons=why),
+            )
+            for row in rows
+        ]
+        done = await asyncio.gather(  # together: they share batches
+            *(
+                self.audit.append(entry, effect=_closing(row.id, strict=True))
+                for entry, row in zip(entries, rows, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        failed = [
+            d for d in done if isinstance(d, BaseException) and not isinstance(d, _AlreadyClosed)
+        ]
+        if failed:
+            raise failed[0]
+        return sum(1 for d in done if not isinstance(d, BaseException))
 
     async def query(
         self, caller: TokenCaller, dataset_id: str, query: Query, fmt: Format, *, source: str | None
