@@ -1,6 +1,7 @@
 """``make bench``: run every benchmark (the files one writes a temporary 1 GB file)."""
 
 from bench import (
+    audit_append,
     console,
     exchange,
     files_connector,
@@ -24,3 +25,4 @@ if __name__ == "__main__":
     load.main([])
     private_aggregates.main([])
     console.main([])
+    audit_append.main([])

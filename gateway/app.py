@@ -148,6 +148,21 @@ def load_ishare_trust(settings: Settings, trust: TrustMaterial) -> TrustStore | 
         raise SettingsError(f"iSHARE trust bundle: {exc.strerror}") from exc
 
 
+async def _exchange(
+    db: Database,
+    datasets: DatasetService,
+    agreements: AgreementService,
+    audit: AuditLog,
+    tel: Telemetry,
+    *,
+    owner: str | None,
+) -> ExchangeService:
+    """The exchange, once the exchanges a crash of this process cut off are recorded."""
+    exchange = ExchangeService(db, datasets, agreements, audit, tel, owner=owner)
+    await exchange.close_interrupted(now=datetime.now(UTC))
+    return exchange
+
+
 def create_app(
     settings: Settings, *, telemetry: Telemetry | None = None, clock: Clock | None = None
 ) -> FastAPI:
@@ -206,7 +221,9 @@ def create_app(
                 audit=audit,
                 datasets=datasets,
                 agreements=agreements,
-                exchange=ExchangeService(db, datasets, agreements, audit, tel),
+                exchange=await _exchange(
+                    db, datasets, agreements, audit, tel, owner=settings.instance_name
+                ),
                 telemetry=tel,
                 limits=limits,
                 capabilities=capabilities,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import multiprocessing
+import signal
 import socket
 import ssl
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from gateway.http.tls_accept import handshaking
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.ratelimit.service import Clock
 from gateway.settings import Settings, SettingsError, secret_file_exposure
+from gateway.storage.db import Database
 
 log = logging.getLogger("sluis.server")
 
@@ -232,6 +235,76 @@ def serve(settings: Settings) -> None:
     server = gateway_server(settings)
     asyncio.run(check_audit_identity(settings, now=datetime.now(UTC)))
     server.run()
+
+
+def serve_workers(settings: Settings, workers: int) -> None:
+    """Run ``workers`` gateway processes on one listening socket until interrupted.
+
+    The parent checks the port and the audit log's identity and migrates once, binds the
+    socket, then starts each worker (spawned, so nothing of the parent's event loop is
+    shared): its own app, connection pool and audit log, ``instance_name`` suffixed with
+    its number, the health port only in worker 0. The kernel spreads connections over the
+    workers. The one audit log is sequenced across them by the database (PostgreSQL's
+    advisory lock; SQLite's write lock). If a worker dies the others are stopped and the
+    parent exits non-zero, so a supervisor restarts the whole set.
+    """
+    check_port_free(settings.host, settings.port)
+    asyncio.run(check_audit_identity(settings, now=datetime.now(UTC)))
+    if settings.auto_migrate:
+        asyncio.run(_migrate(settings))
+    listener = socket.create_server((settings.host, settings.port))
+    spawn = multiprocessing.get_context("spawn")
+    name = settings.instance_name or socket.gethostname()
+    processes = [
+        spawn.Process(
+            target=_worker,
+            args=(settings, f"{name}-{i}", listener, i == 0),
+            name=f"sluis-worker-{i}",
+        )
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping and all(p.is_alive() for p in processes):
+            processes[0].join(timeout=0.5)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=30)
+        listener.close()
+    if not stopping:
+        raise SettingsError("a gateway worker stopped; the others were stopped too")
+
+
+def _worker(settings: Settings, instance: str, listener: socket.socket, health: bool) -> None:
+    """One worker process of ``serve_workers``: serves ``listener`` until terminated."""
+    mine = settings.model_copy(
+        update={
+            "instance_name": instance,
+            "auto_migrate": False,
+            "health_port": settings.health_port if health else None,
+        }
+    )
+    gateway_server(mine).run(sockets=[listener])
+
+
+async def _migrate(settings: Settings) -> None:
+    db = Database(settings.effective_database_url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
 
 
 def check_port_free(host: str, port: int) -> None:

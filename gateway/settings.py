@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; default sqlite+aiosqlite in the data directory.",
     )
     auto_migrate: bool = Field(default=True, description="Run migrations on start.")
+    instance_name: str | None = Field(
+        default=None,
+        max_length=255,
+        description="This gateway process among replicas (default: the host name); its "
+        "exchanges a crash cut off are recorded as interrupted at its next start.",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8443, ge=0, le=65535)

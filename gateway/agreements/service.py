@@ -42,6 +42,7 @@ from gateway.registry import registry_of
 from gateway.storage.db import Database
 from gateway.storage.models import AgreementRow
 from policies import Decision, evaluate
+from policies.bounds import rate_limits
 
 AUTOMATIC = "approved automatically by the dataset's policy"
 HELD = "waits for the provider's approval: the provider revoked an earlier agreement"
@@ -197,14 +198,20 @@ class AgreementService:
             aggregate=True,
         )  # fmt: skip
         key = UsageKey(consumer.participant.id, dataset.id, dataset.policy_hash)
+        rates = rate_limits(policy.policy)
+        windows = tuple(w for _, w in rates)
         async with self.db.session() as session:
-            used = await usage.read(session, key, now - usage.RATE_WINDOW)
+            used = await usage.current(session, key, windows, now)
+        times: tuple[datetime, ...] = ()
+        if used is not None and rates:
+            cap = max(limit for limit, _ in rates) + 1
+            times = usage.request_times(windows, used[2], now, cap=cap)
         state = policy_state(
             consumer_id=consumer.participant.id,
             groups=consumer.participant.groups,
-            use_count=used.use_count if used else 0,
-            request_times=used.request_times if used else (),
-            agreement_start=used.started_at if used else now,
+            use_count=used[0] if used else 0,
+            request_times=times,
+            agreement_start=used[1] if used else now,
         )
         return evaluate(policy, ask, state, now=now)
 

@@ -3,22 +3,34 @@
 Usage state belongs to a consumer's use of a dataset under one policy version
 (:class:`UsageKey`), not to an agreement: ending an agreement and asking for a new one
 continues the same count, rate window and start. :func:`spend` is the one place a use is
-counted; it is a single conditional UPDATE plus the use's row, so it can move into a larger
-transaction (the audit log's group commit) as it is.
+counted: one conditional increment (``use_count < cap``, agreement still active), the use's
+row and, for a policy with a rate limit, its time buckets. The exchange runs it as the
+``effect`` of the decision entry, in the audit log's batch transaction, so a use and the
+entry that explains it commit together or not at all.
+
+Rate windows are counted in buckets (:data:`WIDTHS`), never by reading every use: a window
+of length ``W`` sums the buckets of the widest width that cuts ``W`` into at least
+:data:`MIN_BUCKETS`, from the bucket holding the window's start. That first bucket may hold
+uses from just before the window, so a count can be too high by at most ``W / 20`` worth of
+uses, never too low: a rate limit can refuse a little early, never admit one too many.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.storage.models import AgreementRow, UsageEventRow, UsageStateRow
-from gateway.storage.sql import insert_unless_present
+from gateway.storage.models import AgreementRow, UsageBucketRow, UsageEventRow, UsageStateRow
+from gateway.storage.sql import insert_or_add, insert_unless_present
+from policies.operands.temporal import add_duration
 
-RATE_WINDOW = timedelta(days=31)  # how far back use times are read for rate limits
+RATE_WINDOW = timedelta(days=31)  # how far back :func:`read` returns use times (history)
+WIDTHS = (1, 60, 3600, 86400)  # bucket widths in seconds; migration 0011 carries this copy
+MIN_BUCKETS = 20  # a window is cut into at least this many buckets (else width 1 s)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,9 @@ class Usage:
     started_at: datetime | None
 
 
-def _where(key: UsageKey, table: type[UsageStateRow] | type[UsageEventRow]) -> ColumnElement[bool]:
+def _where(
+    key: UsageKey, table: type[UsageStateRow] | type[UsageEventRow] | type[UsageBucketRow]
+) -> ColumnElement[bool]:
     return and_(
         table.consumer_id == key.consumer_id,
         table.dataset_id == key.dataset_id,
@@ -107,25 +121,130 @@ async def counts(session: AsyncSession, keys: set[UsageKey]) -> dict[UsageKey, i
     return found
 
 
-async def spend(
-    session: AsyncSession, key: UsageKey, seen: int, now: datetime, *, agreement_id: str
-) -> bool:
-    """Count use number ``seen + 1`` under ``agreement_id``, only if nobody counted one since
-    ``seen`` was read and the agreement is still active.
+def width_for(window: str) -> int:
+    """The bucket width (seconds) that counts a window of ``window`` (ISO 8601 duration)."""
+    seconds = (add_duration(_EPOCH, window) - _EPOCH).total_seconds()
+    return max((w for w in WIDTHS if seconds / w >= MIN_BUCKETS), default=WIDTHS[0])
 
-    The decision that allowed this use was made against ``seen`` uses; the UPDATE succeeds
-    only while the count is still ``seen`` (so two replicas cannot both spend the same, or
-    the last, use) and while the agreement is active (so a revocation that commits first
-    stops it). The use's row, keyed by (usage key, seq), records its time for rate limits.
+
+def _since(window: str, now: datetime) -> datetime:
+    """Where the window ending at ``now`` begins, as the policy engine measures it."""
+    return now - (add_duration(now, window) - now)
+
+
+async def current(
+    session: AsyncSession, key: UsageKey, windows: tuple[str, ...], now: datetime
+) -> tuple[int, datetime, tuple[int, ...]] | None:
+    """Uses so far, the start, and the uses in each of ``windows`` ending at ``now``.
+
+    One SELECT of the state row; a second one of the buckets only when ``windows`` is not
+    empty. Neither depends on how many uses there were. None before the state began.
+    """
+    row = (
+        await session.execute(
+            select(UsageStateRow.use_count, UsageStateRow.started_at).where(
+                _where(key, UsageStateRow)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    counts = await window_counts(session, key, windows, now) if windows else ()
+    return row.use_count, row.started_at, counts
+
+
+async def window_counts(
+    session: AsyncSession, key: UsageKey, windows: tuple[str, ...], now: datetime
+) -> tuple[int, ...]:
+    """Uses in each of ``windows`` ending at ``now`` (one SELECT of at most ~1,500 buckets)."""
+    firsts: dict[int, int] = {}
+    for window in windows:
+        width = width_for(window)
+        first = int(_since(window, now).timestamp()) // width
+        firsts[width] = min(first, firsts.get(width, first))
+    wanted = or_(
+        *(and_(UsageBucketRow.width == w, UsageBucketRow.bucket >= b) for w, b in firsts.items())
+    )
+    rows = (
+        await session.execute(
+            select(UsageBucketRow.width, UsageBucketRow.bucket, UsageBucketRow.uses).where(
+                _where(key, UsageBucketRow), wanted
+            )
+        )
+    ).all()
+    counts = []
+    for window in windows:
+        width = width_for(window)
+        first = int(_since(window, now).timestamp()) // width
+        counts.append(sum(uses for w, b, uses in rows if w == width and b >= first))
+    return tuple(counts)
+
+
+def request_times(
+    windows: tuple[str, ...], counts: tuple[int, ...], now: datetime, *, cap: int
+) -> tuple[datetime, ...]:
+    """Use times that give the policy engine ``counts[i]`` uses in ``windows[i]``.
+
+    The engine counts times in ``(now - W, now]``. The smallest window's uses are placed at
+    ``now``; each larger window's extra uses just outside the next smaller window. Each
+    window sees at most ``cap`` (a rate limit plus one is enough to decide it), so the
+    tuple stays small whatever the history.
+    """
+    spans: dict[timedelta, int] = {}
+    for window, count in zip(windows, counts, strict=True):
+        span = add_duration(now, window) - now
+        spans[span] = max(count, spans.get(span, 0))
+    times: list[datetime] = []
+    inner: timedelta | None = None
+    for span in sorted(spans):
+        extra = min(spans[span], cap) - len(times)
+        if extra > 0:
+            times.extend([now if inner is None else now - inner] * extra)
+        inner = span
+    return tuple(times)
+
+
+async def agreement_active(session: AsyncSession, agreement_id: str) -> bool:
+    """Whether the agreement is (still) active."""
+    found = await session.scalar(select(AgreementRow.state).where(AgreementRow.id == agreement_id))
+    return found == "active"
+
+
+async def spend(
+    session: AsyncSession,
+    key: UsageKey,
+    now: datetime,
+    *,
+    agreement_id: str,
+    cap: int | None,
+    widths: tuple[int, ...] = (),
+) -> int | None:
+    """Count one use under ``agreement_id`` if the count is below ``cap`` (no cap: None)
+    and the agreement is still active; the new count, or None (nothing changed).
+
+    One conditional UPDATE: it succeeds only while the limit allows and the agreement is
+    active, so neither two requests nor two replicas can spend the last use twice, and a
+    revocation that commits first stops it; no read before it, no retry after it. The
+    use's row (``seq`` = its number) and, for a policy with a rate limit, its buckets of
+    ``widths`` are written with it.
     """
     still_active = exists().where(AgreementRow.id == agreement_id, AgreementRow.state == "active")
-    bumped = await session.execute(
+    below = UsageStateRow.use_count < cap if cap is not None else None
+    conditions = [_where(key, UsageStateRow), still_active]
+    if below is not None:
+        conditions.append(below)
+    new = await session.scalar(
         update(UsageStateRow)
-        .where(_where(key, UsageStateRow), UsageStateRow.use_count == seen, still_active)
-        .values(use_count=seen + 1, updated_at=now)
+        .where(*conditions)
+        .values(use_count=UsageStateRow.use_count + 1, updated_at=now)
+        .returning(UsageStateRow.use_count)
     )
-    if bumped.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-        return False
-    session.add(UsageEventRow(**key.columns(), seq=seen + 1, at=now))
+    if new is None:
+        return None
+    session.add(UsageEventRow(**key.columns(), seq=new, at=now))
     await session.flush()
-    return True
+    if widths:
+        seconds = int(now.timestamp())
+        rows = [{**key.columns(), "width": w, "bucket": seconds // w, "uses": 1} for w in widths]
+        await insert_or_add(session, UsageBucketRow, rows, "uses")
+    return int(new)

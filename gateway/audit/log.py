@@ -5,9 +5,13 @@
     append(entry)  --queue-->  writer task  --one transaction per batch-->  database
                                   lock (PostgreSQL advisory lock), head size += n,
                                   entries + the tree nodes they complete, commit
+                                  and the batch's signed checkpoint (the writer knows
+                                  its size and root: one signature, one row per batch)
                                then every appender in the batch gets its Receipt
-    checkpointer task: after a commit, waits ``checkpoint_delay`` (< 1 s), signs the
-                       committed tree and stores the note
+    checkpointer task: only when a batch's checkpoint was not stored (the log's key was
+                       handed over meanwhile): waits ``checkpoint_delay`` and tries again
+    enqueue(entry, effect=...)    the same, without waiting: the entry rides the next batch
+                                  (the exchange's completion entry; a failure is logged)
 
     append(entry, effect=change)   the change and its entry commit together, or neither:
                                    in the batch transaction, after the lock and before the
@@ -199,6 +203,7 @@ class AuditLog(AuditReader):
         checkpoint_delay: float = CHECKPOINT_DELAY,
         max_batch: int = MAX_BATCH,
         clock: Clock = _utcnow,
+        sign_batches: bool = True,
     ) -> None:
         super().__init__(db)
         self.signer = signer
@@ -208,6 +213,7 @@ class AuditLog(AuditReader):
         self._checkpoint_delay = checkpoint_delay
         self._max_batch = max_batch
         self._clock = clock
+        self._sign_batches = sign_batches  # False: checkpoints only on demand (tools, tests)
         self._pending: list[_Pending] = []
         self._in_flight: list[_Pending] = []
         self._wakeup = asyncio.Event()
@@ -254,6 +260,43 @@ class AuditLog(AuditReader):
         self._wakeup.set()
         # Shielded: a caller that gives up does not un-commit the entry, nor stall the batch.
         return await asyncio.shield(done)
+
+    def enqueue(self, entry: AuditEntry, *, effect: Effect | None = None) -> None:
+        """Queue ``entry`` for the next batch and return at once (nobody waits for it).
+
+        For an entry the caller must not wait for (the exchange's completion entry): it is
+        committed with a later batch; a failure to commit it is logged. An entry that may
+        not be written (a raw secret in it) raises EntryError here, as with ``append``.
+        """
+        data = encode_entry(entry)
+        if self._closed:
+            raise StorageUnavailable("audit log closed")
+        self._ensure_started()
+        done: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_log_failure)
+        self._pending.append(_Pending(data, entry, done, effect))
+        self._wakeup.set()
+
+    async def settled(self) -> None:
+        """Wait until every append queued before this call is committed (or has failed)."""
+        waiting = [item.done for item in self._in_flight + self._pending]
+        if waiting:
+            await asyncio.wait(waiting)
+
+    async def size(self) -> int:
+        """How many entries are committed, once this process's queued appends are."""
+        await self.settled()
+        return await super().size()
+
+    async def entries(self, where: EntryFilter | None = None) -> list[AuditRecord]:
+        """As ``AuditReader.entries``, once this process's queued appends are committed."""
+        await self.settled()
+        return await super().entries(where)
+
+    async def entry_range(self, begin: int, end: int) -> list[AuditRecord]:
+        """As ``AuditReader.entry_range``, once this process's queued appends are committed."""
+        await self.settled()
+        return await super().entry_range(begin, end)
 
     async def checkpoint_now(self) -> SignedCheckpoint:
         """Sign the committed tree now, unless a checkpoint of its size exists already."""
@@ -334,7 +377,6 @@ class AuditLog(AuditReader):
         for item, receipt in zip(_accepted(batch, refused), receipts, strict=True):
             if not item.done.done():
                 item.done.set_result(receipt)
-        self._dirty.set()
 
     async def _sequence(
         self, batch: list[_Pending], refused: dict[int, BaseException]
@@ -371,8 +413,28 @@ class AuditLog(AuditReader):
                 leaves.append(leaf)
                 rows.append(_entry_row(start + offset, item, leaf))
             await repo.insert_batch(session, rows, nodes)
-        root = frontier.root()
+            root = frontier.root()
+            if not self._sign_batches:
+                return [
+                    Receipt(start + i, leaf, frontier.size, root) for i, leaf in enumerate(leaves)
+                ]
+            signed = await self._sign_batch(session, frontier.size, root)
+        if signed is None:
+            self._dirty.set()  # not stored: the checkpointer tries again (and finds out why)
+        else:  # the newest tree: under the sequencer lock, no replica grew it further
+            self._latest_signed = signed
         return [Receipt(start + i, leaf, frontier.size, root) for i, leaf in enumerate(leaves)]
+
+    async def _sign_batch(
+        self, session: AsyncSession, size: int, root: bytes
+    ) -> SignedCheckpoint | None:
+        """Sign the tree the batch grows to and store the note in the batch's transaction;
+        None when it was not stored (the log's key was handed over to another)."""
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
+        stored = await repo.add_checkpoint(
+            session, size, root, note.decode(), self._clock(), signer_key=self._key
+        )
+        return _signed(note.decode()) if stored else None
 
     async def _checkpoint_loop(self) -> None:
         while True:
@@ -404,6 +466,12 @@ async def _run_effect(session: AsyncSession, effect: Effect) -> BaseException | 
     except Exception as exc:  # noqa: BLE001 - any failure of a change belongs to its appender
         return exc
     return None
+
+
+def _log_failure(done: asyncio.Future[Receipt]) -> None:
+    """For a queued entry nobody waits for: say so if it could not be committed."""
+    if not done.cancelled() and done.exception() is not None:
+        log.error("queued audit entry not committed: %s", done.exception())
 
 
 def _accepted(batch: list[_Pending], refused: dict[int, BaseException]) -> list[_Pending]:

@@ -215,8 +215,9 @@ async def add_checkpoint(
     signed_at: datetime,
     *,
     signer_key: str | None = None,
-) -> None:
+) -> bool:
     """Store a checkpoint; if another replica stored one of that size first, keep theirs.
+    Whether this call stored it.
 
     With ``signer_key`` (the signer's verifier key string) nothing is stored unless that
     is the log's current key, or the log has no identity yet: a key handed over signs no
@@ -232,7 +233,8 @@ async def add_checkpoint(
         current = select(AuditIdentityRow.id).where(AuditIdentityRow.key == signer_key)
         source = select(*row).where(or_(current.exists(), ~select(AuditIdentityRow.id).exists()))
         stmt = insert_(AuditCheckpointRow).from_select(list(values), source)
-    await session.execute(stmt.on_conflict_do_nothing())
+    result = await session.execute(stmt.on_conflict_do_nothing())
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult of an INSERT
 
 
 async def checkpoint_of_size(session: AsyncSession, size_: int) -> AuditCheckpointRow | None:

@@ -80,10 +80,14 @@ def serve(
     insecure_dev: Annotated[
         bool, typer.Option("--insecure-dev", help="Throwaway keys; never in production.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Gateway processes sharing the port.")
+    ] = 1,
 ) -> None:
     """Run the gateway (mTLS unless plain_http behind a trusted proxy)."""
     # Imported here: the server pulls in FastAPI and uvicorn, which `sluis certs` never needs.
     from gateway.server import serve as run_server  # noqa: PLC0415
+    from gateway.server import serve_workers  # noqa: PLC0415
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -94,7 +98,10 @@ def serve(
         overrides["insecure_dev_mode"] = True
     settings = ctx.obj.settings(**overrides)
     require_serve_settings(settings)  # every missing setting in one line, before anything starts
-    run_server(settings)
+    if workers > 1:
+        serve_workers(settings, workers)
+    else:
+        run_server(settings)
 
 
 @db_app.command("upgrade")

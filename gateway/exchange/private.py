@@ -1,9 +1,9 @@
 """The exchange's side of a privacy budget (issue 17): read the spends, spend, and tell.
 
-Kept apart from ``service.py`` so that the use spend and the budget spend stay one
-composable step: :func:`spend` takes the session the use is spent in (today the use's own
-transaction; the decision entry's group-commit effect when the use moves there) and raises
-:class:`LostRace` to roll both back when a replica that decided against the same state won.
+The budget is spent by the decision entry's effect (``service._Spend``), in the audit log's
+batch transaction, which holds the log's sequencer lock: the spends are re-read there, the
+policy asked again when others spent since the decision, and :func:`spend` records this
+query's epsilon with the use's number, in the same transaction as the use and the entry.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors import Query
 from connectors.noise import plan
 from gateway.agreements import privacy
-from gateway.agreements.usage import Usage, UsageKey
+from gateway.agreements.usage import UsageKey
 from gateway.audit.entry import PrivacyRecord
+from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from policies import CompiledPolicy, Decision, PrivacyLimits
 from policies.limits import privacy_of
@@ -26,37 +27,53 @@ from policies.operands.temporal import add_duration
 Spends = tuple[tuple[datetime, Decimal], ...]
 
 
-class LostRace(Exception):
-    """Another replica spent against the same state first; the transaction rolls back."""
-
-
 def budgeted(policy: CompiledPolicy) -> PrivacyLimits | None:
     """The policy's privacy budget (its first permission that sets one), or None."""
     return privacy_of(policy.policy)
 
 
+def _since(limits: PrivacyLimits, now: datetime) -> datetime:
+    """The start of the budget's period that ends ``now``."""
+    return now - (add_duration(now, limits.period) - now)
+
+
 async def spends(db: Database, key: UsageKey, limits: PrivacyLimits, now: datetime) -> Spends:
     """The spends within the budget's period ending ``now`` (read after the use count)."""
-    since = now - (add_duration(now, limits.period) - now)
     async with db.session() as session:
-        return await privacy.read(session, key, since)
+        return await read(session, key, limits, now)
 
 
-async def spend(  # noqa: PLR0917 - the use spend's own arguments, plus what was decided
-    session: AsyncSession,
-    key: UsageKey,
-    used: Usage,
-    decision: Decision,
-    spent: Spends,
-    now: datetime,
-) -> PrivacyRecord | None:
-    """Spend the query's epsilon with use number ``used.use_count + 1``; the audit record."""
+async def read(
+    session: AsyncSession, key: UsageKey, limits: PrivacyLimits, now: datetime
+) -> Spends:
+    """:func:`spends`, in ``session`` (the decision entry's transaction).
+
+    A spend stamped after ``now`` (a query decided after this one that committed first) is
+    spent all the same: it counts as of ``now``, or the policy, which counts spends up to
+    its ``now``, would not see it and a race could overspend the budget.
+    """
+    found = await privacy.read(session, key, _since(limits, now))
+    return tuple((min(at, now), epsilon) for at, epsilon in found)
+
+
+async def spend(
+    session: AsyncSession, key: UsageKey, seq: int, limits: PrivacyLimits, now: datetime
+) -> None:
+    """Spend the query's epsilon (and delta) with use number ``seq``, just counted in
+    ``session``: the use's number is new, so the spend is too."""
+    cost, delta = limits.query_epsilon, limits.query_delta
+    if not await privacy.spend(session, key, seq, now, epsilon=cost, delta=delta):
+        raise StorageUnavailable(f"use {seq} has a privacy spend already")  # an invariant
+
+
+def record(decision: Decision, spent: Spends, now: datetime) -> PrivacyRecord | None:
+    """What the decision entry says of the budget: this query's epsilon and delta, and the
+    budget spent with it as decided (queries committed in the same batch before this one
+    are in their own entries; the entries' epsilons add up to what was spent)."""
     limits = decision.limits.privacy if decision.limits else None
     if limits is None:
         return None
     cost, delta = limits.query_epsilon, limits.query_delta
-    if not await privacy.spend(session, key, used.use_count + 1, now, epsilon=cost, delta=delta):
-        raise LostRace
     budget = privacy.budget_of(limits, spent, now)
     return PrivacyRecord(
         epsilon=privacy.text(cost),

@@ -1,28 +1,33 @@
 """One exchange, in the order DESIGN.md draws it.
 
 certificate and bound token (already checked) -> the token's scope for the dataset -> an
-active agreement -> the policy decided against the usage so far -> one use
-spent atomically from the usage state of (consumer, dataset, policy version), which outlives
-any one agreement (a conditional UPDATE: two replicas cannot both spend the last use)
--> the decision entry committed to the audit log (no entry, no data: 503) -> the query
-narrowed by the permit's limits (``connectors.narrow``, the only way to a PermittedQuery)
--> the first bytes pulled from the connector before the response starts (so a source that
-is down gets a 502/504 problem, not a broken stream) -> the rows streamed -> a completion
-entry with rows, bytes and duration.
+active agreement -> the policy decided against the usage so far -> the query narrowed by
+the permit's limits (``connectors.narrow``, the only way to a PermittedQuery) -> one durable
+write: the decision entry and the one use it spends, committed together by the audit log's
+group commit (the use is the entry's effect: a conditional increment in the usage state of
+(consumer, dataset, policy version), capped where the policy stops permitting and only
+while the agreement is active; no entry, no use, no data: 503) -> the first bytes pulled
+from the connector before the response starts (so a source that is down gets a 502/504
+problem, not a broken stream) -> the rows streamed -> a completion entry with rows, bytes
+and duration, queued into a later batch (the response does not wait for it; a crash before
+it is written is recorded as ``interrupted`` at the next start).
 
 A refusal at any step is a ``GatewayError`` with a stable code, and an audit entry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import anyio
 import pyarrow as pa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import (
     Connector,
@@ -47,16 +52,15 @@ from gateway.auth.tokens import TokenRejected
 from gateway.datasets.cache import Lease
 from gateway.datasets.schemas import Dataset
 from gateway.datasets.service import DatasetService
-from gateway.errors import BadRequest, Conflict, Forbidden, NotFound
-from gateway.exchange import private
+from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.exchange import private, repository
 from gateway.exchange.policy_input import policy_request, policy_state
 from gateway.oauth.service import TokenCaller
 from gateway.storage.db import Database
 from gateway.telemetry import SPAN_AUDIT, SPAN_CONNECTOR, SPAN_POLICY, Telemetry, current_trace_id
-from policies import CompiledPolicy, Decision, evaluate, explain
+from policies import CompiledPolicy, Decision, PrivacyLimits, Request, State, evaluate, explain
+from policies.bounds import count_cap, rate_limits
 from policies.refusal import refusal_of
-
-SPEND_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ class _Context:
     trace_id: str | None = None  # of the request: the completion entry is written after it
     groups: tuple[str, ...] = ()  # the consumer's party collections, from the registry
     privacy: PrivacyRecord | None = None  # what a private query spent (issue 17)
+    exchange_id: str = ""  # names the permit, its completion, or its interruption
 
 
 class ExchangeService:
@@ -149,12 +154,51 @@ class ExchangeService:
         agreements: AgreementService,
         audit: AuditLog,
         telemetry: Telemetry,
+        *,
+        owner: str | None = None,
     ) -> None:
         self.db = db
         self.datasets = datasets
         self.agreements = agreements
         self.audit = audit
         self.telemetry = telemetry
+        self.owner = owner or socket.gethostname()  # whose open exchanges a restart closes
+
+    async def close_interrupted(self, *, now: datetime) -> int:
+        """At start: record every exchange this owner left open (cut off by a crash).
+
+        Each gets an ``exchange-completed`` entry with the result ``interrupted`` and the
+        decision's ``request_id``; the entry and the row's removal commit together, so an
+        exchange is closed once, even by two starts at the same time. How many were closed.
+        """
+        async with self.db.session() as session:
+            rows = await repository.left_open(session, self.owner)
+        why = ("interrupted", "the gateway stopped before the exchange ended")
+        entries = [
+            AuditEntry(
+                time=now,
+                event="exchange-completed",
+                actor=Actor(participant=row.consumer_id),
+                dataset=row.dataset_id,
+                action="read",
+                request_id=row.id,
+                decision=DecisionRecord(result="permit", reasons=why),
+            )
+            for row in rows
+        ]
+        done = await asyncio.gather(  # together: they share batches
+            *(
+                self.audit.append(entry, effect=_closing(row.id, strict=True))
+                for entry, row in zip(entries, rows, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        failed = [
+            d for d in done if isinstance(d, BaseException) and not isinstance(d, _AlreadyClosed)
+        ]
+        if failed:
+            raise failed[0]
+        return sum(1 for d in done if not isinstance(d, BaseException))
 
     async def query(
         self, caller: TokenCaller, dataset_id: str, query: Query, fmt: Format, *, source: str | None
@@ -173,9 +217,9 @@ class ExchangeService:
             except ConnectorError as exc:  # the source is down or misconfigured: nothing decided
                 await self._deny(ctx, (exc.code, str(exc)))
                 raise
-            decision, permitted = await self._decide_and_spend(ctx, query, schema)
+            decision, permitted, spend = await self._decide_and_spend(ctx, query, schema)
             assert permitted is not None  # noqa: S101 - narrowed because a schema was given
-            receipt, checkpoint = await self._permit(ctx, decision)
+            receipt, checkpoint = await self._permit(ctx, decision, spend)
             first, rest, stats = await self._start(ctx, connector, permitted, fmt, lease)
         except BaseException:
             await lease.release()
@@ -228,8 +272,8 @@ class ExchangeService:
         except ConnectorError as exc:
             await self._deny(ctx, (exc.code, str(exc)))
             raise
-        decision, _ = await self._decide_and_spend(ctx, Query(), None)
-        receipt, checkpoint = await self._permit(ctx, decision)
+        decision, _, spend = await self._decide_and_spend(ctx, Query(), None)
+        receipt, checkpoint = await self._permit(ctx, decision, spend)
         columns = decision.limits.columns if decision.limits and decision.limits.columns else ()
         stats, started, result = _Stats(), time.perf_counter(), "permit"
         try:
@@ -271,6 +315,7 @@ class ExchangeService:
             await self.datasets.get(dataset_id),
             trace_id=current_trace_id(),
             groups=tuple(caller.participant.participant.groups),
+            exchange_id=secrets.token_hex(16),
         )
         ctx.agreement = await self.agreements.active(consumer, dataset_id)  # in memory
         if ctx.agreement is None:
@@ -278,54 +323,74 @@ class ExchangeService:
             raise Forbidden("no-agreement", f"no active agreement for dataset {dataset_id}")
         return ctx
 
-    async def _permit(self, ctx: _Context, decision: Decision) -> tuple[Receipt, bytes]:
-        """The decision entry, committed before anything leaves, and its checkpoint."""
-        with self.telemetry.span(SPAN_AUDIT, event="access-decision"):
-            receipt = await self.audit.append(self._entry(ctx, decision, "permit"))
+    async def _permit(
+        self, ctx: _Context, decision: Decision, spend: _Spend
+    ) -> tuple[Receipt, bytes]:
+        """The decision entry and the use it spends, committed together before anything
+        leaves (one transaction of the log's group commit), and its checkpoint.
+
+        A use the store refuses at commit (the limit was reached by requests decided at the
+        same time, or the agreement ended) writes no permit: it is denied, and audited so.
+        """
+        try:
+            with self.telemetry.span(SPAN_AUDIT, event="access-decision"):
+                receipt = await self.audit.append(
+                    self._entry(ctx, decision, "permit"), effect=spend
+                )
+        except _SpendRefused as refused:
+            await self._refuse_spend(ctx, refused)
+            raise  # pragma: no cover - _refuse_spend always raises
         return receipt, (await self.audit.checkpoint_for(receipt)).note
+
+    async def _refuse_spend(self, ctx: _Context, refused: _SpendRefused) -> None:
+        """The denial of a use refused at commit, audited; always raises."""
+        if refused.decision is None:
+            await self._deny(ctx, ("no-agreement", "the agreement ended before the use"))
+            raise Forbidden("no-agreement", "the agreement ended while this request was decided")
+        await self._refuse(ctx, refused.decision)
 
     async def _decide_and_spend(
         self, ctx: _Context, query: Query, schema: pa.Schema | None
-    ) -> tuple[Decision, PermittedQuery | None]:
-        """Decide, narrow the query by the permit, then spend one use (retrying a lost race).
+    ) -> tuple[Decision, PermittedQuery | None, _Spend]:
+        """Decide, narrow the query by the permit, and make the spend of one use.
 
-        Uses are spent from the usage state of (consumer, dataset, policy version), which
-        outlives the agreement. Nothing is spent for a request that is refused, by the policy
-        or by ``narrow``.
+        The spend is not run here: it is the decision entry's effect (see ``_permit``), a
+        conditional increment that holds only while the policy still permits at the stored
+        count (its cap) and the agreement is active. Uses are spent from the usage state of
+        (consumer, dataset, policy version), which outlives the agreement. Nothing is spent
+        for a request that is refused, by the policy or by ``narrow``.
         """
         agreement = ctx.agreement
         assert agreement is not None  # noqa: S101 - checked by the caller
         if schema is not None:
             await self._check_names(ctx, query, schema)
         policy = await self.datasets.compiled(agreement.policy_hash)  # compiled once per version
+        rates = rate_limits(policy.policy)
+        now = datetime.now(UTC)
         key = key_of(agreement)
-        budgeted = private.budgeted(policy)
-        for _ in range(SPEND_ATTEMPTS):
-            now = datetime.now(UTC)
-            used = await self._usage(key, agreement, now)
-            spends = await private.spends(self.db, key, budgeted, now) if budgeted else ()
-            decision = await self._decide(
-                ctx, agreement, policy, query, used=used, now=now, spends=spends
-            )
-            assert decision.limits is not None  # noqa: S101 - a permit always carries limits
-            permitted = None
-            try:
-                if schema is not None:
-                    permitted = narrow(query, decision.limits, schema)
-            except ConnectorError as exc:
-                await self._deny(ctx, (exc.code, str(exc)), decision)
-                raise
-            try:
-                async with self.db.session() as session:
-                    if await usage.spend(
-                        session, key, used.use_count, now, agreement_id=agreement.id
-                    ):  # and the privacy budget, in the same transaction (issue 17)
-                        ctx.privacy = await private.spend(session, key, used, decision, spends, now)
-                        return decision, permitted
-            except private.LostRace:
-                pass  # the use was rolled back with it; decide again
-            agreement = ctx.agreement = await self._still_active(agreement)
-        raise Conflict("busy-agreement", "too many concurrent uses of this agreement; retry")
+        budget = private.budgeted(policy)
+        spends = await private.spends(self.db, key, budget, now) if budget else ()
+        state, counts = await self._usage(ctx, key, agreement, rates, now, spends=spends)
+        request = policy_request(
+            consumer_id=agreement.consumer_id, asset=ctx.dataset.asset, purpose=agreement.purpose,
+            columns=query.source_columns(), aggregate=bool(query.aggregates), limit=query.limit,
+        )  # fmt: skip
+        decision = await self._decide(ctx, policy, request, state, now)
+        assert decision.limits is not None  # noqa: S101 - a permit always carries limits
+        permitted = None
+        try:
+            if schema is not None:
+                permitted = narrow(query, decision.limits, schema)
+        except ConnectorError as exc:
+            await self._deny(ctx, (exc.code, str(exc)), decision)
+            raise
+        opened = (ctx.exchange_id, self.owner, agreement.consumer_id, ctx.dataset.id)
+        ctx.privacy = private.record(decision, spends, now)  # what the decision entry says
+        spend = _Spend(
+            policy, request, state, now, key, agreement.id, rates, counts, opened,
+            decision.limits.privacy,
+        )  # fmt: skip
+        return decision, permitted, spend
 
     async def _check_names(self, ctx: _Context, query: Query, schema: pa.Schema) -> None:
         """A misspelt column is the consumer's 400 before the policy is asked (nothing spent).
@@ -339,57 +404,54 @@ class ExchangeService:
                 await self._deny(ctx, (exc.code, str(exc), column))  # raw: the log escapes
                 raise exc
 
-    async def _usage(self, key: UsageKey, agreement: Agreement, now: datetime) -> usage.Usage:
-        """The usage state the decision is made against (begun at the agreement's approval,
-        should it be missing)."""
-        async with self.db.session() as session:
-            found = await usage.read(session, key, now - usage.RATE_WINDOW)
-            if found is None:
-                await usage.start(session, key, agreement.decided_at or now)
-                found = await usage.read(session, key, now - usage.RATE_WINDOW)
-        assert found is not None  # noqa: S101 - started just above
-        return found
-
-    async def _still_active(self, agreement: Agreement) -> Agreement:
-        """After a lost race: the same agreement, re-read, or the refusal if it ended."""
-        refreshed = await self.agreements.active_for(agreement.consumer_id, agreement.dataset_id)
-        if refreshed is None or refreshed.id != agreement.id:
-            raise Forbidden("no-agreement", "the agreement ended while this request was decided")
-        return refreshed
-
-    async def _decide(
+    async def _usage(
         self,
         ctx: _Context,
+        key: UsageKey,
         agreement: Agreement,
-        policy: CompiledPolicy,
-        query: Query,
-        *,
-        used: usage.Usage,
+        rates: tuple[tuple[int, str], ...],
         now: datetime,
-        spends: tuple[tuple[datetime, Decimal], ...] = (),
-    ) -> Decision:
-        request = policy_request(
-            consumer_id=agreement.consumer_id, asset=ctx.dataset.asset, purpose=agreement.purpose,
-            columns=query.source_columns(), aggregate=bool(query.aggregates), limit=query.limit,
-        )  # fmt: skip
+        *,
+        spends: private.Spends = (),
+    ) -> tuple[State, tuple[int, ...]]:
+        """The state the decision is made against, and the uses in each rate window (begun
+        at the agreement's approval, should it be missing). Rate buckets are read only for a
+        policy with a rate limit; nothing read depends on how many uses there were."""
+        windows = tuple(w for _, w in rates)
+        async with self.db.session() as session:
+            found = await usage.current(session, key, windows, now)
+            if found is None:
+                await usage.start(session, key, agreement.decided_at or now)
+                found = await usage.current(session, key, windows, now)
+        assert found is not None  # noqa: S101 - started just above
+        use_count, started_at, counts = found
         state = policy_state(
             consumer_id=agreement.consumer_id,
             groups=ctx.groups,
-            use_count=used.use_count,
-            request_times=used.request_times,
-            agreement_start=used.started_at,
+            use_count=use_count,
+            request_times=_times(rates, counts, now),
+            agreement_start=started_at,
             privacy_spends=spends,
         )
+        return state, counts
+
+    async def _decide(
+        self, ctx: _Context, policy: CompiledPolicy, request: Request, state: State, now: datetime
+    ) -> Decision:
         with self.telemetry.span(SPAN_POLICY, dataset=ctx.dataset.id):
             decision = evaluate(policy, request, state, now=now)
         self.telemetry.record_decision(
             "permit" if decision.permitted else "deny", reason=decision.reason
         )
         if not decision.permitted:
-            why = (decision.reason, *explain(decision).splitlines()[:50])
-            await self._deny(ctx, why, decision)
-            raise _refused(decision)
+            await self._refuse(ctx, decision)
         return decision
+
+    async def _refuse(self, ctx: _Context, decision: Decision) -> None:
+        """The policy's denial, audited with its explanation; always raises."""
+        why = (decision.reason, *explain(decision).splitlines()[:50])
+        await self._deny(ctx, why, decision)
+        raise _refused(decision)
 
     async def _start(
         self,
@@ -449,6 +511,7 @@ class ExchangeService:
             target=f"agreement:{agreement.id}" if agreement else None,
             trace_id=current_trace_id(),
             privacy=ctx.privacy if result == "permit" else None,
+            request_id=(ctx.exchange_id or None) if result == "permit" else None,
         )
 
     async def _deny(
@@ -457,6 +520,9 @@ class ExchangeService:
         await self.audit.append(self._entry(ctx, decision, "deny", reasons))
 
     async def _complete(self, ctx: _Context, stats: _Stats, seconds: float, result: str) -> None:
+        """Queue the completion entry; the response does not wait for it. It closes the
+        open exchange in its transaction; a crash before that leaves the row, and the next
+        start records the exchange as interrupted (``close_interrupted``)."""
         entry = AuditEntry(
             time=datetime.now(UTC),
             event="exchange-completed",
@@ -467,8 +533,105 @@ class ExchangeService:
             bytes=stats.bytes,
             decision=DecisionRecord(result="permit", reasons=(result, f"seconds={seconds:.3f}")),
             trace_id=ctx.trace_id,
+            request_id=ctx.exchange_id or None,
         )
-        await self.audit.append(entry)
+        self.audit.enqueue(entry, effect=_closing(ctx.exchange_id))
+
+
+class _SpendRefused(Exception):
+    """The store refused the use at commit: ``decision`` is the denial at the stored usage,
+    or None when the agreement is no longer active."""
+
+    def __init__(self, decision: Decision | None) -> None:
+        super().__init__("use refused")
+        self.decision = decision
+
+
+@dataclass(frozen=True)
+class _Spend:
+    """The spend of one use, run as the decision entry's effect in the batch transaction.
+
+    The count: one conditional increment, capped where this request would stop being
+    permitted (``policies.bounds.count_cap``). Rate windows: re-read in the transaction
+    (which holds the log's sequencer lock, so across replicas too) and, if others spent
+    since the decision, the policy is asked again at the fresh counts. A refusal raises
+    ``_SpendRefused`` and rolls the effect back; the decision entry is not written.
+    A privacy budget (issue 17) is treated like the rate windows: its spends are re-read in
+    the transaction, the policy asked again if others spent since, and this query's epsilon
+    is spent with the use's number, in the same transaction as the use and the entry.
+    """
+
+    policy: CompiledPolicy
+    request: Request
+    state: State
+    now: datetime
+    key: UsageKey
+    agreement_id: str
+    rates: tuple[tuple[int, str], ...]
+    counts: tuple[int, ...]
+    opened: tuple[str, str, str, str]  # exchange id, owner, consumer, dataset
+    privacy: PrivacyLimits | None = None  # the permit's privacy budget and query cost
+
+    async def __call__(self, session: AsyncSession) -> None:
+        state = self.state
+        if self.rates:
+            windows = tuple(w for _, w in self.rates)
+            fresh = await usage.window_counts(session, self.key, windows, self.now)
+            if fresh != self.counts:
+                state = replace(state, request_times=_times(self.rates, fresh, self.now))
+                self._check(state)
+        if self.privacy is not None:
+            spends = await private.read(session, self.key, self.privacy, self.now)
+            if spends != state.privacy_spends:
+                state = replace(state, privacy_spends=spends)
+                self._check(state)
+        cap = count_cap(self.policy, self.request, state, now=self.now)
+        widths = tuple(sorted({usage.width_for(w) for _, w in self.rates}))
+        spent = await usage.spend(
+            session, self.key, self.now, agreement_id=self.agreement_id, cap=cap, widths=widths
+        )
+        if spent is None:
+            if not await usage.agreement_active(session, self.agreement_id):
+                raise _SpendRefused(None)
+            found = await usage.current(session, self.key, (), self.now)
+            stored = found[0] if found else state.use_count
+            self._check(replace(state, use_count=stored))
+            raise _SpendRefused(None)  # pragma: no cover - the cap and the policy agree
+        if self.privacy is not None:
+            await private.spend(session, self.key, spent, self.privacy, self.now)
+        await repository.open_exchange(session, self.opened, started_at=self.now)
+
+    def _check(self, state: State) -> None:
+        decision = evaluate(self.policy, self.request, state, now=self.now)
+        if not decision.permitted:
+            raise _SpendRefused(decision)
+
+
+class _AlreadyClosed(Exception):
+    """The exchange was closed already (by its completion, or by another start)."""
+
+
+def _closing(
+    exchange_id: str, *, strict: bool = False
+) -> Callable[[AsyncSession], Awaitable[None]]:
+    """The effect that closes an open exchange with the entry that ends it; ``strict``: only
+    if it is still open (a restart's record of an interruption is written once)."""
+
+    async def close(session: AsyncSession) -> None:
+        if not await repository.close_exchange(session, exchange_id) and strict:
+            raise _AlreadyClosed(exchange_id)
+
+    return close
+
+
+def _times(
+    rates: tuple[tuple[int, str], ...], counts: tuple[int, ...], now: datetime
+) -> tuple[datetime, ...]:
+    """Use times standing for the rate windows' counts (enough to decide every limit)."""
+    if not rates:
+        return ()
+    cap = max(limit for limit, _ in rates) + 1
+    return usage.request_times(tuple(w for _, w in rates), counts, now, cap=cap)
 
 
 def _refused(decision: Decision) -> Forbidden:

@@ -62,7 +62,7 @@ _GATEWAY = frozenset(
         "policy-invalid", "policy-target-mismatch", "policy-unloadable", "policy-not-found",
         # agreements and the exchange
         "agreement-not-found", "agreement-state", "not-your-agreement", "not-your-dataset",
-        "no-agreement", "policy-denied", "busy-agreement", "bad-query", "not-a-table",
+        "no-agreement", "policy-denied", "bad-query", "not-a-table",
         "not-an-api", "upstream-refused", "no-privacy-budget",
         # the audit log and dependencies
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",

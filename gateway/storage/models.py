@@ -300,6 +300,48 @@ class PrivacySpendRow(Base):
     delta: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class UsageBucketRow(Base):
+    """Uses under a usage state in one time bucket: what rate windows count (O(1) per request).
+
+    ``width`` is the bucket's length in seconds (1, 60, 3600 or 86400), ``bucket`` the start
+    of the bucket in seconds since the epoch divided by ``width``. Written only for a policy
+    with a rate limit; a window of length ``W`` reads the buckets of the widest width that
+    still cuts ``W`` into at least 20 (see gateway/agreements/usage.py).
+    """
+
+    __tablename__ = "usage_buckets"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["consumer_id", "dataset_id", "policy_hash"],
+            ["usage_state.consumer_id", "usage_state.dataset_id", "usage_state.policy_hash"],
+        ),
+    )
+
+    consumer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    uses: Mapped[int] = mapped_column(Integer)
+
+
+class OpenExchangeRow(Base):
+    """A permitted exchange whose completion entry is not written yet.
+
+    Inserted with the decision entry (same transaction), deleted with the completion entry;
+    what a gateway finds under its own ``owner`` at start was cut off by a crash, and gets
+    an ``exchange-interrupted`` entry naming the decision.
+    """
+
+    __tablename__ = "open_exchanges"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    consumer_id: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AgreementHoldRow(Base):
     """A provider's revocation: the consumer's next agreement waits for explicit approval.
 

@@ -22,3 +22,21 @@ async def insert_unless_present(
         await session.execute(sqlite.insert(model).values(values).on_conflict_do_nothing())
     else:  # pragma: no cover - only the two supported stores reach here
         raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
+
+
+async def insert_or_add(
+    session: AsyncSession, model: type[Base], rows: list[dict[str, Any]], column: str
+) -> None:
+    """INSERT ``rows``; where a row with the same key exists, add the row's ``column`` to
+    it instead (``ON CONFLICT (key) DO UPDATE SET column = column + excluded.column``)."""
+    dialect = session.get_bind().dialect.name
+    table: Any = model.__table__
+    keys = [c.name for c in table.primary_key.columns]
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(model).values(rows)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(model).values(rows)
+    else:  # pragma: no cover - only the two supported stores reach here
+        raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
+    added = {column: table.c[column] + stmt.excluded[column]}
+    await session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=added))

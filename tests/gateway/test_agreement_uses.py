@@ -126,37 +126,39 @@ async def _active(db: Database) -> tuple[str, UsageKey]:
     return asked.agreement.id, key_of(asked.agreement)
 
 
-def test_two_replicas_cannot_both_spend_the_same_use(url: str) -> None:
-    async def body(first: Database, second: Database) -> list[bool]:
+def test_two_replicas_cannot_both_spend_the_last_use(url: str) -> None:
+    """Ten attempts, two replicas, a cap of 2: exactly two count, each once, no retry."""
+
+    async def body(first: Database, second: Database) -> list[int | None]:
         await _world(first)
         agreement_id, key = await _active(first)
 
-        async def spend(db: Database) -> bool:
+        async def spend(db: Database) -> int | None:
             async with db.session() as session:
-                return await usage.spend(session, key, 0, NOW, agreement_id=agreement_id)
+                return await usage.spend(session, key, NOW, agreement_id=agreement_id, cap=2)
 
         results = list(await asyncio.gather(*(spend(db) for db in (first, second) * 5)))
         async with first.session() as session:
             state = await usage.read(session, key, NOW - timedelta(days=1))
         assert state is not None
-        assert (state.use_count, state.request_times) == (1, (NOW,))
+        assert (state.use_count, state.request_times) == (2, (NOW, NOW))
         return results
 
     outcomes = _replicas(url, body)
-    assert outcomes.count(True) == 1  # ten attempts at use number 1: exactly one counts
+    assert sorted(o for o in outcomes if o is not None) == [1, 2]  # use 1 and use 2, once each
 
 
 def test_a_revoked_agreement_spends_nothing(url: str) -> None:
     """A query decided before the revocation cannot spend (and so release) after it."""
 
-    async def body(db: Database, _: Database) -> bool:
+    async def body(db: Database, _: Database) -> int | None:
         await _world(db)
         agreement_id, key = await _active(db)
         await _service(db).revoke(agreement_id, _party(PROVIDER, "provider"), "", now=NOW)
         async with db.session() as session:
-            return await usage.spend(session, key, 0, NOW, agreement_id=agreement_id)
+            return await usage.spend(session, key, NOW, agreement_id=agreement_id, cap=None)
 
-    assert _replicas(url, body) is False
+    assert _replicas(url, body) is None
 
 
 def test_concurrent_requests_make_one_live_agreement(url: str) -> None:

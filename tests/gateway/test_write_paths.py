@@ -16,7 +16,7 @@ from pathlib import Path
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 SESSION_WRITES = {"add", "add_all", "delete", "merge"}
-SQL_WRITES = {"update", "insert", "delete", "insert_unless_present"}
+SQL_WRITES = {"update", "insert", "delete", "insert_unless_present", "insert_or_add"}
 DIALECTS = {"postgresql", "sqlite"}
 
 #: Writes that change who may do what, and the only functions that may call them.
@@ -93,6 +93,11 @@ NOT_A_CHANGE = {
     "storage/sql.py:insert_unless_present": "a helper: its callers are classified",
     "registry.py:_before_commit": "the registry's version counter, incremented inside the "
     "transaction of a change that is itself classified here",
+    "storage/sql.py:insert_or_add": "a helper: its callers are classified",
+    "exchange/repository.py:open_exchange": "bookkeeping of a permitted exchange, written "
+    "in its access-decision entry's transaction (the effect)",
+    "exchange/repository.py:close_exchange": "bookkeeping: the exchange ended, in its "
+    "completion (or interruption) entry's transaction",
 }
 
 

@@ -1,0 +1,49 @@
+"""All SQL of the exchange itself: open exchanges (usage state: gateway/agreements/usage.py).
+
+A permitted exchange is open from its decision entry (the row is inserted in the same
+transaction) until its completion entry (the row is deleted in that entry's transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.storage.models import OpenExchangeRow
+
+
+async def open_exchange(
+    session: AsyncSession, opened: tuple[str, str, str, str], *, started_at: datetime
+) -> None:
+    """Record a permitted exchange ``(id, owner, consumer, dataset)`` as open, under the
+    gateway process ``owner``."""
+    exchange_id, owner, consumer_id, dataset_id = opened
+    session.add(
+        OpenExchangeRow(
+            id=exchange_id,
+            owner=owner,
+            consumer_id=consumer_id,
+            dataset_id=dataset_id,
+            started_at=started_at,
+        )
+    )
+    await session.flush()
+
+
+async def close_exchange(session: AsyncSession, exchange_id: str) -> bool:
+    """Mark the exchange ended; False when it was not open (already closed)."""
+    done = await session.execute(delete(OpenExchangeRow).where(OpenExchangeRow.id == exchange_id))
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult of a DELETE
+
+
+async def left_open(session: AsyncSession, owner: str) -> Sequence[OpenExchangeRow]:
+    """The exchanges ``owner`` opened and never closed, oldest first."""
+    rows = await session.scalars(
+        select(OpenExchangeRow)
+        .where(OpenExchangeRow.owner == owner)
+        .order_by(OpenExchangeRow.started_at)
+    )
+    return rows.all()

@@ -1,0 +1,322 @@
+"""The exchange's write path (issue 10): one use and its decision entry commit together.
+
+Real SQLite and PostgreSQL; two replicas are two connection pools, two audit logs and two
+exchange services on one database. The use is the decision entry's effect: a conditional
+increment in the log's batch transaction, so parallel requests never get a 409, a limit of
+N spends exactly N across replicas, and a use the store refuses at commit is a denial that
+is itself audited. The statement count of a request does not grow with earlier uses, and a
+policy without a rate limit never reads usage rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, insert, select, text, update
+
+from connectors import Format
+from gateway.audit.checkpoint import verify_checkpoint
+from gateway.audit.repository import EntryFilter
+from gateway.errors import Forbidden
+from gateway.storage import StorageUnavailable
+from gateway.storage.db import Database
+from gateway.storage.models import (
+    OpenExchangeRow,
+    UsageBucketRow,
+    UsageEventRow,
+    UsageStateRow,
+)
+from gateway.storage.sql import insert_or_add
+from tests.audit.logs import ORIGIN, SIGNER, assert_consistent
+from tests.gateway.write_crash_child import OWNER
+from tests.support.databases import database_url
+from tests.support.exchange_world import (
+    ASK,
+    CALLER,
+    LIMIT,
+    PROVIDER,
+    Replica,
+    party,
+    replicas,
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database_url(request.param, tmp_path) as found:
+        yield found
+
+
+async def _entries(replica: Replica) -> list[Any]:
+    return [r.entry for r in await replica.log.entries(EntryFilter(limit=1000))]
+
+
+async def _decisions(replica: Replica, dataset: str) -> list[str]:
+    entries = [r.entry for r in await replica.log.entries(EntryFilter(limit=1000))]
+    return [
+        e.decision.result
+        for e in entries
+        if e.event == "access-decision" and e.dataset == dataset and e.decision
+    ]
+
+
+async def _used(db: Database, dataset: str) -> int:
+    async with db.session() as session:
+        found = await session.scalar(
+            select(UsageStateRow.use_count).where(UsageStateRow.dataset_id == dataset)
+        )
+    return int(found or 0)
+
+
+def test_32_parallel_requests_on_two_replicas_spend_exactly_the_limit(url: str) -> None:
+    """No 409, no 503: the policy's limit decides, once per use, across replicas."""
+
+    async def run() -> list[object]:
+        async with replicas(url) as (first, second):
+            outcomes = await asyncio.gather(
+                *(r.query("limited") for r in (first, second) * 16), return_exceptions=True
+            )
+            assert await _used(first.db, "limited") == LIMIT
+            results = await _decisions(first, "limited")
+            assert results.count("permit") == LIMIT  # every counted use has its permit
+            assert results.count("deny") == 32 - LIMIT  # and every refusal its entry
+            await assert_consistent(first.log)
+            return list(outcomes)
+
+    outcomes = asyncio.run(run())
+    assert outcomes.count(None) == LIMIT
+    refused = [o for o in outcomes if o is not None]
+    assert all(isinstance(o, Forbidden) and o.code == "policy-denied" for o in refused), refused
+
+
+def test_a_use_refused_at_commit_is_a_denial_and_audited(url: str) -> None:
+    """Decided at the same count, the one that commits second finds the limit reached."""
+
+    async def run() -> None:
+        async with replicas(url, 1) as (replica,):
+            for _ in range(LIMIT - 1):
+                await replica.query("limited")
+            exchange = replica.exchange
+            ctxs = [await exchange._prelude(CALLER, "limited", None) for _ in range(2)]
+            decided = [await exchange._decide_and_spend(c, ASK, None) for c in ctxs]
+            await exchange._permit(ctxs[0], decided[0][0], decided[0][2])
+            with pytest.raises(Forbidden) as refused:
+                await exchange._permit(ctxs[1], decided[1][0], decided[1][2])
+            assert refused.value.code == "policy-denied"
+            assert await _used(replica.db, "limited") == LIMIT
+            assert (await _decisions(replica, "limited"))[-2:] == ["permit", "deny"]
+
+    asyncio.run(run())
+
+
+_OUTAGE = {
+    "sqlite": [
+        "CREATE TRIGGER outage BEFORE INSERT ON audit_entries "
+        "BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION outage() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit store down'; END $$",
+        "CREATE TRIGGER outage BEFORE INSERT ON audit_entries "
+        "FOR EACH ROW EXECUTE FUNCTION outage()",
+    ],
+}
+
+
+def test_no_use_is_spent_when_the_decision_entry_cannot_be_written(url: str) -> None:
+    """The audit store refuses the batch: 503, and the use and the open exchange with it."""
+
+    async def run() -> None:
+        async with replicas(url, 1) as (replica,):
+            async with replica.db.session() as session:
+                for statement in _OUTAGE[session.get_bind().dialect.name]:
+                    await session.execute(text(statement))
+            with pytest.raises(StorageUnavailable):
+                await replica.query("open")
+            assert await _used(replica.db, "open") == 0
+            async with replica.db.session() as session:
+                assert await session.scalar(select(func.count()).select_from(OpenExchangeRow)) == 0
+
+    asyncio.run(run())
+
+
+def test_an_exchange_a_crash_cut_off_is_recorded_at_the_next_start(url: str) -> None:
+    """Permitted, started, never ended (no completion queued): the next start names it."""
+
+    async def run() -> None:
+        async with replicas(url, 1, owner="gw-1") as (replica,):
+            outcome = await replica.exchange.query(CALLER, "open", ASK, Format.JSONL, source=None)
+            assert outcome.first  # the data started; the process "dies" here
+            async with replicas(url, 1, owner="gw-2", fresh=False) as (other,):
+                assert await other.exchange.close_interrupted(now=datetime.now(UTC)) == 0
+            async with replicas(url, 1, owner="gw-1", fresh=False) as (restarted,):
+                assert await restarted.exchange.close_interrupted(now=datetime.now(UTC)) == 1
+                assert await restarted.exchange.close_interrupted(now=datetime.now(UTC)) == 0
+                entries = await _entries(restarted)
+            permit = next(e for e in entries if e.event == "access-decision")
+            (ended,) = [e for e in entries if e.event == "exchange-completed"]
+            assert permit.request_id is not None
+            assert ended.request_id == permit.request_id  # the entry names the decision
+            assert ended.decision is not None
+            assert ended.decision.reasons[0] == "interrupted"
+
+    asyncio.run(run())
+
+
+def test_a_use_is_not_spent_once_the_agreement_ended(url: str) -> None:
+    """A revocation that commits between the decision and its entry: no use, no permit."""
+
+    async def run() -> None:
+        async with replicas(url, 1) as (replica,):
+            exchange = replica.exchange
+            ctx = await exchange._prelude(CALLER, "open", None)
+            decision, _, spend = await exchange._decide_and_spend(ctx, ASK, None)
+            assert ctx.agreement is not None
+            await replica.agreements.revoke(
+                ctx.agreement.id, party(PROVIDER, "provider"), "", now=datetime.now(UTC)
+            )
+            with pytest.raises(Forbidden) as refused:
+                await exchange._permit(ctx, decision, spend)
+            assert refused.value.code == "no-agreement"
+            assert await _used(replica.db, "open") == 0
+            assert (await _decisions(replica, "open"))[-1] == "deny"
+
+    asyncio.run(run())
+
+
+async def _earlier_uses(db: Database, dataset: str, n: int) -> None:
+    """``n`` uses spread over the last day, as the exchange would have left them."""
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        key = (await session.execute(select(UsageStateRow).where(
+            UsageStateRow.dataset_id == dataset))).scalar_one()  # fmt: skip
+        columns = {"consumer_id": key.consumer_id, "dataset_id": dataset,
+                   "policy_hash": key.policy_hash}  # fmt: skip
+        base = key.use_count
+        times = [now - timedelta(milliseconds=100 * i + 1) for i in range(n)]  # ~1,000 buckets
+        events = [{**columns, "seq": base + i + 1, "at": t} for i, t in enumerate(times)]
+        await session.execute(insert(UsageEventRow), events)
+        buckets: dict[tuple[int, int], int] = {}
+        for t in times:
+            for width in (1, 60, 3600, 86400):
+                at = (width, int(t.timestamp()) // width)
+                buckets[at] = buckets.get(at, 0) + 1
+        rows = [{**columns, "width": w, "bucket": b, "uses": u} for (w, b), u in buckets.items()]
+        for first in range(0, len(rows), 1000):  # PostgreSQL takes at most 32767 parameters
+            await insert_or_add(session, UsageBucketRow, rows[first : first + 1000], "uses")
+        await session.execute(
+            update(UsageStateRow).where(UsageStateRow.dataset_id == dataset)
+            .values(use_count=UsageStateRow.use_count + n)
+        )  # fmt: skip
+
+
+def test_statements_per_request_do_not_grow_with_earlier_uses(url: str) -> None:
+    """10,000 earlier uses change nothing a request runs; a policy without a rate limit
+    does not read use rows or rate buckets, one with a rate limit reads buckets only."""
+
+    async def counted(replica: Replica, dataset: str) -> list[str]:
+        seen: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if "registry_version" not in statement:  # the registry's poll: by time, not use
+                seen.append(" ".join(statement.split()))
+
+        engine = replica.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            await replica.query(dataset)
+            await replica.log.settled()
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        return seen
+
+    async def run() -> dict[str, tuple[list[str], list[str]]]:
+        found: dict[str, tuple[list[str], list[str]]] = {}
+        async with replicas(url, 1) as (replica,):
+            for dataset in ("open", "rated"):
+                await replica.query(dataset)  # warm: connector, compiled policy
+                await replica.log.settled()  # its completion entry written
+                before = await counted(replica, dataset)
+                await _earlier_uses(replica.db, dataset, 10_000)
+                found[dataset] = (before, await counted(replica, dataset))
+        return found
+
+    for dataset, (before, after) in asyncio.run(run()).items():
+        assert len(after) == len(before), "\n".join([*before, "----", *after])
+        reads = [s for s in before + after if s.upper().startswith("SELECT")]
+        assert not any("usage_events" in s for s in reads)  # never read on the hot path
+        buckets = any("usage_buckets" in s for s in reads)
+        assert buckets is (dataset == "rated")  # rate counters only for a rate-limited policy
+
+
+REPO = Path(__file__).resolve().parents[2]
+ACKS_BEFORE_KILL = 60
+
+
+def _run_and_kill(url: str) -> None:
+    """The child exchanging under load, SIGKILLed once it finished enough requests."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.gateway.write_crash_child", url],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    try:
+        for acks, _ in enumerate(child.stdout, start=1):
+            if acks >= ACKS_BEFORE_KILL:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_kill_9_under_load_leaves_every_use_explained(url: str) -> None:
+    """After a SIGKILL mid-load and a restart: each counted use has its permit entry, each
+    permit one end (its completion, or the restart's ``interrupted``), the log verifies."""
+
+    async def prepare() -> None:
+        async with replicas(url, 1):
+            pass
+
+    async def after() -> None:
+        async with replicas(url, 1, owner=OWNER, fresh=False) as (replica,):
+            await replica.exchange.close_interrupted(now=datetime.now(UTC))
+            entries = await _entries_all(replica)
+            permits = [e for e in entries if e.event == "access-decision" and e.decision and
+                       e.decision.result == "permit"]  # fmt: skip
+            for dataset in ("open", "limited", "rated"):
+                counted = await _used(replica.db, dataset)
+                assert counted == sum(1 for e in permits if e.dataset == dataset), dataset
+            ends = Counter(e.request_id for e in entries if e.event == "exchange-completed")
+            assert all(ends[e.request_id] == 1 for e in permits)
+            async with replica.db.session() as session:
+                assert await session.scalar(select(func.count()).select_from(OpenExchangeRow)) == 0
+            size = await assert_consistent(replica.log)
+            latest = await replica.log.latest_checkpoint()
+            assert latest is not None
+            checkpoint = verify_checkpoint(latest.note, [SIGNER.verifier()], ORIGIN)
+            assert checkpoint.root_hash == await replica.log.root_at(checkpoint.size)
+            assert checkpoint.size <= size
+
+    asyncio.run(prepare())
+    _run_and_kill(url)
+    asyncio.run(after())
+
+
+async def _entries_all(replica: Replica) -> list[Any]:
+    size = await replica.log.size()
+    return [r.entry for r in await replica.log.entry_range(0, size)]
