@@ -223,6 +223,12 @@ def test_migration_job_mounts_only_the_database() -> None:
     assert job["securityContext"]["fsGroup"] == 10001
 
 
+def test_app_version_is_the_tag_make_image_builds() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    pyproject = (CHART.parents[1] / "pyproject.toml").read_text()
+    assert f'version = "{chart["appVersion"]}"' in pyproject.splitlines()
+
+
 def test_image_tag_and_digest() -> None:
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 
