@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CODE   := gateway policies connectors certs
 
-.PHONY: demo test lint pytest mutants bench clean docs-check lowest
+.PHONY: demo test lint pytest mutants bench clean docs-check lowest image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(CODE) tests bench
 	$(BIN)/ruff format --check $(CODE) tests bench
 	$(BIN)/mypy
+	$(BIN)/hadolint Containerfile
 
 # The suite runs in JOBS pytest-xdist workers (2 by default: the CI machine's cores; each
 # test makes its own databases, ports and files, so they do not meet).
@@ -50,6 +51,18 @@ lowest: $(STAMP)
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
 	$(LOWEST)/bin/pytest -q -x -p no:cacheprovider -m 'not postgres' -W ignore::DeprecationWarning \
 		tests/gateway tests/policies
+
+# The container image (Containerfile), built with buildah from a Debian root made by mmdebstrap;
+# no container registry needed. Needs root, buildah and mmdebstrap. Cached by content hash: an
+# unchanged tree reuses the image (tests/image/build.py; docs/deployment.md#the-image).
+image: $(STAMP)
+	$(BIN)/python -m tests.image.build
+
+# The image run as a pod runs it (UID 10001, read-only root, keys mounted 0440): version, help,
+# `sluis serve` answering its health port and TLS, and the whole demo. Apart from `make test`:
+# a cold build takes minutes. .ci/run calls it.
+image-test: $(STAMP)
+	SLUIS_IMAGE_TEST=1 $(BIN)/pytest -q -p no:cacheprovider tests/image
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

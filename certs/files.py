@@ -2,6 +2,9 @@
 
 Private keys are PKCS#8 PEM, unencrypted unless a passphrase is given (CA keys only).
 An unencrypted key is protected by its file mode alone: keep the CA directory off shared disks.
+Reading a key applies the one key-file rule (:func:`key_file_exposure`), which the gateway's
+own key loaders share: 0600/0400 owned by the reader, or ``0440 root:<fsGroup>`` as the kubelet
+mounts a Secret.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from certs.keys import PrivateKey
 
 KEY_MODE = 0o600
 PUBLIC_MODE = 0o644
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# Reading follows a symlink: the kubelet mounts a Secret's files as ``name -> ..data/name``.
+# The rule is checked on the file actually opened (fstat), so a link gains nothing.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _CREATE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -49,8 +54,50 @@ def write_private_key(path: Path, key: PrivateKey, passphrase: bytes | None = No
         os.fsync(handle.fileno())
 
 
+def key_file_exposure(info: os.stat_result, *, uid: int, groups: set[int]) -> str | None:
+    """Why a private key file with ``info`` is exposed to others, or None when it is not.
+
+    The rule is PostgreSQL's for its server key, narrowed to the process's own group:
+
+    - owned by the process's user (``uid``): no group or world bits at all (0600, 0400);
+    - owned by root: group-read is also allowed (0640, 0440), but only when the file's group
+      is one of the process's own ``groups``, so the only readers besides root are this
+      process's group. That is how the kubelet mounts a Secret with ``defaultMode: 0400``
+      (or 0440) under a pod ``fsGroup``: ``0440 root:<fsGroup>``, the fsGroup being a
+      supplementary group of the container's process;
+    - anything else (world bits, group write, another owner, a foreign group) is refused.
+    """
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & stat.S_IRWXO:
+        return "is readable by others: chmod 600 it"
+    if info.st_uid == uid:
+        return "is readable by its group: chmod 600 it" if mode & stat.S_IRWXG else None
+    if info.st_uid != 0:
+        return f"is owned by user {info.st_uid}, neither this process's user nor root"
+    return _root_owned_exposure(mode, info.st_gid, groups)
+
+
+def _root_owned_exposure(mode: int, gid: int, groups: set[int]) -> str | None:
+    if mode & (stat.S_IWGRP | stat.S_IXGRP):
+        return "is writable by its group: chmod 440 it"
+    if mode & stat.S_IRGRP and gid not in groups:
+        return (
+            f"is readable by group {gid}, which this process is not in: "
+            "chmod 400 it, or mount it with the pod's fsGroup"
+        )
+    return None
+
+
+def exposure_here(info: os.stat_result) -> str | None:
+    """:func:`key_file_exposure` of ``info`` for this process's user and groups."""
+    return key_file_exposure(info, uid=os.geteuid(), groups={os.getegid(), *os.getgroups()})
+
+
 def read_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
-    """Load one of our signing keys; PKIError ``key-permissions`` if group/world can read it.
+    """Load one of our signing keys; PKIError ``key-permissions`` if others can read it.
+
+    "Others" as :func:`key_file_exposure` says: a Secret the kubelet mounts ``0440
+    root:<fsGroup>`` for a process in that group is fine, 0640 owned by the reader is not.
 
     Also ``key-missing``, ``key-passphrase`` (encrypted without / with a wrong passphrase),
     ``unsupported-key``.
@@ -60,12 +107,12 @@ def read_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
     except OSError as exc:
         raise PKIError("key-missing", f"cannot open key file {path}: {exc.strerror}") from exc
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
-        if not stat.S_ISREG(mode) or mode & 0o077:
-            raise PKIError(
-                "key-permissions",
-                f"key file {path} must be a regular file with mode 0600 (is {mode & 0o777:o})",
-            )
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise PKIError("key-permissions", f"key file {path} is not a regular file")
+        exposed = exposure_here(info)
+        if exposed is not None:
+            raise PKIError("key-permissions", f"key file {path} {exposed}")
         data = handle.read()
     return _parse_key(path, data, passphrase)
 

@@ -4,8 +4,8 @@ Sources, highest precedence first: keyword arguments, ``SLUIS_*`` environment va
 the YAML file named by ``--config`` (or ``SLUIS_CONFIG``), then the defaults below.
 
 Outside ``insecure_dev_mode`` the gateway refuses to start without a real signing key:
-one that exists, is readable by nobody else (see :func:`key_file_exposure`) and is not a
-generated dev key.
+one that exists, is readable by nobody else (the one key-file rule,
+:func:`certs.files.key_file_exposure`) and is not a generated dev key.
 See docs/configuration.md.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,6 +29,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
+
+from certs.files import exposure_here as _exposure_here
 
 #: First line of every key the dev mode generates; such a key is refused outside dev mode.
 DEV_KEY_MARKER = (
@@ -563,44 +564,6 @@ def require_serve_settings(settings: Settings) -> None:
 # --- key files as Kubernetes mounts them (issue 13): appended ----------------------------
 
 
-def key_file_exposure(info: os.stat_result, *, uid: int, groups: set[int]) -> str | None:
-    """Why a private key file with ``info`` is exposed to others, or None when it is not.
-
-    The rule is PostgreSQL's for its server key, narrowed to the process's own group:
-
-    - owned by the process's user (``uid``): no group or world bits at all (0600, 0400);
-    - owned by root: group-read is also allowed (0640, 0440), but only when the file's group
-      is one of the process's own ``groups``, so the only readers besides root are this
-      process's group. That is how the kubelet mounts a Secret with ``defaultMode: 0400``
-      (or 0440) under a pod ``fsGroup``: ``0440 root:<fsGroup>``, the fsGroup being a
-      supplementary group of the container's process;
-    - anything else (world bits, group write, another owner, a foreign group) is refused.
-    """
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & stat.S_IRWXO:
-        return "is readable by others: chmod 600 it"
-    if info.st_uid == uid:
-        return "is readable by its group: chmod 600 it" if mode & stat.S_IRWXG else None
-    if info.st_uid != 0:
-        return f"is owned by user {info.st_uid}, neither this process's user nor root"
-    return _root_owned_exposure(mode, info.st_gid, groups)
-
-
-def _root_owned_exposure(mode: int, gid: int, groups: set[int]) -> str | None:
-    if mode & (stat.S_IWGRP | stat.S_IXGRP):
-        return "is writable by its group: chmod 440 it"
-    if mode & stat.S_IRGRP and gid not in groups:
-        return (
-            f"is readable by group {gid}, which this process is not in: "
-            "chmod 400 it, or mount it with the pod's fsGroup"
-        )
-    return None
-
-
-def _exposure_here(info: os.stat_result) -> str | None:
-    return key_file_exposure(info, uid=os.geteuid(), groups={os.getegid(), *os.getgroups()})
-
-
 def secret_file_exposure(path: Path) -> str | None:
-    """:func:`key_file_exposure` of the file at ``path`` for this process (OSError if absent)."""
+    """The key-file rule (:func:`certs.files.key_file_exposure`) for ``path``; OSError if absent."""
     return _exposure_here(path.stat())

@@ -154,16 +154,16 @@ class Telemetry:
         if isinstance(client, httpx.AsyncClient):
             HTTPXClientInstrumentor.instrument_client(
                 client,
-                self.tracer_provider,
-                self.meter_provider,
+                tracer_provider=self.tracer_provider,
+                meter_provider=self.meter_provider,  # instrumentation-httpx 0.55b0 on
                 request_hook=_async_scrub_request,
                 response_hook=_async_scrub_response,
             )
         else:
             HTTPXClientInstrumentor.instrument_client(
                 client,
-                self.tracer_provider,
-                self.meter_provider,
+                tracer_provider=self.tracer_provider,
+                meter_provider=self.meter_provider,  # instrumentation-httpx 0.55b0 on
                 request_hook=_scrub_request,
                 response_hook=_scrub_response,
             )

@@ -55,8 +55,13 @@ def objects(graph: Graph, subject: Node, prop: str) -> list[Node]:
     """Objects of ``prop``, with RDF lists (JSON-LD ``@list``) unrolled, in a stable order."""
     out: list[Node] = []
     for obj in sorted(graph.objects(subject, URIRef(prop)), key=str):
-        if (obj, RDF.first, None) in graph or obj == RDF.nil:
-            out.extend(Collection(graph, obj))
+        if obj == RDF.nil:
+            continue  # the empty list, read as such (rdflib 7.0's Collection calls it recursive)
+        if (obj, RDF.first, None) in graph:
+            try:
+                out.extend(Collection(graph, obj))
+            except ValueError as exc:  # an rdf:rest cycle: no list at all
+                raise PolicyStructureError(f"{prop} holds a recursive RDF list") from exc
         else:
             out.append(obj)
     return out

@@ -44,10 +44,16 @@ MODES: dict[str, dict[str, Any]] = {
         "tls": {"certManager": {"enabled": True, "issuerRef": {"name": "internal-ca"}}}
     },
     "digest": {"image": {"digest": "sha256:" + "ab" * 32}},
+    "cert-manager-client-ca": {
+        "tls": {
+            "certManager": {"enabled": True, "issuerRef": {"name": "internal-ca"}},
+            "clientCaCertManager": {"enabled": True},
+        }
+    },
 }
 K8S_VERSIONS = ["1.30", kv.latest_version()]
 #: Custom resources the validator has no schema for; checked by hand below.
-CRDS = {"Certificate"}
+CRDS = {"Certificate", "Issuer"}
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -217,6 +223,12 @@ def test_migration_job_mounts_only_the_database() -> None:
     assert job["securityContext"]["fsGroup"] == 10001
 
 
+def test_app_version_is_the_tag_make_image_builds() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    pyproject = (CHART.parents[1] / "pyproject.toml").read_text()
+    assert f'version = "{chart["appVersion"]}"' in pyproject.splitlines()
+
+
 def test_image_tag_and_digest() -> None:
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 
@@ -257,6 +269,39 @@ def test_cert_manager_certificate_feeds_the_server_secret() -> None:
     assert server["secret"]["secretName"] == certificate["spec"]["secretName"]
 
 
+def test_cert_manager_client_ca_is_mounted_without_its_key() -> None:
+    objects = _render(MODES["cert-manager-client-ca"])
+    bootstrap = objects["Issuer/sluis-client-ca-bootstrap"]
+    assert bootstrap["spec"] == {"selfSigned": {}}
+    ca = objects["Certificate/sluis-client-ca"]["spec"]
+    assert ca["isCA"] is True
+    assert ca["issuerRef"] == {
+        "name": "sluis-client-ca-bootstrap",
+        "kind": "Issuer",
+        "group": "cert-manager.io",
+    }
+    assert ca["privateKey"]["rotationPolicy"] == "Never"
+    assert set(ca["usages"]) == {"cert sign", "crl sign", "digital signature"}
+    assert objects["Issuer/sluis-client-ca"]["spec"] == {"ca": {"secretName": ca["secretName"]}}
+    for spec in _pod_specs(objects):
+        for volume in spec.get("volumes", []):
+            if volume.get("secret", {}).get("secretName") == ca["secretName"]:
+                assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "bundle.pem"}]
+    volumes = objects["Deployment/sluis"]["spec"]["template"]["spec"]["volumes"]
+    client_ca = next(v for v in volumes if v["name"] == "client-ca")
+    assert client_ca["secret"]["secretName"] == ca["secretName"]
+    assert "configMap" not in client_ca
+    assert "ConfigMap" not in {doc["kind"] for doc in objects.values()}
+
+
+def test_client_ca_from_a_config_map_by_default() -> None:
+    objects = _render({})
+    assert not [key for key in objects if key.startswith("Issuer/")]
+    volumes = objects["Deployment/sluis"]["spec"]["template"]["spec"]["volumes"]
+    client_ca = next(v for v in volumes if v["name"] == "client-ca")
+    assert client_ca == {"name": "client-ca", "configMap": {"name": "sluis-client-ca"}}
+
+
 def test_helm_test_hook_asks_readyz() -> None:
     objects = _render({})
     pod = objects["Pod/sluis-test-readyz"]
@@ -290,6 +335,11 @@ def test_gateway_service_exposes_only_the_gateway_port() -> None:
             "needs networkPolicy.proxySelector",
         ),
         ({"tls": {"certManager": {"enabled": True}}}, "needs tls.certManager.issuerRef.name"),
+        ({"tls": {"clientCaCertManager": {"enabled": "yes"}}}, "/tls/clientCaCertManager/enabled"),
+        (
+            {"tls": {"clientCaCertManager": {"duration": "10y"}}},
+            "/tls/clientCaCertManager/duration",
+        ),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else "",
 )

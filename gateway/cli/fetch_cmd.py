@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -39,13 +41,8 @@ def fetch(
     except ValueError as exc:
         raise CliError(str(exc).splitlines()[0]) from exc
     session = SluisClient(gateway, ca_bundle=ca, cert_file=cert, key_file=key, client_id=client_id)
-    with (
-        session as client,
-        Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                 TransferSpeedColumn(), console=console, transient=True,
-                 disable=not console.is_terminal) as progress,
-    ):  # fmt: skip
-        task = progress.add_task(f"{dataset} -> {out.name}", total=None)
+    with session as client, ExitStack() as stack:
+        advance = _progress_bar(stack, f"{dataset} -> {out.name}")
         try:
             receipt = client.fetch(
                 dataset,
@@ -54,7 +51,7 @@ def fetch(
                 columns=[c for c in columns.split(",") if c],
                 where=predicates,
                 limit=limit,
-                progress=lambda n: progress.advance(task, n),
+                progress=advance,
             )
         except GatewayUnreachable as exc:
             raise CliError(exc.detail) from exc
@@ -75,3 +72,19 @@ def _check_writable(out: Path) -> None:
         raise CliError(f"--out {out}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise CliError(f"--out {out}: not writable")
+
+
+def _progress_bar(stack: ExitStack, description: str) -> Callable[[int], None] | None:
+    """A transfer bar on a terminal, nothing otherwise.
+
+    Not even a disabled ``Progress``: rich (13.7 to at least 14.0) still writes a newline when
+    one stops, and the one-line error that may follow must be the first line of the output.
+    """
+    if not console.is_terminal:
+        return None
+    progress = stack.enter_context(
+        Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                 TransferSpeedColumn(), console=console, transient=True)
+    )  # fmt: skip
+    task = progress.add_task(description, total=None)
+    return lambda n: progress.advance(task, n)

@@ -16,13 +16,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.settings import (
-    Settings,
-    SettingsError,
-    key_file_exposure,
-    load_audit_key,
-    load_signing_key,
-)
+from certs.files import key_file_exposure
+from gateway.settings import Settings, SettingsError, load_audit_key, load_signing_key
 from tests.support.pki import write_key
 
 POD_UID = 10001

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from policies import PolicyError, State, evaluate, parse_policy, validate
+from policies.errors import PolicyStructureError
 from tests.policies.helpers import NOW, request
 
 TTL = """
@@ -108,3 +109,18 @@ def test_an_unusable_right_operand_denies_at_evaluation() -> None:
     decision = evaluate(policy, request(target="urn:d"), State(), now=NOW)
     assert (decision.permitted, decision.reason) == (False, "invalid_value")
     assert "right operand is empty" in decision.notes[0]
+
+
+def test_a_recursive_rdf_list_is_a_policy_error() -> None:
+    """An ``rdf:rest`` cycle is refused as a policy error, not a crash (rdflib raises)."""
+    text = TTL.format(
+        **{
+            **GOOD,
+            "left": "odrl:purpose",
+            "right": "_:loop",
+            "extra": '_:loop <http://www.w3.org/1999/02/22-rdf-syntax-ns#first> "x" ; '
+            "<http://www.w3.org/1999/02/22-rdf-syntax-ns#rest> _:loop .",
+        }
+    ).replace("odrl:operator odrl:lt", "odrl:operator odrl:isAnyOf")
+    with pytest.raises(PolicyStructureError, match="recursive RDF list"):
+        parse_policy(text)

@@ -58,6 +58,11 @@ app.kubernetes.io/component: gateway
 {{- if .Values.tls.certManager.enabled }}{{ include "sluis.fullname" . }}-server-tls{{ else }}{{ .Values.tls.serverSecret }}{{ end }}
 {{- end -}}
 
+{{/* The Secret cert-manager writes the client CA into (its key stays there, unmounted). */}}
+{{- define "sluis.clientCaSecret" -}}
+{{ include "sluis.fullname" . }}-client-ca
+{{- end -}}
+
 {{- define "sluis.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 10001
@@ -130,8 +135,13 @@ capabilities: {drop: [ALL]}
 
 {{- define "sluis.volumes" -}}
 {{ include "sluis.databaseVolume" . }}
+{{- if .Values.tls.clientCaCertManager.enabled }}
+- name: client-ca
+  secret: {secretName: {{ include "sluis.clientCaSecret" . }}, defaultMode: 0440, items: [{key: ca.crt, path: bundle.pem}]}
+{{- else }}
 - name: client-ca
   configMap: {name: {{ .Values.tls.clientCaConfigMap }}}
+{{- end }}
 - name: crl
   configMap: {name: {{ .Values.tls.crlConfigMap }}}
 - name: signing
