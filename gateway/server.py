@@ -21,6 +21,7 @@ from gateway.http.cert_reload import ServerCertificate
 from gateway.http.connection_limits import ConnectionLimits
 from gateway.http.guarded import guarded_protocol
 from gateway.http.health_port import health_only
+from gateway.http.tls_alert import send_handshake_alerts
 from gateway.http.tls_scope import TLSHttpToolsProtocol
 from gateway.ratelimit.service import Clock
 from gateway.settings import Settings, SettingsError, secret_file_exposure
@@ -161,6 +162,7 @@ class GatewayServer(uvicorn.Server):
         if self.config.ssl is None:
             await super().startup(sockets)
             return
+        send_handshake_alerts(loop)  # a refused client certificate gets its alert
         timeout = self.handshake_timeout
         create_server = loop.create_server
 
