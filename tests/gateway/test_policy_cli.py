@@ -256,8 +256,12 @@ def test_policy_test_errors_are_one_line(
     [
         ("party: [unclosed", "yaml_syntax"),
         ("- a list", "request_structure"),
-        ("action: read\ncontext: [purpose]", ":2: context: Input should be a valid dictionary"),
-        ("party: urn:org:x", "request.yaml:1: action: required, but absent (missing_key)"),
+        ("action: read\ncontext: [purpose]", ":2:1: context: Input should be a valid dictionary"),
+        ("party: urn:org:x", "request.yaml:1:1: action: required, but absent (missing_key)"),
+        (
+            "party: urn:org:x\naction: [read, use}\n",
+            "request.yaml:2:19: expected ',' or ']', but got '}' (while parsing a flow sequence)",
+        ),
     ],
 )
 def test_eval_malformed_yaml_request_is_one_line(
@@ -283,7 +287,7 @@ def test_validate_names_file_line_and_key_of_a_typo(runner: CliRunner, tmp_path:
     path = tmp_path / "typo.yaml"
     path.write_text(TYPO_POLICY)
     line = one_line_error(runner.invoke(app, ["validate", str(path)]))
-    assert line == f"sluis: error: {path}:5: permissions[0].date: unknown key (unknown_key)"
+    assert line == f"sluis: error: {path}:5:5: permissions[0].date: unknown key (unknown_key)"
 
 
 def test_policy_test_typo_names_file_line_and_key(runner: CliRunner, tmp_path: Path) -> None:
@@ -291,4 +295,4 @@ def test_policy_test_typo_names_file_line_and_key(runner: CliRunner, tmp_path: P
     path = tmp_path / "typo_test.yaml"
     path.write_text(FAILING.replace("    request:", "    stat: {use_count: 1}\n    request:"))
     line = one_line_error(runner.invoke(app, ["test", str(tmp_path)]))
-    assert line == f"sluis: error: {path}:6: cases[0].stat: unknown key (unknown_key)"
+    assert line == f"sluis: error: {path}:6:5: cases[0].stat: unknown key (unknown_key)"
