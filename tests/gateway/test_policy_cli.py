@@ -198,6 +198,22 @@ def test_explain_names_the_deciding_rule(runner: CliRunner) -> None:
     assert "granted by urn:sluis:policy:acme:spindle-sensors#research-read" in result.output
 
 
+def test_explain_prints_the_limits_in_the_policys_words(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["explain", *SENSORS, *UNIVERSITY])
+    assert result.exit_code == 0, result.output
+    tail = result.output.split("\nlimits:\n", 1)[1].splitlines()
+    assert tail[:6] == [
+        "  columns: [machine_model, spindle_temp_c, vibration_rms, recorded_on]",
+        "  min_group_size: 5",
+        "  max_rows: 10000",
+        "  rate_limit: 100/P1D",
+        "  notify: urn:org:acme-machines",
+        "  delete_after: P1Y",
+    ]
+    assert "DataLimits(" not in result.output
+    assert "RateLimit(" not in result.output
+
+
 @needs_vectors
 def test_explain_a_prohibition(runner: CliRunner) -> None:
     data = SOLIDLAB / "data"
