@@ -174,9 +174,9 @@ def test_eval_yaml_permit_carries_limits(runner: CliRunner) -> None:
 
 
 def test_now_overrides_the_state(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["eval", *SENSORS, *UNIVERSITY, "--now", "2028-02-01T00:00:00Z"])
+    result = runner.invoke(app, ["eval", *SENSORS, *UNIVERSITY, "--now", "2100-02-01T00:00:00Z"])
     out = json.loads(result.output)
-    assert (out["decision"], out["now"]) == ("deny", "2028-02-01T00:00:00+00:00")
+    assert (out["decision"], out["now"]) == ("deny", "2100-02-01T00:00:00+00:00")
 
 
 @pytest.mark.parametrize("now", ["yesterday", "2026-03-02T10:00:00"])
