@@ -13,7 +13,8 @@ timeouts over all mutants the tests reach).
     python -m tests.mutate                    # every module, most security-relevant first
     python -m tests.mutate gateway/auth       # one (or a few)
     python -m tests.mutate --list
-    python -m tests.mutate --survivors gateway/auth   # the surviving mutants' diffs
+    python -m tests.mutate --survivors gateway/auth   # the last run's survivors
+    python -m tests.mutate --again gateway/auth       # rerun them with today's tests
 
 docs/testing.md#mutation-score reports the last run and explains each survivor left.
 """
@@ -50,16 +51,17 @@ class Module:
 
 # Most security-relevant first: token checks, the audit log's proofs, the policy engine.
 MODULES = (
+    # gateway/auth, its pure tests only: test_token_windows.py runs each case on SQLite and
+    # PostgreSQL (seconds per mutant); the named mutants cover what it defends.
     Module(
-        "gateway/auth",
-        ("gateway/auth/*.py",),
-        (
-            # The pure tests only: test_token_windows.py runs each case on SQLite and
-            # PostgreSQL (seconds per mutant); the named mutants cover what it defends.
-            "tests/gateway/test_tokens.py",
-            "tests/gateway/test_token_algorithms.py",
-            "tests/gateway/test_assertions.py",
-        ),
+        "gateway/auth/tokens+jose",
+        ("gateway/auth/tokens.py", "gateway/auth/jose.py"),
+        ("tests/gateway/test_tokens.py", "tests/gateway/test_token_algorithms.py"),
+    ),
+    Module(
+        "gateway/auth/assertions+windows",
+        ("gateway/auth/assertions.py", "gateway/auth/windows.py"),
+        ("tests/gateway/test_assertions.py",),
     ),
     Module(
         "gateway/audit/merkle",
@@ -112,7 +114,7 @@ _hypothesis.settings.load_profile("mutate")
 
 def scratch_tree(module: Module) -> Path:
     """A fresh copy of the tree for ``module``, with mutmut's settings in its pyproject."""
-    target = SCRATCH / module.name.replace("/", "_").replace(" ", "_").replace("+", "_")
+    target = tree_of(module)
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(REPO, target, ignore=COPY_IGNORE)
@@ -123,6 +125,9 @@ def scratch_tree(module: Module) -> Path:
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q"],
         "pytest_add_cli_args_test_selection": list(module.tests),
         "use_git_change_detection": False,
+        # A mutant that loops (a split point moved the wrong way) is a timeout, not a
+        # minute of CPU: mutmut's limit is (estimate + 1 s) x multiplier x 2 per mutant.
+        "timeout_multiplier": 2.0,
     }
     with (target / "tests" / "conftest.py").open("a", encoding="utf-8") as handle:
         handle.write(HYPOTHESIS_PROFILE)
@@ -145,8 +150,29 @@ def run(module: Module) -> dict[str, int]:
     return verdicts(tree)
 
 
-def verdicts(tree: Path) -> dict[str, int]:
-    """Counts per verdict, from ``mutmut results --all true``."""
+def tree_of(module: Module) -> Path:
+    """Where ``module``'s scratch copy is."""
+    return SCRATCH / module.name.replace("/", "_").replace(" ", "_").replace("+", "_")
+
+
+def again(module: Module) -> dict[str, int]:
+    """Run the last run's survivors once more, against the tests as they are now."""
+    tree = tree_of(module)
+    for copy in (tree / "tests", tree / "mutants" / "tests"):
+        shutil.copytree(REPO / "tests", copy, ignore=COPY_IGNORE, dirs_exist_ok=True)
+        with (copy / "conftest.py").open("a", encoding="utf-8") as handle:
+            handle.write(HYPOTHESIS_PROFILE)
+    survivors = [name for name, verdict in results(tree) if verdict == "survived"]
+    if survivors:
+        mutmut = Path(sys.executable).with_name("mutmut")
+        subprocess.run(
+            [str(mutmut), "run", "--max-children", "1", *survivors], cwd=tree, check=False
+        )
+    return verdicts(tree)
+
+
+def results(tree: Path) -> list[tuple[str, str]]:
+    """Each mutant's name and verdict, from ``mutmut results --all true``."""
     mutmut = Path(sys.executable).with_name("mutmut")
     done = subprocess.run(
         [str(mutmut), "results", "--all", "true"],
@@ -155,11 +181,19 @@ def verdicts(tree: Path) -> dict[str, int]:
         text=True,
         check=False,
     )
-    counts: dict[str, int] = {}
+    out = []
     for line in done.stdout.splitlines():
-        _, _, verdict = line.rpartition(": ")
-        if verdict:
-            counts[verdict.strip()] = counts.get(verdict.strip(), 0) + 1
+        name, _, verdict = line.strip().rpartition(": ")
+        if name:
+            out.append((name, verdict.strip()))
+    return out
+
+
+def verdicts(tree: Path) -> dict[str, int]:
+    """Counts per verdict."""
+    counts: dict[str, int] = {}
+    for _, verdict in results(tree):
+        counts[verdict] = counts.get(verdict, 0) + 1
     return counts
 
 
@@ -189,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="module names (default: all)")
     parser.add_argument("--list", action="store_true", help="print the modules and exit")
     parser.add_argument("--survivors", action="store_true", help="show the last run's survivors")
+    parser.add_argument(
+        "--again", action="store_true", help="rerun the last run's survivors with today's tests"
+    )
     args = parser.parse_args(argv)
     if args.list:
         for module in MODULES:
@@ -202,11 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.survivors:
         mutmut = Path(sys.executable).with_name("mutmut")
         for module in chosen:
-            tree = SCRATCH / module.name.replace("/", "_").replace(" ", "_").replace("+", "_")
-            subprocess.run([str(mutmut), "results"], cwd=tree, check=False)
+            subprocess.run([str(mutmut), "results"], cwd=tree_of(module), check=False)
         return 0
-    results = {module.name: run(module) for module in chosen}
-    print(table(results))
+    step = again if args.again else run
+    print(table({module.name: step(module) for module in chosen}))
     return 0
 
 
