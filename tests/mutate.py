@@ -56,7 +56,11 @@ MODULES = (
     Module(
         "gateway/auth/tokens+jose",
         ("gateway/auth/tokens.py", "gateway/auth/jose.py"),
-        ("tests/gateway/test_tokens.py", "tests/gateway/test_token_algorithms.py"),
+        (
+            "tests/gateway/test_tokens.py",
+            "tests/gateway/test_token_algorithms.py",
+            "tests/gateway/test_token_claims.py",
+        ),
     ),
     Module(
         "gateway/auth/assertions+windows",
