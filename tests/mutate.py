@@ -60,6 +60,7 @@ MODULES = (
             "tests/gateway/test_tokens.py",
             "tests/gateway/test_token_algorithms.py",
             "tests/gateway/test_token_claims.py",
+            "tests/gateway/test_jose_inputs.py",
         ),
     ),
     Module(
