@@ -126,7 +126,16 @@ def test_the_boundaries_and_defaults_that_are_accepted() -> None:
     both = _check(_claims(aud=[ISSUER + "/other", ISSUER]))
     assert both.audience == (ISSUER + "/other", ISSUER)  # a list holding ours
     assert _check(_claims(scope=["a"])).scopes == frozenset()  # not a string: no scopes
-    assert _check(_claims()).scopes == frozenset({"a", "b"})
+    assert _check(_claims(scope=ABSENT)).scopes == frozenset()  # no scope claim: none
+    read = _check(_claims(sub="subject-1", client_id="client-1", jti="jti-1"))
+    assert (read.issuer, read.subject, read.client_id, read.jti) == (
+        ISSUER,
+        "subject-1",
+        "client-1",
+        "jti-1",
+    )
+    assert (read.issued_at, read.expires_at, read.thumbprint) == (MOMENT, MOMENT + 300, THUMB)
+    assert read.scopes == frozenset({"a", "b"})
 
 
 def test_a_minted_token_says_what_the_resource_server_reads() -> None:
