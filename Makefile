@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CODE   := gateway policies connectors certs
 
-.PHONY: demo test lint pytest mutants bench clean docs-check lowest image image-test
+.PHONY: demo test lint pytest mutants mutate bench clean docs-check lowest image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ pytest: $(STAMP)
 # Each guarantee mutant (tests/mutants/mutants.toml) applied to a scratch copy: its tests must fail.
 mutants: $(STAMP)
 	$(BIN)/python -m tests.mutants
+
+# Broad mutation testing of the security core with mutmut, module by module, one worker (long;
+# not part of `make test`): MODULES="gateway/auth policies" for some. See docs/testing.md.
+mutate: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[mutate]'
+	$(BIN)/python -m tests.mutate $(MODULES)
 
 # docs/first-hour.md, run as written against a fresh home and a loopback gateway. `pytest`
 # runs it too (tests/docs); this target runs only the guide.

@@ -23,7 +23,8 @@
     └── PolicyTestError       policy_test            a provider's policy test is malformed
 
 ``reason`` is one line, safe to show a provider; ``gateway/`` maps codes to problem+json.
-Errors found in a YAML document also carry ``line`` (1-based) and ``key`` (its path, e.g.
+Errors found in a YAML document also carry ``line`` and ``column`` (both 1-based: where the
+key, list item or syntax error starts) and ``key`` (its path, e.g.
 ``permissions[0].data.max_rows``); ``None`` where the format gives no position.
 A policy-test file's schema errors are ``PolicyTestError`` with those same codes.
 The engine never raises for a *decision*: a request that cannot be decided is a Deny.
@@ -44,27 +45,39 @@ class PolicyError(Exception):
         code: str | None = None,
         line: int | None = None,
         key: str | None = None,
+        column: int | None = None,
     ) -> None:
         self.reason = " ".join(reason.split())[:300]  # one line, bounded
         if code is not None:
             self.code = code
         self.line = line
+        self.column = column if line is not None else None
         self.key = key
         super().__init__(f"{self.code}: {self.where}{self.reason}")
 
-    def at(self, line: int | None, key: str | None) -> PolicyError:
+    def at(self, line: int | None, key: str | None, column: int | None = None) -> PolicyError:
         """This error (same class, code and reason), naming where it was found."""
         found = type(self).__new__(type(self))  # no __init__: subclasses differ in signature
         found.__dict__.update(self.__dict__)
         found.line, found.key = line, key
+        found.column = column if line is not None else None
         found.args = (f"{self.code}: {found.where}{self.reason}",)
         return found
 
     @property
+    def position(self) -> str:
+        """``"12:5"`` (line and column), ``"12"``, or ``""`` when the format gives none."""
+        if self.line is None:
+            return ""
+        return f"{self.line}:{self.column}" if self.column is not None else str(self.line)
+
+    @property
     def where(self) -> str:
-        """``"line 12: permissions[0].data: "`` (or what of it is known), for messages."""
-        line = f"line {self.line}: " if self.line is not None else ""
-        return line + (f"{self.key}: " if self.key else "")
+        """``"line 12, column 5: permissions[0].data: "`` (or what of it is known)."""
+        line = f"line {self.line}" if self.line is not None else ""
+        if line and self.column is not None:
+            line += f", column {self.column}"
+        return (f"{line}: " if line else "") + (f"{self.key}: " if self.key else "")
 
 
 class PolicySyntaxError(PolicyError):
@@ -91,12 +104,18 @@ class UnknownTerm(PolicyError):
     code = "unknown_term"
 
     def __init__(
-        self, kind: str, term: str, *, line: int | None = None, key: str | None = None
+        self,
+        kind: str,
+        term: str,
+        *,
+        line: int | None = None,
+        key: str | None = None,
+        column: int | None = None,
     ) -> None:
         self.kind = kind
         self.term = term
         reason = f"unknown {kind.replace('_', ' ')}: {term}"
-        super().__init__(reason, code=f"unknown_{kind}", line=line, key=key)
+        super().__init__(reason, code=f"unknown_{kind}", line=line, key=key, column=column)
 
 
 class PolicyTestError(PolicyError):

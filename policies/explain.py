@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from policies.decision import Decision, PrivacyLimits, RuleReport
+import json
+
+from policies.decision import DataLimits, Decision, PrivacyLimits, RuleReport
 
 
 def explain(decision: Decision) -> str:
@@ -16,11 +18,37 @@ def explain(decision: Decision) -> str:
     lines.extend(f"note: {note}" for note in decision.notes)
     for report in decision.rules:
         lines.extend(_rule_lines(report, indent="  "))
-    if decision.limits is not None:
-        lines.append(f"limits: {decision.limits}")
+    if decision.limits is not None:  # permits only: no audit entry carries these lines
+        lines.extend(limits_lines(decision.limits))
         if decision.limits.privacy is not None:
             lines.extend(_privacy_lines(decision.limits.privacy))
     return "\n".join(lines)
+
+
+def limits_lines(limits: DataLimits) -> list[str]:
+    """The limits a permit carries, in the policy's own words (its YAML ``data`` keys).
+
+    Only what the policy sets is shown; ``columns: all`` when it names no columns.
+    """
+    shown = [("columns", _flow(limits.columns) if limits.columns is not None else "all")]
+    if limits.row_filter is not None:
+        shown.append(("row_filter", json.dumps(limits.row_filter)))  # quoted, as YAML reads it
+    for key, number in (("min_group_size", limits.min_group_size), ("max_rows", limits.max_rows)):
+        if number is not None:
+            shown.append((key, str(number)))
+    if limits.rate_limit is not None:
+        rate = limits.rate_limit
+        shown.append(("rate_limit", f"{rate.max_requests}/{rate.window}"))
+    shown.extend(("notify", party) for party in limits.notify)
+    if limits.delete_after is not None:
+        shown.append(("delete_after", limits.delete_after))
+    if limits.duties:
+        shown.append(("duties to discharge", _flow(limits.duties)))
+    return ["limits:", *(f"  {key}: {value}" for key, value in shown)]
+
+
+def _flow(items: tuple[str, ...]) -> str:
+    return f"[{', '.join(items)}]"
 
 
 def _privacy_lines(p: PrivacyLimits) -> list[str]:

@@ -110,7 +110,7 @@ def _code(family: type[PolicyError]) -> str:
 def _as(exc: PolicyError, family: type[PolicyError]) -> PolicyError:
     if isinstance(exc, family) or family is PolicyStructureError:
         return exc
-    return family(exc.reason, code=exc.code, line=exc.line, key=exc.key)
+    return family(exc.reason, code=exc.code, line=exc.line, key=exc.key, column=exc.column)
 
 
 class _Reader(Terms):

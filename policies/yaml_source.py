@@ -39,27 +39,36 @@ def path_text(path: Sequence[PathItem]) -> str:
 
 @dataclass(frozen=True)
 class Located:
-    """A YAML document's data and the 1-based line of each key or list item, by path."""
+    """A YAML document's data and where each key or list item starts, by path.
+
+    ``marks`` holds 1-based ``(line, column)`` pairs.
+    """
 
     data: Any
-    lines: Mapping[Path, int]
+    marks: Mapping[Path, tuple[int, int]]
+
+    def mark(self, path: Path) -> tuple[int | None, int | None]:
+        """The line and column of ``path``, or of its nearest ancestor that has them."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.marks:
+                return self.marks[path[:end]]
+        return None, None
 
     def line(self, path: Path) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
+        return self.mark(path)[0]
 
     def error(
         self, path: Path, reason: str, code: str, family: type[PolicyError] = PolicySchemaError
     ) -> PolicyError:
-        """A ``family`` error naming the line and the key's path."""
-        return family(reason, code=code, line=self.line(path), key=path_text(path) or None)
+        """A ``family`` error naming the line, the column and the key's path."""
+        line, column = self.mark(path)
+        return family(reason, code=code, line=line, column=column, key=path_text(path) or None)
 
     def locate(self, exc: PolicyError, path: Path) -> PolicyError:
-        """``exc`` (same class and code), now naming the line and key of ``path``."""
-        return exc.at(self.line(path), path_text(path) or None)
+        """``exc`` (same class and code), now naming the line, column and key of ``path``."""
+        line, column = self.mark(path)
+        return exc.at(line, path_text(path) or None, column)
 
     def keys(self, path: Path) -> list[str]:
         """The keys of the mapping at ``path``, in document order (empty if none)."""
@@ -99,13 +108,13 @@ class Located:
 
 
 def load_yaml(text: str | bytes) -> Located:
-    """Parse one YAML document (safe tags only) and map its keys to their lines."""
+    """Parse one YAML document (safe tags only) and map its keys to their lines and columns."""
     loader = yaml.SafeLoader(text)
-    lines: dict[Path, int] = {}
+    lines: dict[Path, tuple[int, int]] = {}
     try:
         node = loader.get_single_node()
         if node is not None:  # walked before construction, which flattens merge keys
-            lines[()] = node.start_mark.line + 1
+            lines[()] = _mark(node)
             _walk(node, (), lines)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
@@ -115,7 +124,15 @@ def load_yaml(text: str | bytes) -> Located:
     return Located(data, lines)
 
 
-def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
+Marks = dict[Path, tuple[int, int]]
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    """PyYAML's 0-based start mark as a 1-based (line, column), as editors show them."""
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _walk(node: yaml.Node, path: Path, lines: Marks) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -126,27 +143,33 @@ def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
                 _merged(value_node, path, lines, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            lines[(*path, index)] = item.start_mark.line + 1
+            lines[(*path, index)] = _mark(item)
             _walk(item, (*path, index), lines)
 
 
 def _entry(
-    key_node: yaml.Node, value_node: yaml.Node, path: Path, lines: dict[Path, int], seen: set[str]
+    key_node: yaml.Node, value_node: yaml.Node, path: Path, lines: Marks, seen: set[str]
 ) -> None:
     key = str(key_node.value)
-    here, line = (*path, key), key_node.start_mark.line + 1
+    here, (line, column) = (*path, key), _mark(key_node)
     if key in seen:
-        raise PolicySchemaError("given twice", code="duplicate_key", line=line, key=path_text(here))
+        raise PolicySchemaError(
+            "given twice", code="duplicate_key", line=line, column=column, key=path_text(here)
+        )
     if value_node.tag == _NULL:
         raise PolicySchemaError(
-            "given without a value", code="empty_value", line=line, key=path_text(here)
+            "given without a value",
+            code="empty_value",
+            line=line,
+            column=column,
+            key=path_text(here),
         )
     seen.add(key)
-    lines[here] = line
+    lines[here] = (line, column)
     _walk(value_node, here, lines)
 
 
-def _merged(value_node: yaml.Node, path: Path, lines: dict[Path, int], seen: set[str]) -> None:
+def _merged(value_node: yaml.Node, path: Path, lines: Marks, seen: set[str]) -> None:
     sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
     for source in sources:
         if isinstance(source, yaml.MappingNode):
@@ -157,10 +180,15 @@ def _merged(value_node: yaml.Node, path: Path, lines: dict[Path, int], seen: set
 
 def _syntax_error(exc: yaml.YAMLError) -> PolicySyntaxError:
     mark = getattr(exc, "problem_mark", None)
+    problem, context = getattr(exc, "problem", None), getattr(exc, "context", None)
     text = str(exc).strip().splitlines()
     reason = text[0] if text else "unreadable"
-    line = mark.line + 1 if mark is not None else None
-    return PolicySyntaxError(reason, code="yaml_syntax", line=line)
+    if problem:  # what is wrong at the mark, then what PyYAML was reading there
+        reason = f"{problem} ({context})" if context else str(problem)
+    if mark is None:
+        return PolicySyntaxError(reason, code="yaml_syntax")
+    # The mark is where PyYAML found the problem (0-based); people count from 1.
+    return PolicySyntaxError(reason, code="yaml_syntax", line=mark.line + 1, column=mark.column + 1)
 
 
 def _code(detail: ErrorDetails) -> str:

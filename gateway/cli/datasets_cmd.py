@@ -47,7 +47,7 @@ def _spec(path: Path) -> DatasetSpec:
 
 
 def _located(path: Path, exc: PolicyError) -> str:
-    line = f":{exc.line}" if exc.line is not None else ""
+    line = f":{exc.position}" if exc.position else ""
     return f"{path}{line}: {exc.key + ': ' if exc.key else ''}{exc.reason} ({exc.code})"
 
 

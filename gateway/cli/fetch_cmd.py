@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from gateway.cli.output import CliError, console, reports_errors
 from gateway.client import GatewayUnreachable, SluisClient, SluisError
-from gateway.exchange.schemas import parse_where
+from gateway.exchange.schemas import parse_aggregates, parse_where
 
 app = typer.Typer(add_completion=False)
 
@@ -32,14 +32,31 @@ def fetch(
     fmt: Annotated[str, typer.Option("--format", help="parquet | csv | jsonl | arrow")] = "parquet",
     columns: Annotated[str, typer.Option(help="comma-separated columns")] = "",
     where: Annotated[list[str] | None, typer.Option(help="column,op,value (repeat)")] = None,
+    group_by: Annotated[
+        str, typer.Option("--group-by", help="comma-separated columns to group by")
+    ] = "",
+    agg: Annotated[
+        list[str] | None,
+        typer.Option("--agg", help="aggregate: count, or FUNC:COLUMN (sum avg min max; repeat)"),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
-    """Run a query on DATASET and stream the result into --out."""
+    """Run a query on DATASET and stream the result into --out.
+
+    Rows (--columns, --where), or aggregates (--group-by with --agg), which is all an
+    aggregates-only dataset answers: --group-by machine --agg count --agg avg:temp_c.
+    """
     _check_writable(out)  # before the request: a refused write must not cost a use
     try:
         predicates = [(p.column, p.op.value, p.value) for p in parse_where(where or [])]
+        aggregates = [(a.func.value, a.column) for a in parse_aggregates(agg or [])]
     except ValueError as exc:
         raise CliError(str(exc).splitlines()[0]) from exc
+    groups = [c for c in group_by.split(",") if c]
+    if aggregates and columns:
+        raise CliError("--columns is for rows; an aggregate query names its columns by --group-by")
+    if groups and not aggregates:
+        raise CliError("--group-by needs at least one --agg (count, or FUNC:COLUMN)")
     session = SluisClient(gateway, ca_bundle=ca, cert_file=cert, key_file=key, client_id=client_id)
     with session as client, ExitStack() as stack:
         advance = _progress_bar(stack, f"{dataset} -> {out.name}")
@@ -50,6 +67,8 @@ def fetch(
                 fmt=fmt,
                 columns=[c for c in columns.split(",") if c],
                 where=predicates,
+                group_by=groups,
+                aggregates=aggregates,
                 limit=limit,
                 progress=advance,
             )

@@ -114,13 +114,13 @@ NowOption = Annotated[
 def _reported(path: Path | None = None) -> Iterator[None]:
     """Turn a policy or file error into one ``sluis: error:`` line and exit code 1.
 
-    A located error reads ``FILE:LINE: KEY: reason (code)``, as compilers print them.
+    A located error reads ``FILE:LINE:COLUMN: KEY: reason (code)``, as compilers print them.
     """
     where = f"{path}: " if path is not None else ""
     try:
         yield
     except PolicyError as exc:
-        line = f"{path}:{exc.line}: " if path is not None and exc.line is not None else where
+        line = f"{path}:{exc.position}: " if path is not None and exc.position else where
         fail(f"{line}{exc.key + ': ' if exc.key else ''}{exc.reason} ({exc.code})")
     except FileNotFoundError:
         fail(f"{where}no such file")

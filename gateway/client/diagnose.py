@@ -83,16 +83,32 @@ def unreachable(exc: httpx.TransportError, url: str) -> str:
         return f"the gateway's certificate at {url} is not trusted by your CA bundle"
     if any(m in text for m in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH")):
         return f"{url} does not answer TLS: is this the gateway's port?"
-    if "ALERT" in text or isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        return (
-            f"the gateway at {url} refused the TLS handshake: your certificate may be "
-            "revoked, expired or not issued by a CA it trusts"
-        )
+    refusal = _handshake_refusal(exc, text)
+    if refusal is not None:
+        return f"the gateway at {url} refused the TLS handshake: {refusal}"
     if isinstance(exc, httpx.TimeoutException):
         return f"the gateway at {url} did not answer in time"
     if isinstance(exc, httpx.ConnectError):
         return f"nothing answers at {url}: is the gateway running, and is this its port?"
     return f"cannot reach the gateway at {url} ({type(exc).__name__})"
+
+
+#: OpenSSL's names of the alerts the gateway's handshake sends, as the client's next step.
+_ALERTS = {
+    "ALERT_UNKNOWN_CA": "your certificate is not issued by a CA it trusts",
+    "ALERT_CERTIFICATE_EXPIRED": "your certificate has expired (or is not valid yet)",
+    "ALERT_CERTIFICATE_REQUIRED": "it needs a client certificate (SLUIS_CLIENT_CERT)",
+    "ALERT_UNSUPPORTED_CERTIFICATE": "your certificate is not for TLS client authentication",
+}
+
+
+def _handshake_refusal(exc: httpx.TransportError, text: str) -> str | None:
+    for alert, reason in _ALERTS.items():
+        if alert in text:  # the gateway's TLS alert says why (gateway.http.tls_alert)
+            return reason
+    if "ALERT" in text or isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return "your certificate may be revoked, expired or not issued by a CA it trusts"
+    return None
 
 
 def _chain_text(exc: BaseException) -> str:

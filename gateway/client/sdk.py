@@ -222,12 +222,21 @@ class SluisClient:
         fmt: str = "parquet",
         columns: Sequence[str] = (),
         where: Iterable[Where] = (),
+        group_by: Sequence[str] = (),
+        aggregates: Sequence[tuple[str, str | None]] = (),
         limit: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> Receipt:
-        """Stream a query's result into ``out`` (``fmt``: parquet, csv, jsonl, arrow)."""
+        """Stream a query's result into ``out`` (``fmt``: parquet, csv, jsonl, arrow).
+
+        ``group_by`` and ``aggregates`` (``("avg", "temp_c")``, ``("count", None)``) ask for
+        aggregates, as :meth:`query` does: what an aggregates-only dataset answers.
+        """
         self._ensure_token()
-        body = _query_body(columns=columns, where=where, limit=limit, fmt=fmt)
+        body = _query_body(
+            columns=columns, where=where, group_by=group_by, aggregates=aggregates, limit=limit,
+            fmt=fmt,
+        )  # fmt: skip
         url = f"{self.base_url}/v1/datasets/{dataset}/query"
         partial = out.with_name(out.name + ".part")
         try:

@@ -107,6 +107,27 @@ def parse_where(texts: list[str]) -> list[PredicateIn]:
     return out
 
 
+def parse_aggregates(texts: list[str]) -> list[AggregateIn]:
+    """``func`` or ``func:column`` (``count``, ``avg:temp_c``), for the CLI's ``--agg``.
+
+    The output column is named ``func_column`` (``count_rows`` for a bare ``count``), as the
+    query API names it. ValueError names the text that does not parse.
+    """
+    out = []
+    for text in texts:
+        func, _, column = text.partition(":")
+        if func not in {f.value for f in AggFunc}:
+            known = ", ".join(f.value for f in AggFunc)
+            raise ValueError(f"--agg {text!r}: unknown function {func!r}; use one of {known}")
+        if not column and func != AggFunc.COUNT:
+            raise ValueError(f"--agg {text!r}: {func} needs a column ({func}:COLUMN)")
+        try:
+            out.append(AggregateIn.model_validate({"func": func, "column": column or None}))
+        except ValidationError as exc:  # one line, not pydantic's report
+            raise ValueError(f"--agg {text!r}: {exc.errors()[0]['msg']}") from None
+    return out
+
+
 def _url_scalar(text: str) -> Scalar:
     try:
         value = loads_bounded(text, max_depth=1)  # a scalar is all that is kept

@@ -92,7 +92,7 @@ class Rest:
         self,
         chunks: AsyncIterator[bytes],
         stats: _Stats,
-        finish: Callable[[str], Awaitable[None]],
+        finish: Callable[[str, ConnectorError | None], Awaitable[None]],
     ) -> None:
         self._chunks, self._stats, self._finish = chunks, stats, finish
         self._done = False
@@ -109,7 +109,7 @@ class Rest:
             await self._end("permit")
             raise
         except ConnectorError as exc:
-            await self._end(f"failed: {exc.code}")
+            await self._end(f"failed: {exc.code}", exc)
             raise
         self._stats.bytes += len(chunk)
         return chunk
@@ -118,7 +118,7 @@ class Rest:
         """End the exchange as interrupted, unless it already ended."""
         await self._end("interrupted")
 
-    async def _end(self, result: str) -> None:
+    async def _end(self, result: str, failure: ConnectorError | None = None) -> None:
         if self._done:
             return
         self._done = True
@@ -128,7 +128,7 @@ class Rest:
                 if close is not None:
                     await close()  # the connector's stream, and its upstream, closed now
             finally:
-                await self._finish(result)
+                await self._finish(result, failure)
 
 
 @dataclass
@@ -276,6 +276,7 @@ class ExchangeService:
         receipt, checkpoint = await self._permit(ctx, decision, spend)
         columns = decision.limits.columns if decision.limits and decision.limits.columns else ()
         stats, started, result = _Stats(), time.perf_counter(), "permit"
+        failure: ConnectorError | None = None
         try:
             with self.telemetry.span(
                 SPAN_CONNECTOR, dataset=ctx.dataset.id, kind="http-passthrough"
@@ -287,10 +288,10 @@ class ExchangeService:
             if proxied.refused:
                 result = f"upstream-refused: {proxied.status}"
         except ConnectorError as exc:
-            result = f"failed: {exc.code}"
+            result, failure = f"failed: {exc.code}", exc
             raise
         finally:
-            await self._complete(ctx, stats, time.perf_counter() - started, result)
+            await self._complete(ctx, stats, time.perf_counter() - started, result, failure)
         return proxied, receipt, checkpoint
 
     async def _prelude(self, caller: TokenCaller, dataset_id: str, source: str | None) -> _Context:
@@ -469,13 +470,14 @@ class ExchangeService:
             with self.telemetry.span(SPAN_CONNECTOR, dataset=ctx.dataset.id, kind=connector.kind):
                 first = await anext(chunks, b"")  # a ConnectorError here becomes 502/504
         except ConnectorError as exc:
-            await self._complete(ctx, stats, time.perf_counter() - started, f"failed: {exc.code}")
+            seconds = time.perf_counter() - started
+            await self._complete(ctx, stats, seconds, f"failed: {exc.code}", exc)
             raise
         stats.bytes += len(first)
 
-        async def finish(result: str) -> None:
+        async def finish(result: str, failure: ConnectorError | None) -> None:
             try:
-                await self._complete(ctx, stats, time.perf_counter() - started, result)
+                await self._complete(ctx, stats, time.perf_counter() - started, result, failure)
             finally:
                 await lease.release()
 
@@ -519,10 +521,24 @@ class ExchangeService:
     ) -> None:
         await self.audit.append(self._entry(ctx, decision, "deny", reasons))
 
-    async def _complete(self, ctx: _Context, stats: _Stats, seconds: float, result: str) -> None:
-        """Queue the completion entry; the response does not wait for it. It closes the
-        open exchange in its transaction; a crash before that leaves the row, and the next
-        start records the exchange as interrupted (``close_interrupted``)."""
+    async def _complete(
+        self,
+        ctx: _Context,
+        stats: _Stats,
+        seconds: float,
+        result: str,
+        failure: ConnectorError | None = None,
+    ) -> None:
+        """Queue the ``exchange-completed`` entry; the response does not wait for it. It
+        closes the open exchange in its transaction; a crash before that leaves the row, and
+        the next start records the exchange as interrupted (``close_interrupted``).
+
+        ``reasons`` are the result and the duration, then, for a failure, its public reason
+        (appended: readers of the first two are unchanged; the public sentence, never a
+        server path, host or driver text)."""
+        reasons: tuple[str, ...] = (result, f"seconds={seconds:.3f}")
+        if failure is not None:
+            reasons = (*reasons, failure.public_reason[:500])
         entry = AuditEntry(
             time=datetime.now(UTC),
             event="exchange-completed",
@@ -531,7 +547,7 @@ class ExchangeService:
             action="read",
             rows=stats.rows,
             bytes=stats.bytes,
-            decision=DecisionRecord(result="permit", reasons=(result, f"seconds={seconds:.3f}")),
+            decision=DecisionRecord(result="permit", reasons=reasons),
             trace_id=ctx.trace_id,
             request_id=ctx.exchange_id or None,
         )

@@ -6,7 +6,8 @@ handshake timeout: a client could hold thousands of half-open handshakes, each w
 buffers, whatever ``http_max_connections`` said. Here the listener is plain TCP and every
 accepted connection goes through :class:`Handshake`: it is counted at once (in total and per
 peer address, :meth:`ConnectionCounter.accept`), then upgraded in place with
-``loop.start_tls`` (asyncio's own TLS protocol, the same handshake timeout) and handed to the
+``loop.start_tls`` (asyncio's own TLS protocol, the same handshake timeout; through
+``tls_alert.start_tls``, so a refused handshake still sends its alert) and handed to the
 HTTP protocol with its verdict, whose guard stops counting it when it closes.
 
 A connection over a cap still completes its handshake to be told 503 (so a client learns
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.http.connection_limits import Admission, ConnectionCounter
+from gateway.http.tls_alert import start_tls
 
 log = logging.getLogger("sluis.http.guard")
 
@@ -65,14 +67,16 @@ class Handshake(asyncio.Protocol):
     ) -> None:
         loop = asyncio.get_running_loop()
         try:
-            tls = await loop.start_tls(
-                raw, self, self._context, server_side=True, ssl_handshake_timeout=self._timeout
-            )
+            tls = await start_tls(loop, raw, self, self._context, handshake_timeout=self._timeout)
         except asyncio.CancelledError:  # the server is shutting down
             self._counter.forget(admission, source)
             raw.abort()
             raise
-        except (OSError, ssl.SSLError) as exc:  # refused, reset or timed out (asyncio's)
+        except ssl.SSLError as exc:  # refused: closed, its alert sent first (tls_alert.py)
+            log.debug("TLS handshake with %s failed: %s", source, exc)
+            self._counter.forget(admission, source)
+            return
+        except OSError as exc:  # reset or timed out (asyncio's)
             log.debug("TLS handshake with %s failed: %s", source, exc)
             self._counter.forget(admission, source)
             raw.abort()

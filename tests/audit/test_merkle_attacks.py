@@ -173,3 +173,72 @@ def test_every_index_and_every_older_size(size: int) -> None:
     for size1 in range(1, size + 1):
         proof = consistency_proof(tree, size1, size)
         verify_consistency(size1, size, proof, root_hash(tree[:size1]), root)
+
+
+@pytest.mark.parametrize(
+    ("size1", "size2", "code", "detail"),
+    [
+        (3, 2, "size-out-of-range", "need 0 <= size1 <= size2, got 3, 2"),
+        (-1, 2, "size-out-of-range", "need 0 <= size1 <= size2, got -1, 2"),
+        (0, 3, "empty-tree", "a consistency proof from the empty tree proves nothing"),
+    ],
+)
+def test_impossible_sizes_are_refused_with_their_exact_code(
+    size1: int, size2: int, code: str, detail: str
+) -> None:
+    """The code exactly (``match=`` above would accept ``XXempty-treeXX``: a survivor of
+    ``make mutate``), and the detail as written."""
+    tree = leaves(3)
+    with pytest.raises(ProofError) as exc:
+        verify_consistency(size1, size2, [], root_hash(tree[:1]), root_hash(tree))
+    assert (exc.value.code, exc.value.detail) == (code, detail)
+
+
+@pytest.mark.parametrize("which", ["root1", "root2"])
+def test_a_root_of_the_wrong_length_is_a_hash_length_error(which: str) -> None:
+    tree = leaves(5)
+    proof = consistency_proof(tree, 3, 5)
+    roots = {"root1": root_hash(tree[:3]), "root2": root_hash(tree)}
+    roots[which] = roots[which][:31]
+    with pytest.raises(ProofError) as exc:
+        verify_consistency(3, 5, proof, roots["root1"], roots["root2"])
+    assert exc.value.code == "bad-hash-length"  # said as what it is, not as a mismatch
+
+
+def test_the_empty_tree_is_available_but_holds_no_leaf() -> None:
+    """Size 0 is a tree the log has (``_check_available``): what fails is the request in it."""
+    with pytest.raises(ProofError) as exc:
+        inclusion_proof([], 0, 0)
+    assert exc.value.code == "index-out-of-range"
+    with pytest.raises(ProofError) as exc:
+        consistency_proof(leaves(2), 0, 0)
+    assert exc.value.code == "empty-tree"
+
+
+def test_refusals_say_what_failed_in_words() -> None:
+    """Codes and details exactly, for the refusals other tests only match loosely."""
+    tree = leaves(2)
+    with pytest.raises(ProofError) as exc:
+        inclusion_proof(tree, 0, 3)
+    assert (exc.value.code, exc.value.detail) == ("size-out-of-range", "tree size 3 beyond 2")
+    with pytest.raises(ProofError) as exc:
+        verify_inclusion(tree[0], 0, 2, [tree[0]], root_hash(tree))
+    expected = ("root-mismatch", "calculated root does not match the expected root")
+    assert (exc.value.code, exc.value.detail) == expected
+
+
+def test_each_refusal_has_its_exact_code_and_detail() -> None:
+    tree = leaves(4)
+    root, proof = root_hash(tree), inclusion_proof(tree, 1, 4)
+    cases = [
+        (lambda: inclusion_proof(tree, 4, 4), "index-out-of-range",
+         "leaf index 4 not in a tree of 4"),
+        (lambda: verify_inclusion(tree[1], 1, 4, proof, root[:31]), "bad-hash-length",
+         "every hash must be 32 bytes"),
+        (lambda: verify_inclusion(tree[1], 1, 4, proof[:1], root), "wrong-proof-size",
+         "proof does not fit the tree sizes (1/2)"),
+    ]  # fmt: skip
+    for call, code, detail in cases:
+        with pytest.raises(ProofError) as exc:
+            call()
+        assert (exc.value.code, exc.value.detail) == (code, detail)

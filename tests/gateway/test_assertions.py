@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given
 from hypothesis import strategies as st
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from certs import TrustStore, load_crls
 from gateway.auth import windows
@@ -23,6 +25,7 @@ from gateway.auth.assertions import (
     verify_ishare,
     verify_private_key_jwt,
 )
+from gateway.auth.jose import key_from_public
 from tests.support.ishare import IShareCA, IShareParty
 from tests.support.pki import NOW as PKI_NOW
 
@@ -95,7 +98,13 @@ def ishare_ca() -> IShareCA:
     return IShareCA()
 
 
-def _ishare(ca: IShareCA, party: IShareParty, client_id: str) -> VerifiedAssertion:
+def _ishare(
+    ca: IShareCA,
+    party: IShareParty,
+    client_id: str,
+    header: dict[str, object] | None = None,
+    **changed: object,
+) -> VerifiedAssertion:
     moment = int(PKI_NOW.timestamp())
     claims = {
         "iss": client_id,
@@ -105,8 +114,14 @@ def _ishare(ca: IShareCA, party: IShareParty, client_id: str) -> VerifiedAsserti
         "exp": moment + 30,
         "jti": "i",
     }
+    claims.update(changed)
+    claims = {k: v for k, v in claims.items() if v is not None}
     x5c = [base64.b64encode(c.public_bytes(Encoding.DER)).decode() for c in party.chain]
     token = jwt.encode({"alg": "RS256", "x5c": x5c}, claims, party.key, algorithms=["RS256"])
+    if header is not None:  # another header on the same payload and signature
+        _, payload, signature = token.split(".")
+        head = base64.urlsafe_b64encode(json.dumps({"x5c": x5c, **header}).encode())
+        token = ".".join((head.decode().rstrip("="), payload, signature))
     return verify_ishare(
         token,
         client_id=client_id,
@@ -144,3 +159,66 @@ def test_a_certificate_without_a_signing_purpose_is_refused(
     with pytest.raises(AssertionRejected) as refused:
         _ishare(ishare_ca, ishare_ca.party(PARTY, ekus=ekus), PARTY)
     assert refused.value.code == "certificate-wrong-extended-key-usage"
+    assert refused.value.detail  # the certificate check's own words, passed on
+
+
+# Each refusal of an iSHARE assertion with its stable code (survivors of `make mutate`).
+ISHARE_REFUSALS = [
+    ({"header": {"alg": "ES256"}}, "algorithm-not-allowed"),
+    ({"header": {"alg": "HS256"}}, "algorithm-not-allowed"),
+    ({"header": {"alg": "RS256", "x5c": []}}, "missing-x5c"),
+    ({"header": {"alg": "RS256", "x5c": "MII"}}, "missing-x5c"),
+    ({"header": {"alg": "RS256", "x5c": ["not base64!"]}}, "malformed"),
+    ({"header": {"alg": "RS256", "kid": "x"}}, "bad-signature"),  # the header is signed too
+    ({"aud": "EU.EORI.NL000000098"}, "wrong-audience"),
+    ({"aud": [SERVER_PARTY, "EU.EORI.NL000000098"]}, "wrong-audience"),
+    ({"iss": "EU.EORI.NL000000003"}, "wrong-client"),
+    ({"sub": "EU.EORI.NL000000003"}, "wrong-client"),
+    ({"jti": None}, "missing-jti"),
+    ({"jti": "j" * 129}, "missing-jti"),
+    ({"iat": None}, "malformed"),  # iSHARE requires iat
+    ({"exp": "soon"}, "malformed"),
+    ({"exp": int(PKI_NOW.timestamp()) + 31}, "too-long-lived"),  # 30 s at most
+    ({"exp": int(PKI_NOW.timestamp()) - 31}, "expired"),
+    ({"iat": int(PKI_NOW.timestamp()) + 31}, "not-yet-valid"),
+]
+
+
+@pytest.mark.parametrize(("change", "code"), ISHARE_REFUSALS)
+def test_an_ishare_assertion_is_refused_with_its_code(
+    ishare_ca: IShareCA, change: dict[str, object], code: str
+) -> None:
+    party = ishare_ca.party(PARTY)
+    change = dict(change)  # the parameter itself stays as listed
+    header = change.pop("header", None)
+    with pytest.raises(AssertionRejected) as refused:
+        _ishare(ishare_ca, party, PARTY, header, **change)  # type: ignore[arg-type]
+    assert (refused.value.code, bool(refused.value.detail)) == (code, True)
+    if code == "algorithm-not-allowed":
+        assert refused.value.detail == "iSHARE assertions are RS256"
+
+
+def test_an_ishare_assertion_may_name_the_audience_in_a_list(ishare_ca: IShareCA) -> None:
+    assert _ishare(ishare_ca, ishare_ca.party(PARTY), PARTY, aud=[SERVER_PARTY]).jti == "i"
+
+
+@pytest.mark.parametrize(
+    "private",
+    [
+        ec.generate_private_key(ec.SECP256R1()),
+        ed25519.Ed25519PrivateKey.generate(),
+        rsa.generate_private_key(65537, 2048),
+    ],
+    ids=["ec", "ed25519", "rsa"],
+)
+def test_a_certificates_public_key_becomes_the_same_jose_key(private: Any) -> None:
+    """Every key type a certificate may carry (a survivor of `make mutate`: EC and Ed25519)."""
+    public = private.public_key()
+    key = key_from_public(public)
+    assert key.as_dict(private=False) == key_from_private(private).as_dict(private=False)
+
+
+def key_from_private(private: Any) -> Any:
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        return OKPKey.import_key(private)
+    return (RSAKey if isinstance(private, rsa.RSAPrivateKey) else ECKey).import_key(private)

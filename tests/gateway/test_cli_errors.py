@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from gateway.cli.main import app
 from tests.gateway.test_sdk import RESEARCH, UNIVERSITY, World, _cli_env
 from tests.gateway.test_sdk import world as world  # noqa: PLC0414 - the module's gateway fixture
+from tests.support.pki import Pki
 
 MARKETING = "https://w3id.org/dpv#Marketing"
 runner = CliRunner()
@@ -108,3 +109,18 @@ def test_an_expired_certificate_is_said_before_connecting(world: World, tmp_path
     line = _both(env, tmp_path)
     assert f"certificate {old.cert_path} expired on" in line
     assert "disconnected" not in line.lower()
+
+
+def test_a_certificate_from_an_unknown_ca_is_named_by_the_alert(
+    world: World, tmp_path: Path
+) -> None:
+    foreign = Pki(tmp_path / "other-pki").client("TU Delft", UNIVERSITY)
+    env = {
+        **_cli_env(world, "university"),
+        "SLUIS_CLIENT_CERT": str(foreign.cert_path),
+        "SLUIS_CLIENT_KEY": str(foreign.key_path),
+    }
+    line = _both(env, tmp_path)
+    assert f"the gateway at {world.url} refused the TLS handshake: your certificate is not " in line
+    assert "issued by a CA it trusts" in line
+    assert "may be" not in line  # the alert says which, no guessing

@@ -164,9 +164,9 @@ def test_a_stored_version_that_no_longer_validates_is_unavailable(db: str) -> No
 @pytest.mark.parametrize(
     ("tail", "message"),
     [
-        ("policy: other.yaml\n", "spec.yaml:6: policy: given twice (duplicate_key)"),
-        ("approval:\n", "spec.yaml:6: approval: given without a value (empty_value)"),
-        ("aproval: automatic\n", "spec.yaml:6: aproval: unknown key (unknown_key)"),
+        ("policy: other.yaml\n", "spec.yaml:6:1: policy: given twice (duplicate_key)"),
+        ("approval:\n", "spec.yaml:6:1: approval: given without a value (empty_value)"),
+        ("aproval: automatic\n", "spec.yaml:6:1: aproval: unknown key (unknown_key)"),
     ],
 )
 def test_a_dataset_spec_is_read_strictly(

@@ -174,9 +174,9 @@ def test_eval_yaml_permit_carries_limits(runner: CliRunner) -> None:
 
 
 def test_now_overrides_the_state(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["eval", *SENSORS, *UNIVERSITY, "--now", "2028-02-01T00:00:00Z"])
+    result = runner.invoke(app, ["eval", *SENSORS, *UNIVERSITY, "--now", "2100-02-01T00:00:00Z"])
     out = json.loads(result.output)
-    assert (out["decision"], out["now"]) == ("deny", "2028-02-01T00:00:00+00:00")
+    assert (out["decision"], out["now"]) == ("deny", "2100-02-01T00:00:00+00:00")
 
 
 @pytest.mark.parametrize("now", ["yesterday", "2026-03-02T10:00:00"])
@@ -196,6 +196,22 @@ def test_explain_names_the_deciding_rule(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("PERMIT (permitted)")
     assert "granted by urn:sluis:policy:acme:spindle-sensors#research-read" in result.output
+
+
+def test_explain_prints_the_limits_in_the_policys_words(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["explain", *SENSORS, *UNIVERSITY])
+    assert result.exit_code == 0, result.output
+    tail = result.output.split("\nlimits:\n", 1)[1].splitlines()
+    assert tail[:6] == [
+        "  columns: [machine_model, spindle_temp_c, vibration_rms, recorded_on]",
+        "  min_group_size: 5",
+        "  max_rows: 10000",
+        "  rate_limit: 100/P1D",
+        "  notify: urn:org:acme-machines",
+        "  delete_after: P1Y",
+    ]
+    assert "DataLimits(" not in result.output
+    assert "RateLimit(" not in result.output
 
 
 @needs_vectors
@@ -273,8 +289,12 @@ def test_policy_test_errors_are_one_line(
     [
         ("party: [unclosed", "yaml_syntax"),
         ("- a list", "request_structure"),
-        ("action: read\ncontext: [purpose]", ":2: context: Input should be a valid dictionary"),
-        ("party: urn:org:x", "request.yaml:1: action: required, but absent (missing_key)"),
+        ("action: read\ncontext: [purpose]", ":2:1: context: Input should be a valid dictionary"),
+        ("party: urn:org:x", "request.yaml:1:1: action: required, but absent (missing_key)"),
+        (
+            "party: urn:org:x\naction: [read, use}\n",
+            "request.yaml:2:19: expected ',' or ']', but got '}' (while parsing a flow sequence)",
+        ),
     ],
 )
 def test_eval_malformed_yaml_request_is_one_line(
@@ -300,7 +320,7 @@ def test_validate_names_file_line_and_key_of_a_typo(runner: CliRunner, tmp_path:
     path = tmp_path / "typo.yaml"
     path.write_text(TYPO_POLICY)
     line = one_line_error(runner.invoke(app, ["validate", str(path)]))
-    assert line == f"sluis: error: {path}:5: permissions[0].date: unknown key (unknown_key)"
+    assert line == f"sluis: error: {path}:5:5: permissions[0].date: unknown key (unknown_key)"
 
 
 def test_policy_test_typo_names_file_line_and_key(runner: CliRunner, tmp_path: Path) -> None:
@@ -308,4 +328,4 @@ def test_policy_test_typo_names_file_line_and_key(runner: CliRunner, tmp_path: P
     path = tmp_path / "typo_test.yaml"
     path.write_text(FAILING.replace("    request:", "    stat: {use_count: 1}\n    request:"))
     line = one_line_error(runner.invoke(app, ["test", str(tmp_path)]))
-    assert line == f"sluis: error: {path}:6: cases[0].stat: unknown key (unknown_key)"
+    assert line == f"sluis: error: {path}:6:5: cases[0].stat: unknown key (unknown_key)"

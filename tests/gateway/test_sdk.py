@@ -272,3 +272,37 @@ def test_sluis_agreements_command(world: World) -> None:
     assert "revoked (study over)" in revoked.output
     again = runner.invoke(app, ["agreements", "approve", agreement_id], env=provider)
     assert again.output.startswith("sluis: error: 409 agreement-state")
+
+
+def test_fetch_asks_for_aggregates_from_the_cli_and_the_sdk(world: World, tmp_path: Path) -> None:
+    """An aggregates-only dataset is usable from ``sluis fetch`` and ``SluisClient.fetch``."""
+    with _sdk(world, "university") as uni:
+        asked = uni.request_agreement("sensors-agg", purpose=RESEARCH)
+        if asked["state"] == "requested":  # manual approval: the provider approves
+            with httpx.Client(base_url=world.url, verify=_mtls(world, "maker")) as provider:
+                approved = provider.post(f"/v1/agreements/{asked['id']}/approve")
+                assert approved.json()["state"] == "active", approved.text
+        out = tmp_path / "agg.parquet"
+        uni.fetch("sensors-agg", out, group_by=["machine"], aggregates=[("count", None)])
+        # min_group_size 3: Z9's one machine is not released
+        assert pq.read_table(out).to_pydict() == {"machine": ["X200", "X300"], "count_rows": [4, 3]}
+    env = {**_cli_env(world, "university"), "SLUIS_CLIENT_ID": UNIVERSITY}
+    runner = CliRunner()
+    out = tmp_path / "agg.csv"
+    args = ["fetch", "sensors-agg", "-o", str(out), "--format", "csv", "--group-by", "machine"]
+    done = runner.invoke(app, [*args, "--agg", "count", "--agg", "max:temp_c"], env=env)
+    assert done.exit_code == 0, done.output
+    assert out.read_text().splitlines() == [
+        '"machine","count_rows","max_temp_c"',
+        '"X200",4,63',
+        '"X300",3,66',
+    ]
+    for bad, said in [
+        (["--agg", "median:temp_c"], "--agg 'median:temp_c': unknown function 'median'; use one"),
+        (["--agg", "avg"], "--agg 'avg': avg needs a column (avg:COLUMN)"),
+        (["--group-by", "machine"], "--group-by needs at least one --agg"),
+        (["--agg", "count", "--columns", "machine"], "--columns is for rows;"),
+    ]:
+        refused = runner.invoke(app, ["fetch", "sensors-agg", "-o", str(out), *bad], env=env)
+        assert refused.exit_code == 1
+        assert refused.output.startswith(f"sluis: error: {said}"), refused.output

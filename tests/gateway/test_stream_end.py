@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +23,7 @@ from opentelemetry import metrics, trace
 from starlette.requests import ClientDisconnect
 
 from connectors import Format, narrow
+from connectors.errors import SourceRejected
 from connectors.query import Query
 from connectors.testing import InMemoryConnector
 from gateway.audit.entry import Actor
@@ -120,3 +121,46 @@ def test_a_stream_read_to_the_end_completes_once_as_permitted(url: str) -> None:
     assert closed
     assert done == ["permit"]
     assert sent > 2  # the start, the rows, the end
+
+
+class _FailsMidStream(InMemoryConnector):
+    """Some batches, then the source breaks, with a reason naming a server-side path."""
+
+    async def _source(self, query: Query) -> AsyncIterator[pa.RecordBatch]:
+        async for batch in super()._source(query):
+            yield batch
+        raise SourceRejected("/srv/sluis/data/x.parquet: garbage at byte 7")
+
+
+def test_a_stream_that_fails_records_its_public_reason(url: str) -> None:
+    async def run() -> tuple[Any, bool]:
+        db = Database(url)
+        await db.upgrade()
+        log = AuditLog(db, SIGNER, ORIGIN)
+        cache: ClosingCache[_FailsMidStream] = ClosingCache(lambda c: c.aclose())
+        table = pa.table({"v": list(range(100))})
+        lease = await cache.lease("x", "v1", lambda: _FailsMidStream("x", table, batch_size=10))
+        telemetry = Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
+        service = ExchangeService(db, None, None, log, telemetry)  # type: ignore[arg-type]
+        ctx = _Context(Actor(participant="p"), SimpleNamespace(id="x"))  # type: ignore[arg-type]
+        permitted = narrow(Query(columns=("v",)), DataLimits(), await lease.value.schema())
+        try:
+            _, rest, _ = await service._start(ctx, lease.value, permitted, Format.JSONL, lease)
+            with pytest.raises(SourceRejected):  # after the first chunk: mid-stream
+                async for _chunk in rest:
+                    pass
+            entries = [r.entry for r in await log.entries()]
+            done = [e for e in entries if e.event == "exchange-completed"]
+            return done, rest._done
+        finally:
+            await log.close()
+            await db.dispose()
+
+    done, ended = asyncio.run(run())
+    assert ended
+    assert len(done) == 1
+    reasons = done[0].decision.reasons
+    assert reasons[0] == "failed: source_rejected"  # the fields readers know stay where they were
+    assert reasons[1].startswith("seconds=")
+    assert reasons[2:] == (SourceRejected.fixed_public,)  # the reason, appended
+    assert "/srv" not in " ".join(reasons)  # the public sentence, never the server's path

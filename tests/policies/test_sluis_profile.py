@@ -20,6 +20,7 @@ from policies import (
     policy_hash,
     validate,
 )
+from policies.explain import limits_lines
 from policies.policy_tests import run_policy_tests
 from policies.yaml_policy import parse_yaml_policy
 from tests.policies.helpers import NOW, request
@@ -234,3 +235,14 @@ def test_blank_nodes_do_not_change_the_hash() -> None:
     first, again = parse_policy(BLANK_NODES), parse_policy(BLANK_NODES)
     assert first == again
     assert policy_hash(first) == policy_hash(again)
+
+
+def test_explained_limits_read_like_the_policy() -> None:
+    limits = DataLimits(row_filter="k = 'x'", rate_limit=RateLimit(5, "PT1H"), duties=("#d",))
+    assert limits_lines(limits) == [
+        "limits:",
+        "  columns: all",
+        "  row_filter: \"k = 'x'\"",
+        "  rate_limit: 5/PT1H",
+        "  duties to discharge: [#d]",
+    ]

@@ -113,11 +113,31 @@ def test_missing_uid_names_the_key() -> None:
     assert (caught.value.code, caught.value.key) == ("missing_key", "uid")
 
 
-def test_yaml_syntax_error_names_the_line() -> None:
+def test_yaml_syntax_error_names_the_line_and_column() -> None:
     with pytest.raises(PolicyError) as caught:
         parse_yaml_policy("uid: x\npermissions: [unclosed\n")
     assert caught.value.code == "yaml_syntax"
     assert caught.value.line is not None
+    with pytest.raises(PolicyError) as caught:
+        parse_yaml_policy(BASE + "    data: {columns: [a, b}\n")
+    assert (caught.value.code, caught.value.line, caught.value.column) == ("yaml_syntax", 6, 26)
+    assert caught.value.reason == "expected ',' or ']', but got '}' (while parsing a flow sequence)"
+    assert "line 6, column 26: " in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("tail", "line", "column", "key"),
+    [
+        ("    data: {columns: [a], colums: [b]}\n", 6, 26, "permissions[0].data.colums"),
+        ("    data: {columns: [a]}\n    data: {columns: [b]}\n", 7, 5, "permissions[0].data"),
+        ("    constraints:\n      - [purpose, eq]\n", 7, 9, "permissions[0].constraints[0]"),
+        ("  - action: read\n    assignee: urn:org:uni\n    dta: {}\n", 8, 5, "permissions[1].dta"),
+    ],
+)
+def test_a_schema_error_names_the_column_too(tail: str, line: int, column: int, key: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_yaml_policy(BASE + tail)
+    assert (caught.value.line, caught.value.column, caught.value.key) == (line, column, key)
 
 
 def test_the_documented_shorthand_still_compiles() -> None:
@@ -205,6 +225,12 @@ def test_a_typo_in_a_policy_test_is_an_error(tail: str, code: str, line: int, ke
         ),
         ("policy: meters\ncases: []\n", "invalid_value", "cases"),
         ("policy: meters\n", "missing_key", "cases"),
+        # Without `now` a case would be decided at the wall clock: passes today, fails later.
+        (
+            CASE.replace("    now: 2025-06-01T12:00:00Z\n", "") + "    expect: permit\n",
+            "missing_key",
+            "cases[0].now",
+        ),
     ],
 )
 def test_a_policy_test_that_asserts_nothing_is_an_error(text: str, code: str, key: str) -> None:

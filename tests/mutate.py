@@ -1,0 +1,255 @@
+"""``make mutate``: broad mutation testing of the security core with mutmut (issue 18).
+
+Not part of ``make test``: it takes long and reads no verdict of its own. The named guarantee
+mutants (``tests/mutants``) are the check that runs every time; this explores.
+
+Each module of :data:`MODULES` is mutated on its own, in a scratch copy of the tree
+(``$SLUIS_MUTATE_DIR``, default ``<tmp>/sluis-mutate/<module>``), and its mutants run against
+that module's own tests only (mutmut then narrows each mutant to the tests that reach the
+mutated function). mutmut runs with one worker: the machine is shared. At the end a table
+per module: killed, survived, timeouts, mutants no test reached, and the score (killed and
+timeouts over all mutants the tests reach).
+
+    python -m tests.mutate                    # every module, most security-relevant first
+    python -m tests.mutate gateway/auth       # one (or a few)
+    python -m tests.mutate --list
+    python -m tests.mutate --survivors gateway/auth   # the last run's survivors
+    python -m tests.mutate --again gateway/auth       # rerun them with today's tests
+
+docs/testing.md#mutation-score reports the last run and explains each survivor left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRATCH = Path(os.environ.get("SLUIS_MUTATE_DIR", Path(tempfile.gettempdir()) / "sluis-mutate"))
+PACKAGES = ("gateway", "policies", "connectors", "certs")
+COPY_IGNORE = shutil.ignore_patterns(
+    ".venv", ".git", "mutants", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__",
+    ".sluis", "*.egg-info", "node_modules",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Module:
+    """Files to mutate (globs under the repository) and the tests that defend them."""
+
+    name: str
+    mutate: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+# Most security-relevant first: token checks, the audit log's proofs, the policy engine.
+MODULES = (
+    # gateway/auth, its pure tests only: test_token_windows.py runs each case on SQLite and
+    # PostgreSQL (seconds per mutant); the named mutants cover what it defends.
+    Module(
+        "gateway/auth/tokens+jose",
+        ("gateway/auth/tokens.py", "gateway/auth/jose.py"),
+        (
+            "tests/gateway/test_tokens.py",
+            "tests/gateway/test_token_algorithms.py",
+            "tests/gateway/test_token_claims.py",
+            "tests/gateway/test_jose_inputs.py",
+        ),
+    ),
+    Module(
+        "gateway/auth/assertions+windows",
+        ("gateway/auth/assertions.py", "gateway/auth/windows.py"),
+        ("tests/gateway/test_assertions.py",),
+    ),
+    Module(
+        "gateway/audit/merkle",
+        ("gateway/audit/merkle.py",),
+        (
+            "tests/audit/test_merkle_vectors.py",
+            "tests/audit/test_merkle_attacks.py",
+            "tests/audit/test_merkle_probes.py",
+        ),
+    ),
+    Module(
+        "gateway/audit/verify",  # the offline verifier: its tests run a log on SQLite
+        ("gateway/audit/verify.py",),
+        ("tests/audit/test_handover.py", "tests/audit/test_truncation.py"),
+    ),
+    Module(
+        "gateway/audit/checkpoint+note",
+        ("gateway/audit/checkpoint.py", "gateway/audit/note.py"),
+        ("tests/audit/test_checkpoint.py", "tests/audit/test_note.py"),
+    ),
+    Module("policies", ("policies/*.py", "policies/operands/*.py"), ("tests/policies",)),
+    Module("certs", ("certs/*.py",), ("tests/certs",)),
+    Module(
+        "connectors guards",
+        ("connectors/http_guard.py", "connectors/paths.py"),
+        ("tests/connectors",),
+    ),
+    Module("gateway/exchange", ("gateway/exchange/*.py",), ("tests/gateway/test_exchange.py",)),
+    Module(
+        "gateway/http",
+        ("gateway/http/*.py",),
+        ("tests/gateway/test_mtls.py", "tests/gateway/test_proxy_trust.py"),
+    ),
+)
+
+
+# In the scratch copy only: mutmut's trampolines slow every call, so hypothesis' deadlines
+# would fail unmutated tests; derandomized, a mutant's verdict does not depend on luck; 25
+# examples a property (of 100) keep a mutant's run short.
+HYPOTHESIS_PROFILE = """
+
+import hypothesis as _hypothesis
+
+_hypothesis.settings.register_profile(
+    "mutate", deadline=None, derandomize=True, max_examples=25
+)
+_hypothesis.settings.load_profile("mutate")
+"""
+
+
+def scratch_tree(module: Module) -> Path:
+    """A fresh copy of the tree for ``module``, with mutmut's settings in its pyproject."""
+    target = tree_of(module)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(REPO, target, ignore=COPY_IGNORE)
+    settings = {
+        "source_paths": list(PACKAGES),  # all copied (imports), only ``only_mutate`` mutated
+        "only_mutate": list(module.mutate),
+        "also_copy": ["examples", "docs", "helm", "bench", ".ci"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q"],
+        "pytest_add_cli_args_test_selection": list(module.tests),
+        "use_git_change_detection": False,
+        # A mutant that loops (a split point moved the wrong way) is a timeout, not a
+        # minute of CPU: mutmut's limit is (estimate + 1 s) x multiplier x 2 per mutant.
+        "timeout_multiplier": 2.0,
+    }
+    with (target / "tests" / "conftest.py").open("a", encoding="utf-8") as handle:
+        handle.write(HYPOTHESIS_PROFILE)
+    with (target / "pyproject.toml").open("a", encoding="utf-8") as handle:
+        handle.write("\n[tool.mutmut]\n")
+        for key, value in settings.items():
+            handle.write(f"{key} = {json.dumps(value)}\n")
+    return target
+
+
+def run(module: Module) -> dict[str, int]:
+    """Run mutmut over ``module`` with one worker; the count of each verdict."""
+    tree = scratch_tree(module)
+    env = dict(os.environ)
+    shared = REPO.parent / "shared"
+    if "SLUIS_SHARED" not in env and shared.is_dir():
+        env["SLUIS_SHARED"] = str(shared)  # the scratch copy has no ../shared beside it
+    mutmut = Path(sys.executable).with_name("mutmut")
+    subprocess.run([str(mutmut), "run", "--max-children", "1"], cwd=tree, env=env, check=False)
+    return verdicts(tree)
+
+
+def tree_of(module: Module) -> Path:
+    """Where ``module``'s scratch copy is."""
+    return SCRATCH / module.name.replace("/", "_").replace(" ", "_").replace("+", "_")
+
+
+def again(module: Module) -> dict[str, int]:
+    """Run the last run's survivors once more, against the tests as they are now."""
+    tree = tree_of(module)
+    for copy in (tree / "tests", tree / "mutants" / "tests"):
+        shutil.copytree(REPO / "tests", copy, ignore=COPY_IGNORE, dirs_exist_ok=True)
+        with (copy / "conftest.py").open("a", encoding="utf-8") as handle:
+            handle.write(HYPOTHESIS_PROFILE)
+    survivors = [name for name, verdict in results(tree) if verdict == "survived"]
+    if survivors:
+        mutmut = Path(sys.executable).with_name("mutmut")
+        subprocess.run(
+            [str(mutmut), "run", "--max-children", "1", *survivors], cwd=tree, check=False
+        )
+    return verdicts(tree)
+
+
+def results(tree: Path) -> list[tuple[str, str]]:
+    """Each mutant's name and verdict, from ``mutmut results --all true``."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    done = subprocess.run(
+        [str(mutmut), "results", "--all", "true"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out = []
+    for line in done.stdout.splitlines():
+        name, _, verdict = line.strip().rpartition(": ")
+        if name:
+            out.append((name, verdict.strip()))
+    return out
+
+
+def verdicts(tree: Path) -> dict[str, int]:
+    """Counts per verdict."""
+    counts: dict[str, int] = {}
+    for _, verdict in results(tree):
+        counts[verdict] = counts.get(verdict, 0) + 1
+    return counts
+
+
+def score(counts: dict[str, int]) -> str:
+    """Killed (and timed out) over every mutant the tests reach."""
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    reached = killed + counts.get("survived", 0)
+    return f"{100 * killed / reached:.1f}%" if reached else "-"
+
+
+def table(results: dict[str, dict[str, int]]) -> str:
+    """The report's table (markdown), one row per module."""
+    rows = [
+        "| module | killed | survived | timeout | no tests | score |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, counts in results.items():
+        rows.append(
+            f"| {name} | {counts.get('killed', 0)} | {counts.get('survived', 0)} | "
+            f"{counts.get('timeout', 0)} | {counts.get('no tests', 0)} | {score(counts)} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutate", description=__doc__)
+    parser.add_argument("modules", nargs="*", help="module names (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the modules and exit")
+    parser.add_argument("--survivors", action="store_true", help="show the last run's survivors")
+    parser.add_argument(
+        "--again", action="store_true", help="rerun the last run's survivors with today's tests"
+    )
+    args = parser.parse_args(argv)
+    if args.list:
+        for module in MODULES:
+            print(f"{module.name}: {' '.join(module.mutate)} <- {' '.join(module.tests)}")
+        return 0
+    chosen = [m for m in MODULES if not args.modules or m.name in args.modules]
+    unknown = set(args.modules) - {m.name for m in MODULES}
+    if unknown:
+        print(f"unknown module: {', '.join(sorted(unknown))} (see --list)", file=sys.stderr)
+        return 2
+    if args.survivors:
+        mutmut = Path(sys.executable).with_name("mutmut")
+        for module in chosen:
+            subprocess.run([str(mutmut), "results"], cwd=tree_of(module), check=False)
+        return 0
+    step = again if args.again else run
+    print(table({module.name: step(module) for module in chosen}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
