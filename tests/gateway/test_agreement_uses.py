@@ -198,8 +198,15 @@ def test_concurrent_transitions_only_one_wins(url: str) -> None:
         return list(await asyncio.gather(*moves(first), *moves(second), return_exceptions=True))
 
     outcomes = _replicas(url, body)
-    assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 1
     assert all(isinstance(o, Conflict) for o in outcomes if isinstance(o, BaseException))
+    won = [("approve", "reject", "revoke", "terminate")[i % 4] for i, o in enumerate(outcomes)
+           if not isinstance(o, BaseException)]  # fmt: skip
+    # Exactly one move out of "requested" wins. A revoke or terminate may win after an
+    # approval, if it ran once the approval had committed: a later transition, not a lost race.
+    allowed = [{"approve"}, {"reject"}, {"revoke"}, {"terminate"}]
+    allowed += [{"approve", "revoke"}, {"approve", "terminate"}]
+    assert len(won) == len(set(won)), won  # no move wins twice (the two replicas)
+    assert set(won) in allowed, won
 
 
 def test_a_new_agreement_does_not_restart_elapsed_time(url: str) -> None:
