@@ -201,20 +201,24 @@ def test_differencing_under_noise_does_not_recover_one_salary() -> None:
 def test_repeated_answers_keep_their_spread() -> None:
     """Averaging away the noise needs many answers; the budget (gateway tests) stops it.
 
-    Twenty answers of one count at scale 2/0.25 = 8: their standard deviation is about
-    11.3; below 2 it would mean the noise was not applied (probability far below 1e-9).
+    One count at epsilon 0.5 with sensitivity 1: discrete Laplace at scale 2, whose standard
+    deviation is about 2.8. Forty answers with a spread below 0.5 would need some 34 of them
+    equal (each value has probability at most 0.25): far below 1e-15, while noise-free
+    answers would all be equal (spread 0).
     """
     connector = _memory(ALL)
     permitted = narrow(Query(aggregates=(COUNT,)), PRIVATE, SCHEMA)
+    assert permitted.query.noise is not None
+    assert plan(permitted.query).scales(permitted.query) == {"n": pytest.approx(2.0)}
 
     async def answers() -> list[float]:
         found = []
-        for _ in range(20):
+        for _ in range(40):
             async for batch in connector.stream(permitted):
                 found.append(float(batch.column("n")[0].as_py()))
         return found
 
-    assert statistics.pstdev(asyncio.run(answers())) > 2
+    assert statistics.pstdev(asyncio.run(answers())) > 0.5
 
 
 def test_groups_are_released_only_past_a_noisy_threshold() -> None:
