@@ -370,8 +370,7 @@ class ExchangeService:
         now = datetime.now(UTC)
         key = key_of(agreement)
         budget = private.budgeted(policy)
-        spends = await private.spends(self.db, key, budget, now) if budget else ()
-        state, counts = await self._usage(ctx, key, agreement, rates, now, spends=spends)
+        state, counts = await self._usage(ctx, key, agreement, rates, now, budget=budget)
         request = policy_request(
             consumer_id=agreement.consumer_id, asset=ctx.dataset.asset, purpose=agreement.purpose,
             columns=query.source_columns(), aggregate=bool(query.aggregates), limit=query.limit,
@@ -386,7 +385,7 @@ class ExchangeService:
             await self._deny(ctx, (exc.code, str(exc)), decision)
             raise
         opened = (ctx.exchange_id, self.owner, agreement.consumer_id, ctx.dataset.id)
-        ctx.privacy = private.record(decision, spends, now)  # what the decision entry says
+        ctx.privacy = private.record(decision, state.privacy_spends, now)  # for the entry
         spend = _Spend(
             policy, request, state, now, key, agreement.id, rates, counts, opened,
             decision.limits.privacy,
@@ -413,17 +412,20 @@ class ExchangeService:
         rates: tuple[tuple[int, str], ...],
         now: datetime,
         *,
-        spends: private.Spends = (),
+        budget: PrivacyLimits | None = None,
     ) -> tuple[State, tuple[int, ...]]:
         """The state the decision is made against, and the uses in each rate window (begun
         at the agreement's approval, should it be missing). Rate buckets are read only for a
-        policy with a rate limit; nothing read depends on how many uses there were."""
+        policy with a rate limit, the privacy spends only for one with a budget (in the
+        same session, after the use count); nothing read depends on how many uses there
+        were."""
         windows = tuple(w for _, w in rates)
         async with self.db.session() as session:
             found = await usage.current(session, key, windows, now)
             if found is None:
                 await usage.start(session, key, agreement.decided_at or now)
                 found = await usage.current(session, key, windows, now)
+            spends = await private.read(session, key, budget, now) if budget else ()
         assert found is not None  # noqa: S101 - started just above
         use_count, started_at, counts = found
         state = policy_state(
