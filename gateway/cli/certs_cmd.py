@@ -26,6 +26,7 @@ from certs.keys import KEY_TYPES, KeyType, generate_key, signing_hash
 from certs.store import CADirectory
 from certs.trust import load_pem_chain
 from gateway.cli.context import CliState, cli_actor, run_admin
+from gateway.cli.crl_publish import publish_crl
 from gateway.cli.output import (
     CliError,
     JsonOption,
@@ -149,9 +150,18 @@ def issue(
 def revoke(
     ctx: typer.Context,
     serial: Annotated[str | None, typer.Argument(help="serial number in hex")] = None,
+    *,
     cert: Annotated[Path | None, typer.Option(help="revoke this certificate (PEM)")] = None,
     reason: Annotated[str | None, typer.Option(help=f"one of {', '.join(REASONS)}")] = None,
     directory: DirOption = None,
+    log_only: Annotated[
+        bool,
+        typer.Option(
+            "--log-only",
+            help="no CA directory here (cert-manager's client CA): record the revocation in "
+            "the audit log only; the CRL job (sluis certs publish-crl) signs it into the CRL",
+        ),
+    ] = False,
 ) -> None:
     """Revoke a certificate by serial (hex) or by --cert FILE, and re-sign the CRL.
 
@@ -163,6 +173,9 @@ def revoke(
     if reason is not None and reason not in REASONS:
         fail(f"--reason must be one of {', '.join(REASONS)}")
     flag = x509.ReasonFlags(reason) if reason is not None else None
+    if log_only:
+        _revoke_in_log(ctx, serial, cert, flag)
+        return
     with _reported():
         number = _serial(serial) if serial is not None else _cert_serial(cert)
         ca = _ca(directory)
@@ -178,6 +191,35 @@ def revoke(
         else:
             _revoke_audited(settings, ca, number, now=now, reason=flag)
     console.print(f"revoked {number:x}; CRL updated: {ca.crl_path}", markup=False)
+
+
+def _revoke_in_log(
+    ctx: typer.Context, serial: str | None, cert: Path | None, reason: x509.ReasonFlags | None
+) -> None:
+    """``--log-only``: the audit entry is the revocation; the CRL job publishes it."""
+    with _reported():
+        number = _serial(serial) if serial is not None else _cert_serial(cert)
+        organization = identity_of(load_pem_chain(_read(cert))[0]) if cert else None
+    settings = _gateway_settings(ctx)
+    if settings is None:
+        fail("--log-only needs the gateway's database (SLUIS_DATABASE_URL[_FILE] or SLUIS_HOME)")
+    run_admin(
+        settings,
+        lambda admin: admin.revoke_certificate(
+            cli_actor(),
+            number,
+            lambda: None,
+            now=_now(),
+            organization_id=organization.organization_id if organization else None,
+            reason=reason.value if reason else None,
+        ),
+    )
+    console.print(
+        f"revoked {number:x} in the audit log; it is in the CRL once the CRL job has run "
+        "(kubectl create job --from=cronjob/<release>-crl ...)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _gateway_settings(ctx: typer.Context) -> Settings | None:
@@ -325,3 +367,7 @@ def csr_cmd(
         fail(f"cannot write {out}: {exc.strerror}")
     console.print(f"key: {key}", markup=False)
     console.print(f"certificate signing request: {out}", markup=False)
+
+
+# The CRL job of a CA kept in a Kubernetes Secret (the Helm chart's CronJob).
+app.command("publish-crl")(publish_crl)

@@ -72,6 +72,8 @@ CLI_WITHOUT_ENTRY = {
     "certs issue": "a certificate alone grants nothing: roles are the registry's AND the "
     "certificate's, and the CA's index keeps the issue",
     "certs crl": "re-signs the same revocations with a new nextUpdate",
+    "certs publish-crl": "signs the revocations the log holds into the CRL ConfigMap (the "
+    "log is its source: tests/gateway/test_crl_publish.py)",
     "agreements list": "read only, over HTTP",
     "agreements request": "HTTP client: the gateway writes the agreement-changed entry",
     "agreements approve": "HTTP client: the gateway writes the agreement-changed entry",
