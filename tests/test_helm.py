@@ -91,6 +91,8 @@ def _pod_specs(objects: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for doc in objects.values():
         if doc["kind"] in {"Deployment", "Job"}:
             specs.append(doc["spec"]["template"]["spec"])
+        elif doc["kind"] == "CronJob":
+            specs.append(doc["spec"]["jobTemplate"]["spec"]["template"]["spec"])
         elif doc["kind"] == "Pod":
             specs.append(doc["spec"])
     return specs
@@ -143,7 +145,9 @@ def test_settings_exist_and_secrets_are_files(mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_pods_run_as_the_image_user_with_fs_group(mode: str) -> None:
     for spec in _pod_specs(_render(MODES[mode])):
-        assert spec["automountServiceAccountToken"] is False
+        # A token only for the CRL job, whose Role may get and patch the CRL ConfigMap.
+        crl_job = spec.get("serviceAccountName") == "sluis-crl"
+        assert spec["automountServiceAccountToken"] is crl_job
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True
         assert pod["runAsUser"] == pod["fsGroup"] == 10001  # keys mount 0440 root:10001
@@ -283,10 +287,16 @@ def test_cert_manager_client_ca_is_mounted_without_its_key() -> None:
     assert ca["privateKey"]["rotationPolicy"] == "Never"
     assert set(ca["usages"]) == {"cert sign", "crl sign", "digital signature"}
     assert objects["Issuer/sluis-client-ca"]["spec"] == {"ca": {"secretName": ca["secretName"]}}
+    key_readers = []
     for spec in _pod_specs(objects):
         for volume in spec.get("volumes", []):
-            if volume.get("secret", {}).get("secretName") == ca["secretName"]:
+            if volume.get("secret", {}).get("secretName") != ca["secretName"]:
+                continue
+            if {"key": "tls.key", "path": "tls.key"} in volume["secret"]["items"]:
+                key_readers.append(spec["serviceAccountName"])
+            else:
                 assert volume["secret"]["items"] == [{"key": "ca.crt", "path": "bundle.pem"}]
+    assert key_readers == ["sluis-crl"]  # only the CRL job reads the CA key
     volumes = objects["Deployment/sluis"]["spec"]["template"]["spec"]["volumes"]
     client_ca = next(v for v in volumes if v["name"] == "client-ca")
     assert client_ca["secret"]["secretName"] == ca["secretName"]
@@ -340,8 +350,118 @@ def test_gateway_service_exposes_only_the_gateway_port() -> None:
             {"tls": {"clientCaCertManager": {"duration": "10y"}}},
             "/tls/clientCaCertManager/duration",
         ),
+        (
+            {"tls": {"clientCaCertManager": {"crl": {"schedule": "every hour"}}}},
+            "/tls/clientCaCertManager/crl/schedule",
+        ),
+        (
+            {"tls": {"clientCaCertManager": {"crl": {"days": 0}}}},
+            "/tls/clientCaCertManager/crl/days",
+        ),
+        (
+            {"tls": {"clientCaCertManager": {"crl": {"days": "7"}}}},
+            "at '/tls/clientCaCertManager/crl/days': got string, want integer",
+        ),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else "",
 )
 def test_bad_values_are_refused_clearly(values: dict[str, Any], message: str) -> None:
     assert message in _refusal(values)
+
+
+CLIENT_CA = MODES["cert-manager-client-ca"]
+CRL_CONTAINER_ARGS = [
+    "certs",
+    "publish-crl",
+    "--ca-cert=/etc/sluis/client-ca-key/tls.crt",
+    "--ca-key=/etc/sluis/client-ca-key/tls.key",
+    "--configmap=sluis-crl",
+    "--days=7",
+]
+
+
+def test_crl_cronjob_signs_the_cert_manager_client_ca_crl() -> None:
+    objects = _render(CLIENT_CA)
+    cron = objects["CronJob/sluis-crl"]["spec"]
+    assert cron["schedule"] == "17 */6 * * *"
+    assert cron["concurrencyPolicy"] == "Forbid"
+    job = cron["jobTemplate"]["spec"]
+    assert job["backoffLimit"] >= 1
+    pod = job["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("sluis-crl", True)
+    assert pod["restartPolicy"] == "Never"
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["fsGroup"] == 10001
+    (container,) = pod["containers"]
+    assert container["command"] == ["sluis"]
+    assert container["args"] == CRL_CONTAINER_ARGS
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert set(volumes) == {"database", "home", "client-ca-key"}  # no signing or audit key
+    assert volumes["client-ca-key"]["secret"] == {
+        "secretName": "sluis-client-ca",
+        "defaultMode": 0o440,
+        "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}],
+    }
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SLUIS_DATABASE_URL_FILE"] == "/etc/sluis/database/url"
+    assert env["SLUIS_AUTO_MIGRATE"] == "false"
+
+
+def test_crl_job_may_get_and_patch_only_the_crl_config_map() -> None:
+    objects = _render(_merge(CLIENT_CA, {"tls": {"crlConfigMap": "participants-crl"}}))
+    assert objects["Role/sluis-crl"]["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["participants-crl"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    binding = objects["RoleBinding/sluis-crl"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "sluis-crl",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "sluis-crl", "namespace": "gw"}
+    ]
+    assert objects["ServiceAccount/sluis-crl"]["automountServiceAccountToken"] is False
+    assert not [k for k in objects if k.startswith(("ClusterRole", "ClusterRoleBinding"))]
+    pod = objects["CronJob/sluis-crl"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert "--configmap=participants-crl" in pod["containers"][0]["args"]
+    gateway = objects["Deployment/sluis"]["spec"]["template"]["spec"]
+    assert gateway["serviceAccountName"] == "sluis"
+    volumes = {v["name"]: v for v in gateway["volumes"]}
+    assert volumes["crl"] == {"name": "crl", "configMap": {"name": "participants-crl"}}
+
+
+def test_crl_cronjob_only_with_the_cert_manager_client_ca() -> None:
+    crl_objects = ("CronJob/", "Role/", "RoleBinding/", "ServiceAccount/sluis-crl")
+    assert not [k for k in _render({}) if k.startswith(crl_objects)]
+    off = _merge(CLIENT_CA, {"tls": {"clientCaCertManager": {"crl": {"enabled": False}}}})
+    assert not [k for k in _render(off) if k.startswith(crl_objects)]
+    zoned = _merge(CLIENT_CA, {"tls": {"clientCaCertManager": {"crl": {"timeZone": "Etc/UTC"}}}})
+    assert _render(zoned)["CronJob/sluis-crl"]["spec"]["timeZone"] == "Etc/UTC"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_container_runs_a_real_sluis_command(mode: str) -> None:
+    """``command: [sluis]`` plus args that name a command of the CLI, with options it has."""
+    import click  # noqa: PLC0415 - typer's parser, only here
+    import typer  # noqa: PLC0415
+
+    from gateway.cli.main import app  # noqa: PLC0415
+
+    for spec in _pod_specs(_render(MODES[mode])):
+        for container in spec["containers"]:
+            if container["name"] == "readyz":  # the helm test pod asks /readyz with python
+                continue
+            assert container["command"] == ["sluis"]  # the image's entry point, said explicitly
+            group: Any = typer.main.get_command(app)
+            args = list(container["args"])
+            while isinstance(group, click.Group):
+                group = group.get_command(click.Context(group), args.pop(0))
+                assert group is not None, container["args"]
+            group.make_context("sluis", args)  # unknown options or missing ones raise
