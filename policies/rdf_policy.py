@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from rdflib import RDF, Graph, URIRef
-from rdflib.collection import Collection
 from rdflib.compare import to_canonical_graph
 from rdflib.term import Node
 
@@ -58,13 +57,30 @@ def objects(graph: Graph, subject: Node, prop: str) -> list[Node]:
         if obj == RDF.nil:
             continue  # the empty list, read as such (rdflib 7.0's Collection calls it recursive)
         if (obj, RDF.first, None) in graph:
-            try:
-                out.extend(Collection(graph, obj))
-            except ValueError as exc:  # an rdf:rest cycle: no list at all
-                raise PolicyStructureError(f"{prop} holds a recursive RDF list") from exc
+            out.extend(_rdf_list(graph, obj, prop))
         else:
             out.append(obj)
     return out
+
+
+def _rdf_list(graph: Graph, head: Node, prop: str) -> list[Node]:
+    """The items of the RDF list at ``head``, as rdflib's ``Graph.items`` reads them.
+
+    Our own walk, not rdflib's ``Collection``: rdflib 7.0 follows an ``rdf:rest`` cycle
+    forever; here a cycle is a PolicyStructureError, whatever rdflib's version.
+    """
+    items: list[Node] = []
+    seen: set[Node | None] = {head}
+    node: Node | None = head
+    while node is not None and node != RDF.nil:
+        item = graph.value(node, RDF.first)
+        if item is not None:
+            items.append(item)
+        node = graph.value(node, RDF.rest)
+        if node in seen:
+            raise PolicyStructureError(f"{prop} holds a recursive RDF list")
+        seen.add(node)
+    return items
 
 
 class _Reader:
