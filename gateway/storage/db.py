@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
@@ -23,6 +24,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Server connections are replaced after this long, before idle timeouts, firewalls or
 # PgBouncer's server_lifetime drop them silently.
 POOL_RECYCLE_SECONDS = 1800
+# What a failing database raises. SQLAlchemy before 2.1 lets asyncpg's own errors from
+# opening a connection (a database that does not exist) through unwrapped (make lowest).
+DATABASE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class Database:
@@ -59,7 +63,7 @@ class Database:
                 yield session
         except IntegrityError:
             raise
-        except (SQLAlchemyError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             raise StorageUnavailable(self._why(exc, type(exc).__name__)) from exc
 
     async def ping(self) -> None:
@@ -67,7 +71,7 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             raise StorageUnavailable(self._why(exc, type(exc).__name__)) from exc
 
     async def upgrade(self) -> None:
@@ -75,7 +79,7 @@ class Database:
         try:
             async with self.engine.begin() as conn:
                 await conn.run_sync(_upgrade)
-        except (SQLAlchemyError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             why = self._why(exc, f"migration failed: {type(exc).__name__}")
             raise StorageUnavailable(why) from exc
 
