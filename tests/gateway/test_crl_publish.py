@@ -334,3 +334,27 @@ def test_the_log_is_read_fail_closed() -> None:
 
 def _number(crl: x509.CertificateRevocationList) -> int:
     return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+
+
+def test_the_job_runs_with_only_what_the_chart_gives_it(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CronJob's environment: the database URL as a file, no audit or signing key."""
+    lost = cluster.participant(tmp_path, "NTRNL-40000001")
+    cluster.run("certs", "revoke", f"{lost.serial_number:x}", "--log-only")
+    url_file = tmp_path / "database-url"
+    fd = os.open(url_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(os.environ["SLUIS_DATABASE_URL"])
+    monkeypatch.delenv("SLUIS_DATABASE_URL")
+    monkeypatch.delenv("SLUIS_AUDIT_KEY_FILE")
+    monkeypatch.setenv("SLUIS_DATABASE_URL_FILE", str(url_file))
+    monkeypatch.setenv("SLUIS_AUTO_MIGRATE", "false")
+    monkeypatch.setenv("SLUIS_PUBLIC_URL", "https://sluis.example.org")
+    code, output = cluster.publish("--days", "3")
+    assert code == 0, output
+    (crl,) = cluster.published()
+    assert [r.serial_number for r in crl] == [lost.serial_number]
+    assert crl.next_update_utc is not None
+    assert crl.last_update_utc is not None
+    assert (crl.next_update_utc - crl.last_update_utc).days == 3
