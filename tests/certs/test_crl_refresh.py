@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certs import PKIError, RevokedEntry, create_crl, load_crls
@@ -126,4 +126,4 @@ def _renamed(name: x509.Name, key: ec.EllipticCurvePrivateKey) -> x509.Certifica
     )
     for extension in template.extensions:
         builder = builder.add_extension(extension.value, critical=extension.critical)
-    return builder.sign(key, template.signature_hash_algorithm)
+    return builder.sign(key, hashes.SHA256())
