@@ -138,11 +138,13 @@ class GatewayServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await self._startup_gateway(sockets)
         if self.health is not None and not self.should_exit:
+            self.started = False  # "started" means both ports listen (uvicorn set it already)
             # What uvicorn's Server._serve does before startup; a port it cannot bind
             # ends the process (SystemExit), gateway port and all.
             self.health.config.load()
             self.health.lifespan = self.health.config.lifespan_class(self.health.config)
             await self.health.startup()
+            self.started = True
 
     async def on_tick(self, counter: int) -> bool:
         """uvicorn's tick (every 0.1 s); every ``RELOAD_TICKS`` also the certificate check."""
