@@ -238,6 +238,9 @@ async def spend(
         .where(*conditions)
         .values(use_count=UsageStateRow.use_count + 1, updated_at=now)
         .returning(UsageStateRow.use_count)
+        # No ORM session sync: with it, SQLAlchemy 2.0.30 on SQLite can hand back another
+        # RETURNING column in place of use_count (a participant id; make lowest).
+        .execution_options(synchronize_session=False)
     )
     if new is None:
         return None
