@@ -183,6 +183,7 @@ def test_a_forged_hand_over_is_a_red_banner(site: Site, browser: Any) -> None:
         )
         assert page.evaluate(f"localStorage.getItem({PINNED!r})") == console.key  # not moved
         assert banner.locator("button, a").count() == 0
+        expect(page.locator("#charts-status")).to_contain_text("Drawn")
         screenshot(page, "overview-forged-hand-over")
         page.context.unroute(f"{base}/v1/audit/**")
         page.goto("/console/entries")  # on every page, even with the server honest again
