@@ -172,6 +172,7 @@ def test_agreements_show_uses_left_and_their_own_history(console: Console) -> No
     expect(active.locator("td").nth(6)).to_have_text("4")
     expect(active.locator("td").nth(7)).to_have_text("1 of 5")
     revoked = rows.filter(has_text="revoked")
+    expect(revoked.locator("td").nth(7)).to_have_text("(ended; limit 5)")
     revoked.get_by_role("button", name="history").focus()
     page.keyboard.press("Enter")  # by keyboard
     history = page.locator("tr.history")

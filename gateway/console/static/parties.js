@@ -54,6 +54,13 @@ async function showHistory(button, agreement) {
   }
 }
 
+// Uses left under the limit the policy version states (the usage state is the consumer's
+// under that version: an ended agreement's count goes on in the next one).
+function usesLeft(a) {
+  if (a.use_limit === null) return "no limit";
+  return a.state === "active" ? `${a.uses_left} of ${a.use_limit}` : `(ended; limit ${a.use_limit})`;
+}
+
 function historyButton(agreement) {
   const button = el("button", { type: "button", "aria-expanded": "false", class: "history" }, "history");
   button.addEventListener("click", () => showHistory(button, agreement));
@@ -71,7 +78,7 @@ await fill(
     a.state,
     a.reason,
     a.use_count,
-    a.use_limit === null ? "no limit" : `${a.uses_left} of ${a.use_limit}`,
+    usesLeft(a),
     a.policy_hash.slice(0, 16),
     a.updated_at,
     historyButton(a),
