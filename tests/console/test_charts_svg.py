@@ -72,3 +72,19 @@ def test_a_long_window_merges_days_and_the_quiet_datasets() -> None:
     assert timeline.series[0].counts[-1] == 5
     assert sum(timeline.series[-1].counts) == 4 + 3 + 2
     assert service.timeline_of([], window, "day", NOW).series == ()
+
+
+def test_denials_count_by_event_and_first_reason_whatever_the_bytes() -> None:
+    rows = [
+        ("access-decision", b'{"decision":{"reasons":["no-agreement","why"]}}'),
+        ("access-decision", b'{"decision":{"reasons":["no-agreement"]}}'),
+        ("token-refused", b'{"decision":{"reasons":[]}}'),
+        ("token-refused", b'{"decision":{"reasons":[7]}}'),
+        ("certificate-refused", b"{not json"),
+        ("certificate-refused", b"[" * 100_000),
+    ]
+    assert service.denial_reasons(rows) == [
+        ("access-decision: no-agreement", 2),
+        ("certificate-refused: (unreadable entry)", 2),
+        ("token-refused: (no reason given)", 2),
+    ]
