@@ -127,13 +127,8 @@ def _texts(svg: bytes) -> list[str]:
     return ["".join(e.itertext()) for e in root.iter(f"{SVG}text")]
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    with database_url("sqlite", tmp_path) as value:
-        return value
-
-
-def test_charts_hold_the_logs_numbers_and_only_text(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_charts_hold_the_logs_numbers_and_only_text(tmp_path: Path, backend: str) -> None:
     async def run(url: str) -> None:
         async with _site(url) as (app, _):
             requests = await _get(app, "/console/charts/requests.svg", **PERIOD)
@@ -168,7 +163,7 @@ def test_charts_hold_the_logs_numbers_and_only_text(tmp_path: Path) -> None:
             bad = await _get(app, "/console/charts/requests.svg", since="yesterday")
             assert bad.status_code == 422
 
-    with database_url("sqlite", tmp_path) as url:
+    with database_url(backend, tmp_path) as url:
         asyncio.run(run(url))
 
 
