@@ -1,15 +1,18 @@
-"""audit entries: indexes for the console's charts (requests over time, denials by reason)
+"""audit entries: a covering index for the console's activity charts
 
 Revision ID: 0020
 Revises: 0011
 Create Date: 2026-12-03
 
-The time chart groups the access decisions of a window by dataset and hour or day: the
-covering ``(event, time, dataset)`` index answers it without reading the table. The denials
-chart reads the denials of a window (their reasons are inside the entries): ``(decision,
-time)`` walks only those, instead of every entry of the window through the time index.
-Measured on 250,000 entries (SQLite, a month's window, best of five on a loaded machine):
-timeline 557 -> 313 ms, denials 321 -> 137 ms.
+The time chart groups a window's access decisions by dataset and hour or day, the activity
+view and the top-consumers chart by dataset, participant and decision: the covering
+``(event, time, dataset, participant, decision)`` index answers both without reading the
+table (before, SQLite walked every entry of the window through the time index). Measured
+on SQLite, a month's window, on a loaded machine: on 250,000 entries the time chart's query
+557 -> 313 ms (best of five, with ``(event, time, dataset)`` only); on 30,000 entries with
+this index, time chart 63 -> 39 ms and activity 68 -> 63 ms (best of seven). A ``(decision,
+time)`` index for the denials chart was tried and left out: without ``ANALYZE`` statistics
+SQLite then answers "newest denials" in the entries view by sorting every denial.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index(
-        "ix_audit_entries_event_time_dataset", "audit_entries", ["event", "time", "dataset"]
+        "ix_audit_entries_event_time_activity",
+        "audit_entries",
+        ["event", "time", "dataset", "participant", "decision"],
     )
-    op.create_index("ix_audit_entries_decision_time", "audit_entries", ["decision", "time"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_audit_entries_decision_time", table_name="audit_entries")
-    op.drop_index("ix_audit_entries_event_time_dataset", table_name="audit_entries")
+    op.drop_index("ix_audit_entries_event_time_activity", table_name="audit_entries")
