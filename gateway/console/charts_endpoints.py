@@ -13,11 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from gateway.audit.endpoints import AuditDep, CountQuery
-from gateway.audit.repository import CountFilter
-from gateway.audit.schemas import ActivityOut
 from gateway.console import repository as repo
 from gateway.console import service
-from gateway.console.api import MAX_AGREEMENTS
 from gateway.console.endpoints import HEADERS
 from gateway.console.schemas import AgreementEvent
 from gateway.errors import NotFound
@@ -32,35 +29,23 @@ SVG_MEDIA_TYPE = "image/svg+xml; charset=utf-8"
 CHARTS = ("requests", "denials", "consumers", "limits")
 
 
-def _svg(body: str) -> Response:
-    return Response(body.encode(), media_type=SVG_MEDIA_TYPE, headers=HEADERS)
-
-
 @charts_router.get("/{name}.svg")
 async def chart(
     _: OfficerCaller, name: str, period: Period, audit: AuditDep, services: ServicesDep
 ) -> Response:
     """One of the overview's charts over ``[since, until)``: requests per dataset over time,
     denials by reason, top consumers per dataset, agreements closest to their use limits."""
-    window = repo.Window(period.since, period.until)
-    if name == "requests":
-        bucket = service.bucket_for(window, datetime.now(UTC))
-        async with audit.db.session() as session:
-            rows = await repo.timeline(session, window, bucket)
-        timeline = service.timeline_of(rows, window, bucket, datetime.now(UTC))
-        return _svg(service.timeline_chart(timeline, bucket))
-    if name == "denials":
-        async with audit.db.session() as session:
-            found = await repo.denials(session, window, service.MAX_DENIALS)
-        truncated = len(found) == service.MAX_DENIALS
-        return _svg(service.denials_chart(service.denial_reasons(found), truncated))
-    if name == "consumers":
-        rows_ = await audit.activity(CountFilter(since=window.since, until=window.until))
-        return _svg(service.consumers_chart(ActivityOut.of(rows_, top=5)))
-    if name == "limits":
-        agreements = await services.agreements.newest(MAX_AGREEMENTS)
-        return _svg(service.limits_chart(await service.with_limits(services.datasets, agreements)))
-    raise NotFound("not-found", f"no chart {name!r}; charts: {', '.join(CHARTS)}")
+    drawn = await service.draw(
+        name,
+        repo.Window(period.since, period.until),
+        audit=audit,
+        agreements=services.agreements,
+        datasets=services.datasets,
+        now=datetime.now(UTC),
+    )
+    if drawn is None:
+        raise NotFound("not-found", f"no such chart; charts: {', '.join(CHARTS)}")
+    return Response(drawn.encode(), media_type=SVG_MEDIA_TYPE, headers=HEADERS)
 
 
 @officer_router.get("/agreements/{agreement_id}/history", response_model=list[AgreementEvent])

@@ -14,7 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.agreements import repository as agreements_repo
 from gateway.agreements.schemas import Agreement
+from gateway.agreements.service import AgreementService
 from gateway.audit.jcs import loads
+from gateway.audit.log import AuditLog
+from gateway.audit.repository import CountFilter
 from gateway.audit.schemas import ActivityOut
 from gateway.console import charts
 from gateway.console import repository as repo
@@ -27,6 +30,7 @@ from policies.bounds import stated_use_limit
 MAX_DENIALS = 50_000  # denials read per chart: their reasons are inside the entries
 MAX_BUCKETS = 200
 MAX_HISTORY = 1000
+MAX_AGREEMENTS = 1000  # the limits chart looks at the most recently changed ones
 TOP_DATASETS = 6
 TOP_REASONS = 12
 NEAR_LIMIT = 0.8  # an agreement at 80% of its uses or more is drawn in red
@@ -165,6 +169,34 @@ def limits_chart(agreements: Sequence[OfficerAgreement], top: int = 10) -> str:
         empty="No active agreement has a use limit.",
         widest=1.0,
     )
+
+
+async def draw(
+    name: str,
+    window: repo.Window,
+    *,
+    audit: AuditLog,
+    agreements: AgreementService,
+    datasets: DatasetService,
+    now: datetime,
+) -> str | None:
+    """The overview's chart ``name`` over ``window`` as SVG; None for no such chart."""
+    if name == "requests":
+        bucket = bucket_for(window, now)
+        async with audit.db.session() as session:
+            rows = await repo.timeline(session, window, bucket)
+        return timeline_chart(timeline_of(rows, window, bucket, now), bucket)
+    if name == "denials":
+        async with audit.db.session() as session:
+            found = await repo.denials(session, window, MAX_DENIALS)
+        return denials_chart(denial_reasons(found), len(found) == MAX_DENIALS)
+    if name == "consumers":
+        rows_ = await audit.activity(CountFilter(since=window.since, until=window.until))
+        return consumers_chart(ActivityOut.of(rows_, top=5))
+    if name == "limits":
+        found_ = await agreements.newest(MAX_AGREEMENTS)
+        return limits_chart(await with_limits(datasets, found_))
+    return None
 
 
 async def with_limits(
