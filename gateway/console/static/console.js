@@ -87,7 +87,8 @@ async function followed(note, key, unverified) {
     if (error.forged) {
       raiseAlarm(`a forged key hand-over (${error.message})`, `${seen?.note ?? ""}\n${note}`);
     }
-    throw error.forged ? error : unverified;
+    // forged, or a rotation naming no key: say so; else (the pinned key may be wrong) unverified
+    throw error.forged || error.code === "bad-rotation" ? error : unverified;
   }
   if (!result.followed.length) throw unverified;
   const checkpoint = await verifyCheckpoint(note, result.key); // throws: still unverified
