@@ -129,6 +129,14 @@ def test_the_overview_draws_the_charts_with_the_logs_data(console: Console) -> N
     assert page.evaluate("window.__xss") is None
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "overview-charts")
+    # another period, chosen in the counts form: the charts are drawn again for it
+    page.fill("#counts-since", "2020-01-01T00:00:00Z")
+    page.fill("#counts-until", "2020-01-02T00:00:00Z")
+    page.press("#counts-until", "Enter")
+    expect(page.locator("#charts-status")).to_contain_text("until 2020-01-02T00:00:00Z")
+    source = page.locator("#chart-requests").get_attribute("src") or ""
+    assert "since=2020-01-01" in source
+    assert "No access decisions in this period." in page.request.get(source).text()
     assert violations == []
     page.context.close()
 
