@@ -84,12 +84,12 @@ def test_audit_api(tmp_path: Path) -> None:
                 hashes = [decode_base64(h) for h in got.json()["hashes"]]
                 verify_consistency(3, 6, hashes, old, cp.root_hash)
                 beyond = await client.get("/v1/audit/proofs/inclusion?index=0&tree_size=7")
-                assert beyond.status_code == 400
+                assert beyond.status_code == 404
                 assert beyond.json()["type"] == "urn:sluis:problem:size-out-of-range"
                 first = await client.get("/v1/audit/checkpoint?at_least=1")
                 assert first.content == note  # the only checkpoint: of 6 entries
                 ahead = await client.get("/v1/audit/checkpoint?at_least=7")
-                assert ahead.status_code == 400
+                assert ahead.status_code == 404
                 assert ahead.json()["type"] == "urn:sluis:problem:size-out-of-range"
                 bad = await client.get("/v1/audit/proofs/inclusion?index=-1&tree_size=6")
                 assert bad.status_code == 422
