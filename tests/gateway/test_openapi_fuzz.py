@@ -30,7 +30,7 @@ from tests.support.server import gateway_settings, https, running_gateway
 
 FUZZER = "NTRNL-40000009"
 MAKER = "EU.EORI.NL000000001"
-EXAMPLES = 5  # per operation (the whole test stays well under a minute on 2 cores)
+EXAMPLES = 6  # per operation: the whole test stays under a minute on 2 cores
 POLICY = f"""
 uid: urn:sluis:policy:maker:machines
 type: Offer
