@@ -55,14 +55,17 @@ class Outgoing:
     token_thumbprint: str | None = None  # a start message: its token is never stored
 
     async def put(self, session: AsyncSession, now: datetime) -> int:
-        """Add it to ``session``'s transaction; the row id."""
+        """Add it to ``session``'s transaction, leased to the caller, who sends it next with
+        :meth:`Outbox.deliver` (the background loop leaves it alone until the lease ends, so
+        it never sends a start message's stored copy while the request sends the full one);
+        the row id."""
         return await repository.add(
             session,
             DspOutboxRow(
                 process=self.process, dataset_id=self.dataset_id, address=self.address,
                 path=self.path, message=self.message, token_thumbprint=self.token_thumbprint,
-                status=repository.PENDING, attempts=0, next_attempt_at=now, lease_until=None,
-                created_at=now, updated_at=now,
+                status=repository.PENDING, attempts=0, next_attempt_at=now,
+                lease_until=now + LEASE, created_at=now, updated_at=now,
             ),
         )  # fmt: skip
 
@@ -96,11 +99,18 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
 
     async def deliver(self, row_id: int, message: dict[str, Any] | None = None) -> None:
-        """Send stored row ``row_id`` now (``message``: the full text when the row holds
-        less, as a start message without its token)."""
-        row = await self._claim(row_id)
-        if row is not None:
-            await self._send(row, message)
+        """Send row ``row_id``, just stored by :meth:`Outgoing.put` under the caller's lease
+        (``message``: the full text when the row holds less, as a start message without its
+        token). While an earlier message of its process is pending, the lease is released
+        and the background loop sends it in turn."""
+        async with self.db.session() as session:
+            row = await session.get(DspOutboxRow, row_id)
+            if row is None or row.status != repository.PENDING:
+                return
+            if await repository.earlier_pending(session, row):
+                await repository.finish(session, row_id)
+                return
+        await self._send(row, message)
 
     async def deliver_due(self, *, restarted: bool = False) -> int:
         """One pass over the due messages (``restarted``: every pending one, whenever its

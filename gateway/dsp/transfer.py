@@ -339,8 +339,8 @@ class TransferService:
         seen, old_jti, old_expiry = row.state, row.token_jti, row.token_expires_at
 
         async def change(session: AsyncSession) -> DspTransferRow:
-            if not await repository.move(session, row.provider_pid, seen, to, jti=jti,
-                                         expires_at=expires_at, now=now):  # fmt: skip
+            if not await repository.move(session, row.provider_pid, seen, to, jti_seen=old_jti,
+                                         jti=jti, expires_at=expires_at, now=now):  # fmt: skip
                 raise InvalidTransition(
                     f"the transfer changed meanwhile: {move} is not allowed", pids=pids(row)
                 )

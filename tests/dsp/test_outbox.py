@@ -14,11 +14,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.dsp import transfer_repository
+from gateway.storage.db import Database
 from tests.dsp.conftest import UNIVERSITY, Provider, _seed
 from tests.dsp.test_negotiation import _message, _post, _start
 from tests.dsp.test_transfer import _pull, _request, _transfer_post
@@ -166,6 +169,25 @@ def test_a_start_message_is_resent_with_a_new_token_never_stored(site: Site) -> 
         assert _pull(provider, "lab", data, token).status_code == 401
         actions = _actions(provider, f"dsp-transfer:{pid}")
         assert actions == ["dsp-transfer-request", "dsp-transfer-start", "dsp-transfer-resend"]
+    # a move revokes the token the transfer holds: one read before the re-send does not move it
+    assert asyncio.run(_terminate(site, pid, jti_seen="the-undelivered-one")) is False
+    assert asyncio.run(_terminate(site, pid, jti_seen=None)) is False
+    with sqlite3.connect(site.db_file) as db:
+        (held,) = db.execute("SELECT token_jti FROM dsp_transfers WHERE provider_pid = ?",
+                             (pid,)).fetchone()  # fmt: skip
+    assert asyncio.run(_terminate(site, pid, jti_seen=held)) is True
+
+
+async def _terminate(site: Site, pid: str, *, jti_seen: str | None) -> bool:
+    db = Database(f"sqlite+aiosqlite:///{site.db_file}")
+    try:
+        async with db.session() as session:
+            return await transfer_repository.move(
+                session, pid, "STARTED", "TERMINATED", jti_seen=jti_seen, jti=None,
+                expires_at=None, now=datetime.now(UTC),
+            )  # fmt: skip
+    finally:
+        await db.dispose()
 
 
 def test_a_message_undelivered_in_time_is_given_up_and_audited(site: Site) -> None:
