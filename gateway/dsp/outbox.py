@@ -39,6 +39,7 @@ from gateway.telemetry import current_trace_id
 log = logging.getLogger("sluis.dsp")
 LEASE: Final = timedelta(minutes=2)  # longer than one round of Callbacks.send
 MAX_INTERVAL: Final = 3600.0
+KEEP: Final = timedelta(days=7)  # delivered and given-up messages, for the operator to look at
 BATCH: Final = 50
 Reissue = Callable[[DspOutboxRow], Awaitable[dict[str, Any] | None]]
 
@@ -192,11 +193,15 @@ class Outbox:
 
     async def run(self) -> None:
         """Deliver due messages every ``poll`` seconds until cancelled."""
-        restarted = True
+        restarted, purged = True, datetime.min.replace(tzinfo=UTC)
         while True:
             try:
                 await self.deliver_due(restarted=restarted)
                 restarted = False
+                if self.clock() - purged > timedelta(hours=1):
+                    purged = self.clock()
+                    async with self.db.session() as session:
+                        await repository.purge(session, purged - KEEP)
             except Exception:  # a database hiccup: logged, tried again at the next poll
                 log.exception("dsp: the outbox pass failed")
             await asyncio.sleep(self.poll)

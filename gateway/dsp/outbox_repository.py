@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, true, update
+from sqlalchemy import delete, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage.models import DspOutboxRow
@@ -71,4 +71,11 @@ async def finish(session: AsyncSession, row_id: int, **values: Any) -> None:
     """Record the outcome of a send and release the lease."""
     await session.execute(
         update(DspOutboxRow).where(DspOutboxRow.id == row_id).values(lease_until=None, **values)
+    )
+
+
+async def purge(session: AsyncSession, before: datetime) -> None:
+    """Forget delivered and given-up messages last changed before ``before``."""
+    await session.execute(
+        delete(DspOutboxRow).where(DspOutboxRow.status != PENDING, DspOutboxRow.updated_at < before)
     )

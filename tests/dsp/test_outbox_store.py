@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.audit.log import AuditLog
+from gateway.dsp import outbox_repository
 from gateway.dsp.callbacks import Callbacks
 from gateway.dsp.outbox import Outbox, Outgoing
 from gateway.storage.db import Database
@@ -98,6 +99,12 @@ def test_a_failed_round_waits_for_its_time_or_the_next_start(
             restarted = _outbox(db, audit, pki, clock)  # a new start tries every pending one
             assert await restarted.deliver_due(restarted=True) == 2
             assert await _rows(db) == [("delivered", 2), ("delivered", 1)]
+            async with db.session() as session:  # kept a week, then forgotten
+                await outbox_repository.purge(session, NOW - timedelta(days=7))
+            assert len(await _rows(db)) == 2
+            async with db.session() as session:
+                await outbox_repository.purge(session, NOW + timedelta(minutes=1))
+            assert await _rows(db) == []
             await restarted.callbacks.aclose()
             return [consumer.next(1), consumer.next(1)]
         finally:
