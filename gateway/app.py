@@ -20,6 +20,7 @@ from gateway.audit import endpoints as audit_endpoints
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import open_audit_log
 from gateway.console import api as console_api
+from gateway.console import charts_endpoints as console_charts
 from gateway.console import endpoints as console_endpoints
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
@@ -66,6 +67,7 @@ ROUTERS = (
     audit_endpoints,
     console_endpoints,
     console_api,
+    console_charts,
     catalog_endpoints,
     agreement_endpoints,
     exchange_endpoints,

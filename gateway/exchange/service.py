@@ -46,7 +46,7 @@ from gateway.agreements.schemas import Agreement
 from gateway.agreements.service import AgreementService, key_of
 from gateway.agreements.usage import UsageKey
 from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, DecisionResult, PrivacyRecord
-from gateway.audit.log import AuditLog
+from gateway.audit.log import AuditLog, Unchanged
 from gateway.audit.records import Receipt
 from gateway.auth.tokens import TokenRejected
 from gateway.datasets.cache import Lease
@@ -556,9 +556,9 @@ class ExchangeService:
         self.audit.enqueue(entry, effect=_closing(ctx.exchange_id))
 
 
-class _SpendRefused(Exception):
+class _SpendRefused(Unchanged):
     """The store refused the use at commit: ``decision`` is the denial at the stored usage,
-    or None when the agreement is no longer active."""
+    or None when the agreement is no longer active. Raised before the effect writes."""
 
     def __init__(self, decision: Decision | None) -> None:
         super().__init__("use refused")
@@ -625,8 +625,9 @@ class _Spend:
             raise _SpendRefused(decision)
 
 
-class _AlreadyClosed(Exception):
-    """The exchange was closed already (by its completion, or by another start)."""
+class _AlreadyClosed(Unchanged):
+    """The exchange was closed already (by its completion, or by another start): the DELETE
+    found no row, so nothing was written."""
 
 
 def _closing(

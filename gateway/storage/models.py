@@ -140,6 +140,15 @@ class AuditEntryRow(Base):
         Index("ix_audit_entries_dataset_idx", "dataset", "idx"),
         Index("ix_audit_entries_event_idx", "event", "idx"),
         Index("ix_audit_entries_event_decision_time", "event", "decision", "time"),
+        # the console's charts and activity, covered (migration 0020)
+        Index(
+            "ix_audit_entries_event_time_activity",
+            "event",
+            "time",
+            "dataset",
+            "participant",
+            "decision",
+        ),
     )
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

@@ -1,7 +1,7 @@
 """dataspace protocol: the provider's callback outbox
 
 Revision ID: 0017
-Revises: 0011
+Revises: 0020
 Create Date: 2026-12-03
 
 ``dsp_outbox`` holds every message the provider sends to a consumer's ``callbackAddress``,
@@ -17,7 +17,7 @@ from alembic import op
 from gateway.storage.models import UTCDateTime
 
 revision = "0017"
-down_revision = "0011"
+down_revision = "0020"  # written on 0011; re-chained after main's 0020 was merged in
 branch_labels = None
 depends_on = None
 
