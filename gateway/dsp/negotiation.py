@@ -268,8 +268,8 @@ class NegotiationService:
             return found
 
         moved = await commit(self.audit, entry, change)
-        for row_id in stored:
-            await self.outbox.deliver(row_id)
+        if stored:  # the last run's row: the audit writer may run an effect again
+            await self.outbox.deliver(stored[-1])
         return moved
 
     async def follow(self, pid: str) -> None:

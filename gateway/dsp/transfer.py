@@ -233,7 +233,7 @@ class TransferService:
             outbox=(_stored(row, message, thumbprint), stored),
         )  # fmt: skip
         await self._remember(holder, chain, expires_at, now)
-        await self.outbox.deliver(stored[0], message)
+        await self.outbox.deliver(stored[-1], message)  # the last run's: effects may rerun
         return started
 
     def _mint(
