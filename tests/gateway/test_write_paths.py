@@ -101,6 +101,12 @@ NOT_A_CHANGE = {
     "in its access-decision entry's transaction (the effect)",
     "exchange/repository.py:close_exchange": "bookkeeping: the exchange ended, in its "
     "completion (or interruption) entry's transaction",
+    "dsp/outbox_repository.py:add": "a DSP message to a consumer, stored in the transaction "
+    "of the negotiation or transfer change (and its entry) it announces",
+    "dsp/outbox_repository.py:claim": "delivery bookkeeping: a lease on a stored message",
+    "dsp/outbox_repository.py:purge": "forgets messages delivered or given up a week ago",
+    "dsp/outbox_repository.py:finish": "delivery bookkeeping (delivered, next round); a "
+    "give-up is the effect of its dsp-callback-given-up entry",
 }
 
 

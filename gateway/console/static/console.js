@@ -163,7 +163,8 @@ export async function verifiedCheckpoint() {
       proof = await api(path);
     } catch (error) {
       // The log cannot prove it still holds the larger tree this browser saw: rolled back.
-      if (error instanceof ApiError && error.status === 400 && small === checkpoint) {
+      // (404: a size the log has not reached; 400/422: no proof from the empty tree.)
+      if (error instanceof ApiError && [400, 404, 422].includes(error.status) && small === checkpoint) {
         raiseAlarm(`the log now has ${checkpoint.size} entries and cannot prove it holds the ${seen.size} this browser saw (rolled back?)`, `${seen.note}\n${checkpoint.note}`);
       }
       throw error;
