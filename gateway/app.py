@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import ssl
@@ -24,9 +25,13 @@ from gateway.console import endpoints as console_endpoints
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
+from gateway.dsp import consumer_endpoints as dsp_consumer_endpoints
 from gateway.dsp import endpoints as dsp_endpoints
 from gateway.dsp.callbacks import Callbacks
+from gateway.dsp.consumer import ConsumerNegotiations
+from gateway.dsp.consumer_transfer import ConsumerTransfers
 from gateway.dsp.negotiation import NegotiationService
+from gateway.dsp.peer import Peer
 from gateway.dsp.transfer import TransferService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
@@ -69,6 +74,7 @@ ROUTERS = (
     agreement_endpoints,
     exchange_endpoints,
     dsp_endpoints,
+    dsp_consumer_endpoints,
 )
 
 
@@ -212,6 +218,7 @@ def create_app(
             datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
             callbacks = Callbacks(tuple(settings.dsp_callback_allow_networks), callback_tls)
+            peer = Peer.over(tuple(settings.dsp_callback_allow_networks), callback_tls)
             app.state.services = Services(
                 settings=settings,
                 db=db,
@@ -237,10 +244,14 @@ def create_app(
                     public_url=settings.public_url,
                     lifetime=config.lifetime,
                 ),
+                dsp_consumer=ConsumerNegotiations(db, audit, peer, public_url=settings.public_url),
+                dsp_consumer_transfers=ConsumerTransfers(
+                    db, audit, peer, public_url=settings.public_url
+                ),
             )
             yield
             await datasets.aclose()
-            await callbacks.aclose()
+            await asyncio.gather(callbacks.aclose(), peer.aclose())
         finally:
             await registry_of(db).close()
             if limits is not None:
