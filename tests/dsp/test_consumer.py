@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import audit_cmd
 from gateway.cli.context import CliState
+from gateway.cli.main import app as main_app
 from gateway.client import SluisClient, SluisError, mtls_context
 from gateway.storage.db import Database
 from tests.dsp.conftest import LAB, MAKER, OFFICER, POLICY, UNIVERSITY
@@ -286,3 +287,119 @@ def test_two_gateways_complete_catalog_negotiation_transfer_and_pull(
     assert {"dsp-negotiation", "dsp-transfer"} <= theirs
     for side in (two.provider, two.consumer):
         assert "ok:" in _verify_log(two, side, tmp_path / f"export-{side.url.rsplit(':', 1)[1]}")
+
+
+def _cli(two: Two, *args: str) -> Any:
+    cert = two.consumer.certs["university"]
+    env = {"SLUIS_GATEWAY_URL": two.consumer.url, "SLUIS_CA_BUNDLE": str(two.pki.bundle),
+           "SLUIS_CLIENT_CERT": str(cert.cert_path), "SLUIS_CLIENT_KEY": str(cert.key_path),
+           "SLUIS_CLIENT_ID": UNIVERSITY}  # fmt: skip
+    return CliRunner().invoke(main_app, ["dsp", *args], env=env)
+
+
+def test_the_sluis_dsp_commands_run_the_exchange(two: Two, tmp_path: Path) -> None:
+    listed = _cli(two, "catalog", two.provider.url)
+    assert listed.exit_code == 0, listed.output
+    assert "machines" in listed.output
+    asked = _cli(two, "negotiate", two.provider.url, "machines", "--json")
+    assert asked.exit_code == 0, asked.output
+    negotiation = json.loads(asked.output)
+    assert negotiation["state"] == "FINALIZED"
+    started = _cli(two, "transfer", negotiation["consumerPid"], "--json")
+    assert started.exit_code == 0, started.output
+    transfer = json.loads(started.output)
+    assert transfer["state"] == "STARTED"
+    out = tmp_path / "machines.csv"
+    pulled = _cli(two, "pull", transfer["consumerPid"], "-o", str(out), "--format", "csv",
+                  "--columns", "machine")  # fmt: skip
+    assert pulled.exit_code == 0, pulled.output
+    assert out.read_text().splitlines()[:2] == ['"machine"', '"X200"']
+    assert _cli(two, "complete", transfer["consumerPid"]).exit_code == 0
+    again = _cli(two, "pull", transfer["consumerPid"], "-o", str(out))
+    assert again.exit_code == 1
+    lines = again.output.strip().splitlines()
+    assert len(lines) == 1, again.output
+    assert "409 dsp-transfer-not-started" in lines[0]
+    nowhere = _cli(two, "catalog", "https://10.9.8.7:8443")
+    assert nowhere.exit_code == 1
+    assert "dsp-provider-address" in nowhere.output.strip().splitlines()[0]
+
+
+def _callback(two: Two, who: str, path: str, body: Any) -> httpx.Response:
+    with two.client(two.consumer, who) as client:
+        return client.post(f"/dsp/callback{path}", json=body)
+
+
+def _agreed(two: Two) -> dict[str, Any]:
+    """A consumer-side negotiation as far as FINALIZED (the provider agrees at once)."""
+    with two.sdk() as sdk:
+        asked = sdk.dsp_negotiate(two.provider.url, "machines")
+        return sdk.dsp_wait(asked["consumerPid"], {"FINALIZED"})
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "change", "expected"),
+    [
+        # not the provider this negotiation is with: as if it did not exist
+        ("lab", "/negotiations/{pid}/termination", {}, (404, "dsp-negotiation-not-found")),
+        ("maker", "/negotiations/urn:uuid:nope/termination", {}, (404,
+         "dsp-negotiation-not-found")),
+        ("maker", "/negotiations/{pid}/termination", {"@context": None}, (400,
+         "dsp-malformed-message")),
+        ("maker", "/negotiations/{pid}/termination", {"providerPid": "urn:uuid:other"}, (400,
+         "dsp-malformed-message")),
+        ("maker", "/negotiations/{pid}/events", {"@type": "ContractNegotiationEventMessage",
+                                                 "eventType": "ACCEPTED"}, (400,
+         "dsp-malformed-message")),
+        # FINALIZED already: another agreement or a termination is not a transition it allows
+        ("maker", "/negotiations/{pid}/agreement",
+         {"@type": "ContractAgreementMessage", "agreement": {"@id": "urn:x", "target": "machines"}},
+         (400, "dsp-invalid-transition")),
+        ("maker", "/negotiations/{pid}/termination", {}, (400, "dsp-invalid-transition")),
+    ],
+)  # fmt: skip
+def test_a_callback_that_cannot_be_taken_changes_nothing(
+    two: Two, who: str, path: str, change: dict[str, Any], expected: tuple[int, str]
+) -> None:
+    status, code = expected
+    done = _agreed(two)
+    message = {"@context": CONTEXT, "@type": "ContractNegotiationTerminationMessage",
+               "providerPid": done["providerPid"], "consumerPid": done["consumerPid"],
+               "code": "x", **change}  # fmt: skip
+    message = {k: v for k, v in message.items() if v is not None}
+    target = f"dsp-consumer-negotiation:{done['consumerPid']}"
+    before = [e for e in _entries(two, two.consumer) if e.get("target") == target]
+    response = _callback(two, who, path.format(pid=done["consumerPid"]), message)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    validate(response.json(), "negotiation/contract-negotiation-error-schema.json")
+    assert response.json()["code"] == code
+    with two.sdk() as sdk:
+        assert sdk.dsp_negotiation(done["consumerPid"])["state"] == "FINALIZED"
+    after = [e for e in _entries(two, two.consumer) if e.get("target") == target]
+    assert after == before  # no change, so no change entry (the refusal has its own)
+
+
+def test_a_transfer_start_without_a_usable_data_address_is_refused(two: Two) -> None:
+    done = _agreed(two)
+    with two.sdk() as sdk:
+        transfer = sdk.dsp_transfer(done["consumerPid"])
+        started = sdk.dsp_wait(transfer["consumerPid"], {"STARTED"}, transfer=True)
+        pid = {"providerPid": started["providerPid"], "consumerPid": started["consumerPid"]}
+        address = {"@type": "DataAddress", "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+                   "endpoint": "http://127.0.0.1/plain", "endpointProperties": []}  # fmt: skip
+        start = {"@context": CONTEXT, "@type": "TransferStartMessage", **pid,
+                 "dataAddress": address}  # fmt: skip
+        suspended = _callback(two, "maker", f"/transfers/{pid['consumerPid']}/suspension",
+                              {"@context": CONTEXT, "@type": "TransferSuspensionMessage", **pid,
+                               "code": "paused"})  # fmt: skip
+        assert suspended.status_code == 200, suspended.text
+        validate(suspended.json(), "transfer/transfer-process-schema.json")
+        assert sdk.dsp_transfer_status(pid["consumerPid"])["endpoint"] is None  # token dropped
+        refused = _callback(two, "maker", f"/transfers/{pid['consumerPid']}/start", start)
+        assert refused.status_code == 400, refused.text
+        validate(refused.json(), "transfer/transfer-error-schema.json")
+        assert refused.json()["code"] == "dsp-malformed-message"
+        assert sdk.dsp_transfer_status(pid["consumerPid"])["state"] == "SUSPENDED"
+        stranger = _callback(two, "lab", f"/transfers/{pid['consumerPid']}/start", start)
+        assert stranger.status_code == 404
