@@ -66,6 +66,9 @@ def _address(message: dict[str, Any], row: DspConsumerTransferRow) -> tuple[str,
             and isinstance(auth, str) and auth.startswith("Bearer ")):  # fmt: skip
         raise MalformedMessage("an HTTP-pull start needs a dataAddress with an https endpoint "
                                "and a Bearer authorization", pids=pids(row))  # fmt: skip
+    if httpx.URL(endpoint).host != httpx.URL(row.provider_url).host:
+        raise MalformedMessage("the DataAddress endpoint must be on the provider's host",
+                               pids=pids(row))  # fmt: skip
     lifetime = found.get("expiresIn")
     seconds = int(lifetime) if isinstance(lifetime, str) and lifetime.isdigit() else 0
     return endpoint[:2048], auth.removeprefix("Bearer ").strip(), seconds

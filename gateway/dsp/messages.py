@@ -72,6 +72,22 @@ def log_message(direction: str, message: object) -> None:
     the record's ``dsp_message``), so that an operator, or a test, can see every message."""
     if WIRE.isEnabledFor(logging.DEBUG):
         kind = message.get("@type") if isinstance(message, dict) else None
+        shown = _without_secrets(message)
         WIRE.debug(
-            "dsp %s %s", direction, kind, extra={"dsp_message": message, "dsp_direction": direction}
+            "dsp %s %s", direction, kind, extra={"dsp_message": shown, "dsp_direction": direction}
         )
+
+
+def _without_secrets(message: object) -> object:
+    """``message`` with a DataAddress's ``authorization`` value replaced: never log a token."""
+    if not isinstance(message, dict) or not isinstance(message.get("dataAddress"), dict):
+        return message
+    address = dict(message["dataAddress"])
+    props = address.get("endpointProperties")
+    if isinstance(props, list):
+        address["endpointProperties"] = [
+            {**p, "value": "[redacted]"} if isinstance(p, dict)
+            and p.get("name") == "authorization" else p
+            for p in props
+        ]  # fmt: skip
+    return {**message, "dataAddress": address}

@@ -246,6 +246,13 @@ def test_two_gateways_complete_catalog_negotiation_transfer_and_pull(
         assert started["state"] == "STARTED", started
         assert started["endpoint"] == f"{two.provider.url}/v1/datasets/machines/query"
         assert "token" not in json.dumps(started).lower().replace("tokenexpiresat", "")
+        starts = [
+            m
+            for _, m in two.wire.messages
+            if isinstance(m, dict) and m.get("@type") == "TransferStartMessage"
+        ]
+        assert starts
+        assert "Bearer" not in json.dumps(starts)  # the wire log never holds the token
 
         out = tmp_path / "machines.parquet"
         receipt = sdk.dsp_pull(transfer["consumerPid"], out, columns=["machine"])
@@ -403,3 +410,20 @@ def test_a_transfer_start_without_a_usable_data_address_is_refused(two: Two) -> 
         assert sdk.dsp_transfer_status(pid["consumerPid"])["state"] == "SUSPENDED"
         stranger = _callback(two, "lab", f"/transfers/{pid['consumerPid']}/start", start)
         assert stranger.status_code == 404
+        # another host than the provider's: the gateway would present its certificate there
+        elsewhere = {
+            **address,
+            "endpoint": "https://localhost:1/v1/datasets/machines/query",
+            "endpointProperties": [
+                {"@type": "EndpointProperty", "name": "authorization", "value": "Bearer abc"}
+            ],
+        }
+        moved = _callback(
+            two,
+            "maker",
+            f"/transfers/{pid['consumerPid']}/start",
+            {**start, "dataAddress": elsewhere},
+        )
+        assert moved.status_code == 400, moved.text
+        assert "provider's host" in moved.json()["detail"]
+        assert sdk.dsp_transfer_status(pid["consumerPid"])["state"] == "SUSPENDED"
