@@ -195,12 +195,17 @@ class ConsumerBase:
         return await self._get(row.consumer_pid)
 
     async def _failed(self, row: Row, exc: GatewayError, actor: Actor) -> None:
-        """The provider refused or could not be reached: the process ends (audited)."""
+        """The provider refused or could not be reached: the process ends (audited), unless a
+        callback moved it meanwhile (then the provider did take it)."""
         now = datetime.now(UTC)
         reason = f"{exc.code}: {exc.detail}"
-        await self._move(row, "termination", "TERMINATED",
-                         entry(actor, row, "termination", "TERMINATED", now, reason=reason),
-                         now, reason=reason[:500])  # fmt: skip
+        try:
+            await self._move(row, "termination", "TERMINATED",
+                             entry(actor, row, "termination", "TERMINATED", now, reason=reason),
+                             now, reason=reason[:500])  # fmt: skip
+        except InvalidTransition:
+            log.warning("dsp consumer: %s moved on although sending failed: %s",
+                        row.consumer_pid, reason)  # fmt: skip
 
 
 async def dsp_base(peer: Peer, provider: str) -> str:

@@ -327,6 +327,12 @@ def test_the_sluis_dsp_commands_run_the_exchange(two: Two, tmp_path: Path) -> No
     lines = again.output.strip().splitlines()
     assert len(lines) == 1, again.output
     assert "409 dsp-transfer-not-started" in lines[0]
+    unknown = _cli(two, "negotiate", two.provider.url, "no-such-dataset")
+    assert unknown.exit_code == 1
+    assert unknown.output.strip().splitlines() == [
+        "sluis: error: 502 dsp-provider-refused: the provider answered 404: "
+        "dataset-not-found no dataset no-such-dataset"
+    ]
     nowhere = _cli(two, "catalog", "https://10.9.8.7:8443")
     assert nowhere.exit_code == 1
     assert "dsp-provider-address" in nowhere.output.strip().splitlines()[0]
