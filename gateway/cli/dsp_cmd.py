@@ -132,12 +132,15 @@ def negotiate(
     provider_participant: Annotated[str | None, typer.Option(
         help="the participant (in your gateway's registry) the provider calls back as; "
         "default the Dataset's publisher")] = None,
+    purpose: Annotated[str | None, typer.Option(
+        help="the purpose you ask for (an IRI), when the Offer allows several")] = None,
     wait: Wait = 30, as_json: JsonOption = False,
 ) -> None:  # fmt: skip
     """Negotiate a contract on DATASET with its current Offer; waits for FINALIZED."""
 
     def act(client: SluisClient) -> dict[str, Any]:
-        asked = client.dsp_negotiate(provider, dataset, provider_participant=provider_participant)
+        asked = client.dsp_negotiate(provider, dataset, provider_participant=provider_participant,
+                                     purpose=purpose)  # fmt: skip
         return _waited(client, asked, {"FINALIZED"}, wait, transfer=False)
 
     found = _run((gateway, ca, cert, key, client_id), act)

@@ -268,12 +268,20 @@ class SluisClient:
         return dict(self._call("POST", "/v1/dsp/catalog", json=body).json())
 
     def dsp_negotiate(
-        self, provider: str, dataset: str, *, provider_participant: str | None = None
+        self,
+        provider: str,
+        dataset: str,
+        *,
+        provider_participant: str | None = None,
+        purpose: str | None = None,
     ) -> dict[str, Any]:
-        """Negotiate a contract on ``dataset`` with its current Offer (the negotiation)."""
+        """Negotiate a contract on ``dataset`` with its current Offer (the negotiation);
+        ``purpose`` (an IRI) narrows the Offer's ``odrl:purpose`` to the one you ask for."""
         body = {"provider": provider, "dataset": dataset}
         if provider_participant:
             body["provider_participant"] = provider_participant
+        if purpose:
+            body["purpose"] = purpose
         return dict(self._call("POST", "/v1/dsp/negotiations", json=body).json())
 
     def dsp_negotiation(self, pid: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, hash_token
 from gateway.audit.log import AuditLog
 from gateway.dsp import consumer_repository as repository
 from gateway.dsp.messages import VERSION, MalformedMessage, context, read
+from gateway.dsp.negotiation import PURPOSE_KEYS
 from gateway.dsp.peer import Peer, ProviderInvalid
 from gateway.dsp.states import InvalidTransition
 from gateway.errors import BadRequest, GatewayError, NotFound
@@ -240,6 +241,30 @@ def first_offer(dataset: dict[str, Any]) -> dict[str, Any]:
     raise ProviderInvalid("the provider's Dataset carries no Offer")
 
 
+def narrowed(offer: dict[str, Any], purpose: str) -> dict[str, Any]:
+    """``offer`` with each permission's ``odrl:purpose`` constraint narrowed to ``purpose``
+    (how the consumer names the purpose it asks for); BadRequest when the Offer has none."""
+    found = False
+    permissions = []
+    for permission in offer.get("permission") or []:
+        if not isinstance(permission, dict):
+            permissions.append(permission)
+            continue
+        constraints = []
+        for c in permission.get("constraint") or []:
+            purposeful = isinstance(c, dict) and c.get("leftOperand") in PURPOSE_KEYS
+            found = found or purposeful
+            constraints.append({**c, "rightOperand": {"@id": purpose}} if purposeful else c)
+        permissions.append({**permission, "constraint": constraints} if constraints
+                           else permission)  # fmt: skip
+    if not found:
+        raise BadRequest(
+            "dsp-purpose-not-offered",
+            "the Offer has no odrl:purpose constraint to narrow: leave out purpose",
+        )
+    return {**offer, "permission": permissions}
+
+
 class ConsumerNegotiations(ConsumerBase):
     """Consumer-side negotiations: persisted, audited, driven by the provider's callbacks."""
 
@@ -266,12 +291,15 @@ class ConsumerNegotiations(ConsumerBase):
 
     async def request(
         self, caller: AuthenticatedParticipant, provider: str, dataset_id: str, *,
-        provider_id: str | None, actor: Actor,
+        provider_id: str | None, purpose: str | None, actor: Actor,
     ) -> DspConsumerNegotiationRow:  # fmt: skip
-        """Ask ``provider`` for a contract on ``dataset_id`` with its Offer: REQUESTED."""
+        """Ask ``provider`` for a contract on ``dataset_id`` with its Offer (its purpose
+        narrowed to ``purpose`` when given): REQUESTED."""
         base = await dsp_base(self.peer, provider)
         dataset = await self._dataset(base, dataset_id)
         offer = first_offer(dataset)
+        if purpose is not None:
+            offer = narrowed(offer, purpose)
         expected = provider_id or provider_of(dataset)
         if expected is None:
             raise BadRequest(

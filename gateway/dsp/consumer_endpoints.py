@@ -51,6 +51,12 @@ class NegotiateIn(BaseModel):
     provider: _Url
     dataset: _Id
     provider_participant: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    purpose: (
+        Annotated[
+            str, Field(min_length=3, max_length=512, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+        ]
+        | None
+    ) = None  # one IRI
 
 
 class TransferIn(BaseModel):
@@ -111,7 +117,7 @@ async def negotiate(
     negotiations, _transfers = _services(services)
     row = await negotiations.request(
         caller, body.provider, body.dataset, provider_id=body.provider_participant,
-        actor=audit_events.actor(request),
+        purpose=body.purpose, actor=audit_events.actor(request),
     )  # fmt: skip
     return JSONResponse(negotiation_view(row), status_code=201, media_type=JSON)
 

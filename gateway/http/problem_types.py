@@ -76,7 +76,7 @@ _GATEWAY = frozenset(
         # the Dataspace Protocol, consumer side (gateway/dsp/consumer*.py, peer.py)
         "dsp-provider-address", "dsp-provider-unreachable", "dsp-provider-refused",
         "dsp-provider-invalid", "dsp-provider-participant", "dsp-negotiation-not-finalized",
-        "dsp-transfer-not-started",
+        "dsp-transfer-not-started", "dsp-purpose-not-offered",
     }
 )  # fmt: skip
 

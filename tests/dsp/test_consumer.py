@@ -56,6 +56,12 @@ SCHEMAS = {
 }  # fmt: skip
 
 
+COMMERCIAL = "https://w3id.org/dpv#CommercialResearch"
+CHOICE_POLICY = POLICY.replace("machines", "machines-choice").replace(
+    "[dpv:AcademicResearch]", "[dpv:AcademicResearch, dpv:CommercialResearch]"
+)  # two purposes: the consumer must name the one it asks for
+
+
 class Wire(logging.Handler):
     """Every DSP message either gateway logged as sent or received (``sluis.dsp.wire``)."""
 
@@ -108,8 +114,9 @@ async def _seed_provider(url: str) -> None:
         (UNIVERSITY, "Universiteit Oost", ["consumer"]),
         (OFFICER, "Security Office", ["officer"]),
     ])  # fmt: skip
-    await register_dataset(db, "machines", provider=MAKER, policy=POLICY,
-                           connector=files_connector())  # fmt: skip
+    for dataset_id, policy in (("machines", POLICY), ("machines-choice", CHOICE_POLICY)):
+        await register_dataset(db, dataset_id, provider=MAKER, policy=policy,
+                               connector=files_connector())  # fmt: skip
     await db.dispose()
 
 
@@ -230,7 +237,7 @@ def test_two_gateways_complete_catalog_negotiation_transfer_and_pull(
 ) -> None:
     with two.sdk() as sdk:
         catalog = sdk.dsp_catalog(two.provider.url)
-        assert [d["@id"] for d in catalog["dataset"]] == ["machines"]
+        assert {d["@id"] for d in catalog["dataset"]} == {"machines", "machines-choice"}
         dataset = sdk.dsp_catalog(two.provider.url, "machines")
         assert dataset["hasPolicy"][0]["@id"].startswith("urn:sluis:offer:machines:")
 
@@ -433,3 +440,28 @@ def test_a_transfer_start_without_a_usable_data_address_is_refused(two: Two) -> 
         assert moved.status_code == 400, moved.text
         assert "provider's host" in moved.json()["detail"]
         assert sdk.dsp_transfer_status(pid["consumerPid"])["state"] == "SUSPENDED"
+
+
+def test_the_consumer_names_its_purpose_and_a_refusal_ends_the_negotiation(two: Two) -> None:
+    with two.sdk() as sdk:
+        with pytest.raises(SluisError) as refused:
+            sdk.dsp_negotiate(two.provider.url, "machines-choice")
+        assert refused.value.status == 502
+        assert refused.value.type == "dsp-provider-refused"
+        assert "400: dsp-purpose-required" in refused.value.detail
+        asked = sdk.dsp_negotiate(two.provider.url, "machines-choice", purpose=COMMERCIAL)
+        assert sdk.dsp_wait(asked["consumerPid"], {"FINALIZED"})["state"] == "FINALIZED"
+        with pytest.raises(SluisError) as no_purpose:
+            sdk.dsp_negotiate(two.provider.url, "machines-choice", purpose="not an iri")
+        assert no_purpose.value.status == 422
+    with two.client(two.provider, "university") as client:
+        theirs = client.get("/v1/agreements").json()
+    assert [a["purpose"] for a in theirs if a["dataset_id"] == "machines-choice"] == [COMMERCIAL]
+    # the refused request is in the consumer's log: asked, then ended with the provider's reason
+    log = _entries(two, two.consumer)
+    ended = [e for e in log if e.get("action") == "dsp-consumer-termination"
+             and any("dsp-purpose-required" in r for r in e["decision"]["reasons"])]  # fmt: skip
+    assert len(ended) == 1
+    assert ended[0]["decision"]["result"] == "deny"
+    same = [e["action"] for e in log if e.get("target") == ended[0]["target"]]
+    assert same == ["dsp-consumer-request", "dsp-consumer-termination"]
