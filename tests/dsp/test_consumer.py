@@ -15,6 +15,7 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from gateway.cli.main import app as main_app
 from gateway.client import SluisClient, SluisError, mtls_context
 from gateway.storage.db import Database
 from tests.dsp.conftest import LAB, MAKER, OFFICER, POLICY, UNIVERSITY
+from tests.support.databases import postgres_database
 from tests.support.dsp import validate
 from tests.support.pki import ClientCert, Pki
 from tests.support.registry import files_connector, register_dataset, register_participants
@@ -132,9 +134,9 @@ async def _seed_consumer(url: str) -> None:
     await db.dispose()
 
 
-def _side(home: Path, seed: Any) -> tuple[Side, int]:
+def _side(home: Path, seed: Any, database: str | None = None) -> tuple[Side, int]:
     port = _free_port()
-    database = f"sqlite+aiosqlite:///{home / 'sluis.db'}"
+    database = database or f"sqlite+aiosqlite:///{home / 'sluis.db'}"
     asyncio.run(seed(database))
     return Side(f"https://127.0.0.1:{port}", home, database), port
 
@@ -142,6 +144,20 @@ def _side(home: Path, seed: Any) -> tuple[Side, int]:
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
     """A provider and a consumer gateway on loopback, a shared test PKI, two databases."""
+    with _running_two(tmp_path_factory, None) as world:
+        yield world
+
+
+@pytest.fixture
+def two_on_postgresql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
+    """The same, the consumer on PostgreSQL (skipped with the reason when it is absent)."""
+    with postgres_database() as url, _running_two(tmp_path_factory, url) as world:
+        yield world
+
+
+@contextmanager
+def _running_two(factory: pytest.TempPathFactory, consumer_database: str | None) -> Iterator[Two]:
+    tmp_path_factory = factory
     pki = Pki(tmp_path_factory.mktemp("dsp-two-pki"))
     certs = {
         "maker": pki.client("Machine Maker BV", MAKER, ["provider", "operator"]),
@@ -150,7 +166,8 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
         "officer": pki.client("Security Office", OFFICER, ["officer"]),
     }
     provider, pport = _side(tmp_path_factory.mktemp("dsp-provider"), _seed_provider)
-    consumer, cport = _side(tmp_path_factory.mktemp("dsp-consumer"), _seed_consumer)
+    consumer, cport = _side(tmp_path_factory.mktemp("dsp-consumer"), _seed_consumer,
+                            consumer_database)  # fmt: skip
     provider.certs = {k: certs[k] for k in ("maker", "university", "officer")}
     consumer.certs = {k: certs[k] for k in ("maker", "university", "lab", "officer")}
     common = {"dsp_callback_allow_networks": ["127.0.0.1/32"], "dsp_callback_ca": pki.bundle}
@@ -235,6 +252,16 @@ def _check_wire(world: Two) -> set[str]:
 def test_two_gateways_complete_catalog_negotiation_transfer_and_pull(
     two: Two, tmp_path: Path
 ) -> None:
+    _whole_exchange(two, tmp_path)
+
+
+def test_the_whole_exchange_with_the_consumer_on_postgresql(
+    two_on_postgresql: Two, tmp_path: Path
+) -> None:
+    _whole_exchange(two_on_postgresql, tmp_path)
+
+
+def _whole_exchange(two: Two, tmp_path: Path) -> None:
     with two.sdk() as sdk:
         catalog = sdk.dsp_catalog(two.provider.url)
         assert {d["@id"] for d in catalog["dataset"]} == {"machines", "machines-choice"}
