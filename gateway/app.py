@@ -244,7 +244,9 @@ def create_app(
                     public_url=settings.public_url,
                     lifetime=config.lifetime,
                 ),
-                dsp_consumer=ConsumerNegotiations(db, audit, peer, public_url=settings.public_url),
+                dsp_consumer=ConsumerNegotiations(
+                    db, audit, peer, public_url=settings.public_url, sender=callbacks
+                ),
                 dsp_consumer_transfers=ConsumerTransfers(
                     db, audit, peer, public_url=settings.public_url
                 ),

@@ -28,6 +28,7 @@ from gateway.admin.changes import commit
 from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, hash_token
 from gateway.audit.log import AuditLog
 from gateway.dsp import consumer_repository as repository
+from gateway.dsp.callbacks import Callbacks
 from gateway.dsp.messages import VERSION, MalformedMessage, context, read
 from gateway.dsp.negotiation import PURPOSE_KEYS
 from gateway.dsp.peer import Peer, ProviderInvalid
@@ -119,10 +120,14 @@ class ConsumerBase:
     kind: type[Row]
     what: str
 
-    def __init__(self, db: Database, audit: AuditLog, peer: Peer, *, public_url: str) -> None:
+    def __init__(
+        self, db: Database, audit: AuditLog, peer: Peer, *, public_url: str,
+        sender: Callbacks | None = None,
+    ) -> None:  # fmt: skip
         self.db = db
         self.audit = audit
         self.peer = peer
+        self.sender = sender  # messages nobody waits for: retried with backoff
         self.callback_address = public_url.rstrip("/") + CALLBACK_PATH
 
     async def _get(self, pid: str) -> Any:
@@ -358,10 +363,13 @@ class ConsumerNegotiations(ConsumerBase):
         )
         message = {"@context": context(), "@type": "ContractAgreementVerificationMessage",
                    **pids(verified)}  # fmt: skip
-        url = f"{verified.provider_url}/negotiations/{verified.provider_pid}/agreement/verification"
+        path = f"negotiations/{verified.provider_pid}/agreement/verification"
+        if self.sender is not None:  # retried on a connection error, 5xx, 408, 429; logged
+            await self.sender.send(verified.provider_url, path, message)
+            return
         try:
-            await self.peer.call("POST", url, message)
-        except GatewayError as exc:  # the provider stays AGREED; it may be asked again later
+            await self.peer.call("POST", f"{verified.provider_url}/{path}", message)
+        except GatewayError as exc:  # the provider stays AGREED; it is logged
             log.warning("dsp consumer: verification of %s not delivered: %s", pid, exc)
 
 
