@@ -223,3 +223,18 @@ def complete(
     """Tell the provider you are done: COMPLETED (the token is revoked there)."""
     _show(_run((gateway, ca, cert, key, client_id), lambda c: c.dsp_complete(pid)), as_json,
           TRANSFER)  # fmt: skip
+
+
+@app.command("terminate")
+@reports_errors
+def terminate(
+    pid: Annotated[str, typer.Argument(help="the negotiation's (or --transfer's) consumerPid")],
+    *, gateway: Gateway, ca: Ca, cert: Cert, key: Key, client_id: ClientId,
+    transfer: Annotated[bool, typer.Option("--transfer", help="PID is a transfer")] = False,
+    reason: Annotated[str, typer.Option(help="why (sent to the provider)")] = "",
+    as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """End a negotiation (before FINALIZED) or a transfer: TERMINATED, the provider told."""
+    found = _run((gateway, ca, cert, key, client_id),
+                 lambda c: c.dsp_terminate(pid, transfer=transfer, reason=reason))  # fmt: skip
+    _show(found, as_json, TRANSFER if transfer else NEGOTIATION)

@@ -301,6 +301,14 @@ class SluisClient:
         """Tell the provider the transfer is done (COMPLETED; its token revoked there)."""
         return dict(self._call("POST", f"/v1/dsp/transfers/{pid}/completion").json())
 
+    def dsp_terminate(
+        self, pid: str, *, transfer: bool = False, reason: str = ""
+    ) -> dict[str, Any]:
+        """End your negotiation (or ``transfer``): TERMINATED here, then the provider is told."""
+        path = f"/v1/dsp/{'transfers' if transfer else 'negotiations'}/{pid}/termination"
+        body = {"reason": reason} if reason else {}
+        return dict(self._call("POST", path, json=body).json())
+
     def dsp_wait(
         self,
         pid: str,

@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -119,6 +120,10 @@ class ConsumerBase:
 
     kind: type[Row]
     what: str
+    moves: dict[str, tuple[frozenset[str], str]]
+    path: str  # the provider's path for this protocol: negotiations, transfers
+    termination_type: str
+    cleared: ClassVar[Mapping[str, Any]] = {}  # what a termination clears (a transfer's token)
 
     def __init__(
         self, db: Database, audit: AuditLog, peer: Peer, *, public_url: str,
@@ -200,6 +205,25 @@ class ConsumerBase:
                                               answer["providerPid"][:256])  # fmt: skip
         return await self._get(row.consumer_pid)
 
+    async def terminate(
+        self, caller: AuthenticatedParticipant, pid: str, reason: str, *, actor: Actor
+    ) -> Any:
+        """The local participant ends the process: TERMINATED (committed first, audited),
+        then the termination message to the provider (once; its failure is a 502)."""
+        row = await self.get_for(caller, pid)
+        to = after(row, "termination", self.moves)
+        now = datetime.now(UTC)
+        done = await self._move(
+            row, "termination", to, entry(actor, row, "termination", to, now, reason=reason),
+            now, reason=reason[:500], **self.cleared,
+        )  # fmt: skip
+        if done.provider_pid is not None:  # the provider never answered: nothing to address
+            message = {"@context": context(), "@type": self.termination_type, **pids(done),
+                       "code": "terminated-by-consumer", "reason": [reason[:500]]}  # fmt: skip
+            url = f"{done.provider_url}/{self.path}/{done.provider_pid}/termination"
+            await self.peer.call("POST", url, message)
+        return done
+
     async def _failed(self, row: Row, exc: GatewayError, actor: Actor) -> None:
         """The provider refused or could not be reached: the process ends (audited), unless a
         callback moved it meanwhile (then the provider did take it)."""
@@ -275,6 +299,9 @@ class ConsumerNegotiations(ConsumerBase):
 
     kind = DspConsumerNegotiationRow
     what = "negotiation"
+    moves = MOVES
+    path = "negotiations"
+    termination_type = "ContractNegotiationTerminationMessage"
 
     async def catalog(self, provider: str) -> Any:
         """The provider's DSP Catalog (a CatalogRequestMessage, no filter)."""

@@ -157,6 +157,33 @@ async def complete(
     return JSONResponse(transfer_view(row), media_type=JSON)
 
 
+class TerminateIn(BaseModel):
+    """Why the local participant ends a negotiation or transfer."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, Field(min_length=1, max_length=500)] = "terminated by the consumer"
+
+
+@router.post("/v1/dsp/negotiations/{pid}/termination", operation_id="dsp_consumer_terminate")
+async def terminate_negotiation(
+    pid: str, body: TerminateIn, request: Request, caller: Consumer, services: ServicesDep
+) -> JSONResponse:
+    """End a negotiation before it is FINALIZED: TERMINATED, then the provider is told."""
+    negotiations, _transfers = _services(services)
+    row = await negotiations.terminate(caller, pid, body.reason, actor=audit_events.actor(request))
+    return JSONResponse(negotiation_view(row), media_type=JSON)
+
+
+@router.post("/v1/dsp/transfers/{pid}/termination", operation_id="dsp_consumer_transfer_end")
+async def terminate_transfer(
+    pid: str, body: TerminateIn, request: Request, caller: Consumer, services: ServicesDep
+) -> JSONResponse:
+    """End a transfer: TERMINATED (the token dropped), then the provider (it revokes it)."""
+    _negotiations, transfers = _services(services)
+    row = await transfers.terminate(caller, pid, body.reason, actor=audit_events.actor(request))
+    return JSONResponse(transfer_view(row), media_type=JSON)
+
+
 class _Relayed(StreamingResponse):
     """The provider's answer, relayed; the relay (and its entry) ends however this does."""
 

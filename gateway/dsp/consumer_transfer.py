@@ -19,9 +19,9 @@ provider's audit receipt (``dsp-consumer-pull``).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 
@@ -79,6 +79,12 @@ class ConsumerTransfers(ConsumerBase):
 
     kind = DspConsumerTransferRow
     what = "transfer"
+    moves = MOVES
+    path = "transfers"
+    termination_type = "TransferTerminationMessage"
+    cleared: ClassVar[Mapping[str, Any]] = {
+        "endpoint": None, "token": None, "token_expires_at": None
+    }  # fmt: skip
 
     async def request(
         self, caller: AuthenticatedParticipant, negotiations: ConsumerNegotiations,

@@ -235,10 +235,11 @@ def _verify_log(world: Two, side: Side, out: Path) -> str:
     return verified.output
 
 
-def _check_wire(world: Two) -> set[str]:
-    """Validate every logged message against its type's schema; the types seen."""
+def _check_wire(world: Two, first: int) -> set[str]:
+    """Validate every message logged from ``first`` on against its type's schema; the types
+    seen."""
     seen = set()
-    for _direction, message in world.wire.messages:
+    for _direction, message in world.wire.messages[first:]:
         kind = message.get("@type") if isinstance(message, dict) else None
         if kind is None and isinstance(message, dict) and "protocolVersions" in message:
             validate(message, "common/protocol-version-schema.json")
@@ -262,6 +263,7 @@ def test_the_whole_exchange_with_the_consumer_on_postgresql(
 
 
 def _whole_exchange(two: Two, tmp_path: Path) -> None:
+    first = len(two.wire.messages)  # what this exchange sends and receives, from here on
     with two.sdk() as sdk:
         catalog = sdk.dsp_catalog(two.provider.url)
         assert {d["@id"] for d in catalog["dataset"]} == {"machines", "machines-choice"}
@@ -302,7 +304,7 @@ def _whole_exchange(two: Two, tmp_path: Path) -> None:
             sdk.dsp_pull(transfer["consumerPid"], out)
         assert refused.value.type == "dsp-transfer-not-started"
 
-    seen = _check_wire(two)
+    seen = _check_wire(two, first)
     assert seen >= {
         "CatalogRequestMessage", "Catalog", "Dataset", "ContractRequestMessage",
         "ContractNegotiation", "ContractAgreementMessage", "ContractAgreementVerificationMessage",
@@ -311,18 +313,21 @@ def _whole_exchange(two: Two, tmp_path: Path) -> None:
     }  # fmt: skip
 
     consumer_log = _entries(two, two.consumer)
-    mine = [e["action"] for e in consumer_log if e.get("target", "").startswith("dsp-consumer-")]
+    ours = {f"dsp-consumer-negotiation:{asked['consumerPid']}",
+            f"dsp-consumer-transfer:{transfer['consumerPid']}"}  # fmt: skip
+    mine = [e["action"] for e in consumer_log if e.get("target") in ours]
     assert mine == [
         "dsp-consumer-request", "dsp-consumer-agreed", "dsp-consumer-verification",
         "dsp-consumer-finalized", "dsp-consumer-transfer-request", "dsp-consumer-transfer-start",
         "dsp-consumer-pull", "dsp-consumer-transfer-completion",
     ]  # fmt: skip
-    pulled = next(e for e in consumer_log if e.get("action") == "dsp-consumer-pull")
+    pulled = next(e for e in consumer_log
+                  if e.get("action") == "dsp-consumer-pull" and e["target"] in ours)  # fmt: skip
     assert pulled["event"] == "exchange-completed"
     assert pulled["bytes"] == out.stat().st_size
     assert f"provider-audit-index:{receipt.index}" in pulled["decision"]["reasons"]
-    started_entry = next(e for e in consumer_log
-                         if e.get("action") == "dsp-consumer-transfer-start")  # fmt: skip
+    started_entry = next(e for e in consumer_log if e.get("target") in ours
+                         and e.get("action") == "dsp-consumer-transfer-start")  # fmt: skip
     assert "token_sha256" in started_entry  # the token's hash, never the token
     theirs = {e.get("target", "").split(":")[0] for e in provider_log}
     assert {"dsp-negotiation", "dsp-transfer"} <= theirs
@@ -492,3 +497,35 @@ def test_the_consumer_names_its_purpose_and_a_refusal_ends_the_negotiation(two: 
     assert ended[0]["decision"]["result"] == "deny"
     same = [e["action"] for e in log if e.get("target") == ended[0]["target"]]
     assert same == ["dsp-consumer-request", "dsp-consumer-termination"]
+
+
+def test_the_consumer_terminates_a_transfer_and_the_provider_revokes_its_token(
+    two: Two, tmp_path: Path
+) -> None:
+    done = _agreed(two)
+    with two.sdk() as sdk:
+        with pytest.raises(SluisError) as final:  # a FINALIZED negotiation cannot be ended
+            sdk.dsp_terminate(done["consumerPid"])
+        assert (final.value.status, final.value.type) == (400, "dsp-invalid-transition")
+        transfer = sdk.dsp_transfer(done["consumerPid"])
+        started = sdk.dsp_wait(transfer["consumerPid"], {"STARTED"}, transfer=True)
+        ended = sdk.dsp_terminate(started["consumerPid"], transfer=True, reason="enough")
+        assert ended["state"] == "TERMINATED"
+        assert ended["endpoint"] is None
+        with pytest.raises(SluisError) as gone:
+            sdk.dsp_pull(started["consumerPid"], tmp_path / "x.parquet")
+        assert gone.value.type == "dsp-transfer-not-started"
+    with two.client(two.provider, "university") as client:
+        theirs = client.get(f"/dsp/transfers/{started['providerPid']}").json()
+    assert theirs["state"] == "TERMINATED"  # and its token revoked with it (test_transfer.py)
+    actions = [e["action"] for e in _entries(two, two.consumer)
+               if e.get("target") == f"dsp-consumer-transfer:{started['consumerPid']}"]  # fmt: skip
+    assert actions == [
+        "dsp-consumer-transfer-request", "dsp-consumer-transfer-start",
+        "dsp-consumer-transfer-termination",
+    ]  # fmt: skip
+    terminations = [m for _, m in two.wire.messages if isinstance(m, dict)
+                    and m.get("@type") == "TransferTerminationMessage"]  # fmt: skip
+    assert terminations
+    for message in terminations:
+        validate(message, "transfer/transfer-termination-message-schema.json")

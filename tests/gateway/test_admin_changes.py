@@ -86,6 +86,7 @@ CLI_WITHOUT_ENTRY = {
     "dsp status": "read only, over HTTP",
     "dsp pull": "HTTP client: the gateway writes the exchange-completed entry (dsp-consumer-pull)",
     "dsp complete": "HTTP client: the gateway writes the dsp-consumer agreement-changed entry",
+    "dsp terminate": "HTTP client: the gateway writes the dsp-consumer agreement-changed entry",
     "policy validate": "local files, no state",
     "policy eval": "local files, no state",
     "policy explain": "local files, no state",
@@ -113,6 +114,8 @@ ROUTES_WITHOUT_ADMIN_ENTRY = {
     ("POST", "/v1/dsp/transfers"): "agreement-changed (dsp-consumer-transfer:<pid>)",
     ("POST", "/v1/dsp/transfers/{pid}/completion"): "agreement-changed (dsp-consumer-transfer)",
     ("POST", "/v1/dsp/transfers/{pid}/pull"): "exchange-completed (dsp-consumer-pull)",
+    ("POST", "/v1/dsp/negotiations/{pid}/termination"): "agreement-changed (dsp-consumer)",
+    ("POST", "/v1/dsp/transfers/{pid}/termination"): "agreement-changed (dsp-consumer)",
     **{
         (
             "POST",
