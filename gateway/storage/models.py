@@ -498,6 +498,8 @@ class DspOutboxRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_dsp_outbox_due", "status", "next_attempt_at"),)
+
+
 class DspConsumerNegotiationRow(Base):
     """A DSP contract negotiation this gateway asked for as the consumer (revision 0018).
 
