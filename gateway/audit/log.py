@@ -534,7 +534,7 @@ async def _run_effects(
         session.info.pop(_STAGED, None)
     try:
         for table, rows in staged.items():
-            if rows:
+            if rows:  # one executemany per table, through the ORM (its hooks see the rows)
                 await session.execute(insert(table), rows)
     except SQLAlchemyError as exc:
         raise _Dirty from exc

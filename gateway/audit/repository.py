@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, insert, literal, or_, select, text, update
+from sqlalchemy import Table, and_, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,6 +53,10 @@ class CountFilter:
     until: datetime | None = None
 
 
+# The writer's lock and head run in Core on the table (typed FromClause by the ORM).
+_HEAD: Table = AuditHeadRow.__table__  # type: ignore[assignment]
+
+
 async def lock_sequencer(session: AsyncSession) -> None:
     """Take the sequencer's lock for this transaction, before any effect or entry is written.
 
@@ -64,19 +68,19 @@ async def lock_sequencer(session: AsyncSession) -> None:
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK})
     else:
-        stmt = update(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID)
-        await session.execute(stmt.values(size=AuditHeadRow.size))
+        stmt = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(size=_HEAD.c.size)
+        await (await session.connection()).execute(stmt)
 
 
 async def grow(session: AsyncSession, count: int) -> int:
     """Add ``count`` to the head row (taking its write lock); the size before."""
     stmt = (
-        update(AuditHeadRow)
-        .where(AuditHeadRow.id == _HEAD_ID)
-        .values(size=AuditHeadRow.size + count)
-        .returning(AuditHeadRow.size)
+        update(_HEAD)
+        .where(_HEAD.c.id == _HEAD_ID)
+        .values(size=_HEAD.c.size + count)
+        .returning(_HEAD.c.size)
     )
-    new_size = (await session.execute(stmt)).scalar_one()
+    new_size = (await (await session.connection()).execute(stmt)).scalar_one()
     return int(new_size) - count
 
 

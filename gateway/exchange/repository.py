@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.log import stage
 from gateway.storage.models import OpenExchangeRow
+
+_OPEN: Table = OpenExchangeRow.__table__  # type: ignore[assignment]  # a Table, typed FromClause
 
 
 async def open_exchange(
@@ -29,8 +31,10 @@ async def open_exchange(
 
 async def close_exchange(session: AsyncSession, exchange_id: str) -> bool:
     """Mark the exchange ended; False when it was not open (already closed)."""
-    done = await session.execute(delete(OpenExchangeRow).where(OpenExchangeRow.id == exchange_id))
-    return bool(done.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult of a DELETE
+    table = _OPEN  # Core, not the ORM: one statement, no session synchronisation
+    connection = await session.connection()
+    done = await connection.execute(delete(table).where(table.c.id == exchange_id))
+    return done.rowcount == 1
 
 
 async def left_open(session: AsyncSession, owner: str) -> Sequence[OpenExchangeRow]:
