@@ -169,6 +169,12 @@ class AuditReader:
             leaf, *hashes = await repo.node_hashes(session, [NodeID(0, index), *plan.ids])
         return InclusionProof(index, tree_size, leaf, tuple(plan.combine(hashes)))
 
+    async def frontier_hashes(self, size: int) -> list[bytes]:
+        """The roots of the perfect subtrees covering ``[0, size)`` (a range export's start)."""
+        async with self._session() as session:
+            await self._check_committed(session, size)
+            return await repo.node_hashes(session, frontier_ids(size))
+
     async def consistency_proof(self, size1: int, size2: int) -> ConsistencyProof:
         """The proof that the committed tree of ``size2`` entries extends that of ``size1``."""
         plan = consistency_proof_nodes(size1, size2)

@@ -18,6 +18,14 @@ from typing import Annotated, Any, TextIO, TypeVar
 import typer
 
 from gateway.audit.anchor import check_against
+from gateway.audit.bundle import (
+    CHECKPOINTS_FILE,
+    ENTRIES_FILE,
+    START_FILE,
+    ExportStart,
+    read_bundle,
+    read_start,
+)
 from gateway.audit.encoding import encode_base64
 from gateway.audit.errors import AuditError
 from gateway.audit.export import ExportFormat, render
@@ -40,8 +48,6 @@ from gateway.storage.db import Database
 app = typer.Typer(help="Export, prove and verify the audit log.", no_args_is_help=True)
 T = TypeVar("T")
 PAGE = 1000
-ENTRIES_FILE = "entries.jsonl"
-CHECKPOINTS_FILE = "checkpoints.jsonl"
 
 KeyOption = Annotated[
     list[str],
@@ -201,7 +207,10 @@ def _write(
 def verify(
     key: KeyOption,
     source: Annotated[
-        Path | None, typer.Argument(help=f"Export directory ({ENTRIES_FILE}, {CHECKPOINTS_FILE}).")
+        Path | None,
+        typer.Argument(
+            help=f"Export directory ({ENTRIES_FILE}, {CHECKPOINTS_FILE}) or bundle (.zip)."
+        ),
     ] = None,
     *,
     entries: Annotated[Path | None, typer.Option(help="Exported entries (jsonl).")] = None,
@@ -232,19 +241,19 @@ def verify(
     From the first key (--key) on, following the log's key hand-overs. With
     --against-checkpoint, also that the export reaches a checkpoint obtained apart from it.
     """
-    if source is not None:
-        entries = entries or source / ENTRIES_FILE
-        checkpoints = checkpoints or source / CHECKPOINTS_FILE
-    if entries is None or checkpoints is None:
-        raise CliError("give an export directory, or --entries and --checkpoints")
     verifiers = _verifiers(key)
     witnesses = _verifiers(witness or [], option="--witness")
+    entry_lines, checkpoint_lines, start = _export_files(source, entries, checkpoints)
+    if start is not None and against is not None:
+        raise CliError(
+            f"--against-checkpoint needs an export from entry 0; this one starts at {start.index}"
+        )
     anchor = None if against is None else _anchor(against, cert, cert_key, cacert)
-    exported = read_entries(_read_lines(entries))
+    exported = read_entries(entry_lines)
     log_origin = origin or verifiers[0].name
     try:
         report = verify_export(
-            exported, read_checkpoints(_read_lines(checkpoints)), verifiers, log_origin
+            exported, read_checkpoints(checkpoint_lines), verifiers, log_origin, start
         )
         if anchor is not None:
             check_against(
@@ -266,6 +275,32 @@ def verify(
     )
     for index in report.void_rotations:
         console.print(f"note: key-rotation entry {index} was never handed over", markup=False)
+
+
+def _export_files(
+    source: Path | None, entries: Path | None, checkpoints: Path | None
+) -> tuple[list[str], list[str], ExportStart | None]:
+    """Entry and checkpoint lines, and a range's start: from a bundle (a zip the console
+    downloads), an export directory, or the two files named."""
+    if source is not None and source.is_file() and entries is None and checkpoints is None:
+        try:
+            return read_bundle(source.read_bytes())
+        except OSError as exc:
+            raise CliError(f"cannot read {source}: {exc.strerror}") from exc
+        except AuditError as exc:
+            raise CliError(f"{source}: {exc.detail}") from exc
+    start = None
+    if source is not None:
+        entries = entries or source / ENTRIES_FILE
+        checkpoints = checkpoints or source / CHECKPOINTS_FILE
+        if (source / START_FILE).is_file():
+            try:
+                start = read_start((source / START_FILE).read_bytes())
+            except AuditError as exc:
+                raise CliError(f"{source / START_FILE}: {exc.detail}") from exc
+    if entries is None or checkpoints is None:
+        raise CliError("give an export directory or bundle, or --entries and --checkpoints")
+    return _read_lines(entries), _read_lines(checkpoints), start
 
 
 @app.command("prove")
