@@ -135,6 +135,12 @@ def test_export_formats_and_bundles_that_verify(url: str, tmp_path: Path) -> Non
             _replace(middle, "start.json", _frontier_of(middle, 1)),
             "do not rebuild the signed root",
         ),
+        "an unsigned tail": (
+            _replace(
+                middle, "entries.jsonl", "\n".join([*entries, _next_line(entries[-1])]).encode()
+            ),
+            "a range export must end at a signed checkpoint",
+        ),
         "no start": (_replace(middle, "start.json", None), "entry 0 of the export has index 7"),
         "a short frontier": (
             _replace(middle, "start.json", b'{"frontier":[],"index":7}'),
@@ -146,6 +152,12 @@ def test_export_formats_and_bundles_that_verify(url: str, tmp_path: Path) -> Non
         code, output = _verify(bundle, tmp_path)
         assert code != 0, what
         assert message in output, (what, output)
+
+
+def _next_line(line: str) -> str:
+    """An entry line for the index after ``line``'s, which no checkpoint covers."""
+    record = json.loads(line)
+    return json.dumps({"index": record["index"] + 1, "entry": record["entry"]})
 
 
 def _frontier_of(bundle: bytes, which: int) -> bytes:
