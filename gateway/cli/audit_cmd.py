@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO, TypeVar
+from typing import Annotated, Any, BinaryIO, TextIO, TypeVar
 
 import typer
 
@@ -31,6 +31,7 @@ from gateway.audit.errors import AuditError
 from gateway.audit.export import ExportFormat, render
 from gateway.audit.keys import Verifier
 from gateway.audit.log import AuditReader
+from gateway.audit.streams import AnyFormat, RangeError, open_export
 from gateway.audit.verify import (
     ExportedCheckpoint,
     checkpoint_line,
@@ -127,7 +128,10 @@ def _anchor(source: str, cert: Path | None, key: Path | None, cacert: Path | Non
 def export(
     ctx: typer.Context,
     *,
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Record format.")] = "jsonl",
+    fmt: Annotated[
+        AnyFormat,
+        typer.Option("--format", "-f", help="Record format, or bundle: a zip verify reads."),
+    ] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Entries file (default stdout).")
     ] = None,
@@ -144,11 +148,26 @@ def export(
         Path | None, typer.Option("--key", help="Your certificate's private key (PEM).")
     ] = None,
     cacert: CaOption = None,
+    start: Annotated[int, typer.Option(min=0, help="First entry index of a range.")] = 0,
+    end: Annotated[
+        int | None, typer.Option(min=0, help="End of a range (exclusive); default: all.")
+    ] = None,
 ) -> None:
     """Every entry, one record a line, each with its index (and the checkpoints).
 
     From the database the settings name, or with --gateway over the officer API (mTLS).
+    With --start/--end, a range; with --format bundle, one zip (entries and checkpoints,
+    a range from its frontier) that `sluis audit verify` checks, as the console downloads.
     """
+    if fmt == "bundle" or start or end is not None:
+        if directory is not None or checkpoints is not None:
+            raise CliError("a range or bundle is one file: give --output, not --dir/--checkpoints")
+        if gateway is not None:
+            tls = remote.tls_files(cert, cert_key, cacert)
+            remote.download_export(gateway, tls, output, fmt=fmt, start=start, end=end)
+            return
+        _export_range(ctx.obj.settings(), fmt, output, start, end)
+        return
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         output = output or directory / ENTRIES_FILE
@@ -175,6 +194,40 @@ def export(
 
     size, signed = _run(ctx.obj.settings(), dump)
     _wrote(size, output, signed, checkpoints)
+
+
+def _export_range(
+    settings: Settings, fmt: AnyFormat, output: Path | None, start: int, end: int | None
+) -> None:
+    """A range, or a bundle, from the database: streamed from the log to ``output``."""
+    if fmt == "bundle" and output is None:
+        raise CliError("a bundle is a zip file: give --output FILE")
+
+    async def dump(reader: AuditReader) -> tuple[int, int]:
+        try:
+            found = await open_export(reader, fmt, start, end, now=datetime.now(UTC))
+        except RangeError as exc:
+            raise CliError(exc.detail) from exc
+        with _opened_binary(output) as out:
+            async for chunk in found.body:
+                out.write(chunk)
+        return found.start, found.end
+
+    first, last = _run(settings, dump)
+    if output is not None:
+        err_console.print(f"wrote entries {first} to {last} to {output}", markup=False)
+
+
+@contextmanager
+def _opened_binary(path: Path | None) -> Iterator[BinaryIO]:
+    if path is None:
+        yield typer.get_binary_stream("stdout")
+        return
+    try:
+        with path.open("wb") as handle:
+            yield handle
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def _wrote(entries: int, output: Path | None, signed: int, checkpoints: Path | None) -> None:
