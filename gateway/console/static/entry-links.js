@@ -3,7 +3,7 @@
 // entries of its target and of its trace. Every link is a fixed path with the values in
 // its query string, so no entry text can become a scheme or a path.
 
-import { api, el, reason } from "./console.js";
+import { api, el, reason, visible } from "./console.js";
 
 const PARTNER = {
   "access-decision": "The access decision",
@@ -35,7 +35,7 @@ async function partners(list, index, entry) {
     }
     if (!others.length && entry.event === "access-decision") item(list, "No completion recorded for this request (yet).");
   } catch (error) {
-    holder.textContent = `Entries of request ${request} unavailable: ${reason(error)}`;
+    holder.textContent = visible(`Entries of request ${request} unavailable: ${reason(error)}`);
   }
 }
 
