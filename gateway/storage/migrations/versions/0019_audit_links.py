@@ -34,6 +34,13 @@ _entries = sa.table(
 )
 
 
+_FILL = (
+    sa.update(_entries)
+    .where(_entries.c.idx == sa.bindparam("old_idx"))
+    .values({name: sa.bindparam(f"new_{name}") for name in COLUMNS})
+)
+
+
 def upgrade() -> None:
     for name in COLUMNS:
         op.add_column("audit_entries", sa.Column(name, sa.String(512), nullable=True))
@@ -58,11 +65,14 @@ def _backfill() -> None:
         ).all()
         if not rows:
             return
+        updates = []
         for idx, data in rows:
             entry = json.loads(bytes(data))
-            values = {name: entry.get(name) for name in COLUMNS if entry.get(name) is not None}
-            if values:
-                bind.execute(sa.update(_entries).where(_entries.c.idx == idx).values(**values))
+            values = {f"new_{name}": entry.get(name) for name in COLUMNS}
+            if any(value is not None for value in values.values()):
+                updates.append({"old_idx": idx, **values})
+        if updates:  # one executemany a batch, not a round trip an entry
+            bind.execute(_FILL, updates)
         after = int(rows[-1][0])
 
 
