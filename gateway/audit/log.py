@@ -505,8 +505,8 @@ def _entry_row(index: int, item: _Pending, leaf: bytes) -> dict[str, object]:
         "leaf_hash": leaf,
         "time": entry.time,
         "event": entry.event,
-        "participant": entry.actor.participant,
-        "dataset": entry.dataset,
+        "participant": _text_or_none(entry.actor.participant),
+        "dataset": _text_or_none(entry.dataset),
         "decision": entry.decision.result if entry.decision else None,
         **_link_columns(item),
     }
@@ -521,7 +521,11 @@ def _link_columns(item: _Pending) -> dict[str, object]:
     if all(getattr(item.entry, name) is None for name in LINK_COLUMNS):
         return dict.fromkeys(LINK_COLUMNS)
     written = json.loads(item.data)
-    return {name: written.get(name) for name in LINK_COLUMNS}
+    return {name: _text_or_none(written.get(name)) for name in LINK_COLUMNS}
+
+
+def _text_or_none(value: object) -> str | None:
+    return repo.column_text(value) if isinstance(value, str) else None
 
 
 async def _frontier(session: AsyncSession, size: int) -> bytes:

@@ -64,6 +64,13 @@ class EntryFilter:
     cursor: SortKey | None = None  # the (column value, idx) of the last entry shown
 
 
+def column_text(value: str) -> str:
+    """Text as the filter columns hold it: PostgreSQL's text cannot hold NUL, and caller
+    text (a path, a header) can carry one, so NUL is kept as U+FFFD there (the entry's bytes
+    keep it exactly). Filters are mapped the same way, so they still find the entry."""
+    return value.replace("\x00", "\ufffd")
+
+
 SortColumn = Literal["index", "time", "event", "participant", "dataset", "decision"]
 #: A sort column's value (None sorts before every value) and the entry's index.
 SortKey = tuple[str | datetime | None, int]
@@ -181,16 +188,26 @@ async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, 
 
 
 def _conditions(where: EntryFilter) -> list[ColumnElement[bool] | None]:
+    texts = {
+        name: None if value is None else column_text(value)
+        for name, value in (
+            ("participant", where.participant),
+            ("dataset", where.dataset),
+            ("target", where.target),
+            ("trace_id", where.trace_id),
+            ("request_id", where.request_id),
+        )
+    }
     return [
         AuditEntryRow.time >= where.since if where.since else None,
         AuditEntryRow.time < where.until if where.until else None,
-        AuditEntryRow.participant == where.participant if where.participant else None,
-        AuditEntryRow.dataset == where.dataset if where.dataset else None,
+        AuditEntryRow.participant == texts["participant"] if where.participant else None,
+        AuditEntryRow.dataset == texts["dataset"] if where.dataset else None,
         AuditEntryRow.decision == where.decision if where.decision else None,
         AuditEntryRow.event == where.event if where.event else None,
-        AuditEntryRow.target == where.target if where.target else None,
-        AuditEntryRow.trace_id == where.trace_id if where.trace_id else None,
-        AuditEntryRow.request_id == where.request_id if where.request_id else None,
+        AuditEntryRow.target == texts["target"] if where.target else None,
+        AuditEntryRow.trace_id == texts["trace_id"] if where.trace_id else None,
+        AuditEntryRow.request_id == texts["request_id"] if where.request_id else None,
         AuditEntryRow.idx > where.after if where.after is not None else None,
         AuditEntryRow.idx < where.before if where.before is not None else None,
     ]

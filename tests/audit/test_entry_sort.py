@@ -156,6 +156,7 @@ _ROWS = sa.table(
 def test_migration_0019_fills_the_link_columns(tmp_path: Path, backend: str) -> None:
     """Entries written before 0019 get target, trace id and request id from their bytes."""
     written = [_entry(n).to_json() for n in range(6)]
+    written.append(sample(6, target="/v1/\x00").to_json())  # NUL: U+FFFD in the column
 
     async def run(url: str) -> None:
         db = Database(url)
@@ -171,6 +172,7 @@ def test_migration_0019_fills_the_link_columns(tmp_path: Path, backend: str) -> 
                 stmt = sa.select(_ROWS.c.target, _ROWS.c.trace_id, _ROWS.c.request_id)
                 got = (await session.execute(stmt.order_by(_ROWS.c.idx))).all()
             want = [(e.get("target"), e.get("trace_id"), e.get("request_id")) for e in written]
+            want[6] = ("/v1/\ufffd", None, "req-6")
             assert [tuple(r) for r in got] == want
             assert want[0][0] == "agreement:a0"
             assert want[4][1:] == ("0af7651916cd43dd8448eb211c80319c", "exchange-45")
@@ -179,3 +181,33 @@ def test_migration_0019_fills_the_link_columns(tmp_path: Path, backend: str) -> 
 
     with database_url(backend, tmp_path) as url:
         asyncio.run(run(url))
+
+
+async def _nul_scenario(url: str) -> None:
+    async with opened(url) as log:
+        # caller text with NUL (a refused request's path): PostgreSQL's text cannot hold it
+        fields = {"target": "/v1/datasets/\x00x", "request_id": "r\x00", "dataset": "d\x00"}
+        await log.append(sample(0, **fields))
+        await log.append(sample(1, trace_id="t\x00"))
+        (stored,) = await log.entry_range(0, 1)
+        assert stored.json()["target"] == "/v1/datasets/\x00x"  # the entry keeps it exactly
+        async with _client(_app(log, "officer")) as client:
+            for name, value, index in [
+                ("target", "/v1/datasets/\x00x", 0),
+                ("request_id", "r\x00", 0),
+                ("dataset", "d\x00", 0),
+                ("trace_id", "t\x00", 1),
+                ("participant", "\x00", None),
+            ]:
+                page = await client.get("/v1/audit/entries", params={name: value})
+                assert page.status_code == 200, (name, page.text)
+                found = [e["index"] for e in page.json()["entries"]]
+                assert found == ([] if index is None else [index]), name
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_nul_in_caller_text_is_written_and_found(tmp_path: Path, backend: str) -> None:
+    with database_url(backend, tmp_path) as url:
+        asyncio.run(_nul_scenario(url))

@@ -68,12 +68,17 @@ def _backfill() -> None:
         updates = []
         for idx, data in rows:
             entry = json.loads(bytes(data))
-            values = {f"new_{name}": entry.get(name) for name in COLUMNS}
+            values = {f"new_{name}": _column_text(entry.get(name)) for name in COLUMNS}
             if any(value is not None for value in values.values()):
                 updates.append({"old_idx": idx, **values})
         if updates:  # one executemany a batch, not a round trip an entry
             bind.execute(_FILL, updates)
         after = int(rows[-1][0])
+
+
+def _column_text(value: object) -> str | None:
+    """As gateway.audit.repository.column_text, frozen here: NUL kept as U+FFFD."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else None
 
 
 def downgrade() -> None:
