@@ -28,6 +28,9 @@ from sqlalchemy import func, select
 
 from gateway.audit.log import AuditReader
 from gateway.audit.repository import CountFilter, EntryFilter
+from gateway.console import repository as repo
+from gateway.console import service
+from gateway.console.repository import Window
 from gateway.storage.db import Database
 from gateway.storage.models import AuditEntryRow
 
@@ -44,6 +47,9 @@ def _row(i: int, n: int) -> tuple[object, ...]:
     decision = "deny" if i % 17 == 0 else "permit"
     stamp = time_.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     entry = {"event": event, "time": stamp, "actor": {"participant": participant}}
+    if event == "access-decision":  # a reason for the denials-by-reason chart
+        reasons = ["no_active_permission" if i % 3 else "no-agreement", "the policy's report"]
+        entry["decision"] = {"result": decision, "reasons": reasons}
     data = json.dumps(entry | {"dataset": dataset}, separators=(",", ":"), sort_keys=True)
     # the stored time column, as UTCDateTime writes it on SQLite
     stored = time_.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -122,10 +128,35 @@ async def measure(path: Path, n: int) -> list[tuple[str, float, float]]:
         ("overview: counts of the last day", lambda: reader.counts(CountFilter(since=day))),
         ("overview: counts of the whole log", lambda: reader.counts(CountFilter())),
         ("overview: activity of the last day", lambda: reader.activity(CountFilter(since=day))),
+        *_chart_cases(db, day),
     ]
     results = [(name, *await _time(call)) for name, call in cases]
     await db.dispose()
     return results
+
+
+def _chart_cases(db: Database, day: datetime) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+    """The overview's charts: each one's query, and drawn to SVG as the endpoint does."""
+    last_day, month = Window(day, END), Window(END - SPAN, END)
+
+    async def timeline(window: Window) -> object:
+        bucket = service.bucket_for(window, END)
+        async with db.session() as session:
+            rows = await repo.timeline(session, window, bucket)
+        return service.timeline_chart(service.timeline_of(rows, window, bucket, END), bucket)
+
+    async def denials(window: Window) -> object:
+        async with db.session() as session:
+            found = await repo.denials(session, window, service.MAX_DENIALS)
+        reasons = service.denial_reasons(found)
+        return service.denials_chart(reasons, len(found) == service.MAX_DENIALS)
+
+    return [
+        ("chart: requests per dataset, last day (hours)", lambda: timeline(last_day)),
+        ("chart: requests per dataset, 30 days (days)", lambda: timeline(month)),
+        ("chart: denials by reason, last day", lambda: denials(last_day)),
+        ("chart: denials by reason, 30 days", lambda: denials(month)),
+    ]
 
 
 def _sorted_cases(reader: AuditReader, n: int) -> list[tuple[str, Callable[[], Awaitable[object]]]]:

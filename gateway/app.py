@@ -21,6 +21,7 @@ from gateway.audit import export_api as audit_export
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import open_audit_log
 from gateway.console import api as console_api
+from gateway.console import charts_endpoints as console_charts
 from gateway.console import endpoints as console_endpoints
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
@@ -28,6 +29,7 @@ from gateway.datasets.service import DatasetService
 from gateway.dsp import endpoints as dsp_endpoints
 from gateway.dsp.callbacks import Callbacks
 from gateway.dsp.negotiation import NegotiationService
+from gateway.dsp.outbox import Outbox
 from gateway.dsp.transfer import TransferService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
@@ -67,6 +69,7 @@ ROUTERS = (
     audit_export,
     console_endpoints,
     console_api,
+    console_charts,
     catalog_endpoints,
     agreement_endpoints,
     exchange_endpoints,
@@ -165,6 +168,18 @@ async def _exchange(
     return exchange
 
 
+def _outbox(db: Database, audit: AuditLog, settings: Settings, tls: ssl.SSLContext) -> Outbox:
+    """The DSP callback outbox and its sender (started in the lifespan, after the services;
+    closing it closes the sender)."""
+    return Outbox(
+        db,
+        audit,
+        Callbacks(tuple(settings.dsp_callback_allow_networks), tls),
+        retry_interval=settings.dsp_callback_retry_interval,
+        give_up_after=timedelta(seconds=settings.dsp_callback_give_up_after),
+    )
+
+
 def create_app(
     settings: Settings, *, telemetry: Telemetry | None = None, clock: Clock | None = None
 ) -> FastAPI:
@@ -213,7 +228,7 @@ def create_app(
             )
             datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
-            callbacks = Callbacks(tuple(settings.dsp_callback_allow_networks), callback_tls)
+            outbox = _outbox(db, audit, settings, callback_tls)
             app.state.services = Services(
                 settings=settings,
                 db=db,
@@ -229,20 +244,24 @@ def create_app(
                 telemetry=tel,
                 limits=limits,
                 capabilities=capabilities,
-                dsp=NegotiationService(db, datasets, agreements, audit, callbacks),
+                dsp=NegotiationService(
+                    db, datasets, agreements, audit, outbox.callbacks, outbox=outbox
+                ),
                 transfers=TransferService(
                     db,
                     agreements,
                     oauth,
                     audit,
-                    callbacks,
+                    outbox.callbacks,
+                    outbox=outbox,
                     public_url=settings.public_url,
                     lifetime=config.lifetime,
                 ),
             )
+            outbox.start()  # messages a stop or crash left undelivered go out again now
             yield
+            await outbox.aclose()
             await datasets.aclose()
-            await callbacks.aclose()
         finally:
             await registry_of(db).close()
             if limits is not None:

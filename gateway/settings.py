@@ -179,6 +179,16 @@ class Settings(BaseSettings):
         description="CAs that DSP callback servers' certificates must chain to; default the "
         "system trust store.",
     )
+    dsp_callback_retry_interval: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Seconds before an undelivered DSP callback message is tried again "
+        "(doubling per round, at most an hour); every start of the gateway tries at once.",
+    )  # fmt: skip
+    dsp_callback_give_up_after: int = Field(
+        default=86400, gt=0,
+        description="Seconds after which an undelivered DSP callback message is given up "
+        "(logged and audited as dsp-callback-given-up).",
+    )  # fmt: skip
     external_issuers: list[ExternalIssuer] = Field(
         default_factory=list,
         description="Other authorization servers (Keycloak, Entra ID) whose tokens are accepted.",

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.audit.log import stage
 from gateway.storage.models import AgreementRow, UsageBucketRow, UsageEventRow, UsageStateRow
 from gateway.storage.sql import insert_or_add, insert_unless_present
 from policies.operands.temporal import add_duration
@@ -241,8 +242,7 @@ async def spend(
     )
     if new is None:
         return None
-    session.add(UsageEventRow(**key.columns(), seq=new, at=now))
-    await session.flush()
+    await stage(session, UsageEventRow, {**key.columns(), "seq": new, "at": now})
     if widths:
         seconds = int(now.timestamp())
         rows = [{**key.columns(), "width": w, "bucket": seconds // w, "uses": 1} for w in widths]

@@ -45,6 +45,10 @@ async def get_audit(request: Request) -> AuditLog:
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 OfficerCaller = Annotated[AuthenticatedParticipant, Depends(require_role("officer"))]
 Size = Annotated[int, Query(ge=0, le=2**63 - 1)]
+TreeSize = Annotated[int, Query(ge=1, le=2**63 - 1)]  # a proof needs a tree of one entry at least
+#: Asked beyond the log (a tree size it has not reached, an index not in the tree): the
+#: request is well formed, the thing is not there (yet), so 404 with the proof's own code.
+NOT_THERE = frozenset({"size-out-of-range", "index-out-of-range"})
 Index = Annotated[int, Path(ge=0, le=2**63 - 2)]
 
 
@@ -60,7 +64,7 @@ async def checkpoint(_: Caller, audit: AuditDep, at_least: Size | None = None) -
     else:
         found = await audit.checkpoint_at_least(at_least)
         if found is None:
-            raise BadRequest("size-out-of-range", f"no checkpoint of {at_least} entries yet")
+            raise NotFound("size-out-of-range", f"no checkpoint of {at_least} entries yet")
         signed = found
     return Response(signed.note, media_type=NOTE_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 
@@ -90,8 +94,10 @@ class EntryQuery(BaseModel):
     dataset: str | None = Field(default=None, max_length=512)
     decision: Literal["permit", "deny"] | None = None
     event: EventType | None = None
-    after: int | None = Field(default=None, ge=-1, description="Only indices above this.")
-    before: int | None = Field(default=None, ge=0, description="Only indices below this.")
+    after: int | None = Field(default=None, ge=-1, le=2**63 - 1,
+                              description="Only indices above this.")  # fmt: skip
+    before: int | None = Field(default=None, ge=0, le=2**63 - 1,
+                               description="Only indices below this.")  # fmt: skip
     order: Literal["asc", "desc"] = "asc"
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
     # appended (issue 15): links between entries, and sorting by a column
@@ -128,8 +134,8 @@ class CountQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Rfc3339 | None = None
+    until: Rfc3339 | None = None
 
 
 @router.get("/entries", response_model=EntryPage, dependencies=[NoStore])
@@ -187,18 +193,28 @@ async def activity(
 
 
 @router.get("/proofs/inclusion", response_model=InclusionOut)
-async def inclusion(_: Caller, audit: AuditDep, index: Size, tree_size: Size) -> InclusionOut:
-    """The audit path of entry ``index`` in the tree of ``tree_size`` entries."""
+async def inclusion(_: Caller, audit: AuditDep, index: Size, tree_size: TreeSize) -> InclusionOut:
+    """The audit path of entry ``index`` in the tree of ``tree_size`` entries (404 for an
+    index not in that tree or a tree the log has not reached)."""
     try:
         return InclusionOut.of(await audit.inclusion_proof(index, tree_size))
     except ProofError as exc:
-        raise BadRequest(exc.code, exc.detail) from exc
+        raise _refusal(exc) from exc
 
 
 @router.get("/proofs/consistency", response_model=ConsistencyOut)
-async def consistency(_: Caller, audit: AuditDep, size1: Size, size2: Size) -> ConsistencyOut:
-    """The proof that the tree of ``size2`` entries extends the one of ``size1``."""
+async def consistency(
+    _: Caller, audit: AuditDep, size1: TreeSize, size2: TreeSize
+) -> ConsistencyOut:
+    """The proof that the tree of ``size2`` entries extends the one of ``size1`` (404 when
+    ``size1`` exceeds ``size2`` or the log has not reached ``size2``)."""
     try:
         return ConsistencyOut.of(await audit.consistency_proof(size1, size2))
     except ProofError as exc:
-        raise BadRequest(exc.code, exc.detail) from exc
+        raise _refusal(exc) from exc
+
+
+def _refusal(exc: ProofError) -> BadRequest | NotFound:
+    if exc.code in NOT_THERE:
+        return NotFound(exc.code, exc.detail)
+    return BadRequest(exc.code, exc.detail)

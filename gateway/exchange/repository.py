@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.audit.log import stage
 from gateway.storage.models import OpenExchangeRow
 
 
@@ -21,16 +22,9 @@ async def open_exchange(
     """Record a permitted exchange ``(id, owner, consumer, dataset)`` as open, under the
     gateway process ``owner``."""
     exchange_id, owner, consumer_id, dataset_id = opened
-    session.add(
-        OpenExchangeRow(
-            id=exchange_id,
-            owner=owner,
-            consumer_id=consumer_id,
-            dataset_id=dataset_id,
-            started_at=started_at,
-        )
-    )
-    await session.flush()
+    row: dict[str, object] = {"id": exchange_id, "owner": owner, "consumer_id": consumer_id}
+    row |= {"dataset_id": dataset_id, "started_at": started_at}
+    await stage(session, OpenExchangeRow, row)
 
 
 async def close_exchange(session: AsyncSession, exchange_id: str) -> bool:

@@ -147,6 +147,15 @@ class AuditEntryRow(Base):
         Index("ix_audit_entries_target_idx", "target", "idx"),
         Index("ix_audit_entries_trace_id_idx", "trace_id", "idx"),
         Index("ix_audit_entries_request_id_idx", "request_id", "idx"),
+        # the console's charts and activity, covered (migration 0020)
+        Index(
+            "ix_audit_entries_event_time_activity",
+            "event",
+            "time",
+            "dataset",
+            "participant",
+            "decision",
+        ),
     )
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -470,3 +479,33 @@ class DspTransferRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DspOutboxRow(Base):
+    """A provider's DSP message to a consumer's callback (revision 0017), stored in the
+    transaction of the state change it follows, deleted from the work list only when delivered
+    or given up (``status``: pending, delivered, given-up).
+
+    A TransferStartMessage is stored without its token (``message`` has no authorization
+    property): a re-send after a restart mints a new token bound to ``token_thumbprint``.
+    ``lease_until`` keeps two senders (the request's own, the background one, another
+    replica) from sending the same row at once.
+    """
+
+    __tablename__ = "dsp_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process: Mapped[str] = mapped_column(String(100), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(128))
+    address: Mapped[str] = mapped_column(String(2048))
+    path: Mapped[str] = mapped_column(String(512))
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    token_thumbprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_dsp_outbox_due", "status", "next_attempt_at"),)

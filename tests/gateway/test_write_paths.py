@@ -16,7 +16,7 @@ from pathlib import Path
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 SESSION_WRITES = {"add", "add_all", "delete", "merge"}
-SQL_WRITES = {"update", "insert", "delete", "insert_unless_present", "insert_or_add"}
+SQL_WRITES = {"update", "insert", "delete", "insert_unless_present", "insert_or_add", "stage"}
 DIALECTS = {"postgresql", "sqlite"}
 
 #: Writes that change who may do what, and the only functions that may call them.
@@ -78,6 +78,9 @@ NOT_A_CHANGE = {
     "audit/repository.py:lock_sequencer": "the audit log's own sequencer",
     "audit/repository.py:grow": "the audit log's own head",
     "audit/repository.py:insert_batch": "the audit log's entries and Merkle nodes",
+    "audit/log.py:stage": "a helper: rows an effect stages (its callers are classified)",
+    "audit/log.py:_run_effects": "inserts the rows the batch's effects staged (their "
+    "callers, stage's, are classified) in the batch's transaction",
     "audit/repository.py:hand_over": "the audit log's own signing key: the hand-over is "
     "committed with its key-rotation entry (gateway/audit/rotation.py)",
     "audit/repository.py:replace_note": "more signatures (a cosignature) over the same "
@@ -98,6 +101,12 @@ NOT_A_CHANGE = {
     "in its access-decision entry's transaction (the effect)",
     "exchange/repository.py:close_exchange": "bookkeeping: the exchange ended, in its "
     "completion (or interruption) entry's transaction",
+    "dsp/outbox_repository.py:add": "a DSP message to a consumer, stored in the transaction "
+    "of the negotiation or transfer change (and its entry) it announces",
+    "dsp/outbox_repository.py:claim": "delivery bookkeeping: a lease on a stored message",
+    "dsp/outbox_repository.py:purge": "forgets messages delivered or given up a week ago",
+    "dsp/outbox_repository.py:finish": "delivery bookkeeping (delivered, next round); a "
+    "give-up is the effect of its dsp-callback-given-up entry",
 }
 
 
