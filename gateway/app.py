@@ -7,7 +7,9 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from fastapi import FastAPI
 
@@ -26,10 +28,14 @@ from gateway.console import endpoints as console_endpoints
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
+from gateway.dsp import consumer_endpoints as dsp_consumer_endpoints
 from gateway.dsp import endpoints as dsp_endpoints
 from gateway.dsp.callbacks import Callbacks
+from gateway.dsp.consumer import ConsumerNegotiations
+from gateway.dsp.consumer_transfer import ConsumerTransfers
 from gateway.dsp.negotiation import NegotiationService
 from gateway.dsp.outbox import Outbox
+from gateway.dsp.peer import Peer
 from gateway.dsp.transfer import TransferService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
@@ -74,6 +80,7 @@ ROUTERS = (
     agreement_endpoints,
     exchange_endpoints,
     dsp_endpoints,
+    dsp_consumer_endpoints,
 )
 
 
@@ -180,6 +187,57 @@ def _outbox(db: Database, audit: AuditLog, settings: Settings, tls: ssl.SSLConte
     )
 
 
+class _DspServices(TypedDict):
+    dsp: NegotiationService
+    transfers: TransferService
+    dsp_consumer: ConsumerNegotiations
+    dsp_consumer_transfers: ConsumerTransfers
+
+
+@dataclass(frozen=True)
+class _Dsp:
+    """What the Dataspace Protocol's services send with: the provider's outbox of callback
+    messages and the consumer's client for calls to other providers."""
+
+    outbox: Outbox
+    peer: Peer
+
+    def services(
+        self,
+        db: Database,
+        *,
+        datasets: DatasetService,
+        agreements: AgreementService,
+        oauth: OAuthService,
+        audit: AuditLog,
+        settings: Settings,
+    ) -> _DspServices:
+        """The provider's (negotiations, transfers) and the consumer's services."""
+        url, outbox, callbacks = settings.public_url, self.outbox, self.outbox.callbacks
+        lifetime = timedelta(seconds=settings.token_lifetime)
+        return {
+            "dsp": NegotiationService(db, datasets, agreements, audit, callbacks, outbox=outbox),
+            "transfers": TransferService(
+                db,
+                agreements,
+                oauth,
+                audit,
+                callbacks,
+                outbox=outbox,
+                public_url=url,
+                lifetime=lifetime,
+            ),
+            "dsp_consumer": ConsumerNegotiations(
+                db, audit, self.peer, public_url=url, sender=callbacks
+            ),
+            "dsp_consumer_transfers": ConsumerTransfers(db, audit, self.peer, public_url=url),
+        }
+
+    async def aclose(self) -> None:
+        await self.outbox.aclose()
+        await self.peer.aclose()
+
+
 def create_app(
     settings: Settings, *, telemetry: Telemetry | None = None, clock: Clock | None = None
 ) -> FastAPI:
@@ -228,7 +286,10 @@ def create_app(
             )
             datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
-            outbox = _outbox(db, audit, settings, callback_tls)
+            dsp = _Dsp(
+                _outbox(db, audit, settings, callback_tls),
+                Peer.over(tuple(settings.dsp_callback_allow_networks), callback_tls),
+            )
             app.state.services = Services(
                 settings=settings,
                 db=db,
@@ -244,23 +305,18 @@ def create_app(
                 telemetry=tel,
                 limits=limits,
                 capabilities=capabilities,
-                dsp=NegotiationService(
-                    db, datasets, agreements, audit, outbox.callbacks, outbox=outbox
-                ),
-                transfers=TransferService(
+                **dsp.services(
                     db,
-                    agreements,
-                    oauth,
-                    audit,
-                    outbox.callbacks,
-                    outbox=outbox,
-                    public_url=settings.public_url,
-                    lifetime=config.lifetime,
+                    datasets=datasets,
+                    agreements=agreements,
+                    oauth=oauth,
+                    audit=audit,
+                    settings=settings,
                 ),
             )
-            outbox.start()  # messages a stop or crash left undelivered go out again now
+            dsp.outbox.start()  # messages a stop or crash left undelivered go out again now
             yield
-            await outbox.aclose()
+            await dsp.aclose()
             await datasets.aclose()
         finally:
             await registry_of(db).close()

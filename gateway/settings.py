@@ -163,21 +163,23 @@ class Settings(BaseSettings):
     )  # fmt: skip
     dsp_callback_allow_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,
-        description="Non-public networks a DSP callbackAddress may reach; every other private, "
-        "loopback or link-local address is refused (the connectors' SSRF guard).",
+        description="Non-public networks a DSP callbackAddress (and, as a DSP consumer, a "
+        "provider) may reach; every other private, loopback or link-local address is refused "
+        "(the connectors' SSRF guard).",
     )
     dsp_client_cert: Path | None = Field(
         default=None,
         description="The gateway's participant certificate (PEM chain) it presents to DSP "
-        "callback servers, so that a consumer's connector knows who calls.",
+        "callback servers, so that a consumer's connector knows who calls, and, as a DSP "
+        "consumer, to providers (their transfer tokens are bound to it).",
     )
     dsp_client_key: Path | None = Field(
         default=None, description="The private key of dsp_client_cert (PEM, 0600)."
     )
     dsp_callback_ca: Path | None = Field(
         default=None,
-        description="CAs that DSP callback servers' certificates must chain to; default the "
-        "system trust store.",
+        description="CAs that DSP callback servers' (and, as a DSP consumer, providers') "
+        "certificates must chain to; default the system trust store.",
     )
     dsp_callback_retry_interval: float = Field(
         default=30.0, gt=0, le=3600,

@@ -26,6 +26,7 @@ import httpx
 
 from connectors import ConnectorError
 from connectors.http_guard import Network, check_base_url, resolve
+from gateway.dsp.messages import log_message
 from gateway.errors import BadRequest
 
 log = logging.getLogger("sluis.dsp")
@@ -56,6 +57,28 @@ async def check(address: str, allowed: tuple[Network, ...], *, pids: dict[str, s
         await resolve(url.host, url.port or 443, allowed)
     except ConnectorError as exc:
         raise CallbackRefused(f"callbackAddress refused: {exc.public_reason}", pids=pids) from exc
+
+
+async def pinned(
+    client: httpx.AsyncClient,
+    method: str,
+    target: str,
+    allowed: tuple[Network, ...],
+    **kwargs: Any,
+) -> httpx.Request:
+    """A request to ``target`` (https only) sent to the address the SSRF guard vetted, the
+    name kept for the Host header, SNI and the certificate check. ConnectorError when the
+    guard refuses it."""
+    url = httpx.URL(target)
+    if url.scheme != "https":
+        raise ConnectorError("a DSP peer's address must be https")  # refused at the start too
+    address = await resolve(url.host, url.port or 443, allowed)
+    headers = {**kwargs.pop("headers", {}), "host": url.netloc.decode("ascii")}
+    request = client.build_request(
+        method, url.copy_with(host=str(address)), headers=headers, **kwargs
+    )
+    request.extensions["sni_hostname"] = url.host
+    return request
 
 
 class Callbacks:
@@ -97,17 +120,8 @@ class Callbacks:
         return "unreachable"
 
     async def _post(self, target: str, message: dict[str, Any]) -> int:
-        url = httpx.URL(target)
-        if url.scheme != "https":
-            raise ConnectorError("callbackAddress must be https")  # refused at the start too
-        address = await resolve(url.host, url.port or 443, self.allowed)
-        request = self._client.build_request(
-            "POST",
-            url.copy_with(host=str(address)),
-            json=message,
-            headers={"host": url.netloc.decode("ascii")},
-        )
-        request.extensions["sni_hostname"] = url.host
+        log_message("sent", message)
+        request = await pinned(self._client, "POST", target, self.allowed, json=message)
         response = await self._client.send(request)
         await response.aclose()
         return response.status_code

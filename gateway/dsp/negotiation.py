@@ -54,7 +54,7 @@ from policies.vocab import ODRL
 
 log = logging.getLogger("sluis.dsp")
 PURPOSE = ODRL + "purpose"
-_PURPOSE_KEYS = frozenset({"odrl:purpose", "purpose", PURPOSE})
+PURPOSE_KEYS = frozenset({"odrl:purpose", "purpose", PURPOSE})
 SYSTEM = Actor()  # the gateway itself: the provider's moves that follow a decision
 
 
@@ -74,7 +74,7 @@ def asked_purpose(message_offer: dict[str, Any]) -> str | None:
     for permission in permissions if isinstance(permissions, list) else []:
         constraints = permission.get("constraint") if isinstance(permission, dict) else None
         for c in constraints if isinstance(constraints, list) else []:
-            if isinstance(c, dict) and c.get("leftOperand") in _PURPOSE_KEYS:
+            if isinstance(c, dict) and c.get("leftOperand") in PURPOSE_KEYS:
                 found.add(_sole_value(c.get("rightOperand")))
     return found.pop() if len(found) == 1 and None not in found else None
 

@@ -75,6 +75,10 @@ _GATEWAY = frozenset(
         "dsp-offer-outdated", "dsp-purpose-required", "dsp-callback-refused",
         "dsp-transfer-not-found", "dsp-format-unsupported", "dsp-agreement-unusable",
         "dsp-no-client",
+        # the Dataspace Protocol, consumer side (gateway/dsp/consumer*.py, peer.py)
+        "dsp-provider-address", "dsp-provider-unreachable", "dsp-provider-refused",
+        "dsp-provider-invalid", "dsp-provider-participant", "dsp-negotiation-not-finalized",
+        "dsp-transfer-not-started", "dsp-purpose-not-offered",
     }
 )  # fmt: skip
 

@@ -509,3 +509,56 @@ class DspOutboxRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_dsp_outbox_due", "status", "next_attempt_at"),)
+
+
+class DspConsumerNegotiationRow(Base):
+    """A DSP contract negotiation this gateway asked for as the consumer (revision 0018).
+
+    ``provider_url`` is the provider's DSP base URL; ``provider_id`` the participant (in this
+    gateway's registry) whose client certificate the provider's callbacks must present;
+    ``agreement_id`` the provider's Agreement ``@id`` once AGREED.
+    """
+
+    __tablename__ = "dsp_consumer_negotiations"
+
+    consumer_pid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    provider_pid: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    provider_url: Mapped[str] = mapped_column(String(2048))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(256))
+    offer_id: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(16))
+    agreement_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DspConsumerTransferRow(Base):
+    """A DSP transfer process (HTTP-pull) this gateway asked for as the consumer (0018).
+
+    ``token`` is the access token of the provider's last TransferStartMessage: bound to this
+    gateway's own client certificate (``dsp_client_cert``), useless without its key; it is
+    cleared when the transfer leaves STARTED.
+    """
+
+    __tablename__ = "dsp_consumer_transfers"
+
+    consumer_pid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    provider_pid: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    negotiation_pid: Mapped[str] = mapped_column(
+        String(80), ForeignKey("dsp_consumer_negotiations.consumer_pid")
+    )
+    provider_url: Mapped[str] = mapped_column(String(2048))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(256))
+    agreement_id: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -37,6 +37,8 @@ AUDITED: dict[str, set[str]] = {
     # DSP negotiations and transfers (issue 14): each state change is the effect of its
     # agreement-changed (or token-issued) entry.
     "dsp/repository.py:add": {"dsp/negotiation.py:NegotiationService._start.change"},
+    "dsp/consumer_repository.py:add": {"dsp/consumer.py:ConsumerBase._add.change"},
+    "dsp/consumer_repository.py:move": {"dsp/consumer.py:ConsumerBase._move.change"},
     "dsp/repository.py:move": {"dsp/negotiation.py:NegotiationService._move.change"},
     "dsp/transfer.py:TransferService.request.change": set(),  # the effect itself
     "dsp/transfer_repository.py:move": {"dsp/transfer.py:TransferService._commit.change"},
@@ -101,6 +103,9 @@ NOT_A_CHANGE = {
     "in its access-decision entry's transaction (the effect)",
     "exchange/repository.py:close_exchange": "bookkeeping: the exchange ended, in its "
     "completion (or interruption) entry's transaction",
+    "dsp/consumer_repository.py:set_provider_pid": "a consumer-side process learns the "
+    "provider's id for it (from the provider's answer or first callback): bookkeeping of a "
+    "process whose requests and moves are audited, not a change of who may do what",
     "dsp/outbox_repository.py:add": "a DSP message to a consumer, stored in the transaction "
     "of the negotiation or transfer change (and its entry) it announces",
     "dsp/outbox_repository.py:claim": "delivery bookkeeping: a lease on a stored message",

@@ -1,7 +1,7 @@
 """audit entries: target, trace id and request id as columns; indexes to sort and link
 
 Revision ID: 0019
-Revises: 0017 (written on 0011)
+Revises: 0018 (written on 0011)
 Create Date: 2026-12-03
 
 The officer console filters by agreement (``target`` = ``agreement:<id>``), by any target,
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"  # written on 0011; re-chained after main's 0020 and 0017 were merged in
+down_revision = "0018"  # written on 0011; re-chained after main's 0020, 0017, 0018
 branch_labels = None
 depends_on = None
 
