@@ -53,7 +53,11 @@ def _row(i: int, n: int) -> tuple[object, ...]:
     data = json.dumps(entry | {"dataset": dataset}, separators=(",", ":"), sort_keys=True)
     # the stored time column, as UTCDateTime writes it on SQLite
     stored = time_.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return (i, data.encode(), bytes(32), stored, event, participant, dataset, decision)
+    # the link columns (migration 0019): an agreement per decision, a trace per entry
+    target = f"agreement:agr-{i % 2000}" if event == "access-decision" else None
+    trace, request = f"{i:032x}", f"ex-{i // 2}"
+    row = (i, data.encode(), bytes(32), stored, event, participant, dataset, decision)
+    return (*row, target, trace, request)
 
 
 def build(path: Path, n: int) -> None:
@@ -64,7 +68,8 @@ def build(path: Path, n: int) -> None:
     with sqlite3.connect(path) as conn:
         conn.executemany(
             "INSERT INTO audit_entries (idx, entry, leaf_hash, time, event, participant,"
-            " dataset, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " dataset, decision, target, trace_id, request_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (_row(i, n) for i in range(n)),
         )
         conn.execute("ANALYZE")
@@ -119,6 +124,7 @@ async def measure(path: Path, n: int) -> list[tuple[str, float, float]]:
             "entries: a rare event (1 in the log)",
             lambda: reader.entries(EntryFilter(event="key-rotation", limit=50)),
         ),
+        *_sorted_cases(reader, n),
         ("overview: counts of the last day", lambda: reader.counts(CountFilter(since=day))),
         ("overview: counts of the whole log", lambda: reader.counts(CountFilter())),
         ("overview: activity of the last day", lambda: reader.activity(CountFilter(since=day))),
@@ -151,6 +157,26 @@ def _chart_cases(db: Database, day: datetime) -> list[tuple[str, Callable[[], Aw
         ("chart: denials by reason, last day", lambda: denials(last_day)),
         ("chart: denials by reason, 30 days", lambda: denials(month)),
     ]
+
+
+def _sorted_cases(reader: AuditReader, n: int) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+    """Sorted by a column with keyset cursors, and the link filters (issue 15, 0019)."""
+    middle = END - SPAN / 2
+
+    def page(**fields: object) -> Callable[[], Awaitable[object]]:
+        return lambda: reader.entry_page(EntryFilter(limit=50, **fields))  # type: ignore[arg-type]
+
+    return [
+        ("sorted: by participant, first 50", page(sort="participant")),
+        ("sorted: by participant, a page mid-log (cursor)",
+         page(sort="participant", cursor=("NTRNL-00000500", n // 2))),
+        ("sorted: by time, newest first, a page mid-log (cursor)",
+         page(sort="time", newest_first=True, cursor=(middle, n // 2))),
+        ("sorted: by dataset, denials only, first 50", page(sort="dataset", decision="deny")),
+        ("filter: one agreement, 50", page(target="agreement:agr-421")),
+        ("filter: one trace id", page(trace_id=f"{n // 3:032x}")),
+        ("filter: one request id (decision and completion)", page(request_id=f"ex-{n // 6}")),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,6 +19,7 @@ from gateway import __version__
 from gateway.agreements import endpoints as agreement_endpoints
 from gateway.agreements.service import AgreementService
 from gateway.audit import endpoints as audit_endpoints
+from gateway.audit import export_api as audit_export
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import open_audit_log
 from gateway.console import api as console_api
@@ -71,6 +72,7 @@ ROUTERS = (
     participants,
     oauth_endpoints,
     audit_endpoints,
+    audit_export,
     console_endpoints,
     console_api,
     console_charts,

@@ -12,10 +12,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from gateway.audit.cursor import MAX_CURSOR, CursorError, decode_cursor, encode_cursor
 from gateway.audit.entry import EventType
 from gateway.audit.errors import ProofError
 from gateway.audit.log import AuditLog
-from gateway.audit.repository import CountFilter, EntryFilter
+from gateway.audit.repository import CountFilter, EntryFilter, SortColumn
 from gateway.audit.schemas import (
     ActivityOut,
     ConsistencyOut,
@@ -99,6 +100,33 @@ class EntryQuery(BaseModel):
                                description="Only indices below this.")  # fmt: skip
     order: Literal["asc", "desc"] = "asc"
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
+    # appended (issue 15): links between entries, and sorting by a column
+    agreement: str | None = Field(default=None, max_length=256, description="target agreement:<id>")
+    target: str | None = Field(default=None, max_length=512)
+    trace_id: str | None = Field(default=None, max_length=512)
+    request_id: str | None = Field(default=None, max_length=512)
+    sort: SortColumn = "index"
+    cursor: str | None = Field(default=None, max_length=MAX_CURSOR)
+
+    def filter(self) -> EntryFilter:
+        """The repository's filter; BadRequest for a cursor or target that cannot hold."""
+        target = self.target
+        if self.agreement is not None:
+            if target is not None and target != f"agreement:{self.agreement}":
+                raise BadRequest("conflicting-filters", "give agreement or target, not both")
+            target = f"agreement:{self.agreement}"
+        cursor = None
+        if self.cursor is not None:
+            if self.sort == "index":
+                raise BadRequest("bad-cursor", "sorted by index, page with after or before")
+            try:
+                cursor = decode_cursor(self.cursor, self.sort, self.order)
+            except CursorError as exc:
+                raise BadRequest(exc.code, exc.detail) from exc
+        fields = self.model_dump(exclude={"order", "agreement", "target", "cursor"})
+        return EntryFilter(
+            **fields, target=target, cursor=cursor, newest_first=self.order == "desc"
+        )
 
 
 class CountQuery(BaseModel):
@@ -117,11 +145,17 @@ async def entries(
     """Entries by index, filtered; page on by passing ``next_after`` as ``after``.
 
     With ``order=desc``: newest first, paged on by passing ``next_before`` as ``before``.
+    With ``sort`` a column: by that column then index, paged on by passing ``next_cursor``
+    as ``cursor`` (with the same sort, order and filters).
     """
-    fields = query.model_dump(exclude={"order"})
-    records = await audit.entries(EntryFilter(**fields, newest_first=query.order == "desc"))
+    records, last_value = await audit.entry_page(query.filter())
     last = records[-1].index if len(records) == query.limit else None
     entries = [EntryOut.of(r) for r in records]
+    if query.sort != "index":
+        cursor = None
+        if last is not None:
+            cursor = encode_cursor(query.sort, query.order, last_value, last)
+        return EntryPage(entries=entries, next_after=None, next_cursor=cursor)
     if query.order == "desc":
         return EntryPage(entries=entries, next_after=None, next_before=last)
     return EntryPage(entries=entries, next_after=last)

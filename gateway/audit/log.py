@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -135,9 +136,15 @@ class AuditReader:
 
     async def entries(self, where: EntryFilter | None = None) -> list[AuditRecord]:
         """Entries matching ``where`` (default: the first 100), by index."""
+        records, _ = await self.entry_page(where or EntryFilter())
+        return records
+
+    async def entry_page(self, where: EntryFilter) -> tuple[list[AuditRecord], object]:
+        """Entries matching ``where`` in its order, and the last one's sort-column value."""
         async with self._session() as session:
-            rows = await repo.entries(session, where or EntryFilter())
-        return [AuditRecord(index, data) for index, data in rows]
+            rows = await repo.entries(session, where)
+        last = rows[-1][2] if rows else None
+        return [AuditRecord(index, data) for index, data, _ in rows], last
 
     async def counts(self, where: CountFilter) -> list[tuple[str, str | None, int]]:
         """``(event, decision, count)`` of the entries in ``where``'s time window."""
@@ -195,6 +202,12 @@ class AuditReader:
             await self._check_committed(session, tree_size)
             leaf, *hashes = await repo.node_hashes(session, [NodeID(0, index), *plan.ids])
         return InclusionProof(index, tree_size, leaf, tuple(plan.combine(hashes)))
+
+    async def frontier_hashes(self, size: int) -> list[bytes]:
+        """The roots of the perfect subtrees covering ``[0, size)`` (a range export's start)."""
+        async with self._session() as session:
+            await self._check_committed(session, size)
+            return await repo.node_hashes(session, frontier_ids(size))
 
     async def consistency_proof(self, size1: int, size2: int) -> ConsistencyProof:
         """The proof that the committed tree of ``size2`` entries extends that of ``size1``."""
@@ -327,6 +340,11 @@ class AuditLog(AuditReader):
         """As ``AuditReader.entries``, once this process's queued appends are committed."""
         await self.settled()
         return await super().entries(where)
+
+    async def entry_page(self, where: EntryFilter) -> tuple[list[AuditRecord], object]:
+        """As ``AuditReader.entry_page``, once this process's queued appends are committed."""
+        await self.settled()
+        return await super().entry_page(where)
 
     async def entry_range(self, begin: int, end: int) -> list[AuditRecord]:
         """As ``AuditReader.entry_range``, once this process's queued appends are committed."""
@@ -590,10 +608,27 @@ def _entry_row(index: int, item: _Pending, leaf: bytes) -> dict[str, object]:
         "leaf_hash": leaf,
         "time": entry.time,
         "event": entry.event,
-        "participant": entry.actor.participant,
-        "dataset": entry.dataset,
+        "participant": _text_or_none(entry.actor.participant),
+        "dataset": _text_or_none(entry.dataset),
         "decision": entry.decision.result if entry.decision else None,
+        **_link_columns(item),
     }
+
+
+#: Entry fields kept as columns too (migration 0019): what it touched, its trace, its exchange.
+LINK_COLUMNS = ("target", "trace_id", "request_id")
+
+
+def _link_columns(item: _Pending) -> dict[str, object]:
+    """The link fields as the canonical bytes hold them (redacted, escaped): never raw text."""
+    if all(getattr(item.entry, name) is None for name in LINK_COLUMNS):
+        return dict.fromkeys(LINK_COLUMNS)
+    written = json.loads(item.data)
+    return {name: _text_or_none(written.get(name)) for name in LINK_COLUMNS}
+
+
+def _text_or_none(value: object) -> str | None:
+    return repo.column_text(value) if isinstance(value, str) else None
 
 
 async def _frontier(session: AsyncSession, size: int) -> bytes:

@@ -16,6 +16,9 @@ An export is two JSON-lines files::
 3. that the entries, canonicalized again (RFC 8785), numbered 0, 1, 2, ... without gaps,
    rebuild the signed root of every checkpoint they reach, and reach the latest one.
 
+A range export (entries from ``s > 0`` on, as the console downloads one) adds
+``start.json``, the frontier the entries are rebuilt onto (:mod:`gateway.audit.bundle`).
+
 Hashes are standard base64 with padding, as in checkpoints.
 """
 
@@ -25,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.audit.bundle import ExportStart
 from gateway.audit.checkpoint import Checkpoint, verify_checkpoint
 from gateway.audit.compact import Frontier
 from gateway.audit.encoding import decode_base64, encode_base64
@@ -116,15 +120,18 @@ def verify_export(
     checkpoints: Sequence[ExportedCheckpoint],
     verifiers: Sequence[Verifier],
     origin: str,
+    start: ExportStart | None = None,
 ) -> VerifyReport:
     """Run the three checks of the module docstring; raise at the first failure.
 
     ``verifiers`` are the log's first key(s); hand-overs recorded in ``entries`` are
     followed from there (and only trusted because the rebuild ties them to signed roots).
+    With ``start`` (a range export, :mod:`gateway.audit.bundle`) the entries begin at its
+    index, rebuilt onto its frontier; ``verifiers`` are then the key(s) in force there.
     """
     chain = KeyChain(verifiers, find_rotations((e.index, e.data) for e in entries))
     signed = verify_checkpoints(checkpoints, chain, origin)
-    rebuild(entries, signed)
+    rebuild(entries, signed, start)
     return VerifyReport(len(entries), len(signed), signed[-1], chain.epochs(), tuple(chain.void))
 
 
@@ -157,12 +164,17 @@ def verify_checkpoints(
     return signed
 
 
-def rebuild(entries: Sequence[ExportedEntry], signed: Sequence[Checkpoint]) -> None:
-    """Re-hash the entries and compare with every signed root they reach."""
+def rebuild(
+    entries: Sequence[ExportedEntry],
+    signed: Sequence[Checkpoint],
+    start: ExportStart | None = None,
+) -> None:
+    """Re-hash the entries and compare with every signed root they reach (from ``start``'s
+    frontier, for a range export; from the empty tree otherwise)."""
     roots = {cp.size: cp.root_hash for cp in signed}
-    frontier = Frontier()
+    frontier = Frontier() if start is None else start.tree()
     _compare_root(frontier, roots)
-    for position, exported in enumerate(entries):
+    for position, exported in enumerate(entries, start=frontier.size):
         if exported.index != position:
             raise VerificationError(
                 "index-gap", f"entry {position} of the export has index {exported.index}"
@@ -170,10 +182,17 @@ def rebuild(entries: Sequence[ExportedEntry], signed: Sequence[Checkpoint]) -> N
         frontier, _ = frontier.append(leaf_hash(exported.data))
         _compare_root(frontier, roots)
     latest = signed[-1]
-    if len(entries) < latest.size:
+    if frontier.size < latest.size:
         raise VerificationError(
             "missing-entries",
-            f"the latest checkpoint covers {latest.size} entries, the export holds {len(entries)}",
+            f"the latest checkpoint covers {latest.size} entries, the export "
+            + (f"holds {len(entries)}" if start is None else f"ends at {frontier.size}"),
+        )
+    if start is not None and frontier.size != latest.size:
+        raise VerificationError(
+            "unsigned-range",
+            f"a range export must end at a signed checkpoint: it ends at {frontier.size}, "
+            f"the latest checkpoint covers {latest.size}",
         )
 
 

@@ -67,6 +67,8 @@ _GATEWAY = frozenset(
         # the audit log and dependencies
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",
         "entry-not-found",
+        # the officer console's listing and export (issue 15)
+        "bad-cursor", "conflicting-filters", "range-out-of-range", "range-not-signed",
         "change-not-recordable", "storage-unavailable", "crl-unavailable", "crl-expired",
         # the Dataspace Protocol (gateway/dsp)
         "dsp-malformed-message", "dsp-invalid-transition", "dsp-negotiation-not-found",

@@ -140,6 +140,13 @@ class AuditEntryRow(Base):
         Index("ix_audit_entries_dataset_idx", "dataset", "idx"),
         Index("ix_audit_entries_event_idx", "event", "idx"),
         Index("ix_audit_entries_event_decision_time", "event", "decision", "time"),
+        # Sorting by a column pages on (column, idx); filters by what an entry touched,
+        # its trace and its exchange walk (column, idx) too (migration 0019).
+        Index("ix_audit_entries_time_idx", "time", "idx"),
+        Index("ix_audit_entries_decision_idx", "decision", "idx"),
+        Index("ix_audit_entries_target_idx", "target", "idx"),
+        Index("ix_audit_entries_trace_id_idx", "trace_id", "idx"),
+        Index("ix_audit_entries_request_id_idx", "request_id", "idx"),
         # the console's charts and activity, covered (migration 0020)
         Index(
             "ix_audit_entries_event_time_activity",
@@ -154,11 +161,15 @@ class AuditEntryRow(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
     event: Mapped[str] = mapped_column(String(32))
     participant: Mapped[str | None] = mapped_column(String(512), nullable=True)
     dataset: Mapped[str | None] = mapped_column(String(512), nullable=True)
     decision: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # appended (issue 15, migration 0019): as written in the entry's canonical bytes
+    target: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
 
 class AuditNodeRow(Base):
