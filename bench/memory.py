@@ -58,7 +58,7 @@ from gateway.storage.db import Database
 MiB = 1 << 20
 CURL = shutil.which("curl") or "curl"
 Row = tuple[str, float, int, int, int, float | None, int | None]
-SPILL_LIMIT = 64 * MiB  # the default spill_memory_limit
+SPILL_LIMIT = 32 * MiB  # the default spill_memory_limit
 COLUMNS = ["id", "region", "amount", "note"]
 POLICY = f"""
 uid: urn:sluis:policy:memory

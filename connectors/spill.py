@@ -54,7 +54,7 @@ class SpillConfig:
     """Where and how much: RAM for the engine, disk for its spill files, worker threads."""
 
     directory: Path
-    memory_limit: int = 64 * MiB  # DuckDB's own; its process cost is about 50 MiB more
+    memory_limit: int = 32 * MiB  # DuckDB's own; its process cost is about 55 MiB more
     max_disk: int = 64 * 1024 * MiB
     threads: int = 1
 
