@@ -54,7 +54,7 @@ class SpillConfig:
     """Where and how much: RAM for the engine, disk for its spill files, worker threads."""
 
     directory: Path
-    memory_limit: int = 32 * MiB  # DuckDB's own; its process cost is about 55 MiB more
+    memory_limit: int = 64 * MiB  # DuckDB's own; its process cost is about 50 MiB more
     max_disk: int = 64 * 1024 * MiB
     threads: int = 1
 
@@ -187,7 +187,8 @@ async def _run(config: SpillConfig, work: Callable[[], T]) -> T:
 
     try:
         return await asyncio.to_thread(work)
-    except (duckdb.Error, pa.ArrowException) as exc:  # Arrow's: raised through the reader
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:  # Arrow's: raised through the
+        # reader, DuckDB's "Out of Memory" while merging the sorted runs as a plain OSError
         if not _out_of_room(exc):
             raise SpillFailed(f"the gateway's query engine failed ({type(exc).__name__})") from exc
         raise QueryTooLarge(
