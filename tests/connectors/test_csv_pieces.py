@@ -106,3 +106,10 @@ def test_a_line_longer_than_the_limit_is_refused() -> None:
     with pytest.raises(SourceRejected, match="longer than"):
         list(csv_pieces.pieces(io.BytesIO(data), 100, max_line=4096))
     assert list(csv_pieces.pieces(io.BytesIO(data), 100, max_line=8192))[-1].endswith(b"1.5\n")
+
+
+def test_an_empty_file_has_no_rows() -> None:
+    """pyarrow's ``open_csv`` refused a 0-byte file ("Empty CSV file"); with a declared schema
+    it is a dataset with no rows."""
+    assert list(csv_pieces.read(io.BytesIO(b""), CONVERT)) == []
+    assert list(csv_pieces.read(io.BytesIO(b"\n\r\n"), CONVERT)) == []
