@@ -85,7 +85,11 @@ MODULES = (
     Module(
         "gateway/audit/checkpoint+note",
         ("gateway/audit/checkpoint.py", "gateway/audit/note.py"),
-        ("tests/audit/test_checkpoint.py", "tests/audit/test_note.py"),
+        (
+            "tests/audit/test_checkpoint.py",
+            "tests/audit/test_note.py",
+            "tests/audit/test_note_refusals.py",
+        ),
     ),
     Module("policies", ("policies/*.py", "policies/operands/*.py"), ("tests/policies",)),
     Module("certs", ("certs/*.py",), ("tests/certs",)),
