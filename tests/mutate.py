@@ -80,7 +80,11 @@ MODULES = (
     Module(
         "gateway/audit/verify",  # the offline verifier: its tests run a log on SQLite
         ("gateway/audit/verify.py",),
-        ("tests/audit/test_handover.py", "tests/audit/test_truncation.py"),
+        (
+            "tests/audit/test_verify_offline.py",
+            "tests/audit/test_handover.py",
+            "tests/audit/test_truncation.py",
+        ),
     ),
     Module(
         "gateway/audit/checkpoint+note",
