@@ -66,7 +66,7 @@ MODULES = (
     Module(
         "gateway/auth/assertions+windows",
         ("gateway/auth/assertions.py", "gateway/auth/windows.py"),
-        ("tests/gateway/test_assertions.py",),
+        ("tests/gateway/test_assertions.py", "tests/gateway/test_assertion_refusals.py"),
     ),
     Module(
         "gateway/audit/merkle",
