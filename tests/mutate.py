@@ -139,6 +139,14 @@ def scratch_tree(module: Module) -> Path:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(REPO, target, ignore=COPY_IGNORE)
+    with (target / "tests" / "conftest.py").open("a", encoding="utf-8") as handle:
+        handle.write(HYPOTHESIS_PROFILE)
+    write_settings(target / "pyproject.toml", module)
+    return target
+
+
+def write_settings(pyproject: Path, module: Module) -> None:
+    """The repository's pyproject with mutmut's settings for ``module`` appended."""
     settings = {
         "source_paths": list(PACKAGES),  # all copied (imports), only ``only_mutate`` mutated
         "only_mutate": list(module.mutate),
@@ -150,13 +158,9 @@ def scratch_tree(module: Module) -> Path:
         # minute of CPU: mutmut's limit is (estimate + 1 s) x multiplier x 2 per mutant.
         "timeout_multiplier": 2.0,
     }
-    with (target / "tests" / "conftest.py").open("a", encoding="utf-8") as handle:
-        handle.write(HYPOTHESIS_PROFILE)
-    with (target / "pyproject.toml").open("a", encoding="utf-8") as handle:
-        handle.write("\n[tool.mutmut]\n")
-        for key, value in settings.items():
-            handle.write(f"{key} = {json.dumps(value)}\n")
-    return target
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8") + "\n[tool.mutmut]\n"
+    text += "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    pyproject.write_text(text, encoding="utf-8")
 
 
 def run(module: Module) -> dict[str, int]:
@@ -183,6 +187,10 @@ def again(module: Module) -> dict[str, int]:
         shutil.copytree(REPO / "tests", copy, ignore=COPY_IGNORE, dirs_exist_ok=True)
         with (copy / "conftest.py").open("a", encoding="utf-8") as handle:
             handle.write(HYPOTHESIS_PROFILE)
+    # Today's test selection (a new test file must be run too), and which tests reach which
+    # function collected again: mutmut runs a mutant only against the tests its stats name.
+    write_settings(tree / "pyproject.toml", module)
+    (tree / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     survivors = [name for name, verdict in results(tree) if verdict == "survived"]
     if survivors:
         mutmut = Path(sys.executable).with_name("mutmut")
