@@ -181,6 +181,13 @@ def test_the_largest_note_opens_and_one_byte_more_is_refused() -> None:
     assert _refusal(NoteError, open_note, b"x" + largest, [ALICE.verifier()])[0] == "too-large"
 
 
+def test_a_signature_line_without_a_signature_is_too_short() -> None:
+    """The name ends at the first space; with none, the signature is empty."""
+    message = TEXT.encode() + f"\n\u2014 {ALICE.name}\n".encode()
+    refusal = _refusal(NoteError, open_note, message, [ALICE.verifier()])
+    assert refusal == ("bad-signature-line", "signature too short")
+
+
 def test_a_signature_line_of_a_key_id_and_one_byte_parses() -> None:
     """Five bytes (key ID and one signature byte) is the shortest line: kept as unknown."""
     stranger = f"\u2014 example.com/carol {encode_base64(b'abcd' + b'z')}\n".encode()
