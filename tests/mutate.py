@@ -104,6 +104,7 @@ MODULES = (
         ("connectors/http_guard.py", "connectors/paths.py"),
         (
             "tests/connectors/test_http_guard.py",
+            "tests/connectors/test_paths.py",
             "tests/connectors/test_http.py",
             "tests/connectors/test_http_hostile.py",
             "tests/connectors/test_files.py",
