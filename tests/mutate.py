@@ -77,14 +77,13 @@ MODULES = (
             "tests/audit/test_merkle_probes.py",
         ),
     ),
+    # The offline verifier, against its pure tests: logs built in memory. The hand-over and
+    # truncation tests run a log on SQLite (and PostgreSQL), seconds a mutant on a shared
+    # machine; the score is measured without them, so it can only be lower.
     Module(
-        "gateway/audit/verify",  # the offline verifier: its tests run a log on SQLite
+        "gateway/audit/verify",
         ("gateway/audit/verify.py",),
-        (
-            "tests/audit/test_verify_offline.py",
-            "tests/audit/test_handover.py",
-            "tests/audit/test_truncation.py",
-        ),
+        ("tests/audit/test_verify_offline.py",),
     ),
     Module(
         "gateway/audit/checkpoint+note",
