@@ -68,6 +68,14 @@ def test_each_local_use_nat64_layout_is_read(address: str, position: int) -> Non
     assert readings[position] == V4("10.1.2.3")
 
 
+def test_the_u_octet_of_a_nat64_address_is_dropped_whatever_it_holds() -> None:
+    """Bits 64-71 ("u") must be zero, but a reader that kept them would misread the address."""
+    readings = embedded_ipv4(ipaddress.IPv6Address("64:ff9b:1:a01:ff02:300::"))
+    assert readings[0] == V4("10.1.2.3")  # the /48 layout, u = 0xff
+    readings = embedded_ipv4(ipaddress.IPv6Address("64:ff9b:1:a:ff01:203::"))
+    assert readings[1] == V4("10.1.2.3")  # the /56 layout, u = 0xff
+
+
 def test_a_refusal_says_which_address_and_tells_the_consumer_less() -> None:
     refused = _refusal("10.0.0.1")
     assert refused.reason == "10.0.0.1 is not a public address and not allowed by the dataset"

@@ -168,3 +168,23 @@ def test_a_dangling_link_in_a_directory_refuses_the_dataset(tmp_path: Path) -> N
     (tmp_path / "d" / "a.csv").write_text("x")
     (tmp_path / "d" / "x.csv").symlink_to("gone.csv")
     assert _refusal(tmp_path, "d") == "a dangling link: 'd'"
+
+
+def test_a_file_named_as_a_directory_is_not_read(tmp_path: Path) -> None:
+    """``a.csv/`` ends in an empty component: ``a.csv`` must still be a directory."""
+    (tmp_path / "a.csv").write_text("x")
+    for relative in ("a.csv/", "a.csv/."):
+        with pytest.raises(SourceUnavailable) as missing:
+            _files(tmp_path, relative)
+        assert missing.value.reason == f"no such file under the root: {relative!r}"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root opens a file whatever its mode")
+def test_an_entry_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "a.csv").write_text("x")
+    (tmp_path / "d" / "sub" / "locked.csv").write_text("x")
+    (tmp_path / "d" / "sub" / "locked.csv").chmod(0)
+    with pytest.raises(SourceUnavailable) as refused:
+        _files(tmp_path, "d")
+    assert refused.value.reason == "cannot open 'locked.csv' under the root"
