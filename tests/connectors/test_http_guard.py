@@ -14,7 +14,7 @@ import ipaddress
 import pytest
 
 from connectors import ConnectorConfigError
-from connectors.errors import TargetRefused
+from connectors.errors import SourceUnavailable, TargetRefused
 from connectors.http_guard import (
     check_address,
     check_base_url,
@@ -163,3 +163,10 @@ def test_resolve_checks_the_address_it_returns() -> None:
     with pytest.raises(TargetRefused):
         asyncio.run(resolve("127.0.0.1", 80, ()))
     assert asyncio.run(resolve("93.184.216.34", 443, ())) == V4("93.184.216.34")
+
+
+def test_a_name_that_does_not_resolve_is_unavailable() -> None:
+    """``.invalid`` never resolves (RFC 6761): the resolver answers at once."""
+    with pytest.raises(SourceUnavailable) as missing:
+        asyncio.run(resolve("sluis-no-such-host.invalid", 80, ()))
+    assert missing.value.reason == "cannot resolve 'sluis-no-such-host.invalid'"

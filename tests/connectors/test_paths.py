@@ -188,3 +188,17 @@ def test_an_entry_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
     with pytest.raises(SourceUnavailable) as refused:
         _files(tmp_path, "d")
     assert refused.value.reason == "cannot open 'locked.csv' under the root"
+
+
+def test_a_root_that_is_a_file_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "root.csv").write_text("x")
+    with pytest.raises(ConnectorConfigError) as refused:
+        ConfinedRoot(tmp_path / "root.csv", "a.csv")
+    assert refused.value.reason == f"the files root does not exist: {tmp_path / 'root.csv'}"
+
+
+def test_a_link_to_a_file_used_as_a_directory_is_a_refusal(tmp_path: Path) -> None:
+    """Missing after a link is a dangling link (refused), not an unavailable source."""
+    (tmp_path / "a.csv").write_text("x")
+    (tmp_path / "l").symlink_to("a.csv")
+    assert _refusal(tmp_path, "l/b.csv") == "a dangling link: 'l/b.csv'"
