@@ -130,7 +130,9 @@ def test_a_relative_link_may_climb_inside_the_root_but_not_out(tmp_path: Path) -
     (tmp_path / "x.csv").write_text("x")
     (tmp_path / "a" / "b" / "up.csv").symlink_to("../../x.csv")
     (tmp_path / "a" / "b" / "out.csv").symlink_to("../../../x.csv")
+    (tmp_path / "a" / "b" / "dotted.csv").symlink_to("./.././/../x.csv")  # "." stays put
     assert _read(tmp_path, "a/b/up.csv", ["a", "b", "up.csv"]) == b"x"
+    assert _read(tmp_path, "a/b/dotted.csv", ["a", "b", "dotted.csv"]) == b"x"
     assert _refusal(tmp_path, "a/b/out.csv") == (
         "the path leaves the root through a link: 'a/b/out.csv'"
     )
