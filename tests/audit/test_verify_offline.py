@@ -18,6 +18,7 @@ from gateway.audit.errors import VerificationError
 from gateway.audit.jcs import canonical
 from gateway.audit.keys import Signer
 from gateway.audit.merkle import consistency_proof, inclusion_proof, leaf_hash, root_hash
+from gateway.audit.note import sign_note
 from gateway.audit.verify import (
     ExportedCheckpoint,
     ExportedEntry,
@@ -269,3 +270,53 @@ def test_each_proof_refusal() -> None:
     )
     unlike = _bundle() | {"entry": {"x": 1.5}}
     assert _refusal(verify_proof_bundle, unlike, verifiers, ORIGIN)[0] == "bad-proof"
+
+
+NEXT = Signer(ORIGIN, bytes(range(80, 112)))
+
+
+def _rotated_log(cosigned: bool) -> tuple[list[ExportedEntry], list[ExportedCheckpoint]]:
+    """Seven entries, the fourth hands the log over to NEXT; checkpoints at 3, 5 and 7."""
+    rotation = {"event": "key-rotation", "target": NEXT.verifier().key_string()}
+    data = [*DATA[:3], canonical(rotation), *DATA[4:]]
+    leaves = [leaf_hash(d) for d in data]
+
+    def note(size: int, *signers: Signer) -> bytes:
+        return sign_note(Checkpoint(ORIGIN, size, root_hash(leaves[:size])).to_text(), *signers)
+
+    handing = (LOG, NEXT) if cosigned else (LOG,)
+    after = (NEXT,) if cosigned else (LOG,)
+    checkpoints = [
+        ExportedCheckpoint(3, note(3, LOG)),
+        ExportedCheckpoint(5, note(5, *handing), tuple(consistency_proof(leaves, 3, 5))),
+        ExportedCheckpoint(7, note(7, *after), tuple(consistency_proof(leaves, 5, 7))),
+    ]
+    return [ExportedEntry(i, d) for i, d in enumerate(data)], checkpoints
+
+
+def test_a_key_hand_over_in_the_log_is_followed() -> None:
+    entries, checkpoints = _rotated_log(cosigned=True)
+    report = verify_export(entries, checkpoints, [LOG.verifier()], ORIGIN)
+    assert report.hand_overs == 1
+    assert [(e.keys, e.first, e.last) for e in report.epochs] == [
+        ((LOG.verifier(),), 0, 5),
+        ((NEXT.verifier(),), 5, None),
+    ]
+    assert report.void_rotations == ()
+    # after the hand-over the old key's signature is worth nothing
+    old_signed = _rotated_log(cosigned=False)[1][2]
+    mixed = [*checkpoints[:2], old_signed]
+    code, _ = _refusal(verify_export, entries, mixed, [LOG.verifier()], ORIGIN)
+    assert code == "checkpoint-signature"
+
+
+def test_a_hand_over_never_cosigned_is_void() -> None:
+    entries, checkpoints = _rotated_log(cosigned=False)
+    report = verify_export(entries, checkpoints, [LOG.verifier()], ORIGIN)
+    assert report.hand_overs == 0
+    assert report.void_rotations == (3,)
+    assert [(e.first, e.last) for e in report.epochs] == [(0, None)]
+
+
+def test_a_bundle_for_the_first_entry_verifies() -> None:
+    assert verify_proof_bundle(_bundle(0), [LOG.verifier()], ORIGIN).size == 7
