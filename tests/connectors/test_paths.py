@@ -80,7 +80,13 @@ def test_a_directory_lists_its_regular_files_in_order_and_skips_hidden_ones(
         (tmp_path / "d" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "d" / name).write_text(name)
     (tmp_path / "d" / "linked").symlink_to("sub")  # a link to a directory: not descended
-    assert _files(tmp_path, "d") == [["d", "a.csv"], ["d", "b.csv"], ["d", "sub", "c.csv"]]
+    (tmp_path / "d" / "sub" / "e.csv").symlink_to("c.csv")  # a link deeper down: followed
+    assert _files(tmp_path, "d") == [
+        ["d", "a.csv"],
+        ["d", "b.csv"],
+        ["d", "sub", "c.csv"],
+        ["d", "sub", "e.csv"],
+    ]
     assert _read(tmp_path, "d", ["d", "sub", "c.csv"]) == b"sub/c.csv"
 
 
@@ -204,3 +210,9 @@ def test_a_link_to_a_file_used_as_a_directory_is_a_refusal(tmp_path: Path) -> No
     (tmp_path / "a.csv").write_text("x")
     (tmp_path / "l").symlink_to("a.csv")
     assert _refusal(tmp_path, "l/b.csv") == "a dangling link: 'l/b.csv'"
+
+
+@pytest.mark.parametrize("name", ["X.csv", "XX", "x"])
+def test_a_relative_name_of_any_first_letter_is_read(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_text("x")
+    assert _read(tmp_path, name, [name]) == b"x"
