@@ -320,3 +320,11 @@ def test_a_hand_over_never_cosigned_is_void() -> None:
 
 def test_a_bundle_for_the_first_entry_verifies() -> None:
     assert verify_proof_bundle(_bundle(0), [LOG.verifier()], ORIGIN).size == 7
+
+
+def test_missing_entries_are_counted_against_the_latest_of_several_checkpoints() -> None:
+    signed = verify_checkpoints(_checkpoints(3, 5, 7), [LOG.verifier()], ORIGIN)
+    assert _refusal(rebuild, _entries(6), signed) == (
+        "missing-entries",
+        "the latest checkpoint covers 7 entries, the export holds 6",
+    )
