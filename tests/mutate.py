@@ -102,7 +102,11 @@ MODULES = (
     Module(
         "certs/path+verify+revocation",
         ("certs/path.py", "certs/verify.py", "certs/revocation.py"),
-        ("tests/certs/test_certs_verify.py", "tests/certs/test_certs_verify_path.py"),
+        (
+            "tests/certs/test_certs_verify.py",
+            "tests/certs/test_certs_verify_path.py",
+            "tests/certs/test_certs_revocation.py",
+        ),
     ),
     # The guards' own tests, not all of tests/connectors (SQL, memory and spill tests reach
     # neither file, and a first run over them costs minutes on a shared machine).
