@@ -214,3 +214,27 @@ def test_a_path_too_long_says_how_long(pki: Pki) -> None:
         "path-too-long",
         f"no anchor within {MAX_ISSUERS} issuers of {describe(leaf)}",
     )
+
+
+def test_verify_refuses_no_chain_a_naive_clock_and_unparseable_data(pki: Pki) -> None:
+    with pytest.raises(CertificateRejected) as refused:
+        pki.verify([])
+    assert (refused.value.code, refused.value.detail) == (
+        "no-certificate",
+        "no client certificate was presented",
+    )
+    with pytest.raises(ValueError, match=r"^now must be timezone-aware$"):
+        pki.verify([pki.leaf()], now=NOW.replace(tzinfo=None))
+    key = generate_key("ec-p256")
+    garbled = x509.UnrecognizedExtension(x509.oid.ExtensionOID.KEY_USAGE, b"\x04\x01")
+    leaf = build_cert(
+        subject=pki.leaf().subject,
+        public_key=key.public_key(),
+        issuer=pki.issuing,
+        signing_key=pki.issuing_key,
+        extensions=[(garbled, True)],
+    )
+    with pytest.raises(CertificateRejected) as refused:
+        pki.verify([leaf])
+    assert refused.value.code == "malformed"
+    assert refused.value.detail.startswith("unparseable certificate data: ")
