@@ -238,3 +238,48 @@ def test_verify_refuses_no_chain_a_naive_clock_and_unparseable_data(pki: Pki) ->
         pki.verify([leaf])
     assert refused.value.code == "malformed"
     assert refused.value.detail.startswith("unparseable certificate data: ")
+
+
+def test_a_candidate_already_on_the_path_is_skipped_not_the_end(pki: Pki) -> None:
+    """A key roll-over: S1 ("Sub", new key) is signed by S2 ("Sub", old key, under the root).
+    Above S1 both S1 itself and S2 are named as the issuer; S1 is on the path already and
+    must be skipped so that S2 is tried."""
+    root_key, old, new = (generate_key("ec-p256") for _ in range(3))
+    root = build_cert(  # a root without a path length limit
+        subject=name("Roll-over Root"),
+        public_key=root_key.public_key(),
+        issuer=None,
+        signing_key=root_key,
+        extensions=ca_extensions(root_key.public_key(), None),
+    )
+    s2 = build_cert(
+        subject=name("Sub"),
+        public_key=old.public_key(),
+        issuer=root,
+        signing_key=root_key,
+        extensions=ca_extensions(old.public_key(), None),
+        aki=False,
+    )
+    s1 = build_cert(
+        subject=name("Sub"),
+        public_key=new.public_key(),
+        issuer=s2,
+        signing_key=old,
+        extensions=ca_extensions(new.public_key(), None),
+        aki=False,
+    )
+    template = pki.leaf()
+    leaf_key = generate_key("ec-p256")
+    leaf = build_cert(
+        subject=template.subject,
+        public_key=leaf_key.public_key(),
+        issuer=s1,
+        signing_key=new,
+        extensions=[
+            (e.value, e.critical)
+            for e in template.extensions
+            if not isinstance(e.value, x509.AuthorityKeyIdentifier)
+        ],
+        aki=False,
+    )
+    assert build_path(leaf, [root], [s1, s2], [], NOW) == [leaf, s1, s2, root]
