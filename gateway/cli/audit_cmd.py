@@ -395,7 +395,7 @@ def verify_proof(
     try:
         data = json.loads("\n".join(_read_lines(bundle)))
         checkpoint = verify_proof_bundle(data, verifiers, origin or verifiers[0].name)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
         raise CliError(f"{bundle} is not JSON: {exc}") from exc
     except AuditError as exc:
         raise CliError(f"verification failed: {exc.detail}") from exc
