@@ -47,6 +47,8 @@ from gateway.oauth.capabilities import Capabilities
 from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
 from gateway.oauth.keyring import KeyRing
+from gateway.oauth.parties import SatelliteTrust
+from gateway.oauth.satellite import Satellite, SatelliteConfig
 from gateway.oauth.server import IssuerConfig, SluisAuthorizationServer
 from gateway.oauth.service import OAuthService
 from gateway.participants import endpoints as participants
@@ -127,6 +129,34 @@ def load_capabilities(settings: Settings) -> Capabilities | None:
             raise SettingsError("set both ishare_signing_key and ishare_certificate, or neither")
         return None
     return Capabilities.load(settings.ishare_party_id, key, chain, settings.public_url)
+
+
+def load_satellite(
+    settings: Settings, capabilities: Capabilities | None, trust: TrustStore | None
+) -> Satellite | None:
+    """Where iSHARE parties are checked, when ``ishare_satellite_url`` is set."""
+    url, satellite_id = settings.ishare_satellite_url, settings.ishare_satellite_id
+    if url is None:
+        return None
+    if satellite_id is None or capabilities is None or trust is None:
+        raise SettingsError(
+            "ishare_satellite_url needs ishare_satellite_id, ishare_party_id, "
+            "ishare_signing_key and ishare_certificate (the gateway signs in at the satellite)"
+        )
+    ca = settings.ishare_satellite_ca
+    try:
+        tls = ssl.create_default_context(cafile=str(ca) if ca else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"ishare_satellite_ca: {exc}") from exc
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    config = SatelliteConfig(
+        url=url,
+        trust=SatelliteTrust(satellite_id, capabilities.party_id, trust),
+        cache=timedelta(seconds=settings.ishare_satellite_cache_seconds),
+        timeout=settings.ishare_satellite_timeout,
+        tls=tls,
+    )
+    return Satellite(config, capabilities)
 
 
 def load_trust(settings: Settings) -> TrustMaterial:
@@ -236,7 +266,7 @@ class _Dsp:
         await self.peer.aclose()
 
 
-def create_app(
+def create_app(  # noqa: PLR0915 - the one place every service is wired; split at merge
     settings: Settings, *, telemetry: Telemetry | None = None, clock: Clock | None = None
 ) -> FastAPI:
     """Build the gateway ASGI app. Storage opens (and migrates) in the lifespan.
@@ -259,6 +289,7 @@ def create_app(
         ishare_party_id=settings.ishare_party_id,
         ishare_trust=load_ishare_trust(settings, trust),
     )
+    satellite = load_satellite(settings, capabilities, config.ishare_trust)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -281,6 +312,7 @@ def create_app(
                 ClientService(db),
                 external,
                 audit=audit,
+                satellite=satellite,
             )
             datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
@@ -323,6 +355,8 @@ def create_app(
             if audit is not None:
                 await audit.close()
             await external.aclose()
+            if satellite is not None:
+                await satellite.aclose()
             await db.dispose()
             if own_telemetry:
                 tel.shutdown()
