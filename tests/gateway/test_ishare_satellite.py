@@ -33,9 +33,11 @@ from joserfc.jwk import RSAKey
 from certs import TrustStore
 from gateway.auth.assertions import AssertionRejected, verify_ishare
 from gateway.client import mtls_context
+from gateway.app import create_app
 from gateway.oauth.capabilities import Capabilities
 from gateway.oauth.parties import PartyRefused, SatelliteTrust
 from gateway.oauth.satellite import Satellite, SatelliteConfig
+from gateway.settings import SettingsError
 from gateway.storage.db import Database
 from tests.support.ishare import IShareCA, IShareParty
 from tests.support.pki import ClientCert, Pki
@@ -377,3 +379,18 @@ def test_an_unreachable_satellite_fails_closed(world: World) -> None:
     refused = asyncio.run(run())
     assert refused.unavailable
     assert refused.code == "satellite-unavailable"
+
+
+def test_a_satellite_without_the_gateways_own_ishare_key_stops_the_start(
+    world: World, tmp_path: Path
+) -> None:
+    settings = gateway_settings(
+        world.pki,
+        tmp_path,
+        "sqlite+aiosqlite:///unused.db",
+        ishare_party_id=SERVER_PARTY,
+        ishare_satellite_url=world.satellite.url,
+        ishare_satellite_id=SATELLITE_ID,
+    )
+    with pytest.raises(SettingsError, match="ishare_signing_key"):
+        create_app(settings)
