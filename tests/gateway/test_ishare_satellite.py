@@ -31,9 +31,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from certs import TrustStore
+from gateway.app import create_app
 from gateway.auth.assertions import AssertionRejected, verify_ishare
 from gateway.client import mtls_context
-from gateway.app import create_app
 from gateway.oauth.capabilities import Capabilities
 from gateway.oauth.parties import PartyRefused, SatelliteTrust
 from gateway.oauth.satellite import Satellite, SatelliteConfig
