@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from gateway.auth.windows import ASSERTION_LEEWAY, ISHARE_MAX_LIFETIME, is_expir
 
 X5C_MAX_HEADER = 16 * 1024
 ACTIVE = "Active"
+SHA256_HEX = 64
 
 
 class PartyRefused(Exception):
@@ -62,6 +64,7 @@ class PartyRecord:
 
     party_id: str
     adherence: Adherence
+    certificates: frozenset[bytes]  # SHA-256 digests (DER) of the party's listed certificates
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +94,15 @@ def verify_parties_token(
     return _find(claims.get("parties_info"), party_id)
 
 
-def admit(record: PartyRecord | None, party_id: str, *, now: datetime) -> None:
-    """PartyRefused unless ``record`` shows an Active adherence at ``now``."""
+def admit(
+    record: PartyRecord | None,
+    party_id: str,
+    *,
+    now: datetime,
+    certificate: bytes | None = None,
+) -> None:
+    """PartyRefused unless ``record`` shows an Active adherence at ``now`` and, when
+    ``certificate`` (a SHA-256 digest) is given, lists that certificate for the party."""
     if record is None:
         raise PartyRefused(
             "party-unknown", f"the satellite knows no party {party_id}", unavailable=False
@@ -109,6 +119,12 @@ def admit(record: PartyRecord | None, party_id: str, *, now: datetime) -> None:
             "party-not-active",
             f"party {party_id}'s adherence runs {adherence.start.isoformat()} to "
             f"{adherence.end.isoformat()}",
+            unavailable=False,
+        )
+    if certificate is not None and certificate not in record.certificates:
+        raise PartyRefused(
+            "certificate-not-registered",
+            f"the satellite lists no such signing certificate for party {party_id}",
             unavailable=False,
         )
 
@@ -173,7 +189,33 @@ def _find(info: object, party_id: str) -> PartyRecord | None:
         raise _invalid(f"the satellite lists party {party_id} more than once")
     if not matches:
         return None
-    return PartyRecord(party_id, _adherence(matches[0].get("adherence")))
+    party = matches[0]
+    return PartyRecord(
+        party_id, _adherence(party.get("adherence")), _certificates(party.get("certificates"))
+    )
+
+
+def _certificates(value: object) -> frozenset[bytes]:
+    """The digests of the listed certificates (by ``x5c``, else ``x5t#s256``); none: empty."""
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+        raise _invalid("a party's certificates must be a list of objects")
+    return frozenset(_digest(c) for c in value)
+
+
+def _digest(entry: dict[str, Any]) -> bytes:
+    der, thumb = entry.get("x5c"), entry.get("x5t#s256")
+    try:
+        if isinstance(der, str):
+            return hashlib.sha256(base64.b64decode(der, validate=True)).digest()
+        if isinstance(thumb, str) and len(thumb) == SHA256_HEX:
+            return bytes.fromhex(thumb)
+        if isinstance(thumb, str):
+            return base64.urlsafe_b64decode(thumb + "=" * (-len(thumb) % 4))
+    except (ValueError, binascii.Error) as exc:
+        raise _invalid("a listed certificate is not base64 or hex") from exc
+    raise _invalid("a listed certificate has neither x5c nor x5t#s256")
 
 
 def _adherence(value: object) -> Adherence:

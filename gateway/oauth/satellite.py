@@ -72,18 +72,24 @@ class Satellite:
         await self._client.aclose()
 
     async def admit(
-        self, party_id: str, crls: Sequence[x509.CertificateRevocationList], *, now: datetime
+        self,
+        party_id: str,
+        crls: Sequence[x509.CertificateRevocationList],
+        *,
+        now: datetime,
+        certificate: bytes | None = None,
     ) -> None:
-        """PartyRefused unless the satellite shows ``party_id`` Active at ``now``."""
+        """PartyRefused unless the satellite shows ``party_id`` Active at ``now`` (and, given
+        ``certificate``, a SHA-256 digest, lists that certificate for it)."""
         cached = self._parties.get(party_id)
         if cached is not None and now < cached[1]:
-            admit(cached[0], party_id, now=now)
+            admit(cached[0], party_id, now=now, certificate=certificate)
             return
         record = await self._lookup(party_id, crls, now)
         if len(self._parties) >= MAX_CACHED:
             self._parties.clear()
         self._parties[party_id] = (record, now + self.config.cache)
-        admit(record, party_id, now=now)
+        admit(record, party_id, now=now, certificate=certificate)
 
     async def _lookup(
         self, party_id: str, crls: Sequence[x509.CertificateRevocationList], now: datetime

@@ -120,7 +120,8 @@ class OAuthService:
         spent = request.assertion
         ok = status == 200  # noqa: PLR2004 - HTTP OK
         if ok and client is not None and client.auth_method == "ishare":
-            refused = await self._satellite_refusal(client.client_id, crls, now)
+            signed_by = spent.certificate_sha256 if spent is not None else None
+            refused = await self._satellite_refusal(client.client_id, crls, now, signed_by)
             if refused is not None:
                 return (*refused, response_headers)
         if ok and spent is not None and not await self._spend(spent, now):
@@ -134,13 +135,18 @@ class OAuthService:
         return status, body, response_headers
 
     async def _satellite_refusal(
-        self, party_id: str, crls: Sequence[x509.CertificateRevocationList], now: datetime
+        self,
+        party_id: str,
+        crls: Sequence[x509.CertificateRevocationList],
+        now: datetime,
+        certificate: bytes | None,
     ) -> tuple[int, dict[str, Any]] | None:
-        """The refusal when the satellite does not show the party Active (None: admitted)."""
+        """The refusal when the satellite does not show the party Active with the assertion's
+        signing certificate (None: admitted)."""
         if self.satellite is None:
             return None
         try:
-            await self.satellite.admit(party_id, crls, now=now)
+            await self.satellite.admit(party_id, crls, now=now, certificate=certificate)
         except PartyRefused as exc:
             if exc.unavailable:  # fail closed: no satellite answer, no token
                 description = f"the iSHARE satellite could not be asked ({exc.code}: {exc.detail})"

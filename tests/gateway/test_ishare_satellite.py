@@ -60,6 +60,7 @@ class FakeSatellite:
     trust: TrustStore
     crls: list[x509.CertificateRevocationList]
     mode: str = "active"
+    registered: dict[str, x509.Certificate] = field(default_factory=dict)
     hits: list[str] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     server: ThreadingHTTPServer | None = None
@@ -106,7 +107,12 @@ class FakeSatellite:
             key = RSAKey.import_key(rsa.generate_private_key(65537, 2048))
         elif self.mode == "error":
             return 500, {"error": "down"}
-        data = [] if self.mode == "unknown" else [{"party_id": eori, "adherence": adherence}]
+        listed = self.registered.get(eori, self.identity.chain[0])
+        if self.mode == "other-certificate":
+            listed = self.identity.chain[0]
+        der = base64.b64encode(listed.public_bytes(serialization.Encoding.DER)).decode()
+        party = {"party_id": eori, "adherence": adherence, "certificates": [{"x5c": der}]}
+        data = [] if self.mode == "unknown" else [party]
         claims["parties_info"] = {"count": len(data), "data": data}
         return 200, {"parties_token": self.sign(claims, key)}
 
@@ -239,10 +245,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         ishare_satellite_cache_seconds=0,  # every token request asks the satellite
         **_own_party(own, home),
     )
+    party = ca.party(PARTY)
+    satellite.registered[PARTY] = party.chain[0]
     asyncio.run(_register(url))
     try:
         with running_gateway(settings) as base:
-            world = World(base, pki, certs, ca.party(PARTY), own, satellite)
+            world = World(base, pki, certs, party, own, satellite)
             with _mtls(world, "maker") as client:
                 body = {"client_id": PARTY, "auth_method": "ishare", "profile": "ishare",
                         "scopes": SCOPES}  # fmt: skip
@@ -301,6 +309,7 @@ def test_an_active_party_gets_a_token_after_the_satellite_vouches(world: World) 
         ("not-active", 401, "oauth-invalid-client", "party-not-active"),
         ("expired", 401, "oauth-invalid-client", "party-not-active"),
         ("unknown", 401, "oauth-invalid-client", "party-unknown"),
+        ("other-certificate", 401, "oauth-invalid-client", "certificate-not-registered"),
         ("wrong-signature", 503, "oauth-temporarily-unavailable", "signature does not verify"),
         ("wrong-aud", 503, "oauth-temporarily-unavailable", "not addressed to this gateway"),
         ("malformed", 503, "oauth-temporarily-unavailable", "not JSON"),
