@@ -268,18 +268,18 @@ def _mtls(world: World, who: str) -> httpx.Client:
     return httpx.Client(base_url=world.url, verify=context, timeout=30)
 
 
-def _ask_token(world: World) -> httpx.Response:
+def _ask_token(world: World, path: str = "/connect/token") -> httpx.Response:
     client = Capabilities(PARTY, world.party.key, tuple(_x5c(world.party)), world.url)
     assertion = client.client_assertion(SERVER_PARTY, datetime.now(UTC))
     form = {
         "grant_type": "client_credentials",
-        "scope": "iSHARE",
+        "scope": "iSHARE" if path == "/connect/token" else SCOPES[0],
         "client_id": PARTY,
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         "client_assertion": assertion,
     }
     with _mtls(world, "party") as client:
-        return client.post("/connect/token", data=form)
+        return client.post(path, data=form)
 
 
 def _refusals(world: World) -> list[str]:
@@ -403,3 +403,14 @@ def test_a_satellite_without_the_gateways_own_ishare_key_stops_the_start(
     )
     with pytest.raises(SettingsError, match="ishare_signing_key"):
         create_app(settings)
+
+
+def test_the_oauth2_token_endpoint_checks_ishare_parties_too(world: World) -> None:
+    world.satellite.mode = "not-active"
+    try:
+        response = _ask_token(world, "/oauth2/token")
+    finally:
+        world.satellite.mode = "active"
+    assert response.status_code == 401, response.text
+    assert "party-not-active" in response.json()["error_description"]
+    assert _ask_token(world, "/oauth2/token").status_code == 200
