@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import FastAPI
 
 from certs import TrustStore
@@ -48,6 +49,8 @@ from gateway.oauth.capabilities import Capabilities
 from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
 from gateway.oauth.keyring import KeyRing
+from gateway.oauth.parties import SatelliteTrust
+from gateway.oauth.satellite import Satellite, SatelliteConfig
 from gateway.oauth.server import IssuerConfig, SluisAuthorizationServer
 from gateway.oauth.service import OAuthService
 from gateway.participants import endpoints as participants
@@ -58,6 +61,7 @@ from gateway.services import Services
 from gateway.settings import (
     Settings,
     SettingsError,
+    SigningKey,
     check_distinct_keys,
     load_audit_key,
     load_signing_key,
@@ -129,6 +133,34 @@ def load_capabilities(settings: Settings) -> Capabilities | None:
             raise SettingsError("set both ishare_signing_key and ishare_certificate, or neither")
         return None
     return Capabilities.load(settings.ishare_party_id, key, chain, settings.public_url)
+
+
+def load_satellite(
+    settings: Settings, capabilities: Capabilities | None, trust: TrustStore | None
+) -> Satellite | None:
+    """Where iSHARE parties are checked, when ``ishare_satellite_url`` is set."""
+    url, satellite_id = settings.ishare_satellite_url, settings.ishare_satellite_id
+    if url is None:
+        return None
+    if satellite_id is None or capabilities is None or trust is None:
+        raise SettingsError(
+            "ishare_satellite_url needs ishare_satellite_id, ishare_party_id, "
+            "ishare_signing_key and ishare_certificate (the gateway signs in at the satellite)"
+        )
+    ca = settings.ishare_satellite_ca
+    try:
+        tls = ssl.create_default_context(cafile=str(ca) if ca else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"ishare_satellite_ca: {exc}") from exc
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    config = SatelliteConfig(
+        url=url,
+        trust=SatelliteTrust(satellite_id, capabilities.party_id, trust),
+        cache=timedelta(seconds=settings.ishare_satellite_cache_seconds),
+        timeout=settings.ishare_satellite_timeout,
+        tls=tls,
+    )
+    return Satellite(config, capabilities)
 
 
 def load_trust(settings: Settings) -> TrustMaterial:
@@ -238,6 +270,21 @@ class _Dsp:
         await self.peer.aclose()
 
 
+def _keys(settings: Settings) -> tuple[SigningKey, ed25519.Ed25519PrivateKey]:
+    """The token signing key and the audit log's key: loaded, and refused if the same."""
+    signing_key = load_signing_key(settings)
+    audit_key = load_audit_key(settings)
+    check_distinct_keys(settings, signing_key, audit_key)
+    return signing_key, audit_key
+
+
+async def _close_clients(external: ExternalIssuers, satellite: Satellite | None) -> None:
+    """Close the HTTP clients of the external issuers and the iSHARE satellite."""
+    await external.aclose()
+    if satellite is not None:
+        await satellite.aclose()
+
+
 def create_app(
     settings: Settings, *, telemetry: Telemetry | None = None, clock: Clock | None = None
 ) -> FastAPI:
@@ -248,9 +295,7 @@ def create_app(
     """
     own_telemetry = telemetry is None
     tel = telemetry or configure()
-    signing_key = load_signing_key(settings)
-    audit_key = load_audit_key(settings)
-    check_distinct_keys(settings, signing_key, audit_key)
+    signing_key, audit_key = _keys(settings)
     trust = load_trust(settings)
     callback_tls = dsp_callback_tls(settings)
     capabilities = load_capabilities(settings)
@@ -261,6 +306,7 @@ def create_app(
         ishare_party_id=settings.ishare_party_id,
         ishare_trust=load_ishare_trust(settings, trust),
     )
+    satellite = load_satellite(settings, capabilities, config.ishare_trust)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -283,6 +329,7 @@ def create_app(
                 ClientService(db),
                 external,
                 audit=audit,
+                satellite=satellite,
             )
             datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
@@ -324,7 +371,7 @@ def create_app(
                 await limits.close()  # open refusal summaries are written before the log closes
             if audit is not None:
                 await audit.close()
-            await external.aclose()
+            await _close_clients(external, satellite)
             await db.dispose()
             if own_telemetry:
                 tel.shutdown()

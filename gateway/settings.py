@@ -143,6 +143,25 @@ class Settings(BaseSettings):
         default=None,
         description="Roots/CAs for iSHARE x5c chains; default the client CA bundle.",
     )
+    ishare_satellite_url: str | None = Field(
+        default=None,
+        pattern=r"^https://[^?#]+[^/?#]$",
+        description="The iSHARE satellite's https URL: when set, every iSHARE party is checked "
+        "there (GET /parties) before it gets a token.",
+    )
+    ishare_satellite_id: str | None = Field(
+        default=None, description="The satellite's iSHARE party id (its parties_token's iss)."
+    )
+    ishare_satellite_ca: Path | None = Field(
+        default=None,
+        description="CAs for the satellite's HTTPS server certificate; default the system store.",
+    )
+    ishare_satellite_cache_seconds: int = Field(
+        default=60, ge=0, le=300, description="Seconds a satellite's answer is kept (at most 300)."
+    )
+    ishare_satellite_timeout: float = Field(
+        default=5.0, gt=0, le=30, description="Seconds to wait for the satellite."
+    )
     catalog_title: str = Field(
         default="Sluis data catalog",
         min_length=1,

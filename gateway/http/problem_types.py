@@ -17,6 +17,7 @@ OAUTH_ERRORS = frozenset(
         "unsupported_grant_type",
         "invalid_scope",
         "invalid_target",
+        "temporarily_unavailable",  # an iSHARE satellite could not vouch for the party
     }
 )
 
