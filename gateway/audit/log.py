@@ -105,8 +105,13 @@ async def stage(session: AsyncSession, table: type[Any], row: dict[str, object])
     In a batch run without savepoints the rows of every effect are inserted together
     (one statement per table) after the last effect, so no later effect of the same batch
     sees them; otherwise (a SAVEPOINT per effect, or outside the log) at once. For rows
-    nothing else in a batch reads: a use's record, an opened exchange.
+    nothing else in a batch reads: a use's record, an opened exchange. Not for the tables
+    the registry follows (TypeError): they are inserted in Core, which it does not see.
     """
+    from gateway.registry import tracks  # noqa: PLC0415 - the registry imports the services
+
+    if tracks(table.__tablename__):  # its rows go in Core, which the registry does not see
+        raise TypeError(f"{table.__tablename__} is the registry's: write it in the effect")
     staged: dict[type[Any], list[dict[str, object]]] | None = session.info.get(_STAGED)
     if staged is None:
         await session.execute(insert(table), [row])
@@ -551,9 +556,10 @@ async def _run_effects(
     finally:
         session.info.pop(_STAGED, None)
     try:
+        connection = await session.connection()
         for table, rows in staged.items():
-            if rows:  # one executemany per table, through the ORM (its hooks see the rows)
-                await session.execute(insert(table), rows)
+            if rows:  # one executemany per table, in Core (none is the registry's: ``stage``)
+                await connection.execute(insert(table.__table__), rows)
     except SQLAlchemyError as exc:
         raise _Dirty from exc
 

@@ -98,8 +98,10 @@ class CountFilter:
     until: datetime | None = None
 
 
-# The writer's lock and head run in Core on the table (typed FromClause by the ORM).
+# The writer's statements run in Core on these tables (typed FromClause by the ORM).
 _HEAD: Table = AuditHeadRow.__table__  # type: ignore[assignment]
+_ENTRIES: Table = AuditEntryRow.__table__  # type: ignore[assignment]
+_NODES: Table = AuditNodeRow.__table__  # type: ignore[assignment]
 
 
 async def lock_sequencer(session: AsyncSession) -> None:
@@ -157,9 +159,10 @@ async def insert_batch(
     session: AsyncSession, entries: Sequence[dict[str, object]], nodes: Sequence[Node]
 ) -> None:
     """Insert entry rows and the nodes they completed (one transaction, the caller's)."""
-    await session.execute(insert(AuditEntryRow), list(entries))
+    connection = await session.connection()  # Core on the tables: no ORM bulk machinery
+    await connection.execute(insert(_ENTRIES), list(entries))
     rows = [{"level": n.level, "idx": n.index, "hash": n.hash} for n in nodes]
-    await session.execute(insert(AuditNodeRow), rows)
+    await connection.execute(insert(_NODES), rows)
 
 
 async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, bytes, object]]:

@@ -282,3 +282,22 @@ def test_the_kept_frontier_follows_another_writer_on_the_same_store(url: str) ->
                 await second.close()
 
     asyncio.run(run())
+
+
+def test_a_registry_table_cannot_be_staged(url: str) -> None:
+    """Staged rows go in Core, which the registry does not see: its tables are refused, so
+    a change of who may do what can never skip the registry's version."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            with pytest.raises(TypeError, match="participants is the registry's"):
+                await log.append(sample(1), effect=_stage_participant)
+            assert await _ids(log) == []
+            assert await log.size() == 0
+
+    asyncio.run(run())
+
+
+async def _stage_participant(session: AsyncSession) -> None:
+    row = {"id": "NTRNL-00000009", "name": "x", "roles": [], "status": "active", "groups": []}
+    await stage(session, ParticipantRow, row | {"created_at": NOW, "updated_at": NOW})
