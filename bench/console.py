@@ -28,6 +28,9 @@ from sqlalchemy import func, select
 
 from gateway.audit.log import AuditReader
 from gateway.audit.repository import CountFilter, EntryFilter
+from gateway.console import repository as repo
+from gateway.console import service
+from gateway.console.repository import Window
 from gateway.storage.db import Database
 from gateway.storage.models import AuditEntryRow
 
@@ -44,10 +47,17 @@ def _row(i: int, n: int) -> tuple[object, ...]:
     decision = "deny" if i % 17 == 0 else "permit"
     stamp = time_.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     entry = {"event": event, "time": stamp, "actor": {"participant": participant}}
+    if event == "access-decision":  # a reason for the denials-by-reason chart
+        reasons = ["no_active_permission" if i % 3 else "no-agreement", "the policy's report"]
+        entry["decision"] = {"result": decision, "reasons": reasons}
     data = json.dumps(entry | {"dataset": dataset}, separators=(",", ":"), sort_keys=True)
     # the stored time column, as UTCDateTime writes it on SQLite
     stored = time_.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return (i, data.encode(), bytes(32), stored, event, participant, dataset, decision)
+    # the link columns (migration 0019): an agreement per decision, a trace per entry
+    target = f"agreement:agr-{i % 2000}" if event == "access-decision" else None
+    trace, request = f"{i:032x}", f"ex-{i // 2}"
+    row = (i, data.encode(), bytes(32), stored, event, participant, dataset, decision)
+    return (*row, target, trace, request)
 
 
 def build(path: Path, n: int) -> None:
@@ -58,7 +68,8 @@ def build(path: Path, n: int) -> None:
     with sqlite3.connect(path) as conn:
         conn.executemany(
             "INSERT INTO audit_entries (idx, entry, leaf_hash, time, event, participant,"
-            " dataset, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " dataset, decision, target, trace_id, request_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (_row(i, n) for i in range(n)),
         )
         conn.execute("ANALYZE")
@@ -113,13 +124,59 @@ async def measure(path: Path, n: int) -> list[tuple[str, float, float]]:
             "entries: a rare event (1 in the log)",
             lambda: reader.entries(EntryFilter(event="key-rotation", limit=50)),
         ),
+        *_sorted_cases(reader, n),
         ("overview: counts of the last day", lambda: reader.counts(CountFilter(since=day))),
         ("overview: counts of the whole log", lambda: reader.counts(CountFilter())),
         ("overview: activity of the last day", lambda: reader.activity(CountFilter(since=day))),
+        *_chart_cases(db, day),
     ]
     results = [(name, *await _time(call)) for name, call in cases]
     await db.dispose()
     return results
+
+
+def _chart_cases(db: Database, day: datetime) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+    """The overview's charts: each one's query, and drawn to SVG as the endpoint does."""
+    last_day, month = Window(day, END), Window(END - SPAN, END)
+
+    async def timeline(window: Window) -> object:
+        bucket = service.bucket_for(window, END)
+        async with db.session() as session:
+            rows = await repo.timeline(session, window, bucket)
+        return service.timeline_chart(service.timeline_of(rows, window, bucket, END), bucket)
+
+    async def denials(window: Window) -> object:
+        async with db.session() as session:
+            found = await repo.denials(session, window, service.MAX_DENIALS)
+        reasons = service.denial_reasons(found)
+        return service.denials_chart(reasons, len(found) == service.MAX_DENIALS)
+
+    return [
+        ("chart: requests per dataset, last day (hours)", lambda: timeline(last_day)),
+        ("chart: requests per dataset, 30 days (days)", lambda: timeline(month)),
+        ("chart: denials by reason, last day", lambda: denials(last_day)),
+        ("chart: denials by reason, 30 days", lambda: denials(month)),
+    ]
+
+
+def _sorted_cases(reader: AuditReader, n: int) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+    """Sorted by a column with keyset cursors, and the link filters (issue 15, 0019)."""
+    middle = END - SPAN / 2
+
+    def page(**fields: object) -> Callable[[], Awaitable[object]]:
+        return lambda: reader.entry_page(EntryFilter(limit=50, **fields))  # type: ignore[arg-type]
+
+    return [
+        ("sorted: by participant, first 50", page(sort="participant")),
+        ("sorted: by participant, a page mid-log (cursor)",
+         page(sort="participant", cursor=("NTRNL-00000500", n // 2))),
+        ("sorted: by time, newest first, a page mid-log (cursor)",
+         page(sort="time", newest_first=True, cursor=(middle, n // 2))),
+        ("sorted: by dataset, denials only, first 50", page(sort="dataset", decision="deny")),
+        ("filter: one agreement, 50", page(target="agreement:agr-421")),
+        ("filter: one trace id", page(trace_id=f"{n // 3:032x}")),
+        ("filter: one request id (decision and completion)", page(request_id=f"ex-{n // 6}")),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,11 @@
 """Peak memory of the gateway streaming a file of at least 1 GB, in every output format.
 
-Run by hand: ``python -m bench.memory [size_gb]`` (several minutes; nothing else should run).
+Run by hand: ``python -m bench.memory [size_gb] [--before DIR]`` (several minutes; nothing else
+should run). ``--before DIR`` also runs each case on the code in ``DIR`` (another checkout of
+this project, e.g. ``git archive main | tar -x -C DIR``; its server runs with ``DIR`` first
+on ``PYTHONPATH``), alternating with the current code case by case, so one run gives before,
+after and the baseline on the same file under the same load.
+
 A CSV is generated in a temporary directory (removed afterwards; skipped when the disk is
 short). The real gateway runs as ``sluis serve`` in its own process; each case gets a fresh
 server, whose peak RSS (``VmHWM``) is read after the request, so each row is the server's
@@ -9,7 +14,7 @@ own peak for that request. curl streams the body over mTLS into /dev/null.
 The baseline, per format, is pyarrow reading the same file and encoding the same columns
 with the same writer (JSON lines: the gateway's encoder, pyarrow has none) in a child
 process of its own, in the same run. Ordering (no limit) and grouping by a unique column run
-through the gateway under ``SLUIS_SPILL_MEMORY_LIMIT``.
+through the gateway, each code with its own default ``spill_memory_limit``.
 """
 
 from __future__ import annotations
@@ -57,8 +62,7 @@ from gateway.storage.db import Database
 
 MiB = 1 << 20
 CURL = shutil.which("curl") or "curl"
-Row = tuple[str, float, int, int, int, float | None, int | None]
-SPILL_LIMIT = 64 * MiB  # the default spill_memory_limit
+Row = tuple[str, str, float, int, int, int, float | None, int | None]
 COLUMNS = ["id", "region", "amount", "note"]
 POLICY = f"""
 uid: urn:sluis:policy:memory
@@ -164,18 +168,24 @@ def _through(
 
 
 def main() -> None:
-    size_gb = float(sys.argv[1]) if len(sys.argv) > 1 else 1.05
+    args = sys.argv[1:]
+    before = None
+    if "--before" in args:
+        at = args.index("--before")
+        before = Path(args[at + 1]).resolve()
+        del args[at : at + 2]
+    size_gb = float(args[0]) if args else 1.05
     root = Path(tempfile.mkdtemp(prefix="sluis-bench-memory-"))
     try:
         if shutil.disk_usage(root).free < size_gb * 4 * 1024**3:
             print(f"skipped: {root} has less than {4 * size_gb:.1f} GiB free")
             return
-        _run(root, size_gb)
+        _run(root, size_gb, before)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(home: Path, size_gb: float) -> None:
+def _run(home: Path, size_gb: float, before: Path | None) -> None:
     rows = generate(home / "data.csv", int(size_gb * 1024**3))
     size = (home / "data.csv").stat().st_size
     now = datetime.now(UTC)
@@ -189,27 +199,42 @@ def _run(home: Path, size_gb: float) -> None:
         "SLUIS_HOME": str(home), "SLUIS_INSECURE_DEV_MODE": "true",
         "SLUIS_TLS_CERT": str(ca.server_cert_path), "SLUIS_TLS_KEY": str(ca.server_key_path),
         "SLUIS_TLS_CLIENT_CA": str(ca.trust_bundle_path), "SLUIS_TLS_CRL": str(ca.crl_path),
-        "SLUIS_SPILL_MEMORY_LIMIT": str(SPILL_LIMIT),
-    })  # fmt: skip
+    })  # fmt: skip  # each code with its own default spill_memory_limit
     cases = [(f"format={f}", {"columns": COLUMNS, "format": f}, f) for f in FORMATS]
     cases += [(name, {**body, "format": "arrow"}, None) for name, body in HEAVY.items()]
+    codes = [("current", env)]
+    if before is not None:
+        path = os.pathsep.join([str(before), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        codes.insert(0, ("before", {**env, "PYTHONPATH": path}))
     results: list[Row] = []
-    for number, (name, body, fmt) in enumerate(cases):
-        with _server(env, ca.trust_bundle_path) as (url, pid):
-            idle = _status(pid, "VmRSS")
-            with SluisClient(
-                url, ca_bundle=ca.trust_bundle_path, cert_file=issued.certificate_path,
-                key_file=issued.key_path, client_id=CONSUMER,
-            ) as client:  # fmt: skip
-                if number == 0:
-                    client.request_agreement("big", purpose=RESEARCH)
-                seconds, out, status = _through(client, issued, ca.trust_bundle_path, url, body)
-            assert status == 200, f"{name}: HTTP {status}"
-            peak = _status(pid, "VmHWM")
+    agreed = False
+    for name, body, fmt in cases:
         base = baseline(home / "data.csv", fmt) if fmt else (None, None)
-        results.append((name, seconds, out, idle, peak, *base))
-        print(f"{name}: {seconds:.1f} s, server peak {peak / MiB:,.0f} MiB", file=sys.stderr)
+        for code, code_env in codes:
+            seconds, out, idle, peak = _case(code_env, ca, issued, body, agree=not agreed)
+            agreed = True
+            results.append((name, code, seconds, out, idle, peak, *base))
+            print(f"{name} ({code}): {seconds:.1f} s, peak {peak / MiB:,.0f} MiB", file=sys.stderr)
     _print(results, size, rows)
+
+
+def _case(
+    env: dict[str, str], ca: Any, issued: Any, body: dict[str, Any], *, agree: bool
+) -> tuple[float, int, int, int]:
+    """(seconds, bytes out, server idle RSS, server peak RSS) of one query on a fresh server."""
+    name = body.get("format", "")
+    with _server(env, ca.trust_bundle_path) as (url, pid):
+        idle = _status(pid, "VmRSS")
+        with SluisClient(
+            url, ca_bundle=ca.trust_bundle_path, cert_file=issued.certificate_path,
+            key_file=issued.key_path, client_id=CONSUMER,
+        ) as client:  # fmt: skip
+            if agree:
+                client.request_agreement("big", purpose=RESEARCH)
+            seconds, out, status = _through(client, issued, ca.trust_bundle_path, url, body)
+        assert status == 200, f"{name}: HTTP {status}"
+        peak = _status(pid, "VmHWM")
+    return seconds, out, idle, peak
 
 
 @contextmanager
@@ -244,17 +269,17 @@ def _wait(url: str, bundle: Path) -> None:
 
 def _print(results: list[Row], size: int, rows: int) -> None:
     title = (
-        f"{size / MiB:,.0f} MiB CSV, {rows:,} rows, a fresh server per case; "
-        f"spill memory limit {SPILL_LIMIT // MiB} MiB"
+        f"{size / MiB:,.0f} MiB CSV, {rows:,} rows, a fresh server per case, "
+        "each code with its default spill memory limit"
     )
     table = Table(title=title)
-    for column in ("case", "s", "MB/s of file", "out MiB", "server idle MiB",
+    for column in ("case", "code", "s", "MB/s of file", "out MiB", "server idle MiB",
                    "server peak MiB", "pyarrow s", "pyarrow peak MiB",
                    "throughput vs pyarrow"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "case" else "right")
-    for name, seconds, out, idle, peak, base_s, base_peak in results:
+        table.add_column(column, justify="left" if column in ("case", "code") else "right")
+    for name, code, seconds, out, idle, peak, base_s, base_peak in results:
         table.add_row(
-            name, f"{seconds:.1f}", f"{size / 1e6 / seconds:,.0f}", f"{out / MiB:,.0f}",
+            name, code, f"{seconds:.1f}", f"{size / 1e6 / seconds:,.0f}", f"{out / MiB:,.0f}",
             f"{idle / MiB:,.0f}", f"{peak / MiB:,.0f}",
             "-" if base_s is None else f"{base_s:.1f}",
             "-" if base_peak is None else f"{base_peak / 1024:,.0f}",

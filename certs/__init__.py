@@ -10,6 +10,7 @@ from certs.crl import RevokedEntry, create_crl, load_crls
 from certs.csr import load_csr, public_key_from_csr
 from certs.errors import CertificateRejected, CertsError, PKIError
 from certs.identity import (
+    ORGANIZATION_ID_PATTERN,
     ORGANIZATION_IDENTIFIER_OID,
     ROLES,
     CertificateIdentity,
@@ -34,6 +35,7 @@ from certs.verify import verify
 
 __all__ = [
     "ORGANIZATION_IDENTIFIER_OID",
+    "ORGANIZATION_ID_PATTERN",
     "ROLES",
     "CADirectory",
     "CertificateIdentity",

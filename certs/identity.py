@@ -30,6 +30,8 @@ PARTICIPANT_URI_PREFIX = "urn:sluis:participant:"
 _EORI = re.compile(r"EU\.EORI\.[A-Z]{2}[A-Z0-9]{1,15}")
 # ETSI EN 319 412-1 §5.1.4: <VAT|NTR|PSD|LEI or "XX:" national scheme><country>-<id>.
 _ETSI = re.compile(r"(?:VAT|NTR|PSD|LEI|[A-Z]{2}:)[A-Z]{2}-[A-Za-z0-9][A-Za-z0-9.\-]{0,63}")
+ORGANIZATION_ID_PATTERN = f"^(?:{_EORI.pattern}|{_ETSI.pattern})$"
+"""Both forms as one regular expression (the OpenAPI document's ``pattern``)."""
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 _MAX_DESCRIBE = 200
 

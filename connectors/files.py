@@ -2,8 +2,9 @@
 
 Projection and row predicates are pushed into the scan (Parquet skips row groups by their
 statistics); the limit stops the scan early. Reading runs in a worker thread one batch ahead
-of the consumer (CSV and JSON lines block by block, Parquet row group by row group), so
-memory stays bounded whatever the file size and however slowly the client reads.
+of the consumer (CSV in pieces of about 4 MiB cut at line ends, JSON lines block by block,
+Parquet row group by row group), so memory stays bounded whatever the file size and however
+slowly the client reads.
 
 The files are opened and their dataset (schema, fragments) built once, then shared by every
 request while a ``stat`` of each shows it unchanged (device, inode, size, mtime, ctime);
@@ -25,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from connectors import csv_pieces
 from connectors._arrow import ds, pa, pacsv, pajson
 from connectors._fdfs import ConfinedFiles
 from connectors.base import Batches, Connector
@@ -161,7 +163,8 @@ class FilesConnector(Connector):
 
         Not ``dataset.scanner().to_batches()`` over all files: the scanner reads ahead of a
         slow consumer (a client on a slow link) until about a gigabyte is queued (Acero's
-        default back-pressure threshold). CSV and JSON lines are parsed block by block;
+        default back-pressure threshold). CSV is read in pieces (``connectors.csv_pieces``:
+        pyarrow's streaming CSV reader reads 32 blocks ahead), JSON lines block by block;
         Parquet is scanned one row group at a time (statistics still skip row groups).
         """
         fmt = self._config.format
@@ -270,11 +273,11 @@ def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
-CSV_BLOCK = 1 << 20  # bytes of CSV text parsed per batch (larger blocks cost memory, not speed)
+JSON_BLOCK = 1 << 20  # bytes of JSON lines text parsed per batch
 
 
 def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
-    """The CSV files one block per call (pyarrow's streaming CSV reader)."""
+    """The CSV files one piece (about 4 MiB of text) per call (``connectors.csv_pieces``)."""
     read = list(dict.fromkeys([*query.columns, *(p.column for p in query.where)]))
     convert = pacsv.ConvertOptions(
         column_types={f.name: f.type for f in dataset.schema},
@@ -283,15 +286,11 @@ def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
         include_columns=read,
     )  # the null rules of ``_format``
     where = expression(query.where)
-    options = pacsv.ReadOptions(block_size=CSV_BLOCK)
     for path in dataset.files:  # opened through the confined filesystem, never by name
-        with (
-            dataset.filesystem.open_input_stream(path) as stream,
-            pacsv.open_csv(stream, read_options=options, convert_options=convert) as reader,
-        ):
-            for batch in reader:
-                chosen = batch if where is None else _filtered(batch, where)
-                yield chosen.select(list(query.columns))
+        with dataset.filesystem.open_input_stream(path) as stream:
+            for table in csv_pieces.read(stream, convert):
+                chosen = table if where is None else table.filter(where)
+                yield from chosen.select(list(query.columns)).to_batches()
 
 
 def _filtered(batch: pa.RecordBatch, where: Any) -> pa.RecordBatch:
@@ -307,7 +306,7 @@ def _filtered(batch: pa.RecordBatch, where: Any) -> pa.RecordBatch:
 def _json_batches(dataset: Any, query: Query, where: Any) -> Iterator[pa.RecordBatch]:
     """The JSON lines files one block per call, in the dataset's (read) schema."""
     parse = pajson.ParseOptions(explicit_schema=dataset.schema, unexpected_field_behavior="ignore")
-    read = pajson.ReadOptions(block_size=CSV_BLOCK)
+    read = pajson.ReadOptions(block_size=JSON_BLOCK)
     for path in dataset.files:  # opened through the confined filesystem, never by name
         with (
             dataset.filesystem.open_input_stream(path) as stream,

@@ -16,15 +16,26 @@ got wrong fails closed (``NoiseError``) rather than releasing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import opendp.prelude as dp
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from connectors.errors import ConnectorError
 from connectors.query import AggFunc, Noise, Query
 
-dp.enable_features("contrib")  # OpenDP's non-vetted-by-proof constructors: laplace, threshold
+if TYPE_CHECKING:
+    import opendp.prelude as dp
 _SLACK = 1 + 1e-9  # OpenDP rounds its maps up; a scale is raised by this until it fits
+
+
+@cache
+def _opendp() -> ModuleType:
+    """OpenDP, imported when the first private query needs it: it adds about 20 MiB to every
+    gateway process, most of which never answers a private query."""
+    import opendp.prelude  # noqa: PLC0415 - imported on first use, see above
+
+    opendp.prelude.enable_features("contrib")  # not vetted by proof: laplace, threshold
+    return opendp.prelude
 
 
 class NoiseError(ConnectorError):
@@ -89,6 +100,7 @@ def select(counts: dict[int, int], plan: Plan, k: int) -> set[int]:
     The threshold is the smallest that keeps the chance of releasing a group a single
     contributor could make within the query's delta, and at least k.
     """
+    dp = _opendp()
     delta = plan.noise.delta
     if delta is None:
         raise NoiseError("a grouped private query needs a delta")
@@ -117,6 +129,7 @@ def select(counts: dict[int, int], plan: Plan, k: int) -> set[int]:
 
 def count(values: list[int], plan: Plan) -> list[int]:
     """``values`` (one count per group) with discrete Laplace noise."""
+    dp = _opendp()
     domain = dp.vector_domain(dp.atom_domain(T=int))
     made = _fitted(
         lambda s: dp.m.make_laplace(domain, dp.l1_distance(T=int), scale=s),
@@ -127,6 +140,7 @@ def count(values: list[int], plan: Plan) -> list[int]:
 
 def total(values: list[float], plan: Plan, column: str) -> list[float]:
     """``values`` (one clamped sum per group) with Laplace noise."""
+    dp = _opendp()
     domain = dp.vector_domain(dp.atom_domain(T=float, nan=False))
     sensitivity = plan.sum_sensitivity(column)
     made = _fitted(
@@ -138,6 +152,7 @@ def total(values: list[float], plan: Plan, column: str) -> list[float]:
 
 def _release(made: Any, data: object) -> Any:
     """``made(data)``; OpenDP's refusal (a value outside its domain) fails closed."""
+    dp = _opendp()
     try:
         return made(data)
     except dp.OpenDPException as exc:

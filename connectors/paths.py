@@ -13,8 +13,9 @@ dataset's path names (a directory through its descriptor; hidden and ``_`` names
 as pyarrow.dataset does; real subdirectories walked, a link to a directory checked but not
 descended into), and ``open_file`` opens one of them, walking again. Special files (FIFOs,
 devices, sockets) are never opened for reading: they are opened non-blocking and dropped
-by their type. Only the root and the file being opened hold descriptors, whatever the
-number of files.
+by their type; a socket, which no ``open`` reaches (``ENXIO``), is dropped by that error.
+Named directly, a special file is a ``PathRefused``. Only the root and the file being
+opened hold descriptors, whatever the number of files.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class _Walker:
         try:
             fd = os.open(name, _OPEN, dir_fd=here)
         except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a socket: no descriptor, refused by its type
+                raise _SpecialFile(f"not a regular file or directory: {self._relative!r}") from exc
             target = _readlink(name, here)
             if target is None:
                 raise self._missing(exc, links) from exc
@@ -167,10 +170,14 @@ class _Walker:
             fd = os.open(parts[-1], _OPEN, dir_fd=directory)
         except OSError as exc:
             linked = True
+            if exc.errno == errno.ENXIO:
+                return []  # a socket, which no open reaches: a special file, not read
             if _readlink(parts[-1], directory) is None:
                 raise SourceUnavailable(f"cannot open {parts[-1]!r} under the root") from exc
             try:
                 fd = self.open(parts)  # a link: walked from the root, confined the same way
+            except _SpecialFile:
+                return []  # a link to a socket
             except SourceUnavailable as exc:
                 raise self.refused(f"a dangling link: {parts[-1]!r}") from exc
         try:
@@ -193,6 +200,10 @@ class _Walker:
         if links:
             return self.refused("a dangling link")
         return SourceUnavailable(f"no such file under the root: {self._relative!r}")
+
+
+class _SpecialFile(PathRefused):
+    """What the path names is a socket: it has no descriptor to look at, so no type check."""
 
 
 def _close_all(fds: list[int]) -> None:

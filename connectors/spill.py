@@ -187,7 +187,8 @@ async def _run(config: SpillConfig, work: Callable[[], T]) -> T:
 
     try:
         return await asyncio.to_thread(work)
-    except (duckdb.Error, pa.ArrowException) as exc:  # Arrow's: raised through the reader
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:  # Arrow's: raised through the
+        # reader, DuckDB's "Out of Memory" while merging the sorted runs as a plain OSError
         if not _out_of_room(exc):
             raise SpillFailed(f"the gateway's query engine failed ({type(exc).__name__})") from exc
         raise QueryTooLarge(

@@ -7,8 +7,11 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import FastAPI
 
 from certs import TrustStore
@@ -17,16 +20,23 @@ from gateway import __version__
 from gateway.agreements import endpoints as agreement_endpoints
 from gateway.agreements.service import AgreementService
 from gateway.audit import endpoints as audit_endpoints
+from gateway.audit import export_api as audit_export
 from gateway.audit.log import AuditLog
 from gateway.audit.wiring import open_audit_log
 from gateway.console import api as console_api
+from gateway.console import charts_endpoints as console_charts
 from gateway.console import endpoints as console_endpoints
 from gateway.datasets import endpoints as catalog_endpoints
 from gateway.datasets.factory import create_connector, spilling
 from gateway.datasets.service import DatasetService
+from gateway.dsp import consumer_endpoints as dsp_consumer_endpoints
 from gateway.dsp import endpoints as dsp_endpoints
 from gateway.dsp.callbacks import Callbacks
+from gateway.dsp.consumer import ConsumerNegotiations
+from gateway.dsp.consumer_transfer import ConsumerTransfers
 from gateway.dsp.negotiation import NegotiationService
+from gateway.dsp.outbox import Outbox
+from gateway.dsp.peer import Peer
 from gateway.dsp.transfer import TransferService
 from gateway.exchange import endpoints as exchange_endpoints
 from gateway.exchange.service import ExchangeService
@@ -39,6 +49,8 @@ from gateway.oauth.capabilities import Capabilities
 from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
 from gateway.oauth.keyring import KeyRing
+from gateway.oauth.parties import SatelliteTrust
+from gateway.oauth.satellite import Satellite, SatelliteConfig
 from gateway.oauth.server import IssuerConfig, SluisAuthorizationServer
 from gateway.oauth.service import OAuthService
 from gateway.participants import endpoints as participants
@@ -49,6 +61,7 @@ from gateway.services import Services
 from gateway.settings import (
     Settings,
     SettingsError,
+    SigningKey,
     check_distinct_keys,
     load_audit_key,
     load_signing_key,
@@ -63,12 +76,15 @@ ROUTERS = (
     participants,
     oauth_endpoints,
     audit_endpoints,
+    audit_export,
     console_endpoints,
     console_api,
+    console_charts,
     catalog_endpoints,
     agreement_endpoints,
     exchange_endpoints,
     dsp_endpoints,
+    dsp_consumer_endpoints,
 )
 
 
@@ -119,6 +135,34 @@ def load_capabilities(settings: Settings) -> Capabilities | None:
     return Capabilities.load(settings.ishare_party_id, key, chain, settings.public_url)
 
 
+def load_satellite(
+    settings: Settings, capabilities: Capabilities | None, trust: TrustStore | None
+) -> Satellite | None:
+    """Where iSHARE parties are checked, when ``ishare_satellite_url`` is set."""
+    url, satellite_id = settings.ishare_satellite_url, settings.ishare_satellite_id
+    if url is None:
+        return None
+    if satellite_id is None or capabilities is None or trust is None:
+        raise SettingsError(
+            "ishare_satellite_url needs ishare_satellite_id, ishare_party_id, "
+            "ishare_signing_key and ishare_certificate (the gateway signs in at the satellite)"
+        )
+    ca = settings.ishare_satellite_ca
+    try:
+        tls = ssl.create_default_context(cafile=str(ca) if ca else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"ishare_satellite_ca: {exc}") from exc
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    config = SatelliteConfig(
+        url=url,
+        trust=SatelliteTrust(satellite_id, capabilities.party_id, trust),
+        cache=timedelta(seconds=settings.ishare_satellite_cache_seconds),
+        timeout=settings.ishare_satellite_timeout,
+        tls=tls,
+    )
+    return Satellite(config, capabilities)
+
+
 def load_trust(settings: Settings) -> TrustMaterial:
     """Read the client-certificate trust bundle; refuse to start without one."""
     if settings.tls_client_ca is None:
@@ -163,6 +207,84 @@ async def _exchange(
     return exchange
 
 
+def _outbox(db: Database, audit: AuditLog, settings: Settings, tls: ssl.SSLContext) -> Outbox:
+    """The DSP callback outbox and its sender (started in the lifespan, after the services;
+    closing it closes the sender)."""
+    return Outbox(
+        db,
+        audit,
+        Callbacks(tuple(settings.dsp_callback_allow_networks), tls),
+        retry_interval=settings.dsp_callback_retry_interval,
+        give_up_after=timedelta(seconds=settings.dsp_callback_give_up_after),
+    )
+
+
+class _DspServices(TypedDict):
+    dsp: NegotiationService
+    transfers: TransferService
+    dsp_consumer: ConsumerNegotiations
+    dsp_consumer_transfers: ConsumerTransfers
+
+
+@dataclass(frozen=True)
+class _Dsp:
+    """What the Dataspace Protocol's services send with: the provider's outbox of callback
+    messages and the consumer's client for calls to other providers."""
+
+    outbox: Outbox
+    peer: Peer
+
+    def services(
+        self,
+        db: Database,
+        *,
+        datasets: DatasetService,
+        agreements: AgreementService,
+        oauth: OAuthService,
+        audit: AuditLog,
+        settings: Settings,
+    ) -> _DspServices:
+        """The provider's (negotiations, transfers) and the consumer's services."""
+        url, outbox, callbacks = settings.public_url, self.outbox, self.outbox.callbacks
+        lifetime = timedelta(seconds=settings.token_lifetime)
+        return {
+            "dsp": NegotiationService(db, datasets, agreements, audit, callbacks, outbox=outbox),
+            "transfers": TransferService(
+                db,
+                agreements,
+                oauth,
+                audit,
+                callbacks,
+                outbox=outbox,
+                public_url=url,
+                lifetime=lifetime,
+            ),
+            "dsp_consumer": ConsumerNegotiations(
+                db, audit, self.peer, public_url=url, sender=callbacks
+            ),
+            "dsp_consumer_transfers": ConsumerTransfers(db, audit, self.peer, public_url=url),
+        }
+
+    async def aclose(self) -> None:
+        await self.outbox.aclose()
+        await self.peer.aclose()
+
+
+def _keys(settings: Settings) -> tuple[SigningKey, ed25519.Ed25519PrivateKey]:
+    """The token signing key and the audit log's key: loaded, and refused if the same."""
+    signing_key = load_signing_key(settings)
+    audit_key = load_audit_key(settings)
+    check_distinct_keys(settings, signing_key, audit_key)
+    return signing_key, audit_key
+
+
+async def _close_clients(external: ExternalIssuers, satellite: Satellite | None) -> None:
+    """Close the HTTP clients of the external issuers and the iSHARE satellite."""
+    await external.aclose()
+    if satellite is not None:
+        await satellite.aclose()
+
+
 def create_app(
     settings: Settings, *, telemetry: Telemetry | None = None, clock: Clock | None = None
 ) -> FastAPI:
@@ -173,9 +295,7 @@ def create_app(
     """
     own_telemetry = telemetry is None
     tel = telemetry or configure()
-    signing_key = load_signing_key(settings)
-    audit_key = load_audit_key(settings)
-    check_distinct_keys(settings, signing_key, audit_key)
+    signing_key, audit_key = _keys(settings)
     trust = load_trust(settings)
     callback_tls = dsp_callback_tls(settings)
     capabilities = load_capabilities(settings)
@@ -186,6 +306,7 @@ def create_app(
         ishare_party_id=settings.ishare_party_id,
         ishare_trust=load_ishare_trust(settings, trust),
     )
+    satellite = load_satellite(settings, capabilities, config.ishare_trust)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -208,10 +329,14 @@ def create_app(
                 ClientService(db),
                 external,
                 audit=audit,
+                satellite=satellite,
             )
             datasets = _dataset_service(db, settings)
             agreements = AgreementService(db, datasets, audit)
-            callbacks = Callbacks(tuple(settings.dsp_callback_allow_networks), callback_tls)
+            dsp = _Dsp(
+                _outbox(db, audit, settings, callback_tls),
+                Peer.over(tuple(settings.dsp_callback_allow_networks), callback_tls),
+            )
             app.state.services = Services(
                 settings=settings,
                 db=db,
@@ -227,27 +352,26 @@ def create_app(
                 telemetry=tel,
                 limits=limits,
                 capabilities=capabilities,
-                dsp=NegotiationService(db, datasets, agreements, audit, callbacks),
-                transfers=TransferService(
+                **dsp.services(
                     db,
-                    agreements,
-                    oauth,
-                    audit,
-                    callbacks,
-                    public_url=settings.public_url,
-                    lifetime=config.lifetime,
+                    datasets=datasets,
+                    agreements=agreements,
+                    oauth=oauth,
+                    audit=audit,
+                    settings=settings,
                 ),
             )
+            dsp.outbox.start()  # messages a stop or crash left undelivered go out again now
             yield
+            await dsp.aclose()
             await datasets.aclose()
-            await callbacks.aclose()
         finally:
             await registry_of(db).close()
             if limits is not None:
                 await limits.close()  # open refusal summaries are written before the log closes
             if audit is not None:
                 await audit.close()
-            await external.aclose()
+            await _close_clients(external, satellite)
             await db.dispose()
             if own_telemetry:
                 tel.shutdown()

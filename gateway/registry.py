@@ -230,6 +230,11 @@ def _key_of(db: Database) -> str:
     return db.engine.url.render_as_string(hide_password=True)
 
 
+def tracks(table: str) -> bool:
+    """Whether a write to ``table`` changes what the registry holds (its version moves)."""
+    return table in _TRACKED_TABLES
+
+
 def _generation(key: str) -> int:
     return _generations.get(key, 0)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from gateway.agreements.service import AgreementService
 from gateway.audit.log import AuditLog
 from gateway.datasets.service import DatasetService
+from gateway.dsp.consumer import ConsumerNegotiations
+from gateway.dsp.consumer_transfer import ConsumerTransfers
 from gateway.dsp.negotiation import NegotiationService
 from gateway.dsp.transfer import TransferService
 from gateway.exchange.service import ExchangeService
@@ -38,3 +40,5 @@ class Services:
     capabilities: Capabilities | None = None  # iSHARE /capabilities (issue 14)
     dsp: NegotiationService | None = None  # the Dataspace Protocol's negotiations (issue 14)
     transfers: TransferService | None = None  # and its HTTP-pull transfers (issue 14)
+    dsp_consumer: ConsumerNegotiations | None = None  # DSP as the consumer (issue 14)
+    dsp_consumer_transfers: ConsumerTransfers | None = None

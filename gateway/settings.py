@@ -143,6 +143,25 @@ class Settings(BaseSettings):
         default=None,
         description="Roots/CAs for iSHARE x5c chains; default the client CA bundle.",
     )
+    ishare_satellite_url: str | None = Field(
+        default=None,
+        pattern=r"^https://[^?#]+[^/?#]$",
+        description="The iSHARE satellite's https URL: when set, every iSHARE party is checked "
+        "there (GET /parties) before it gets a token.",
+    )
+    ishare_satellite_id: str | None = Field(
+        default=None, description="The satellite's iSHARE party id (its parties_token's iss)."
+    )
+    ishare_satellite_ca: Path | None = Field(
+        default=None,
+        description="CAs for the satellite's HTTPS server certificate; default the system store.",
+    )
+    ishare_satellite_cache_seconds: int = Field(
+        default=60, ge=0, le=300, description="Seconds a satellite's answer is kept (at most 300)."
+    )
+    ishare_satellite_timeout: float = Field(
+        default=5.0, gt=0, le=30, description="Seconds to wait for the satellite."
+    )
     catalog_title: str = Field(
         default="Sluis data catalog",
         min_length=1,
@@ -163,22 +182,34 @@ class Settings(BaseSettings):
     )  # fmt: skip
     dsp_callback_allow_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default_factory=list,
-        description="Non-public networks a DSP callbackAddress may reach; every other private, "
-        "loopback or link-local address is refused (the connectors' SSRF guard).",
+        description="Non-public networks a DSP callbackAddress (and, as a DSP consumer, a "
+        "provider) may reach; every other private, loopback or link-local address is refused "
+        "(the connectors' SSRF guard).",
     )
     dsp_client_cert: Path | None = Field(
         default=None,
         description="The gateway's participant certificate (PEM chain) it presents to DSP "
-        "callback servers, so that a consumer's connector knows who calls.",
+        "callback servers, so that a consumer's connector knows who calls, and, as a DSP "
+        "consumer, to providers (their transfer tokens are bound to it).",
     )
     dsp_client_key: Path | None = Field(
         default=None, description="The private key of dsp_client_cert (PEM, 0600)."
     )
     dsp_callback_ca: Path | None = Field(
         default=None,
-        description="CAs that DSP callback servers' certificates must chain to; default the "
-        "system trust store.",
+        description="CAs that DSP callback servers' (and, as a DSP consumer, providers') "
+        "certificates must chain to; default the system trust store.",
     )
+    dsp_callback_retry_interval: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Seconds before an undelivered DSP callback message is tried again "
+        "(doubling per round, at most an hour); every start of the gateway tries at once.",
+    )  # fmt: skip
+    dsp_callback_give_up_after: int = Field(
+        default=86400, gt=0,
+        description="Seconds after which an undelivered DSP callback message is given up "
+        "(logged and audited as dsp-callback-given-up).",
+    )  # fmt: skip
     external_issuers: list[ExternalIssuer] = Field(
         default_factory=list,
         description="Other authorization servers (Keycloak, Entra ID) whose tokens are accepted.",

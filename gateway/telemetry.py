@@ -46,6 +46,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 from starlette.routing import Match, Router
@@ -197,8 +198,15 @@ def configure(
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
     resource = _resource(service_name)
-    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    for exporter in _span_exporters():
+    exporters = _span_exporters()
+    # No exporter (the default): spans would be recorded for nobody. Not sampled, they cost
+    # next to nothing and still carry trace ids (from a caller's traceparent, or new ones),
+    # which the audit entries record. An explicit OTEL_TRACES_SAMPLER is left to the SDK.
+    unread = not exporters and span_exporter is None and not os.environ.get("OTEL_TRACES_SAMPLER")
+    tracer_provider = TracerProvider(
+        sampler=ALWAYS_OFF if unread else None, resource=resource, shutdown_on_exit=False
+    )
+    for exporter in exporters:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     if span_exporter is not None:
         tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))

@@ -12,6 +12,11 @@ the use count ``c``, can change only where ``c + 1`` meets a right operand ``r``
 the first deny exactly, whatever the operators and however the constraints are combined
 (``or``, ``xone``, prohibitions).
 
+``stated_use_limit`` is what an officer reads beside an agreement's uses spent: the
+fewest uses any ``odrl:count`` upper bound of a permission states (``lteq 5`` and ``eq 5``
+state 5, ``lt 5`` states 4). It is a reading of the policy's text, not a decision: the
+exchange spends under ``count_cap``, which evaluates the whole policy.
+
 ``rate_limits`` lists a policy's ``sluis:rateLimit`` constraints, so the exchange reads
 rate counters only for a policy that has one.
 """
@@ -58,6 +63,25 @@ def count_operands(policy: Policy) -> tuple[int, ...]:
         if isinstance(value, int) and not isinstance(value, bool)
     }
     return tuple(sorted(found))
+
+
+_UPPER = {ODRL + "lteq": 0, ODRL + "eq": 0, ODRL + "lt": -1}
+
+
+def stated_use_limit(policy: Policy) -> int | None:
+    """The fewest uses an ``odrl:count`` upper bound of a permission states; None if none."""
+    found = [
+        value + _UPPER[c.operator]
+        for rule in policy.permissions
+        for c in (
+            *_flat(rule.constraints),
+            *(c for a in rule.actions for c in _flat(a.refinements)),
+        )
+        if c.left_operand == COUNT and c.operator in _UPPER
+        for value in c.right_operand
+        if isinstance(value, int) and not isinstance(value, bool)
+    ]
+    return max(0, min(found)) if found else None
 
 
 def rate_limits(policy: Policy) -> tuple[tuple[int, str], ...]:

@@ -46,7 +46,7 @@ async def revoked_certificates(db: Database) -> list[RevokedEntry]:
     while True:
         where = repository.EntryFilter(event="admin-change", after=after, limit=_PAGE)
         async with db.session() as session:
-            page = await repository.entries(session, where)
+            page = [(index, data) for index, data, _ in await repository.entries(session, where)]
         found.extend(revocations_in(page))
         if len(page) < _PAGE:
             return found

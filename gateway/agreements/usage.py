@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.audit.log import stage
 from gateway.storage.models import AgreementRow, UsageBucketRow, UsageEventRow, UsageStateRow
 from gateway.storage.sql import insert_or_add, insert_unless_present
 from policies.operands.temporal import add_duration
@@ -57,6 +58,10 @@ class Usage:
     use_count: int
     request_times: tuple[datetime, ...]
     started_at: datetime | None
+
+
+_STATE: Table = UsageStateRow.__table__  # type: ignore[assignment]  # a Table, typed FromClause
+_AGREEMENTS: Table = AgreementRow.__table__  # type: ignore[assignment]
 
 
 def _where(
@@ -228,24 +233,30 @@ async def spend(
     use's row (``seq`` = its number) and, for a policy with a rate limit, its buckets of
     ``widths`` are written with it.
     """
-    still_active = exists().where(AgreementRow.id == agreement_id, AgreementRow.state == "active")
-    below = UsageStateRow.use_count < cap if cap is not None else None
-    conditions = [_where(key, UsageStateRow), still_active]
-    if below is not None:
-        conditions.append(below)
-    new = await session.scalar(
-        update(UsageStateRow)
-        .where(*conditions)
-        .values(use_count=UsageStateRow.use_count + 1, updated_at=now)
-        .returning(UsageStateRow.use_count)
-        # No ORM session sync: with it, SQLAlchemy 2.0.30 on SQLite can hand back another
-        # RETURNING column in place of use_count (a participant id; make lowest).
-        .execution_options(synchronize_session=False)
-    )
+    # Core statements on the tables (not the ORM entities): the hot path's one UPDATE skips
+    # the ORM's bulk-update machinery (session synchronisation); nothing here is tracked.
+    state, agreements = _STATE, _AGREEMENTS
+    still_active = exists().where(agreements.c.id == agreement_id, agreements.c.state == "active")
+    conditions = [
+        state.c.consumer_id == key.consumer_id,
+        state.c.dataset_id == key.dataset_id,
+        state.c.policy_hash == key.policy_hash,
+        still_active,
+    ]
+    if cap is not None:
+        conditions.append(state.c.use_count < cap)
+    connection = await session.connection()
+    new = (
+        await connection.execute(
+            update(state)
+            .where(*conditions)
+            .values(use_count=state.c.use_count + 1, updated_at=now)
+            .returning(state.c.use_count)
+        )
+    ).scalar()
     if new is None:
         return None
-    session.add(UsageEventRow(**key.columns(), seq=new, at=now))
-    await session.flush()
+    await stage(session, UsageEventRow, {**key.columns(), "seq": new, "at": now})
     if widths:
         seconds = int(now.timestamp())
         rows = [{**key.columns(), "width": w, "bucket": seconds // w, "uses": 1} for w in widths]

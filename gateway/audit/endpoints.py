@@ -12,10 +12,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from gateway.audit.cursor import MAX_CURSOR, CursorError, decode_cursor, encode_cursor
 from gateway.audit.entry import EventType
 from gateway.audit.errors import ProofError
 from gateway.audit.log import AuditLog
-from gateway.audit.repository import CountFilter, EntryFilter
+from gateway.audit.repository import CountFilter, EntryFilter, SortColumn
 from gateway.audit.schemas import (
     ActivityOut,
     ConsistencyOut,
@@ -44,6 +45,10 @@ async def get_audit(request: Request) -> AuditLog:
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 OfficerCaller = Annotated[AuthenticatedParticipant, Depends(require_role("officer"))]
 Size = Annotated[int, Query(ge=0, le=2**63 - 1)]
+TreeSize = Annotated[int, Query(ge=1, le=2**63 - 1)]  # a proof needs a tree of one entry at least
+#: Asked beyond the log (a tree size it has not reached, an index not in the tree): the
+#: request is well formed, the thing is not there (yet), so 404 with the proof's own code.
+NOT_THERE = frozenset({"size-out-of-range", "index-out-of-range"})
 Index = Annotated[int, Path(ge=0, le=2**63 - 2)]
 
 
@@ -59,7 +64,7 @@ async def checkpoint(_: Caller, audit: AuditDep, at_least: Size | None = None) -
     else:
         found = await audit.checkpoint_at_least(at_least)
         if found is None:
-            raise BadRequest("size-out-of-range", f"no checkpoint of {at_least} entries yet")
+            raise NotFound("size-out-of-range", f"no checkpoint of {at_least} entries yet")
         signed = found
     return Response(signed.note, media_type=NOTE_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 
@@ -89,10 +94,39 @@ class EntryQuery(BaseModel):
     dataset: str | None = Field(default=None, max_length=512)
     decision: Literal["permit", "deny"] | None = None
     event: EventType | None = None
-    after: int | None = Field(default=None, ge=-1, description="Only indices above this.")
-    before: int | None = Field(default=None, ge=0, description="Only indices below this.")
+    after: int | None = Field(default=None, ge=-1, le=2**63 - 1,
+                              description="Only indices above this.")  # fmt: skip
+    before: int | None = Field(default=None, ge=0, le=2**63 - 1,
+                               description="Only indices below this.")  # fmt: skip
     order: Literal["asc", "desc"] = "asc"
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
+    # appended (issue 15): links between entries, and sorting by a column
+    agreement: str | None = Field(default=None, max_length=256, description="target agreement:<id>")
+    target: str | None = Field(default=None, max_length=512)
+    trace_id: str | None = Field(default=None, max_length=512)
+    request_id: str | None = Field(default=None, max_length=512)
+    sort: SortColumn = "index"
+    cursor: str | None = Field(default=None, max_length=MAX_CURSOR)
+
+    def filter(self) -> EntryFilter:
+        """The repository's filter; BadRequest for a cursor or target that cannot hold."""
+        target = self.target
+        if self.agreement is not None:
+            if target is not None and target != f"agreement:{self.agreement}":
+                raise BadRequest("conflicting-filters", "give agreement or target, not both")
+            target = f"agreement:{self.agreement}"
+        cursor = None
+        if self.cursor is not None:
+            if self.sort == "index":
+                raise BadRequest("bad-cursor", "sorted by index, page with after or before")
+            try:
+                cursor = decode_cursor(self.cursor, self.sort, self.order)
+            except CursorError as exc:
+                raise BadRequest(exc.code, exc.detail) from exc
+        fields = self.model_dump(exclude={"order", "agreement", "target", "cursor"})
+        return EntryFilter(
+            **fields, target=target, cursor=cursor, newest_first=self.order == "desc"
+        )
 
 
 class CountQuery(BaseModel):
@@ -100,8 +134,8 @@ class CountQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Rfc3339 | None = None
+    until: Rfc3339 | None = None
 
 
 @router.get("/entries", response_model=EntryPage, dependencies=[NoStore])
@@ -111,11 +145,17 @@ async def entries(
     """Entries by index, filtered; page on by passing ``next_after`` as ``after``.
 
     With ``order=desc``: newest first, paged on by passing ``next_before`` as ``before``.
+    With ``sort`` a column: by that column then index, paged on by passing ``next_cursor``
+    as ``cursor`` (with the same sort, order and filters).
     """
-    fields = query.model_dump(exclude={"order"})
-    records = await audit.entries(EntryFilter(**fields, newest_first=query.order == "desc"))
+    records, last_value = await audit.entry_page(query.filter())
     last = records[-1].index if len(records) == query.limit else None
     entries = [EntryOut.of(r) for r in records]
+    if query.sort != "index":
+        cursor = None
+        if last is not None:
+            cursor = encode_cursor(query.sort, query.order, last_value, last)
+        return EntryPage(entries=entries, next_after=None, next_cursor=cursor)
     if query.order == "desc":
         return EntryPage(entries=entries, next_after=None, next_before=last)
     return EntryPage(entries=entries, next_after=last)
@@ -153,18 +193,28 @@ async def activity(
 
 
 @router.get("/proofs/inclusion", response_model=InclusionOut)
-async def inclusion(_: Caller, audit: AuditDep, index: Size, tree_size: Size) -> InclusionOut:
-    """The audit path of entry ``index`` in the tree of ``tree_size`` entries."""
+async def inclusion(_: Caller, audit: AuditDep, index: Size, tree_size: TreeSize) -> InclusionOut:
+    """The audit path of entry ``index`` in the tree of ``tree_size`` entries (404 for an
+    index not in that tree or a tree the log has not reached)."""
     try:
         return InclusionOut.of(await audit.inclusion_proof(index, tree_size))
     except ProofError as exc:
-        raise BadRequest(exc.code, exc.detail) from exc
+        raise _refusal(exc) from exc
 
 
 @router.get("/proofs/consistency", response_model=ConsistencyOut)
-async def consistency(_: Caller, audit: AuditDep, size1: Size, size2: Size) -> ConsistencyOut:
-    """The proof that the tree of ``size2`` entries extends the one of ``size1``."""
+async def consistency(
+    _: Caller, audit: AuditDep, size1: TreeSize, size2: TreeSize
+) -> ConsistencyOut:
+    """The proof that the tree of ``size2`` entries extends the one of ``size1`` (404 when
+    ``size1`` exceeds ``size2`` or the log has not reached ``size2``)."""
     try:
         return ConsistencyOut.of(await audit.consistency_proof(size1, size2))
     except ProofError as exc:
-        raise BadRequest(exc.code, exc.detail) from exc
+        raise _refusal(exc) from exc
+
+
+def _refusal(exc: ProofError) -> BadRequest | NotFound:
+    if exc.code in NOT_THERE:
+        return NotFound(exc.code, exc.detail)
+    return BadRequest(exc.code, exc.detail)

@@ -5,11 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import and_, func, insert, literal, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.audit.compact import Node, NodeID
 from gateway.storage.models import (
@@ -43,6 +57,37 @@ class EntryFilter:
     event: str | None = None  # appended (issue 15): the console filters by event type
     before: int | None = None  # only indices below this (keyset paging, newest first)
     newest_first: bool = False
+    # appended (issue 15, migration 0019): what an entry touched, its trace, its exchange
+    target: str | None = None
+    trace_id: str | None = None
+    request_id: str | None = None
+    sort: SortColumn = "index"  # then by index: keyset paging on (column, idx)
+    cursor: SortKey | None = None  # the (column value, idx) of the last entry shown
+
+
+def column_text(value: str) -> str:
+    """Text as the filter columns hold it: PostgreSQL's text cannot hold NUL, and caller
+    text (a path, a header) can carry one, so NUL is kept as U+FFFD there (the entry's bytes
+    keep it exactly). Filters are mapped the same way, so they still find the entry."""
+    return value.replace("\x00", "\ufffd")
+
+
+SortColumn = Literal["index", "time", "event", "participant", "dataset", "decision"]
+#: A sort column's value (None sorts before every value) and the entry's index.
+SortKey = tuple[str | datetime | None, int]
+
+
+def sort_column(name: SortColumn) -> InstrumentedAttribute[Any]:
+    """The column ``name`` sorts by (each has its ``(column, idx)`` index)."""
+    columns: dict[str, InstrumentedAttribute[Any]] = {
+        "index": AuditEntryRow.idx,
+        "time": AuditEntryRow.time,
+        "event": AuditEntryRow.event,
+        "participant": AuditEntryRow.participant,
+        "dataset": AuditEntryRow.dataset,
+        "decision": AuditEntryRow.decision,
+    }
+    return columns[name]
 
 
 @dataclass(frozen=True)
@@ -51,6 +96,12 @@ class CountFilter:
 
     since: datetime | None = None
     until: datetime | None = None
+
+
+# The writer's statements run in Core on these tables (typed FromClause by the ORM).
+_HEAD: Table = AuditHeadRow.__table__  # type: ignore[assignment]
+_ENTRIES: Table = AuditEntryRow.__table__  # type: ignore[assignment]
+_NODES: Table = AuditNodeRow.__table__  # type: ignore[assignment]
 
 
 async def lock_sequencer(session: AsyncSession) -> None:
@@ -64,19 +115,19 @@ async def lock_sequencer(session: AsyncSession) -> None:
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK})
     else:
-        stmt = update(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID)
-        await session.execute(stmt.values(size=AuditHeadRow.size))
+        stmt = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(size=_HEAD.c.size)
+        await (await session.connection()).execute(stmt)
 
 
 async def grow(session: AsyncSession, count: int) -> int:
     """Add ``count`` to the head row (taking its write lock); the size before."""
     stmt = (
-        update(AuditHeadRow)
-        .where(AuditHeadRow.id == _HEAD_ID)
-        .values(size=AuditHeadRow.size + count)
-        .returning(AuditHeadRow.size)
+        update(_HEAD)
+        .where(_HEAD.c.id == _HEAD_ID)
+        .values(size=_HEAD.c.size + count)
+        .returning(_HEAD.c.size)
     )
-    new_size = (await session.execute(stmt)).scalar_one()
+    new_size = (await (await session.connection()).execute(stmt)).scalar_one()
     return int(new_size) - count
 
 
@@ -108,33 +159,86 @@ async def insert_batch(
     session: AsyncSession, entries: Sequence[dict[str, object]], nodes: Sequence[Node]
 ) -> None:
     """Insert entry rows and the nodes they completed (one transaction, the caller's)."""
-    await session.execute(insert(AuditEntryRow), list(entries))
+    connection = await session.connection()  # Core on the tables: no ORM bulk machinery
+    await connection.execute(insert(_ENTRIES), list(entries))
     rows = [{"level": n.level, "idx": n.index, "hash": n.hash} for n in nodes]
-    await session.execute(insert(AuditNodeRow), rows)
+    await connection.execute(insert(_NODES), rows)
 
 
-async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, bytes]]:
-    """``(index, canonical bytes)`` of the entries matching ``where``.
+async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, bytes, object]]:
+    """``(index, canonical bytes, sort key)`` of the entries matching ``where``.
 
-    By index, ascending, or descending with ``newest_first``.
+    By ``where.sort`` then index, ascending, or descending with ``newest_first``; after
+    ``where.cursor`` in that order. A missing value (NULL) sorts before every other, on
+    both SQLite and PostgreSQL: the NULLs and the values are read as two segments, each
+    one range of the ``(column, idx)`` index, so a deep page costs what the first does.
     """
-    order = AuditEntryRow.idx.desc() if where.newest_first else AuditEntryRow.idx
-    stmt = select(AuditEntryRow.idx, AuditEntryRow.entry).order_by(order)
-    conditions = [
+    column = sort_column(where.sort)
+    stmt = select(AuditEntryRow.idx, AuditEntryRow.entry, column)
+    for condition in _conditions(where):
+        if condition is not None:
+            stmt = stmt.where(condition)
+    if where.sort == "index":
+        stmt = stmt.order_by(column.desc() if where.newest_first else column)
+        result = await session.execute(stmt.limit(where.limit))
+        return [(int(idx), bytes(entry), key) for idx, entry, key in result]
+    if where.newest_first:
+        stmt = stmt.order_by(column.desc(), AuditEntryRow.idx.desc())
+    else:
+        stmt = stmt.order_by(column, AuditEntryRow.idx)
+    rows: list[tuple[int, bytes, object]] = []
+    for segment in _segments(column, where.cursor, newest_first=where.newest_first):
+        result = await session.execute(stmt.where(segment).limit(where.limit - len(rows)))
+        rows += [(int(idx), bytes(entry), key) for idx, entry, key in result]
+        if len(rows) == where.limit:
+            break
+    return rows
+
+
+def _conditions(where: EntryFilter) -> list[ColumnElement[bool] | None]:
+    texts = {
+        name: None if value is None else column_text(value)
+        for name, value in (
+            ("participant", where.participant),
+            ("dataset", where.dataset),
+            ("target", where.target),
+            ("trace_id", where.trace_id),
+            ("request_id", where.request_id),
+        )
+    }
+    return [
         AuditEntryRow.time >= where.since if where.since else None,
         AuditEntryRow.time < where.until if where.until else None,
-        AuditEntryRow.participant == where.participant if where.participant else None,
-        AuditEntryRow.dataset == where.dataset if where.dataset else None,
+        AuditEntryRow.participant == texts["participant"] if where.participant else None,
+        AuditEntryRow.dataset == texts["dataset"] if where.dataset else None,
         AuditEntryRow.decision == where.decision if where.decision else None,
         AuditEntryRow.event == where.event if where.event else None,
+        AuditEntryRow.target == texts["target"] if where.target else None,
+        AuditEntryRow.trace_id == texts["trace_id"] if where.trace_id else None,
+        AuditEntryRow.request_id == texts["request_id"] if where.request_id else None,
         AuditEntryRow.idx > where.after if where.after is not None else None,
         AuditEntryRow.idx < where.before if where.before is not None else None,
     ]
-    for condition in conditions:
-        if condition is not None:
-            stmt = stmt.where(condition)
-    result = await session.execute(stmt.limit(where.limit))
-    return [(int(idx), bytes(entry)) for idx, entry in result]
+
+
+def _segments(
+    column: InstrumentedAttribute[Any], cursor: SortKey | None, *, newest_first: bool
+) -> list[ColumnElement[bool]]:
+    """What is left after ``cursor``, as the NULL and the value segments in reading order."""
+    idx = AuditEntryRow.idx
+    nulls: ColumnElement[bool] = column.is_(None)
+    values: ColumnElement[bool] = column.is_not(None)
+    if cursor is not None:
+        value, index = cursor
+        if value is None:  # inside the NULLs: the rest of them, then (ascending) the values
+            nulls = and_(nulls, idx < index if newest_first else idx > index)
+            return [nulls] if newest_first else [nulls, values]
+        key = tuple_(column, idx)
+        values = and_(
+            values, key < tuple_(value, index) if newest_first else key > tuple_(value, index)
+        )
+        return [values, nulls] if newest_first else [values]
+    return [values, nulls] if newest_first else [nulls, values]
 
 
 async def counts(session: AsyncSession, where: CountFilter) -> list[tuple[str, str | None, int]]:

@@ -30,6 +30,7 @@ class EntryPage(BaseModel):
     entries: list[EntryOut]
     next_after: int | None
     next_before: int | None = None  # appended (issue 15): paging newest first
+    next_cursor: str | None = None  # appended (issue 15): paging sorted by a column
 
 
 class CountsOut(BaseModel):

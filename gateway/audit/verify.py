@@ -16,6 +16,9 @@ An export is two JSON-lines files::
 3. that the entries, canonicalized again (RFC 8785), numbered 0, 1, 2, ... without gaps,
    rebuild the signed root of every checkpoint they reach, and reach the latest one.
 
+A range export (entries from ``s > 0`` on, as the console downloads one) adds
+``start.json``, the frontier the entries are rebuilt onto (:mod:`gateway.audit.bundle`).
+
 Hashes are standard base64 with padding, as in checkpoints.
 """
 
@@ -25,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.audit.bundle import ExportStart
 from gateway.audit.checkpoint import Checkpoint, verify_checkpoint
 from gateway.audit.compact import Frontier
 from gateway.audit.encoding import decode_base64, encode_base64
@@ -116,15 +120,18 @@ def verify_export(
     checkpoints: Sequence[ExportedCheckpoint],
     verifiers: Sequence[Verifier],
     origin: str,
+    start: ExportStart | None = None,
 ) -> VerifyReport:
     """Run the three checks of the module docstring; raise at the first failure.
 
     ``verifiers`` are the log's first key(s); hand-overs recorded in ``entries`` are
     followed from there (and only trusted because the rebuild ties them to signed roots).
+    With ``start`` (a range export, :mod:`gateway.audit.bundle`) the entries begin at its
+    index, rebuilt onto its frontier; ``verifiers`` are then the key(s) in force there.
     """
     chain = KeyChain(verifiers, find_rotations((e.index, e.data) for e in entries))
     signed = verify_checkpoints(checkpoints, chain, origin)
-    rebuild(entries, signed)
+    rebuild(entries, signed, start)
     return VerifyReport(len(entries), len(signed), signed[-1], chain.epochs(), tuple(chain.void))
 
 
@@ -157,12 +164,17 @@ def verify_checkpoints(
     return signed
 
 
-def rebuild(entries: Sequence[ExportedEntry], signed: Sequence[Checkpoint]) -> None:
-    """Re-hash the entries and compare with every signed root they reach."""
+def rebuild(
+    entries: Sequence[ExportedEntry],
+    signed: Sequence[Checkpoint],
+    start: ExportStart | None = None,
+) -> None:
+    """Re-hash the entries and compare with every signed root they reach (from ``start``'s
+    frontier, for a range export; from the empty tree otherwise)."""
     roots = {cp.size: cp.root_hash for cp in signed}
-    frontier = Frontier()
+    frontier = Frontier() if start is None else start.tree()
     _compare_root(frontier, roots)
-    for position, exported in enumerate(entries):
+    for position, exported in enumerate(entries, start=frontier.size):
         if exported.index != position:
             raise VerificationError(
                 "index-gap", f"entry {position} of the export has index {exported.index}"
@@ -170,34 +182,95 @@ def rebuild(entries: Sequence[ExportedEntry], signed: Sequence[Checkpoint]) -> N
         frontier, _ = frontier.append(leaf_hash(exported.data))
         _compare_root(frontier, roots)
     latest = signed[-1]
-    if len(entries) < latest.size:
+    if frontier.size < latest.size:
         raise VerificationError(
             "missing-entries",
-            f"the latest checkpoint covers {latest.size} entries, the export holds {len(entries)}",
+            f"the latest checkpoint covers {latest.size} entries, the export "
+            + (f"holds {len(entries)}" if start is None else f"ends at {frontier.size}"),
+        )
+    if start is not None and frontier.size != latest.size:
+        raise VerificationError(
+            "unsigned-range",
+            f"a range export must end at a signed checkpoint: it ends at {frontier.size}, "
+            f"the latest checkpoint covers {latest.size}",
         )
 
 
 def verify_proof_bundle(bundle: Any, verifiers: Sequence[Verifier], origin: str) -> Checkpoint:
-    """Check a ``sluis audit prove`` bundle: the entry is in the signed checkpoint."""
+    """Check a ``sluis audit prove`` bundle: the entry is in the signed checkpoint.
+
+    A bundle that is not one is refused by naming the field it lacks or gets wrong; the
+    refusal never carries a Python exception's text (which showed this module's insides).
+    """
+    fields = _bundle_fields(bundle)
     try:
-        checkpoint = verify_checkpoint(bundle["checkpoint"].encode(), verifiers, origin)
-        index, size = int(bundle["index"]), int(bundle["tree_size"])
-        leaf = leaf_hash(canonical(bundle["entry"]))
-        claimed = decode_base64(bundle["leaf_hash"])
-        hashes = [decode_base64(h) for h in bundle["hashes"]]
+        checkpoint = verify_checkpoint(fields.note, verifiers, origin)
+        leaf = leaf_hash(canonical(fields.entry))
     except AuditError as exc:
         raise VerificationError("bad-proof", exc.detail) from exc
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise VerificationError("bad-proof", f"not a proof bundle: {exc!r}") from exc
-    if size != checkpoint.size:
+    if fields.size != checkpoint.size:
         raise VerificationError("bad-proof", "the proof is not for the checkpoint's tree")
-    if leaf != claimed:
+    if leaf != fields.leaf:
         raise VerificationError("bad-proof", "the entry does not hash to the leaf hash")
     try:
-        verify_inclusion(leaf, index, size, hashes, checkpoint.root_hash)
+        verify_inclusion(leaf, fields.index, fields.size, fields.hashes, checkpoint.root_hash)
     except AuditError as exc:
         raise VerificationError("bad-proof", exc.detail) from exc
     return checkpoint
+
+
+@dataclass(frozen=True)
+class _Bundle:
+    """A proof bundle's fields, each of its type."""
+
+    note: bytes
+    index: int
+    size: int
+    leaf: bytes
+    hashes: tuple[bytes, ...]
+    entry: dict[str, Any]
+
+
+def _bundle_fields(bundle: Any) -> _Bundle:
+    if not isinstance(bundle, dict):
+        raise _not_a_bundle("not a JSON object")
+    for name in ("checkpoint", "index", "tree_size", "leaf_hash", "hashes", "entry"):
+        if name not in bundle:
+            raise _not_a_bundle(f"no {name}")
+    note, entry, hashes = bundle["checkpoint"], bundle["entry"], bundle["hashes"]
+    if not isinstance(note, str):
+        raise _not_a_bundle("checkpoint must be a string")
+    if not isinstance(entry, dict):
+        raise _not_a_bundle("entry must be a JSON object")
+    if not isinstance(hashes, list):
+        raise _not_a_bundle("hashes must be a list of canonical base64")
+    return _Bundle(
+        note.encode(),
+        _count(bundle["index"], "index"),
+        _count(bundle["tree_size"], "tree_size"),
+        _hash(bundle["leaf_hash"], "leaf_hash must be canonical base64"),
+        tuple(_hash(h, "hashes must be a list of canonical base64") for h in hashes),
+        entry,
+    )
+
+
+def _count(value: Any, name: str) -> int:
+    if type(value) is not int or value < 0:
+        raise _not_a_bundle(f"{name} must be an integer >= 0")
+    return value
+
+
+def _hash(value: Any, why: str) -> bytes:
+    if not isinstance(value, str):
+        raise _not_a_bundle(why)
+    try:
+        return decode_base64(value)
+    except ValueError as exc:
+        raise _not_a_bundle(why) from exc
+
+
+def _not_a_bundle(why: str) -> VerificationError:
+    return VerificationError("bad-proof", f"not a proof bundle: {why}")
 
 
 def _check_consistent(

@@ -17,11 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -62,6 +63,7 @@ class VerifiedAssertion:
     client_id: str
     jti: str
     expires_at: int
+    certificate_sha256: bytes | None = None  # iSHARE: the x5c leaf's SHA-256 (DER)
 
 
 def verify_private_key_jwt(
@@ -101,7 +103,8 @@ def verify_ishare(
     key = key_from_public(leaf.public_key())  # type: ignore[arg-type]  # checked by the path rules
     claims = _verified_claims(assertion, key, ISHARE_ASSERTION_ALGS, max_header=X5C_MAX_HEADER)
     _check_audience(claims, server_party_id, "the server's party id")
-    return _check_claims(claims, client_id, now, ISHARE_MAX_LIFETIME, require_iat=True)
+    verified = _check_claims(claims, client_id, now, ISHARE_MAX_LIFETIME, require_iat=True)
+    return replace(verified, certificate_sha256=leaf.fingerprint(hashes.SHA256()))
 
 
 def _peek(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -13,16 +13,25 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO, TypeVar
+from typing import Annotated, Any, BinaryIO, TextIO, TypeVar
 
 import typer
 
 from gateway.audit.anchor import check_against
+from gateway.audit.bundle import (
+    CHECKPOINTS_FILE,
+    ENTRIES_FILE,
+    START_FILE,
+    ExportStart,
+    read_bundle,
+    read_start,
+)
 from gateway.audit.encoding import encode_base64
 from gateway.audit.errors import AuditError
 from gateway.audit.export import ExportFormat, render
 from gateway.audit.keys import Verifier
 from gateway.audit.log import AuditReader
+from gateway.audit.streams import AnyFormat, RangeError, open_export
 from gateway.audit.verify import (
     ExportedCheckpoint,
     checkpoint_line,
@@ -40,8 +49,6 @@ from gateway.storage.db import Database
 app = typer.Typer(help="Export, prove and verify the audit log.", no_args_is_help=True)
 T = TypeVar("T")
 PAGE = 1000
-ENTRIES_FILE = "entries.jsonl"
-CHECKPOINTS_FILE = "checkpoints.jsonl"
 
 KeyOption = Annotated[
     list[str],
@@ -121,7 +128,10 @@ def _anchor(source: str, cert: Path | None, key: Path | None, cacert: Path | Non
 def export(
     ctx: typer.Context,
     *,
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="Record format.")] = "jsonl",
+    fmt: Annotated[
+        AnyFormat,
+        typer.Option("--format", "-f", help="Record format, or bundle: a zip verify reads."),
+    ] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Entries file (default stdout).")
     ] = None,
@@ -138,11 +148,26 @@ def export(
         Path | None, typer.Option("--key", help="Your certificate's private key (PEM).")
     ] = None,
     cacert: CaOption = None,
+    start: Annotated[int, typer.Option(min=0, help="First entry index of a range.")] = 0,
+    end: Annotated[
+        int | None, typer.Option(min=0, help="End of a range (exclusive); default: all.")
+    ] = None,
 ) -> None:
     """Every entry, one record a line, each with its index (and the checkpoints).
 
     From the database the settings name, or with --gateway over the officer API (mTLS).
+    With --start/--end, a range; with --format bundle, one zip (entries and checkpoints,
+    a range from its frontier) that `sluis audit verify` checks, as the console downloads.
     """
+    if fmt == "bundle" or start or end is not None:
+        if directory is not None or checkpoints is not None:
+            raise CliError("a range or bundle is one file: give --output, not --dir/--checkpoints")
+        if gateway is not None:
+            tls = remote.tls_files(cert, cert_key, cacert)
+            remote.download_export(gateway, tls, output, fmt=fmt, start=start, end=end)
+            return
+        _export_range(ctx.obj.settings(), fmt, output, start, end)
+        return
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         output = output or directory / ENTRIES_FILE
@@ -169,6 +194,40 @@ def export(
 
     size, signed = _run(ctx.obj.settings(), dump)
     _wrote(size, output, signed, checkpoints)
+
+
+def _export_range(
+    settings: Settings, fmt: AnyFormat, output: Path | None, start: int, end: int | None
+) -> None:
+    """A range, or a bundle, from the database: streamed from the log to ``output``."""
+    if fmt == "bundle" and output is None:
+        raise CliError("a bundle is a zip file: give --output FILE")
+
+    async def dump(reader: AuditReader) -> tuple[int, int]:
+        try:
+            found = await open_export(reader, fmt, start, end, now=datetime.now(UTC))
+        except RangeError as exc:
+            raise CliError(exc.detail) from exc
+        with _opened_binary(output) as out:
+            async for chunk in found.body:
+                out.write(chunk)
+        return found.start, found.end
+
+    first, last = _run(settings, dump)
+    if output is not None:
+        err_console.print(f"wrote entries {first} to {last} to {output}", markup=False)
+
+
+@contextmanager
+def _opened_binary(path: Path | None) -> Iterator[BinaryIO]:
+    if path is None:
+        yield typer.get_binary_stream("stdout")
+        return
+    try:
+        with path.open("wb") as handle:
+            yield handle
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def _wrote(entries: int, output: Path | None, signed: int, checkpoints: Path | None) -> None:
@@ -201,7 +260,10 @@ def _write(
 def verify(
     key: KeyOption,
     source: Annotated[
-        Path | None, typer.Argument(help=f"Export directory ({ENTRIES_FILE}, {CHECKPOINTS_FILE}).")
+        Path | None,
+        typer.Argument(
+            help=f"Export directory ({ENTRIES_FILE}, {CHECKPOINTS_FILE}) or bundle (.zip)."
+        ),
     ] = None,
     *,
     entries: Annotated[Path | None, typer.Option(help="Exported entries (jsonl).")] = None,
@@ -232,19 +294,19 @@ def verify(
     From the first key (--key) on, following the log's key hand-overs. With
     --against-checkpoint, also that the export reaches a checkpoint obtained apart from it.
     """
-    if source is not None:
-        entries = entries or source / ENTRIES_FILE
-        checkpoints = checkpoints or source / CHECKPOINTS_FILE
-    if entries is None or checkpoints is None:
-        raise CliError("give an export directory, or --entries and --checkpoints")
     verifiers = _verifiers(key)
     witnesses = _verifiers(witness or [], option="--witness")
+    entry_lines, checkpoint_lines, start = _export_files(source, entries, checkpoints)
+    if start is not None and against is not None:
+        raise CliError(
+            f"--against-checkpoint needs an export from entry 0; this one starts at {start.index}"
+        )
     anchor = None if against is None else _anchor(against, cert, cert_key, cacert)
-    exported = read_entries(_read_lines(entries))
+    exported = read_entries(entry_lines)
     log_origin = origin or verifiers[0].name
     try:
         report = verify_export(
-            exported, read_checkpoints(_read_lines(checkpoints)), verifiers, log_origin
+            exported, read_checkpoints(checkpoint_lines), verifiers, log_origin, start
         )
         if anchor is not None:
             check_against(
@@ -266,6 +328,32 @@ def verify(
     )
     for index in report.void_rotations:
         console.print(f"note: key-rotation entry {index} was never handed over", markup=False)
+
+
+def _export_files(
+    source: Path | None, entries: Path | None, checkpoints: Path | None
+) -> tuple[list[str], list[str], ExportStart | None]:
+    """Entry and checkpoint lines, and a range's start: from a bundle (a zip the console
+    downloads), an export directory, or the two files named."""
+    if source is not None and source.is_file() and entries is None and checkpoints is None:
+        try:
+            return read_bundle(source.read_bytes())
+        except OSError as exc:
+            raise CliError(f"cannot read {source}: {exc.strerror}") from exc
+        except AuditError as exc:
+            raise CliError(f"{source}: {exc.detail}") from exc
+    start = None
+    if source is not None:
+        entries = entries or source / ENTRIES_FILE
+        checkpoints = checkpoints or source / CHECKPOINTS_FILE
+        if (source / START_FILE).is_file():
+            try:
+                start = read_start((source / START_FILE).read_bytes())
+            except AuditError as exc:
+                raise CliError(f"{source / START_FILE}: {exc.detail}") from exc
+    if entries is None or checkpoints is None:
+        raise CliError("give an export directory or bundle, or --entries and --checkpoints")
+    return _read_lines(entries), _read_lines(checkpoints), start
 
 
 @app.command("prove")
@@ -307,7 +395,7 @@ def verify_proof(
     try:
         data = json.loads("\n".join(_read_lines(bundle)))
         checkpoint = verify_proof_bundle(data, verifiers, origin or verifiers[0].name)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
         raise CliError(f"{bundle} is not JSON: {exc}") from exc
     except AuditError as exc:
         raise CliError(f"verification failed: {exc.detail}") from exc

@@ -9,9 +9,10 @@ before (``/v1/audit/proofs/consistency``). Nothing fetched is trusted here:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -26,6 +27,7 @@ from gateway.client import mtls_context
 
 PAGE = 1000
 CHECKPOINT_PATH = "/v1/audit/checkpoint"
+EXPORT_PATH = "/v1/audit/export"
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,17 @@ def _get(client: httpx.Client, path: str, **params: Any) -> httpx.Response:
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach {client.base_url}: {exc}") from exc
     if response.status_code != httpx.codes.OK:
-        try:
-            problem = response.json()
-            reason = f"{problem.get('type')}: {problem.get('detail')}"
-        except ValueError:
-            reason = response.reason_phrase
-        raise CliError(f"{path}: {response.status_code} {reason}")
+        _refused(path, response)
     return response
+
+
+def _refused(path: str, response: httpx.Response) -> NoReturn:
+    try:
+        problem = response.json()
+        reason = f"{problem.get('type')}: {problem.get('detail')}"
+    except ValueError:
+        reason = response.reason_phrase
+    raise CliError(f"{path}: {response.status_code} {reason}")
 
 
 def fetch_checkpoint(url: str, tls: TlsFiles) -> bytes:
@@ -74,6 +80,45 @@ def fetch_checkpoint(url: str, tls: TlsFiles) -> bytes:
         target = target.copy_with(path=CHECKPOINT_PATH)
     with _client(str(target.copy_with(path="/", query=None)), tls) as client:
         return _get(client, target.raw_path.decode("ascii")).content
+
+
+def download_export(
+    base_url: str,
+    tls: TlsFiles,
+    output: Path | None,
+    *,
+    fmt: str,
+    start: int,
+    end: int | None,
+) -> None:
+    """``GET /v1/audit/export`` streamed to ``output`` (stdout when None), as it arrives."""
+    params: dict[str, Any] = {"format": fmt, "start": start}
+    if end is not None:
+        params["end"] = end
+    if fmt == "bundle" and output is None:
+        raise CliError("a bundle is a zip file: give --output FILE")
+    with _client(base_url, tls) as client:
+        try:
+            with client.stream("GET", EXPORT_PATH, params=params) as response:
+                if response.status_code != httpx.codes.OK:
+                    response.read()
+                    _refused(EXPORT_PATH, response)
+                _save(response, output)
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach {client.base_url}: {exc}") from exc
+
+
+def _save(response: httpx.Response, output: Path | None) -> None:
+    if output is None:
+        for chunk in response.iter_bytes():
+            sys.stdout.buffer.write(chunk)
+        return
+    try:
+        with output.open("wb") as handle:
+            for chunk in response.iter_bytes():
+                handle.write(chunk)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror}") from exc
 
 
 def export_from(

@@ -27,6 +27,7 @@ LAZY_COMMANDS = {
     "policy": "gateway.cli.policy_cmd",
     "audit": "gateway.cli.audit_cmd",
     "fetch": "gateway.cli.fetch_cmd",
+    "dsp": "gateway.cli.dsp_cmd",
     "init": "gateway.cli.init_cmd",
 }
 

@@ -256,10 +256,117 @@ class SluisClient:
         self.last_receipt = receipt
         return receipt
 
+    # -- the Dataspace Protocol, through this (the consumer's) gateway ----------------------
 
-def _receipt(response: httpx.Response) -> Receipt:
+    def dsp_catalog(self, provider: str, dataset: str | None = None) -> dict[str, Any]:
+        """Another provider's DSP Catalog (or one ``dataset`` of it), fetched by this gateway.
+
+        ``provider`` is the provider gateway's base URL (``https://host:port``); its
+        ``/.well-known/dspace-version`` names the DSP path.
+        """
+        body = {"provider": provider} | ({"dataset": dataset} if dataset else {})
+        return dict(self._call("POST", "/v1/dsp/catalog", json=body).json())
+
+    def dsp_negotiate(
+        self,
+        provider: str,
+        dataset: str,
+        *,
+        provider_participant: str | None = None,
+        purpose: str | None = None,
+    ) -> dict[str, Any]:
+        """Negotiate a contract on ``dataset`` with its current Offer (the negotiation);
+        ``purpose`` (an IRI) narrows the Offer's ``odrl:purpose`` to the one you ask for."""
+        body = {"provider": provider, "dataset": dataset}
+        if provider_participant:
+            body["provider_participant"] = provider_participant
+        if purpose:
+            body["purpose"] = purpose
+        return dict(self._call("POST", "/v1/dsp/negotiations", json=body).json())
+
+    def dsp_negotiation(self, pid: str) -> dict[str, Any]:
+        """One of your consumer-side negotiations (by its consumerPid)."""
+        return dict(self._call("GET", f"/v1/dsp/negotiations/{pid}").json())
+
+    def dsp_transfer(self, negotiation: str) -> dict[str, Any]:
+        """Ask for an HTTP-pull transfer under a FINALIZED negotiation (the transfer)."""
+        body = {"negotiation": negotiation}
+        return dict(self._call("POST", "/v1/dsp/transfers", json=body).json())
+
+    def dsp_transfer_status(self, pid: str) -> dict[str, Any]:
+        """One of your consumer-side transfers (by its consumerPid)."""
+        return dict(self._call("GET", f"/v1/dsp/transfers/{pid}").json())
+
+    def dsp_complete(self, pid: str) -> dict[str, Any]:
+        """Tell the provider the transfer is done (COMPLETED; its token revoked there)."""
+        return dict(self._call("POST", f"/v1/dsp/transfers/{pid}/completion").json())
+
+    def dsp_terminate(
+        self, pid: str, *, transfer: bool = False, reason: str = ""
+    ) -> dict[str, Any]:
+        """End your negotiation (or ``transfer``): TERMINATED here, then the provider is told."""
+        path = f"/v1/dsp/{'transfers' if transfer else 'negotiations'}/{pid}/termination"
+        body = {"reason": reason} if reason else {}
+        return dict(self._call("POST", path, json=body).json())
+
+    def dsp_wait(
+        self,
+        pid: str,
+        states: Iterable[str],
+        *,
+        transfer: bool = False,
+        timeout: float = 30,
+        interval: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any]:
+        """Poll the negotiation (or ``transfer``) until its state is one of ``states``, or a
+        final one; SluisError ``dsp-wait-timeout`` after ``timeout`` seconds of polling."""
+        wanted = {*states, "TERMINATED"}
+        read = self.dsp_transfer_status if transfer else self.dsp_negotiation
+        for _ in range(max(1, int(timeout / interval))):
+            found = read(pid)
+            if found["state"] in wanted:
+                return found
+            sleep(interval)
+        raise SluisError(0, "dsp-wait-timeout", f"{pid} is still {found['state']}")
+
+    def dsp_pull(
+        self,
+        pid: str,
+        out: Path,
+        *,
+        fmt: str = "parquet",
+        columns: Sequence[str] = (),
+        where: Iterable[Where] = (),
+        limit: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Receipt:
+        """Pull a query's result through a STARTED transfer into ``out``; the provider's
+        receipt (where its decision sits in the provider's audit log)."""
+        self._ensure_token()
+        body = _query_body(columns=columns, where=where, limit=limit, fmt=fmt)
+        url = f"{self.base_url}/v1/dsp/transfers/{pid}/pull"
+        partial = out.with_name(out.name + ".part")
+        try:
+            with self._oauth.stream("POST", url, json=body) as response:
+                if response.status_code >= 400:  # noqa: PLR2004 - HTTP error range
+                    response.read()
+                    _raise_for_problem(response)
+                receipt = _receipt(response, prefix="sluis-provider-audit-")
+                with partial.open("wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+        except httpx.TransportError as exc:
+            raise GatewayUnreachable(unreachable(exc, self.base_url)) from exc
+        partial.replace(out)
+        return receipt
+
+
+def _receipt(response: httpx.Response, prefix: str = "sluis-audit-") -> Receipt:
     return Receipt(
-        index=int(response.headers["sluis-audit-index"]),
-        tree_size=int(response.headers["sluis-audit-tree-size"]),
-        checkpoint=base64.b64decode(response.headers["sluis-audit-checkpoint"]),
+        index=int(response.headers[prefix + "index"]),
+        tree_size=int(response.headers[prefix + "tree-size"]),
+        checkpoint=base64.b64decode(response.headers[prefix + "checkpoint"]),
     )

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from certs import CertificateRejected
-from gateway.agreements.schemas import Agreement
+from gateway.console.schemas import OfficerAgreement
+from gateway.console.service import with_limits
 from gateway.errors import ServiceUnavailable
 from gateway.http.deps import NoStore, ServicesDep, require_role
 from gateway.participants.schemas import Participant
@@ -33,14 +34,15 @@ class Revoked(BaseModel):
     issuer: str
 
 
-@router.get("/agreements", response_model=list[Agreement])
+@router.get("/agreements", response_model=list[OfficerAgreement])
 async def agreements(
     _: OfficerCaller,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=MAX_AGREEMENTS)] = 200,
-) -> list[Agreement]:
-    """Every consumer's agreements, most recently changed first, with the uses spent."""
-    return await services.agreements.newest(limit)
+) -> list[OfficerAgreement]:
+    """Every consumer's agreements, most recently changed first, with the uses spent and
+    the uses left under the use limit their policy version states."""
+    return await with_limits(services.datasets, await services.agreements.newest(limit))
 
 
 @router.get("/participants", response_model=list[Participant])

@@ -43,6 +43,7 @@ PAGES = {
     "entries": "entries.html",
     "entry": "entry.html",
     "parties": "parties.html",
+    "export": "export.html",
 }
 
 
@@ -91,7 +92,7 @@ async def overview(_: OfficerCaller) -> Response:
 
 @router.get("/{page}")
 async def page(_: OfficerCaller, page: str) -> Response:
-    """One of the console's other pages: entries, entry, parties."""
+    """One of the console's other pages: entries, entry, parties, export."""
     if page not in PAGES:
         raise NotFound("not-found", "no such console page")
     return _serve(PAGES[page])

@@ -79,7 +79,12 @@ async def _entry(services: Services, dataset: Dataset) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.get("/v1/catalog")
+JSON_LD_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {JSON_LD: {"schema": {"type": "object"}}}, "description": "JSON-LD"}
+}
+
+
+@router.get("/v1/catalog", responses=JSON_LD_ANSWER)
 async def catalog(_: Caller, services: ServicesDep) -> JSONResponse:
     """Every active dataset (any authenticated participant may discover them)."""
     datasets = [await _entry(services, d) for d in await services.datasets.list()]
@@ -129,7 +134,7 @@ async def _dcat_dataset(services: Services, dataset: Dataset) -> dcat.DatasetInf
     )  # fmt: skip
 
 
-@router.get("/v1/datasets/{dataset_id}")
+@router.get("/v1/datasets/{dataset_id}", responses=JSON_LD_ANSWER)
 async def dataset(dataset_id: str, _: Caller, services: ServicesDep) -> JSONResponse:
     """One dataset's catalog entry."""
     entry = await _entry(services, await services.datasets.get(dataset_id))

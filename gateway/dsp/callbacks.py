@@ -8,10 +8,10 @@ between cannot redirect it. Only ``https`` is used. :func:`check` runs when a ne
 starts (a refused address is a 400, nothing stored); :meth:`Callbacks.send` checks again at
 each attempt.
 
-Sending follows the state: the caller persists the new state first and sends after. A send
-is retried with exponential backoff on a connection failure, a 5xx, 408 or 429; other 4xx end
-it. A message that is never delivered leaves the state as it is (the consumer can always
-``GET /dsp/negotiations/{providerPid}``) and is logged.
+Sending follows the state: the caller persists the new state and the message together
+(:mod:`gateway.dsp.outbox`) and sends after. One send is a round of attempts with exponential
+backoff on a connection failure, a 5xx, 408 or 429; other 4xx end it. A round that fails
+leaves the message in the outbox for a later round, also after a restart.
 """
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import httpx
 
 from connectors import ConnectorError
 from connectors.http_guard import Network, check_base_url, resolve
+from gateway.dsp.messages import log_message
 from gateway.errors import BadRequest
 
 log = logging.getLogger("sluis.dsp")
 RETRY_STATUS: Final = frozenset({408, 429})
 TIMEOUT: Final = 10.0
+Outcome = Literal["delivered", "refused", "unreachable"]  # refused: a final 4xx
 
 
 class CallbackRefused(BadRequest):
@@ -57,6 +59,28 @@ async def check(address: str, allowed: tuple[Network, ...], *, pids: dict[str, s
         raise CallbackRefused(f"callbackAddress refused: {exc.public_reason}", pids=pids) from exc
 
 
+async def pinned(
+    client: httpx.AsyncClient,
+    method: str,
+    target: str,
+    allowed: tuple[Network, ...],
+    **kwargs: Any,
+) -> httpx.Request:
+    """A request to ``target`` (https only) sent to the address the SSRF guard vetted, the
+    name kept for the Host header, SNI and the certificate check. ConnectorError when the
+    guard refuses it."""
+    url = httpx.URL(target)
+    if url.scheme != "https":
+        raise ConnectorError("a DSP peer's address must be https")  # refused at the start too
+    address = await resolve(url.host, url.port or 443, allowed)
+    headers = {**kwargs.pop("headers", {}), "host": url.netloc.decode("ascii")}
+    request = client.build_request(
+        method, url.copy_with(host=str(address)), headers=headers, **kwargs
+    )
+    request.extensions["sni_hostname"] = url.host
+    return request
+
+
 class Callbacks:
     """Sends DSP messages to consumers (one httpx client, closed with the gateway)."""
 
@@ -75,8 +99,9 @@ class Callbacks:
         self._sleep = sleep
         self._client = httpx.AsyncClient(verify=verify, timeout=TIMEOUT, follow_redirects=False)
 
-    async def send(self, base: str, path: str, message: dict[str, Any]) -> bool:
-        """POST ``message`` to ``base``/``path``; whether the consumer took it (2xx)."""
+    async def send(self, base: str, path: str, message: dict[str, Any]) -> Outcome:
+        """POST ``message`` to ``base``/``path``: delivered (2xx), refused (a final 4xx) or
+        unreachable (every attempt failed)."""
         target = join(base, path)
         for attempt in range(self.attempts):
             try:
@@ -85,27 +110,18 @@ class Callbacks:
                 log.warning("dsp callback %s: attempt %d failed: %r", target, attempt + 1, exc)
             else:
                 if 200 <= status < 300:  # noqa: PLR2004 - the success range
-                    return True
+                    return "delivered"
                 log.warning("dsp callback %s: attempt %d: HTTP %d", target, attempt + 1, status)
                 if status < 500 and status not in RETRY_STATUS:  # noqa: PLR2004 - 4xx: final
-                    return False
+                    return "refused"
             if attempt + 1 < self.attempts:
                 await self._sleep(self.first_delay * 2**attempt)
-        log.error("dsp callback %s: not delivered after %d attempts", target, self.attempts)
-        return False
+        log.warning("dsp callback %s: not delivered after %d attempts", target, self.attempts)
+        return "unreachable"
 
     async def _post(self, target: str, message: dict[str, Any]) -> int:
-        url = httpx.URL(target)
-        if url.scheme != "https":
-            raise ConnectorError("callbackAddress must be https")  # refused at the start too
-        address = await resolve(url.host, url.port or 443, self.allowed)
-        request = self._client.build_request(
-            "POST",
-            url.copy_with(host=str(address)),
-            json=message,
-            headers={"host": url.netloc.decode("ascii")},
-        )
-        request.extensions["sni_hostname"] = url.host
+        log_message("sent", message)
+        request = await pinned(self._client, "POST", target, self.allowed, json=message)
         response = await self._client.send(request)
         await response.aclose()
         return response.status_code

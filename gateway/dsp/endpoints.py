@@ -20,6 +20,7 @@ from gateway.dsp import messages, outgoing
 from gateway.dsp.afterwards import after_answer
 from gateway.dsp.messages import DSP_PATH, VERSION
 from gateway.dsp.negotiation import NegotiationService
+from gateway.dsp.openapi import request_body
 from gateway.dsp.transfer import TransferService
 from gateway.dsp.transfer import process as transfer_process
 from gateway.dsp.transfer_states import TransferMove
@@ -61,7 +62,11 @@ async def dspace_version() -> JSONResponse:
     return JSONResponse(version_object(), media_type=JSON)
 
 
-@router.post(f"{DSP_PATH}/catalog/request", operation_id="dsp_catalog_request")
+@router.post(
+    f"{DSP_PATH}/catalog/request",
+    operation_id="dsp_catalog_request",
+    openapi_extra=request_body("CatalogRequestMessage", optional=("filter",)),
+)
 async def catalog_request(request: Request, _: Caller, services: ServicesDep) -> JSONResponse:
     """A CatalogRequestMessage answered with the Catalog (``filter`` ignored)."""
     message = messages.read(await request.body(), "CatalogRequestMessage")
@@ -92,7 +97,11 @@ async def negotiation_get(pid: str, caller: Caller, services: ServicesDep) -> JS
     return JSONResponse(outgoing.negotiation(row), media_type=JSON)
 
 
-@router.post(f"{NEGOTIATIONS}/request", operation_id="dsp_negotiation_request")
+@router.post(
+    f"{NEGOTIATIONS}/request",
+    operation_id="dsp_negotiation_request",
+    openapi_extra=request_body("ContractRequestMessage", "consumerPid", "offer", "callbackAddress"),
+)
 async def negotiation_request(
     request: Request, caller: Caller, services: ServicesDep, background: BackgroundTasks
 ) -> JSONResponse:
@@ -133,9 +142,11 @@ def _consumer_endpoint(path: str, kind: str) -> None:
 
     endpoint.__doc__ = f"A {kind} from the consumer (200 with the negotiation)."
     name = "dsp_negotiation_" + ("counter_request" if path == "request" else path.replace("/", "_"))
+    fields = ("providerPid", "consumerPid") + (("eventType",) if path == "events" else ())
     router.add_api_route(
-        f"{NEGOTIATIONS}/{{pid}}/{path}", endpoint, methods=["POST"], operation_id=name, name=name
-    )
+        f"{NEGOTIATIONS}/{{pid}}/{path}", endpoint, methods=["POST"], operation_id=name, name=name,
+        openapi_extra=request_body(kind, *fields),
+    )  # fmt: skip
 
 
 for _path, _kind in _CONSUMER_MESSAGES.items():
@@ -163,7 +174,13 @@ async def transfer_get(pid: str, caller: Caller, services: ServicesDep) -> JSONR
     return JSONResponse(transfer_process(row), media_type=JSON)
 
 
-@router.post(f"{TRANSFERS}/request", operation_id="dsp_transfer_request")
+@router.post(
+    f"{TRANSFERS}/request",
+    operation_id="dsp_transfer_request",
+    openapi_extra=request_body(
+        "TransferRequestMessage", "consumerPid", "agreementId", "format", "callbackAddress"
+    ),
+)
 async def transfer_request(
     request: Request, caller: Caller, services: ServicesDep, background: BackgroundTasks
 ) -> JSONResponse:
@@ -201,8 +218,9 @@ def _transfer_endpoint(path: str, kind: str, move: TransferMove) -> None:
     endpoint.__doc__ = f"A {kind} from the consumer (200 with the transfer process)."
     name = f"dsp_transfer_{path}"
     router.add_api_route(
-        f"{TRANSFERS}/{{pid}}/{path}", endpoint, methods=["POST"], operation_id=name, name=name
-    )
+        f"{TRANSFERS}/{{pid}}/{path}", endpoint, methods=["POST"], operation_id=name, name=name,
+        openapi_extra=request_body(kind, "providerPid", "consumerPid"),
+    )  # fmt: skip
 
 
 for _path, (_kind, _move) in _TRANSFER_MESSAGES.items():

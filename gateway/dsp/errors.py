@@ -17,6 +17,9 @@ _ERROR_TYPES = (
     (f"{DSP_PATH}/catalog", "CatalogError", False),
     (f"{DSP_PATH}/negotiations", "ContractNegotiationError", True),
     (f"{DSP_PATH}/transfers", "TransferError", True),
+    # the consumer side's callback endpoints (gateway/dsp/consumer_endpoints.py)
+    (f"{DSP_PATH}/callback/negotiations", "ContractNegotiationError", True),
+    (f"{DSP_PATH}/callback/transfers", "TransferError", True),
 )
 
 

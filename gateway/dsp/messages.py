@@ -10,6 +10,7 @@ type, ids, offer, callbackAddress, a wrong JSON type, not JSON at all) is a
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from gateway.errors import BadRequest
@@ -20,6 +21,7 @@ DSPACE: Final = "https://w3id.org/dspace/2025/1/"
 VERSION: Final = "2025-1"
 DSP_PATH: Final = "/dsp"
 HTTP_PULL: Final = "HttpData-PULL"  # the one transfer format Sluis offers
+WIRE: Final = logging.getLogger("sluis.dsp.wire")
 MAX_DEPTH: Final = 24  # an Offer's logical constraints nest; nothing legitimate goes deeper
 
 
@@ -51,6 +53,7 @@ def read(raw: bytes, expected: str, *, strings: tuple[str, ...] = ()) -> dict[st
         raise MalformedMessage(f"the body is not a JSON object ({exc})") from exc
     if not isinstance(message, dict):
         raise MalformedMessage("the body is not a JSON object")
+    log_message("received", message)
     pids = {k: v for k in ("providerPid", "consumerPid") if isinstance(v := message.get(k), str)}
     ctx = message.get("@context")
     if not (isinstance(ctx, list) and all(isinstance(c, str) for c in ctx) and DSP_CONTEXT in ctx):
@@ -62,3 +65,29 @@ def read(raw: bytes, expected: str, *, strings: tuple[str, ...] = ()) -> dict[st
         if not isinstance(found, str) or not found.strip():
             raise MalformedMessage(f"{key} must be a non-empty string", pids=pids)
     return message
+
+
+def log_message(direction: str, message: object) -> None:
+    """Log a DSP message sent or received (DEBUG on ``sluis.dsp.wire``; the message itself in
+    the record's ``dsp_message``), so that an operator, or a test, can see every message."""
+    if WIRE.isEnabledFor(logging.DEBUG):
+        kind = message.get("@type") if isinstance(message, dict) else None
+        shown = _without_secrets(message)
+        WIRE.debug(
+            "dsp %s %s", direction, kind, extra={"dsp_message": shown, "dsp_direction": direction}
+        )
+
+
+def _without_secrets(message: object) -> object:
+    """``message`` with a DataAddress's ``authorization`` value replaced: never log a token."""
+    if not isinstance(message, dict) or not isinstance(message.get("dataAddress"), dict):
+        return message
+    address = dict(message["dataAddress"])
+    props = address.get("endpointProperties")
+    if isinstance(props, list):
+        address["endpointProperties"] = [
+            {**p, "value": "[redacted]"} if isinstance(p, dict)
+            and p.get("name") == "authorization" else p
+            for p in props
+        ]  # fmt: skip
+    return {**message, "dataAddress": address}

@@ -4,8 +4,9 @@ A ContractRequestMessage names an Offer from the DSP catalog (``urn:sluis:offer:
 <policy hash>``, the current version only) and asks for a Sluis agreement through
 :class:`gateway.agreements.service.AgreementService`: the same policy check, the same
 ``agreement-changed`` entry. The negotiation's own state changes commit with their own
-``agreement-changed`` entries (:mod:`gateway.dsp.entries`), state first, then the message to
-the consumer's ``callbackAddress`` (:mod:`gateway.dsp.callbacks`).
+``agreement-changed`` entries (:mod:`gateway.dsp.entries`); the message to the consumer's
+``callbackAddress`` is stored in the same transaction and sent after the commit, again after a
+restart until delivered or given up (:mod:`gateway.dsp.outbox`).
 
 Where the agreement stands decides the provider's move (:meth:`NegotiationService.follow`):
 active (the dataset approves automatically, or the provider approved) -> AGREED with a
@@ -42,6 +43,7 @@ from gateway.dsp.callbacks import Callbacks, check
 from gateway.dsp.entries import negotiation_entry
 from gateway.dsp.messages import MalformedMessage, read
 from gateway.dsp.offers import OfferError, offer, parse_offer_id
+from gateway.dsp.outbox import Outbox, Outgoing
 from gateway.dsp.states import InvalidTransition, Move, after
 from gateway.errors import BadRequest, NotFound
 from gateway.participants.service import AuthenticatedParticipant
@@ -52,7 +54,7 @@ from policies.vocab import ODRL
 
 log = logging.getLogger("sluis.dsp")
 PURPOSE = ODRL + "purpose"
-_PURPOSE_KEYS = frozenset({"odrl:purpose", "purpose", PURPOSE})
+PURPOSE_KEYS = frozenset({"odrl:purpose", "purpose", PURPOSE})
 SYSTEM = Actor()  # the gateway itself: the provider's moves that follow a decision
 
 
@@ -72,7 +74,7 @@ def asked_purpose(message_offer: dict[str, Any]) -> str | None:
     for permission in permissions if isinstance(permissions, list) else []:
         constraints = permission.get("constraint") if isinstance(permission, dict) else None
         for c in constraints if isinstance(constraints, list) else []:
-            if isinstance(c, dict) and c.get("leftOperand") in _PURPOSE_KEYS:
+            if isinstance(c, dict) and c.get("leftOperand") in PURPOSE_KEYS:
                 found.add(_sole_value(c.get("rightOperand")))
     return found.pop() if len(found) == 1 and None not in found else None
 
@@ -87,12 +89,15 @@ class NegotiationService:
         agreements: AgreementService,
         audit: AuditLog,
         callbacks: Callbacks,
+        *,
+        outbox: Outbox,
     ) -> None:
         self.db = db
         self.datasets = datasets
         self.agreements = agreements
         self.audit = audit
         self.callbacks = callbacks
+        self.outbox = outbox
 
     # -- the consumer's messages ------------------------------------------------------
 
@@ -238,12 +243,15 @@ class NegotiationService:
         now: datetime,
         actor: Actor,
         refused: bool = False,
+        send: tuple[str, dict[str, Any]] | None = None,
     ) -> DspNegotiationRow:
-        """Persist ``move`` (with its entry); InvalidTransition when the state forbids it."""
+        """Persist ``move`` (with its entry, and the message ``send`` names as (path, message)
+        in the outbox), then send that message; InvalidTransition when the state forbids it."""
         seen = row.state
         to = after(seen, move, pids=outgoing.pids(row))
         entry = negotiation_entry(actor, row, move, state=to, reason=reason, now=now,
                                   refused=refused)  # fmt: skip
+        stored: list[int] = []
 
         async def change(session: Any) -> DspNegotiationRow:
             if not await repository.move(session, row.provider_pid, seen, to, reason=reason,
@@ -252,12 +260,17 @@ class NegotiationService:
                     f"the negotiation changed meanwhile: {move} is not allowed",
                     pids=outgoing.pids(row),
                 )
+            if send is not None:
+                stored.append(await _outgoing(row, *send).put(session, now))
             found = await repository.get(session, row.provider_pid)
             assert found is not None  # noqa: S101 - negotiations are never deleted
             await session.refresh(found)
             return found
 
-        return await commit(self.audit, entry, change)
+        moved = await commit(self.audit, entry, change)
+        if stored:  # the last run's row: the audit writer may run an effect again
+            await self.outbox.deliver(stored[-1])
+        return moved
 
     async def follow(self, pid: str) -> None:
         """The provider's move after the consumer's: agree, terminate, finalize, or wait."""
@@ -266,8 +279,8 @@ class NegotiationService:
         if row is None or row.agreement_id is None:
             return
         if row.state == "VERIFIED":
-            done = await self._move(row, "finalize", reason=None, now=_now(), actor=SYSTEM)
-            await self._send(done, "events", outgoing.event_message(done, "FINALIZED"))
+            await self._move(row, "finalize", reason=None, now=_now(), actor=SYSTEM,
+                             send=("events", outgoing.event_message(row, "FINALIZED")))  # fmt: skip
         elif row.state == "REQUESTED":
             async with self.db.session() as session:
                 agreement = await agreements_repo.get(session, row.agreement_id)
@@ -277,18 +290,16 @@ class NegotiationService:
     async def _decided(self, row: DspNegotiationRow, state: str, reason: str | None) -> None:
         now = _now()
         if state == "active":
-            agreed = await self._move(row, "agree", reason=None, now=now, actor=SYSTEM)
             message = outgoing.agreement_message(
-                agreed, await self._offer(agreed), assigner=await self._assigner(agreed),
-                when=now,
-            )  # fmt: skip
-            await self._send(agreed, "agreement", message)
+                row, await self._offer(row), assigner=await self._assigner(row), when=now
+            )
+            await self._move(row, "agree", reason=None, now=now, actor=SYSTEM,
+                             send=("agreement", message))  # fmt: skip
         elif state in ("rejected", "revoked", "terminated"):
             why = "the agreement was not granted"
-            ended = await self._move(row, "termination", reason=reason or why, now=now,
-                                     actor=SYSTEM, refused=True)  # fmt: skip
-            message = outgoing.termination_message(ended, "agreement-" + state, why)
-            await self._send(ended, "termination", message)
+            message = outgoing.termination_message(row, "agreement-" + state, why)
+            await self._move(row, "termination", reason=reason or why, now=now, actor=SYSTEM,
+                             refused=True, send=("termination", message))  # fmt: skip
 
     async def agreement_decided(self, agreement: Agreement) -> None:
         """The provider decided a Sluis agreement: negotiations waiting on it move."""
@@ -313,9 +324,15 @@ class NegotiationService:
         dataset = await self.datasets.get(row.dataset_id)
         return f"urn:sluis:participant:{dataset.provider_id}"
 
-    async def _send(self, row: DspNegotiationRow, path: str, message: dict[str, Any]) -> None:
-        where = f"negotiations/{row.consumer_pid}/{path}"
-        await self.callbacks.send(row.callback_address, where, message)
+
+def _outgoing(row: DspNegotiationRow, path: str, message: dict[str, Any]) -> Outgoing:
+    return Outgoing(
+        process=f"dsp-negotiation:{row.provider_pid}",
+        dataset_id=row.dataset_id,
+        address=row.callback_address,
+        path=f"negotiations/{row.consumer_pid}/{path}",
+        message=message,
+    )
 
 
 def _reasons(message: dict[str, Any]) -> str | None:

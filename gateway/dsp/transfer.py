@@ -7,8 +7,11 @@ endpoint mints one (RFC 9068, ``cnf.x5t#S256``) for the consumer's registered, a
 client with the scope ``dataset:<id>`` (which the client's registered scopes must include),
 **bound to the certificate that made the transfer request**; the TransferStartMessage
 carries it in a DataAddress whose endpoint is the dataset's Sluis data endpoint. The start
-commits with a ``token-issued`` entry (the token as its hash) and the token's jti, then the
-message goes to the callback. Every data request made with the token is still decided
+commits with a ``token-issued`` entry (the token as its hash), the token's jti and the
+message in the outbox (without its token), then the message goes to the callback. A start
+message re-sent from the outbox after a restart carries a new token, minted for the same
+certificate and committed with its own entry, the undelivered one revoked (:meth:`reissue`).
+Every data request made with the token is still decided
 against the policy and audited before data leaves: the token only gets the consumer to the
 exchange. Suspension, completion and termination revoke the token in the same transaction
 as the state change and its entry.
@@ -36,6 +39,7 @@ from gateway.dsp import repository as negotiations
 from gateway.dsp import transfer_repository as repository
 from gateway.dsp.callbacks import Callbacks, check
 from gateway.dsp.messages import HTTP_PULL, MalformedMessage, context, read
+from gateway.dsp.outbox import Outbox, Outgoing
 from gateway.dsp.outgoing import AGREEMENT_PREFIX
 from gateway.dsp.states import InvalidTransition
 from gateway.dsp.transfer_states import TransferMove, after
@@ -44,11 +48,12 @@ from gateway.oauth import repository as oauth_repo
 from gateway.oauth.service import OAuthService
 from gateway.participants.service import AuthenticatedParticipant
 from gateway.storage.db import Database
-from gateway.storage.models import DspTransferRow
+from gateway.storage.models import DspOutboxRow, DspTransferRow
 from gateway.telemetry import current_trace_id
 
 log = logging.getLogger("sluis.dsp")
 ENDING = {"suspension", "completion", "termination"}
+SYSTEM = Actor()  # the gateway itself: a start message re-sent from the outbox
 
 
 class TransferNotFound(NotFound):
@@ -138,6 +143,7 @@ class TransferService:
         audit: AuditLog,
         callbacks: Callbacks,
         *,
+        outbox: Outbox,
         public_url: str,
         lifetime: timedelta,
     ) -> None:
@@ -146,6 +152,8 @@ class TransferService:
         self.oauth = oauth
         self.audit = audit
         self.callbacks = callbacks
+        self.outbox = outbox
+        outbox.reissue = self.reissue
         self.public_url = public_url
         self.lifetime = lifetime
 
@@ -214,23 +222,59 @@ class TransferService:
         now = datetime.now(UTC)
         to = after(row.state, "start", pids=pids(row))
         client = await self._client(holder.participant.id, row.dataset_id, pids(row))
+        thumbprint = holder.certificate.thumbprint_sha256
+        jti, token, expires_in = self._mint(client, row.dataset_id, thumbprint, now)
+        expires_at = now + timedelta(seconds=expires_in)
+        message = start_message(row, self._endpoint(row), token, expires_in)
+        entry = _entry(actor, row, "start", to, now, token=token)
+        stored: list[int] = []
+        started = await self._commit(
+            row, "start", to, entry, now, jti=jti, expires_at=expires_at,
+            outbox=(_stored(row, message, thumbprint), stored),
+        )  # fmt: skip
+        await self._remember(holder, chain, expires_at, now)
+        await self.outbox.deliver(stored[-1], message)  # the last run's: effects may rerun
+        return started
+
+    def _mint(
+        self, client: str, dataset_id: str, thumbprint: str, now: datetime
+    ) -> tuple[str, str, int]:
+        """A new bound token for ``dataset:<id>``: (jti, token, seconds it lives)."""
         jti = secrets.token_urlsafe(24)
         token, expires_in = tokens.mint(
             key=self.oauth.keyring.key, alg=self.oauth.keyring.alg, issuer=self.oauth.issuer,
             client_id=client, audience=self.oauth.audience,
-            scopes=frozenset({f"dataset:{row.dataset_id}"}),
-            thumbprint=holder.certificate.thumbprint_sha256, jti=jti, now=now,
-            lifetime=self.lifetime,
+            scopes=frozenset({f"dataset:{dataset_id}"}), thumbprint=thumbprint, jti=jti,
+            now=now, lifetime=self.lifetime,
         )  # fmt: skip
+        return jti, token, expires_in
+
+    def _endpoint(self, row: DspTransferRow) -> str:
+        return f"{self.public_url}/v1/datasets/{row.dataset_id}/query"
+
+    async def reissue(self, stored: DspOutboxRow) -> dict[str, Any] | None:
+        """A start message re-sent from the outbox: a new token for the certificate the
+        undelivered one was bound to, committed with its entry and the old token's
+        revocation. None (not sent) unless the transfer is still STARTED, the client may
+        still hold the scope and the certificate is still known."""
+        thumbprint = stored.token_thumbprint or ""
+        async with self.db.session() as session:
+            row = await repository.get(session, stored.process.removeprefix("dsp-transfer:"))
+            chain = await oauth_repo.bound_chain(session, thumbprint)
+        if row is None or row.state != "STARTED" or chain is None:
+            return None
+        try:
+            client = await self._client(row.consumer_id, row.dataset_id, pids(row))
+        except NoClient:
+            return None
+        now = datetime.now(UTC)
+        jti, token, expires_in = self._mint(client, row.dataset_id, thumbprint, now)
         expires_at = now + timedelta(seconds=expires_in)
-        entry = _entry(actor, row, "start", to, now, token=token)
-        started = await self._commit(row, "start", to, entry, now, jti=jti, expires_at=expires_at)
-        await self._remember(holder, chain, expires_at, now)
-        endpoint = f"{self.public_url}/v1/datasets/{row.dataset_id}/query"
-        message = start_message(started, endpoint, token, expires_in)
-        await self.callbacks.send(started.callback_address,
-                                  f"transfers/{started.consumer_pid}/start", message)  # fmt: skip
-        return started
+        entry = _entry(SYSTEM, row, "resend", "STARTED", now, token=token)
+        await self._commit(row, "resend", "STARTED", entry, now, jti=jti, expires_at=expires_at)
+        async with self.db.session() as session:
+            await oauth_repo.remember_certificate(session, thumbprint, chain, expires_at, now)
+        return start_message(row, self._endpoint(row), token, expires_in)
 
     async def _client(self, client_id: str, dataset_id: str, given: dict[str, str]) -> str:
         """The consumer's registered, active client that may hold ``dataset:<id>``."""
@@ -281,28 +325,48 @@ class TransferService:
     async def _commit(
         self,
         row: DspTransferRow,
-        move: TransferMove,
+        move: str,
         to: str,
         entry: AuditEntry,
         now: datetime,
         *,
         jti: str | None = None,
         expires_at: datetime | None = None,
+        outbox: tuple[Outgoing, list[int]] | None = None,
     ) -> DspTransferRow:
-        """The move, the old token's revocation and the entry, in one transaction."""
+        """The move, the old token's revocation, the entry and the message to send (its
+        outbox id appended to ``outbox[1]``), in one transaction."""
         seen, old_jti, old_expiry = row.state, row.token_jti, row.token_expires_at
 
         async def change(session: AsyncSession) -> DspTransferRow:
-            if not await repository.move(session, row.provider_pid, seen, to, jti=jti,
-                                         expires_at=expires_at, now=now):  # fmt: skip
+            if not await repository.move(session, row.provider_pid, seen, to, jti_seen=old_jti,
+                                         jti=jti, expires_at=expires_at, now=now):  # fmt: skip
                 raise InvalidTransition(
                     f"the transfer changed meanwhile: {move} is not allowed", pids=pids(row)
                 )
             if old_jti is not None and old_expiry is not None and old_expiry > now:
                 await oauth_repo.revoke(session, old_jti, old_expiry, now)
+            if outbox is not None:
+                outbox[1].append(await outbox[0].put(session, now))
             found = await repository.get(session, row.provider_pid)
             assert found is not None  # noqa: S101 - transfers are never deleted
             await session.refresh(found)
             return found
 
         return await commit(self.audit, entry, change)
+
+
+def _stored(row: DspTransferRow, message: dict[str, Any], thumbprint: str) -> Outgoing:
+    """The start message as the outbox keeps it: without the token (never stored)."""
+    address = dict(message["dataAddress"])
+    address["endpointProperties"] = [
+        p for p in address["endpointProperties"] if p["name"] != "authorization"
+    ]
+    return Outgoing(
+        process=f"dsp-transfer:{row.provider_pid}",
+        dataset_id=row.dataset_id,
+        address=row.callback_address,
+        path=f"transfers/{row.consumer_pid}/start",
+        message={**message, "dataAddress": address},
+        token_thumbprint=thumbprint,
+    )

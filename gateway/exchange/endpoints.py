@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from connectors import Format
 from gateway.audit.records import Receipt
 from gateway.errors import BadRequest
-from gateway.exchange.schemas import FormatName, QueryIn, parse_where
+from gateway.exchange.schemas import WHERE_SCHEMA, FormatName, QueryIn, parse_where
 from gateway.exchange.service import Outcome
 from gateway.http.bearer import TokenCallerDep
 from gateway.http.deps import ServicesDep
@@ -102,7 +102,9 @@ async def data(
     caller: TokenCallerDep,
     services: ServicesDep,
     columns: Annotated[str, Query(max_length=4096)] = "",
-    where: Annotated[list[str] | None, Query(max_length=64)] = None,
+    where: Annotated[
+        list[str] | None, Query(max_length=64, json_schema_extra={"items": WHERE_SCHEMA})
+    ] = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000_000)] = None,
     format: Annotated[FormatName, Query()] = "jsonl",
 ) -> StreamingResponse:

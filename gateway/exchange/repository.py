@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.audit.log import stage
 from gateway.storage.models import OpenExchangeRow
+
+_OPEN: Table = OpenExchangeRow.__table__  # type: ignore[assignment]  # a Table, typed FromClause
 
 
 async def open_exchange(
@@ -21,22 +24,17 @@ async def open_exchange(
     """Record a permitted exchange ``(id, owner, consumer, dataset)`` as open, under the
     gateway process ``owner``."""
     exchange_id, owner, consumer_id, dataset_id = opened
-    session.add(
-        OpenExchangeRow(
-            id=exchange_id,
-            owner=owner,
-            consumer_id=consumer_id,
-            dataset_id=dataset_id,
-            started_at=started_at,
-        )
-    )
-    await session.flush()
+    row: dict[str, object] = {"id": exchange_id, "owner": owner, "consumer_id": consumer_id}
+    row |= {"dataset_id": dataset_id, "started_at": started_at}
+    await stage(session, OpenExchangeRow, row)
 
 
 async def close_exchange(session: AsyncSession, exchange_id: str) -> bool:
     """Mark the exchange ended; False when it was not open (already closed)."""
-    done = await session.execute(delete(OpenExchangeRow).where(OpenExchangeRow.id == exchange_id))
-    return bool(done.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult of a DELETE
+    table = _OPEN  # Core, not the ORM: one statement, no session synchronisation
+    connection = await session.connection()
+    done = await connection.execute(delete(table).where(table.c.id == exchange_id))
+    return done.rowcount == 1
 
 
 async def left_open(session: AsyncSession, owner: str) -> Sequence[OpenExchangeRow]:

@@ -77,6 +77,13 @@ def _predicate(p: PredicateIn) -> Predicate:
     return Predicate(p.column, p.op, value)
 
 
+#: What the OpenAPI document says of one ``where`` parameter (checked by :func:`parse_where`).
+WHERE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": "^[^,]{1,128},(?:" + "|".join(o.value for o in Op) + ")(?:,.*)?$",
+}
+
+
 def parse_where(texts: list[str]) -> list[PredicateIn]:
     """``where=column,op,value`` URL parameters; ``in``/``not_in`` take ``|``-separated values.
 

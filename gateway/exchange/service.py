@@ -46,7 +46,7 @@ from gateway.agreements.schemas import Agreement
 from gateway.agreements.service import AgreementService, key_of
 from gateway.agreements.usage import UsageKey
 from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, DecisionResult, PrivacyRecord
-from gateway.audit.log import AuditLog
+from gateway.audit.log import AuditLog, Unchanged
 from gateway.audit.records import Receipt
 from gateway.auth.tokens import TokenRejected
 from gateway.datasets.cache import Lease
@@ -163,6 +163,9 @@ class ExchangeService:
         self.audit = audit
         self.telemetry = telemetry
         self.owner = owner or socket.gethostname()  # whose open exchanges a restart closes
+        # Per usage key: a use count this process saw committed (a lower bound: counts only
+        # grow, and other processes may have spent more) and the usage's start (fixed).
+        self._seen: dict[UsageKey, tuple[int, datetime]] = {}
 
     async def close_interrupted(self, *, now: datetime) -> int:
         """At start: record every exchange this owner left open (cut off by a crash).
@@ -339,9 +342,19 @@ class ExchangeService:
                     self._entry(ctx, decision, "permit"), effect=spend
                 )
         except _SpendRefused as refused:
+            self._seen.pop(spend.key, None)  # others spent meanwhile: read it next time
             await self._refuse_spend(ctx, refused)
             raise  # pragma: no cover - _refuse_spend always raises
+        if spend.spent is not None:  # committed: the count is at least this now
+            self._remember(spend.key, spend.spent, spend.state.agreement_start)
         return receipt, (await self.audit.checkpoint_for(receipt)).note
+
+    def _remember(self, key: UsageKey, count: int, started_at: datetime | None) -> None:
+        if started_at is None:
+            return
+        seen = self._seen.get(key)
+        if seen is None or seen[0] < count:
+            self._seen[key] = (count, started_at)
 
     async def _refuse_spend(self, ctx: _Context, refused: _SpendRefused) -> None:
         """The denial of a use refused at commit, audited; always raises."""
@@ -420,6 +433,14 @@ class ExchangeService:
         same session, after the use count); nothing read depends on how many uses there
         were."""
         windows = tuple(w for _, w in rates)
+        seen = self._seen.get(key) if not rates and budget is None else None
+        if seen is not None:  # no read: the spend's conditional UPDATE has the last word
+            use_count, started_at = seen
+            state = policy_state(
+                consumer_id=agreement.consumer_id, groups=ctx.groups, use_count=use_count,
+                request_times=(), agreement_start=started_at, privacy_spends=(),
+            )  # fmt: skip
+            return state, ()
         async with self.db.session() as session:
             found = await usage.current(session, key, windows, now)
             if found is None:
@@ -428,6 +449,8 @@ class ExchangeService:
             spends = await private.read(session, key, budget, now) if budget else ()
         assert found is not None  # noqa: S101 - started just above
         use_count, started_at, counts = found
+        if not rates and budget is None:
+            self._remember(key, use_count, started_at)
         state = policy_state(
             consumer_id=agreement.consumer_id,
             groups=ctx.groups,
@@ -556,16 +579,16 @@ class ExchangeService:
         self.audit.enqueue(entry, effect=_closing(ctx.exchange_id))
 
 
-class _SpendRefused(Exception):
+class _SpendRefused(Unchanged):
     """The store refused the use at commit: ``decision`` is the denial at the stored usage,
-    or None when the agreement is no longer active."""
+    or None when the agreement is no longer active. Raised before the effect writes."""
 
     def __init__(self, decision: Decision | None) -> None:
         super().__init__("use refused")
         self.decision = decision
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Spend:
     """The spend of one use, run as the decision entry's effect in the batch transaction.
 
@@ -589,8 +612,10 @@ class _Spend:
     counts: tuple[int, ...]
     opened: tuple[str, str, str, str]  # exchange id, owner, consumer, dataset
     privacy: PrivacyLimits | None = None  # the permit's privacy budget and query cost
+    spent: int | None = field(default=None, init=False)  # the use's number, once run
 
     async def __call__(self, session: AsyncSession) -> None:
+        self.spent = None
         state = self.state
         if self.rates:
             windows = tuple(w for _, w in self.rates)
@@ -618,6 +643,7 @@ class _Spend:
         if self.privacy is not None:
             await private.spend(session, self.key, spent, self.privacy, self.now)
         await repository.open_exchange(session, self.opened, started_at=self.now)
+        self.spent = spent
 
     def _check(self, state: State) -> None:
         decision = evaluate(self.policy, self.request, state, now=self.now)
@@ -625,8 +651,9 @@ class _Spend:
             raise _SpendRefused(decision)
 
 
-class _AlreadyClosed(Exception):
-    """The exchange was closed already (by its completion, or by another start)."""
+class _AlreadyClosed(Unchanged):
+    """The exchange was closed already (by its completion, or by another start): the DELETE
+    found no row, so nothing was written."""
 
 
 def _closing(

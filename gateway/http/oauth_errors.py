@@ -17,6 +17,7 @@ TITLES = {
     "invalid_target": "Invalid resource",
     "invalid_token": "Invalid access token",
     "insufficient_scope": "Insufficient scope",
+    "temporarily_unavailable": "Token service temporarily unavailable",
 }
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

@@ -95,7 +95,9 @@ def _form(operation: dict[str, Any], required: list[str], fields: list[str]) -> 
     schema = {
         "type": "object",
         "required": required,
-        "properties": {name: {"type": "string"} for name in fields},
+        "properties": {name: {"type": "string", "minLength": 1} for name in fields},
+        # RFC 6749 §3.2: unknown parameters are ignored, but none may be repeated
+        "additionalProperties": {"type": "string"},
     }
     operation["requestBody"] = {
         "required": True,
@@ -128,6 +130,17 @@ def _components(doc: dict[str, Any]) -> None:
                 }
             },
         },
+        "ishare": {
+            "type": "oauth2",
+            "description": "iSHARE parties: client credentials with a signed client assertion "
+            "(scope=iSHARE, mapped to the client's registered scopes); bound tokens as above",
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": "/connect/token",
+                    "scopes": {"iSHARE": "the client's registered scopes"},
+                }
+            },
+        },
     }
 
 
@@ -144,6 +157,8 @@ def document(app: FastAPI) -> dict[str, Any]:
                 _form(operation, *_FORM_FIELDS[path])
             if path in TOKEN_PATHS[:2]:
                 _data(operation)
+            if path == "/oauth2/revoke":  # RFC 7009 §2.2: 200, no body (also for unknown tokens)
+                operation["responses"]["200"] = {"description": "Revoked, or not a live token"}
     _components(doc)
     app.openapi_schema = doc
     return doc

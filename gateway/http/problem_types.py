@@ -17,6 +17,7 @@ OAUTH_ERRORS = frozenset(
         "unsupported_grant_type",
         "invalid_scope",
         "invalid_target",
+        "temporarily_unavailable",  # an iSHARE satellite could not vouch for the party
     }
 )
 
@@ -67,12 +68,18 @@ _GATEWAY = frozenset(
         # the audit log and dependencies
         "audit-unavailable", "size-out-of-range", "index-out-of-range", "empty-tree",
         "entry-not-found",
+        # the officer console's listing and export (issue 15)
+        "bad-cursor", "conflicting-filters", "range-out-of-range", "range-not-signed",
         "change-not-recordable", "storage-unavailable", "crl-unavailable", "crl-expired",
         # the Dataspace Protocol (gateway/dsp)
         "dsp-malformed-message", "dsp-invalid-transition", "dsp-negotiation-not-found",
         "dsp-offer-outdated", "dsp-purpose-required", "dsp-callback-refused",
         "dsp-transfer-not-found", "dsp-format-unsupported", "dsp-agreement-unusable",
         "dsp-no-client",
+        # the Dataspace Protocol, consumer side (gateway/dsp/consumer*.py, peer.py)
+        "dsp-provider-address", "dsp-provider-unreachable", "dsp-provider-refused",
+        "dsp-provider-invalid", "dsp-provider-participant", "dsp-negotiation-not-finalized",
+        "dsp-transfer-not-started", "dsp-purpose-not-offered",
     }
 )  # fmt: skip
 

@@ -78,3 +78,17 @@ class Capabilities:
         }
         header = {"alg": "RS256", "typ": "JWT", "x5c": list(self.x5c)}
         return jwt.encode(header, claims, self.key, algorithms=["RS256"])
+
+    def client_assertion(self, audience: str, now: datetime) -> str:
+        """An iSHARE client assertion from this party to ``audience`` (e.g. a satellite)."""
+        issued = int(now.timestamp())
+        claims = {
+            "iss": self.party_id,
+            "sub": self.party_id,
+            "aud": audience,
+            "jti": secrets.token_urlsafe(24),
+            "iat": issued,
+            "exp": issued + LIFETIME,
+        }
+        header = {"alg": "RS256", "typ": "JWT", "x5c": list(self.x5c)}
+        return jwt.encode(header, claims, self.key, algorithms=["RS256"])

@@ -8,12 +8,37 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from certs import ORGANIZATION_ID_PATTERN
 from gateway.auth.jose import import_public
 
 AuthMethod = Literal["tls_client_auth", "private_key_jwt", "ishare"]
 Profile = Literal["fapi2", "ishare"]
 ClientStatus = Literal["active", "disabled"]
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 §3.3 scope-token
+#: What the OpenAPI document says of a scope list (checked by _check_scopes).
+SCOPES_SCHEMA: dict[str, Any] = {"items": {"type": "string", "pattern": SCOPE_TOKEN.pattern}}
+#: A JWK set's shape (each key is checked by importing it: key material no schema can state).
+JWKS_SHAPE: dict[str, Any] = {
+    "required": ["keys"],
+    "properties": {
+        "keys": {"type": "array", "minItems": 1, "maxItems": 10, "items": {"type": "object"}}
+    },
+}
+#: The cross-field rules of ClientCreate (checked by ClientCreate._consistent), as JSON Schema.
+CLIENT_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"properties": {"auth_method": {"const": "ishare"}}},
+            "then": {"properties": {"profile": {"const": "ishare"}}, "required": ["profile"]},
+            "else": {"properties": {"profile": {"const": "fapi2"}}},
+        },
+        {
+            "if": {"properties": {"auth_method": {"const": "private_key_jwt"}}},
+            "then": {"properties": {"jwks": {"type": "object"}}, "required": ["jwks"]},
+            "else": {"properties": {"jwks": {"type": "null"}}},
+        },
+    ]
+}
 
 
 def _check_scopes(scopes: list[str]) -> list[str]:
@@ -39,13 +64,17 @@ def _check_jwks(jwks: dict[str, Any] | None) -> dict[str, Any] | None:
 class ClientCreate(BaseModel):
     """Register a participant as an OAuth client."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=CLIENT_RULES)
 
-    client_id: str = Field(max_length=64, description="the participant id")
+    client_id: str = Field(
+        max_length=64, description="the participant id",
+        json_schema_extra={"pattern": ORGANIZATION_ID_PATTERN},
+    )  # fmt: skip
     auth_method: AuthMethod
     profile: Profile = "fapi2"
-    scopes: list[str] = Field(default_factory=list, max_length=200)
-    jwks: dict[str, Any] | None = None
+    scopes: list[str] = Field(default_factory=list, max_length=200,
+                              json_schema_extra=SCOPES_SCHEMA)  # fmt: skip
+    jwks: dict[str, Any] | None = Field(default=None, json_schema_extra=JWKS_SHAPE)
 
     @field_validator("scopes")
     @classmethod
@@ -71,8 +100,9 @@ class ClientUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scopes: list[str] | None = Field(default=None, max_length=200)
-    jwks: dict[str, Any] | None = None
+    scopes: list[str] | None = Field(default=None, max_length=200,
+                                     json_schema_extra=SCOPES_SCHEMA)  # fmt: skip
+    jwks: dict[str, Any] | None = Field(default=None, json_schema_extra=JWKS_SHAPE)
     status: ClientStatus | None = None
 
     @field_validator("scopes")

@@ -39,6 +39,8 @@ from gateway.oauth.clients import ClientService
 from gateway.oauth.external import ExternalIssuers
 from gateway.oauth.holders import verified_holder
 from gateway.oauth.keyring import KeyRing
+from gateway.oauth.parties import PartyRefused
+from gateway.oauth.satellite import Satellite
 from gateway.oauth.server import (
     Response,
     SigningState,
@@ -76,9 +78,11 @@ class OAuthService:
         external: ExternalIssuers,
         *,
         audit: AuditLog,
+        satellite: Satellite | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
+        self.satellite = satellite  # iSHARE parties are checked there when set
         self.server = server
         self.keyring = keyring
         self.clients = clients
@@ -115,6 +119,11 @@ class OAuthService:
         status, body, response_headers = self.server.token(request)
         spent = request.assertion
         ok = status == 200  # noqa: PLR2004 - HTTP OK
+        if ok and client is not None and client.auth_method == "ishare":
+            signed_by = spent.certificate_sha256 if spent is not None else None
+            refused = await self._satellite_refusal(client.client_id, crls, now, signed_by)
+            if refused is not None:
+                return (*refused, response_headers)
         if ok and spent is not None and not await self._spend(spent, now):
             replayed = {
                 "error": "invalid_client",
@@ -124,6 +133,27 @@ class OAuthService:
         if ok:
             await self._remember(caller, chain, int(now.timestamp()) + int(body["expires_in"]), now)
         return status, body, response_headers
+
+    async def _satellite_refusal(
+        self,
+        party_id: str,
+        crls: Sequence[x509.CertificateRevocationList],
+        now: datetime,
+        certificate: bytes | None,
+    ) -> tuple[int, dict[str, Any]] | None:
+        """The refusal when the satellite does not show the party Active with the assertion's
+        signing certificate (None: admitted)."""
+        if self.satellite is None:
+            return None
+        try:
+            await self.satellite.admit(party_id, crls, now=now, certificate=certificate)
+        except PartyRefused as exc:
+            if exc.unavailable:  # fail closed: no satellite answer, no token
+                description = f"the iSHARE satellite could not be asked ({exc.code}: {exc.detail})"
+                return 503, {"error": "temporarily_unavailable", "error_description": description}
+            description = f"iSHARE satellite: {exc.code}: {exc.detail}"
+            return 401, {"error": "invalid_client", "error_description": description}
+        return None
 
     async def _remember(
         self,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from certs import ROLES, PKIError, validate_organization_id
+from certs import ORGANIZATION_ID_PATTERN, ROLES, PKIError, validate_organization_id
 
 Role = Literal["provider", "consumer", "officer", "operator"]
 Status = Literal["active", "suspended"]
@@ -30,7 +30,11 @@ class ParticipantCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(max_length=64, description="organizationIdentifier, e.g. EU.EORI.NL000000001")
+    id: str = Field(
+        max_length=64,
+        description="organizationIdentifier, e.g. EU.EORI.NL000000001",
+        json_schema_extra={"pattern": ORGANIZATION_ID_PATTERN},  # checked by _check_id
+    )
     name: str = Field(min_length=1, max_length=200)
     roles: list[Role] = Field(min_length=1)
     status: Status = "active"

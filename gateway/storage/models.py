@@ -140,16 +140,36 @@ class AuditEntryRow(Base):
         Index("ix_audit_entries_dataset_idx", "dataset", "idx"),
         Index("ix_audit_entries_event_idx", "event", "idx"),
         Index("ix_audit_entries_event_decision_time", "event", "decision", "time"),
+        # Sorting by a column pages on (column, idx); filters by what an entry touched,
+        # its trace and its exchange walk (column, idx) too (migration 0019).
+        Index("ix_audit_entries_time_idx", "time", "idx"),
+        Index("ix_audit_entries_decision_idx", "decision", "idx"),
+        Index("ix_audit_entries_target_idx", "target", "idx"),
+        Index("ix_audit_entries_trace_id_idx", "trace_id", "idx"),
+        Index("ix_audit_entries_request_id_idx", "request_id", "idx"),
+        # the console's charts and activity, covered (migration 0020)
+        Index(
+            "ix_audit_entries_event_time_activity",
+            "event",
+            "time",
+            "dataset",
+            "participant",
+            "decision",
+        ),
     )
 
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
     event: Mapped[str] = mapped_column(String(32))
     participant: Mapped[str | None] = mapped_column(String(512), nullable=True)
     dataset: Mapped[str | None] = mapped_column(String(512), nullable=True)
     decision: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # appended (issue 15, migration 0019): as written in the entry's canonical bytes
+    target: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    trace_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
 
 class AuditNodeRow(Base):
@@ -455,6 +475,89 @@ class DspTransferRow(Base):
     callback_address: Mapped[str] = mapped_column(String(2048))
     state: Mapped[str] = mapped_column(String(16))
     token_jti: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DspOutboxRow(Base):
+    """A provider's DSP message to a consumer's callback (revision 0017), stored in the
+    transaction of the state change it follows, deleted from the work list only when delivered
+    or given up (``status``: pending, delivered, given-up).
+
+    A TransferStartMessage is stored without its token (``message`` has no authorization
+    property): a re-send after a restart mints a new token bound to ``token_thumbprint``.
+    ``lease_until`` keeps two senders (the request's own, the background one, another
+    replica) from sending the same row at once.
+    """
+
+    __tablename__ = "dsp_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process: Mapped[str] = mapped_column(String(100), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(128))
+    address: Mapped[str] = mapped_column(String(2048))
+    path: Mapped[str] = mapped_column(String(512))
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    token_thumbprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_dsp_outbox_due", "status", "next_attempt_at"),)
+
+
+class DspConsumerNegotiationRow(Base):
+    """A DSP contract negotiation this gateway asked for as the consumer (revision 0018).
+
+    ``provider_url`` is the provider's DSP base URL; ``provider_id`` the participant (in this
+    gateway's registry) whose client certificate the provider's callbacks must present;
+    ``agreement_id`` the provider's Agreement ``@id`` once AGREED.
+    """
+
+    __tablename__ = "dsp_consumer_negotiations"
+
+    consumer_pid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    provider_pid: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    provider_url: Mapped[str] = mapped_column(String(2048))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(256))
+    offer_id: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(16))
+    agreement_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DspConsumerTransferRow(Base):
+    """A DSP transfer process (HTTP-pull) this gateway asked for as the consumer (0018).
+
+    ``token`` is the access token of the provider's last TransferStartMessage: bound to this
+    gateway's own client certificate (``dsp_client_cert``), useless without its key; it is
+    cleared when the transfer leaves STARTED.
+    """
+
+    __tablename__ = "dsp_consumer_transfers"
+
+    consumer_pid: Mapped[str] = mapped_column(String(80), primary_key=True)
+    provider_pid: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    negotiation_pid: Mapped[str] = mapped_column(
+        String(80), ForeignKey("dsp_consumer_negotiations.consumer_pid")
+    )
+    provider_url: Mapped[str] = mapped_column(String(2048))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64), ForeignKey("participants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(256))
+    agreement_id: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    token: Mapped[str | None] = mapped_column(Text, nullable=True)
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -9,12 +9,11 @@ sluis:rateLimit     lteq     "100/PT1H"     at most N requests per window
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import partial
 
 from policies.model import Constraint, Value
 from policies.operands.registry import Bound, EvalInput, Outcome, binds, judge, left_operand
-from policies.operands.temporal import add_duration
+from policies.operands.temporal import add_duration, period_text
 from policies.vocab import ODRL, SLUIS
 
 COLUMNS = SLUIS + "columns"
@@ -89,13 +88,7 @@ def parse_rate(right: tuple[Value, ...]) -> tuple[int, str] | None:
     if len(right) != 1 or not isinstance(right[0], str):
         return None
     count, _, window = right[0].partition("/")
-    if not count.strip().isdigit() or not window.strip().startswith("P"):
-        return None
-    try:
-        add_duration(_EPOCH, window.strip())
-    except ValueError:
-        return None
-    return int(count), window.strip()
-
-
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+    period = period_text(window)
+    if not count.strip().isascii() or not count.strip().isdigit() or period is None:
+        return None  # isdigit alone takes "²", which int() refuses
+    return int(count), period

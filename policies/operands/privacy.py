@@ -18,13 +18,13 @@ nothing).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from policies.model import Constraint, Rule, Value
 from policies.operands.data import AGGREGATE
 from policies.operands.registry import EvalInput, Outcome, left_operand
-from policies.operands.temporal import add_duration
+from policies.operands.temporal import add_duration, period_text
 from policies.vocab import SLUIS
 
 PRIVACY_UNIT = SLUIS + "privacyUnit"
@@ -95,19 +95,13 @@ def spent_in(spends: tuple[tuple[datetime, Decimal], ...], period: str, now: dat
 
 
 def parse_budget(right: tuple[Value, ...]) -> tuple[Decimal, str] | None:
-    """``"1.0/P30D"`` -> ``(Decimal("1.0"), "P30D")``; None when it is not that."""
+    """``"1.0/P30D"`` -> ``(Decimal("1.0"), "P30D")``; None unless a positive epsilon over a
+    period of positive length (:func:`period_text`)."""
     if len(right) != 1 or not isinstance(right[0], str):
         return None
-    amount, _, period = right[0].partition("/")
-    epsilon = positive(amount.strip())
-    period = period.strip()
-    if epsilon is None or not period.startswith("P"):
-        return None
-    try:
-        add_duration(datetime(2000, 1, 1, tzinfo=UTC), period)
-    except ValueError:
-        return None
-    return epsilon, period
+    amount, _, window = right[0].partition("/")
+    epsilon, period = positive(amount.strip()), period_text(window)
+    return None if epsilon is None or period is None else (epsilon, period)
 
 
 def positive(value: object) -> Decimal | None:

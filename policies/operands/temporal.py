@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from calendar import monthrange
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -18,6 +18,7 @@ _DURATION = re.compile(
     r"P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
     r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
 )
+_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # any instant: a positive duration moves it
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -55,6 +56,18 @@ def duration_text(right: tuple[Value, ...]) -> str | None:
     value = right[0]
     text = value.lexical if isinstance(value, TypedLiteral) else str(value)
     return text if _DURATION.fullmatch(text) and text not in ("P", "PT") else None
+
+
+def period_text(text: str) -> str | None:
+    """``text`` (stripped) when it is an ISO 8601 duration of positive length, else None.
+
+    A rate window or a budget period of zero length ("P", "PT0S", "P0D") would count no
+    earlier request or spend at all, so the limit would never bind: refused, not read as 0.
+    """
+    text = text.strip()
+    if not _DURATION.fullmatch(text):
+        return None
+    return text if add_duration(_ORIGIN, text) > _ORIGIN else None
 
 
 @lru_cache(maxsize=256)  # a policy's few durations, parsed once (the text is the key)

@@ -229,3 +229,25 @@ def test_export_says_what_it_wrote(runner: CliRunner, tmp_path: Path) -> None:
         rf"to {re.escape(str(out / 'checkpoints.jsonl'))}",
         result.output,
     ), result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", "verification failed: not a proof bundle: not a JSON object"),
+        ('{"index": 1}', "verification failed: not a proof bundle: no checkpoint"),
+        ("{", "is not JSON: Expecting property name"),
+        ('{"index": ' + "9" * 5000 + "}", "is not JSON: Exceeds the limit"),
+    ],
+)
+def test_verify_proof_refuses_what_is_not_a_bundle_in_one_line(
+    runner: CliRunner, tmp_path: Path, text: str, message: str
+) -> None:
+    bundle = tmp_path / "proof.json"
+    bundle.write_text(text)
+    result = runner.invoke(cli, ["audit", "verify-proof", str(bundle), "--key", KEY])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith("sluis: error: ")
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ORMExecuteState
 
 from gateway.audit.checkpoint import verify_checkpoint
 from gateway.audit.errors import ProofError
@@ -154,18 +153,22 @@ class CrashBeforeCommit(Database):
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with super().session() as session:
             inserts: list[str] = []
-            event.listen(session.sync_session, "do_orm_execute", _record_inserts(inserts))
+            connection = (await session.connection()).sync_connection
+            assert connection is not None
+            event.listen(connection, "before_cursor_execute", _record_inserts(inserts))
             yield session
             if self.crash_next and "audit_entries" in inserts:
                 self.crash_next = False
                 raise StorageUnavailable("injected: process died before COMMIT")
 
 
-def _record_inserts(tables: list[str]) -> Callable[[ORMExecuteState], None]:
-    def record(state: ORMExecuteState) -> None:
-        table = getattr(state.statement, "table", None)
-        if state.is_insert and table is not None:
-            tables.append(str(table.name))
+def _record_inserts(tables: list[str]) -> Callable[..., None]:
+    """A cursor hook noting the table of every INSERT the connection runs."""
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        words = statement.split()
+        if len(words) > 2 and words[0].upper() == "INSERT" and words[1].upper() == "INTO":
+            tables.append(words[2].strip('"'))
 
     return record
 

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit.log import AuditLog, Effect
+from gateway.audit.log import AuditLog, Effect, Unchanged, stage
 from gateway.errors import Conflict
 from gateway.storage import StorageUnavailable
-from gateway.storage.models import ParticipantRow
+from gateway.storage.models import OpenExchangeRow, ParticipantRow
 from tests.audit.logs import NOW, ORIGIN, SIGNER, assert_consistent, opened, sample
 from tests.audit.test_log import CrashBeforeCommit
 from tests.support.databases import database_url
@@ -144,3 +144,160 @@ def test_a_batch_of_only_refused_effects_writes_nothing(url: str) -> None:
             assert (await log.append(sample(2))).index == 0
 
     asyncio.run(run())
+
+
+class _Statements:
+    """Every statement (and SAVEPOINT / ROLLBACK) the engine of ``log`` runs while entered."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.engine = log.db.engine.sync_engine
+        self.seen: list[str] = []
+
+    def _statement(self, _conn: object, _cursor: object, statement: str, *_: object) -> None:
+        self.seen.append(" ".join(statement.split()).upper())
+
+    def _rollback(self, *_: object) -> None:
+        self.seen.append("ROLLBACK")
+
+    def __enter__(self) -> list[str]:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "rollback", self._rollback)
+        return self.seen
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "rollback", self._rollback)
+
+
+def _stage_then(exchange: str, *, refuse: bool = False) -> Effect:
+    """An effect that stages an open-exchange row ``exchange`` (a table the registry does
+    not track, so no other SAVEPOINT is involved); then raises Unchanged if told to
+    (breaking its promise on purpose: what it staged must not be inserted either)."""
+
+    async def effect(session: AsyncSession) -> None:
+        row = {"id": exchange, "owner": "test", "consumer_id": "c", "dataset_id": "d"}
+        await stage(session, OpenExchangeRow, row | {"started_at": NOW})
+        if refuse:
+            raise Unchanged(exchange)
+
+    return effect
+
+
+async def _exchanges(log: AuditLog) -> list[str]:
+    async with log.db.session() as session:
+        found = await session.scalars(select(OpenExchangeRow.id).order_by(OpenExchangeRow.id))
+        return list(found.all())
+
+
+def test_an_unchanged_refusal_needs_no_rollback_nor_savepoints(url: str) -> None:
+    """Effects run bare: a refusal that wrote nothing leaves the batch as it is, and the
+    rows the others staged are inserted together, after the last effect."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            await log.append(sample(0))  # the head row exists, the frontier is known
+            with _Statements(log) as seen:
+                results = await asyncio.gather(
+                    log.append(sample(1), effect=_stage_then("x1")),
+                    log.append(sample(2), effect=_stage_then("x2", refuse=True)),
+                    log.append(sample(3), effect=_stage_then("x3")),
+                    return_exceptions=True,
+                )
+            assert isinstance(results[1], Unchanged)
+            assert [r.index for r in (results[0], results[2])] == [1, 2]  # type: ignore[union-attr]
+            assert await _exchanges(log) == ["x1", "x3"]
+            assert not [s for s in seen if "SAVEPOINT" in s or s == "ROLLBACK"], seen
+            inserts = [s for s in seen if s.startswith("INSERT INTO OPEN_EXCHANGES")]
+            assert len(inserts) == 1  # both staged rows in one statement
+            assert not [s for s in seen if s.startswith("SELECT AUDIT_NODES")]  # kept frontier
+            assert await assert_consistent(log) == 3
+
+    asyncio.run(run())
+
+
+def test_a_staged_row_that_conflicts_fails_only_its_appender(url: str) -> None:
+    """A duplicate among the staged rows rolls the batch back; run again with a SAVEPOINT
+    per effect, only the duplicate's appender is refused."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            await log.append(sample(0), effect=_stage_then("x2"))
+            results = await asyncio.gather(
+                log.append(sample(1), effect=_stage_then("x1")),
+                log.append(sample(2), effect=_stage_then("x2")),  # exists
+                log.append(sample(3), effect=_stage_then("x3")),
+                return_exceptions=True,
+            )
+            assert isinstance(results[1], IntegrityError)
+            assert [r.index for r in (results[0], results[2])] == [1, 2]  # type: ignore[union-attr]
+            assert await _exchanges(log) == ["x1", "x2", "x3"]
+            assert await assert_consistent(log) == 3
+
+    asyncio.run(run())
+
+
+def test_an_effect_that_wrote_and_failed_is_undone_and_the_others_run_once(url: str) -> None:
+    """The batch run again after a failure re-runs the other effects: each one's rows are
+    there exactly once, and the failed one's are not there at all."""
+    calls: list[str] = []
+
+    def counted(pid: str, then_raise: Exception | None = None) -> Effect:
+        inner = _add(pid, then_raise=then_raise)
+
+        async def effect(session: AsyncSession) -> None:
+            calls.append(pid)
+            await inner(session)
+
+        return effect
+
+    async def run() -> None:
+        async with opened(url) as log:
+            await log.append(sample(0))
+            results = await asyncio.gather(
+                log.append(sample(1), effect=counted("NTRNL-00000001")),
+                log.append(sample(2), effect=counted("NTRNL-00000002", Conflict("x", "y"))),
+                log.append(sample(3), effect=counted("NTRNL-00000003")),
+                return_exceptions=True,
+            )
+            assert isinstance(results[1], Conflict)
+            assert await _ids(log) == ["NTRNL-00000001", "NTRNL-00000003"]
+            assert calls.count("NTRNL-00000001") == 2  # bare, then with savepoints
+            assert await assert_consistent(log) == 3
+
+    asyncio.run(run())
+
+
+def test_the_kept_frontier_follows_another_writer_on_the_same_store(url: str) -> None:
+    """Two logs on one database append in turns: each one's kept frontier is stale after
+    the other's batch, is read again, and the tree stays whole."""
+
+    async def run() -> None:
+        async with opened(url) as first:
+            second = AuditLog(first.db, SIGNER, ORIGIN)
+            try:
+                for n in range(12):
+                    await (first if n % 3 else second).append(sample(n))
+                assert await assert_consistent(first) == 12
+            finally:
+                await second.close()
+
+    asyncio.run(run())
+
+
+def test_a_registry_table_cannot_be_staged(url: str) -> None:
+    """Staged rows go in Core, which the registry does not see: its tables are refused, so
+    a change of who may do what can never skip the registry's version."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            with pytest.raises(TypeError, match="participants is the registry's"):
+                await log.append(sample(1), effect=_stage_participant)
+            assert await _ids(log) == []
+            assert await log.size() == 0
+
+    asyncio.run(run())
+
+
+async def _stage_participant(session: AsyncSession) -> None:
+    row = {"id": "NTRNL-00000009", "name": "x", "roles": [], "status": "active", "groups": []}
+    await stage(session, ParticipantRow, row | {"created_at": NOW, "updated_at": NOW})

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import os
 import resource
+import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -109,6 +111,43 @@ def test_a_fifo_is_never_opened_for_reading(tmp_path: Path) -> None:
     assert _read(tmp_path, "parts") == [INSIDE]  # the pipe is skipped, and nothing blocks
     with pytest.raises(PathRefused):
         _read(tmp_path, "parts/pipe.csv")
+
+
+@contextlib.contextmanager
+def _socket_at(path: Path) -> Iterator[None]:
+    """A listening Unix socket at ``path`` (bound in its directory: paths are short)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    here = Path.cwd()
+    with socket.socket(socket.AF_UNIX) as sock:
+        os.chdir(path.parent)
+        try:
+            sock.bind(path.name)
+        finally:
+            os.chdir(here)
+        yield
+
+
+def test_a_socket_is_skipped_in_a_directory_and_refused_by_name(tmp_path: Path) -> None:
+    """A socket cannot be opened at all (ENXIO): skipped by its type, like a FIFO, and
+    named directly a path refusal; it used to make the whole directory unavailable."""
+    _csv(tmp_path / "parts" / "a.csv", INSIDE)
+    with _socket_at(tmp_path / "parts" / "sock.csv"):
+        (tmp_path / "parts" / "link.csv").symlink_to("sock.csv")
+        assert _read(tmp_path, "parts") == [INSIDE]
+        for path in ("parts/sock.csv", "parts/link.csv"):
+            with pytest.raises(PathRefused) as refused:
+                _read(tmp_path, path)
+            assert refused.value.reason == f"not a regular file or directory: {path!r}"
+        with pytest.raises(PathRefused) as refused:
+            _read(tmp_path, "parts/sock.csv/a.csv")
+        assert refused.value.reason == "not a regular file or directory: 'parts/sock.csv/a.csv'"
+
+
+def test_a_fifo_named_directly_is_refused_by_its_type(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(PathRefused) as refused:
+        _read(tmp_path, "pipe.csv")
+    assert refused.value.reason == "not a regular file or directory: 'pipe.csv'"
 
 
 def test_no_descriptor_is_left_open(tmp_path: Path) -> None:

@@ -169,9 +169,14 @@ def test_running_out_of_room_behind_the_arrow_reader_is_still_a_refusal() -> Non
     def broken() -> None:
         raise pa.ArrowInvalid("something else")
 
+    def merging() -> None:  # what ordering 15 M rows at 32 MiB raised (bench.memory)
+        raise OSError("Out of Memory Error: failed to pin block of size 256.0 KiB (30.4 MiB used)")
+
     config = SpillConfig(Path("/nonexistent"), memory_limit=32 * MiB, max_disk=0)
     with pytest.raises(QueryTooLarge):
         asyncio.run(_run(config, failing))
+    with pytest.raises(QueryTooLarge):
+        asyncio.run(_run(config, merging))
     with pytest.raises(SpillFailed):
         asyncio.run(_run(config, broken))
 

@@ -194,7 +194,7 @@ def test_entries_filter_and_page_by_keyboard(console: Console) -> None:
         expect(cells.locator("td").nth(2)).to_have_text("admin-change")
     screenshot(page, "entries")
     # Tab from the page's top reaches the first entry's link; Enter opens its detail
-    page.locator("#entries a").first.focus()
+    page.locator("#entries tbody a").first.focus()
     page.keyboard.press("Enter")
     expect(page.locator("#entry-status")).to_contain_text("Verified")
     page.context.close()

@@ -60,6 +60,7 @@ def test_officer_views(tmp_path: Path) -> None:
             agreements = _service(db)
             services = SimpleNamespace(
                 agreements=agreements,
+                datasets=agreements.datasets,
                 audit=_AUDITS[id(db)],  # refusals are audited
                 telemetry=configure("sluis-test"),
                 participants=ParticipantService(db),
@@ -72,6 +73,7 @@ def test_officer_views(tmp_path: Path) -> None:
             assert [(a["id"], a["state"], a["use_count"]) for a in agreements] == [
                 (agreement_id, "active", 0)
             ]
+            assert (agreements[0]["use_limit"], agreements[0]["uses_left"]) == (None, None)
             people = (await _get(officer, "/v1/officer/participants")).json()
             assert sorted(p["id"] for p in people) == ["NTRNL-10000001", "NTRNL-10000002"]
             crl = (await _get(officer, "/v1/officer/revocations")).json()

@@ -81,6 +81,14 @@ CLI_WITHOUT_ENTRY = {
     "agreements revoke": "HTTP client: the gateway writes the agreement-changed entry",
     "agreements terminate": "HTTP client: the gateway writes the agreement-changed entry",
     "fetch": "HTTP client: the gateway writes the access-decision entry",
+    "dsp catalog": "HTTP client, read only: the gateway reads another provider's catalog",
+    "dsp negotiate": "HTTP client: the gateway writes the dsp-consumer agreement-changed entries",
+    "dsp negotiation": "read only, over HTTP",
+    "dsp transfer": "HTTP client: the gateway writes the dsp-consumer agreement-changed entries",
+    "dsp status": "read only, over HTTP",
+    "dsp pull": "HTTP client: the gateway writes the exchange-completed entry (dsp-consumer-pull)",
+    "dsp complete": "HTTP client: the gateway writes the dsp-consumer agreement-changed entry",
+    "dsp terminate": "HTTP client: the gateway writes the dsp-consumer agreement-changed entry",
     "policy validate": "local files, no state",
     "policy eval": "local files, no state",
     "policy explain": "local files, no state",
@@ -102,6 +110,28 @@ ROUTES_WITHOUT_ADMIN_ENTRY = {
     ("POST", "/oauth2/token"): "token-issued / token-refused",
     ("POST", "/connect/token"): "token-issued / token-refused (iSHARE)",
     ("POST", "/dsp/catalog/request"): "reads the catalog",
+    # the DSP consumer side (gateway/dsp/consumer_endpoints.py; tests/dsp/test_consumer.py)
+    ("POST", "/v1/dsp/catalog"): "reads another provider's catalog",
+    ("POST", "/v1/dsp/negotiations"): "agreement-changed (dsp-consumer-negotiation:<pid>)",
+    ("POST", "/v1/dsp/transfers"): "agreement-changed (dsp-consumer-transfer:<pid>)",
+    ("POST", "/v1/dsp/transfers/{pid}/completion"): "agreement-changed (dsp-consumer-transfer)",
+    ("POST", "/v1/dsp/transfers/{pid}/pull"): "exchange-completed (dsp-consumer-pull)",
+    ("POST", "/v1/dsp/negotiations/{pid}/termination"): "agreement-changed (dsp-consumer)",
+    ("POST", "/v1/dsp/transfers/{pid}/termination"): "agreement-changed (dsp-consumer)",
+    **{
+        (
+            "POST",
+            f"/dsp/callback/negotiations/{{pid}}/{path}",
+        ): "agreement-changed (dsp-consumer-negotiation:<pid>)"
+        for path in ("offers", "agreement", "events", "termination")
+    },
+    **{
+        (
+            "POST",
+            f"/dsp/callback/transfers/{{pid}}/{path}",
+        ): "agreement-changed (dsp-consumer-transfer:<pid>)"
+        for path in ("start", "completion", "termination", "suspension")
+    },
     **{
         ("POST", f"/dsp/negotiations{path}"): "agreement-changed (dsp-negotiation:<pid>)"
         for path in (

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -403,3 +404,28 @@ def test_configure_instrument_and_shutdown_repeat_safely(caplog: pytest.LogCaptu
         telemetry.shutdown()
         assert len([s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]) == 1
     assert [r.getMessage() for r in caplog.records if r.levelname != "DEBUG"] == []
+
+
+def test_without_an_exporter_spans_are_not_recorded_but_trace_ids_remain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default (no exporter): nothing would read a span, so none is recorded (the cost
+    of a request's spans is gone); the trace id the audit entries carry is still there."""
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    telemetry = configure()
+    with telemetry.span(SPAN_POLICY):
+        assert not trace.get_current_span().is_recording()
+        trace_id = current_trace_id()
+    telemetry.shutdown()
+    assert trace_id is not None
+    assert len(trace_id) == 32
+
+
+def test_an_explicit_sampler_is_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    telemetry = configure()
+    with telemetry.span(SPAN_POLICY):
+        assert trace.get_current_span().is_recording()
+    telemetry.shutdown()

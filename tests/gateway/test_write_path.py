@@ -119,6 +119,75 @@ def test_a_use_refused_at_commit_is_a_denial_and_audited(url: str) -> None:
     asyncio.run(run())
 
 
+def test_a_count_remembered_by_one_replica_never_lets_it_overspend(url: str) -> None:
+    """A replica decides on the use count it last saw committed (no read per request); the
+    other replica spends the rest of the limit meanwhile: the first one's next request is
+    refused by the conditional UPDATE at commit, denied and audited, and nothing more is
+    spent. The refusal drops what it remembered: the next request reads the count and the
+    policy refuses it before any UPDATE."""
+
+    async def run() -> None:
+        async with replicas(url) as (first, second):
+            await first.query("limited")  # remembers 1
+            for _ in range(LIMIT - 1):
+                await second.query("limited")
+            assert await _used(first.db, "limited") == LIMIT
+            with pytest.raises(Forbidden) as refused:
+                await first.query("limited")  # decided at 1, refused at commit
+            assert refused.value.code == "policy-denied"
+            seen: list[str] = []
+
+            def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                seen.append(" ".join(statement.split()).upper())
+
+            engine = first.db.engine.sync_engine
+            event.listen(engine, "before_cursor_execute", record)
+            try:
+                with pytest.raises(Forbidden) as again:
+                    await first.query("limited")
+            finally:
+                event.remove(engine, "before_cursor_execute", record)
+            assert again.value.code == "policy-denied"
+            assert any(s.startswith("SELECT") and "USAGE_STATE" in s for s in seen), seen
+            assert not any(s.startswith("UPDATE USAGE_STATE") for s in seen), seen
+            assert await _used(first.db, "limited") == LIMIT
+            decisions = await _decisions(first, "limited")
+            assert decisions.count("permit") == LIMIT
+            assert decisions[-2:] == ["deny", "deny"]
+            await assert_consistent(first.log)
+
+    asyncio.run(run())
+
+
+def test_a_policy_without_rates_reads_no_usage_in_the_steady_state(url: str) -> None:
+    """Once a replica committed a use, its next requests under a policy without a rate
+    limit or a privacy budget read nothing of the usage state: the count they decide on
+    is the one it saw committed, and the spend's UPDATE enforces the limit."""
+
+    async def run() -> list[str]:
+        async with replicas(url, 1) as (replica,):
+            await replica.query("limited")
+            await replica.log.settled()
+            seen: list[str] = []
+
+            def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                seen.append(" ".join(statement.split()))
+
+            engine = replica.db.engine.sync_engine
+            event.listen(engine, "before_cursor_execute", record)
+            try:
+                await replica.query("limited")
+                await replica.log.settled()
+            finally:
+                event.remove(engine, "before_cursor_execute", record)
+            return seen
+
+    seen = asyncio.run(run())
+    reads = [s for s in seen if s.upper().startswith("SELECT") and "usage_state" in s]
+    assert not reads, reads
+    assert any(s.upper().startswith("UPDATE USAGE_STATE") for s in seen)  # still spent
+
+
 _OUTAGE = {
     "sqlite": [
         "CREATE TRIGGER outage BEFORE INSERT ON audit_entries "

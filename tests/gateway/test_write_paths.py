@@ -16,7 +16,7 @@ from pathlib import Path
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 SESSION_WRITES = {"add", "add_all", "delete", "merge"}
-SQL_WRITES = {"update", "insert", "delete", "insert_unless_present", "insert_or_add"}
+SQL_WRITES = {"update", "insert", "delete", "insert_unless_present", "insert_or_add", "stage"}
 DIALECTS = {"postgresql", "sqlite"}
 
 #: Writes that change who may do what, and the only functions that may call them.
@@ -37,6 +37,8 @@ AUDITED: dict[str, set[str]] = {
     # DSP negotiations and transfers (issue 14): each state change is the effect of its
     # agreement-changed (or token-issued) entry.
     "dsp/repository.py:add": {"dsp/negotiation.py:NegotiationService._start.change"},
+    "dsp/consumer_repository.py:add": {"dsp/consumer.py:ConsumerBase._add.change"},
+    "dsp/consumer_repository.py:move": {"dsp/consumer.py:ConsumerBase._move.change"},
     "dsp/repository.py:move": {"dsp/negotiation.py:NegotiationService._move.change"},
     "dsp/transfer.py:TransferService.request.change": set(),  # the effect itself
     "dsp/transfer_repository.py:move": {"dsp/transfer.py:TransferService._commit.change"},
@@ -78,6 +80,9 @@ NOT_A_CHANGE = {
     "audit/repository.py:lock_sequencer": "the audit log's own sequencer",
     "audit/repository.py:grow": "the audit log's own head",
     "audit/repository.py:insert_batch": "the audit log's entries and Merkle nodes",
+    "audit/log.py:stage": "a helper: rows an effect stages (its callers are classified)",
+    "audit/log.py:_run_effects": "inserts the rows the batch's effects staged (their "
+    "callers, stage's, are classified) in the batch's transaction",
     "audit/repository.py:hand_over": "the audit log's own signing key: the hand-over is "
     "committed with its key-rotation entry (gateway/audit/rotation.py)",
     "audit/repository.py:replace_note": "more signatures (a cosignature) over the same "
@@ -98,6 +103,15 @@ NOT_A_CHANGE = {
     "in its access-decision entry's transaction (the effect)",
     "exchange/repository.py:close_exchange": "bookkeeping: the exchange ended, in its "
     "completion (or interruption) entry's transaction",
+    "dsp/consumer_repository.py:set_provider_pid": "a consumer-side process learns the "
+    "provider's id for it (from the provider's answer or first callback): bookkeeping of a "
+    "process whose requests and moves are audited, not a change of who may do what",
+    "dsp/outbox_repository.py:add": "a DSP message to a consumer, stored in the transaction "
+    "of the negotiation or transfer change (and its entry) it announces",
+    "dsp/outbox_repository.py:claim": "delivery bookkeeping: a lease on a stored message",
+    "dsp/outbox_repository.py:purge": "forgets messages delivered or given up a week ago",
+    "dsp/outbox_repository.py:finish": "delivery bookkeeping (delivered, next round); a "
+    "give-up is the effect of its dsp-callback-given-up entry",
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.agreements.usage import request_times
 from policies import SLUIS_PROFILE, Request, build_state, compile_policy, evaluate
-from policies.bounds import count_cap, rate_limits
+from policies.bounds import count_cap, rate_limits, stated_use_limit
 from policies.yaml_policy import parse_yaml_policy
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -71,3 +71,23 @@ def test_synthesised_times_give_each_window_its_count() -> None:
     for window, span, count in [("PT1M", 1, 3), ("PT1H", 60, 7), ("P1D", 1440, 11)]:
         since = NOW - timedelta(minutes=span)
         assert sum(1 for t in times if since < t <= NOW) == min(count, 11), window
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("lteq", 5), ("lt", 4), ("eq", 3), ("two", 4), ("or", 2), ("none", None)],
+)
+def test_the_stated_use_limit_is_the_fewest_uses_a_count_bound_allows(
+    name: str, limit: int | None
+) -> None:
+    policy = parse_yaml_policy(_policy(CASES[name]))
+    assert stated_use_limit(policy) == limit
+
+
+def test_a_lower_bound_or_a_prohibition_states_no_use_limit() -> None:
+    lower = parse_yaml_policy(_policy("[[count, gteq, 2]]"))
+    assert stated_use_limit(lower) is None
+    prohibited = parse_yaml_policy(
+        _policy("[]", "prohibitions: [{action: read, constraints: [[count, lteq, 1]]}]")
+    )
+    assert stated_use_limit(prohibited) is None

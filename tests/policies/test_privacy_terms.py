@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies import PolicyError, PrivacyLimits, State, build_state, evaluate, explain
+from policies.operands.privacy import PRIVACY_BUDGET, parse_budget
 from policies.yaml_policy import parse_yaml_policy
 from tests.policies.helpers import NOW, request
 
@@ -110,3 +112,49 @@ def test_a_budget_without_a_per_query_cost_denies() -> None:
 def test_unusable_privacy_terms_are_refused_on_write(line: str, bad: str) -> None:
     with pytest.raises(PolicyError):
         parse_yaml_policy(PRIVATE.replace(line, bad))
+
+
+@pytest.mark.parametrize(
+    "budget", ["1/P", "1/PT", "1/P0D", "1/PT0S", "1/P0Y0M0DT0H0M0.0S", "1/P30", "1/30D", "1/"]
+)
+def test_a_budget_over_no_period_is_refused_on_write_and_denies(budget: str) -> None:
+    """A period of zero length counts no spend at all: the budget would never run out."""
+    with pytest.raises(PolicyError, match="is not epsilon/duration"):
+        parse_yaml_policy(PRIVATE.replace("1.0/P30D", budget))
+    assert parse_budget((budget,)) is None
+    # a policy that reached the engine without the parser still denies, and says why
+    policy = parse_yaml_policy(PRIVATE)
+    permission = policy.permissions[0]
+    rule = replace(
+        permission,
+        constraints=tuple(
+            replace(c, right_operand=(budget,)) if c.left_operand == PRIVACY_BUDGET else c
+            for c in permission.constraints
+        ),
+    )
+    decision = evaluate(
+        replace(policy, permissions=(rule,)), request(sluis_aggregate=[True]), State(), now=NOW
+    )
+    assert not decision.permitted
+    assert decision.reason == "invalid_value"
+    assert f"sluis:privacyBudget: {budget} is not epsilon/duration" in explain(decision)
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("1.0/P30D", (Decimal("1.0"), "P30D")),
+        (" 0.5 / PT1S ", (Decimal("0.5"), "PT1S")),
+        ("2/PT0.5S", (Decimal(2), "PT0.5S")),
+        ("1/P1M", (Decimal(1), "P1M")),
+    ],
+)
+def test_a_budget_over_a_period_parses(text: str, parsed: tuple[Decimal, str]) -> None:
+    assert parse_budget((text,)) == parsed
+
+
+@pytest.mark.parametrize(
+    "right", [(), ("1/P1D", "1/P1D"), (1,), ("0/P1D",), ("NaN/P1D",), ("1/p1d",), ("1/P1D/P1D",)]
+)
+def test_other_malformed_budgets_parse_to_nothing(right: tuple[object, ...]) -> None:
+    assert parse_budget(right) is None  # type: ignore[arg-type]

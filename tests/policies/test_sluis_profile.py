@@ -21,6 +21,7 @@ from policies import (
     validate,
 )
 from policies.explain import limits_lines
+from policies.operands.data import parse_rate
 from policies.policy_tests import run_policy_tests
 from policies.yaml_policy import parse_yaml_policy
 from tests.policies.helpers import NOW, request
@@ -82,6 +83,22 @@ def test_rate_limit_counts_the_window() -> None:
     assert evaluate(policy, asked, State(request_times=recent + old), now=NOW).permitted
     busy = (*recent, NOW - timedelta(minutes=1))
     assert not evaluate(policy, asked, State(request_times=busy), now=NOW).permitted
+
+
+@pytest.mark.parametrize("rate", ["3/P", "3/PT", "3/PT0S", "3/P0D", "²/PT1H", "3/1H", "x/PT1H"])
+def test_a_rate_over_no_window_is_refused_on_write(rate: str) -> None:
+    """A zero-length window counts no earlier request: the limit would never bind."""
+    with pytest.raises(PolicyError, match="a rate is N/duration"):
+        parse_yaml_policy(DATA_POLICY.replace("3/PT1H", rate))
+    assert parse_rate((rate,)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("3/PT1H", (3, "PT1H")), (" 0 / P1D ", (0, "P1D")), ("10/PT0.5S", (10, "PT0.5S"))],
+)
+def test_a_rate_over_a_window_parses(text: str, parsed: tuple[int, str]) -> None:
+    assert parse_rate((text,)) == parsed
 
 
 CLASH = """

@@ -5,10 +5,13 @@
 import { decodeBase64, encodeBase64 } from "./verify/encoding.js";
 import { verifyConsistency } from "./verify/merkle.js";
 import { parseVerifierKey, verifyCheckpoint } from "./verify/note.js";
+import { follow } from "./handover.js";
 
 const KEY = "sluis-console:key";
 const WITNESS = "sluis-console:witness";
 const ALARM = "sluis-console:alarm";
+const PROVEN = "sluis-console:proven"; // the pinned key once it verified a checkpoint here
+const HANDED = "sluis-console:hand-overs"; // the hand-overs this browser followed
 
 // Bidi overrides and invisible format characters, shown as ⟨U+XXXX⟩: an entry cannot
 // reorder or hide what the officer reads (e.g. "\u202Eexe.txt" reads as "txt.exe").
@@ -64,7 +67,38 @@ export async function pinnedKey() {
 export async function pinKey(text) {
   const key = await parseVerifierKey(text);
   localStorage.setItem(KEY, key.keyString);
+  localStorage.removeItem(PROVEN);
   return key;
+}
+
+export function handOvers() {
+  return JSON.parse(localStorage.getItem(HANDED) ?? "[]");
+}
+
+// The newest checkpoint is not signed by the pinned key: follow the log's signed hand-overs
+// from it (handover.js). The pin moves only when the pinned key signed the hand-over.
+async function followed(note, key, unverified) {
+  const proven = localStorage.getItem(PROVEN) === key.keyString;
+  const seen = witness();
+  let result;
+  try {
+    result = await follow(api, key, seen, proven);
+  } catch (error) {
+    if (error.forged) {
+      raiseAlarm(`a forged key hand-over (${error.message})`, `${seen?.note ?? ""}\n${note}`);
+    }
+    // forged, or a rotation naming no key: say so; else (the pinned key may be wrong) unverified
+    throw error.forged || error.code === "bad-rotation" ? error : unverified;
+  }
+  if (!result.followed.length) throw unverified;
+  const checkpoint = await verifyCheckpoint(note, result.key); // throws: still unverified
+  const done = handOvers();
+  for (const step of result.followed) done.push({ index: String(step.index), key: step.key.keyString, at: new Date().toISOString() });
+  localStorage.setItem(HANDED, JSON.stringify(done));
+  localStorage.setItem(KEY, result.key.keyString);
+  localStorage.setItem(PROVEN, result.key.keyString);
+  if (result.seen !== seen) remember(result.seen);
+  return checkpoint;
 }
 
 export function witness() {
@@ -107,7 +141,15 @@ export function showAlarm() {
 export async function verifiedCheckpoint() {
   const key = await pinnedKey();
   if (key === null) throw new Error("no key pinned: pin the log's public key on the overview page");
-  const checkpoint = await verifyCheckpoint(await api("/v1/audit/checkpoint", "text"), key);
+  const note = await api("/v1/audit/checkpoint", "text");
+  let checkpoint;
+  try {
+    checkpoint = await verifyCheckpoint(note, key);
+  } catch (error) {
+    if (error.code !== "unverified") throw error;
+    checkpoint = await followed(note, key, error);
+  }
+  localStorage.setItem(PROVEN, (await pinnedKey()).keyString);
   const seen = witness();
   if (seen === null) {
     remember(checkpoint);
@@ -121,7 +163,8 @@ export async function verifiedCheckpoint() {
       proof = await api(path);
     } catch (error) {
       // The log cannot prove it still holds the larger tree this browser saw: rolled back.
-      if (error instanceof ApiError && error.status === 400 && small === checkpoint) {
+      // (404: a size the log has not reached; 400/422: no proof from the empty tree.)
+      if (error instanceof ApiError && [400, 404, 422].includes(error.status) && small === checkpoint) {
         raiseAlarm(`the log now has ${checkpoint.size} entries and cannot prove it holds the ${seen.size} this browser saw (rolled back?)`, `${seen.note}\n${checkpoint.note}`);
       }
       throw error;

@@ -4,6 +4,7 @@
 import { api, el, reason, status, verifiedCheckpoint, visible } from "./console.js";
 import { decodeBase64, encodeBase64, hex, strictUtf8 } from "./verify/encoding.js";
 import { leafHash, verifyInclusion } from "./verify/merkle.js";
+import { showLinks } from "./entry-links.js";
 
 function fact(term, value) {
   document.getElementById("entry-facts").append(el("dt", {}, term), el("dd", {}, value));
@@ -23,6 +24,7 @@ function showRelated(index, entry) {
   related("Entries after this one", `/console/entries?order=asc&after=${index}`);
   related("Entries before this one", `/console/entries?before=${index}`);
   if (typeof entry.trace_id === "string") fact("Trace id (for the tracing backend)", entry.trace_id);
+  showLinks(document.getElementById("related"), index, entry);
 }
 
 async function verify(index) {

@@ -1,7 +1,7 @@
 // Overview: pin the log's key, verify the newest checkpoint against it and against the last
 // one this browser saw, and count what happened over a period.
 
-import { api, el, pinKey, pinnedKey, reason, status, verifiedCheckpoint } from "./console.js";
+import { api, el, handOvers, pinKey, pinnedKey, reason, status, verifiedCheckpoint } from "./console.js";
 import { encodeBase64, hex } from "./verify/encoding.js";
 
 const DESCRIBE = {
@@ -35,8 +35,47 @@ async function showCheckpoint() {
     fact(list, "Tree size", String(checkpoint.size));
     fact(list, "Root hash", encodeBase64(checkpoint.root));
     for (const line of checkpoint.extensions) fact(list, "Extension", line);
+    showHandOvers();
   } catch (error) {
     status("checkpoint-status", "fail", `Checkpoint NOT verified: ${reason(error)}`);
+  }
+}
+
+// The key hand-overs this browser followed, each one signed by the key pinned before it.
+function showHandOvers() {
+  const list = document.getElementById("hand-overs");
+  list.replaceChildren(
+    ...handOvers().map((step) =>
+      el("li", {},
+        "Key handed over at ",
+        el("a", { href: `/console/entry?index=${encodeURIComponent(step.index)}` }, `entry ${step.index}`),
+        ` to ${step.key} (signed by the key pinned before, cosigned by the new one): the pin moved.`,
+      ),
+    ),
+  );
+}
+
+// The server draws the charts (SVG images: no script runs in them); the period is the counts'.
+function showCharts(since, until) {
+  const query = new URLSearchParams();
+  if (since) query.set("since", since);
+  if (until) query.set("until", until);
+  const names = ["requests", "denials", "consumers", "limits"];
+  let pending = names.length;
+  const failed = [];
+  const done = () => {
+    if (--pending > 0) return;
+    if (failed.length) status("charts-status", "fail", `Charts unavailable: ${failed.join(", ")}`);
+    else status("charts-status", "ok", `Drawn by the gateway ${since ? `since ${since}` : "over the whole log"}${until ? ` until ${until}` : ""} (as stored: counts are not proofs).`);
+  };
+  for (const name of names) {
+    const image = document.getElementById(`chart-${name}`);
+    image.onload = done;
+    image.onerror = () => {
+      failed.push(name);
+      done();
+    };
+    image.src = `/console/charts/${name}.svg?${query}`;
   }
 }
 
@@ -121,8 +160,8 @@ document.getElementById("key-form").addEventListener("submit", async (event) => 
     status("key-status", "fail", `Key NOT pinned: ${reason(error)}`);
     return;
   }
-  await showKey();
   await showCheckpoint();
+  await showKey();
 });
 
 document.getElementById("counts-form").addEventListener("submit", (event) => {
@@ -131,12 +170,14 @@ document.getElementById("counts-form").addEventListener("submit", (event) => {
   const until = document.getElementById("counts-until").value.trim();
   showCounts(since, until);
   showActivity(since, until);
+  showCharts(since, until);
 });
 
+await showCheckpoint(); // first: it may follow a key hand-over and move the pin
 await showKey();
-await showCheckpoint();
 // The morning round: the last 24 hours (a count over the whole log is a full index scan).
 const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
 document.getElementById("counts-since").value = since;
 await showCounts(since, "");
 await showActivity(since, "");
+showCharts(since, "");

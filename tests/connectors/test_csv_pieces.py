@@ -1,0 +1,115 @@
+"""CSV read in pieces cut at line ends: the same rows as one read, and nothing read ahead."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors import csv_pieces
+from connectors._arrow import pa, pacsv
+from connectors.errors import SourceRejected
+
+TYPES = {"id": pa.int64(), "name": pa.string(), "amount": pa.float64()}
+CONVERT = pacsv.ConvertOptions(
+    column_types=TYPES, strings_can_be_null=True, quoted_strings_can_be_null=False
+)
+
+
+class Counting(io.BytesIO):
+    """A stream that counts what was read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        out = super().read(size)
+        self.taken += len(out)
+        return out
+
+
+def whole(data: bytes) -> pa.Table:
+    return pacsv.read_csv(pa.py_buffer(data), convert_options=CONVERT)
+
+
+def in_pieces(data: bytes, size: int) -> pa.Table:
+    tables = list(csv_pieces.read(io.BytesIO(data), CONVERT, size))
+    return pa.concat_tables(tables) if tables else whole(data)
+
+
+SAMPLES = {
+    "lf": b"id,name,amount\n1,a,1.5\n2,b,2.5\n3,,\n",
+    "crlf": b"id,name,amount\r\n1,a,1.5\r\n2,b,2.5\r\n",
+    "cr": b"id,name,amount\r1,a,1.5\r2,b,2.5\r",
+    "no final newline": b"id,name,amount\n1,a,1.5\n2,b,2.5",
+    "empty lines": b"\n\nid,name,amount\n\n1,a,1.5\n\n\n2,b,2.5\n\n",
+    "bom": b"\xef\xbb\xbfid,name,amount\n1,a,1.5\n",
+    "quoted commas": b'id,name,amount\n1,"a, b",1.5\n2,"",2.5\n',
+    "other column order": b"amount,id,name\n1.5,1,a\n2.5,2,b\n",
+    "header only": b"id,name,amount\n",
+}
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 16, 1 << 20])
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_pieces_read_the_same_rows_as_one_read(sample: str, size: int) -> None:
+    data = SAMPLES[sample]
+    assert in_pieces(data, size).equals(whole(data))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**40), 2**40),
+            st.text(st.characters(codec="utf-8", exclude_characters='\r\n",'), max_size=8),
+            st.sampled_from([b"\n", b"\r\n", b"\r"]),
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 64),
+)
+def test_any_cut_reads_the_same_rows(rows: list[tuple[int, str, bytes]], size: int) -> None:
+    data = b"id,name,amount\n" + b"".join(
+        f"{i},{name},{i / 4}".encode() + end for i, name, end in rows
+    )
+    assert in_pieces(data, size).equals(whole(data))
+
+
+def test_each_piece_ends_at_a_line_end() -> None:
+    data = b"".join(b"%d,xyz\r\n" % i for i in range(1000))
+    parts = list(csv_pieces.pieces(io.BytesIO(data), 100))
+    assert b"".join(parts) == data
+    assert all(p.endswith((b"\n", b"\r")) for p in parts)
+    assert max(len(p) for p in parts) <= 100 + 12  # a piece plus at most one carried line
+
+
+def test_the_file_is_read_only_as_rows_are_asked_for() -> None:
+    """No read-ahead: after the first table, at most two pieces have been read (pyarrow's
+    streaming reader reads up to 32 blocks ahead in a background thread)."""
+    data = b"id,name,amount\n" + b"".join(b"%d,name-%d,%d.5\n" % (i, i, i) for i in range(20_000))
+    stream = Counting(data)
+    tables = csv_pieces.read(stream, CONVERT, 4096)
+    first = next(tables)
+    assert first.num_rows > 0
+    assert stream.taken <= 2 * 4096
+    rest = sum(t.num_rows for t in tables)
+    assert first.num_rows + rest == 20_000
+    assert stream.taken == len(data)
+
+
+def test_a_line_longer_than_the_limit_is_refused() -> None:
+    data = b"id,name,amount\n1," + b"x" * 5000 + b",1.5\n"
+    with pytest.raises(SourceRejected, match="longer than"):
+        list(csv_pieces.pieces(io.BytesIO(data), 100, max_line=4096))
+    assert list(csv_pieces.pieces(io.BytesIO(data), 100, max_line=8192))[-1].endswith(b"1.5\n")
+
+
+def test_an_empty_file_has_no_rows() -> None:
+    """pyarrow's ``open_csv`` refused a 0-byte file ("Empty CSV file"); with a declared schema
+    it is a dataset with no rows."""
+    assert list(csv_pieces.read(io.BytesIO(b""), CONVERT)) == []
+    assert list(csv_pieces.read(io.BytesIO(b"\n\r\n"), CONVERT)) == []
