@@ -12,6 +12,12 @@ termination (-> TERMINATED) or a counter-offer (-> OFFERED; Sluis does not accep
 its own, the negotiation waits there). Every state change commits with its
 ``agreement-changed`` entry (``target`` ``dsp-consumer-negotiation:<consumerPid>``) before
 the next message leaves. A message the state does not allow is 400 and changes nothing.
+
+The consumer's own messages that follow a state change (the verification, a completion, a
+termination) go through the provider's outbox (:mod:`gateway.dsp.outbox`): stored in the
+transaction of the change, as process ``dsp-consumer-negotiation:<consumerPid>`` or
+``dsp-consumer-transfer:<consumerPid>``, sent after the commit and re-sent after a restart
+until delivered or given up (audited). None of them carries a token.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from gateway.admin.changes import commit
 from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, hash_token
 from gateway.audit.log import AuditLog
 from gateway.dsp import consumer_repository as repository
-from gateway.dsp.callbacks import Callbacks
 from gateway.dsp.messages import VERSION, MalformedMessage, context, read
 from gateway.dsp.negotiation import PURPOSE_KEYS
+from gateway.dsp.outbox import Outbox, Outgoing
 from gateway.dsp.peer import Peer, ProviderInvalid
 from gateway.dsp.states import InvalidTransition
 from gateway.errors import BadRequest, GatewayError, NotFound
@@ -127,12 +133,12 @@ class ConsumerBase:
 
     def __init__(
         self, db: Database, audit: AuditLog, peer: Peer, *, public_url: str,
-        sender: Callbacks | None = None,
+        outbox: Outbox,
     ) -> None:  # fmt: skip
         self.db = db
         self.audit = audit
         self.peer = peer
-        self.sender = sender  # messages nobody waits for: retried with backoff
+        self.outbox = outbox  # the consumer's own messages after a state change
         self.callback_address = public_url.rstrip("/") + CALLBACK_PATH
 
     async def _get(self, pid: str) -> Any:
@@ -170,10 +176,13 @@ class ConsumerBase:
         return row, message
 
     async def _move(
-        self, row: Row, move: str, to: str, audit_entry: AuditEntry, now: datetime,
-        **values: Any,
+        self, row: Row, move: str, to: str, audit_entry: AuditEntry, now: datetime, *,
+        send: tuple[str, dict[str, Any]] | None = None, **values: Any,
     ) -> Any:  # fmt: skip
-        """Persist the move with its entry; InvalidTransition if the row moved meanwhile."""
+        """Persist the move with its entry and the message ``send`` (path under the
+        provider's DSP base, message) in the outbox, then send it; InvalidTransition if the
+        row moved meanwhile."""
+        stored: list[int] = []
 
         async def change(session: AsyncSession) -> Row:
             moved = await repository.move(session, self.kind, row.consumer_pid, row.state, to,
@@ -181,9 +190,20 @@ class ConsumerBase:
             if moved is None:
                 raise InvalidTransition(f"the {self.what} changed meanwhile: {move} is not "
                                         "allowed", pids=pids(row))  # fmt: skip
+            if send is not None:
+                stored.append(await self._outgoing(row, *send).put(session, now))
             return moved
 
-        return await commit(self.audit, audit_entry, change)
+        done = await commit(self.audit, audit_entry, change)
+        for row_id in stored:  # one round now; the outbox's loop does the rest
+            await self.outbox.deliver(row_id)
+        return done
+
+    def _outgoing(self, row: Row, path: str, message: dict[str, Any]) -> Outgoing:
+        return Outgoing(
+            process=f"dsp-consumer-{self.what}:{row.consumer_pid}", dataset_id=row.dataset_id,
+            address=row.provider_url, path=path, message=message,
+        )  # fmt: skip
 
     async def _add(self, row: Row, audit_entry: AuditEntry) -> Any:
         async def change(session: AsyncSession) -> Row:
@@ -208,21 +228,20 @@ class ConsumerBase:
     async def terminate(
         self, caller: AuthenticatedParticipant, pid: str, reason: str, *, actor: Actor
     ) -> Any:
-        """The local participant ends the process: TERMINATED (committed first, audited),
-        then the termination message to the provider (once; its failure is a 502)."""
+        """The local participant ends the process: TERMINATED and the termination message
+        to the provider committed together (audited), then sent through the outbox."""
         row = await self.get_for(caller, pid)
         to = after(row, "termination", self.moves)
         now = datetime.now(UTC)
-        done = await self._move(
-            row, "termination", to, entry(actor, row, "termination", to, now, reason=reason),
-            now, reason=reason[:500], **self.cleared,
-        )  # fmt: skip
-        if done.provider_pid is not None:  # the provider never answered: nothing to address
-            message = {"@context": context(), "@type": self.termination_type, **pids(done),
+        send = None
+        if row.provider_pid is not None:  # the provider never answered: nothing to address
+            message = {"@context": context(), "@type": self.termination_type, **pids(row),
                        "code": "terminated-by-consumer", "reason": [reason[:500]]}  # fmt: skip
-            url = f"{done.provider_url}/{self.path}/{done.provider_pid}/termination"
-            await self.peer.call("POST", url, message)
-        return done
+            send = (f"{self.path}/{row.provider_pid}/termination", message)
+        return await self._move(
+            row, "termination", to, entry(actor, row, "termination", to, now, reason=reason),
+            now, send=send, reason=reason[:500], **self.cleared,
+        )  # fmt: skip
 
     async def _failed(self, row: Row, exc: GatewayError, actor: Actor) -> None:
         """The provider refused or could not be reached: the process ends (audited), unless a
@@ -303,6 +322,12 @@ class ConsumerNegotiations(ConsumerBase):
     path = "negotiations"
     termination_type = "ContractNegotiationTerminationMessage"
 
+    def __init__(
+        self, db: Database, audit: AuditLog, peer: Peer, *, public_url: str, outbox: Outbox
+    ) -> None:
+        super().__init__(db, audit, peer, public_url=public_url, outbox=outbox)
+        outbox.on_start.append(self.resume)
+
     async def catalog(self, provider: str) -> Any:
         """The provider's DSP Catalog (a CatalogRequestMessage, no filter)."""
         base = await dsp_base(self.peer, provider)
@@ -376,28 +401,27 @@ class ConsumerNegotiations(ConsumerBase):
         return moved
 
     async def verify(self, pid: str) -> None:
-        """After AGREED: VERIFIED (committed first), then the verification to the provider."""
+        """After AGREED: VERIFIED and the verification to the provider committed together,
+        then sent through the outbox (re-sent after a restart until delivered or given up)."""
         row = await self._get(pid)
         if row is None or row.state != "AGREED":
             return
         now = datetime.now(UTC)
-        verified = await self._move(
-            row,
-            "verification",
-            "VERIFIED",
-            entry(SYSTEM, row, "verification", "VERIFIED", now),
-            now,
-        )
         message = {"@context": context(), "@type": "ContractAgreementVerificationMessage",
-                   **pids(verified)}  # fmt: skip
-        path = f"negotiations/{verified.provider_pid}/agreement/verification"
-        if self.sender is not None:  # retried on a connection error, 5xx, 408, 429; logged
-            await self.sender.send(verified.provider_url, path, message)
-            return
-        try:
-            await self.peer.call("POST", f"{verified.provider_url}/{path}", message)
-        except GatewayError as exc:  # the provider stays AGREED; it is logged
-            log.warning("dsp consumer: verification of %s not delivered: %s", pid, exc)
+                   **pids(row)}  # fmt: skip
+        await self._move(
+            row, "verification", "VERIFIED", entry(SYSTEM, row, "verification", "VERIFIED", now),
+            now, send=(f"negotiations/{row.provider_pid}/agreement/verification", message),
+        )  # fmt: skip
+
+    async def resume(self) -> int:
+        """Verify every negotiation a stop left AGREED (the agreement committed, the gateway
+        gone before its verification was stored); how many (run at start)."""
+        async with self.db.session() as session:
+            waiting = await repository.agreed(session)
+        for pid in waiting:
+            await self.verify(pid)
+        return len(waiting)
 
 
 def _negotiation_move(
