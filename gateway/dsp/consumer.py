@@ -8,8 +8,9 @@ The provider answers on the callback endpoints, authenticated by its client cert
 participant ``provider_id`` of this gateway's registry, by default the dataset's
 ``dct:publisher``): an agreement (-> AGREED; the gateway verifies at once: VERIFIED, the
 ContractAgreementVerificationMessage sent), the FINALIZED event (-> FINALIZED), a
-termination (-> TERMINATED) or a counter-offer (-> OFFERED; Sluis does not accept offers on
-its own, the negotiation waits there). Every state change commits with its
+termination (-> TERMINATED) or a counter-offer (-> OFFERED; then at once ACCEPTED and the
+ACCEPTED event when it is the Offer the consumer asked for, else TERMINATED with the reason:
+:mod:`gateway.dsp.counter_offers`). Every state change commits with its
 ``agreement-changed`` entry (``target`` ``dsp-consumer-negotiation:<consumerPid>``) before
 the next message leaves. A message the state does not allow is 400 and changes nothing.
 
@@ -35,6 +36,7 @@ from gateway.admin.changes import commit
 from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, hash_token
 from gateway.audit.log import AuditLog
 from gateway.dsp import consumer_repository as repository
+from gateway.dsp.counter_offers import difference
 from gateway.dsp.messages import VERSION, MalformedMessage, context, read
 from gateway.dsp.negotiation import PURPOSE_KEYS
 from gateway.dsp.outbox import Outbox, Outgoing
@@ -55,6 +57,7 @@ _OPEN = frozenset({"REQUESTED", "OFFERED", "ACCEPTED", "AGREED", "VERIFIED"})
 #: The consumer side's moves: the states each may start from, and where it leads.
 MOVES: Final[dict[str, tuple[frozenset[str], str]]] = {
     "offered": (frozenset({"REQUESTED"}), "OFFERED"),  # the provider's counter-offer
+    "accepted": (frozenset({"OFFERED"}), "ACCEPTED"),  # the same Offer as asked for
     "agreed": (frozenset({"REQUESTED", "ACCEPTED"}), "AGREED"),
     "verification": (frozenset({"AGREED"}), "VERIFIED"),
     "finalized": (frozenset({"VERIFIED"}), "FINALIZED"),
@@ -368,12 +371,12 @@ class ConsumerNegotiations(ConsumerBase):
             consumer_pid=new_pid(), provider_pid=None, provider_url=base, provider_id=expected,
             requested_by=caller.participant.id, dataset_id=dataset_id,
             offer_id=offer["@id"][:512], state="REQUESTED", agreement_id=None, reason=None,
-            created_at=now, updated_at=now,
+            created_at=now, updated_at=now, offer={**offer, "target": dataset_id},
         )  # fmt: skip
         row = await self._add(row, entry(actor, row, "request", "REQUESTED", now))
         message = {
             "@context": context(), "@type": "ContractRequestMessage",
-            "consumerPid": row.consumer_pid, "offer": {**offer, "target": dataset_id},
+            "consumerPid": row.consumer_pid, "offer": row.offer,
             "callbackAddress": self.callback_address,
         }  # fmt: skip
         try:
@@ -400,6 +403,39 @@ class ConsumerNegotiations(ConsumerBase):
         )
         return moved
 
+    async def proceed(self, pid: str) -> None:
+        """This side's move after a provider's message (run after the answer): verify an
+        agreement, answer a counter-offer."""
+        row = await self._get(pid)
+        if row is not None and row.state == "AGREED":
+            await self.verify(pid)
+        elif row is not None and row.state == "OFFERED":
+            await self.answer_offer(pid)
+
+    async def answer_offer(self, pid: str) -> None:
+        """After OFFERED: ACCEPTED and the ACCEPTED event when the counter-offer was the
+        Offer asked for (``reason`` None), else TERMINATED and the termination, each
+        committed with its message (sent through the outbox)."""
+        row = await self._get(pid)
+        if row is None or row.state != "OFFERED":
+            return
+        now = datetime.now(UTC)
+        if row.reason is None:
+            message = {"@context": context(), "@type": "ContractNegotiationEventMessage",
+                       **pids(row), "eventType": "ACCEPTED"}  # fmt: skip
+            await self._move(
+                row, "accepted", "ACCEPTED", entry(SYSTEM, row, "accepted", "ACCEPTED", now),
+                now, send=(f"negotiations/{row.provider_pid}/events", message),
+            )  # fmt: skip
+            return
+        message = {"@context": context(), "@type": self.termination_type, **pids(row),
+                   "code": "counter-offer-refused", "reason": [row.reason]}  # fmt: skip
+        await self._move(
+            row, "termination", "TERMINATED",
+            entry(SYSTEM, row, "termination", "TERMINATED", now, reason=row.reason), now,
+            send=(f"negotiations/{row.provider_pid}/termination", message),
+        )  # fmt: skip
+
     async def verify(self, pid: str) -> None:
         """After AGREED: VERIFIED and the verification to the provider committed together,
         then sent through the outbox (re-sent after a restart until delivered or given up)."""
@@ -415,12 +451,13 @@ class ConsumerNegotiations(ConsumerBase):
         )  # fmt: skip
 
     async def resume(self) -> int:
-        """Verify every negotiation a stop left AGREED (the agreement committed, the gateway
-        gone before its verification was stored); how many (run at start)."""
+        """Take this side's move on every negotiation a stop left AGREED or OFFERED (the
+        provider's message committed, the gateway gone before its answer was stored); how
+        many (run at start)."""
         async with self.db.session() as session:
-            waiting = await repository.agreed(session)
+            waiting = await repository.waiting(session)
         for pid in waiting:
-            await self.verify(pid)
+            await self.proceed(pid)
         return len(waiting)
 
 
@@ -444,7 +481,8 @@ def _negotiation_move(
         offer = message.get("offer")
         if not isinstance(offer, dict) or not isinstance(offer.get("@id"), str):
             raise MalformedMessage("offer must be an object with an @id", pids=pids(row))
-        return "offered", {"offer_id": offer["@id"][:512]}
+        why = difference(row.offer, offer, row.dataset_id)
+        return "offered", {"offer_id": offer["@id"][:512], "reason": why}
     return "termination", {"reason": _reason(message)}
 
 

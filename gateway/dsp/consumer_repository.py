@@ -23,11 +23,12 @@ async def transfer(session: AsyncSession, pid: str) -> DspConsumerTransferRow | 
     return await session.get(DspConsumerTransferRow, pid)
 
 
-async def agreed(session: AsyncSession) -> list[str]:
-    """The consumerPids of negotiations left AGREED (their verification not yet stored)."""
+async def waiting(session: AsyncSession) -> list[str]:
+    """The consumerPids of negotiations left AGREED or OFFERED (this side's answer to the
+    provider not yet stored)."""
     found = await session.scalars(
         select(DspConsumerNegotiationRow.consumer_pid).where(
-            DspConsumerNegotiationRow.state == "AGREED"
+            DspConsumerNegotiationRow.state.in_(("AGREED", "OFFERED"))
         )
     )
     return list(found.all())

@@ -2,7 +2,8 @@
 consumer gateway could not deliver before it stopped is re-sent after its restart, the
 provider finalizes, and the consumer reaches FINALIZED; one that cannot be delivered in time
 is given up, audited in the consumer's log; a completion is stored with its state change and
-re-sent the same way.
+re-sent the same way. A provider's counter-offer is accepted (the ACCEPTED event) when it is
+the Offer the consumer asked for, and ends the negotiation with the reason otherwise.
 
 Two Sluis gateways on loopback over real mTLS, each on its own SQLite file. The provider runs
 throughout; the consumer is stopped and started on the same database and port. While the
@@ -29,7 +30,7 @@ import pytest
 from gateway.client import SluisClient, mtls_context
 from gateway.storage.db import Database
 from tests.dsp.conftest import LAB, MAKER, MANUAL_POLICY, OFFICER, POLICY, UNIVERSITY
-from tests.dsp.test_consumer import _free_port, _seed_consumer
+from tests.dsp.test_consumer import CONTEXT, _free_port, _seed_consumer
 from tests.support.dsp import validate
 from tests.support.pki import ClientCert, Pki
 from tests.support.registry import files_connector, register_dataset, register_participants
@@ -117,6 +118,8 @@ async def _seed_provider(url: str) -> None:
         ("machines", POLICY, "automatic"),
         ("machines-manual", MANUAL_POLICY, "manual"),
         ("machines-later", POLICY.replace("machines", "machines-later"), "manual"),
+        ("machines-offer", POLICY.replace("machines", "machines-offer"), "manual"),
+        ("machines-other", POLICY.replace("machines", "machines-other"), "manual"),
     ):
         await register_dataset(db, dataset_id, provider=MAKER, policy=policy,
                                connector=files_connector(), approval=approval)  # fmt: skip
@@ -162,6 +165,16 @@ def _provider_state(world: World, provider_pid: str, kind: str = "negotiations")
     return str(found.json()["state"])
 
 
+def _approve(world: World, dataset: str) -> None:
+    """The provider approves the one agreement waiting on ``dataset``."""
+    with world.client(world.provider_url, "university") as university:
+        waiting = [a for a in university.get("/v1/agreements").json()
+                   if a["state"] == "requested" and a["dataset_id"] == dataset]  # fmt: skip
+    assert len(waiting) == 1, waiting
+    with world.client(world.provider_url, "maker") as maker:
+        assert maker.post(f"/v1/agreements/{waiting[0]['id']}/approve").is_success
+
+
 def _verification_undelivered(world: World, dataset: str) -> tuple[str, str]:
     """A negotiation the provider agreed to while the consumer could not reach it: the
     consumer VERIFIED with its verification pending after one round; (consumerPid,
@@ -170,12 +183,7 @@ def _verification_undelivered(world: World, dataset: str) -> tuple[str, str]:
         asked = sdk.dsp_negotiate(world.provider_url, dataset)  # waits for approval
         assert asked["state"] == "REQUESTED", asked
     with world.consumer(reach=False), world.sdk() as sdk:
-        with world.client(world.provider_url, "university") as university:
-            waiting = [a for a in university.get("/v1/agreements").json()
-                       if a["state"] == "requested" and a["dataset_id"] == dataset]  # fmt: skip
-        assert len(waiting) == 1, waiting
-        with world.client(world.provider_url, "maker") as maker:
-            assert maker.post(f"/v1/agreements/{waiting[0]['id']}/approve").is_success
+        _approve(world, dataset)
         pid = asked["consumerPid"]
         row = world.settled(f"dsp-consumer-negotiation:{pid}", attempts=1)
         assert row["status"] == "pending"
@@ -244,3 +252,72 @@ def test_a_completion_is_stored_with_its_change_and_resent_after_a_restart(
 def _stored(row: dict[str, Any]) -> Any:
     """A stored message (JSON text in SQLite)."""
     return json.loads(row["message"])
+
+
+def _requested(world: World, dataset: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A negotiation waiting for the provider's approval, and the Offer it asked with."""
+    with world.sdk() as sdk:
+        asked = sdk.dsp_negotiate(world.provider_url, dataset)
+        assert asked["state"] == "REQUESTED", asked
+        offer = sdk.dsp_catalog(world.provider_url, dataset)["hasPolicy"][0]
+    return asked, {**offer, "target": dataset}
+
+
+def _offer(world: World, asked: dict[str, Any], offer: dict[str, Any]) -> httpx.Response:
+    """The provider's ContractOfferMessage (sent with the provider's certificate)."""
+    message = {"@context": CONTEXT, "@type": "ContractOfferMessage",
+               "providerPid": asked["providerPid"], "consumerPid": asked["consumerPid"],
+               "offer": offer}  # fmt: skip
+    validate(message, "negotiation/contract-offer-message-schema.json")
+    with world.client(world.consumer_url, "maker") as provider:
+        return provider.post(f"/dsp/callback/negotiations/{asked['consumerPid']}/offers",
+                             json=message)  # fmt: skip
+
+
+def test_the_same_offer_back_is_accepted_and_the_negotiation_goes_on(world: World) -> None:
+    with world.consumer(reach=True), world.sdk() as sdk:
+        asked, offer = _requested(world, "machines-offer")
+        pid = asked["consumerPid"]
+        reordered = {**offer, "permission": list(reversed(offer["permission"]))}
+        answered = _offer(world, asked, reordered)
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["state"] == "OFFERED"
+        assert sdk.dsp_wait(pid, {"ACCEPTED"})["state"] == "ACCEPTED"
+        row = world.settled(f"dsp-consumer-negotiation:{pid}", attempts=1)
+        event = _stored(row)
+        validate(event, "negotiation/contract-negotiation-event-message-schema.json")
+        assert (row["path"], event["eventType"]) == (
+            f"negotiations/{asked['providerPid']}/events", "ACCEPTED")  # fmt: skip
+        # a Sluis provider makes no offers, so it refuses the event: given up, audited
+        assert row["status"] == "given-up"
+        # and when the provider agrees, the accepted negotiation is verified and finalized
+        _approve(world, "machines-offer")
+        assert sdk.dsp_wait(pid, {"FINALIZED"})["state"] == "FINALIZED"
+        mine = [e["action"] for e in world.entries(world.consumer_url,
+                                                   f"dsp-consumer-negotiation:{pid}")]  # fmt: skip
+    assert mine == ["dsp-consumer-request", "dsp-consumer-offered", "dsp-consumer-accepted",
+                    "dsp-callback-given-up", "dsp-consumer-agreed", "dsp-consumer-verification",
+                    "dsp-consumer-finalized"]  # fmt: skip
+
+
+def test_another_offer_ends_the_negotiation_with_the_reason(world: World) -> None:
+    with world.consumer(reach=True), world.sdk() as sdk:
+        asked, offer = _requested(world, "machines-other")
+        pid = asked["consumerPid"]
+        looser = [{**rule, "constraint": []} for rule in offer["permission"]]
+        answered = _offer(world, asked, {**offer, "permission": looser})
+        assert answered.status_code == 200, answered.text
+        ended = sdk.dsp_wait(pid, {"TERMINATED"})
+        assert ended["state"] == "TERMINATED"
+        row = world.settled(f"dsp-consumer-negotiation:{pid}", attempts=1)
+        assert row["status"] == "delivered"
+        termination = _stored(row)
+        validate(termination, "negotiation/contract-negotiation-termination-message-schema.json")
+        assert termination["code"] == "counter-offer-refused"
+        assert termination["reason"] == ["the counter-offer changes the permission rules"]
+        entries = world.entries(world.consumer_url, f"dsp-consumer-negotiation:{pid}")
+    assert [e["action"] for e in entries] == ["dsp-consumer-request", "dsp-consumer-offered",
+                                              "dsp-consumer-termination"]  # fmt: skip
+    assert "the counter-offer changes the permission rules" in entries[-1]["decision"]["reasons"]
+    assert entries[-1]["decision"]["result"] == "deny"
+    assert _provider_state(world, asked["providerPid"]) == "TERMINATED"
