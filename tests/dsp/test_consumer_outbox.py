@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ import httpx
 import pytest
 
 from gateway.client import SluisClient, mtls_context
+from gateway.dsp import consumer_repository
 from gateway.storage.db import Database
+from gateway.storage.models import DspConsumerNegotiationRow
 from tests.dsp.conftest import LAB, MAKER, MANUAL_POLICY, OFFICER, POLICY, UNIVERSITY
 from tests.dsp.test_consumer import CONTEXT, _free_port, _seed_consumer
 from tests.support.dsp import validate
@@ -120,6 +123,7 @@ async def _seed_provider(url: str) -> None:
         ("machines-later", POLICY.replace("machines", "machines-later"), "manual"),
         ("machines-offer", POLICY.replace("machines", "machines-offer"), "manual"),
         ("machines-other", POLICY.replace("machines", "machines-other"), "manual"),
+        ("machines-crash", POLICY.replace("machines", "machines-crash"), "manual"),
     ):
         await register_dataset(db, dataset_id, provider=MAKER, policy=policy,
                                connector=files_connector(), approval=approval)  # fmt: skip
@@ -321,3 +325,34 @@ def test_another_offer_ends_the_negotiation_with_the_reason(world: World) -> Non
     assert "the counter-offer changes the permission rules" in entries[-1]["decision"]["reasons"]
     assert entries[-1]["decision"]["result"] == "deny"
     assert _provider_state(world, asked["providerPid"]) == "TERMINATED"
+
+
+async def _agreed_at_the_crash(world: World, pid: str) -> None:
+    """What a stop right after the provider's agreement commits leaves: AGREED, and no
+    verification stored yet (written as the callback's own move writes it)."""
+    db = Database(f"sqlite+aiosqlite:///{world.consumer_db}")
+    try:
+        async with db.session() as session:
+            moved = await consumer_repository.move(
+                session, DspConsumerNegotiationRow, pid, "REQUESTED", "AGREED",
+                now=datetime.now(UTC), agreement_id="urn:sluis:agreement:at-the-crash",
+            )  # fmt: skip
+            assert moved is not None
+    finally:
+        await db.dispose()
+
+
+def test_a_negotiation_a_stop_left_agreed_is_verified_at_the_start(world: World) -> None:
+    with world.consumer(reach=True), world.sdk() as sdk:
+        asked = sdk.dsp_negotiate(world.provider_url, "machines-crash")
+        assert asked["state"] == "REQUESTED", asked
+    pid = asked["consumerPid"]
+    _approve(world, "machines-crash")  # the provider agrees while the consumer is stopped
+    asyncio.run(_agreed_at_the_crash(world, pid))
+    assert world.outbox(f"dsp-consumer-negotiation:{pid}") == []
+    with world.consumer(reach=True), world.sdk() as sdk:
+        row = world.settled(f"dsp-consumer-negotiation:{pid}", attempts=1)
+        assert row["status"] == "delivered"
+        assert row["path"] == f"negotiations/{asked['providerPid']}/agreement/verification"
+        assert sdk.dsp_negotiation(pid)["state"] in ("VERIFIED", "FINALIZED")
+    assert _provider_state(world, asked["providerPid"]) == "FINALIZED"
