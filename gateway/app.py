@@ -260,9 +260,11 @@ class _Dsp:
                 lifetime=lifetime,
             ),
             "dsp_consumer": ConsumerNegotiations(
-                db, audit, self.peer, public_url=url, sender=callbacks
+                db, audit, self.peer, public_url=url, outbox=outbox
             ),
-            "dsp_consumer_transfers": ConsumerTransfers(db, audit, self.peer, public_url=url),
+            "dsp_consumer_transfers": ConsumerTransfers(
+                db, audit, self.peer, public_url=url, outbox=outbox
+            ),
         }
 
     async def aclose(self) -> None:

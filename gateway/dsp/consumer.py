@@ -8,10 +8,17 @@ The provider answers on the callback endpoints, authenticated by its client cert
 participant ``provider_id`` of this gateway's registry, by default the dataset's
 ``dct:publisher``): an agreement (-> AGREED; the gateway verifies at once: VERIFIED, the
 ContractAgreementVerificationMessage sent), the FINALIZED event (-> FINALIZED), a
-termination (-> TERMINATED) or a counter-offer (-> OFFERED; Sluis does not accept offers on
-its own, the negotiation waits there). Every state change commits with its
+termination (-> TERMINATED) or a counter-offer (-> OFFERED; then at once ACCEPTED and the
+ACCEPTED event when it is the Offer the consumer asked for, else TERMINATED with the reason:
+:mod:`gateway.dsp.counter_offers`). Every state change commits with its
 ``agreement-changed`` entry (``target`` ``dsp-consumer-negotiation:<consumerPid>``) before
 the next message leaves. A message the state does not allow is 400 and changes nothing.
+
+The consumer's own messages that follow a state change (the verification, a completion, a
+termination) go through the provider's outbox (:mod:`gateway.dsp.outbox`): stored in the
+transaction of the change, as process ``dsp-consumer-negotiation:<consumerPid>`` or
+``dsp-consumer-transfer:<consumerPid>``, sent after the commit and re-sent after a restart
+until delivered or given up (audited). None of them carries a token.
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from gateway.admin.changes import commit
 from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, hash_token
 from gateway.audit.log import AuditLog
 from gateway.dsp import consumer_repository as repository
-from gateway.dsp.callbacks import Callbacks
+from gateway.dsp.counter_offers import difference
 from gateway.dsp.messages import VERSION, MalformedMessage, context, read
 from gateway.dsp.negotiation import PURPOSE_KEYS
+from gateway.dsp.outbox import Outbox, Outgoing
 from gateway.dsp.peer import Peer, ProviderInvalid
 from gateway.dsp.states import InvalidTransition
 from gateway.errors import BadRequest, GatewayError, NotFound
@@ -49,6 +57,7 @@ _OPEN = frozenset({"REQUESTED", "OFFERED", "ACCEPTED", "AGREED", "VERIFIED"})
 #: The consumer side's moves: the states each may start from, and where it leads.
 MOVES: Final[dict[str, tuple[frozenset[str], str]]] = {
     "offered": (frozenset({"REQUESTED"}), "OFFERED"),  # the provider's counter-offer
+    "accepted": (frozenset({"OFFERED"}), "ACCEPTED"),  # the same Offer as asked for
     "agreed": (frozenset({"REQUESTED", "ACCEPTED"}), "AGREED"),
     "verification": (frozenset({"AGREED"}), "VERIFIED"),
     "finalized": (frozenset({"VERIFIED"}), "FINALIZED"),
@@ -127,12 +136,12 @@ class ConsumerBase:
 
     def __init__(
         self, db: Database, audit: AuditLog, peer: Peer, *, public_url: str,
-        sender: Callbacks | None = None,
+        outbox: Outbox,
     ) -> None:  # fmt: skip
         self.db = db
         self.audit = audit
         self.peer = peer
-        self.sender = sender  # messages nobody waits for: retried with backoff
+        self.outbox = outbox  # the consumer's own messages after a state change
         self.callback_address = public_url.rstrip("/") + CALLBACK_PATH
 
     async def _get(self, pid: str) -> Any:
@@ -170,10 +179,13 @@ class ConsumerBase:
         return row, message
 
     async def _move(
-        self, row: Row, move: str, to: str, audit_entry: AuditEntry, now: datetime,
-        **values: Any,
+        self, row: Row, move: str, to: str, audit_entry: AuditEntry, now: datetime, *,
+        send: tuple[str, dict[str, Any]] | None = None, **values: Any,
     ) -> Any:  # fmt: skip
-        """Persist the move with its entry; InvalidTransition if the row moved meanwhile."""
+        """Persist the move with its entry and the message ``send`` (path under the
+        provider's DSP base, message) in the outbox, then send it; InvalidTransition if the
+        row moved meanwhile."""
+        stored: list[int] = []
 
         async def change(session: AsyncSession) -> Row:
             moved = await repository.move(session, self.kind, row.consumer_pid, row.state, to,
@@ -181,9 +193,20 @@ class ConsumerBase:
             if moved is None:
                 raise InvalidTransition(f"the {self.what} changed meanwhile: {move} is not "
                                         "allowed", pids=pids(row))  # fmt: skip
+            if send is not None:
+                stored.append(await self._outgoing(row, *send).put(session, now))
             return moved
 
-        return await commit(self.audit, audit_entry, change)
+        done = await commit(self.audit, audit_entry, change)
+        for row_id in stored:  # one round now; the outbox's loop does the rest
+            await self.outbox.deliver(row_id)
+        return done
+
+    def _outgoing(self, row: Row, path: str, message: dict[str, Any]) -> Outgoing:
+        return Outgoing(
+            process=f"dsp-consumer-{self.what}:{row.consumer_pid}", dataset_id=row.dataset_id,
+            address=row.provider_url, path=path, message=message,
+        )  # fmt: skip
 
     async def _add(self, row: Row, audit_entry: AuditEntry) -> Any:
         async def change(session: AsyncSession) -> Row:
@@ -208,21 +231,20 @@ class ConsumerBase:
     async def terminate(
         self, caller: AuthenticatedParticipant, pid: str, reason: str, *, actor: Actor
     ) -> Any:
-        """The local participant ends the process: TERMINATED (committed first, audited),
-        then the termination message to the provider (once; its failure is a 502)."""
+        """The local participant ends the process: TERMINATED and the termination message
+        to the provider committed together (audited), then sent through the outbox."""
         row = await self.get_for(caller, pid)
         to = after(row, "termination", self.moves)
         now = datetime.now(UTC)
-        done = await self._move(
-            row, "termination", to, entry(actor, row, "termination", to, now, reason=reason),
-            now, reason=reason[:500], **self.cleared,
-        )  # fmt: skip
-        if done.provider_pid is not None:  # the provider never answered: nothing to address
-            message = {"@context": context(), "@type": self.termination_type, **pids(done),
+        send = None
+        if row.provider_pid is not None:  # the provider never answered: nothing to address
+            message = {"@context": context(), "@type": self.termination_type, **pids(row),
                        "code": "terminated-by-consumer", "reason": [reason[:500]]}  # fmt: skip
-            url = f"{done.provider_url}/{self.path}/{done.provider_pid}/termination"
-            await self.peer.call("POST", url, message)
-        return done
+            send = (f"{self.path}/{row.provider_pid}/termination", message)
+        return await self._move(
+            row, "termination", to, entry(actor, row, "termination", to, now, reason=reason),
+            now, send=send, reason=reason[:500], **self.cleared,
+        )  # fmt: skip
 
     async def _failed(self, row: Row, exc: GatewayError, actor: Actor) -> None:
         """The provider refused or could not be reached: the process ends (audited), unless a
@@ -303,6 +325,12 @@ class ConsumerNegotiations(ConsumerBase):
     path = "negotiations"
     termination_type = "ContractNegotiationTerminationMessage"
 
+    def __init__(
+        self, db: Database, audit: AuditLog, peer: Peer, *, public_url: str, outbox: Outbox
+    ) -> None:
+        super().__init__(db, audit, peer, public_url=public_url, outbox=outbox)
+        outbox.on_start.append(self.resume)
+
     async def catalog(self, provider: str) -> Any:
         """The provider's DSP Catalog (a CatalogRequestMessage, no filter)."""
         base = await dsp_base(self.peer, provider)
@@ -343,12 +371,12 @@ class ConsumerNegotiations(ConsumerBase):
             consumer_pid=new_pid(), provider_pid=None, provider_url=base, provider_id=expected,
             requested_by=caller.participant.id, dataset_id=dataset_id,
             offer_id=offer["@id"][:512], state="REQUESTED", agreement_id=None, reason=None,
-            created_at=now, updated_at=now,
+            created_at=now, updated_at=now, offer={**offer, "target": dataset_id},
         )  # fmt: skip
         row = await self._add(row, entry(actor, row, "request", "REQUESTED", now))
         message = {
             "@context": context(), "@type": "ContractRequestMessage",
-            "consumerPid": row.consumer_pid, "offer": {**offer, "target": dataset_id},
+            "consumerPid": row.consumer_pid, "offer": row.offer,
             "callbackAddress": self.callback_address,
         }  # fmt: skip
         try:
@@ -375,29 +403,62 @@ class ConsumerNegotiations(ConsumerBase):
         )
         return moved
 
+    async def proceed(self, pid: str) -> None:
+        """This side's move after a provider's message (run after the answer): verify an
+        agreement, answer a counter-offer."""
+        row = await self._get(pid)
+        if row is not None and row.state == "AGREED":
+            await self.verify(pid)
+        elif row is not None and row.state == "OFFERED":
+            await self.answer_offer(pid)
+
+    async def answer_offer(self, pid: str) -> None:
+        """After OFFERED: ACCEPTED and the ACCEPTED event when the counter-offer was the
+        Offer asked for (``reason`` None), else TERMINATED and the termination, each
+        committed with its message (sent through the outbox)."""
+        row = await self._get(pid)
+        if row is None or row.state != "OFFERED":
+            return
+        now = datetime.now(UTC)
+        if row.reason is None:
+            message = {"@context": context(), "@type": "ContractNegotiationEventMessage",
+                       **pids(row), "eventType": "ACCEPTED"}  # fmt: skip
+            await self._move(
+                row, "accepted", "ACCEPTED", entry(SYSTEM, row, "accepted", "ACCEPTED", now),
+                now, send=(f"negotiations/{row.provider_pid}/events", message),
+            )  # fmt: skip
+            return
+        message = {"@context": context(), "@type": self.termination_type, **pids(row),
+                   "code": "counter-offer-refused", "reason": [row.reason]}  # fmt: skip
+        await self._move(
+            row, "termination", "TERMINATED",
+            entry(SYSTEM, row, "termination", "TERMINATED", now, reason=row.reason), now,
+            send=(f"negotiations/{row.provider_pid}/termination", message),
+        )  # fmt: skip
+
     async def verify(self, pid: str) -> None:
-        """After AGREED: VERIFIED (committed first), then the verification to the provider."""
+        """After AGREED: VERIFIED and the verification to the provider committed together,
+        then sent through the outbox (re-sent after a restart until delivered or given up)."""
         row = await self._get(pid)
         if row is None or row.state != "AGREED":
             return
         now = datetime.now(UTC)
-        verified = await self._move(
-            row,
-            "verification",
-            "VERIFIED",
-            entry(SYSTEM, row, "verification", "VERIFIED", now),
-            now,
-        )
         message = {"@context": context(), "@type": "ContractAgreementVerificationMessage",
-                   **pids(verified)}  # fmt: skip
-        path = f"negotiations/{verified.provider_pid}/agreement/verification"
-        if self.sender is not None:  # retried on a connection error, 5xx, 408, 429; logged
-            await self.sender.send(verified.provider_url, path, message)
-            return
-        try:
-            await self.peer.call("POST", f"{verified.provider_url}/{path}", message)
-        except GatewayError as exc:  # the provider stays AGREED; it is logged
-            log.warning("dsp consumer: verification of %s not delivered: %s", pid, exc)
+                   **pids(row)}  # fmt: skip
+        await self._move(
+            row, "verification", "VERIFIED", entry(SYSTEM, row, "verification", "VERIFIED", now),
+            now, send=(f"negotiations/{row.provider_pid}/agreement/verification", message),
+        )  # fmt: skip
+
+    async def resume(self) -> int:
+        """Take this side's move on every negotiation a stop left AGREED or OFFERED (the
+        provider's message committed, the gateway gone before its answer was stored); how
+        many (run at start)."""
+        async with self.db.session() as session:
+            waiting = await repository.waiting(session)
+        for pid in waiting:
+            await self.proceed(pid)
+        return len(waiting)
 
 
 def _negotiation_move(
@@ -420,7 +481,8 @@ def _negotiation_move(
         offer = message.get("offer")
         if not isinstance(offer, dict) or not isinstance(offer.get("@id"), str):
             raise MalformedMessage("offer must be an object with an @id", pids=pids(row))
-        return "offered", {"offer_id": offer["@id"][:512]}
+        why = difference(row.offer, offer, row.dataset_id)
+        return "offered", {"offer_id": offer["@id"][:512], "reason": why}
     return "termination", {"reason": _reason(message)}
 
 

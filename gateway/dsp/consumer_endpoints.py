@@ -239,8 +239,8 @@ def _negotiation_callback(path: str, kind: str) -> None:
         negotiations, _transfers = _services(services)
         row = await negotiations.provider_message(caller, pid, await request.body(), kind,
                                                   actor=audit_events.actor(request))  # fmt: skip
-        if row.state == "AGREED":  # verify after the answer: the provider is waiting for it
-            background.add_task(after_answer, negotiations.verify, row.consumer_pid)
+        if row.state in ("AGREED", "OFFERED"):  # this side's move, after the answer
+            background.add_task(after_answer, negotiations.proceed, row.consumer_pid)
         body = {"@context": context(), "@type": "ContractNegotiation",
                 "providerPid": row.provider_pid, "consumerPid": row.consumer_pid,
                 "state": row.state}  # fmt: skip

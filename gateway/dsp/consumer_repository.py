@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.storage.models import DspConsumerNegotiationRow, DspConsumerTransferRow
@@ -21,6 +21,17 @@ async def negotiation(session: AsyncSession, pid: str) -> DspConsumerNegotiation
 async def transfer(session: AsyncSession, pid: str) -> DspConsumerTransferRow | None:
     """One transfer by its consumerPid."""
     return await session.get(DspConsumerTransferRow, pid)
+
+
+async def waiting(session: AsyncSession) -> list[str]:
+    """The consumerPids of negotiations left AGREED or OFFERED (this side's answer to the
+    provider not yet stored)."""
+    found = await session.scalars(
+        select(DspConsumerNegotiationRow.consumer_pid).where(
+            DspConsumerNegotiationRow.state.in_(("AGREED", "OFFERED"))
+        )
+    )
+    return list(found.all())
 
 
 async def add(session: AsyncSession, row: Row) -> None:

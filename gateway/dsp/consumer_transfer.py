@@ -145,17 +145,17 @@ class ConsumerTransfers(ConsumerBase):
     async def complete(
         self, caller: AuthenticatedParticipant, pid: str, *, actor: Actor
     ) -> DspConsumerTransferRow:
-        """The local participant is done: COMPLETED (committed first), then the message."""
+        """The local participant is done: COMPLETED and the TransferCompletionMessage
+        committed together (audited, the token dropped), then sent through the outbox."""
         row = await self.get_for(caller, pid)
         to = after(row, "completion", MOVES)
         now = datetime.now(UTC)
+        message = {"@context": context(), "@type": "TransferCompletionMessage", **pids(row)}
         done: DspConsumerTransferRow = await self._move(
             row, "completion", to, entry(actor, row, "completion", to, now), now,
+            send=(f"transfers/{row.provider_pid}/completion", message),
             endpoint=None, token=None, token_expires_at=None,
         )  # fmt: skip
-        message = {"@context": context(), "@type": "TransferCompletionMessage", **pids(done)}
-        url = f"{done.provider_url}/transfers/{done.provider_pid}/completion"
-        await self.peer.call("POST", url, message)
         return done
 
     async def pull(

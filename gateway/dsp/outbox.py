@@ -1,4 +1,9 @@
-"""The provider's callback outbox: every message to a consumer is stored before it is sent.
+"""The DSP outbox: every message to a peer is stored before it is sent.
+
+The provider's callbacks to a consumer and the consumer side's own messages to a provider
+(the verification, a completion, a termination: :mod:`gateway.dsp.consumer`) share it; a
+row's ``process`` names its side (``dsp-negotiation:<providerPid>``,
+``dsp-consumer-negotiation:<consumerPid>``, ...).
 
 A state change and the message that announces it commit together: the caller adds an
 :class:`Outgoing` to the state change's transaction (:meth:`Outgoing.put`), and sends it after
@@ -6,7 +11,8 @@ the commit (:meth:`Outbox.deliver`). A send is one round of :meth:`Callbacks.sen
 with backoff there). A round that fails leaves the message pending, tried again by the
 background loop (:meth:`Outbox.run`) after ``retry_interval`` seconds, doubling per round up
 to an hour, and again at every start of the gateway: a message a crash or a restart
-interrupted still arrives. A message is given up when the consumer refuses it (a final 4xx)
+interrupted still arrives (first the :attr:`Outbox.on_start` hooks run, which store what a
+stop left unstored). A message is given up when the peer refuses it (a final 4xx)
 or when it is older than ``give_up_after``; the give-up commits with an ``agreement-changed``
 entry (``action`` ``dsp-callback-given-up``) and is logged.
 
@@ -42,13 +48,14 @@ MAX_INTERVAL: Final = 3600.0
 KEEP: Final = timedelta(days=7)  # delivered and given-up messages, for the operator to look at
 BATCH: Final = 50
 Reissue = Callable[[DspOutboxRow], Awaitable[dict[str, Any] | None]]
+OnStart = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)
 class Outgoing:
     """A message to store with the state change it follows."""
 
-    process: str  # dsp-negotiation:<providerPid> or dsp-transfer:<providerPid>
+    process: str  # dsp-negotiation:<providerPid>, dsp-consumer-transfer:<consumerPid>, ...
     dataset_id: str
     address: str
     path: str
@@ -97,6 +104,7 @@ class Outbox:
         self.poll = poll
         self.clock = clock
         self.reissue: Reissue | None = None  # set by the TransferService
+        self.on_start: list[OnStart] = []  # run once by the loop before its first pass
         self._task: asyncio.Task[None] | None = None
 
     async def deliver(self, row_id: int, message: dict[str, Any] | None = None) -> None:
@@ -151,7 +159,7 @@ class Outbox:
             await self._finish(row, status="delivered", attempts=row.attempts + 1, updated_at=now)
             return True
         if outcome == "refused":
-            await self._give_up(row, "the consumer refused it")
+            await self._give_up(row, "the peer refused it")
         elif now - row.created_at > self.give_up_after:
             await self._give_up(row, f"not delivered within {self.give_up_after}")
         else:
@@ -194,6 +202,11 @@ class Outbox:
     async def run(self) -> None:
         """Deliver due messages every ``poll`` seconds until cancelled."""
         restarted, purged = True, datetime.min.replace(tzinfo=UTC)
+        for hook in self.on_start:
+            try:
+                await hook()
+            except Exception:  # logged; the messages it would store wait for the next start
+                log.exception("dsp: a start-up hook of the outbox failed")
         while True:
             try:
                 await self.deliver_due(restarted=restarted)

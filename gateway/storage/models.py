@@ -516,7 +516,8 @@ class DspConsumerNegotiationRow(Base):
 
     ``provider_url`` is the provider's DSP base URL; ``provider_id`` the participant (in this
     gateway's registry) whose client certificate the provider's callbacks must present;
-    ``agreement_id`` the provider's Agreement ``@id`` once AGREED.
+    ``agreement_id`` the provider's Agreement ``@id`` once AGREED; ``offer`` the Offer the
+    request carried (revision 0021; None for older rows), what a counter-offer must equal.
     """
 
     __tablename__ = "dsp_consumer_negotiations"
@@ -533,6 +534,7 @@ class DspConsumerNegotiationRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    offer: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, default=None)
 
 
 class DspConsumerTransferRow(Base):
