@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -122,6 +123,12 @@ class Settings(BaseSettings):
         default="https://localhost:8443",
         pattern=r"^https://[^/?#]+$",
         description="The gateway's https origin: the OAuth issuer identifier and token audience.",
+    )
+    trace_url: str | None = Field(
+        default=None,
+        description="The tracing backend's page of one trace, with {trace_id} where the id "
+        "goes (e.g. https://jaeger.example/trace/{trace_id}): the console links each entry's "
+        "trace there. Unset: the trace id is shown, not linked.",
     )
     token_lifetime: int = Field(default=300, ge=30, le=3600, description="Access token seconds.")
     token_resources: list[str] = Field(
@@ -331,6 +338,19 @@ class Settings(BaseSettings):
         if self.plain_http and not self.trusted_proxies:
             raise ValueError("plain_http needs trusted_proxies: without them nobody can log in")
         return self
+
+    @field_validator("trace_url")
+    @classmethod
+    def _one_trace_id(cls, value: str | None) -> str | None:
+        """An http(s) URL with ``{trace_id}`` once, and nothing else a browser could misread."""
+        if not value:
+            return None
+        if value.count("{trace_id}") != 1:
+            raise ValueError("trace_url must contain {trace_id} exactly once")
+        rest = value.replace("{trace_id}", "")
+        if not re.fullmatch(r"https?://[^/?#\s]+[^\s{}<>\"'`\\]*", rest):
+            raise ValueError("trace_url must be an http(s) URL without spaces, quotes or braces")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -6,6 +6,7 @@ no path from the request ever reaches the file system.
 
 from __future__ import annotations
 
+import html
 from importlib import resources
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import RedirectResponse
 
 from gateway.errors import NotFound
-from gateway.http.deps import require_role
+from gateway.http.deps import ServicesDep, require_role
 from gateway.participants.service import AuthenticatedParticipant
 
 router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
@@ -64,11 +65,18 @@ def _load() -> dict[str, tuple[bytes, str]]:
 FILES = _load()
 
 
-def _serve(name: str) -> Response:
+#: In entry.html: where the tracing backend's URL template goes (``trace_url``), if set.
+TRACE_URL_META = b'<meta name="sluis-trace-url" content="">'
+
+
+def _serve(name: str, *, trace_url: str | None = None) -> Response:
     found = FILES.get(name)
     if found is None:
         raise NotFound("not-found", "no such console file")
     body, media_type = found
+    if trace_url and TRACE_URL_META in body:  # the operator's, checked by Settings; escaped
+        filled = f'<meta name="sluis-trace-url" content="{html.escape(trace_url, quote=True)}">'
+        body = body.replace(TRACE_URL_META, filled.encode())
     return Response(body, media_type=media_type, headers=HEADERS)
 
 
@@ -91,8 +99,8 @@ async def overview(_: OfficerCaller) -> Response:
 
 
 @router.get("/{page}")
-async def page(_: OfficerCaller, page: str) -> Response:
+async def page(_: OfficerCaller, page: str, services: ServicesDep) -> Response:
     """One of the console's other pages: entries, entry, parties, export."""
     if page not in PAGES:
         raise NotFound("not-found", "no such console page")
-    return _serve(PAGES[page])
+    return _serve(PAGES[page], trace_url=services.settings.trace_url)

@@ -34,6 +34,7 @@ if missing() is None:
     from playwright.sync_api import expect
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE_URL = "https://tracing.example/trace/{trace_id}?from=sluis&x=1"  # escaped into the page
 HOSTILE_REQUEST = '<img src=x onerror="window.__xss=1">'
 HOSTILE_TARGET = "javascript:window.__xss=1"
 SLUIS = Path(sys.executable).with_name("sluis")
@@ -86,7 +87,10 @@ async def _write_story(site: Site) -> None:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     directory = tmp_path_factory.mktemp("console-export")
-    with open_site("sqlite", directory) as site, running_gateway(site.settings()) as base:
+    with (
+        open_site("sqlite", directory) as site,
+        running_gateway(site.settings(trace_url=TRACE_URL)) as base,
+    ):
         make_changes(site, base, ["Universiteit Oost"])
         asyncio.run(_write_story(site))
         with chromium() as browser:
@@ -183,6 +187,8 @@ def test_entry_links_decision_completion_agreement_and_trace(console: Console) -
     expect(page.locator("#entry-json")).to_contain_text('"event": "exchange-completed"')
     expect(related).to_contain_text(f"The access decision: entry {decision}")
     expect(page.locator("#entry-facts")).to_contain_text(TRACE)
+    backend = related.get_by_role("link", name="This trace in the tracing backend")
+    expect(backend).to_have_attribute("href", TRACE_URL.replace("{trace_id}", TRACE))
     related.get_by_role("link", name="Entries of this trace").click()
     expect(page.locator("#entries tbody tr")).to_have_count(2)
     page.goto(f"/console/entry?index={decision}")

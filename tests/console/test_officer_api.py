@@ -93,3 +93,18 @@ def test_officer_views(tmp_path: Path) -> None:
 
     with database_url("sqlite", tmp_path) as url:
         asyncio.run(run(url))
+
+
+def test_the_entry_page_carries_the_trace_url_escaped_and_others_do_not() -> None:
+    """``trace_url`` reaches the entry page as an attribute value, HTML-escaped; without it
+    the placeholder stays empty (the script then links no backend)."""
+    from gateway.console.endpoints import FILES, TRACE_URL_META, _serve  # noqa: PLC0415
+
+    assert TRACE_URL_META in FILES["entry.html"][0]
+    filled = _serve("entry.html", trace_url="https://t.example/trace/{trace_id}?a=1&b=2").body
+    assert b'content="https://t.example/trace/{trace_id}?a=1&amp;b=2"' in filled
+    assert TRACE_URL_META in _serve("entry.html").body
+    assert (
+        _serve("entries.html", trace_url="https://t.example/{trace_id}").body
+        == FILES["entries.html"][0]
+    )

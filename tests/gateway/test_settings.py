@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.settings import (
@@ -200,3 +201,24 @@ def test_database_url_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     url_file.unlink()
     with pytest.raises(SettingsError, match="cannot be read"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://t.example/trace",  # no placeholder
+        "https://t.example/{trace_id}/{trace_id}",
+        "javascript:alert(1)//{trace_id}",
+        'https://t.example/{trace_id}"><script>',
+        "https://t.example/{trace_id} x",
+        "https://t.example/{span_id}/{trace_id}",
+    ],
+)
+def test_a_trace_url_the_console_could_misuse_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="trace_url"):
+        Settings(trace_url=value, insecure_dev_mode=True)
+
+
+def test_a_trace_url_template_is_kept() -> None:
+    url = "http://jaeger:16686/trace/{trace_id}?uiEmbed=v0"
+    assert Settings(trace_url=url, insecure_dev_mode=True).trace_url == url

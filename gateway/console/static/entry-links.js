@@ -16,6 +16,18 @@ function item(list, text, href) {
   return node;
 }
 
+// The tracing backend's page of a trace, when the operator set `trace_url` (a template
+// with {trace_id}); only for a well-formed trace id and an http(s) result.
+export function traceLink(template, traceId) {
+  if (!template || !/^[0-9a-f]{32}$/.test(traceId)) return null;
+  try {
+    const url = new URL(template.replace("{trace_id}", traceId));
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
 function entriesOf(filters) {
   return `/console/entries?${new URLSearchParams({ ...filters, order: "asc" })}`;
 }
@@ -48,6 +60,9 @@ export async function showLinks(list, index, entry) {
   }
   if (typeof entry.trace_id === "string" && entry.trace_id) {
     item(list, "Entries of this trace", entriesOf({ trace_id: entry.trace_id }));
+    const template = document.querySelector('meta[name="sluis-trace-url"]')?.content;
+    const backend = traceLink(template, entry.trace_id);
+    if (backend) item(list, "This trace in the tracing backend", backend).classList.add("trace-backend");
   }
   if (typeof entry.request_id === "string" && entry.request_id) await partners(list, index, entry);
 }
