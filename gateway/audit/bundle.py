@@ -113,6 +113,27 @@ class ZipStream:
         return self.drain()
 
 
+#: Canonical JSON lines deflate about 5-10 to 1; far beyond that is a compression bomb.
+MAX_RATIO = 100
+_SMALL = 1 << 20  # a member this small is never refused for its ratio
+
+
+def _check_sizes(bundle: zipfile.ZipFile) -> None:
+    """Refuse, before anything is inflated, a member that would inflate out of proportion
+    (zipfile never inflates past the declared size, so the declared size is the bound)."""
+    for name in (ENTRIES_FILE, CHECKPOINTS_FILE, START_FILE):
+        try:
+            info = bundle.getinfo(name)
+        except KeyError:
+            continue
+        if info.file_size > _SMALL and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise VerificationError(
+                "bad-export",
+                f"{name} would inflate from {info.compress_size} to {info.file_size} bytes "
+                f"(more than {MAX_RATIO} to 1): not an export of this gateway",
+            )
+
+
 def read_bundle(data: bytes) -> tuple[list[str], list[str], ExportStart | None]:
     """Entry lines, checkpoint lines and the start of a bundle (a zip in memory)."""
     try:
@@ -122,6 +143,7 @@ def read_bundle(data: bytes) -> tuple[list[str], list[str], ExportStart | None]:
                 raise VerificationError(
                     "bad-export", f"the bundle lacks {ENTRIES_FILE} or {CHECKPOINTS_FILE}"
                 )
+            _check_sizes(bundle)
             entries = bundle.read(ENTRIES_FILE).decode("utf-8").splitlines()
             checkpoints = bundle.read(CHECKPOINTS_FILE).decode("utf-8").splitlines()
             start = read_start(bundle.read(START_FILE)) if START_FILE in names else None

@@ -6,6 +6,7 @@ that crosses a key hand-over; a tampered bundle fails with the check that caught
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import zipfile
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from gateway.audit import export_api
 from gateway.audit.bundle import read_bundle
+from gateway.audit.errors import VerificationError
 from gateway.audit.identity import establish
 from gateway.audit.log import AuditLog
 from gateway.audit.rotation import rotate_key
@@ -196,3 +198,28 @@ def test_a_range_bundle_follows_a_key_hand_over(url: str, tmp_path: Path) -> Non
     assert "1 key hand-over(s) followed" in output
     assert NEW.verifier().key_string() in output
     assert ORIGIN in output
+
+
+def test_a_bundle_that_would_inflate_out_of_proportion_is_refused_unread() -> None:
+    """A zip whose entries inflate 1000 to 1 (a compression bomb) is refused from its
+    directory alone, before anything is inflated; an ordinary bundle's ratio passes."""
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("checkpoints.jsonl", "")
+        with bomb.open("entries.jsonl", "w") as member:
+            for _ in range(32):
+                member.write(b"\0" * (1 << 20))
+    with pytest.raises(VerificationError, match="would inflate") as refused:
+        read_bundle(sink.getvalue())
+    assert refused.value.code == "bad-export"
+    ordinary = io.BytesIO()
+    with zipfile.ZipFile(ordinary, "w", zipfile.ZIP_DEFLATED) as bundle:
+        lines = [
+            json.dumps({"index": i, "entry": {"event": "access-decision",
+                                              "request_id": hashlib.sha256(b"%d" % i).hexdigest()}})
+            for i in range(30_000)
+        ]  # fmt: skip
+        bundle.writestr("entries.jsonl", "\n".join(lines))
+        bundle.writestr("checkpoints.jsonl", "")
+    entries, _, _ = read_bundle(ordinary.getvalue())
+    assert len(entries) == 30_000
