@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.audit import streams
 from gateway.audit.endpoints import AuditDep, OfficerCaller
 from gateway.audit.streams import AnyFormat
-from gateway.errors import BadRequest
+from gateway.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 MAX_INDEX = 2**63 - 1
@@ -51,8 +51,9 @@ async def export(
         found = await streams.open_export(
             audit, query.format, query.start, query.end, now=datetime.now(UTC)
         )
-    except streams.RangeError as exc:
-        raise BadRequest(exc.code, exc.detail) from exc
+    except streams.RangeError as exc:  # well formed: not in this log (404), not signed yet (409)
+        problem = Conflict if exc.code == "range-not-signed" else NotFound
+        raise problem(exc.code, exc.detail) from exc
     suffix, media_type = FORMATS[query.format]
     name = f"sluis-audit-{found.start}-{found.end}.{suffix}"
     headers = {

@@ -22,6 +22,7 @@ from gateway.dsp.afterwards import after_answer
 from gateway.dsp.consumer import CALLBACK_PATH, ConsumerNegotiations
 from gateway.dsp.consumer_transfer import RECEIPT, ConsumerTransfers
 from gateway.dsp.messages import context
+from gateway.dsp.openapi import request_body
 from gateway.errors import ServiceUnavailable
 from gateway.http import audit_events
 from gateway.http.deps import Caller, ServicesDep, require_role
@@ -248,8 +249,10 @@ def _negotiation_callback(path: str, kind: str) -> None:
 
     endpoint.__doc__ = f"A provider's {kind} (200 with the negotiation as the consumer sees it)."
     name = f"dsp_callback_negotiation_{path}"
+    body = request_body(kind, "providerPid", "consumerPid")
     router.add_api_route(f"{CALLBACK_PATH}/negotiations/{{pid}}/{path}", endpoint,
-                         methods=["POST"], operation_id=name, name=name)  # fmt: skip
+                         methods=["POST"], operation_id=name, name=name,
+                         openapi_extra=body)  # fmt: skip
 
 
 def _transfer_callback(path: str, kind: str) -> None:
@@ -265,8 +268,10 @@ def _transfer_callback(path: str, kind: str) -> None:
 
     endpoint.__doc__ = f"A provider's {kind} (200 with the transfer as the consumer sees it)."
     name = f"dsp_callback_transfer_{path}"
+    body = request_body(kind, "providerPid", "consumerPid")
     router.add_api_route(f"{CALLBACK_PATH}/transfers/{{pid}}/{path}", endpoint,
-                         methods=["POST"], operation_id=name, name=name)  # fmt: skip
+                         methods=["POST"], operation_id=name, name=name,
+                         openapi_extra=body)  # fmt: skip
 
 
 for _path, _kind in _NEGOTIATION_CALLBACKS.items():

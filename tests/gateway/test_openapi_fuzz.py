@@ -99,10 +99,20 @@ def _schema(target: Target) -> Any:
     return schemathesis.openapi.from_dict(document, config=config)
 
 
-#: Operations where a request valid by the document may still be refused, and only for this
-#: reason: a JWK set's keys are checked by importing them, and no schema can state key
-#: material (random text in the shape of a JWK is no key). Every other refusal fails.
+#: Operations where a request valid by the document may still be refused (400), each only
+#: for the reasons named here, none of which a schema can state. Every other refusal fails.
+#: - a JWK set's keys are checked by importing them: random text in the shape of a JWK is
+#:   no key (the problem's detail names ``body.jwks``);
+#: - a listing's ``cursor`` is the server's own, opaque: only one it handed out (for the
+#:   same sort) pages on, so a made-up one is ``bad-cursor``;
+#: - a DSP consumer call names a provider's address, which is checked by resolving it (the
+#:   SSRF guard): whether a host resolves to a public address is no property of the text.
 KEY_MATERIAL = {"POST /v1/admin/clients", "PATCH /v1/admin/clients/{client_id}"}
+REFUSED_FOR = {
+    "GET /v1/audit/entries": "urn:sluis:problem:bad-cursor",
+    "POST /v1/dsp/catalog": "urn:sluis:problem:dsp-provider-address",
+    "POST /v1/dsp/negotiations": "urn:sluis:problem:dsp-provider-address",
+}
 
 
 def refused_only_for_key_material(_ctx: Any, response: Any, case: Any) -> None:
@@ -113,12 +123,24 @@ def refused_only_for_key_material(_ctx: Any, response: Any, case: Any) -> None:
     assert detail.startswith("body.jwks"), f"valid data refused: {response.status_code} {detail}"
 
 
+def _refused_only_as(problem: str) -> Any:
+    def check(_ctx: Any, response: Any, case: Any) -> None:
+        """Positive data acceptance, less one named refusal (``REFUSED_FOR``)."""
+        if not case.meta.generation.mode.is_positive or response.status_code not in (400, 422):
+            return
+        found = response.json().get("type")
+        assert response.status_code == 400, f"valid data refused: 422 {response.text[:300]}"
+        assert found == problem, f"valid data refused: 400 {found}: {response.text[:300]}"
+
+    return check
+
+
 def _checks(operation: Any) -> list[Any]:
-    acceptance = (
-        refused_only_for_key_material
-        if operation.label in KEY_MATERIAL
-        else checks.positive_data_acceptance
-    )
+    acceptance = checks.positive_data_acceptance
+    if operation.label in KEY_MATERIAL:
+        acceptance = refused_only_for_key_material
+    elif operation.label in REFUSED_FOR:
+        acceptance = _refused_only_as(REFUSED_FOR[operation.label])
     return [
         not_a_server_error,
         checks.status_code_conformance,
