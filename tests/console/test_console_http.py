@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 from gateway.console import endpoints
 from gateway.console.endpoints import CSP
 from gateway.http import problems
-from gateway.http.deps import authenticated
+from gateway.http.deps import authenticated, get_services
 from gateway.participants.service import AuthenticatedParticipant
 from tests.audit.test_endpoints import _caller
 
@@ -32,6 +33,11 @@ def _get(path: str, *roles: str) -> httpx.Response:
         return _caller(*roles)
 
     app.dependency_overrides[authenticated] = fake
+
+    async def services() -> SimpleNamespace:  # the pages read one setting: trace_url
+        return SimpleNamespace(settings=SimpleNamespace(trace_url=None))
+
+    app.dependency_overrides[get_services] = services
 
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
