@@ -482,12 +482,10 @@ class AuditLog(AuditReader):
             if self._sign_batches:
                 signed = await self._sign_batch(session, frontier.size, root)
         self._frontier = frontier  # committed: the next batch of this process starts here
-        if not self._sign_batches:
-            pass  # checkpoints only on demand
-        elif signed is None:
-            self._dirty.set()  # not stored: the checkpointer tries again (and finds out why)
-        else:  # the newest tree: under the sequencer lock, no replica grew it further
+        if signed is not None:  # the newest tree: under the sequencer lock, no replica grew it
             self._latest_signed = signed
+        elif self._sign_batches:  # not stored: the checkpointer tries again (and finds out why)
+            self._dirty.set()
         return [Receipt(start + i, leaf, frontier.size, root) for i, leaf in enumerate(leaves)]
 
     async def _frontier_at(self, session: AsyncSession, start: int) -> Frontier:
