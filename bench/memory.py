@@ -1,7 +1,10 @@
 """Peak memory of the gateway streaming a file of at least 1 GB, in every output format.
 
-Run by hand: ``python -m bench.memory [size_gb] [--before DIR]`` (several minutes; nothing else
-should run). ``--before DIR`` also runs each case on the code in ``DIR`` (another checkout of
+Run by hand: ``python -m bench.memory [size_gb] [--before DIR] [--file CSV] [--only TEXT]``
+(several minutes; nothing else should run). ``--file CSV`` reuses a CSV made earlier by
+``bench.files_connector.generate`` (linked, or copied, into the run's directory) instead of
+writing a new one; ``--only TEXT`` runs only the cases whose name contains ``TEXT``.
+``--before DIR`` also runs each case on the code in ``DIR`` (another checkout of
 this project, e.g. ``git archive main | tar -x -C DIR``; its server runs with ``DIR`` first
 on ``PYTHONPATH``), alternating with the current code case by case, so one run gives before,
 after and the baseline on the same file under the same load.
@@ -167,26 +170,45 @@ def _through(
     return time.perf_counter() - started, int(size), int(status)
 
 
+def _option(args: list[str], name: str) -> str | None:
+    if name not in args:
+        return None
+    at = args.index(name)
+    value = args[at + 1]
+    del args[at : at + 2]
+    return value
+
+
 def main() -> None:
     args = sys.argv[1:]
-    before = None
-    if "--before" in args:
-        at = args.index("--before")
-        before = Path(args[at + 1]).resolve()
-        del args[at : at + 2]
+    before = _option(args, "--before")
+    reuse = _option(args, "--file")
+    only = _option(args, "--only") or ""
     size_gb = float(args[0]) if args else 1.05
     root = Path(tempfile.mkdtemp(prefix="sluis-bench-memory-"))
     try:
         if shutil.disk_usage(root).free < size_gb * 4 * 1024**3:
             print(f"skipped: {root} has less than {4 * size_gb:.1f} GiB free")
             return
-        _run(root, size_gb, before)
+        rows = _data(root / "data.csv", size_gb, None if reuse is None else Path(reuse))
+        _run(root, rows, None if before is None else Path(before).resolve(), only)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(home: Path, size_gb: float, before: Path | None) -> None:
-    rows = generate(home / "data.csv", int(size_gb * 1024**3))
+def _data(path: Path, size_gb: float, reuse: Path | None) -> int:
+    """Make the CSV at ``path`` (or bring ``reuse`` there): its number of rows."""
+    if reuse is None:
+        return generate(path, int(size_gb * 1024**3))
+    try:
+        os.link(reuse, path)
+    except OSError:  # another file system
+        shutil.copyfile(reuse, path)
+    with path.open("rb") as data:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: data.read(MiB), b"")) - 1
+
+
+def _run(home: Path, rows: int, before: Path | None, only: str) -> None:
     size = (home / "data.csv").stat().st_size
     now = datetime.now(UTC)
     ca = certs.CADirectory.init(home / "pki", name="Bench", key_type="ec-p256", now=now)
@@ -202,6 +224,7 @@ def _run(home: Path, size_gb: float, before: Path | None) -> None:
     })  # fmt: skip  # each code with its own default spill_memory_limit
     cases = [(f"format={f}", {"columns": COLUMNS, "format": f}, f) for f in FORMATS]
     cases += [(name, {**body, "format": "arrow"}, None) for name, body in HEAVY.items()]
+    cases = [case for case in cases if only in case[0]]
     codes = [("current", env)]
     if before is not None:
         path = os.pathsep.join([str(before), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)

@@ -17,14 +17,15 @@ import pytest
 
 from connectors import AggFunc, Aggregate, Order, Query
 from connectors.errors import QueryTooLarge, SpillFailed
-from connectors.spill import SpillConfig, _run, sql_for
+from connectors.spill import SpillConfig, sql_for
+from connectors.spill_engine import out_of_room
 from tests.connectors.cases import CASES, check_case, sample_rows, sample_table
 
 MiB = 1 << 20
 
 CHILD = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, logging, sys
     from pathlib import Path
     from connectors import AggFunc, Aggregate, NO_PUSHDOWN, Order, Query
     from connectors.spill import SpillConfig
@@ -37,9 +38,14 @@ CHILD = textwrap.dedent(
     }
     source = Generated(rows)
     source.spill = SpillConfig(spill_dir, memory_limit=32 * 2**20)
+    engine = []
+    handler = logging.Handler()
+    handler.emit = lambda record: engine.append(record.engine_peak)
+    logging.getLogger("sluis.spill").addHandler(handler)
+    logging.getLogger("sluis.spill").setLevel(logging.INFO)
     base = peak_after_reset()
     count = asyncio.run(run(source, queries[kind]))
-    print(count, peak_after_reset() - base)
+    print(count, peak_after_reset() - base, *engine)
     """
 )
 
@@ -55,24 +61,26 @@ def peak_after_reset() -> int:
     return peak * 1024
 
 
-def _child_peak(kind: str, spill_dir: Path, rows: int) -> tuple[int, int]:
+def _child_peak(kind: str, spill_dir: Path, rows: int) -> tuple[int, int, int]:
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", CHILD, kind, str(spill_dir), str(rows)],
         capture_output=True, text=True, cwd=root, check=False, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    count, peak = done.stdout.split()[-2:]
-    return int(count), int(peak)
+    count, peak, engine = done.stdout.split()[-3:]
+    return int(count), int(peak), int(engine)
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("kind", ["group", "order"])
 def test_grouping_and_ordering_stay_within_the_memory_limit(kind: str, tmp_path: Path) -> None:
     rows = 3_000_000  # ~190 MiB of Arrow data, every id its own group
-    count, peak = _child_peak(kind, tmp_path, rows)
+    count, peak, engine = _child_peak(kind, tmp_path, rows)
     assert count == rows
     assert peak < 120 * MiB, f"peak RSS above the baseline: {peak / MiB:.0f} MiB"
+    print(f"{kind}: gateway +{peak / MiB:.0f} MiB, engine process {engine / MiB:.0f} MiB")
+    assert engine < 32 * MiB + 200 * MiB, f"engine process peak RSS {engine / MiB:.0f} MiB"
     assert list(tmp_path.iterdir()) == []  # the spill files are gone
 
 
@@ -161,24 +169,13 @@ async def run(source: Connector, query: Query) -> int:
 
 
 def test_running_out_of_room_behind_the_arrow_reader_is_still_a_refusal() -> None:
-    """DuckDB's errors reach us as Arrow errors when the reader hits them mid-stream."""
-
-    def failing() -> None:
-        raise pa.ArrowInvalid("Out of Memory Error: could not allocate block of size 256 KiB")
-
-    def broken() -> None:
-        raise pa.ArrowInvalid("something else")
-
-    def merging() -> None:  # what ordering 15 M rows at 32 MiB raised (bench.memory)
-        raise OSError("Out of Memory Error: failed to pin block of size 256.0 KiB (30.4 MiB used)")
-
-    config = SpillConfig(Path("/nonexistent"), memory_limit=32 * MiB, max_disk=0)
-    with pytest.raises(QueryTooLarge):
-        asyncio.run(_run(config, failing))
-    with pytest.raises(QueryTooLarge):
-        asyncio.run(_run(config, merging))
-    with pytest.raises(SpillFailed):
-        asyncio.run(_run(config, broken))
+    """DuckDB's errors reach the engine as Arrow errors when the reader hits them mid-stream,
+    or as a plain OSError while merging sorted runs: both are running out of room."""
+    failing = pa.ArrowInvalid("Out of Memory Error: could not allocate block of size 256 KiB")
+    merging = OSError("Out of Memory Error: failed to pin block of size 256.0 KiB (30.4 MiB used)")
+    assert out_of_room(failing)
+    assert out_of_room(merging)  # what ordering 15 M rows at 32 MiB raised (bench.memory)
+    assert not out_of_room(pa.ArrowInvalid("something else"))
 
 
 def test_an_unusable_spill_directory_is_a_spill_failure(tmp_path: Path) -> None:
