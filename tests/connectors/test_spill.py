@@ -8,6 +8,8 @@ batch by batch, so only the gateway's work can hold rows.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -186,3 +188,34 @@ def test_an_unusable_spill_directory_is_a_spill_failure(tmp_path: Path) -> None:
     query = Query(columns=("id", "value", "note"), order_by=(Order("value"),))
     with pytest.raises(SpillFailed):
         asyncio.run(run(source, query))
+
+
+def _engine_pids() -> list[int]:
+    """The ordering/grouping engine processes this process started."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids += [int(p) for p in (task / "children").read_text().split()]
+    return [p for p in pids if b"spill_engine.py" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_an_engine_killed_mid_stream_is_a_failure_not_a_short_result(tmp_path: Path) -> None:
+    """Fail closed: rows already handed on stay handed on, but the stream ends in an error,
+    never as if the result were complete."""
+    source = Generated(300_000)  # five result batches: the engine waits on the pipe after one
+    source.spill = SpillConfig(tmp_path)
+    query = Query(columns=("id", "value", "note"), order_by=(Order("value"),))
+
+    async def kill_after_the_first_batch() -> int:
+        permitted = narrow(query, DataLimits(), await source.schema())
+        stream = source.stream(permitted)
+        rows = (await anext(stream)).num_rows
+        (engine,) = _engine_pids()
+        os.kill(engine, signal.SIGKILL)
+        async for batch in stream:
+            rows += batch.num_rows
+        return rows
+
+    with pytest.raises(SpillFailed):
+        asyncio.run(kill_after_the_first_batch())
+    assert list(tmp_path.iterdir()) == []
