@@ -20,7 +20,6 @@ import pytest
 from connectors import AggFunc, Aggregate, Order, Query
 from connectors.errors import QueryTooLarge, SpillFailed
 from connectors.spill import SpillConfig, sql_for
-from connectors.spill_engine import out_of_room
 from tests.connectors.cases import CASES, check_case, sample_rows, sample_table
 
 MiB = 1 << 20
@@ -173,6 +172,8 @@ async def run(source: Connector, query: Query) -> int:
 def test_running_out_of_room_behind_the_arrow_reader_is_still_a_refusal() -> None:
     """DuckDB's errors reach the engine as Arrow errors when the reader hits them mid-stream,
     or as a plain OSError while merging sorted runs: both are running out of room."""
+    from connectors.spill_engine import out_of_room  # noqa: PLC0415 - imports DuckDB
+
     failing = pa.ArrowInvalid("Out of Memory Error: could not allocate block of size 256 KiB")
     merging = OSError("Out of Memory Error: failed to pin block of size 256.0 KiB (30.4 MiB used)")
     assert out_of_room(failing)
@@ -219,3 +220,31 @@ def test_an_engine_killed_mid_stream_is_a_failure_not_a_short_result(tmp_path: P
     with pytest.raises(SpillFailed):
         asyncio.run(kill_after_the_first_batch())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ordering_leaves_duckdb_out_of_the_gateway_process(tmp_path: Path) -> None:
+    """The engine runs in its own process: after an ordering and a grouping query the
+    process that asked has not imported DuckDB (its ~50 MiB would stay for good)."""
+    probe = textwrap.dedent(
+        """
+        import asyncio, sys
+        from pathlib import Path
+        from connectors import AggFunc, Aggregate, Order, Query
+        from connectors.spill import SpillConfig
+        from tests.connectors.test_spill import Generated, run
+
+        source = Generated(1000)
+        source.spill = SpillConfig(Path(sys.argv[1]))
+        ordered = Query(columns=("id", "value"), order_by=(Order("value"),))
+        grouped = Query(group_by=("id",), aggregates=(Aggregate(AggFunc.SUM, "value"),))
+        print(asyncio.run(run(source, ordered)), asyncio.run(run(source, grouped)))
+        print("duckdb" in sys.modules)
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)],
+        capture_output=True, text=True, cwd=root, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1000", "1000", "False"]
