@@ -129,9 +129,9 @@ async def finish(batches: Batches, query: Query, source: pa.Schema, config: Spil
         async for batch in _through(engine, workdir, batches, source, config):
             yield batch
     finally:
-        if engine is not None and engine.returncode is None:
-            engine.kill()  # a cancelled or failed query: the engine goes with it
-            await engine.wait()
+        if engine is not None:
+            _stop(engine)
+            await engine.wait()  # reaped: no engine outlives its query
         shutil.rmtree(workdir, ignore_errors=True)
         if owner >= 0:
             os.close(owner)  # the lock goes with it
@@ -219,6 +219,16 @@ async def _through(
         raise SpillFailed("the gateway's query engine sent a batch it cannot read") from exc
     await engine.wait()
     _check(_outcome(workdir), engine.returncode, config)
+
+
+def _stop(engine: asyncio.subprocess.Process) -> None:
+    """Kill the engine if it still runs (a cancelled or failed query) and close its pipes,
+    without awaiting: this also runs when the generator is finalised on a closing loop."""
+    if engine.returncode is None:
+        engine.kill()
+    # asyncio's Process has no public close; without it a killed engine's stdout, whose
+    # reading is paused while the consumer waits, would never be closed
+    engine._transport.close()  # type: ignore[attr-defined]
 
 
 async def _feed(stdin: asyncio.StreamWriter, batches: Batches, source: pa.Schema) -> None:

@@ -120,8 +120,20 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _first_to_go() -> None:
+    """Linux: if the container runs out of memory, the kernel kills this engine (one query
+    fails) rather than the gateway (every request fails). Raising one's own score needs no
+    privilege."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as score:  # noqa: PTH123 - one small write
+            score.write("1000")
+    except OSError:
+        return  # not Linux, or /proc not mounted: nothing to prefer
+
+
 def main() -> int:
     _die_with_parent()
+    _first_to_go()
     config = json.loads(sys.argv[1])
     try:
         run(config, sys.stdin.buffer, sys.stdout.buffer)

@@ -248,3 +248,27 @@ def test_ordering_leaves_duckdb_out_of_the_gateway_process(tmp_path: Path) -> No
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1000", "1000", "False"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/oom_score_adj").exists(), reason="needs Linux /proc")
+def test_out_of_memory_the_kernel_kills_the_engine_before_the_gateway(tmp_path: Path) -> None:
+    source = Generated(300_000)
+    source.spill = SpillConfig(tmp_path)
+    query = Query(columns=("id", "value", "note"), order_by=(Order("value"),))
+
+    async def engine_score() -> tuple[str, int]:
+        permitted = narrow(query, DataLimits(), await source.schema())
+        stream = source.stream(permitted)
+        rows = (await anext(stream)).num_rows
+        (engine,) = _engine_pids()
+        score = _oom_score(engine)
+        async for batch in stream:
+            rows += batch.num_rows
+        return score, rows
+
+    assert asyncio.run(engine_score()) == ("1000", 300_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _oom_score(pid: int) -> str:
+    return Path(f"/proc/{pid}/oom_score_adj").read_text().strip()
