@@ -212,13 +212,21 @@ async def _through(
     try:
         await _feed(engine.stdin, batches, source)
         while (frame := await _frame(engine.stdout)) is not None:
-            yield ipc.open_stream(frame).read_next_batch()
+            yield _batch(frame)
     except (ConnectionError, asyncio.IncompleteReadError):
         pass  # the engine stopped early (its pipes closed): its outcome says why
-    except pa.ArrowException as exc:  # a frame we cannot read: nothing after it is trusted
-        raise SpillFailed("the gateway's query engine sent a batch it cannot read") from exc
+    except pa.ArrowException as exc:  # a batch that does not fit the source's columns
+        raise SpillFailed(f"the gateway's query engine failed ({type(exc).__name__})") from exc
     await engine.wait()
     _check(_outcome(workdir), engine.returncode, config)
+
+
+def _batch(frame: bytes) -> pa.RecordBatch:
+    try:
+        batch: pa.RecordBatch = ipc.open_stream(frame).read_next_batch()
+    except (pa.ArrowException, StopIteration) as exc:  # nothing after it is trusted
+        raise SpillFailed("the gateway's query engine sent a batch it cannot read") from exc
+    return batch
 
 
 def _stop(engine: asyncio.subprocess.Process) -> None:
