@@ -153,10 +153,20 @@ class CrashBeforeCommit(Database):
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with super().session() as session:
             inserts: list[str] = []
-            connection = (await session.connection()).sync_connection
-            assert connection is not None
-            event.listen(connection, "before_cursor_execute", _record_inserts(inserts))
-            yield session
+            record = _record_inserts(inserts)
+            connection = await session.connection()
+            assert connection.sync_connection is not None
+            event.listen(connection.sync_connection, "before_cursor_execute", record)
+            # On SQLite the writer's inserts run on the driver's own connection: traced there.
+            driver = (await connection.get_raw_connection()).driver_connection
+            raw = getattr(driver, "_conn", None)  # aiosqlite's sqlite3 connection
+            if raw is not None:
+                await driver._execute(raw.set_trace_callback, lambda sql: record(0, 0, sql))
+            try:
+                yield session
+            finally:
+                if raw is not None:
+                    await driver._execute(raw.set_trace_callback, None)
             if self.crash_next and "audit_entries" in inserts:
                 self.crash_next = False
                 raise StorageUnavailable("injected: process died before COMMIT")
