@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.audit.compact import Node, NodeID
@@ -164,9 +164,38 @@ async def insert_batch(
 ) -> None:
     """Insert entry rows and the nodes they completed (one transaction, the caller's)."""
     connection = await session.connection()  # Core on the tables: no ORM bulk machinery
-    await connection.execute(insert(_ENTRIES), list(entries))
     rows = [{"level": n.level, "idx": n.index, "hash": n.hash} for n in nodes]
+    if connection.dialect.name == "postgresql":
+        await _insert_unnested(connection, list(entries), rows)
+        return
+    await connection.execute(insert(_ENTRIES), list(entries))
     await connection.execute(insert(_NODES), rows)
+
+
+async def _insert_unnested(
+    connection: AsyncConnection, entries: list[dict[str, object]], nodes: list[dict[str, object]]
+) -> None:
+    """PostgreSQL: the entries and the nodes in one statement (one round trip, one Bind of
+    one array per column instead of one per row), each value through its column type's
+    bind processor as SQLAlchemy would. Entry rows all have the same columns."""
+    params: dict[str, object] = {}
+    selects = []
+    for label, table, rows in (("e", _ENTRIES, entries), ("n", _NODES, nodes)):
+        names = list(rows[0]) if rows else ["level", "idx", "hash"]
+        arrays = []
+        for i, name in enumerate(names):
+            process = _bind_processor(table, name, connection.dialect)
+            values = [row[name] for row in rows]
+            if process is not None:
+                values = [None if v is None else process(v) for v in values]
+            params[f"{label}{i}"] = values
+            kind = table.c[name].type.compile(dialect=connection.dialect)
+            arrays.append(f"CAST(:{label}{i} AS {kind}[])")
+        selects.append(
+            f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 - the table's own columns; values bound
+            f"SELECT * FROM unnest({', '.join(arrays)})"
+        )
+    await connection.execute(text(f"WITH e AS ({selects[0]}) {selects[1]}"), params)
 
 
 _T = TypeVar("_T")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -172,13 +173,14 @@ class CrashBeforeCommit(Database):
                 raise StorageUnavailable("injected: process died before COMMIT")
 
 
+_INSERT_INTO = re.compile(r'\bINSERT\s+INTO\s+"?(\w+)', re.IGNORECASE)
+
+
 def _record_inserts(tables: list[str]) -> Callable[..., None]:
     """A cursor hook noting the table of every INSERT the connection runs."""
 
     def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        words = statement.split()
-        if len(words) > 2 and words[0].upper() == "INSERT" and words[1].upper() == "INTO":
-            tables.append(words[2].strip('"'))
+        tables.extend(_INSERT_INTO.findall(statement))  # one statement may insert into two
 
     return record
 
