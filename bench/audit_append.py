@@ -10,7 +10,9 @@ checkpoint). Cases per store, each for ``--seconds``:
 * 64 producers, each append with a use spent as its effect (a conditional UPDATE of one
   usage row in the batch transaction, as the exchange's decision entry does).
 
-Printed: appends/s, p50 and p99 of one append, and entries per batch. PostgreSQL is a fresh
+Printed: appends/s, p50 and p99 of one append, entries per batch, and this process's CPU
+time per append (all its threads; the PostgreSQL server's not counted): on a shared machine
+the CPU time moves far less with the load than the rates do. PostgreSQL is a fresh
 database on ``SLUIS_BENCH_POSTGRES`` (skipped with the reason when unreachable).
 
 Run with ``python -m bench.audit_append [--seconds 5]``.
@@ -54,15 +56,17 @@ class Result:
     seconds: float
     latencies: list[float]
     batches: int
+    cpu: float  # seconds of this process's CPU time (every thread) during the case
 
-    def row(self) -> tuple[str, str, str, str]:
-        """appends/s, p50 ms, p99 ms, entries per batch."""
+    def row(self) -> tuple[str, str, str, str, str]:
+        """appends/s, p50 ms, p99 ms, entries per batch, CPU µs per append."""
         ordered = sorted(self.latencies)
         p50 = ordered[len(ordered) // 2] * 1e3 if ordered else 0.0
         p99 = ordered[int(0.99 * len(ordered))] * 1e3 if ordered else 0.0
         per_batch = self.appends / self.batches if self.batches else 0.0
+        cpu = self.cpu / self.appends * 1e6 if self.appends else 0.0
         return (f"{self.appends / self.seconds:,.0f}", f"{p50:.1f}", f"{p99:.1f}",
-                f"{per_batch:.1f}")  # fmt: skip
+                f"{per_batch:.1f}", f"{cpu:,.0f}")  # fmt: skip
 
 
 def _entry(n: int) -> AuditEntry:
@@ -98,16 +102,16 @@ async def _case(
             latencies.append(time.perf_counter() - t0)
             n += 1
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         await asyncio.gather(*(producer(k) for k in range(producers)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         await log.close()
     async with db.session() as session:
         batches = await _batches(session) - before
     await db.dispose()
-    return Result(len(latencies), elapsed, latencies, batches or len(latencies))
+    return Result(len(latencies), elapsed, latencies, batches or len(latencies), cpu)
 
 
 async def _batches(session: AsyncSession) -> int:
@@ -147,7 +151,8 @@ CASES: list[tuple[str, int, bool, Effect | None]] = [
 
 async def _run(seconds: float, home: Path) -> Table:
     table = Table(title=f"Durable audit appends, {seconds:g} s per case")
-    for column in ("store", "case", "appends/s", "p50 ms", "p99 ms", "entries/batch"):
+    columns = ("store", "case", "appends/s", "p50 ms", "p99 ms", "entries/batch", "CPU µs/append")
+    for column in columns:
         table.add_column(column, justify="left" if column in {"store", "case"} else "right")
     for kind in ("SQLite", "PostgreSQL"):
         try:

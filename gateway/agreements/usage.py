@@ -13,14 +13,23 @@ of length ``W`` sums the buckets of the widest width that cuts ``W`` into at lea
 :data:`MIN_BUCKETS`, from the bucket holding the window's start. That first bucket may hold
 uses from just before the window, so a count can be too high by at most ``W / 20`` worth of
 uses, never too low: a rate limit can refuse a little early, never admit one too many.
+
+Pruning: every :data:`PRUNE_EVERY`-th use of a key, :func:`spend` deletes that key's rows no
+window can read any more (:func:`prune`), in the same transaction: buckets older than the
+first one the policy's longest window of their width reads, and use rows older than both
+:data:`RATE_WINDOW` and the policy's longest window, each less :data:`PRUNE_MARGIN`. The
+policy is the key's own (its hash is in the key), so its windows are exactly the ones that
+read the key's rows. A key holds at most the rows its windows cover plus the rows of
+``PRUNE_EVERY`` uses. The usage count itself and the audit log are never pruned.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Table, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.log import stage
@@ -32,6 +41,10 @@ RATE_WINDOW = timedelta(days=31)  # how far back :func:`read` returns use times 
 WIDTHS = (1, 60, 3600, 86400)  # bucket widths in seconds; migration 0011 carries this copy
 MIN_BUCKETS = 20  # a window is cut into at least this many buckets (else width 1 s)
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+PRUNE_EVERY = 64  # a key's rows no window reads are deleted at every 64th use of it
+#: Kept beyond the longest window: a decision's ``now`` may lag the pruning use's (it was
+#: decided before its batch ran, or on a replica whose clock is behind), by far less.
+PRUNE_MARGIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,8 @@ class Usage:
 
 _STATE: Table = UsageStateRow.__table__  # type: ignore[assignment]  # a Table, typed FromClause
 _AGREEMENTS: Table = AgreementRow.__table__  # type: ignore[assignment]
+_EVENTS: Table = UsageEventRow.__table__  # type: ignore[assignment]
+_BUCKETS: Table = UsageBucketRow.__table__  # type: ignore[assignment]
 
 
 def _where(
@@ -223,6 +238,7 @@ async def spend(
     agreement_id: str,
     cap: int | None,
     widths: tuple[int, ...] = (),
+    windows: tuple[str, ...] = (),
 ) -> int | None:
     """Count one use under ``agreement_id`` if the count is below ``cap`` (no cap: None)
     and the agreement is still active; the new count, or None (nothing changed).
@@ -231,7 +247,8 @@ async def spend(
     active, so neither two requests nor two replicas can spend the last use twice, and a
     revocation that commits first stops it; no read before it, no retry after it. The
     use's row (``seq`` = its number) and, for a policy with a rate limit, its buckets of
-    ``widths`` are written with it.
+    ``widths`` are written with it. Every :data:`PRUNE_EVERY`-th use, the key's rows that
+    none of ``windows`` (the policy's rate windows) can read any more are deleted.
     """
     # Core statements on the tables (not the ORM entities): the hot path's one UPDATE skips
     # the ORM's bulk-update machinery (session synchronisation); nothing here is tracked.
@@ -261,4 +278,64 @@ async def spend(
         seconds = int(now.timestamp())
         rows = [{**key.columns(), "width": w, "bucket": seconds // w, "uses": 1} for w in widths]
         await insert_or_add(session, UsageBucketRow, rows, "uses")
+    if new % PRUNE_EVERY == 0:
+        await prune(session, key, windows, now)
     return int(new)
+
+
+def prune_bounds(windows: tuple[str, ...], now: datetime) -> tuple[datetime, dict[int, int]]:
+    """What a key whose policy has rate ``windows`` must keep at ``now`` (pure): use rows
+    from the time returned, and of each bucket width the buckets from the one given.
+
+    Each window counts as its longest span on any calendar (a month can be 31 days,
+    a year 366), so a request made later, when the window may reach further back, still
+    finds every bucket it reads."""
+    oldest = now - RATE_WINDOW - PRUNE_MARGIN
+    firsts: dict[int, int] = {}
+    for window in windows:
+        since = now - longest_span(window) - PRUNE_MARGIN
+        oldest = min(oldest, since)
+        width = width_for(window)
+        first = int(since.timestamp()) // width
+        firsts[width] = min(first, firsts.get(width, first))
+    return oldest, firsts
+
+
+#: Starts covering every run of month lengths (four years, one of them a leap year).
+_SPAN_STARTS = tuple(datetime(2000 + m // 12, m % 12 + 1, 1, tzinfo=UTC) for m in range(48))
+
+
+@lru_cache(maxsize=256)  # a policy's few windows (the text is the key)
+def longest_span(window: str) -> timedelta:
+    """The longest time ``window`` (ISO 8601 duration) can span, wherever it starts."""
+    return max(add_duration(start, window) - start for start in _SPAN_STARTS)
+
+
+async def prune(
+    session: AsyncSession, key: UsageKey, windows: tuple[str, ...], now: datetime
+) -> None:
+    """Delete ``key``'s use rows and buckets that none of ``windows`` (its policy's rate
+    windows) ending at ``now`` or later can read (two DELETEs, each one key's range)."""
+    oldest, firsts = prune_bounds(windows, now)
+    connection = await session.connection()
+    events = _EVENTS.c
+    await connection.execute(
+        delete(_EVENTS).where(
+            events.consumer_id == key.consumer_id,
+            events.dataset_id == key.dataset_id,
+            events.policy_hash == key.policy_hash,
+            events.at < oldest,
+        )
+    )
+    if not firsts:
+        return
+    buckets = _BUCKETS.c
+    stale = or_(*(and_(buckets.width == w, buckets.bucket < b) for w, b in firsts.items()))
+    await connection.execute(
+        delete(_BUCKETS).where(
+            buckets.consumer_id == key.consumer_id,
+            buckets.dataset_id == key.dataset_id,
+            buckets.policy_hash == key.policy_hash,
+            stale,
+        )
+    )

@@ -465,49 +465,68 @@ class AuditLog(AuditReader):
             batch = _accepted(batch, refused)
             if not batch:
                 return []
-            start = await repo.grow(session, len(batch))
-            frontier = await self._frontier_at(session, start)
-            rows: list[dict[str, object]] = []
-            nodes: list[Node] = []
-            leaves: list[bytes] = []
-            for offset, item in enumerate(batch):
-                leaf = leaf_hash(item.data)
-                frontier, completed = frontier.append(leaf)
-                nodes.extend(completed)
-                leaves.append(leaf)
-                rows.append(_entry_row(start + offset, item, leaf))
-            await repo.insert_batch(session, rows, nodes)
-            root = frontier.root()
-            signed = None
-            if self._sign_batches:
-                signed = await self._sign_batch(session, frontier.size, root)
+            if self.db.dialect == "sqlite":  # the rest in one hop on the driver's thread
+                grown = await repo.in_sqlite_thread(session, lambda tail: self._grow(tail, batch))
+            else:
+                grown = await self._grow_async(session, batch)
+        frontier, leaves, signed = grown
         self._frontier = frontier  # committed: the next batch of this process starts here
         if signed is not None:  # the newest tree: under the sequencer lock, no replica grew it
             self._latest_signed = signed
         elif self._sign_batches:  # not stored: the checkpointer tries again (and finds out why)
             self._dirty.set()
+        start = frontier.size - len(leaves)
+        root = frontier.root()
         return [Receipt(start + i, leaf, frontier.size, root) for i, leaf in enumerate(leaves)]
 
-    async def _frontier_at(self, session: AsyncSession, start: int) -> Frontier:
-        """The frontier of the tree of ``start`` leaves: the one this process kept from its
-        last batch, unless another writer grew the tree since (then read from its nodes)."""
-        frontier = self._frontier
-        if frontier is None or frontier.size != start:
+    def _grow(self, tail: repo.SqliteTail, batch: list[_Pending]) -> _Grown:
+        """Grow the head, the tree, entries, nodes and checkpoint on SQLite (see ``_sequence``);
+        as ``_grow_async``, with the same pure steps, in the driver's thread."""
+        start = tail.grow(len(batch))
+        frontier = self._kept_frontier(start)
+        if frontier is None:
+            frontier = Frontier.from_hashes(start, tail.node_hashes(frontier_ids(start)))
+        frontier, rows, nodes, leaves = _extend(frontier, start, batch)
+        tail.insert_batch(rows, nodes)
+        signed = None
+        if self._sign_batches:
+            size, root, note, at = self._batch_checkpoint(frontier)
+            if tail.add_checkpoint(size, root, note, at, signer_key=self._key):
+                signed = _signed(note)
+        return frontier, leaves, signed
+
+    async def _grow_async(self, session: AsyncSession, batch: list[_Pending]) -> _Grown:
+        """Grow the head, the tree, entries, nodes and checkpoint (PostgreSQL)."""
+        start = await repo.grow(session, len(batch))
+        frontier = self._kept_frontier(start)
+        if frontier is None:
             frontier = Frontier.from_hashes(
                 start, await repo.node_hashes(session, frontier_ids(start))
             )
+        frontier, rows, nodes, leaves = _extend(frontier, start, batch)
+        await repo.insert_batch(session, rows, nodes)
+        signed = None
+        if self._sign_batches:
+            size, root, note, at = self._batch_checkpoint(frontier)
+            if await repo.add_checkpoint(session, size, root, note, at, signer_key=self._key):
+                signed = _signed(note)
+        return frontier, leaves, signed
+
+    def _kept_frontier(self, start: int) -> Frontier | None:
+        """The frontier this process kept from its last batch, if it is that of the tree of
+        ``start`` leaves; None when another writer grew the tree since (read its nodes)."""
+        frontier = self._frontier
+        if frontier is None or frontier.size != start:
+            return None
         return frontier
 
-    async def _sign_batch(
-        self, session: AsyncSession, size: int, root: bytes
-    ) -> SignedCheckpoint | None:
-        """Sign the tree the batch grows to and store the note in the batch's transaction;
-        None when it was not stored (the log's key was handed over to another)."""
-        note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
-        stored = await repo.add_checkpoint(
-            session, size, root, note.decode(), self._clock(), signer_key=self._key
-        )
-        return _signed(note.decode()) if stored else None
+    def _batch_checkpoint(self, frontier: Frontier) -> tuple[int, bytes, str, datetime]:
+        """The checkpoint of the tree the batch grows to, signed: size, root, note, time.
+        Stored in the batch's transaction unless the log's key was handed over to another
+        (then not stored: the checkpointer tries again and finds out why)."""
+        root = frontier.root()
+        note = sign_checkpoint(Checkpoint(self.origin, frontier.size, root), self.signer)
+        return frontier.size, root, note.decode(), self._clock()
 
     async def _checkpoint_loop(self) -> None:
         while True:
@@ -591,6 +610,27 @@ async def _run_effect(session: AsyncSession, effect: Effect) -> BaseException | 
     except Exception as exc:  # noqa: BLE001 - any failure of a change belongs to its appender
         return exc
     return None
+
+
+#: What growing the tree by a batch gave: the new frontier, the leaves, the stored checkpoint.
+_Grown = tuple[Frontier, list[bytes], SignedCheckpoint | None]
+
+
+def _extend(
+    frontier: Frontier, start: int, batch: list[_Pending]
+) -> tuple[Frontier, list[dict[str, object]], list[Node], list[bytes]]:
+    """The tree of ``start`` leaves grown by ``batch`` (pure): frontier, entry rows, the
+    nodes the batch completed, and its leaf hashes."""
+    rows: list[dict[str, object]] = []
+    nodes: list[Node] = []
+    leaves: list[bytes] = []
+    for offset, item in enumerate(batch):
+        leaf = leaf_hash(item.data)
+        frontier, completed = frontier.append(leaf)
+        nodes.extend(completed)
+        leaves.append(leaf)
+        rows.append(_entry_row(start + offset, item, leaf))
+    return frontier, rows, nodes, leaves
 
 
 def _log_failure(done: asyncio.Future[Receipt]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -22,10 +23,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.audit.compact import Node, NodeID
+from gateway.storage import StorageUnavailable
 from gateway.storage.models import (
     AuditCheckpointRow,
     AuditEntryRow,
@@ -102,6 +105,7 @@ class CountFilter:
 _HEAD: Table = AuditHeadRow.__table__  # type: ignore[assignment]
 _ENTRIES: Table = AuditEntryRow.__table__  # type: ignore[assignment]
 _NODES: Table = AuditNodeRow.__table__  # type: ignore[assignment]
+_CHECKPOINTS: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
 
 
 async def lock_sequencer(session: AsyncSession) -> None:
@@ -160,9 +164,144 @@ async def insert_batch(
 ) -> None:
     """Insert entry rows and the nodes they completed (one transaction, the caller's)."""
     connection = await session.connection()  # Core on the tables: no ORM bulk machinery
-    await connection.execute(insert(_ENTRIES), list(entries))
     rows = [{"level": n.level, "idx": n.index, "hash": n.hash} for n in nodes]
+    if connection.dialect.name == "postgresql":
+        await _insert_unnested(connection, list(entries), rows)
+        return
+    await connection.execute(insert(_ENTRIES), list(entries))
     await connection.execute(insert(_NODES), rows)
+
+
+async def _insert_unnested(
+    connection: AsyncConnection, entries: list[dict[str, object]], nodes: list[dict[str, object]]
+) -> None:
+    """PostgreSQL: the entries and the nodes in one statement (one round trip, one Bind of
+    one array per column instead of one per row), each value through its column type's
+    bind processor as SQLAlchemy would. Entry rows all have the same columns."""
+    params: dict[str, object] = {}
+    selects = []
+    for label, table, rows in (("e", _ENTRIES, entries), ("n", _NODES, nodes)):
+        names = list(rows[0]) if rows else ["level", "idx", "hash"]
+        arrays = []
+        for i, name in enumerate(names):
+            process = _bind_processor(table, name, connection.dialect)
+            values = [row[name] for row in rows]
+            if process is not None:
+                values = [None if v is None else process(v) for v in values]
+            params[f"{label}{i}"] = values
+            kind = table.c[name].type.compile(dialect=connection.dialect)
+            arrays.append(f"CAST(:{label}{i} AS {kind}[])")
+        selects.append(
+            f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 - the table's own columns; values bound
+            f"SELECT * FROM unnest({', '.join(arrays)})"
+        )
+    await connection.execute(text(f"WITH e AS ({selects[0]}) {selects[1]}"), params)
+
+
+_T = TypeVar("_T")
+
+
+class SqliteTail:
+    """The writer's statements after the effects, on SQLite's own connection in its driver's
+    thread: a batch's head, nodes, entries and checkpoint cost one thread hop, not one per
+    statement. The SQL is that of :func:`grow`, :func:`node_hashes`, :func:`insert_batch`
+    and :func:`add_checkpoint` (with a signer key), and every value goes through its
+    column type's bind processor, so the rows stored are the same.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
+        self._connection = connection
+        self._dialect = dialect
+
+    def grow(self, count: int) -> int:
+        """As :func:`grow`: add ``count`` to the head row; the size before."""
+        row = self._connection.execute(
+            "UPDATE audit_head SET size = size + ? WHERE id = ? RETURNING size", (count, _HEAD_ID)
+        ).fetchone()
+        return int(row[0]) - count
+
+    def node_hashes(self, ids: Sequence[NodeID]) -> list[bytes]:
+        """As :func:`node_hashes` (one SELECT per node: only after another writer grew it)."""
+        hashes = []
+        for node in ids:
+            row = self._connection.execute(
+                "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", (node.level, node.index)
+            ).fetchone()
+            if row is None:
+                raise TreeInconsistent(f"missing tree node {node}")
+            hashes.append(bytes(row[0]))
+        return hashes
+
+    def insert_batch(self, entries: Sequence[dict[str, object]], nodes: Sequence[Node]) -> None:
+        """As :func:`insert_batch`: the entry rows (all with the same columns) and nodes."""
+        self._insert(_ENTRIES, list(entries))
+        self._insert(_NODES, [{"level": n.level, "idx": n.index, "hash": n.hash} for n in nodes])
+
+    def add_checkpoint(
+        self, size_: int, root_hash: bytes, note: str, signed_at: datetime, *, signer_key: str
+    ) -> bool:
+        """As :func:`add_checkpoint` with ``signer_key``: stored only while that key is the
+        log's (or it has none yet) and no checkpoint of that size exists; whether it was."""
+        values = self._values(
+            _CHECKPOINTS,
+            {"size": size_, "root_hash": root_hash, "note": note, "signed_at": signed_at},
+        )
+        cursor = self._connection.execute(
+            "INSERT INTO audit_checkpoints (size, root_hash, note, signed_at) SELECT ?, ?, ?, ? "
+            "WHERE EXISTS (SELECT id FROM audit_identity WHERE key = ?) "
+            "OR NOT EXISTS (SELECT id FROM audit_identity) ON CONFLICT DO NOTHING",
+            (*values, signer_key),
+        )
+        return cursor.rowcount == 1
+
+    def _insert(self, table: Table, rows: list[dict[str, object]]) -> None:
+        if not rows:
+            return
+        names = list(rows[0])
+        marks = ", ".join("?" * len(names))
+        self._connection.executemany(
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})",  # noqa: S608 - names are the table's own columns, values are bound
+            [self._values(table, row) for row in rows],
+        )
+
+    def _values(self, table: Table, row: dict[str, object]) -> tuple[object, ...]:
+        values = []
+        for name, value in row.items():
+            process = _bind_processor(table, name, self._dialect)
+            values.append(value if process is None or value is None else process(value))
+        return tuple(values)
+
+
+_PROCESSORS: dict[tuple[str, str, str], Callable[[Any], Any] | None] = {}
+
+
+def _bind_processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processor for ``dialect`` (what SQLAlchemy applies)."""
+    key = (table.name, name, dialect.name)
+    if key not in _PROCESSORS:
+        _PROCESSORS[key] = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    return _PROCESSORS[key]
+
+
+async def in_sqlite_thread(session: AsyncSession, work: Callable[[SqliteTail], _T]) -> _T:
+    """Run ``work`` in the session's transaction on SQLite's driver thread (one hop).
+
+    aiosqlite runs every call on its connection in one thread; ``_execute`` is how it
+    queues one (it has no public way to run a function there). A driver error becomes
+    StorageUnavailable; the caller's transaction is then rolled back as for any failure.
+    """
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection  # aiosqlite's
+    tail_dialect = connection.dialect
+
+    def run() -> _T:
+        return work(SqliteTail(driver._conn, tail_dialect))  # aiosqlite private, see above
+
+    try:
+        result: _T = await driver._execute(run)  # aiosqlite private, see above
+    except sqlite3.Error as exc:
+        raise StorageUnavailable(f"audit store: {type(exc).__name__}: {exc}") from exc
+    return result
 
 
 async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, bytes, object]]:

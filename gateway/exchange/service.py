@@ -629,10 +629,12 @@ class _Spend:
                 state = replace(state, privacy_spends=spends)
                 self._check(state)
         cap = count_cap(self.policy, self.request, state, now=self.now)
-        widths = tuple(sorted({usage.width_for(w) for _, w in self.rates}))
+        windows = tuple(w for _, w in self.rates)
+        widths = tuple(sorted({usage.width_for(w) for w in windows}))
         spent = await usage.spend(
-            session, self.key, self.now, agreement_id=self.agreement_id, cap=cap, widths=widths
-        )
+            session, self.key, self.now, agreement_id=self.agreement_id, cap=cap,
+            widths=widths, windows=windows,
+        )  # fmt: skip
         if spent is None:
             if not await usage.agreement_active(session, self.agreement_id):
                 raise _SpendRefused(None)

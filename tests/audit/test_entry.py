@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gateway.audit import jcs
 from gateway.audit.entry import (
     CLIPPED,
     MAX_TEXT,
@@ -66,6 +67,56 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
+
+
+def _exact(value: Any) -> bytes:
+    """The exact (slow) RFC 8785 encoder alone: the reference the fast path must equal."""
+    parts: list[str] = []
+    jcs._encode(value, parts)
+    return "".join(parts).encode("utf-8")
+
+
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=6)
+ODD = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**54), 2**54) | st.floats() | ANY_TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner)
+        | st.dictionaries(ANY_TEXT | st.integers(0, 3), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(ODD)
+def test_the_fast_path_writes_exactly_what_rfc_8785_does(value: Any) -> None:
+    """json's C encoder is taken only where its bytes are RFC 8785's; everything else
+    (floats, big integers, keys that are not text, lone surrogates, keys sorted
+    differently by code point) is written or refused by the exact encoder."""
+    try:
+        expected: bytes | None = _exact(value)
+    except (EntryError, UnicodeEncodeError):
+        expected = None
+    fast = jcs._fast(value)
+    assert fast is None or fast == expected
+    if expected is None:
+        with pytest.raises(EntryError):
+            canonical(value)
+    else:
+        assert canonical(value) == expected
+
+
+def test_the_fast_path_is_taken_for_an_entry() -> None:
+    data = json.loads(encode_entry(entry(dataset="d", rows=3)))
+    assert jcs._fast(data) == _exact(data)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{1: 2}, {"a": 1.0}, {"a": 2**53}, {"\ue000": 1, "\U0001f600": 2}, ("a",), {"a": "\ud800"}],
+)
+def test_the_fast_path_declines_what_json_writes_differently(value: Any) -> None:
+    assert jcs._fast(value) is None
 
 
 @given(JSON)

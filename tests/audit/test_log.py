@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -153,22 +154,33 @@ class CrashBeforeCommit(Database):
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with super().session() as session:
             inserts: list[str] = []
-            connection = (await session.connection()).sync_connection
-            assert connection is not None
-            event.listen(connection, "before_cursor_execute", _record_inserts(inserts))
-            yield session
+            record = _record_inserts(inserts)
+            connection = await session.connection()
+            assert connection.sync_connection is not None
+            event.listen(connection.sync_connection, "before_cursor_execute", record)
+            # On SQLite the writer's inserts run on the driver's own connection: traced there.
+            driver = (await connection.get_raw_connection()).driver_connection
+            raw = getattr(driver, "_conn", None)  # aiosqlite's sqlite3 connection
+            if raw is not None:
+                await driver._execute(raw.set_trace_callback, lambda sql: record(0, 0, sql))
+            try:
+                yield session
+            finally:
+                if raw is not None:
+                    await driver._execute(raw.set_trace_callback, None)
             if self.crash_next and "audit_entries" in inserts:
                 self.crash_next = False
                 raise StorageUnavailable("injected: process died before COMMIT")
+
+
+_INSERT_INTO = re.compile(r'\bINSERT\s+INTO\s+"?(\w+)', re.IGNORECASE)
 
 
 def _record_inserts(tables: list[str]) -> Callable[..., None]:
     """A cursor hook noting the table of every INSERT the connection runs."""
 
     def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        words = statement.split()
-        if len(words) > 2 and words[0].upper() == "INSERT" and words[1].upper() == "INTO":
-            tables.append(words[2].strip('"'))
+        tables.extend(_INSERT_INTO.findall(statement))  # one statement may insert into two
 
     return record
 
