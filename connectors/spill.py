@@ -41,8 +41,10 @@ import stat
 import struct
 import sys
 import tempfile
+import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +63,44 @@ OWNER = ".sluis-spill-owner"  # the marker a live query holds locked
 log = logging.getLogger("sluis.spill")
 
 
+class EngineSlots:
+    """At most ``size`` engine processes at once for the queries of one configuration (one
+    gateway process): each costs its memory limit plus ~150 MiB, so without a cap a burst of
+    ordering queries would add up to any amount. A query that finds every slot taken waits
+    for one before it claims a directory or starts anything; its source is not read meanwhile
+    (back-pressure). One semaphore per event loop (asyncio's are bound to the loop)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("at least one engine")
+        self.size = size
+        self.waiting = 0  # queries waiting for a slot now (tests and diagnostics)
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._by_loop = weakref.WeakKeyDictionary()
+
+    def semaphore(self) -> asyncio.Semaphore:
+        """This event loop's semaphore."""
+        loop = asyncio.get_running_loop()
+        found = self._by_loop.get(loop)
+        if found is None:
+            found = self._by_loop[loop] = asyncio.Semaphore(self.size)
+        return found
+
+
 @dataclass(frozen=True)
 class SpillConfig:
-    """Where and how much: RAM for the engine, disk for its spill files, worker threads."""
+    """Where and how much: RAM for the engine, disk for its spill files, worker threads, and
+    how many engines may run at once (the rest wait)."""
 
     directory: Path
     memory_limit: int = 64 * MiB  # DuckDB's own; its process cost is about 50 MiB more
     max_disk: int = 64 * 1024 * MiB
     threads: int = 1
+    engines: int = 2
+    slots: EngineSlots = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slots", EngineSlots(self.engines))  # frozen: set once here
 
     def describe(self) -> str:
         """The limits, for a refusal a consumer can read."""
@@ -115,7 +147,26 @@ def _aggregate(agg: Aggregate) -> str:
 
 
 async def finish(batches: Batches, query: Query, source: pa.Schema, config: SpillConfig) -> Batches:
-    """``query``'s grouping, ordering and limit over ``batches`` (in ``source``'s columns)."""
+    """``query``'s grouping, ordering and limit over ``batches`` (in ``source``'s columns),
+    in an engine process once one of ``config.engines`` slots is free."""
+    slot = config.slots.semaphore()
+    config.slots.waiting += 1
+    try:
+        await slot.acquire()
+    finally:
+        config.slots.waiting -= 1
+    try:
+        async with aclosing(_in_engine(batches, query, source, config)) as results:
+            async for batch in results:
+                yield batch  # closed with this generator: the engine is stopped, then the slot
+    finally:
+        slot.release()
+
+
+async def _in_engine(
+    batches: Batches, query: Query, source: pa.Schema, config: SpillConfig
+) -> Batches:
+    """``finish`` once it holds a slot: a directory of its own, the engine, its batches."""
     try:
         config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         workdir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=config.directory))

@@ -97,7 +97,10 @@ def _dataset_service(db: Database, settings: Settings) -> DatasetService:
     removing what a killed server left there (only our own, unlocked query directories)."""
     sweep(settings.spill_directory)
     spill = SpillConfig(
-        settings.spill_directory, settings.spill_memory_limit, settings.spill_disk_limit
+        settings.spill_directory,
+        settings.spill_memory_limit,
+        settings.spill_disk_limit,
+        engines=settings.spill_engines,
     )
     return DatasetService(db, spilling(create_connector, spill))
 

@@ -288,6 +288,13 @@ class Settings(BaseSettings):
     spill_disk_limit: int = Field(
         default=64 << 30, ge=0, description="Bytes of spill files one query may write."
     )
+    spill_engines: int = Field(  # each engine process: spill_memory_limit + ~150 MiB (docs)
+        default=2,
+        ge=1,
+        le=64,
+        description="Ordering/grouping engine processes running at once in one gateway "
+        "process; further such queries wait for one (their source is not read meanwhile).",
+    )
 
     # --- deployment (issue 13): appended ---
     database_url_file: Path | None = Field(

@@ -19,7 +19,7 @@ import pytest
 
 from connectors import AggFunc, Aggregate, Order, Query
 from connectors.errors import QueryTooLarge, SpillFailed
-from connectors.spill import SpillConfig, sql_for
+from connectors.spill import PREFIX, SpillConfig, sql_for
 from tests.connectors.cases import CASES, check_case, sample_rows, sample_table
 
 MiB = 1 << 20
@@ -272,3 +272,38 @@ def test_out_of_memory_the_kernel_kills_the_engine_before_the_gateway(tmp_path: 
 
 def _oom_score(pid: int) -> str:
     return Path(f"/proc/{pid}/oom_score_adj").read_text().strip()
+
+
+def test_engines_beyond_the_cap_wait_for_a_slot(tmp_path: Path) -> None:
+    """With ``engines=1`` a second ordering query starts nothing (no directory, no engine)
+    while the first one's engine runs; it proceeds, whole, once the first is closed."""
+    config = SpillConfig(tmp_path, engines=1)
+    first, second = Generated(5000), Generated(5000)
+    first.spill = second.spill = config
+    query = Query(columns=("id", "value"), order_by=(Order("value"),))
+
+    async def scenario() -> tuple[int, int, int]:
+        schema = await first.schema()
+        running = first.stream(narrow(query, DataLimits(), schema))
+        rows = (await anext(running)).num_rows  # the first engine is running
+        waiter = asyncio.create_task(run(second, query))
+        for _ in range(2000):  # until the second query waits for the slot (never, uncapped)
+            if config.slots.waiting == 1 or waiter.done():
+                break
+            await asyncio.sleep(0.005)
+        assert config.slots.waiting == 1 and not waiter.done()
+        directories = len(list(tmp_path.glob(f"{PREFIX}*")))  # only the first query's
+        async for batch in running:
+            rows += batch.num_rows
+        await running.aclose()  # its engine stopped, its slot free
+        return rows, directories, await waiter
+
+    rows, directories, second_rows = asyncio.run(scenario())
+    assert (rows, directories, second_rows) == (5000, 1, 5000)
+    assert config.slots.waiting == 0
+    assert not list(tmp_path.glob(f"{PREFIX}*"))  # both directories removed
+
+
+def test_the_engine_cap_is_at_least_one() -> None:
+    with pytest.raises(ValueError, match="at least one engine"):
+        SpillConfig(Path("/nonexistent"), engines=0)
