@@ -78,6 +78,13 @@ class Cell:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    server_cpu: float = float("nan")  # CPU seconds the server's processes used in the cell
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU milliseconds per successful request: robust on a shared machine, where
+        req/s and latency follow whatever else runs."""
+        return self.server_cpu / len(self.latencies) * 1e3 if self.latencies else float("nan")
 
     @property
     def rate(self) -> float:
@@ -177,15 +184,45 @@ async def _loop(conn: _Connection, stop: float, cell: Cell) -> None:
             cell.errors[_error_name(status, body)] += 1
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s child processes and theirs (Linux /proc; empty elsewhere)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids = [int(k) for k in task.read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+        for kid in kids:
+            found += [kid, *_descendants(kid)]
+    return found
+
+
+def server_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's descendants: the target
+    under test (the gateway, bench.bare, nginx and its worker); NaN without /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, kids = 0, _descendants(os.getpid())
+    if not kids:
+        return float("nan")
+    for pid in kids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
+
+
 async def drive(target: Target, seconds: float) -> Cell:
     """Open one connection per (context, token), warm each up, then load for ``seconds``."""
     conns = [_Connection(target, context, token) for context, token in target.who]
     await asyncio.gather(*(c.open() for c in conns))
     await asyncio.gather(*(c.get() for c in conns))
     cell = Cell()
-    started = time.perf_counter()
+    cpu, started = server_cpu(), time.perf_counter()
     await asyncio.gather(*(_loop(c, started + seconds, cell) for c in conns))
     cell.seconds = time.perf_counter() - started
+    cell.server_cpu = server_cpu() - cpu
     for c in conns:
         c.close()
     await asyncio.sleep(0)  # the aborted transports close their sockets
@@ -426,14 +463,16 @@ def print_main(
     table = Table(
         title=f"GET {PATH} (2.4 KB CSV), {seconds:g} s per cell, a consumer per connection"
     )
-    for column in ("target", "conns", "req/s", "p50 ms", "p99 ms", "errors", "vs (c)", "vs (d)"):
+    columns = ("target", "conns", "req/s", "p50 ms", "p99 ms", "server CPU ms/req", "errors",
+               "vs (c)", "vs (d)")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="left" if column in {"target", "errors"} else "right")
     for name, cells in results.items():
         for n in connections:
             cell = cells[n]
             table.add_row(
                 name, str(n), f"{cell.rate:,.1f}", f"{cell.quantile(0.5):.1f}",
-                f"{cell.quantile(0.99):.1f}", _errors(cell),
+                f"{cell.quantile(0.99):.1f}", f"{cell.cpu_ms:.2f}", _errors(cell),
                 _ratio(cell, bare[n] if bare else None), _ratio(cell, nginx[n] if nginx else None),
             )  # fmt: skip
     Console(width=160).print(table)
@@ -443,15 +482,14 @@ def print_gateways(runs: dict[str, GatewayRun], conns: int) -> None:
     """Tables 2 and 3: one consumer at ``conns`` connections; latency after earlier uses."""
     one = Table(title=f"One consumer on one agreement, {conns} connections")
     uses = Table(title="One connection, after 0 / 10k / 100k earlier uses of its agreement")
-    for column in ("target", "req/s", "p50 ms", "p99 ms", "errors"):
+    for column in ("target", "req/s", "p50 ms", "p99 ms", "server CPU ms/req", "errors"):
         one.add_column(column, justify="left" if column in {"target", "errors"} else "right")
     for column in ("target", "earlier uses", "req/s", "p50 ms", "p99 ms", "errors"):
         uses.add_column(column, justify="left" if column in {"target", "errors"} else "right")
     for name, run in runs.items():
         c = run.one_consumer
-        one.add_row(
-            name, f"{c.rate:,.1f}", f"{c.quantile(0.5):.1f}", f"{c.quantile(0.99):.1f}", _errors(c)
-        )
+        one.add_row(name, f"{c.rate:,.1f}", f"{c.quantile(0.5):.1f}", f"{c.quantile(0.99):.1f}",
+                    f"{c.cpu_ms:.2f}", _errors(c))  # fmt: skip
         for level, c in run.uses.items():
             uses.add_row(name, f"{level:,}", f"{c.rate:,.1f}", f"{c.quantile(0.5):.1f}",
                          f"{c.quantile(0.99):.1f}", _errors(c))  # fmt: skip

@@ -1,7 +1,10 @@
 """Peak memory of the gateway streaming a file of at least 1 GB, in every output format.
 
-Run by hand: ``python -m bench.memory [size_gb] [--before DIR]`` (several minutes; nothing else
-should run). ``--before DIR`` also runs each case on the code in ``DIR`` (another checkout of
+Run by hand: ``python -m bench.memory [size_gb] [--before DIR] [--file CSV] [--only TEXT]``
+(several minutes; nothing else should run). ``--file CSV`` reuses a CSV made earlier by
+``bench.files_connector.generate`` (linked, or copied, into the run's directory) instead of
+writing a new one; ``--only TEXT`` runs only the cases whose name contains ``TEXT``.
+``--before DIR`` also runs each case on the code in ``DIR`` (another checkout of
 this project, e.g. ``git archive main | tar -x -C DIR``; its server runs with ``DIR`` first
 on ``PYTHONPATH``), alternating with the current code case by case, so one run gives before,
 after and the baseline on the same file under the same load.
@@ -49,7 +52,7 @@ import certs
 from bench.exchange import CONSUMER, PROVIDER, RESEARCH
 from bench.files_connector import generate
 from connectors.formats import _jsonl  # the gateway's own JSON lines encoder
-from gateway.background import SLUIS, free_port
+from gateway.background import free_port
 from gateway.client import SluisClient
 from gateway.datasets.factory import create_connector
 from gateway.datasets.schemas import DatasetSpec
@@ -62,7 +65,7 @@ from gateway.storage.db import Database
 
 MiB = 1 << 20
 CURL = shutil.which("curl") or "curl"
-Row = tuple[str, str, float, int, int, int, float | None, int | None]
+Row = tuple[str, str, float, int, int, int, int | None, float | None, int | None]
 COLUMNS = ["id", "region", "amount", "note"]
 POLICY = f"""
 uid: urn:sluis:policy:memory
@@ -167,26 +170,45 @@ def _through(
     return time.perf_counter() - started, int(size), int(status)
 
 
+def _option(args: list[str], name: str) -> str | None:
+    if name not in args:
+        return None
+    at = args.index(name)
+    value = args[at + 1]
+    del args[at : at + 2]
+    return value
+
+
 def main() -> None:
     args = sys.argv[1:]
-    before = None
-    if "--before" in args:
-        at = args.index("--before")
-        before = Path(args[at + 1]).resolve()
-        del args[at : at + 2]
+    before = _option(args, "--before")
+    reuse = _option(args, "--file")
+    only = _option(args, "--only") or ""
     size_gb = float(args[0]) if args else 1.05
     root = Path(tempfile.mkdtemp(prefix="sluis-bench-memory-"))
     try:
         if shutil.disk_usage(root).free < size_gb * 4 * 1024**3:
             print(f"skipped: {root} has less than {4 * size_gb:.1f} GiB free")
             return
-        _run(root, size_gb, before)
+        rows = _data(root / "data.csv", size_gb, None if reuse is None else Path(reuse))
+        _run(root, rows, None if before is None else Path(before).resolve(), only)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(home: Path, size_gb: float, before: Path | None) -> None:
-    rows = generate(home / "data.csv", int(size_gb * 1024**3))
+def _data(path: Path, size_gb: float, reuse: Path | None) -> int:
+    """Make the CSV at ``path`` (or bring ``reuse`` there): its number of rows."""
+    if reuse is None:
+        return generate(path, int(size_gb * 1024**3))
+    try:
+        os.link(reuse, path)
+    except OSError:  # another file system
+        shutil.copyfile(reuse, path)
+    with path.open("rb") as data:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: data.read(MiB), b"")) - 1
+
+
+def _run(home: Path, rows: int, before: Path | None, only: str) -> None:
     size = (home / "data.csv").stat().st_size
     now = datetime.now(UTC)
     ca = certs.CADirectory.init(home / "pki", name="Bench", key_type="ec-p256", now=now)
@@ -202,6 +224,7 @@ def _run(home: Path, size_gb: float, before: Path | None) -> None:
     })  # fmt: skip  # each code with its own default spill_memory_limit
     cases = [(f"format={f}", {"columns": COLUMNS, "format": f}, f) for f in FORMATS]
     cases += [(name, {**body, "format": "arrow"}, None) for name, body in HEAVY.items()]
+    cases = [case for case in cases if only in case[0]]
     codes = [("current", env)]
     if before is not None:
         path = os.pathsep.join([str(before), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -211,19 +234,23 @@ def _run(home: Path, size_gb: float, before: Path | None) -> None:
     for name, body, fmt in cases:
         base = baseline(home / "data.csv", fmt) if fmt else (None, None)
         for code, code_env in codes:
-            seconds, out, idle, peak = _case(code_env, ca, issued, body, agree=not agreed)
+            seconds, out, idle, peak, engine = _case(code_env, ca, issued, body, agree=not agreed)
             agreed = True
-            results.append((name, code, seconds, out, idle, peak, *base))
-            print(f"{name} ({code}): {seconds:.1f} s, peak {peak / MiB:,.0f} MiB", file=sys.stderr)
+            results.append((name, code, seconds, out, idle, peak, engine, *base))
+            apart = "-" if engine is None else f"{engine / MiB:,.0f} MiB"
+            print(f"{name} ({code}): {seconds:.1f} s, peak {peak / MiB:,.0f} MiB, engine {apart}",
+                  file=sys.stderr)  # fmt: skip
     _print(results, size, rows)
 
 
 def _case(
     env: dict[str, str], ca: Any, issued: Any, body: dict[str, Any], *, agree: bool
-) -> tuple[float, int, int, int]:
-    """(seconds, bytes out, server idle RSS, server peak RSS) of one query on a fresh server."""
+) -> tuple[float, int, int, int, int | None]:
+    """(seconds, bytes out, server idle RSS, server peak RSS, the ordering/grouping engine's
+    own peak RSS when it ran in a process of its own) of one query on a fresh server."""
     name = body.get("format", "")
-    with _server(env, ca.trust_bundle_path) as (url, pid):
+    log = Path(ca.trust_bundle_path).parent / "server.log"
+    with _server(env, ca.trust_bundle_path, log) as (url, pid):
         idle = _status(pid, "VmRSS")
         with SluisClient(
             url, ca_bundle=ca.trust_bundle_path, cert_file=issued.certificate_path,
@@ -234,17 +261,34 @@ def _case(
             seconds, out, status = _through(client, issued, ca.trust_bundle_path, url, body)
         assert status == 200, f"{name}: HTTP {status}"
         peak = _status(pid, "VmHWM")
-    return seconds, out, idle, peak
+    return seconds, out, idle, peak, _engine_peak(log)
+
+
+# ``sluis serve`` as the console script runs it, with the spill module's INFO lines (the
+# ordering/grouping engine's peak RSS, when it runs in a process of its own) on stderr.
+SERVE = """
+import logging, sys
+handler = logging.StreamHandler()
+handler.setFormatter(logging.Formatter("%(name)s %(engine_peak)s"))
+handler.addFilter(lambda record: hasattr(record, "engine_peak"))
+spill = logging.getLogger("sluis.spill")
+spill.addHandler(handler)
+spill.setLevel(logging.INFO)
+from gateway.cli.main import run
+sys.argv = ["sluis", *sys.argv[1:]]
+run()
+"""
 
 
 @contextmanager
-def _server(env: dict[str, str], bundle: Path) -> Iterator[tuple[str, int]]:
+def _server(env: dict[str, str], bundle: Path, log: Path) -> Iterator[tuple[str, int]]:
     """A fresh ``sluis serve`` (so its peak RSS is this case's alone): (url, pid)."""
     port = free_port()
-    server = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
-        [SLUIS, "serve", "--insecure-dev", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with log.open("wb") as errors:
+        server = subprocess.Popen(  # noqa: S603 - our own gateway, fixed arguments
+            [sys.executable, "-c", SERVE, "serve", "--insecure-dev", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=errors, cwd=log.parent,
+        )  # fmt: skip  # cwd: not this checkout, so --before's PYTHONPATH comes first
     url = f"https://127.0.0.1:{port}"
     try:
         _wait(url, bundle)
@@ -252,6 +296,16 @@ def _server(env: dict[str, str], bundle: Path) -> Iterator[tuple[str, int]]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _engine_peak(log: Path) -> int | None:
+    """The largest engine peak RSS the server logged, if any engine ran in its own process."""
+    peaks = [
+        int(line.split()[1])
+        for line in log.read_text(errors="replace").splitlines()
+        if line.startswith("sluis.spill ") and line.split()[1].isdigit()
+    ]
+    return max(peaks, default=None)
 
 
 def _wait(url: str, bundle: Path) -> None:
@@ -274,18 +328,19 @@ def _print(results: list[Row], size: int, rows: int) -> None:
     )
     table = Table(title=title)
     for column in ("case", "code", "s", "MB/s of file", "out MiB", "server idle MiB",
-                   "server peak MiB", "pyarrow s", "pyarrow peak MiB",
+                   "server peak MiB", "engine process peak MiB", "pyarrow s", "pyarrow peak MiB",
                    "throughput vs pyarrow"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("case", "code") else "right")
-    for name, code, seconds, out, idle, peak, base_s, base_peak in results:
+    for name, code, seconds, out, idle, peak, engine, base_s, base_peak in results:
         table.add_row(
             name, code, f"{seconds:.1f}", f"{size / 1e6 / seconds:,.0f}", f"{out / MiB:,.0f}",
             f"{idle / MiB:,.0f}", f"{peak / MiB:,.0f}",
+            "-" if engine is None else f"{engine / MiB:,.0f}",
             "-" if base_s is None else f"{base_s:.1f}",
             "-" if base_peak is None else f"{base_peak / 1024:,.0f}",
             "-" if base_s is None else f"{base_s / seconds:.0%}",
         )  # fmt: skip
-    Console(width=170).print(table)
+    Console(width=190).print(table)
 
 
 if __name__ == "__main__":

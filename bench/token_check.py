@@ -10,6 +10,9 @@ Cases, each timed call by call (µs, median and p99):
 * ``check_bearer``: ``tokens.check`` plus the client match and the revocation check in
   the in-memory registry (gateway/registry.py), i.e. what every protected request pays
   after mTLS. Goal (issue 10): median <= 150 µs.
+* ``check_bearer, kept-alive connection``: the same on a connection whose last request
+  carried the same token: its signature is not verified again (tokens.VerifiedMemo), every
+  other check runs.
 
 for ES256 and Ed25519 signing keys. Run with ``python -m bench.token_check``.
 """
@@ -117,6 +120,7 @@ async def _case(signing_key: SigningKey, home: Path) -> list[tuple[str, tuple[fl
     issuers = {ISSUER: tokens.TrustedIssuer(ISSUER, keys, OWN_TOKEN_ALGS)}
     public = next(iter(keys.keys))
     caller = _caller(now)
+    memo = tokens.VerifiedMemo()  # one TLS connection's (gateway/http/bearer.py)
     rows = [
         ("joserfc signature only (baseline)", _time(lambda: decode(token, public, (alg,)))),  # type: ignore[arg-type]
         ("tokens.check (pure)", _time(
@@ -127,6 +131,9 @@ async def _case(signing_key: SigningKey, home: Path) -> list[tuple[str, tuple[fl
         )),
         ("check_bearer (+ revocation check, in memory)", await _time_async(
             lambda: oauth.check_bearer(token, caller, now)
+        )),
+        ("check_bearer, kept-alive connection (signature verified once)", await _time_async(
+            lambda: oauth.check_bearer(token, caller, now, memo=memo)
         )),
     ]  # fmt: skip
     await audit.close()

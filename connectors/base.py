@@ -92,9 +92,10 @@ class Connector(ABC):
         asked = contributors.inner(query) if query.privacy_unit else query
         plan = split(asked, self.pushdown)
         source = self._checked(plan, schema)
-        rows = residual.apply(source, plan, asked, schema, self.spill)
+        applied = residual.apply(source, plan, asked, schema, self.spill)
+        rows = applied
         if query.privacy_unit:
-            rows = contributors.combine(rows, query, expected)
+            rows = contributors.combine(applied, query, expected)
         try:
             async for batch in rows:
                 yield _conform(batch, expected)
@@ -103,7 +104,8 @@ class Connector(ABC):
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise SchemaMismatch(f"{self.name}: rows do not fit the schema ({exc})") from exc
         finally:
-            await source.aclose()
+            await residual.close(applied)  # the residual stages (an ordering engine) end now, in
+            await source.aclose()  # this task, not in a finaliser the loop may never run
 
     async def aclose(self) -> None:
         """Release pools, clients and files; subclasses holding any extend this."""

@@ -38,8 +38,18 @@ async def apply(
         if not plan.do_aggregate:  # the source grouped: its batches are the aggregate's output
             source = output_schema(plan.source, schema)
         stream = finish(stream, _unpushed(query, plan), source, spill)
-    async for batch in _limited(stream, query.limit):
-        yield batch
+    try:
+        async for batch in _limited(stream, query.limit):
+            yield batch
+    finally:
+        await close(stream)  # now, not when collected: an ordering engine stops with us
+
+
+async def close(stream: Batches) -> None:
+    """Close ``stream`` if it can be closed (an async generator)."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def mask(batch: pa.RecordBatch, where: tuple[Predicate, ...]) -> Any:

@@ -5,14 +5,22 @@ aggregate keeps every group in memory, neither spills. DuckDB's sort and hash ag
 spill to ``temp_directory`` once ``memory_limit`` is reached, it takes Arrow batches
 zero-copy and hands back a streaming ``RecordBatchReader``.
 
-The batches are appended to a table in a throwaway in-memory DuckDB database (spilling to
-its own directory under ``SpillConfig.directory``, removed afterwards), one batch per step,
-each step in a worker thread, so a cancelled request stops between steps. A hidden sequence
+DuckDB runs in a process of its own, one per query (``connectors.spill_engine``, started
+with ``python -I``): the gateway never imports it, and the engine's memory (DuckDB's
+``memory_limit`` plus about 60 MiB of interpreter, pyarrow and DuckDB) is returned to the
+system when the query ends instead of staying in the gateway's heap. Starting it costs about
+0.3 s per ordering or grouping query the source could not do itself. The batches go to it as
+an Arrow IPC stream over a pipe (waiting while the pipe is full), the result comes back batch
+by batch (the engine waits while the consumer does); a cancelled request kills the engine.
+The engine appends the batches to a table in a throwaway in-memory DuckDB database (spilling
+to its own directory under ``SpillConfig.directory``, removed afterwards). A hidden sequence
 column keeps the order of arrival: ties in ``ORDER BY`` and the order of groups come out as
 the in-memory evaluation gives them (a stable sort, groups in order of first appearance).
 
 When the work does not fit in memory plus ``max_disk`` of spill files the query is refused
-with ``QueryTooLarge`` (400), which names both limits.
+with ``QueryTooLarge`` (400), which names both limits. Fail closed: a result counts as
+complete only when the engine exits 0 and its last line says so; anything else (killed, a
+crash, an unreadable frame) is ``SpillFailed``, also when rows were already handed on.
 
 Each query's directory (``q-*``) holds a marker file, ``OWNER``, on which the running query
 holds an exclusive ``flock``. A server that was killed leaves its directories behind, but
@@ -25,25 +33,29 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import logging
 import os
 import shutil
 import stat
+import struct
+import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from connectors._arrow import pa
+from connectors._arrow import ipc, pa
 from connectors.errors import QueryTooLarge, SpillFailed
 from connectors.query import AggFunc, Aggregate, Query
 
 Batches = AsyncIterator[pa.RecordBatch]
-SEQ = "__sluis_seq"  # the hidden arrival-order column
-OUT_ROWS = 64 * 1024  # rows per batch handed back
+SEQ = "__sluis_seq"  # the hidden arrival-order column (spill_engine.SEQ)
 MiB = 1024 * 1024
-T = TypeVar("T")
+ENGINE = Path(__file__).with_name("spill_engine.py")  # run as a script: imports no package
+FRAME = struct.Struct("<Q")  # a result batch's length, as spill_engine writes it
+OUTCOME = "engine.log"  # the engine's stderr: its last line is its outcome
 PREFIX = "q-"  # a query's directory under SpillConfig.directory
 OWNER = ".sluis-spill-owner"  # the marker a live query holds locked
 log = logging.getLogger("sluis.spill")
@@ -110,15 +122,16 @@ async def finish(batches: Batches, query: Query, source: pa.Schema, config: Spil
     except OSError as exc:
         raise SpillFailed("the gateway cannot write to its spill directory") from exc
     owner = -1
+    engine: asyncio.subprocess.Process | None = None
     try:
         owner = _claim(workdir)
-        engine = await _run(config, lambda: _Engine(workdir, config, source))
-        try:
-            async for batch in _through(engine, batches, query, config):
-                yield batch
-        finally:
-            engine.close()
+        engine = await _start(workdir, config, sql_for(query))
+        async for batch in _through(engine, workdir, batches, source, config):
+            yield batch
     finally:
+        if engine is not None:
+            _stop(engine)
+            await engine.wait()  # reaped: no engine outlives its query
         shutil.rmtree(workdir, ignore_errors=True)
         if owner >= 0:
             os.close(owner)  # the lock goes with it
@@ -171,93 +184,127 @@ def _remove_if_abandoned(workdir: Path) -> int:
         os.close(fd)
 
 
-async def _through(engine: _Engine, batches: Batches, query: Query, config: SpillConfig) -> Batches:
-    seq = 0
-    async for batch in batches:
-        first = seq
-        await _run(config, lambda: engine.append(batch, first))  # noqa: B023 - awaited at once
-        seq += batch.num_rows
-    reader = await _run(config, lambda: engine.start(sql_for(query)))
-    while (out := await _run(config, lambda: _next(reader))) is not None:
-        yield out
-
-
-async def _run(config: SpillConfig, work: Callable[[], T]) -> T:
-    import duckdb  # noqa: PLC0415 - imported on first use: it adds ~50 MiB to an idle gateway
-
+async def _start(workdir: Path, config: SpillConfig, sql: str) -> asyncio.subprocess.Process:
+    """The engine process for one query (``connectors.spill_engine``), its outcome to a file."""
+    settings = {
+        "memory_limit": config.memory_limit, "max_disk": config.max_disk,
+        "threads": config.threads, "temp_directory": str(workdir / "tmp"), "sql": sql,
+    }  # fmt: skip
     try:
-        return await asyncio.to_thread(work)
-    except (duckdb.Error, pa.ArrowException, OSError) as exc:  # Arrow's: raised through the
-        # reader, DuckDB's "Out of Memory" while merging the sorted runs as a plain OSError
-        if not _out_of_room(exc):
-            raise SpillFailed(f"the gateway's query engine failed ({type(exc).__name__})") from exc
+        with (workdir / OUTCOME).open("wb") as outcome:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-I", str(ENGINE), json.dumps(settings),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=outcome,
+            )  # fmt: skip
+    except OSError as exc:
+        raise SpillFailed("the gateway cannot start its query engine") from exc
+
+
+async def _through(
+    engine: asyncio.subprocess.Process,
+    workdir: Path,
+    batches: Batches,
+    source: pa.Schema,
+    config: SpillConfig,
+) -> Batches:
+    if engine.stdin is None or engine.stdout is None:  # both piped in _start
+        raise SpillFailed("the gateway's query engine has no pipes")
+    try:
+        await _feed(engine.stdin, batches, source)
+        while (frame := await _frame(engine.stdout)) is not None:
+            yield ipc.open_stream(frame).read_next_batch()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass  # the engine stopped early (its pipes closed): its outcome says why
+    except pa.ArrowException as exc:  # a frame we cannot read: nothing after it is trusted
+        raise SpillFailed("the gateway's query engine sent a batch it cannot read") from exc
+    await engine.wait()
+    _check(_outcome(workdir), engine.returncode, config)
+
+
+def _stop(engine: asyncio.subprocess.Process) -> None:
+    """Kill the engine if it still runs (a cancelled or failed query) and close its pipes,
+    without awaiting: this also runs when the generator is finalised on a closing loop."""
+    if engine.returncode is None:
+        engine.kill()
+    # asyncio's Process has no public close; without it a killed engine's stdout, whose
+    # reading is paused while the consumer waits, would never be closed
+    engine._transport.close()  # type: ignore[attr-defined]
+
+
+async def _feed(stdin: asyncio.StreamWriter, batches: Batches, source: pa.Schema) -> None:
+    """Every batch to the engine as one Arrow IPC stream, waiting while its pipe is full."""
+    sink = _Sink()
+    writer = ipc.new_stream(sink, source)
+    async for batch in batches:
+        writer.write_batch(batch)
+        stdin.write(sink.take())
+        await stdin.drain()
+    writer.close()
+    stdin.write(sink.take())
+    await stdin.drain()
+    stdin.close()
+
+
+async def _frame(stdout: asyncio.StreamReader) -> bytes | None:
+    """The next framed batch from the engine, or None at its end."""
+    try:
+        head = await stdout.readexactly(FRAME.size)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise
+        return None
+    (size,) = FRAME.unpack(head)
+    return await stdout.readexactly(size)
+
+
+def _outcome(workdir: Path) -> dict[str, Any]:
+    """The engine's last stderr line as JSON, or {} when there is none."""
+    try:
+        with (workdir / OUTCOME).open("rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, log_file.tell() - 4096))
+            last = log_file.read().splitlines()[-1:]
+        found = json.loads(last[0]) if last else {}
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _check(outcome: dict[str, Any], status: int | None, config: SpillConfig) -> None:
+    """Nothing when the engine finished the whole result; otherwise the refusal or failure.
+
+    Fail closed: only exit status 0 with an ``ok`` outcome is a complete result.
+    """
+    if status == 0 and outcome.get("ok") is True:
+        peak = outcome.get("peak")
+        if isinstance(peak, int):
+            log.info("ordering/grouping engine peak RSS %d MiB", peak // MiB,
+                     extra={"engine_peak": peak})  # fmt: skip
+        return
+    if outcome.get("error") == "too-large":
         raise QueryTooLarge(
             f"ordering or grouping this result needs more than the gateway allows "
             f"({config.describe()}); add a filter, a limit or fewer groups"
-        ) from exc
+        )
+    kind = outcome.get("type") if isinstance(outcome.get("type"), str) else f"exit {status}"
+    raise SpillFailed(f"the gateway's query engine failed ({kind})")
 
 
-def _out_of_room(exc: Exception) -> bool:
-    """Memory or spill space ran out: DuckDB's own class, or its message carried through a
-    commit that could not offload a block or through the Arrow reader."""
-    import duckdb  # noqa: PLC0415 - see _run
+class _Sink:
+    """A write-only file object whose contents are taken out after every batch."""
 
-    text = str(exc)
-    return (
-        isinstance(exc, duckdb.OutOfMemoryException)
-        or "Out of Memory" in text
-        or "failed to offload" in text
-    )
+    closed = False
 
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
 
-def _next(reader: Any) -> pa.RecordBatch | None:
-    try:
-        batch: pa.RecordBatch = reader.read_next_batch()
-    except StopIteration:
+    def write(self, data: Any) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
         return None
-    return batch
 
-
-class _Engine:
-    """One throwaway DuckDB database holding table ``t``."""
-
-    def __init__(self, workdir: Path, config: SpillConfig, source: pa.Schema) -> None:
-        import duckdb  # noqa: PLC0415 - see _run
-
-        self._con = duckdb.connect(
-            ":memory:",  # every block past the memory limit goes to temp_directory, so
-            # max_temp_directory_size bounds all of the disk one query uses
-            config={
-                "memory_limit": f"{config.memory_limit // MiB}MB",
-                "temp_directory": str(workdir / "tmp"),
-                "max_temp_directory_size": f"{config.max_disk // MiB}MB",
-                "threads": config.threads,
-                "preserve_insertion_order": False,  # SEQ carries the order we need
-                "autoload_known_extensions": False,
-                "autoinstall_known_extensions": False,
-            },
-        )
-        empty = pa.table(
-            [pa.array([], f.type) for f in source] + [pa.array([], pa.int64())],
-            names=[*source.names, SEQ],
-        )
-        self._con.execute("SET enable_progress_bar = false")
-        self._con.register("incoming", empty)
-        self._con.execute("CREATE TABLE t AS SELECT * FROM incoming")
-        self._con.unregister("incoming")
-
-    def append(self, batch: pa.RecordBatch, first: int) -> None:
-        seq = pa.array(range(first, first + batch.num_rows), pa.int64())
-        arrays = [*batch.columns, seq]
-        incoming = pa.RecordBatch.from_arrays(arrays, names=[*batch.schema.names, SEQ])
-        self._con.register("incoming", incoming)
-        self._con.execute("INSERT INTO t SELECT * FROM incoming")
-        self._con.unregister("incoming")
-
-    def start(self, sql: str) -> Any:
-        relation = self._con.sql(sql)
-        stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader  # 1.x
-        return stream(OUT_ROWS)
-
-    def close(self) -> None:
-        self._con.close()
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out

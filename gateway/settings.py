@@ -282,7 +282,7 @@ class Settings(BaseSettings):
         default=None,
         description="Where grouping and ordering spill to disk; default <home>/spill.",
     )
-    spill_memory_limit: int = Field(  # 64 MiB: the engine takes about 50 MiB more (docs)
+    spill_memory_limit: int = Field(  # 64 MiB: the engine's process holds ~170 MiB more (docs)
         default=64 << 20, ge=32 << 20, description="Bytes of RAM for grouping and ordering."
     )
     spill_disk_limit: int = Field(

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import (
     HTTPXClientInstrumentor,
@@ -47,7 +47,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,12 +76,22 @@ class Telemetry:
     """The providers, instruments and instrumentation of one gateway app."""
 
     def __init__(
-        self, tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider
+        self,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: metrics.MeterProvider,
+        *,
+        traced: bool = True,
+        metered: bool = True,
     ) -> None:
+        """``traced=False``: spans are sampled by nobody (no exporter): a request gets its trace
+        id without the ASGI instrumentation, and gateway spans reuse the request's (unrecorded)
+        span. ``metered=False``: no metric reader, so requests are not measured per route."""
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self.enabled = isinstance(tracer_provider, TracerProvider)
-        self._tracer = tracer_provider.get_tracer("sluis", __version__)
+        self.traced = traced
+        self.metered = metered
+        self.tracer = tracer_provider.get_tracer("sluis", __version__)
         meter = meter_provider.get_meter("sluis", __version__)
         self.requests = meter.create_counter("sluis.requests", "{request}", "Requests served")
         self.decisions = meter.create_counter("sluis.decisions", "{decision}", "Policy decisions")
@@ -101,8 +111,13 @@ class Telemetry:
         A raised exception marks the span as an error with its type only (messages can
         carry request data), and propagates.
         """
+        if not self.traced:
+            current = trace.get_current_span()
+            if current.get_span_context().is_valid:  # recorded by nobody: the trace id is all
+                yield current
+                return
         clean = {f"sluis.{key}": _clean(key, value) for key, value in attributes.items()}
-        with self._tracer.start_as_current_span(
+        with self.tracer.start_as_current_span(
             name, attributes=clean, record_exception=False, set_status_on_exception=False
         ) as span:
             try:
@@ -125,19 +140,25 @@ class Telemetry:
         Call once, in the app factory, before the app serves. Incoming ``traceparent`` (and
         other propagation headers) are dropped unless ``trust_incoming_trace_context``: a
         consumer must not choose the trace id that lands in the audit log.
+
+        Without anyone to read spans (``traced`` false, the default without an exporter) the
+        OpenTelemetry ASGI instrumentation is not installed: the edge middleware gives each
+        request an unrecorded span of its own (a fresh trace id, or the trusted caller's),
+        which is all the audit entries need, at a fraction of the cost.
         """
         if not self.enabled or getattr(app.state, "sluis_telemetry", None) is not None:
             return
         app.state.sluis_telemetry = self
-        FastAPIInstrumentor.instrument_app(
-            app,
-            server_request_hook=_scrub_server_span,
-            tracer_provider=self.tracer_provider,
-            meter_provider=self.meter_provider,
-            excluded_urls=_excluded_urls(),
-            http_capture_headers_sanitize_fields=_SECRET_HEADERS + _env_list(_SANITIZE_ENV),
-            exclude_spans=["receive", "send"],
-        )
+        if self.traced:
+            FastAPIInstrumentor.instrument_app(
+                app,
+                server_request_hook=_scrub_server_span,
+                tracer_provider=self.tracer_provider,
+                meter_provider=self.meter_provider,
+                excluded_urls=_excluded_urls(),
+                http_capture_headers_sanitize_fields=_SECRET_HEADERS + _env_list(_SANITIZE_ENV),
+                exclude_spans=["receive", "send"],
+            )
         strip = frozenset() if trust_incoming_trace_context else _context_headers()
         build = app.build_middleware_stack
 
@@ -217,7 +238,7 @@ def configure(
     if set_global:
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
-    return Telemetry(tracer_provider, meter_provider)
+    return Telemetry(tracer_provider, meter_provider, traced=not unread, metered=bool(readers))
 
 
 def current_trace_id() -> str | None:
@@ -351,7 +372,8 @@ async def _async_scrub_response(span: Span, _request: RequestInfo, _resp: Respon
 
 
 class _EdgeMiddleware:
-    """Drops untrusted propagation headers; counts requests, latency and bytes per route."""
+    """Drops untrusted propagation headers; without the ASGI instrumentation starts the
+    request's unrecorded span; counts requests, latency and bytes per route (when metered)."""
 
     def __init__(
         self, app: ASGIApp, telemetry: Telemetry, router: Router, strip: frozenset[bytes]
@@ -371,7 +393,27 @@ class _EdgeMiddleware:
         if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
             await self.app(scope, receive, send)
             return
-        await self._measured(scope, receive, send)
+        telemetry = self.telemetry
+        handle = self._measured if telemetry.metered else self.app
+        if telemetry.traced:  # the ASGI instrumentation (inside) starts the server span
+            await handle(scope, receive, send)
+            return
+        token = context.attach(self._request_span(scope))
+        try:
+            await handle(scope, receive, send)
+        finally:
+            context.detach(token)
+
+    def _request_span(self, scope: Scope) -> context.Context:
+        """A context holding the request's unrecorded server span: the trusted caller's trace
+        (propagation headers are left only when trusted: ``strip`` is empty) or a new one."""
+        parent = None
+        if not self.strip:
+            headers = scope["headers"]
+            carrier = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+            parent = propagate.extract(carrier)
+        span = self.telemetry.tracer.start_span("request", parent, kind=SpanKind.SERVER)
+        return trace.set_span_in_context(span, parent)
 
     async def _measured(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()

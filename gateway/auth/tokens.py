@@ -112,6 +112,31 @@ def unverified_issuer(token: str) -> tuple[str, str | None]:
     return issuer, kid if isinstance(kid, str) else None
 
 
+@dataclass(slots=True)
+class VerifiedMemo:
+    """The last token whose signature verified on one connection: the token, the key object
+    that verified it and its claims.
+
+    Verifying a signature is a pure function of the token's text and the key, so the very
+    same text under the very same key object (a rotation or reload makes new ones) needs no
+    second verification. Only step 4 is skipped; every other step runs on every request.
+    """
+
+    token: str = ""
+    key: Key | None = None
+    claims: dict[str, Any] | None = None
+
+    def claims_for(self, token: str, key: Key) -> dict[str, Any] | None:
+        """The remembered claims when ``token`` is the one verified with ``key``, else None."""
+        if self.key is key and self.token == token:
+            return self.claims
+        return None
+
+    def remember(self, token: str, key: Key, claims: dict[str, Any]) -> None:
+        """Keep ``token`` (its signature just verified with ``key``) and its claims."""
+        self.token, self.key, self.claims = token, key, claims
+
+
 def check(
     token: str,
     issuers: Mapping[str, TrustedIssuer],
@@ -120,8 +145,13 @@ def check(
     thumbprint: str,
     now: datetime,
     leeway: int = MAX_LEEWAY,
+    memo: VerifiedMemo | None = None,
 ) -> AccessClaims:
-    """Verify ``token`` as described in the module docstring; TokenRejected otherwise."""
+    """Verify ``token`` as described in the module docstring; TokenRejected otherwise.
+
+    ``memo`` (one per connection) skips the signature check of a token it saw verify with
+    the same key object (see :class:`VerifiedMemo`).
+    """
     header, unverified = _peek(token)
     _check_header(header)
     trusted = issuers.get(str(unverified.get("iss")))
@@ -130,10 +160,14 @@ def check(
     if header["alg"] not in trusted.algorithms:
         raise TokenRejected("algorithm-not-allowed", f"alg {header['alg']} is not accepted")
     key = _key(trusted.keys, header.get("kid"))
-    try:
-        claims = decode(token, key, trusted.algorithms).claims
-    except (JoseError, ValueError) as exc:
-        raise TokenRejected("bad-signature", "the token's signature does not verify") from exc
+    claims = memo.claims_for(token, key) if memo is not None else None
+    if claims is None:
+        try:
+            claims = decode(token, key, trusted.algorithms).claims
+        except (JoseError, ValueError) as exc:
+            raise TokenRejected("bad-signature", "the token's signature does not verify") from exc
+        if memo is not None:
+            memo.remember(token, key, claims)
     leeway = min(leeway, MAX_LEEWAY)
     return _check_claims(claims, trusted.issuer, audience, thumbprint, now=now, leeway=leeway)
 

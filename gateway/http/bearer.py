@@ -13,9 +13,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.auth.tokens import TokenRejected
+from gateway.auth.tokens import TokenRejected, VerifiedMemo
+from gateway.http.client_cert import STATE_KEY, PresentedCertificate
 from gateway.http.deps import Caller, ServicesDep
 from gateway.oauth.service import TokenCaller
+
+MEMO_KEY = "sluis.token"  # in the connection's ASGI tls extension: one per TLS connection
 
 
 async def bearer(request: Request, caller: Caller, services: ServicesDep) -> TokenCaller:
@@ -40,7 +43,25 @@ async def bearer(request: Request, caller: Caller, services: ServicesDep) -> Tok
             "the Authorization header must be 'Bearer <token>'",
             error="invalid_request",
         )
-    return await services.oauth.check_bearer(token.strip(), caller, datetime.now(UTC))
+    return await services.oauth.check_bearer(
+        token.strip(), caller, datetime.now(UTC), memo=_memo(request)
+    )
+
+
+def _memo(request: Request) -> VerifiedMemo | None:
+    """The TLS connection's last verified token (tokens.VerifiedMemo), kept in its own ASGI
+    ``tls`` extension dict; None for a proxy's forwarded certificate (one proxy connection
+    carries many clients) or without TLS."""
+    presented = request.scope.get("state", {}).get(STATE_KEY)
+    if not isinstance(presented, PresentedCertificate) or presented.source != "tls":
+        return None
+    tls = request.scope.get("extensions", {}).get("tls")
+    if tls is None:
+        return None
+    memo = tls.get(MEMO_KEY)
+    if not isinstance(memo, VerifiedMemo):
+        memo = tls[MEMO_KEY] = VerifiedMemo()
+    return memo
 
 
 TokenCallerDep = Annotated[TokenCaller, Depends(bearer)]

@@ -198,13 +198,26 @@ class OAuthService:
         raise TokenRejected("unknown-issuer", "the token's issuer is not trusted")
 
     async def check_bearer(
-        self, token: str, caller: AuthenticatedParticipant, now: datetime
+        self,
+        token: str,
+        caller: AuthenticatedParticipant,
+        now: datetime,
+        *,
+        memo: tokens.VerifiedMemo | None = None,
     ) -> TokenCaller:
-        """The resource-server check: the token must be usable by this connection's holder."""
-        return await self.usable(token, caller, now, audience=self.audience)
+        """The resource-server check: the token must be usable by this connection's holder.
+
+        ``memo``: the connection's last verified token (skips only its signature check)."""
+        return await self.usable(token, caller, now, audience=self.audience, memo=memo)
 
     async def usable(
-        self, token: str, holder: AuthenticatedParticipant, now: datetime, *, audience: str
+        self,
+        token: str,
+        holder: AuthenticatedParticipant,
+        now: datetime,
+        *,
+        audience: str,
+        memo: tokens.VerifiedMemo | None = None,
     ) -> TokenCaller:
         """Whether ``holder`` may use ``token`` for ``audience`` now; TokenRejected if not.
 
@@ -218,6 +231,7 @@ class OAuthService:
             audience=audience,
             thumbprint=holder.certificate.thumbprint_sha256,
             now=now,
+            memo=memo,
         )
         if claims.client_id != holder.participant.id:
             raise TokenRejected("wrong-client", "the token was issued to another client")

@@ -48,6 +48,8 @@ def test_a_short_run_measures_every_table(world_url: tuple[World, str]) -> None:
     for cell in [*run.cells.values(), run.one_consumer, *run.uses.values()]:
         assert cell.latencies
         assert not cell.errors, cell.errors
+        assert cell.server_cpu > 0  # the gateway's CPU seconds, read from /proc
+        assert cell.cpu_ms > 0
     # every connection of the crowd was a consumer of its own: each one spent uses
     crowd, fresh = world.consumers[:2], world.consumers[2]
     spent = [asyncio.run(_uses(url, party.id)) for party in crowd]

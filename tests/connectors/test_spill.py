@@ -8,6 +8,8 @@ batch by batch, so only the gateway's work can hold rows.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,14 +19,14 @@ import pytest
 
 from connectors import AggFunc, Aggregate, Order, Query
 from connectors.errors import QueryTooLarge, SpillFailed
-from connectors.spill import SpillConfig, _run, sql_for
+from connectors.spill import SpillConfig, sql_for
 from tests.connectors.cases import CASES, check_case, sample_rows, sample_table
 
 MiB = 1 << 20
 
 CHILD = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, logging, sys
     from pathlib import Path
     from connectors import AggFunc, Aggregate, NO_PUSHDOWN, Order, Query
     from connectors.spill import SpillConfig
@@ -37,9 +39,14 @@ CHILD = textwrap.dedent(
     }
     source = Generated(rows)
     source.spill = SpillConfig(spill_dir, memory_limit=32 * 2**20)
+    engine = []
+    handler = logging.Handler()
+    handler.emit = lambda record: engine.append(record.engine_peak)
+    logging.getLogger("sluis.spill").addHandler(handler)
+    logging.getLogger("sluis.spill").setLevel(logging.INFO)
     base = peak_after_reset()
     count = asyncio.run(run(source, queries[kind]))
-    print(count, peak_after_reset() - base)
+    print(count, peak_after_reset() - base, *engine)
     """
 )
 
@@ -55,24 +62,26 @@ def peak_after_reset() -> int:
     return peak * 1024
 
 
-def _child_peak(kind: str, spill_dir: Path, rows: int) -> tuple[int, int]:
+def _child_peak(kind: str, spill_dir: Path, rows: int) -> tuple[int, int, int]:
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", CHILD, kind, str(spill_dir), str(rows)],
         capture_output=True, text=True, cwd=root, check=False, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    count, peak = done.stdout.split()[-2:]
-    return int(count), int(peak)
+    count, peak, engine = done.stdout.split()[-3:]
+    return int(count), int(peak), int(engine)
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("kind", ["group", "order"])
 def test_grouping_and_ordering_stay_within_the_memory_limit(kind: str, tmp_path: Path) -> None:
     rows = 3_000_000  # ~190 MiB of Arrow data, every id its own group
-    count, peak = _child_peak(kind, tmp_path, rows)
+    count, peak, engine = _child_peak(kind, tmp_path, rows)
     assert count == rows
     assert peak < 120 * MiB, f"peak RSS above the baseline: {peak / MiB:.0f} MiB"
+    print(f"{kind}: gateway +{peak / MiB:.0f} MiB, engine process {engine / MiB:.0f} MiB")
+    assert engine < 32 * MiB + 200 * MiB, f"engine process peak RSS {engine / MiB:.0f} MiB"
     assert list(tmp_path.iterdir()) == []  # the spill files are gone
 
 
@@ -161,24 +170,15 @@ async def run(source: Connector, query: Query) -> int:
 
 
 def test_running_out_of_room_behind_the_arrow_reader_is_still_a_refusal() -> None:
-    """DuckDB's errors reach us as Arrow errors when the reader hits them mid-stream."""
+    """DuckDB's errors reach the engine as Arrow errors when the reader hits them mid-stream,
+    or as a plain OSError while merging sorted runs: both are running out of room."""
+    from connectors.spill_engine import out_of_room  # noqa: PLC0415 - imports DuckDB
 
-    def failing() -> None:
-        raise pa.ArrowInvalid("Out of Memory Error: could not allocate block of size 256 KiB")
-
-    def broken() -> None:
-        raise pa.ArrowInvalid("something else")
-
-    def merging() -> None:  # what ordering 15 M rows at 32 MiB raised (bench.memory)
-        raise OSError("Out of Memory Error: failed to pin block of size 256.0 KiB (30.4 MiB used)")
-
-    config = SpillConfig(Path("/nonexistent"), memory_limit=32 * MiB, max_disk=0)
-    with pytest.raises(QueryTooLarge):
-        asyncio.run(_run(config, failing))
-    with pytest.raises(QueryTooLarge):
-        asyncio.run(_run(config, merging))
-    with pytest.raises(SpillFailed):
-        asyncio.run(_run(config, broken))
+    failing = pa.ArrowInvalid("Out of Memory Error: could not allocate block of size 256 KiB")
+    merging = OSError("Out of Memory Error: failed to pin block of size 256.0 KiB (30.4 MiB used)")
+    assert out_of_room(failing)
+    assert out_of_room(merging)  # what ordering 15 M rows at 32 MiB raised (bench.memory)
+    assert not out_of_room(pa.ArrowInvalid("something else"))
 
 
 def test_an_unusable_spill_directory_is_a_spill_failure(tmp_path: Path) -> None:
@@ -189,3 +189,86 @@ def test_an_unusable_spill_directory_is_a_spill_failure(tmp_path: Path) -> None:
     query = Query(columns=("id", "value", "note"), order_by=(Order("value"),))
     with pytest.raises(SpillFailed):
         asyncio.run(run(source, query))
+
+
+def _engine_pids() -> list[int]:
+    """The ordering/grouping engine processes this process started."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids += [int(p) for p in (task / "children").read_text().split()]
+    return [p for p in pids if b"spill_engine.py" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_an_engine_killed_mid_stream_is_a_failure_not_a_short_result(tmp_path: Path) -> None:
+    """Fail closed: rows already handed on stay handed on, but the stream ends in an error,
+    never as if the result were complete."""
+    source = Generated(300_000)  # five result batches: the engine waits on the pipe after one
+    source.spill = SpillConfig(tmp_path)
+    query = Query(columns=("id", "value", "note"), order_by=(Order("value"),))
+
+    async def kill_after_the_first_batch() -> int:
+        permitted = narrow(query, DataLimits(), await source.schema())
+        stream = source.stream(permitted)
+        rows = (await anext(stream)).num_rows
+        (engine,) = _engine_pids()
+        os.kill(engine, signal.SIGKILL)
+        async for batch in stream:
+            rows += batch.num_rows
+        return rows
+
+    with pytest.raises(SpillFailed):
+        asyncio.run(kill_after_the_first_batch())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ordering_leaves_duckdb_out_of_the_gateway_process(tmp_path: Path) -> None:
+    """The engine runs in its own process: after an ordering and a grouping query the
+    process that asked has not imported DuckDB (its ~50 MiB would stay for good)."""
+    probe = textwrap.dedent(
+        """
+        import asyncio, sys
+        from pathlib import Path
+        from connectors import AggFunc, Aggregate, Order, Query
+        from connectors.spill import SpillConfig
+        from tests.connectors.test_spill import Generated, run
+
+        source = Generated(1000)
+        source.spill = SpillConfig(Path(sys.argv[1]))
+        ordered = Query(columns=("id", "value"), order_by=(Order("value"),))
+        grouped = Query(group_by=("id",), aggregates=(Aggregate(AggFunc.SUM, "value"),))
+        print(asyncio.run(run(source, ordered)), asyncio.run(run(source, grouped)))
+        print("duckdb" in sys.modules)
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)],
+        capture_output=True, text=True, cwd=root, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1000", "1000", "False"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/oom_score_adj").exists(), reason="needs Linux /proc")
+def test_out_of_memory_the_kernel_kills_the_engine_before_the_gateway(tmp_path: Path) -> None:
+    source = Generated(300_000)
+    source.spill = SpillConfig(tmp_path)
+    query = Query(columns=("id", "value", "note"), order_by=(Order("value"),))
+
+    async def engine_score() -> tuple[str, int]:
+        permitted = narrow(query, DataLimits(), await source.schema())
+        stream = source.stream(permitted)
+        rows = (await anext(stream)).num_rows
+        (engine,) = _engine_pids()
+        score = _oom_score(engine)
+        async for batch in stream:
+            rows += batch.num_rows
+        return score, rows
+
+    assert asyncio.run(engine_score()) == ("1000", 300_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _oom_score(pid: int) -> str:
+    return Path(f"/proc/{pid}/oom_score_adj").read_text().strip()

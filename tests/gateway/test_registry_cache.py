@@ -23,6 +23,7 @@ from sqlalchemy import Engine, event
 
 import certs
 from certs import CertificateIdentity
+from gateway.auth import tokens
 from gateway.client import mtls_context
 from gateway.participants.schemas import ParticipantUpdate
 from gateway.participants.service import ParticipantService
@@ -171,6 +172,32 @@ def test_a_new_connection_verifies_its_certificate_again(
     with _client(world, "university") as client:
         assert _query(client, token).status_code == 200
     assert len(verifications) == 2  # one per connection
+
+
+@pytest.fixture
+def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every access token whose signature ``tokens.check`` verifies."""
+    done: list[str] = []
+    real = tokens.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:  # joserfc's Token
+        done.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(tokens, "decode", counting)
+    return done
+
+
+def test_a_token_signature_is_verified_once_per_connection(
+    world: World, signature_checks: list[str]
+) -> None:
+    with _client(world, "university") as client:
+        token = _token(client)
+        for _ in range(3):
+            assert _query(client, token).status_code == 200
+    with _client(world, "university") as client:
+        assert _query(client, token).status_code == 200
+    assert signature_checks == [token, token]  # one per connection
 
 
 def test_a_revoked_token_is_refused_on_the_next_request(world: World) -> None:

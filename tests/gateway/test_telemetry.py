@@ -429,3 +429,90 @@ def test_an_explicit_sampler_is_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch)
     with telemetry.span(SPAN_POLICY):
         assert trace.get_current_span().is_recording()
     telemetry.shutdown()
+
+
+# --- without an exporter: no ASGI instrumentation, trace ids for the audit log remain ------
+
+
+def traced_nested_app(telemetry: Telemetry, *, trust: bool = False) -> tuple[FastAPI, list[Any]]:
+    """An app recording the request's trace id outside and inside gateway spans."""
+    app = FastAPI()
+    seen: list[Any] = []
+
+    @app.get("/data/{item}")
+    async def data(item: str) -> dict[str, str]:
+        outside = current_trace_id()
+        with telemetry.span(SPAN_AUTHENTICATE), telemetry.span(SPAN_AUDIT, item=item):
+            seen.append((outside, current_trace_id()))
+        return {"item": item}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        seen.append(current_trace_id())
+        return {"status": "ok"}
+
+    app.add_middleware(CopyScope)
+    telemetry.instrument(app, trust_incoming_trace_context=trust)
+    return app, seen
+
+
+def untraced() -> Telemetry:
+    """The default telemetry: no exporter, no sampler, no metric reader."""
+    telemetry = configure()
+    assert not telemetry.traced
+    assert not telemetry.metered
+    return telemetry
+
+
+def test_without_an_exporter_the_asgi_instrumentation_is_not_installed() -> None:
+    telemetry = untraced()
+    app, seen = traced_nested_app(telemetry)
+    call(app, "/data/a")
+    telemetry.shutdown()
+    assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
+    assert len(seen) == 1
+
+
+def test_without_an_exporter_each_request_has_its_own_trace_id_in_its_spans() -> None:
+    telemetry = untraced()
+    app, seen = traced_nested_app(telemetry)
+    call(app, "/data/a", "/data/b", "/healthz")
+    telemetry.shutdown()
+    (a_out, a_in), (b_out, b_in), probe = seen
+    assert a_out is not None
+    assert b_out is not None
+    assert len(a_out) == len(b_out) == 32
+    assert int(a_out, 16) != 0
+    assert a_out != b_out
+    assert (a_in, b_in) == (a_out, b_out)  # gateway spans stay in the request's trace
+    assert probe is None  # probes are not traced
+
+
+def test_without_an_exporter_incoming_trace_context_is_ignored_by_default() -> None:
+    telemetry = untraced()
+    app, seen = traced_nested_app(telemetry)
+    call(app, "/data/a", headers={"traceparent": f"00-{FOREIGN_TRACE}-b7ad6b7169203331-01"})
+    telemetry.shutdown()
+    [(outside, inside)] = seen
+    assert outside is not None
+    assert FOREIGN_TRACE not in (outside, inside)
+
+
+def test_without_an_exporter_trusted_incoming_trace_context_is_joined() -> None:
+    telemetry = untraced()
+    app, seen = traced_nested_app(telemetry, trust=True)
+    call(app, "/data/a", headers={"traceparent": f"00-{FOREIGN_TRACE}-b7ad6b7169203331-01"})
+    telemetry.shutdown()
+    assert seen == [(FOREIGN_TRACE, FOREIGN_TRACE)]
+
+
+def test_without_an_exporter_a_reader_still_measures_requests_by_route() -> None:
+    reader = InMemoryMetricReader()
+    telemetry = configure(metric_reader=reader)
+    assert not telemetry.traced
+    app, _seen = traced_nested_app(telemetry)
+    call(app, "/data/a")
+    [point] = metric_points(reader, "sluis.requests")
+    telemetry.shutdown()
+    assert point.attributes["http.route"] == "/data/{item}"
+    assert point.value == 1
