@@ -3,6 +3,10 @@
 The fault is injected at the storage boundary, not in the exchange: a SQLAlchemy
 ``before_cursor_execute`` hook on every engine acts on the audit log's own INSERT into
 ``audit_entries`` and nothing else, so every other read and write of the request still works.
+On SQLite the writer's last steps (head, nodes, entries, checkpoint) run in one hop on the
+driver's own connection, where no SQLAlchemy event sees them: there the hook acts on the
+statement that opens the writer's transaction, the sequencer lock on ``audit_head``, which
+nothing but the writer runs.
 
 * ``fail``: that INSERT raises. The query, data and pass-through paths must answer 503
   problem+json, release no row and never reach the upstream.
@@ -74,8 +78,11 @@ class AuditInsertFault:
         self.release = threading.Event()
 
     def __call__(self, *args: Any) -> None:
-        statement = str(args[2]).lstrip().lower()
-        if self.mode is None or not statement.startswith("insert into audit_entries"):
+        statement = " ".join(str(args[2]).lower().split())
+        writes = "insert into audit_entries" in statement or statement.startswith(
+            "update audit_head"  # SQLite: the lock opening the writer's transaction
+        )
+        if self.mode is None or not writes:
             return
         if self.mode == "fail":
             raise RuntimeError("injected fault: the audit store refuses this append")
