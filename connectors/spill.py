@@ -42,7 +42,7 @@ import struct
 import sys
 import tempfile
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +165,7 @@ async def finish(batches: Batches, query: Query, source: pa.Schema, config: Spil
 
 async def _in_engine(
     batches: Batches, query: Query, source: pa.Schema, config: SpillConfig
-) -> Batches:
+) -> AsyncGenerator[pa.RecordBatch]:
     """``finish`` once it holds a slot: a directory of its own, the engine, its batches."""
     try:
         config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
