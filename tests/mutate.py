@@ -95,6 +95,47 @@ MODULES = (
         ),
     ),
     Module("policies", ("policies/*.py", "policies/operands/*.py"), ("tests/policies",)),
+    # policies/ in parts, the decision first: all of it (3,800 lines) against all of
+    # tests/policies is hours at one worker, since nearly every test reaches the engine.
+    # test_compiled.py (34 s a run: every conformance case compared with the reference
+    # engine) is left out of the parts: its only own target is ``evaluate_reference``,
+    # the oracle, which is then "no tests" here.
+    Module(
+        "policies/engine+compiled",
+        ("policies/engine.py", "policies/compiled.py"),
+        (
+            "tests/policies/test_decide.py",
+            "tests/policies/test_refusal.py",
+            "tests/policies/test_conformance.py",
+            "tests/policies/test_properties.py",
+        ),
+    ),
+    Module(
+        "policies/limits+operands",
+        (
+            "policies/limits.py",
+            "policies/operands/data.py",
+            "policies/operands/privacy.py",
+            "policies/operands/temporal.py",
+            "policies/operands/parties.py",
+        ),
+        (
+            "tests/policies/test_privacy_terms.py",
+            "tests/policies/test_sluis_profile.py",
+            "tests/policies/test_operands.py",
+            "tests/policies/test_bounds.py",
+        ),
+    ),
+    Module(
+        "policies/rules+operators",
+        ("policies/rules.py", "policies/operators.py"),
+        (
+            "tests/policies/test_decide.py",
+            "tests/policies/test_operands.py",
+            "tests/policies/test_refusal.py",
+            "tests/policies/test_conformance.py",
+        ),
+    ),
     Module("certs", ("certs/*.py",), ("tests/certs",)),
     # The part of certs/ a handshake runs (path validation, revocation, the checks of one
     # certificate), against its two fast test files: a first score while all of certs/
