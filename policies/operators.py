@@ -43,14 +43,16 @@ def orderable(value: Value) -> datetime | Decimal | None:
 
 
 def same(left: Value, right: Value) -> bool:
-    """Equality across representations (an xsd:date equals its midnight, 5 equals 5.0)."""
+    """Equality across representations (an xsd:date equals its midnight, 5 equals 5.0); a
+    boolean equals only a boolean (Python's ``True == 1`` would let ``[x, eq, 1]`` hold for
+    a declared ``true``)."""
     lo, ro = orderable(left), orderable(right)
     if lo is not None and ro is not None and type(lo) is type(ro):
         return lo == ro
     lt, rt = as_text(left), as_text(right)
     if lt is not None and rt is not None:
         return lt == rt
-    return left == right
+    return type(left) is type(right) and left == right  # True is not 1 (nor 1.0)
 
 
 def _order(op: Callable[[object, object], bool]) -> Comparison:
