@@ -252,7 +252,9 @@ def test_an_obligation_with_a_refined_action_is_a_precondition() -> None:
         permissions=(Rule(RuleKind.PERMISSION, "urn:p", (Action(ODRL + "read"),)),),
         obligations=(Rule(RuleKind.DUTY, "urn:duty:consent", (consent,)),),
     )
-    assert decide(policy, request()).reason == "obligation_violated"
+    decision = decide(policy, request())
+    assert decision.reason == "obligation_violated"
+    assert decision.rules[-1].reasons == ("precondition not yet fulfilled",)
     fulfilled = State(duty_states=MappingProxyType({"urn:duty:consent": DutyState.FULFILLED}))
     assert decide(policy, request(), fulfilled).permitted
 
@@ -361,3 +363,74 @@ def test_a_compiled_policy_takes_its_own_profile_or_an_equal_one() -> None:
     other = SLUIS_PROFILE.extended("urn:profile:other", left_operands=frozenset())
     with pytest.raises(ValueError, match=r"^the policy was compiled under another profile$"):
         evaluate(compiled, request(), State(), now=NOW, profile=other)
+
+
+# -- the compliance report, word for word ----------------------------------------------------
+
+REPORTED = yaml("""
+permissions:
+  - action: read
+    assignee: urn:org:someone
+    constraints: [[count, lteq, 1], {or: [[count, eq, 7], [count, eq, 8]]}]
+    duties:
+      - notify: urn:org:provider
+      - {uid: urn:duty:pay, action: compensate}
+      - {uid: urn:duty:later, action: compensate, constraints: [[count, gteq, 50]]}
+  - action: use
+    constraints: [[count, gteq, 100]]
+prohibitions:
+  - action: distribute
+""")
+
+
+def test_a_deny_reports_every_rule_and_why() -> None:
+    state = State(use_count=6, duty_states=MappingProxyType({"urn:duty:pay": DutyState.VIOLATED}))
+    decision = decide(REPORTED, request(), state)
+    assert decision.reason == "no_active_permission"
+    first, second, prohibition = decision.rules
+    assert (first.uid, first.kind, first.applies, first.active) == (
+        "#permission-0",
+        "permission",
+        False,
+        False,
+    )
+    assert first.reasons == ("party does not match", "a constraint fails", "a duty is not met")
+    assert [(c.left_operand, c.satisfied, c.observed) for c in first.constraints] == [
+        (ODRL + "count", False, (7,)),
+        (ODRL + "count", True, (7,)),  # the or's members, each reported
+        (ODRL + "count", False, (7,)),
+    ]
+    assert first.constraints[0].reason == "odrl:count odrl:lteq 1 fails (observed 7)"
+    assert [(d.uid, d.applies, d.active, d.reasons) for d in first.duties] == [
+        ("#permission-0-duty-0", True, True, ("to be discharged by the exchange",)),
+        ("urn:duty:pay", True, False, ("violated",)),
+        ("urn:duty:later", False, False, ("not in force",)),
+    ]
+    assert (second.applies, second.active, second.reasons) == (True, False, ("a constraint fails",))
+    assert (prohibition.kind, prohibition.applies, prohibition.reasons) == (
+        "prohibition",
+        False,
+        ("action does not match",),
+    )
+
+
+def test_an_awaited_duty_and_a_fulfilled_one_are_met() -> None:
+    states = {"urn:duty:pay": DutyState.FULFILLED}
+    decision = decide(REPORTED, request(party="urn:org:someone"), State(duty_states=states))
+    assert decision.rules[0].reasons == ("a constraint fails",)  # party matches, duties met
+    duties = decision.rules[0].duties
+    assert [(d.uid, d.active, d.reasons) for d in duties] == [
+        ("#permission-0-duty-0", True, ("to be discharged by the exchange",)),
+        ("urn:duty:pay", True, ("fulfilled",)),
+        ("urn:duty:later", False, ("not in force",)),
+    ]
+    awaited = decide(REPORTED, request(party="urn:org:someone"))
+    assert awaited.rules[0].duties[1].reasons == ("awaited",)
+
+
+def test_an_unknown_operator_is_not_a_refusal_of_the_policy_but_never_holds() -> None:
+    odd = Constraint(ODRL + "count", "urn:x:roughly", (1,))
+    rule = Rule(RuleKind.PERMISSION, "urn:p", (Action(ODRL + "read"),), constraints=(odd,))
+    decision = decide(Policy(UID, ODRL + "Set", permissions=(rule,)), request())
+    assert (decision.reason, decision.notes) == ("no_active_permission", ())
+    assert decision.rules[0].constraints[0].satisfied is False
