@@ -14,7 +14,7 @@ timeouts over all mutants the tests reach).
     python -m tests.mutate gateway/auth       # one (or a few)
     python -m tests.mutate --list
     python -m tests.mutate --survivors gateway/auth   # the last run's survivors
-    python -m tests.mutate --again gateway/auth       # rerun them with today's tests
+    python -m tests.mutate --again gateway/auth       # rerun them (and "no tests") today
 
 docs/testing.md#mutation-score reports the last run and explains each survivor left.
 """
@@ -234,7 +234,7 @@ def tree_of(module: Module) -> Path:
 
 
 def again(module: Module) -> dict[str, int]:
-    """Run the last run's survivors once more, against the tests as they are now."""
+    """Run the last run's survivors (and unreached mutants) again, against today's tests."""
     tree = tree_of(module)
     for copy in (tree / "tests", tree / "mutants" / "tests"):
         shutil.copytree(REPO / "tests", copy, ignore=COPY_IGNORE, dirs_exist_ok=True)
@@ -244,7 +244,8 @@ def again(module: Module) -> dict[str, int]:
     # function collected again: mutmut runs a mutant only against the tests its stats name.
     write_settings(tree / "pyproject.toml", module)
     (tree / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
-    survivors = [name for name, verdict in results(tree) if verdict == "survived"]
+    # The survivors, and the mutants no test reached then (a new test may reach them now).
+    survivors = [name for name, verdict in results(tree) if verdict in ("survived", "no tests")]
     if survivors:
         mutmut = Path(sys.executable).with_name("mutmut")
         subprocess.run(

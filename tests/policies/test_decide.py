@@ -10,20 +10,25 @@ the duties a permit carries, ``conflict``, and policies the profile must refuse 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 import pytest
 
+import policies.compiled
 from policies import (
     SLUIS_PROFILE,
     Action,
+    CompiledPolicy,
     Constraint,
+    DataLimits,
     Decision,
     DutyState,
     LogicalConstraint,
     Policy,
+    Profile,
     Request,
     Rule,
     RuleKind,
@@ -434,3 +439,109 @@ def test_an_unknown_operator_is_not_a_refusal_of_the_policy_but_never_holds() ->
     decision = decide(Policy(UID, ODRL + "Set", permissions=(rule,)), request())
     assert (decision.reason, decision.notes) == ("no_active_permission", ())
     assert decision.rules[0].constraints[0].satisfied is False
+
+
+def test_a_compiled_policy_is_evaluated_under_its_own_profile_by_default() -> None:
+    compiled = compile_policy(NAMED, SLUIS_PROFILE)
+    assert evaluate(compiled, request(), State(), now=NOW).permitted
+
+
+# -- terms that read the request or the clock, in every place a rule can hold them --------------
+
+MARKETING = "https://w3id.org/dpv#Marketing"
+TIMED = parse_yaml_policy(f"""
+uid: {UID}
+prefixes: {{dpv: "https://w3id.org/dpv#"}}
+permissions:
+  - action: read
+    duties:
+      - {{uid: urn:duty:ack, action: compensate, constraints: [[purpose, eq, dpv:Marketing]]}}
+      - {{uid: urn:duty:late, action: compensate, constraints: [[dateTime, gteq, 2025-06-01]]}}
+prohibitions:
+  - action: read
+    constraints: [[dateTime, gteq, 2030-01-01]]
+obligations:
+  - uid: urn:duty:ask
+    action: compensate
+    constraints: [[purpose, eq, dpv:Marketing], [dateTime, lt, 2025-07-01]]
+""")
+
+
+def test_a_prohibition_in_force_from_a_date() -> None:
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    decision = evaluate(TIMED, request(), State(), now=later)
+    assert decision.reason == "prohibited"
+    assert decision == evaluate_reference(TIMED, request(), State(), now=later)
+    assert decide(TIMED, request()).permitted
+
+
+def test_the_duties_a_permit_carries_depend_on_the_request_and_the_clock() -> None:
+    decision = decide(TIMED, request(purpose=[MARKETING]))
+    assert decision.limits is not None
+    assert decision.limits.duties == ("urn:duty:ack", "urn:duty:late")
+    before = datetime(2025, 5, 31, tzinfo=UTC)
+    decision = evaluate(TIMED, request(), State(), now=before)
+    assert decision == evaluate_reference(TIMED, request(), State(), now=before)
+    assert decision.limits == DataLimits()
+
+
+def test_an_obligation_in_force_by_the_request_and_the_clock() -> None:
+    violated = State(duty_states=MappingProxyType({"urn:duty:ask": DutyState.VIOLATED}))
+    assert decide(TIMED, request(purpose=[MARKETING]), violated).reason == "obligation_violated"
+    assert decide(TIMED, request(), violated).permitted  # not marketing: not in force
+    july = datetime(2025, 7, 1, tzinfo=UTC)  # too late: not in force
+    decision = evaluate(TIMED, request(purpose=[MARKETING]), violated, now=july)
+    assert decision.permitted
+
+
+# -- the memo of policies passed as such ------------------------------------------------------
+
+
+@pytest.fixture
+def compilations(monkeypatch: pytest.MonkeyPatch) -> list[Policy]:
+    """Each policy compiled from now on, in order, with an empty memo to start from."""
+    seen: list[Policy] = []
+    real = policies.compiled.compile_policy
+
+    def counting(policy: Policy, profile: Profile) -> CompiledPolicy:
+        seen.append(policy)
+        return real(policy, profile)
+
+    monkeypatch.setattr(policies.compiled, "compile_policy", counting)
+    monkeypatch.setattr(policies.compiled, "_MEMO", OrderedDict())
+    return seen
+
+
+def _fresh(n: int) -> list[Policy]:
+    return [replace(NAMED, uid=f"urn:sluis:policy:memo:{i}") for i in range(n)]
+
+
+def test_a_policy_is_compiled_once_per_profile(compilations: list[Policy]) -> None:
+    first, second = _fresh(2)
+    other = SLUIS_PROFILE.extended("urn:profile:other", left_operands=frozenset())
+    for policy, profile in [
+        (first, SLUIS_PROFILE),
+        (second, SLUIS_PROFILE),
+        (first, other),
+        (first, SLUIS_PROFILE),
+        (second, SLUIS_PROFILE),
+        (first, other),
+    ]:
+        assert evaluate(policy, request(), State(), now=NOW, profile=profile).permitted
+    assert compilations == [first, second, first]
+
+
+def test_the_memo_keeps_the_most_recent_policies(compilations: list[Policy]) -> None:
+    size = policies.compiled.MEMO_SIZE
+    made = _fresh(size + 1)
+    for policy in made[:size]:
+        evaluate(policy, request(), State(), now=NOW)
+    evaluate(made[0], request(), State(), now=NOW)  # still held: the memo holds MEMO_SIZE
+    assert len(compilations) == size
+    evaluate(made[size], request(), State(), now=NOW)  # pushes out the least recent: made[1]
+    evaluate(made[size], request(), State(), now=NOW)
+    evaluate(made[0], request(), State(), now=NOW)
+    assert len(compilations) == size + 1
+    evaluate(made[1], request(), State(), now=NOW)
+    assert compilations[-1] is made[1]
+    assert len(compilations) == size + 2
