@@ -120,6 +120,7 @@ MODULES = (
             "policies/operands/parties.py",
         ),
         (
+            "tests/policies/test_operand_limits.py",
             "tests/policies/test_privacy_terms.py",
             "tests/policies/test_sluis_profile.py",
             "tests/policies/test_operands.py",
@@ -131,6 +132,7 @@ MODULES = (
         ("policies/rules.py", "policies/operators.py"),
         (
             "tests/policies/test_decide.py",
+            "tests/policies/test_operators.py",
             "tests/policies/test_operands.py",
             "tests/policies/test_refusal.py",
             "tests/policies/test_conformance.py",

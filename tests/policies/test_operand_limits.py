@@ -526,3 +526,17 @@ def test_the_privacy_limits_default_and_come_from_the_first_budget() -> None:
     assert (expected.query_delta, expected.bounds) == (None, ())
     assert (expected.max_contributions, expected.max_groups) == (1, 1)
     assert privacy_of(_permit()) is None
+
+
+def test_limits_name_the_duties_the_report_finds_in_force() -> None:
+    # The reference engine passes its report; a duty not in force, or without a uid, is not
+    # named (the compiled engine names them itself, see test_decide).
+    rule = _permit().permissions[0]
+    duties = (
+        RuleReport("urn:duty:a", "duty", True, True, ("awaited",)),
+        RuleReport("urn:duty:b", "duty", False, False, ("not in force",)),
+        RuleReport(None, "duty", True, True, ("awaited",)),
+        RuleReport("urn:duty:c", "duty", True, False, ("violated",)),
+    )
+    report = RuleReport("urn:rule:p", "permission", True, True, (), (), duties)
+    assert limits_of(rule, report).duties == ("urn:duty:a", "urn:duty:c")
