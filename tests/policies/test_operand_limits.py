@@ -229,7 +229,8 @@ def test_the_budget_period_ends_now_and_starts_exclusive() -> None:
     assert pv.spent_in(spends, "P30D", NOW) == Decimal("0.5")
     inside = ((NOW - timedelta(days=30) + timedelta(seconds=1), Decimal("0.9")),)
     assert pv.spent_in(inside, "P30D", NOW) == Decimal("0.9")
-    assert pv.spent_in((), "P30D", NOW) == 0
+    nothing = pv.spent_in((), "P30D", NOW)
+    assert (nothing, type(nothing)) == (0, Decimal)  # a Decimal even when nothing was spent
 
 
 @pytest.mark.parametrize(
