@@ -411,6 +411,10 @@ def test_a_deny_reports_every_rule_and_why() -> None:
         ("urn:duty:pay", True, False, ("violated",)),
         ("urn:duty:later", False, False, ("not in force",)),
     ]
+    later = first.duties[2].constraints  # a duty not in force still reports why
+    assert [(c.uid, c.left_operand, c.right_operand, c.observed, c.satisfied) for c in later] == [
+        (None, ODRL + "count", (50,), (7,), False)
+    ]
     assert (second.applies, second.active, second.reasons) == (True, False, ("a constraint fails",))
     assert (prohibition.kind, prohibition.applies, prohibition.reasons) == (
         "prohibition",
