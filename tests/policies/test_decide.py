@@ -38,7 +38,10 @@ from policies import (
     parse_yaml_policy,
     policy_hash,
 )
+from policies.decision import ConstraintReport
 from policies.engine import evaluate_reference
+from policies.operands import EvalInput
+from policies.rules import Context, report_rule
 from policies.vocab import ODRL
 from tests.policies.helpers import DATASET, NOW, UNI, request
 
@@ -549,3 +552,40 @@ def test_the_memo_keeps_the_most_recent_policies(compilations: list[Policy]) -> 
     evaluate(made[1], request(), State(), now=NOW)
     assert compilations[-1] is made[1]
     assert len(compilations) == size + 2
+
+
+def test_each_constraint_is_reported_with_its_uid_and_operator() -> None:
+    counted = Constraint(ODRL + "count", ODRL + "lteq", (1,), "urn:constraint:once")
+    rule = Rule(RuleKind.PERMISSION, "urn:p", (Action(ODRL + "read"),), constraints=(counted,))
+    decision = decide(Policy(UID, ODRL + "Set", permissions=(rule,)), request())
+    assert decision.rules[0].constraints == (
+        ConstraintReport(
+            "urn:constraint:once",
+            ODRL + "count",
+            ODRL + "lteq",
+            (1,),
+            (1,),
+            True,
+            "odrl:count odrl:lteq 1 holds (observed 1)",
+        ),
+    )
+
+
+def test_a_target_that_does_not_match_is_said() -> None:
+    decision = decide(NAMED, request(target="urn:dataset:else"))
+    assert decision.rules[0].reasons == ("target does not match",)
+
+
+def test_the_report_fails_a_left_operand_its_profile_lacks_closed() -> None:
+    # The engines refuse such a policy before any report; the report itself fails closed too.
+    unknown = Constraint("urn:x:moonPhase", ODRL + "eq", ("full",))
+    rule = Rule(RuleKind.PERMISSION, "urn:p", (Action(ODRL + "read"),), constraints=(unknown,))
+    given = EvalInput(request(), State(), NOW, rule)
+    report = report_rule(rule, Context(given, SLUIS_PROFILE))
+    assert (report.active, report.reasons) == (False, ("a constraint fails",))
+    (leaf,) = report.constraints
+    assert (leaf.satisfied, leaf.observed, leaf.reason) == (
+        False,
+        (),
+        "unknown left operand urn:x:moonPhase: fails closed",
+    )
