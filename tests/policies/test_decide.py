@@ -244,6 +244,7 @@ def test_a_violated_obligation_in_force_denies(
     decision = decide(OBLIGED, request(), state)
     assert decision.reason == reason
     obligation = decision.rules[-1]  # the report names the obligation, in force or not
+    assert [(c.observed, c.satisfied) for c in obligation.constraints] == [((uses + 1,), uses >= 2)]
     assert (obligation.uid, obligation.kind, obligation.applies) == (
         "urn:duty:pay",
         "duty",

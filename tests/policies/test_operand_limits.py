@@ -276,6 +276,7 @@ def test_the_cost_and_unit_are_found_inside_logical_constraints_first_one_first(
         ("x", None),
         (None, None),
         (Iri("urn:x"), None),
+        (Iri("0.5"), None),  # an IRI is no number, whatever its text
     ],
 )
 def test_positive(value: object, number: Decimal | None) -> None:
@@ -296,6 +297,8 @@ def test_positive(value: object, number: Decimal | None) -> None:
         ("salary=x..1", None),
         ("salary=0..Infinity", None),
         ("salary=NaN..1", None),
+        ("a=b=0..1", None),  # the first "=" ends the column
+        ("x=0...5", ("x", Decimal(0), Decimal("0.5"))),  # the first ".." splits
         (5, None),
     ],
 )
