@@ -590,3 +590,20 @@ def test_the_report_fails_a_left_operand_its_profile_lacks_closed() -> None:
         (),
         "unknown left operand urn:x:moonPhase: fails closed",
     )
+
+
+def test_an_enforced_duty_with_a_refined_action_travels_with_the_permit() -> None:
+    # delete_after is a delete action refined by elapsedTime: the exchange discharges it, so
+    # it is no precondition waiting to be recorded as fulfilled.
+    policy = yaml("""
+permissions:
+  - action: read
+    duties: [{delete_after: P30D}]
+""")
+    decision = decide(policy, request())
+    assert decision.limits is not None
+    assert (decision.limits.delete_after, decision.limits.duties) == (
+        "P30D",
+        ("#permission-0-duty-0",),
+    )
+    assert decision.rules[0].duties[0].reasons == ("to be discharged by the exchange",)
