@@ -151,19 +151,26 @@ def compile_policy(policy: Policy, profile: Profile) -> CompiledPolicy:
         profile,
         policy.uid,
         digest,
-        _refusal(policy, profile, digest),
+        refusal(policy, profile, digest),
         rules(policy.permissions),
         rules(policy.prohibitions),
         rules(policy.obligations),
     )
 
 
-def _refusal(policy: Policy, profile: Profile, digest: str) -> Decision | None:
+UNKNOWN_KINDS = ("left_operand", "operator", "action")  # the order their refusals are named
+
+
+def refusal(policy: Policy, profile: Profile, digest: str) -> Decision | None:
+    """The deny every request gets when ``policy`` uses a term outside ``profile`` (fail
+    closed: an unknown operator would otherwise never hold, silencing a prohibition, and an
+    unknown action would match a request naming it) or an unusable right operand."""
     found = problems(policy, profile)
-    unknown = [p for p in found if isinstance(p, UnknownTerm) and p.kind == "left_operand"]
-    if unknown:
-        notes = tuple(p.reason for p in unknown)
-        return Decision(Effect.DENY, "unknown_left_operand", policy.uid, digest, notes=notes)
+    for kind in UNKNOWN_KINDS:
+        unknown = [p for p in found if isinstance(p, UnknownTerm) and p.kind == kind]
+        if unknown:
+            notes = tuple(p.reason for p in unknown)
+            return Decision(Effect.DENY, f"unknown_{kind}", policy.uid, digest, notes=notes)
     unusable = [p for p in found if isinstance(p, PolicySchemaError)]
     if unusable:  # a right operand that means nothing (validation refuses it on write)
         notes = tuple(p.reason for p in unusable)

@@ -101,8 +101,8 @@ class Decision:
     """Permit or deny, naming the policy version it was decided under.
 
     ``reason`` is a short stable code for the client (``permitted``, ``prohibited``,
-    ``no_active_permission``, ``unknown_left_operand``, ``obligation_violated``,
-    ``invalid_value``);
+    ``no_active_permission``, ``unknown_left_operand``, ``unknown_operator``,
+    ``unknown_action``, ``obligation_violated``, ``invalid_value``);
     ``rules`` is the full compliance report for the audit log; ``limits`` is set on permits.
     ``report`` writes ``rules``: a deny carries them written, a permit writes them the first
     time they are read (the audit entry of a permit does not need them). Two decisions are

@@ -20,13 +20,12 @@ from datetime import datetime
 from functools import partial
 
 from policies.canonical import policy_hash
-from policies.compiled import CompiledPolicy, CompiledRule, compiled_for
+from policies.compiled import CompiledPolicy, CompiledRule, compiled_for, refusal
 from policies.decision import DataLimits, Decision, Effect, RuleReport
-from policies.errors import PolicySchemaError, UnknownTerm
 from policies.limits import limits_of
 from policies.model import Policy, Rule, RuleKind
 from policies.operands import EvalInput
-from policies.profile import SLUIS_PROFILE, Profile, problems
+from policies.profile import SLUIS_PROFILE, Profile
 from policies.request import Request, State
 from policies.rules import Context, report_duty, report_rule
 from policies.vocab import CONFLICT_PERM, action_ancestors
@@ -137,15 +136,9 @@ def evaluate_reference(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     version = (policy.uid, policy_hash(policy))
-    found = problems(policy, profile)
-    unknown = [p for p in found if isinstance(p, UnknownTerm) and p.kind == "left_operand"]
-    if unknown:
-        notes = tuple(p.reason for p in unknown)
-        return Decision(Effect.DENY, "unknown_left_operand", *version, notes=notes)
-    unusable = [p for p in found if isinstance(p, PolicySchemaError)]
-    if unusable:
-        notes = tuple(p.reason for p in unusable)
-        return Decision(Effect.DENY, "invalid_value", *version, notes=notes)
+    refused = refusal(policy, profile, version[1])
+    if refused is not None:
+        return refused
     ctx = Context(EvalInput(request, state, now, Rule(RuleKind.PERMISSION)), profile)
     perms = [(r, report_rule(r, ctx)) for r in policy.permissions]
     prohibs = [report_rule(r, ctx) for r in policy.prohibitions]

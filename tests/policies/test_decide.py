@@ -26,6 +26,7 @@ from policies import (
     DataLimits,
     Decision,
     DutyState,
+    Effect,
     LogicalConstraint,
     Policy,
     Profile,
@@ -441,12 +442,35 @@ def test_an_awaited_duty_and_a_fulfilled_one_are_met() -> None:
     assert awaited.rules[0].duties[1].reasons == ("awaited",)
 
 
-def test_an_unknown_operator_is_not_a_refusal_of_the_policy_but_never_holds() -> None:
+def test_an_unknown_operator_denies_outright_even_in_a_prohibition() -> None:
+    """Fail closed: an unknown operator that merely never held would silence a prohibition
+    (the read below would be permitted); the whole policy denies, naming the operator."""
     odd = Constraint(ODRL + "count", "urn:x:roughly", (1,))
-    rule = Rule(RuleKind.PERMISSION, "urn:p", (Action(ODRL + "read"),), constraints=(odd,))
+    permit = Rule(RuleKind.PERMISSION, "urn:p", (Action(ODRL + "read"),))
+    forbid = Rule(RuleKind.PROHIBITION, "urn:f", (Action(ODRL + "read"),), constraints=(odd,))
+    for policy in (
+        Policy(UID, ODRL + "Set", permissions=(permit,), prohibitions=(forbid,)),
+        Policy(UID, ODRL + "Set", permissions=(replace(permit, constraints=(odd,)),)),
+    ):
+        decision = decide(policy, request())
+        assert (decision.effect, decision.reason) == (Effect.DENY, "unknown_operator")
+        assert decision.notes == ("unknown operator: urn:x:roughly",)
+
+
+def test_an_unknown_action_denies_outright_even_when_the_request_names_it() -> None:
+    odd = Rule(RuleKind.PERMISSION, "urn:p", (Action("urn:x:peek"),))
+    decision = decide(
+        Policy(UID, ODRL + "Set", permissions=(odd,)), replace(request(), action="urn:x:peek")
+    )
+    assert (decision.effect, decision.reason) == (Effect.DENY, "unknown_action")
+    assert decision.notes == ("unknown action: urn:x:peek",)
+
+
+def test_unknown_terms_are_named_left_operand_first() -> None:
+    both = Constraint("urn:x:shoeSize", "urn:x:roughly", (1,))
+    rule = Rule(RuleKind.PERMISSION, "urn:p", (Action("urn:x:peek"),), constraints=(both,))
     decision = decide(Policy(UID, ODRL + "Set", permissions=(rule,)), request())
-    assert (decision.reason, decision.notes) == ("no_active_permission", ())
-    assert decision.rules[0].constraints[0].satisfied is False
+    assert decision.reason == "unknown_left_operand"
 
 
 def test_a_compiled_policy_is_evaluated_under_its_own_profile_by_default() -> None:
