@@ -92,7 +92,9 @@ def test_a_request_line_of_exactly_the_limit_is_read(newline: bytes) -> None:
     assert HeadMeter(EXACT).feed(head) == len(head)
 
 
-@pytest.mark.parametrize("pieces", [[b"GET /aaaaaaa HTTP/1.1\r\n"], [b"GET /aaaaaaa", b" HTTP/1.1"]])
+@pytest.mark.parametrize(
+    "pieces", [[b"GET /aaaaaaa HTTP/1.1\r\n"], [b"GET /aaaaaaa", b" HTTP/1.1"]]
+)
 def test_a_request_line_one_byte_past_the_limit_is_refused(pieces: list[bytes]) -> None:
     refused = _refusal(pieces)
     assert (refused.status, refused.code, refused.title) == (
