@@ -123,10 +123,43 @@ MODULES = (
         ),
     ),
     Module("gateway/exchange", ("gateway/exchange/*.py",), ("tests/gateway/test_exchange.py",)),
+    # gateway/http in parts, each against the tests that reach it (most start a real
+    # gateway: seconds a mutant), the security-relevant parts first. Proxy trust: who may
+    # vouch for a client certificate, and how its headers are read.
     Module(
-        "gateway/http",
-        ("gateway/http/*.py",),
-        ("tests/gateway/test_mtls.py", "tests/gateway/test_proxy_trust.py"),
+        "gateway/http/proxy",
+        ("gateway/http/client_cert.py", "gateway/http/forwarded.py"),
+        (
+            "tests/gateway/test_forwarded.py",
+            "tests/gateway/test_proxy_trust.py",
+            "tests/gateway/test_proxy_mode.py",
+        ),
+    ),
+    # The head, body and connection caps: their pure cores and the body cap's real server.
+    Module(
+        "gateway/http/limits",
+        (
+            "gateway/http/head_meter.py",
+            "gateway/http/connection_limits.py",
+            "gateway/http/limits.py",
+        ),
+        (
+            "tests/gateway/test_head_meter.py",
+            "tests/gateway/test_connection_limits.py",
+            "tests/gateway/test_body_limits.py",
+        ),
+    ),
+    # The TLS edge: the client certificate into the ASGI scope, the handshake counted from
+    # accept, the refused handshake's alert.
+    Module(
+        "gateway/http/tls",
+        ("gateway/http/tls_scope.py", "gateway/http/tls_accept.py", "gateway/http/tls_alert.py"),
+        ("tests/gateway/test_mtls.py", "tests/gateway/test_tls_modes.py"),
+    ),
+    Module(
+        "gateway/http/problems",
+        ("gateway/http/problems.py", "gateway/http/problem_types.py"),
+        ("tests/gateway/test_problem_types.py",),
     ),
 )
 
