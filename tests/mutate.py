@@ -127,17 +127,14 @@ MODULES = (
     # reach it. Most gateway/http tests start a real gateway (seconds a mutant on a shared
     # machine, and mutmut's CPU-time limit does not see a module fixture's start-up), so
     # each part names the few that defend it. Proxy trust: who may vouch for a client
-    # certificate, and how the forwarded headers are read (test_proxy_trust.py: real
-    # sockets, a peer outside trusted_proxies).
+    # certificate, and how the forwarded headers are read, against the pure tests (the
+    # middleware handed ASGI scopes). The same over real sockets, test_proxy_trust.py and
+    # test_proxy_mode.py, start two gateways each (SQLite, PostgreSQL): a first run over
+    # them did 37 mutants of 228 in 7 minutes here. The named mutant proxy-trust runs them.
     Module(
         "gateway/http/proxy",
         ("gateway/http/client_cert.py", "gateway/http/forwarded.py"),
-        (
-            "tests/gateway/test_forwarded.py",
-            "tests/gateway/test_client_cert.py",
-            "tests/gateway/test_proxy_trust.py",
-            "tests/gateway/test_proxy_mode.py",
-        ),
+        ("tests/gateway/test_forwarded.py", "tests/gateway/test_client_cert.py"),
     ),
     # The head, body and connection caps against their pure tests: the real-socket ones
     # (test_http_guard.py, test_body_limits.py) reach them through a running gateway, seconds

@@ -42,31 +42,37 @@ def leaf(tmp_path_factory: pytest.TempPathFactory) -> ClientCert:
 
 
 class Recorder:
-    """The app behind the middleware: keeps the scope it was called with."""
+    """The app behind the middleware: keeps its scope, reads one message, sends one."""
 
     def __init__(self) -> None:
         self.scopes: list[dict[str, Any]] = []
+        self.received: list[Any] = []
 
-    async def __call__(self, scope: Any, _receive: Any, _send: Any) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.scopes.append(scope)
+        self.received.append(await receive())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
 
 
 def _seen(
     scope: dict[str, Any],
     trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
 ) -> dict[str, Any]:
-    """The scope the app behind the middleware sees."""
+    """The scope the app behind the middleware sees (its messages go through unchanged)."""
     app = Recorder()
     middleware = ClientCertificateMiddleware(app, TRUSTED if trusted is None else trusted)
+    sent: list[Any] = []
 
-    async def nothing() -> Any:
-        return {"type": "http.disconnect"}
+    async def request() -> Any:
+        return {"type": "http.request", "body": b"hello"}
 
-    async def ignore(_message: Any) -> None:
-        return None
+    async def keep(message: Any) -> None:
+        sent.append(message)
 
-    asyncio.run(middleware(scope, nothing, ignore))
+    asyncio.run(middleware(scope, request, keep))
     (seen,) = app.scopes
+    assert app.received == [{"type": "http.request", "body": b"hello"}]
+    assert sent == [{"type": "http.response.start", "status": 204, "headers": []}]
     return seen
 
 

@@ -84,19 +84,31 @@ def test_without_a_client_certificate_the_chain_is_empty(pki: Pki) -> None:
 
 
 class Recorder:
+    """The app behind the shim: keeps its scope, reads one message, sends one."""
+
     def __init__(self) -> None:
         self.scopes: list[dict[str, Any]] = []
+        self.received: list[Any] = []
 
-    async def __call__(self, scope: Any, _receive: Any, _send: Any) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.scopes.append(scope)
+        self.received.append(await receive())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
 
 
-async def _nothing() -> Any:
-    return {"type": "http.disconnect"}
+def _through(app: Recorder, tls: dict[str, Any], scope: dict[str, Any]) -> None:
+    """Run ``app`` behind the shim; its messages go through unchanged."""
+    sent: list[Any] = []
 
+    async def request() -> Any:
+        return {"type": "http.request", "body": b"hello"}
 
-async def _ignore(_message: Any) -> None:
-    return None
+    async def keep(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(_TLSScopeApp(app, tls)(scope, request, keep))
+    assert app.received == [{"type": "http.request", "body": b"hello"}]
+    assert sent == [{"type": "http.response.start", "status": 204, "headers": []}]
 
 
 def test_the_shim_adds_the_extension_and_keeps_the_others() -> None:
@@ -104,7 +116,7 @@ def test_the_shim_adds_the_extension_and_keeps_the_others() -> None:
     tls = {"client_cert_chain": ["x"]}
     others = {"http.response.trailers": {}}
     scope = {"type": "http", "extensions": others}
-    asyncio.run(_TLSScopeApp(app, tls)(scope, _nothing, _ignore))
+    _through(app, tls, scope)
     (seen,) = app.scopes
     assert seen["extensions"] == {"http.response.trailers": {}, "tls": tls}
     assert seen["extensions"]["tls"] is tls  # the connection's own dict (parsed once there)
@@ -117,5 +129,5 @@ def test_the_shim_makes_the_extensions_when_there_are_none(extensions: Any) -> N
     scope: dict[str, Any] = {"type": "http"}
     if extensions != "absent":
         scope["extensions"] = extensions
-    asyncio.run(_TLSScopeApp(app, {"a": 1})(scope, _nothing, _ignore))
+    _through(app, {"a": 1}, scope)
     assert app.scopes[0]["extensions"] == {"tls": {"a": 1}}
