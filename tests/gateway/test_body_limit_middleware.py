@@ -30,7 +30,8 @@ class Reader:
         self.read = 0
         self.called = False
 
-    async def __call__(self, _scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert scope["path"] == "/v1/things"
         self.called = True
         more = True
         while more:

@@ -212,3 +212,41 @@ def test_the_carriage_return_ending_the_request_line_is_not_part_of_it() -> None
     assert meter.feed(b"\nH: x\r\n\r\n") == len(b"\nH: x\r\n\r\n")
     refused = _refusal([b"GET /aaaaaa HTTP/1.1\r", b"x"])  # the CR was inside the line after all
     assert refused.code == "request-line-too-long"
+
+
+def test_empty_lines_before_a_request_in_pieces_of_their_own() -> None:
+    meter = HeadMeter(EXACT)
+    assert meter.feed(b"\r\n") is None
+    assert meter.feed(b"\r\n") is None
+    # Still the empty lines before the request: the request line is measured from "GET".
+    with pytest.raises(HeadRefused) as refused:
+        meter.feed(b"\r\nGET /aaaaaaa HTTP/1.1\r\n")
+    assert refused.value.code == "request-line-too-long"
+    meter = HeadMeter(EXACT)
+    assert meter.feed(b"\n") is None
+    head = b"\nGET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n"  # the most headers: not one line more
+    assert meter.feed(head) == len(head)
+
+
+def test_newlines_after_the_head_in_the_same_piece_are_not_counted() -> None:
+    head = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n"
+    after = b"a\nb\nc\nd\n" * 10
+    assert HeadMeter(EXACT).feed(head + after) == len(head)
+    assert HeadMeter(EXACT).feed(b"\r\n\r\n" + head + after) == 4 + len(head)
+
+
+def test_a_request_line_ended_by_a_newline_of_its_own_piece() -> None:
+    meter = HeadMeter(EXACT)
+    assert meter.feed(b"GET / HTTP/1.1\r") is None
+    assert meter.feed(b"\n") is None
+    # The request line is over: a header longer than its limit is the head limit's business.
+    assert meter.feed(b"X: " + b"a" * 30 + b"\r\n\r\n") == 37
+
+
+def test_too_many_headers_across_pieces_are_refused() -> None:
+    meter = HeadMeter(EXACT)
+    assert meter.feed(b"GET / HTTP/1.1\r\nA: 1\r\n") is None
+    assert meter.feed(b"B: 2\r\n") is None
+    with pytest.raises(HeadRefused) as refused:
+        meter.feed(b"C: 3\r\n")
+    assert refused.value.code == "too-many-headers"
