@@ -152,6 +152,14 @@ MODULES = (
             "tests/gateway/test_body_limit_middleware.py",
         ),
     ),
+    # One connection's guard (timeouts, 503 over the caps, 400/408/414/431 answers) against
+    # its pure test: a transport and a clock that fire when told. test_http_guard.py runs
+    # the same over real sockets, with timeouts of seconds, too slow to run per mutant.
+    Module(
+        "gateway/http/guard",
+        ("gateway/http/guard.py",),
+        ("tests/gateway/test_connection_guard.py",),
+    ),
     # The client certificate into the ASGI scope: a TLS handshake in memory, and both HTTP
     # parsers over real sockets.
     Module(
