@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -448,3 +449,118 @@ def test_the_guard_runs_on_a_real_event_loop() -> None:
         return counter.total == 0
 
     assert asyncio.run(main())
+
+
+# What the runs of mutmut found untested: the operator's log lines, the states before
+# open and after close, and the timers a whole head in one read leaves.
+
+LOGGER = "sluis.http.guard"
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == LOGGER]
+
+
+def test_a_new_guard_is_neither_admitted_nor_closed() -> None:
+    guard = Connection().guard
+    assert guard.admitted is False
+    assert guard.closed is False
+
+
+def test_after_close_the_guard_is_closed_and_not_admitted() -> None:
+    connection = _opened()
+    connection.guard.close()
+    assert connection.guard.admitted is False
+    assert connection.guard.closed is True
+
+
+def test_a_whole_head_in_one_read_leaves_no_timer() -> None:
+    connection = _opened()
+    assert connection.send(HEAD) == [HEAD]
+    assert connection.clock.pending() == []
+
+
+def test_the_next_head_gets_its_own_time() -> None:
+    connection = _opened()
+    connection.send(b"GET / HT")
+    (first,) = connection.clock.pending()
+    assert connection.send(b"TP/1.1\r\n\r\nGET /x") == [b"TP/1.1\r\n\r\n", b"GET /x"]
+    assert first.cancelled
+    (second,) = connection.clock.pending()
+    assert second is not first
+    assert (second.args, second.delay) == (("head",), 2.5)
+
+
+def test_nothing_is_armed_after_close() -> None:
+    connection = _opened()
+    connection.guard.close()
+    connection.parser.in_body = True
+    connection.guard.after_data()
+    assert connection.clock.pending() == []
+
+
+def test_a_malformed_request_title() -> None:
+    connection = _opened()
+    connection.guard.malformed()
+    assert connection.problem()[1]["title"] == "Bad request"
+
+
+def test_a_guard_never_opened_closes_without_writing() -> None:
+    connection = Connection()
+    connection.guard.malformed()
+    assert connection.guard.closed
+    assert connection.transport.written == b""
+
+
+def test_the_connection_lost_after_an_abort_is_closed_cleanly() -> None:
+    connection = _opened()
+    connection.clock.timers.clear()
+    connection.guard.writing_paused()
+    connection.clock.fire()
+    connection.guard.close()  # the protocol's connection_lost, after the abort
+    assert connection.counter.total == 0
+
+
+def test_a_refused_connection_is_logged_with_its_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    counter = ConnectionCounter(LIMITS)
+    counter.admit(SOURCE)
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        Connection(counter).open()
+    assert _logged(caplog) == [
+        ("WARNING", "connection from 192.0.2.1 refused: too many connections")
+    ]
+
+
+def test_a_refused_head_is_logged_with_its_code(caplog: pytest.LogCaptureFixture) -> None:
+    connection = _opened()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        connection.send(b"GET /" + b"a" * 60)
+    assert _logged(caplog) == [
+        ("INFO", "request head from 192.0.2.1 refused: request-line-too-long")
+    ]
+
+
+@pytest.mark.parametrize(("in_body", "kind"), [(False, "idle"), (True, "body")])
+def test_a_timeout_is_logged_with_its_kind(
+    caplog: pytest.LogCaptureFixture, in_body: bool, kind: str
+) -> None:
+    connection = _opened()
+    if in_body:
+        connection.parser.in_body = True
+        connection.send(b"abc")
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        connection.clock.fire()
+    assert _logged(caplog) == [("INFO", f"connection from 192.0.2.1 closed: {kind} timeout")]
+
+
+def test_an_abort_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    connection = _opened()
+    connection.clock.timers.clear()
+    connection.guard.writing_paused()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        connection.clock.fire()
+    assert _logged(caplog) == [
+        ("INFO", "connection from 192.0.2.1 aborted: the client does not read its response")
+    ]
