@@ -173,10 +173,11 @@ MODULES = (
         ("gateway/http/tls_accept.py", "gateway/http/tls_alert.py"),
         ("tests/gateway/test_mtls.py", "tests/gateway/test_http_guard.py"),
     ),
+    # Every error through the real handlers of a small FastAPI app (ASGI, no socket).
     Module(
         "gateway/http/problems",
         ("gateway/http/problems.py", "gateway/http/problem_types.py"),
-        ("tests/gateway/test_problem_types.py",),
+        ("tests/gateway/test_problem_handlers.py", "tests/gateway/test_problem_types.py"),
     ),
 )
 
