@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, WebSocket
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -82,6 +82,15 @@ def _app(error: Exception | None = None) -> FastAPI:
     @app.post("/body")
     async def body(item: Body) -> dict[str, str]:
         return {"name": item.name}
+
+    @app.get("/dsp/negotiations/{pid}")
+    async def dsp_raising() -> None:
+        assert error is not None
+        raise error
+
+    @app.websocket("/ws")
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.close()
 
     @app.post("/bodies")
     async def bodies(items: list[Body]) -> int:
@@ -452,3 +461,103 @@ def test_a_problem_without_instance_has_none() -> None:
         "extra_field": 1,
     }
     assert response.status_code == 409
+
+
+# What the first mutmut run found untested: the DSP form of a problem, the operator's log
+# lines, the instance of every kind, a ``missing`` token whatever its error.
+
+
+class Conflict(BadRequest):
+    """A DSP refusal: the process ids ride on the error."""
+
+    def __init__(self) -> None:
+        super().__init__("negotiation-conflict", "already agreed")
+        self.dsp_pids = {"providerPid": "urn:p", "consumerPid": "urn:c"}
+
+
+def test_a_dsp_refusal_is_also_the_dsp_error_object() -> None:
+    app = _app(Conflict())
+    body = _call(app, path="/dsp/negotiations/x").json()
+    assert body["type"] == "urn:sluis:problem:negotiation-conflict"
+    assert body["@type"] == "ContractNegotiationError"
+    assert body["code"] == "negotiation-conflict"
+    assert body["reason"] == ["already agreed"]
+    assert (body["providerPid"], body["consumerPid"]) == ("urn:p", "urn:c")
+    assert body["instance"] == "/dsp/negotiations/x"
+
+
+def test_a_dsp_problem_without_pids_has_empty_ones() -> None:
+    response = problems.problem(409, "x", "X", "words", instance="/dsp/negotiations/1")
+    body = json.loads(response.body)
+    assert (body["providerPid"], body["consumerPid"]) == ("", "")
+    assert body["code"] == "x"
+    assert body["reason"] == ["words"]
+
+
+def test_a_lone_surrogate_among_several_fields() -> None:
+    response = ProblemResponse({"a": "\udc80", "b": 1})
+    assert response.body == b'{"a":"\\udc80","b":1}'
+
+
+def test_a_missing_token_is_401_whatever_its_error() -> None:
+    response, _, _ = _answer(TokenRejected("missing", "no token", error="invalid_request"))
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="sluis"'
+
+
+def test_a_validation_problem_names_its_path() -> None:
+    assert _call(_app(), "POST", "/body", json={}).json()["instance"] == "/body"
+
+
+def test_a_connector_problem_names_its_path() -> None:
+    _, body, _ = _answer(QueryError("bad query"))
+    assert body["instance"] == "/raise"
+
+
+def test_405_with_a_websocket_route_in_the_app() -> None:
+    response = _call(_app(), "PUT", "/things")
+    assert response.headers["allow"] == "DELETE, GET"
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "sluis.http"]
+
+
+def test_a_misconfigured_dataset_is_logged_as_a_server_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="sluis.http"):
+        _answer(ConnectorConfigError("bad config"))
+    (record,) = [r for r in caplog.records if r.name == "sluis.http"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage().startswith("connector failure on /raise: ConnectorConfigError(")
+
+
+def test_a_certificate_refusal_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="sluis.http"):
+        _answer(CertificateRejected("revoked", "it was revoked"))
+    assert _logged(caplog) == [("INFO", "client certificate refused: revoked: it was revoked")]
+
+
+def test_a_token_refusal_is_logged_by_code(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="sluis.http"):
+        _answer(TokenRejected("expired", "too old"))
+    assert _logged(caplog) == [("INFO", "access token refused: expired")]
+
+
+def test_storage_unavailable_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="sluis.http"):
+        _answer(StorageUnavailable("db down"))
+    assert _logged(caplog) == [("ERROR", "storage unavailable on GET /raise: db down")]
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = RuntimeError("secret path /srv/x")
+    with caplog.at_level("INFO", logger="sluis.http"):
+        _answer(error)
+    (record,) = [r for r in caplog.records if r.name == "sluis.http"]
+    assert (record.levelname, record.getMessage()) == ("ERROR", "unhandled error on GET /raise")
+    assert record.exc_info is not None
+    assert record.exc_info[1] is error
