@@ -55,6 +55,7 @@ class HeadMeter:
         """Start measuring the next head."""
         self.size = 0
         self._line_size: int | None = 0  # None once the request line is complete
+        self._line_cr = False  # the request line read so far ends in CR
         self._lines = 0
         self._tail = b""
         self._content = False  # past the empty lines a client may send before a request
@@ -87,8 +88,13 @@ class HeadMeter:
         self.size += len(head)
         if self._line_size is not None:
             newline = content.find(b"\n")
-            self._line_size += len(content) if newline < 0 else newline
-            if self._line_size > self.limits.max_request_line:
+            line = content if newline < 0 else content[:newline]
+            self._line_size += len(line)
+            if line:
+                self._line_cr = line.endswith(b"\r")
+            # The CR of the line's CRLF is not part of it (method, target and version are):
+            # a line that ends in CR so far may be one byte over, until its next byte says.
+            if self._line_size - self._line_cr > self.limits.max_request_line:
                 raise HeadRefused(
                     414,
                     "request-line-too-long",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from gateway.http.connection_limits import (
     MAX_REFUSING,
@@ -11,6 +12,7 @@ from gateway.http.connection_limits import (
     ConnectionLimits,
 )
 from gateway.http.head_meter import HeadLimits
+from gateway.settings import Settings
 
 
 def _counter(total: int, per_source: int, *proxies: str) -> ConnectionCounter:
@@ -75,3 +77,99 @@ def test_over_the_cap_a_few_are_refused_with_503_then_dropped() -> None:
     counter.forget(Admission.ADMITTED, "192.0.2.1")
     assert counter.accept("192.0.2.1") is Admission.ADMITTED
     assert (counter.total, counter.refusing) == (1, MAX_REFUSING)
+
+
+def test_each_cap_exactly_at_its_limit() -> None:
+    counter = _counter(3, 2)
+    assert [counter.admit("192.0.2.1") for _ in range(3)] == [True, True, False]
+    assert counter.per_source == {"192.0.2.1": 2}
+    assert counter.admit("192.0.2.2")  # the third in all: at the total cap
+    assert not counter.admit("192.0.2.3")
+    assert (counter.total, counter.per_source) == (3, {"192.0.2.1": 2, "192.0.2.2": 1})
+
+
+def test_a_connection_without_an_address_counts_only_in_the_total() -> None:
+    counter = _counter(2, 1)
+    assert counter.admit(None)
+    assert counter.admit(None)  # no per-source cap without a source
+    assert not counter.admit(None)  # the total still binds
+    assert counter.per_source == {}
+    counter.release(None)
+    assert (counter.total, counter.per_source) == (1, {})
+
+
+def test_a_source_that_is_not_an_address_is_capped() -> None:
+    counter = _counter(10, 1, "0.0.0.0/0", "::/0")  # every address exempt, not this one
+    assert counter.admit("unix:/run/sluis.sock")
+    assert not counter.admit("unix:/run/sluis.sock")
+    assert counter.admit("192.0.2.1")
+    assert counter.admit("192.0.2.1")
+
+
+def test_an_ipv6_proxy_is_exempt_only_inside_its_network() -> None:
+    counter = _counter(10, 1, "2001:db8::/64")
+    assert counter.admit("2001:db8::1")
+    assert counter.admit("2001:db8::1")
+    assert counter.admit("2001:db8:0:1::1")
+    assert not counter.admit("2001:db8:0:1::1")
+    assert counter.per_source == {"2001:db8:0:1::1": 1}
+
+
+def test_release_forgets_a_source_at_zero_only() -> None:
+    counter = _counter(10, 3)
+    counter.admit("192.0.2.1")
+    counter.admit("192.0.2.1")
+    counter.release("192.0.2.1")
+    assert counter.per_source == {"192.0.2.1": 1}
+    counter.release("192.0.2.1")
+    assert counter.per_source == {}
+    assert counter.total == 0
+
+
+def test_forgetting_a_dropped_connection_changes_nothing() -> None:
+    counter = _counter(1, 1)
+    assert counter.accept("192.0.2.1") is Admission.ADMITTED
+    assert counter.accept("192.0.2.1") is Admission.REFUSED
+    counter.forget(Admission.DROPPED, "192.0.2.1")
+    assert (counter.total, counter.refusing, counter.per_source) == (1, 1, {"192.0.2.1": 1})
+    counter.forget(Admission.REFUSED, "192.0.2.1")
+    assert (counter.total, counter.refusing) == (1, 0)
+    counter.forget(Admission.ADMITTED, "192.0.2.1")
+    assert (counter.total, counter.refusing, counter.per_source) == (0, 0, {})
+
+
+def test_the_refusals_under_way_are_capped_exactly() -> None:
+    counter = _counter(1, 1)
+    counter.accept("192.0.2.1")
+    for _ in range(MAX_REFUSING):
+        assert counter.accept("192.0.2.9") is Admission.REFUSED  # over the total cap
+    assert counter.refusing == MAX_REFUSING
+    assert counter.accept("192.0.2.9") is Admission.DROPPED
+    assert counter.refusing == MAX_REFUSING
+    assert MAX_REFUSING == 16
+
+
+def test_the_limits_come_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path,
+        http_max_request_line=1001,
+        http_max_header_bytes=20002,
+        http_max_headers=33,
+        http_header_timeout=4.5,
+        http_body_timeout=5.5,
+        http_idle_timeout=6.5,
+        http_send_timeout=7.5,
+        http_max_connections=88,
+        http_max_connections_per_source=9,
+        trusted_proxies=["10.0.0.0/8"],
+    )
+    assert ConnectionLimits.from_settings(settings) == ConnectionLimits(
+        head=HeadLimits(max_request_line=1001, max_head_bytes=20002, max_headers=33),
+        header_timeout=4.5,
+        body_timeout=5.5,
+        idle_timeout=6.5,
+        send_timeout=7.5,
+        max_connections=88,
+        max_connections_per_source=9,
+        unlimited_sources=(ipaddress.ip_network("10.0.0.0/8"),),
+    )

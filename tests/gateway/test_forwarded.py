@@ -84,3 +84,78 @@ def test_split_never_crashes_on_arbitrary_text(value: str) -> None:
     except ForwardedCertificateError:
         return
     assert all(isinstance(e, dict) for e in elements)
+
+
+# Each refusal's words and each limit exactly at its boundary.
+
+
+def test_the_xfcc_cap_is_exact() -> None:
+    # Padded with a parameter we do not read, so the header parses at the limit.
+    at_cap = "By=" + "x" * (MAX_HEADER - 3)
+    assert len(at_cap) == MAX_HEADER
+    assert pem_from_xfcc(at_cap) is None
+    with pytest.raises(ForwardedCertificateError, match=r"^XFCC header too large$"):
+        pem_from_xfcc(at_cap + "x")
+
+
+def test_the_nginx_cap_is_exact() -> None:
+    at_cap = quote(PEM) + "x" * (MAX_HEADER - len(quote(PEM)))
+    assert len(at_cap) == MAX_HEADER
+    assert pem_from_nginx(at_cap, "SUCCESS") == PEM + "x" * (MAX_HEADER - len(quote(PEM)))
+    with pytest.raises(ForwardedCertificateError, match=r"^ssl-client-cert header too large$"):
+        pem_from_nginx(at_cap + "x", "SUCCESS")
+
+
+@pytest.mark.parametrize(
+    ("verify", "words"),
+    [(None, "NONE"), ("", "NONE"), ("FAILED:expired", "FAILED:expired"), ("success", "success")],
+)
+def test_nginx_refusal_names_the_verdict(verify: str | None, words: str) -> None:
+    with pytest.raises(ForwardedCertificateError) as caught:
+        pem_from_nginx(quote(PEM), verify)
+    assert str(caught.value) == f"proxy did not verify the certificate ({words})"
+
+
+@pytest.mark.parametrize(
+    ("value", "offset"),
+    [("Cert", 0), ("Hash=a;=x", 7), ('Hash=a;Cert="x', 7), ('Hash=a;Cert=x"y', 7)],
+)
+def test_malformed_xfcc_names_its_offset(value: str, offset: int) -> None:
+    with pytest.raises(ForwardedCertificateError) as caught:
+        split_xfcc(value)
+    assert str(caught.value) == f"XFCC is malformed at offset {offset}"
+
+
+@pytest.mark.parametrize(("value", "count"), [("", 0), ("Cert=a,Cert=b", 2), ("a=1,b=2,c=3", 3)])
+def test_xfcc_refusal_counts_the_elements(value: str, count: int) -> None:
+    with pytest.raises(ForwardedCertificateError) as caught:
+        pem_from_xfcc(value)
+    assert str(caught.value) == (
+        f"XFCC must carry exactly one element (proxy in SANITIZE_SET mode), got {count}"
+    )
+
+
+def test_keys_are_lower_cased_and_spaces_around_pairs_ignored() -> None:
+    assert split_xfcc(" CERT=a ; Hash=b ") == [{"cert": "a ", "hash": "b "}]
+
+
+def test_an_unquoted_value_is_taken_as_it_is() -> None:
+    assert split_xfcc(r"Cert=a\b") == [{"cert": "a\\b"}]
+
+
+def test_a_quoted_value_loses_its_quotes_and_escapes() -> None:
+    assert split_xfcc(r'Cert="\\a\"b"') == [{"cert": '\\a"b'}]
+    assert split_xfcc('Cert=""') == [{"cert": ""}]
+
+
+def test_a_trailing_comma_ends_the_only_element() -> None:
+    assert split_xfcc("Cert=a,") == [{"cert": "a"}]
+    assert split_xfcc("Cert=a;") == [{"cert": "a"}]
+
+
+def test_an_empty_cert_is_no_certificate() -> None:
+    assert pem_from_xfcc('Cert="";Hash=x') is None
+
+
+def test_a_cert_without_a_chain_is_the_leaf_alone() -> None:
+    assert pem_from_xfcc(f"Cert={quote(PEM)}") == PEM
