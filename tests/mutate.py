@@ -47,6 +47,7 @@ class Module:
     name: str
     mutate: tuple[str, ...]
     tests: tuple[str, ...]
+    args: tuple[str, ...] = ()  # more pytest arguments (``-k``), for this module's runs only
 
 
 # Most security-relevant first: token checks, the audit log's proofs, the policy engine.
@@ -122,7 +123,38 @@ MODULES = (
             "tests/connectors/test_files_hostile.py",
         ),
     ),
-    Module("gateway/exchange", ("gateway/exchange/*.py",), ("tests/gateway/test_exchange.py",)),
+    # The audited exchange, on SQLite only (each test sets up a gateway or a database; the
+    # PostgreSQL twins double every mutant's run and exercise the same lines of these files).
+    # The kill -9 test (a child process under load, seconds) is left out: the crash-cut
+    # exchange test reaches the same restart path.
+    Module(
+        "gateway/exchange/service",
+        ("gateway/exchange/service.py",),
+        (
+            "tests/gateway/test_exchange_service.py",
+            "tests/gateway/test_write_path.py",
+            "tests/gateway/test_stream_end.py",
+            "tests/gateway/test_audit_before_data.py",
+            "tests/gateway/test_passthrough.py",
+            "tests/gateway/test_exchange.py",
+        ),
+        ("-k", "not postgresql and not kill_9"),
+    ),
+    Module(
+        "gateway/exchange/private+input+repository",
+        (
+            "gateway/exchange/private.py",
+            "gateway/exchange/policy_input.py",
+            "gateway/exchange/repository.py",
+        ),
+        (
+            "tests/gateway/test_exchange_service.py",
+            "tests/gateway/test_private_exchange.py",
+            "tests/gateway/test_policy_state.py",
+            "tests/gateway/test_write_path.py",
+        ),
+        ("-k", "not postgresql and not kill_9"),
+    ),
     Module(
         "gateway/http",
         ("gateway/http/*.py",),
@@ -163,7 +195,7 @@ def write_settings(pyproject: Path, module: Module) -> None:
         "source_paths": list(PACKAGES),  # all copied (imports), only ``only_mutate`` mutated
         "only_mutate": list(module.mutate),
         "also_copy": ["examples", "docs", "helm", "bench", ".ci"],
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", *module.args],
         "pytest_add_cli_args_test_selection": list(module.tests),
         "use_git_change_detection": False,
         # A mutant that loops (a split point moved the wrong way) is a timeout, not a

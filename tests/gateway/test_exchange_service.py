@@ -1,0 +1,436 @@
+"""The audited exchange's own contract, entry by entry (issue 18: mutation testing).
+
+``ExchangeService`` on a real SQLite database and audit log, called in process (no HTTP):
+what each permit, denial and completion entry holds, field by field; the refusals' codes
+and sentences; the use count it remembers; how a stream ends exactly once. The end-to-end
+tests (``test_exchange.py``, over mTLS) show the same paths through the API; these pin the
+details a refactor could change without any of those noticing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from opentelemetry import metrics, trace
+
+from connectors import ConnectorError, Format, Query
+from connectors.errors import UnknownColumn
+from gateway.agreements.schemas import AgreementRequest
+from gateway.agreements.service import AgreementService
+from gateway.audit.entry import Actor, AuditEntry
+from gateway.audit.log import AuditLog
+from gateway.audit.repository import EntryFilter
+from gateway.auth.tokens import AccessClaims, TokenRejected
+from gateway.datasets.factory import create_connector
+from gateway.datasets.service import DatasetService
+from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.exchange.service import ExchangeService, Rest, _Stats
+from gateway.oauth.service import TokenCaller
+from gateway.storage.db import Database
+from gateway.telemetry import Telemetry
+from tests.audit.logs import ORIGIN, SIGNER
+from tests.support.databases import database_url
+from tests.support.exchange_world import party
+from tests.support.registry import register_dataset, register_participants
+
+PROVIDER, CONSUMER = "NTRNL-20000001", "NTRNL-20000002"
+PURPOSE = "https://w3id.org/dpv#AcademicResearch"
+ROWS = {
+    "machine": ["X200", "X300", "X400"],
+    "temp_c": [61.5, 70.25, 80.0],
+    "owner": ["a", "b", "c"],
+}
+COLUMNS = """
+uid: urn:sluis:policy:columns
+type: Offer
+target: urn:sluis:dataset:columns
+permissions:
+  - action: read
+    constraints: [[count, lteq, 2]]
+    data: {columns: [machine, temp_c]}
+"""
+AGGREGATES = """
+uid: urn:sluis:policy:aggregates
+type: Offer
+target: urn:sluis:dataset:aggregates
+permissions:
+  - action: read
+    data: {columns: [machine, temp_c], min_group_size: 2}
+"""
+POLICIES = {"columns": COLUMNS, "aggregates": AGGREGATES}
+ASK = Query(columns=("machine", "temp_c"))
+
+
+def _caller(*datasets: str) -> TokenCaller:
+    return TokenCaller(
+        party(CONSUMER, "consumer"),
+        AccessClaims(
+            issuer="i", subject=CONSUMER, client_id="client-7", audience=("a",),
+            scopes=frozenset(f"dataset:{d}" for d in datasets), jti="j", issued_at=0,
+            expires_at=2**40, thumbprint="t",
+        ),
+    )  # fmt: skip
+
+
+CALLER = _caller(*POLICIES, "missing", "unagreed")
+
+
+@dataclass
+class World:
+    db: Database
+    log: AuditLog
+    agreements: AgreementService
+    exchange: ExchangeService
+
+    async def entries(self) -> list[AuditEntry]:
+        return [r.entry for r in await self.log.entries(EntryFilter(limit=1000))]
+
+    async def last(self, event: str = "access-decision") -> AuditEntry:
+        await self.log.settled()
+        return [e for e in await self.entries() if e.event == event][-1]
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> Iterator[str]:
+    with database_url("sqlite", tmp_path) as found:
+        yield found
+
+
+@asynccontextmanager
+async def world(url: str, root: Path, *, owner: str = "gw-1") -> AsyncIterator[World]:
+    """The datasets over one Parquet file, agreed by the consumer; ``unagreed`` too,
+    without an agreement."""
+    pq.write_table(pa.table(ROWS), root / "rows.parquet")
+    connector = {"type": "files", "root": str(root), "path": "rows.parquet", "format": "parquet"}
+    setup = Database(url)
+    await setup.upgrade()
+    await register_participants(
+        setup, [(PROVIDER, "P", ["provider"]), (CONSUMER, "C", ["consumer"])]
+    )
+    for dataset, policy in {
+        **POLICIES,
+        "unagreed": COLUMNS.replace(":columns", ":unagreed"),
+    }.items():
+        await register_dataset(
+            setup, dataset, provider=PROVIDER, policy=policy, connector=connector
+        )
+    await setup.dispose()
+    db = Database(url)
+    telemetry = Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
+    datasets = DatasetService(db, create_connector)
+    log = AuditLog(db, SIGNER, ORIGIN)
+    agreements = AgreementService(db, datasets, log)
+    exchange = ExchangeService(db, datasets, agreements, log, telemetry, owner=owner)
+    try:
+        for dataset in POLICIES:
+            asked = await agreements.request(
+                party(CONSUMER, "consumer"), AgreementRequest(dataset=dataset, purpose=PURPOSE),
+                now=datetime.now(UTC),
+            )  # fmt: skip
+            assert asked.agreement.state == "active"
+        yield World(db, log, agreements, exchange)
+    finally:
+        await log.close()
+        await db.dispose()
+
+
+def _run(url: str, root: Path, body: Callable[[World], Awaitable[None]]) -> None:
+    async def run() -> None:
+        async with world(url, root) as w:
+            await body(w)
+
+    asyncio.run(run())
+
+
+async def _drain(rest: Rest) -> bytes:
+    got = b""
+    async for chunk in rest:
+        got += chunk
+    await rest.aclose()
+    return got
+
+
+def test_a_permit_and_its_completion_hold_every_field(url: str, tmp_path: Path) -> None:
+    """The decision entry names who, what, under which agreement and policy; the completion
+    names the same exchange with its rows, bytes and duration."""
+
+    async def body(w: World) -> None:
+        outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source="10.1.2.3")
+        assert outcome.media_type == Format.JSONL.media_type
+        assert outcome.headers == {}
+        sent = outcome.first + await _drain(outcome.rest)
+        assert sent.count(b"\n") == 3
+        assert b"X400" in sent
+        assert b"owner" not in sent
+        permit = await w.last()
+        agreement = await w.agreements.active(CONSUMER, "columns")
+        assert agreement is not None
+        assert permit.actor == Actor(
+            participant=CONSUMER, client="client-7", certificate="t", source="10.1.2.3"
+        )
+        assert (permit.dataset, permit.action, permit.purpose) == ("columns", "read", PURPOSE)
+        assert permit.decision is not None
+        assert permit.decision.result == "permit"
+        assert permit.decision.policy_id == "urn:sluis:policy:columns"
+        assert permit.decision.policy_hash == agreement.policy_hash
+        assert permit.decision.reasons == ()
+        assert permit.target == f"agreement:{agreement.id}"
+        assert permit.privacy is None
+        assert permit.request_id is not None
+        assert re.fullmatch("[0-9a-f]{32}", permit.request_id)
+        assert (permit.rows, permit.bytes) == (None, None)
+        assert outcome.receipt.index == len(await w.entries()) - 2  # the completion came after
+        done = await w.last("exchange-completed")
+        assert done.request_id == permit.request_id
+        assert done.actor == permit.actor
+        assert (done.dataset, done.action, done.purpose) == ("columns", "read", None)
+        assert (done.rows, done.bytes) == (3, len(sent))
+        assert outcome.stats.rows == 3
+        assert outcome.stats.bytes == len(sent)
+        assert done.decision is not None
+        assert done.decision.result == "permit"
+        assert done.decision.policy_id is None
+        assert len(done.decision.reasons) == 2
+        assert done.decision.reasons[0] == "permit"
+        assert re.fullmatch(r"seconds=\d+\.\d{3}", done.decision.reasons[1])
+
+    _run(url, tmp_path, body)
+
+
+def test_each_query_is_a_new_exchange_and_spends_one_use(url: str, tmp_path: Path) -> None:
+    """Two uses, then the count limit denies; each permit has its own exchange id."""
+
+    async def body(w: World) -> None:
+        ids = []
+        for _ in range(2):
+            outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+            await _drain(outcome.rest)
+            ids.append((await w.last()).request_id)
+        assert ids[0] != ids[1]
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        assert refused.value.code == "policy-denied"
+        assert refused.value.detail == (
+            "the usage policy does not allow this (no_active_permission)"
+        )
+        denial = await w.last()
+        assert denial.decision is not None
+        assert denial.decision.result == "deny"
+        assert denial.decision.reasons[0] == "no_active_permission"
+        assert len(denial.decision.reasons) > 1  # the explanation follows the reason
+        assert denial.decision.policy_id == "urn:sluis:policy:columns"
+        assert denial.request_id is None
+        assert denial.privacy is None
+        assert denial.purpose == PURPOSE
+
+    _run(url, tmp_path, body)
+
+
+def test_a_column_the_policy_keeps_is_named_in_the_refusal(url: str, tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        ask = Query(columns=("machine", "owner"))
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange.query(CALLER, "columns", ask, Format.JSONL, source=None)
+        assert refused.value.code == "column-not-allowed"
+        assert refused.value.detail == "the usage policy does not release the column(s) 'owner'"
+
+    _run(url, tmp_path, body)
+
+
+def test_rows_of_an_aggregates_only_dataset_are_refused(url: str, tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange.query(CALLER, "aggregates", ASK, Format.JSONL, source=None)
+        assert refused.value.code == "aggregate-required"
+        assert refused.value.detail == (
+            "the usage policy allows aggregates only: group by columns and ask for functions"
+        )
+
+    _run(url, tmp_path, body)
+
+
+def test_an_unknown_column_is_a_400_audited_with_its_name(url: str, tmp_path: Path) -> None:
+    """The raw name is kept in the entry, cut at 500 characters like every reason."""
+
+    async def body(w: World) -> None:
+        name = "n" * 600
+        ask = Query(columns=("machine", name))
+        with pytest.raises(UnknownColumn):
+            await w.exchange.query(CALLER, "columns", ask, Format.JSONL, source=None)
+        denial = await w.last()
+        assert denial.decision is not None
+        assert denial.decision.result == "deny"
+        assert denial.decision.policy_id is None
+        said = str(UnknownColumn(name))  # the error's own text is short; the raw name is not
+        assert denial.decision.reasons == ("unknown_column", said, name[:500])
+
+    _run(url, tmp_path, body)
+
+
+def test_without_an_agreement_the_denial_names_no_agreement(url: str, tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange.query(CALLER, "unagreed", ASK, Format.JSONL, source="s")
+        assert refused.value.code == "no-agreement"
+        assert refused.value.detail == "no active agreement for dataset unagreed"
+        denial = await w.last()
+        assert denial.decision is not None
+        assert denial.decision.result == "deny"
+        assert denial.decision.reasons == ("no-agreement",)
+        assert (denial.dataset, denial.purpose, denial.target) == ("unagreed", None, None)
+        assert denial.actor.source == "s"
+
+    _run(url, tmp_path, body)
+
+
+def test_a_token_without_the_scope_is_refused_before_anything(url: str, tmp_path: Path) -> None:
+    """403 insufficient_scope for a dataset that exists, 404 for one that does not; neither
+    is an exchange, so nothing is written."""
+
+    async def body(w: World) -> None:
+        before = len(await w.entries())
+        with pytest.raises(TokenRejected) as refused:
+            await w.exchange.query(_caller("aggregates"), "columns", ASK, Format.JSONL, source=None)
+        assert refused.value.code == "insufficient-scope"
+        assert refused.value.detail == "the token lacks the scope dataset:columns"
+        assert refused.value.error == "insufficient_scope"
+        with pytest.raises(NotFound):
+            await w.exchange.query(_caller("columns"), "nowhere", ASK, Format.JSONL, source=None)
+        assert len(await w.entries()) == before
+
+    _run(url, tmp_path, body)
+
+
+def test_the_wrong_kind_of_call_is_refused_by_name(url: str, tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        with pytest.raises(BadRequest) as refused:
+            await w.exchange.call_api(CALLER, "columns", "GET", "x", None, source=None)
+        assert refused.value.code == "not-an-api"
+        assert refused.value.detail == "columns is a table: use /query or /data"
+        with pytest.raises(NotFound) as missing:
+            await w.exchange.privacy_budget(CALLER, "columns", source=None)
+        assert missing.value.code == "no-privacy-budget"
+        assert missing.value.detail == "dataset columns has no privacy budget"
+
+    _run(url, tmp_path, body)
+
+
+def test_a_stream_ends_once_and_stops(url: str, tmp_path: Path) -> None:
+    """Read to its end, then closed, then read again: one completion, ``permit``."""
+
+    async def body(w: World) -> None:
+        outcome = await w.exchange.query(CALLER, "columns", ASK, Format.CSV, source=None)
+        await _drain(outcome.rest)
+        await outcome.rest.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await anext(outcome.rest)
+        await w.log.settled()
+        done = [e for e in await w.entries() if e.event == "exchange-completed"]
+        assert len(done) == 1
+        assert done[0].decision is not None
+        assert done[0].decision.reasons[0] == "permit"
+
+    _run(url, tmp_path, body)
+
+
+def test_a_stream_closed_early_is_interrupted(url: str, tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        await outcome.rest.aclose()
+        done = await w.last("exchange-completed")
+        assert done.decision is not None
+        assert done.decision.reasons[0] == "interrupted"
+        assert done.rows == 3  # the first chunk was pulled: the batch it came from counted
+        assert done.bytes == len(outcome.first)
+
+    _run(url, tmp_path, body)
+
+
+class _Broken(ConnectorError):
+    code = "source_broke"
+    public_reason = "p" * 600
+
+
+async def _failing() -> AsyncIterator[bytes]:
+    yield b"abc"
+    raise _Broken("host db.internal said no")
+
+
+def test_a_stream_that_fails_ends_with_the_code_and_public_reason() -> None:
+    """``failed: <code>`` and the public sentence (cut at 500), never the private text."""
+    ended: list[tuple[str, ConnectorError | None]] = []
+
+    async def finish(result: str, failure: ConnectorError | None) -> None:
+        ended.append((result, failure))
+
+    async def run() -> _Stats:
+        stats = _Stats()
+        rest = Rest(_failing(), stats, finish)
+        assert await anext(rest) == b"abc"
+        with pytest.raises(_Broken):
+            await anext(rest)
+        await rest.aclose()
+        return stats
+
+    stats = asyncio.run(run())
+    assert stats.bytes == 3
+    assert len(ended) == 1
+    assert ended[0][0] == "failed: source_broke"
+    assert isinstance(ended[0][1], _Broken)
+
+
+def test_a_remembered_count_never_goes_down(url: str, tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        key = ("c", "d", "h")
+        start = datetime.now(UTC)
+        w.exchange._remember(key, 2, None)  # type: ignore[arg-type]
+        assert key not in w.exchange._seen
+        w.exchange._remember(key, 2, start)  # type: ignore[arg-type]
+        w.exchange._remember(key, 1, start)  # type: ignore[arg-type]
+        assert w.exchange._seen[key] == (2, start)  # type: ignore[index]
+        w.exchange._remember(key, 3, start)  # type: ignore[arg-type]
+        assert w.exchange._seen[key] == (3, start)  # type: ignore[index]
+
+    _run(url, tmp_path, body)
+
+
+def test_a_restart_closes_only_its_own_open_exchanges(url: str, tmp_path: Path) -> None:
+    """Each open exchange of this owner gets one ``interrupted`` completion naming it."""
+
+    async def body(w: World) -> None:
+        first = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        second = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        assert first.first
+        assert second.first
+        now = datetime.now(UTC)
+        other = ExchangeService(w.db, w.exchange.datasets, w.agreements, w.log,
+                                w.exchange.telemetry, owner="gw-2")  # fmt: skip
+        assert await other.close_interrupted(now=now) == 0
+        assert await w.exchange.close_interrupted(now=now) == 2
+        assert await w.exchange.close_interrupted(now=now) == 0
+        entries = await w.entries()
+        permits = {e.request_id for e in entries if e.event == "access-decision"}
+        ended = [e for e in entries if e.event == "exchange-completed"]
+        assert {e.request_id for e in ended} == permits
+        assert len(ended) == 2
+        for entry in ended:
+            assert entry.time == now
+            assert entry.actor == Actor(participant=CONSUMER)
+            assert (entry.dataset, entry.action) == ("columns", "read")
+            assert entry.decision is not None
+            assert entry.decision.result == "permit"
+            assert entry.decision.reasons == (
+                "interrupted",
+                "the gateway stopped before the exchange ended",
+            )
+
+    _run(url, tmp_path, body)
