@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from opentelemetry import metrics, trace
+from sqlalchemy import event
 
 from connectors import ConnectorError, Format, Query
 from connectors.errors import UnknownColumn
 from gateway.agreements.schemas import AgreementRequest
-from gateway.agreements.service import AgreementService
+from gateway.agreements.service import AgreementService, key_of
 from gateway.audit.entry import Actor, AuditEntry
 from gateway.audit.log import AuditLog
 from gateway.audit.repository import EntryFilter
@@ -66,7 +67,13 @@ permissions:
   - action: read
     data: {columns: [machine, temp_c], min_group_size: 2}
 """
-POLICIES = {"columns": COLUMNS, "aggregates": AGGREGATES}
+RATED = """
+uid: urn:sluis:policy:rated
+type: Offer
+target: urn:sluis:dataset:rated
+permissions: [{action: read, data: {rate_limit: 2/PT1H}}]
+"""
+POLICIES = {"columns": COLUMNS, "aggregates": AGGREGATES, "rated": RATED}
 ASK = Query(columns=("machine", "temp_c"))
 
 
@@ -432,5 +439,64 @@ def test_a_restart_closes_only_its_own_open_exchanges(url: str, tmp_path: Path) 
                 "interrupted",
                 "the gateway stopped before the exchange ended",
             )
+
+    _run(url, tmp_path, body)
+
+
+def test_a_count_is_remembered_only_for_a_policy_without_rates(url: str, tmp_path: Path) -> None:
+    """After a committed use the replica knows the count (the next decision reads nothing);
+    under a rate-limited policy the usage is read for every decision."""
+
+    async def body(w: World) -> None:
+        for dataset in ("columns", "rated"):
+            outcome = await w.exchange.query(CALLER, dataset, ASK, Format.JSONL, source=None)
+            await _drain(outcome.rest)
+        columns = await w.agreements.active(CONSUMER, "columns")
+        assert columns is not None
+        assert w.exchange._seen[key_of(columns)] == (1, columns.decided_at)
+        rated = await w.agreements.active(CONSUMER, "rated")
+        assert rated is not None
+        seen: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            seen.append(" ".join(statement.split()).upper())
+
+        engine = w.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            for dataset in ("columns", "rated"):
+                seen.clear()
+                outcome = await w.exchange.query(CALLER, dataset, ASK, Format.JSONL, source=None)
+                await _drain(outcome.rest)
+                reads = [s for s in seen if s.startswith("SELECT") and "USAGE_STATE" in s]
+                assert bool(reads) == (dataset == "rated"), (dataset, seen)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert w.exchange._seen[key_of(columns)] == (2, columns.decided_at)
+
+    _run(url, tmp_path, body)
+
+
+def test_a_rate_limit_spent_meanwhile_refuses_the_use_at_commit(url: str, tmp_path: Path) -> None:
+    """Two requests decided on the same rate window's count (one use left); the first
+    commits, the second is asked again at the fresh count: denied, audited, not spent."""
+
+    async def body(w: World) -> None:
+        outcome = await w.exchange.query(CALLER, "rated", ASK, Format.JSONL, source=None)
+        await _drain(outcome.rest)
+        ctxs = [await w.exchange._prelude(CALLER, "rated", None) for _ in range(2)]
+        decided = [await w.exchange._decide_and_spend(c, ASK, None) for c in ctxs]
+        assert [d[2].counts for d in decided] == [(1,), (1,)]
+        await w.exchange._permit(ctxs[0], decided[0][0], decided[0][2])
+        assert decided[0][2].spent == 2
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange._permit(ctxs[1], decided[1][0], decided[1][2])
+        assert refused.value.code == "policy-denied"
+        assert decided[1][2].spent is None
+        results = [e.decision.result for e in await w.entries() if e.dataset == "rated"
+                   and e.event == "access-decision" and e.decision]  # fmt: skip
+        assert results == ["permit", "permit", "deny"]
+        with pytest.raises(Forbidden):  # the window is full: refused before any spend
+            await w.exchange.query(CALLER, "rated", ASK, Format.JSONL, source=None)
 
     _run(url, tmp_path, body)
