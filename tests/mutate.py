@@ -200,7 +200,16 @@ def write_settings(pyproject: Path, module: Module) -> None:
         "source_paths": list(PACKAGES),  # all copied (imports), only ``only_mutate`` mutated
         "only_mutate": list(module.mutate),
         "also_copy": ["examples", "docs", "helm", "bench", ".ci"],
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", *module.args],
+        # Its own temporary root: under the shared ``pytest-of-<user>`` a cleanup racing
+        # another run left pytest's own directory scan open, an unraisable ResourceWarning
+        # (an error here) that failed a clean run.
+        "pytest_add_cli_args": [
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--basetemp={tree_of(module)}-tmp",
+            *module.args,
+        ],
         "pytest_add_cli_args_test_selection": list(module.tests),
         "use_git_change_detection": False,
         # A mutant that loops (a split point moved the wrong way) is a timeout, not a

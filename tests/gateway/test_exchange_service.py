@@ -10,11 +10,15 @@ details a refactor could change without any of those noticing.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from sqlalchemy import event
 
 from connectors import ConnectorError, Format, Query
 from connectors.errors import UnknownColumn
+from connectors.query import AggFunc, Aggregate
 from gateway.agreements.schemas import AgreementRequest
 from gateway.agreements.service import AgreementService, key_of
 from gateway.audit.entry import Actor, AuditEntry
@@ -43,6 +48,7 @@ from tests.audit.logs import ORIGIN, SIGNER
 from tests.support.databases import database_url
 from tests.support.exchange_world import party
 from tests.support.registry import register_dataset, register_participants
+from tests.support.upstream import Upstream
 
 PROVIDER, CONSUMER = "NTRNL-20000001", "NTRNL-20000002"
 PURPOSE = "https://w3id.org/dpv#AcademicResearch"
@@ -68,13 +74,35 @@ permissions:
   - action: read
     data: {columns: [machine, temp_c], min_group_size: 2}
 """
+ORDERS = [{"order": 1, "customer": "Secret BV"}, {"order": 2, "customer": "Hidden NV"}]
+API = """
+uid: urn:sluis:policy:api
+type: Offer
+target: urn:sluis:dataset:api
+permissions: [{action: read, data: {columns: [order]}}]
+"""
 RATED = """
 uid: urn:sluis:policy:rated
 type: Offer
 target: urn:sluis:dataset:rated
 permissions: [{action: read, data: {rate_limit: 2/PT1H}}]
 """
-POLICIES = {"columns": COLUMNS, "aggregates": AGGREGATES, "rated": RATED}
+PRIVATE = """
+uid: urn:sluis:policy:private
+type: Offer
+target: urn:sluis:dataset:private
+permissions:
+  - action: read
+    data:
+      columns: [machine, temp_c]
+      min_group_size: 1
+      privacy_unit: owner
+      privacy_budget: 1.0/P30D
+      query_epsilon: 0.25
+      query_delta: 1.0e-6
+      bounds: {temp_c: [0, 100]}
+"""
+POLICIES = {"columns": COLUMNS, "aggregates": AGGREGATES, "rated": RATED, "private": PRIVATE}
 ASK = Query(columns=("machine", "temp_c"))
 
 
@@ -89,7 +117,7 @@ def _caller(*datasets: str) -> TokenCaller:
     )  # fmt: skip
 
 
-CALLER = _caller(*POLICIES, "missing", "unagreed")
+CALLER = _caller(*POLICIES, "missing", "unagreed", "api")
 
 
 @dataclass
@@ -98,6 +126,7 @@ class World:
     log: AuditLog
     agreements: AgreementService
     exchange: ExchangeService
+    upstream: Upstream
 
     async def entries(self) -> list[AuditEntry]:
         return [r.entry for r in await self.log.entries(EntryFilter(limit=1000))]
@@ -131,6 +160,12 @@ async def world(url: str, root: Path, *, owner: str = "gw-1") -> AsyncIterator[W
         await register_dataset(
             setup, dataset, provider=PROVIDER, policy=policy, connector=connector
         )
+    upstream = _upstream()
+    api = {
+        "type": "http-passthrough", "base_url": upstream.url, "allow_networks": ["127.0.0.1/32"],
+        "routes": [{"method": "GET", "path": p} for p in ("/orders", "/gone", "/broken")],
+    }  # fmt: skip
+    await register_dataset(setup, "api", provider=PROVIDER, policy=API, connector=api)
     await setup.dispose()
     db = Database(url)
     telemetry = Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
@@ -139,16 +174,40 @@ async def world(url: str, root: Path, *, owner: str = "gw-1") -> AsyncIterator[W
     agreements = AgreementService(db, datasets, log)
     exchange = ExchangeService(db, datasets, agreements, log, telemetry, owner=owner)
     try:
-        for dataset in POLICIES:
+        for dataset in (*POLICIES, "api"):
             asked = await agreements.request(
                 party(CONSUMER, "consumer"), AgreementRequest(dataset=dataset, purpose=PURPOSE),
                 now=datetime.now(UTC),
             )  # fmt: skip
             assert asked.agreement.state == "active"
-        yield World(db, log, agreements, exchange)
+        yield World(db, log, agreements, exchange, upstream)
     finally:
         await log.close()
         await db.dispose()
+        upstream.close()
+
+
+def _upstream() -> Upstream:
+    """A loopback API: ``/orders`` answers two orders, ``/gone`` 404, ``/broken`` 500."""
+    upstream: Upstream
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            upstream.hits.append(self.path)
+            status = {"/orders": 200, "/gone": 404}.get(self.path, 500)
+            body = json.dumps(ORDERS if status == 200 else {"error": "db password=x"}).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    upstream = Upstream(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+    threading.Thread(target=upstream.server.serve_forever, daemon=True).start()
+    return upstream
 
 
 def _run(url: str, root: Path, body: Callable[[World], Awaitable[None]]) -> None:
@@ -499,5 +558,153 @@ def test_a_rate_limit_spent_meanwhile_refuses_the_use_at_commit(url: str, tmp_pa
         assert results == ["permit", "permit", "deny"]
         with pytest.raises(Forbidden):  # the window is full: refused before any spend
             await w.exchange.query(CALLER, "rated", ASK, Format.JSONL, source=None)
+
+    _run(url, tmp_path, body)
+
+
+SUM = Query(aggregates=(Aggregate(AggFunc.SUM, "temp_c"),))
+
+
+def test_a_private_query_spends_its_epsilon_with_the_use(url: str, tmp_path: Path) -> None:
+    """Each permit records the epsilon and the budget spent with it; the response tells the
+    consumer what is left; the budget's end is the plain denial."""
+
+    async def body(w: World) -> None:
+        budget = await w.exchange.privacy_budget(CALLER, "private", source=None)
+        assert (budget.epsilon, budget.spent, budget.period) == (Decimal(1), 0, "P30D")
+        left = []
+        for _ in range(4):
+            outcome = await w.exchange.query(CALLER, "private", SUM, Format.JSONL, source=None)
+            await _drain(outcome.rest)
+            assert outcome.headers["Sluis-Privacy-Epsilon"] == "0.25"
+            assert outcome.headers["Sluis-Privacy-Noise-Scale"] == "sum_temp_c=400"
+            left.append(outcome.headers["Sluis-Privacy-Budget-Remaining"])
+            permit = await w.last()
+            assert permit.privacy is not None
+            assert permit.privacy.epsilon == "0.25"
+            assert permit.privacy.delta == "0.000001"
+            assert (permit.privacy.budget, permit.privacy.period) == ("1", "P30D")
+        assert left == ["0.75/P30D", "0.5/P30D", "0.25/P30D", "0/P30D"]
+        spent = [e.privacy.spent for e in await w.entries() if e.privacy is not None]
+        assert spent == ["0.25", "0.5", "0.75", "1"]
+        budget = await w.exchange.privacy_budget(CALLER, "private", source=None)
+        assert budget.spent == Decimal(1)
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange.query(CALLER, "private", SUM, Format.JSONL, source=None)
+        assert refused.value.code == "policy-denied"
+        denial = await w.last()
+        assert denial.privacy is None
+        assert denial.request_id is None
+
+    _run(url, tmp_path, body)
+
+
+def test_a_budget_spent_meanwhile_refuses_the_query_at_commit(url: str, tmp_path: Path) -> None:
+    """Two queries decided with one query's epsilon left: the second, asked again at the
+    spends the first committed, is denied and audited, and spends nothing."""
+
+    async def body(w: World) -> None:
+        for _ in range(3):
+            outcome = await w.exchange.query(CALLER, "private", SUM, Format.JSONL, source=None)
+            await _drain(outcome.rest)
+        ctxs = [await w.exchange._prelude(CALLER, "private", None) for _ in range(2)]
+        decided = [await w.exchange._decide_and_spend(c, SUM, None) for c in ctxs]
+        await w.exchange._permit(ctxs[0], decided[0][0], decided[0][2])
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange._permit(ctxs[1], decided[1][0], decided[1][2])
+        assert refused.value.code == "policy-denied"
+        assert decided[1][2].spent is None
+        budget = await w.exchange.privacy_budget(CALLER, "private", source=None)
+        assert budget.spent == Decimal(1)
+        results = [e.decision.result for e in await w.entries() if e.dataset == "private"
+                   and e.event == "access-decision" and e.decision]  # fmt: skip
+        assert results == ["permit"] * 4 + ["deny"]
+
+    _run(url, tmp_path, body)
+
+
+def test_an_api_call_is_decided_audited_and_narrowed(url: str, tmp_path: Path) -> None:
+    """The answer holds only the fields the policy lists; the completion counts its bytes;
+    an upstream 404 is recorded as ``upstream-refused: 404``."""
+
+    async def body(w: World) -> None:
+        proxied, receipt, checkpoint = await w.exchange.call_api(
+            CALLER, "api", "get", "orders", None, source="10.0.0.9"
+        )
+        assert json.loads(proxied.body) == [{"order": 1}, {"order": 2}]
+        assert checkpoint.startswith(ORIGIN.encode())
+        permit = await w.last()
+        assert receipt.index == [e.event for e in await w.entries()].index("exchange-completed") - 1
+        assert permit.decision is not None
+        assert permit.decision.result == "permit"
+        assert permit.actor.source == "10.0.0.9"
+        done = await w.last("exchange-completed")
+        assert done.request_id == permit.request_id
+        assert (done.rows, done.bytes) == (0, len(proxied.body))
+        assert done.decision is not None
+        assert done.decision.reasons[0] == "permit"
+        assert len(done.decision.reasons) == 2
+        gone, _, _ = await w.exchange.call_api(CALLER, "api", "GET", "gone", None, source=None)
+        assert (gone.status, gone.body) == (404, b"")
+        done = await w.last("exchange-completed")
+        assert done.decision is not None
+        assert done.decision.reasons[0] == "upstream-refused: 404"
+        assert w.upstream.hits == ["/orders", "/gone"]
+
+    _run(url, tmp_path, body)
+
+
+def test_an_api_call_outside_the_routes_is_denied_before_anything(url: str, tmp_path: Path) -> None:
+    """Refused by the route list: a denial naming the refusal, no use, no upstream call."""
+
+    async def body(w: World) -> None:
+        with pytest.raises(ConnectorError) as refused:
+            await w.exchange.call_api(CALLER, "api", "GET", "secret", None, source="s")
+        denial = await w.last()
+        assert denial.decision is not None
+        assert denial.decision.result == "deny"
+        assert denial.decision.reasons == (refused.value.code, str(refused.value))
+        assert denial.actor.source == "s"
+        assert w.upstream.hits == []
+        with pytest.raises(BadRequest) as table:
+            await w.exchange.query(CALLER, "api", ASK, Format.JSONL, source=None)
+        assert table.value.code == "not-a-table"
+        assert table.value.detail == "api is an API: call /v1/datasets/api/api/..."
+
+    _run(url, tmp_path, body)
+
+
+def test_an_api_call_the_upstream_fails_is_completed_as_failed(url: str, tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        with pytest.raises(ConnectorError) as failed:
+            await w.exchange.call_api(CALLER, "api", "GET", "broken", None, source=None)
+        assert failed.value.code
+        done = await w.last("exchange-completed")
+        assert done.decision is not None
+        assert done.decision.reasons[0] == f"failed: {failed.value.code}"
+        assert done.decision.reasons[2] == failed.value.public_reason
+        assert "password" not in " ".join(done.decision.reasons)
+
+    _run(url, tmp_path, body)
+
+
+def test_two_starts_at_once_close_each_exchange_once(url: str, tmp_path: Path) -> None:
+    """Both read the same open exchanges; each is closed by whichever commits first, and
+    the other start skips it without failing."""
+
+    async def body(w: World) -> None:
+        for _ in range(2):
+            outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+            assert outcome.first
+        now = datetime.now(UTC)
+        twin = ExchangeService(w.db, w.exchange.datasets, w.agreements, w.log,
+                               w.exchange.telemetry, owner="gw-1")  # fmt: skip
+        closed = await asyncio.gather(
+            w.exchange.close_interrupted(now=now), twin.close_interrupted(now=now)
+        )
+        assert sum(closed) == 2
+        ended = [e for e in await w.entries() if e.event == "exchange-completed"]
+        assert len(ended) == 2
+        assert len({e.request_id for e in ended}) == 2
 
     _run(url, tmp_path, body)
