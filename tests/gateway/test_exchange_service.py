@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from opentelemetry import metrics, trace
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from connectors import ConnectorError, Format, Query
 from connectors.errors import UnknownColumn
@@ -42,6 +42,7 @@ from gateway.datasets.service import DatasetService
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.exchange.service import ExchangeService, Rest, _Stats
 from gateway.oauth.service import TokenCaller
+from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.telemetry import Telemetry
 from tests.audit.logs import ORIGIN, SIGNER
@@ -706,5 +707,45 @@ def test_two_starts_at_once_close_each_exchange_once(url: str, tmp_path: Path) -
         ended = [e for e in await w.entries() if e.event == "exchange-completed"]
         assert len(ended) == 2
         assert len({e.request_id for e in ended}) == 2
+
+    _run(url, tmp_path, body)
+
+
+def test_a_restart_that_cannot_write_fails_loudly(url: str, tmp_path: Path) -> None:
+    """The audit store refuses the interruption's entry: the start fails (nothing is
+    recorded as closed), and the exchange stays open for the next start."""
+
+    async def body(w: World) -> None:
+        outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        assert outcome.first
+        async with w.db.session() as session:
+            await session.execute(text(
+                "CREATE TRIGGER outage BEFORE INSERT ON audit_entries "
+                "BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
+            ))  # fmt: skip
+        with pytest.raises(StorageUnavailable):
+            await w.exchange.close_interrupted(now=datetime.now(UTC))
+        async with w.db.session() as session:
+            await session.execute(text("DROP TRIGGER outage"))
+        assert await w.exchange.close_interrupted(now=datetime.now(UTC)) == 1
+
+    _run(url, tmp_path, body)
+
+
+def test_an_agreement_ended_before_the_use_is_named_in_the_denial(url: str, tmp_path: Path) -> None:
+    async def body(w: World) -> None:
+        ctx = await w.exchange._prelude(CALLER, "columns", None)
+        decision, _, spend = await w.exchange._decide_and_spend(ctx, ASK, None)
+        assert ctx.agreement is not None
+        await w.agreements.revoke(
+            ctx.agreement.id, party(PROVIDER, "provider"), "", now=datetime.now(UTC)
+        )
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange._permit(ctx, decision, spend)
+        assert refused.value.code == "no-agreement"
+        assert refused.value.detail == "the agreement ended while this request was decided"
+        denial = await w.last()
+        assert denial.decision is not None
+        assert denial.decision.reasons == ("no-agreement", "the agreement ended before the use")
 
     _run(url, tmp_path, body)
