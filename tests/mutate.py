@@ -141,7 +141,7 @@ MODULES = (
             "tests/gateway/test_write_path.py",
             "tests/gateway/test_stream_end.py",
         ),
-        ("-k", "not postgresql and not kill_9"),
+        ("-k", "not postgresql and not kill_9 and not statements_per_request"),
         timeout_multiplier=8.0,
     ),
     Module(

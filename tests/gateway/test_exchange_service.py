@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -46,7 +47,6 @@ from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.telemetry import Telemetry
 from tests.audit.logs import ORIGIN, SIGNER
-from tests.support.databases import database_url
 from tests.support.exchange_world import party
 from tests.support.registry import register_dataset, register_participants
 from tests.support.upstream import Upstream
@@ -137,18 +137,43 @@ class World:
         return [e for e in await self.entries() if e.event == event][-1]
 
 
+@dataclass(frozen=True)
+class Seed:
+    """A database of its own for one test, copied from the module's template."""
+
+    url: str
+    upstream: Upstream
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Upstream]]:
+    """The world, set up once: migrated, registered and agreed (seconds); each test starts
+    from a copy of its database file."""
+    home = tmp_path_factory.mktemp("exchange-service")
+    upstream = _upstream()
+    try:
+        asyncio.run(_set_up(home, upstream))
+        yield home / "sluis.db", upstream
+    finally:
+        upstream.close()
+
+
 @pytest.fixture
-def url(tmp_path: Path) -> Iterator[str]:
-    with database_url("sqlite", tmp_path) as found:
-        yield found
+def seed(template: tuple[Path, Upstream], tmp_path: Path) -> Seed:
+    database, upstream = template
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{database}{suffix}").exists():
+            shutil.copyfile(f"{database}{suffix}", tmp_path / f"sluis.db{suffix}")
+    upstream.hits.clear()
+    return Seed(f"sqlite+aiosqlite:///{tmp_path / 'sluis.db'}", upstream)
 
 
-@asynccontextmanager
-async def world(url: str, root: Path, *, owner: str = "gw-1") -> AsyncIterator[World]:
+async def _set_up(home: Path, upstream: Upstream) -> None:
     """The datasets over one Parquet file, agreed by the consumer; ``unagreed`` too,
-    without an agreement."""
-    pq.write_table(pa.table(ROWS), root / "rows.parquet")
-    connector = {"type": "files", "root": str(root), "path": "rows.parquet", "format": "parquet"}
+    without an agreement; ``api`` over the loopback upstream."""
+    pq.write_table(pa.table(ROWS), home / "rows.parquet")
+    connector = {"type": "files", "root": str(home), "path": "rows.parquet", "format": "parquet"}
+    url = f"sqlite+aiosqlite:///{home / 'sluis.db'}"
     setup = Database(url)
     await setup.upgrade()
     await register_participants(
@@ -161,31 +186,35 @@ async def world(url: str, root: Path, *, owner: str = "gw-1") -> AsyncIterator[W
         await register_dataset(
             setup, dataset, provider=PROVIDER, policy=policy, connector=connector
         )
-    upstream = _upstream()
     api = {
         "type": "http-passthrough", "base_url": upstream.url, "allow_networks": ["127.0.0.1/32"],
         "routes": [{"method": "GET", "path": p} for p in ("/orders", "/gone", "/broken")],
     }  # fmt: skip
     await register_dataset(setup, "api", provider=PROVIDER, policy=API, connector=api)
     await setup.dispose()
-    db = Database(url)
+    async with world(Seed(url, upstream)) as w:
+        for dataset in (*POLICIES, "api"):
+            asked = await w.agreements.request(
+                party(CONSUMER, "consumer"), AgreementRequest(dataset=dataset, purpose=PURPOSE),
+                now=datetime.now(UTC),
+            )  # fmt: skip
+            assert asked.agreement.state == "active"
+
+
+@asynccontextmanager
+async def world(seed: Seed, *, owner: str = "gw-1") -> AsyncIterator[World]:
+    """The services on ``seed``'s database, as one gateway process holds them."""
+    db = Database(seed.url)
     telemetry = Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
     datasets = DatasetService(db, create_connector)
     log = AuditLog(db, SIGNER, ORIGIN)
     agreements = AgreementService(db, datasets, log)
     exchange = ExchangeService(db, datasets, agreements, log, telemetry, owner=owner)
     try:
-        for dataset in (*POLICIES, "api"):
-            asked = await agreements.request(
-                party(CONSUMER, "consumer"), AgreementRequest(dataset=dataset, purpose=PURPOSE),
-                now=datetime.now(UTC),
-            )  # fmt: skip
-            assert asked.agreement.state == "active"
-        yield World(db, log, agreements, exchange, upstream)
+        yield World(db, log, agreements, exchange, seed.upstream)
     finally:
         await log.close()
         await db.dispose()
-        upstream.close()
 
 
 def _upstream() -> Upstream:
@@ -211,9 +240,9 @@ def _upstream() -> Upstream:
     return upstream
 
 
-def _run(url: str, root: Path, body: Callable[[World], Awaitable[None]]) -> None:
+def _run(seed: Seed, body: Callable[[World], Awaitable[None]]) -> None:
     async def run() -> None:
-        async with world(url, root) as w:
+        async with world(seed) as w:
             await body(w)
 
     asyncio.run(run())
@@ -227,7 +256,7 @@ async def _drain(rest: Rest) -> bytes:
     return got
 
 
-def test_a_permit_and_its_completion_hold_every_field(url: str, tmp_path: Path) -> None:
+def test_a_permit_and_its_completion_hold_every_field(seed: Seed) -> None:
     """The decision entry names who, what, under which agreement and policy; the completion
     names the same exchange with its rows, bytes and duration."""
 
@@ -271,10 +300,10 @@ def test_a_permit_and_its_completion_hold_every_field(url: str, tmp_path: Path) 
         assert done.decision.reasons[0] == "permit"
         assert re.fullmatch(r"seconds=\d+\.\d{3}", done.decision.reasons[1])
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_each_query_is_a_new_exchange_and_spends_one_use(url: str, tmp_path: Path) -> None:
+def test_each_query_is_a_new_exchange_and_spends_one_use(seed: Seed) -> None:
     """Two uses, then the count limit denies; each permit has its own exchange id."""
 
     async def body(w: World) -> None:
@@ -300,10 +329,10 @@ def test_each_query_is_a_new_exchange_and_spends_one_use(url: str, tmp_path: Pat
         assert denial.privacy is None
         assert denial.purpose == PURPOSE
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_column_the_policy_keeps_is_named_in_the_refusal(url: str, tmp_path: Path) -> None:
+def test_a_column_the_policy_keeps_is_named_in_the_refusal(seed: Seed) -> None:
     async def body(w: World) -> None:
         ask = Query(columns=("machine", "owner"))
         with pytest.raises(Forbidden) as refused:
@@ -311,10 +340,10 @@ def test_a_column_the_policy_keeps_is_named_in_the_refusal(url: str, tmp_path: P
         assert refused.value.code == "column-not-allowed"
         assert refused.value.detail == "the usage policy does not release the column(s) 'owner'"
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_rows_of_an_aggregates_only_dataset_are_refused(url: str, tmp_path: Path) -> None:
+def test_rows_of_an_aggregates_only_dataset_are_refused(seed: Seed) -> None:
     async def body(w: World) -> None:
         with pytest.raises(Forbidden) as refused:
             await w.exchange.query(CALLER, "aggregates", ASK, Format.JSONL, source=None)
@@ -323,10 +352,10 @@ def test_rows_of_an_aggregates_only_dataset_are_refused(url: str, tmp_path: Path
             "the usage policy allows aggregates only: group by columns and ask for functions"
         )
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_an_unknown_column_is_a_400_audited_with_its_name(url: str, tmp_path: Path) -> None:
+def test_an_unknown_column_is_a_400_audited_with_its_name(seed: Seed) -> None:
     """The raw name is kept in the entry, cut at 500 characters like every reason."""
 
     async def body(w: World) -> None:
@@ -341,10 +370,10 @@ def test_an_unknown_column_is_a_400_audited_with_its_name(url: str, tmp_path: Pa
         said = str(UnknownColumn(name))  # the error's own text is short; the raw name is not
         assert denial.decision.reasons == ("unknown_column", said, name[:500])
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_without_an_agreement_the_denial_names_no_agreement(url: str, tmp_path: Path) -> None:
+def test_without_an_agreement_the_denial_names_no_agreement(seed: Seed) -> None:
     async def body(w: World) -> None:
         with pytest.raises(Forbidden) as refused:
             await w.exchange.query(CALLER, "unagreed", ASK, Format.JSONL, source="s")
@@ -357,10 +386,10 @@ def test_without_an_agreement_the_denial_names_no_agreement(url: str, tmp_path: 
         assert (denial.dataset, denial.purpose, denial.target) == ("unagreed", None, None)
         assert denial.actor.source == "s"
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_token_without_the_scope_is_refused_before_anything(url: str, tmp_path: Path) -> None:
+def test_a_token_without_the_scope_is_refused_before_anything(seed: Seed) -> None:
     """403 insufficient_scope for a dataset that exists, 404 for one that does not; neither
     is an exchange, so nothing is written."""
 
@@ -375,10 +404,10 @@ def test_a_token_without_the_scope_is_refused_before_anything(url: str, tmp_path
             await w.exchange.query(_caller("columns"), "nowhere", ASK, Format.JSONL, source=None)
         assert len(await w.entries()) == before
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_the_wrong_kind_of_call_is_refused_by_name(url: str, tmp_path: Path) -> None:
+def test_the_wrong_kind_of_call_is_refused_by_name(seed: Seed) -> None:
     async def body(w: World) -> None:
         with pytest.raises(BadRequest) as refused:
             await w.exchange.call_api(CALLER, "columns", "GET", "x", None, source=None)
@@ -389,10 +418,10 @@ def test_the_wrong_kind_of_call_is_refused_by_name(url: str, tmp_path: Path) -> 
         assert missing.value.code == "no-privacy-budget"
         assert missing.value.detail == "dataset columns has no privacy budget"
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_stream_ends_once_and_stops(url: str, tmp_path: Path) -> None:
+def test_a_stream_ends_once_and_stops(seed: Seed) -> None:
     """Read to its end, then closed, then read again: one completion, ``permit``."""
 
     async def body(w: World) -> None:
@@ -407,10 +436,10 @@ def test_a_stream_ends_once_and_stops(url: str, tmp_path: Path) -> None:
         assert done[0].decision is not None
         assert done[0].decision.reasons[0] == "permit"
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_stream_closed_early_is_interrupted(url: str, tmp_path: Path) -> None:
+def test_a_stream_closed_early_is_interrupted(seed: Seed) -> None:
     async def body(w: World) -> None:
         outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
         await outcome.rest.aclose()
@@ -420,7 +449,7 @@ def test_a_stream_closed_early_is_interrupted(url: str, tmp_path: Path) -> None:
         assert done.rows == 3  # the first chunk was pulled: the batch it came from counted
         assert done.bytes == len(outcome.first)
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
 class _Broken(ConnectorError):
@@ -456,7 +485,7 @@ def test_a_stream_that_fails_ends_with_the_code_and_public_reason() -> None:
     assert isinstance(ended[0][1], _Broken)
 
 
-def test_a_remembered_count_never_goes_down(url: str, tmp_path: Path) -> None:
+def test_a_remembered_count_never_goes_down(seed: Seed) -> None:
     async def body(w: World) -> None:
         key = ("c", "d", "h")
         start = datetime.now(UTC)
@@ -468,10 +497,10 @@ def test_a_remembered_count_never_goes_down(url: str, tmp_path: Path) -> None:
         w.exchange._remember(key, 3, start)  # type: ignore[arg-type]
         assert w.exchange._seen[key] == (3, start)  # type: ignore[index]
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_restart_closes_only_its_own_open_exchanges(url: str, tmp_path: Path) -> None:
+def test_a_restart_closes_only_its_own_open_exchanges(seed: Seed) -> None:
     """Each open exchange of this owner gets one ``interrupted`` completion naming it."""
 
     async def body(w: World) -> None:
@@ -501,10 +530,10 @@ def test_a_restart_closes_only_its_own_open_exchanges(url: str, tmp_path: Path) 
                 "the gateway stopped before the exchange ended",
             )
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_count_is_remembered_only_for_a_policy_without_rates(url: str, tmp_path: Path) -> None:
+def test_a_count_is_remembered_only_for_a_policy_without_rates(seed: Seed) -> None:
     """After a committed use the replica knows the count (the next decision reads nothing);
     under a rate-limited policy the usage is read for every decision."""
 
@@ -535,10 +564,10 @@ def test_a_count_is_remembered_only_for_a_policy_without_rates(url: str, tmp_pat
             event.remove(engine, "before_cursor_execute", record)
         assert w.exchange._seen[key_of(columns)] == (2, columns.decided_at)
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_rate_limit_spent_meanwhile_refuses_the_use_at_commit(url: str, tmp_path: Path) -> None:
+def test_a_rate_limit_spent_meanwhile_refuses_the_use_at_commit(seed: Seed) -> None:
     """Two requests decided on the same rate window's count (one use left); the first
     commits, the second is asked again at the fresh count: denied, audited, not spent."""
 
@@ -560,13 +589,13 @@ def test_a_rate_limit_spent_meanwhile_refuses_the_use_at_commit(url: str, tmp_pa
         with pytest.raises(Forbidden):  # the window is full: refused before any spend
             await w.exchange.query(CALLER, "rated", ASK, Format.JSONL, source=None)
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
 SUM = Query(aggregates=(Aggregate(AggFunc.SUM, "temp_c"),))
 
 
-def test_a_private_query_spends_its_epsilon_with_the_use(url: str, tmp_path: Path) -> None:
+def test_a_private_query_spends_its_epsilon_with_the_use(seed: Seed) -> None:
     """Each permit records the epsilon and the budget spent with it; the response tells the
     consumer what is left; the budget's end is the plain denial."""
 
@@ -597,10 +626,10 @@ def test_a_private_query_spends_its_epsilon_with_the_use(url: str, tmp_path: Pat
         assert denial.privacy is None
         assert denial.request_id is None
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_budget_spent_meanwhile_refuses_the_query_at_commit(url: str, tmp_path: Path) -> None:
+def test_a_budget_spent_meanwhile_refuses_the_query_at_commit(seed: Seed) -> None:
     """Two queries decided with one query's epsilon left: the second, asked again at the
     spends the first committed, is denied and audited, and spends nothing."""
 
@@ -621,10 +650,10 @@ def test_a_budget_spent_meanwhile_refuses_the_query_at_commit(url: str, tmp_path
                    and e.event == "access-decision" and e.decision]  # fmt: skip
         assert results == ["permit"] * 4 + ["deny"]
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_an_api_call_is_decided_audited_and_narrowed(url: str, tmp_path: Path) -> None:
+def test_an_api_call_is_decided_audited_and_narrowed(seed: Seed) -> None:
     """The answer holds only the fields the policy lists; the completion counts its bytes;
     an upstream 404 is recorded as ``upstream-refused: 404``."""
 
@@ -652,10 +681,10 @@ def test_an_api_call_is_decided_audited_and_narrowed(url: str, tmp_path: Path) -
         assert done.decision.reasons[0] == "upstream-refused: 404"
         assert w.upstream.hits == ["/orders", "/gone"]
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_an_api_call_outside_the_routes_is_denied_before_anything(url: str, tmp_path: Path) -> None:
+def test_an_api_call_outside_the_routes_is_denied_before_anything(seed: Seed) -> None:
     """Refused by the route list: a denial naming the refusal, no use, no upstream call."""
 
     async def body(w: World) -> None:
@@ -672,10 +701,10 @@ def test_an_api_call_outside_the_routes_is_denied_before_anything(url: str, tmp_
         assert table.value.code == "not-a-table"
         assert table.value.detail == "api is an API: call /v1/datasets/api/api/..."
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_an_api_call_the_upstream_fails_is_completed_as_failed(url: str, tmp_path: Path) -> None:
+def test_an_api_call_the_upstream_fails_is_completed_as_failed(seed: Seed) -> None:
     async def body(w: World) -> None:
         with pytest.raises(ConnectorError) as failed:
             await w.exchange.call_api(CALLER, "api", "GET", "broken", None, source=None)
@@ -686,10 +715,10 @@ def test_an_api_call_the_upstream_fails_is_completed_as_failed(url: str, tmp_pat
         assert done.decision.reasons[2] == failed.value.public_reason
         assert "password" not in " ".join(done.decision.reasons)
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_two_starts_at_once_close_each_exchange_once(url: str, tmp_path: Path) -> None:
+def test_two_starts_at_once_close_each_exchange_once(seed: Seed) -> None:
     """Both read the same open exchanges; each is closed by whichever commits first, and
     the other start skips it without failing."""
 
@@ -708,10 +737,10 @@ def test_two_starts_at_once_close_each_exchange_once(url: str, tmp_path: Path) -
         assert len(ended) == 2
         assert len({e.request_id for e in ended}) == 2
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_a_restart_that_cannot_write_fails_loudly(url: str, tmp_path: Path) -> None:
+def test_a_restart_that_cannot_write_fails_loudly(seed: Seed) -> None:
     """The audit store refuses the interruption's entry: the start fails (nothing is
     recorded as closed), and the exchange stays open for the next start."""
 
@@ -729,10 +758,10 @@ def test_a_restart_that_cannot_write_fails_loudly(url: str, tmp_path: Path) -> N
             await session.execute(text("DROP TRIGGER outage"))
         assert await w.exchange.close_interrupted(now=datetime.now(UTC)) == 1
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
 
 
-def test_an_agreement_ended_before_the_use_is_named_in_the_denial(url: str, tmp_path: Path) -> None:
+def test_an_agreement_ended_before_the_use_is_named_in_the_denial(seed: Seed) -> None:
     async def body(w: World) -> None:
         ctx = await w.exchange._prelude(CALLER, "columns", None)
         decision, _, spend = await w.exchange._decide_and_spend(ctx, ASK, None)
@@ -748,4 +777,4 @@ def test_an_agreement_ended_before_the_use_is_named_in_the_denial(url: str, tmp_
         assert denial.decision is not None
         assert denial.decision.reasons == ("no-agreement", "the agreement ended before the use")
 
-    _run(url, tmp_path, body)
+    _run(seed, body)
