@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import event, text
 
 from connectors import ConnectorError, Format, Query
@@ -45,7 +47,7 @@ from gateway.exchange.service import ExchangeService, Rest, _Stats
 from gateway.oauth.service import TokenCaller
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
-from gateway.telemetry import Telemetry
+from gateway.telemetry import SPAN_AUDIT, SPAN_CONNECTOR, SPAN_POLICY, configure
 from tests.audit.logs import ORIGIN, SIGNER
 from tests.support.exchange_world import party
 from tests.support.registry import register_dataset, register_participants
@@ -80,7 +82,7 @@ API = """
 uid: urn:sluis:policy:api
 type: Offer
 target: urn:sluis:dataset:api
-permissions: [{action: read, data: {columns: [order]}}]
+permissions: [{action: read, data: {columns: [order, kind]}}]
 """
 RATED = """
 uid: urn:sluis:policy:rated
@@ -118,7 +120,7 @@ def _caller(*datasets: str) -> TokenCaller:
     )  # fmt: skip
 
 
-CALLER = _caller(*POLICIES, "missing", "unagreed", "api")
+CALLER = _caller(*POLICIES, "missing", "unagreed", "api", "bare")
 
 
 @dataclass
@@ -128,6 +130,7 @@ class World:
     agreements: AgreementService
     exchange: ExchangeService
     upstream: Upstream
+    spans: InMemorySpanExporter
 
     async def entries(self) -> list[AuditEntry]:
         return [r.entry for r in await self.log.entries(EntryFilter(limit=1000))]
@@ -188,12 +191,17 @@ async def _set_up(home: Path, upstream: Upstream) -> None:
         )
     api = {
         "type": "http-passthrough", "base_url": upstream.url, "allow_networks": ["127.0.0.1/32"],
-        "routes": [{"method": "GET", "path": p} for p in ("/orders", "/gone", "/broken")],
+        "routes": [
+            *({"method": "GET", "path": p} for p in ("/orders", "/gone", "/broken")),
+            {"method": "POST", "path": "/echo"},
+        ],
     }  # fmt: skip
     await register_dataset(setup, "api", provider=PROVIDER, policy=API, connector=api)
+    bare = API.replace(":api", ":bare").replace(", data: {columns: [order, kind]}", "")
+    await register_dataset(setup, "bare", provider=PROVIDER, policy=bare, connector=api)
     await setup.dispose()
     async with world(Seed(url, upstream)) as w:
-        for dataset in (*POLICIES, "api"):
+        for dataset in (*POLICIES, "api", "bare"):
             asked = await w.agreements.request(
                 party(CONSUMER, "consumer"), AgreementRequest(dataset=dataset, purpose=PURPOSE),
                 now=datetime.now(UTC),
@@ -205,20 +213,23 @@ async def _set_up(home: Path, upstream: Upstream) -> None:
 async def world(seed: Seed, *, owner: str = "gw-1") -> AsyncIterator[World]:
     """The services on ``seed``'s database, as one gateway process holds them."""
     db = Database(seed.url)
-    telemetry = Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
+    spans = InMemorySpanExporter()
+    telemetry = configure(span_exporter=spans, metric_reader=InMemoryMetricReader())
     datasets = DatasetService(db, create_connector)
     log = AuditLog(db, SIGNER, ORIGIN)
     agreements = AgreementService(db, datasets, log)
     exchange = ExchangeService(db, datasets, agreements, log, telemetry, owner=owner)
     try:
-        yield World(db, log, agreements, exchange, seed.upstream)
+        yield World(db, log, agreements, exchange, seed.upstream, spans)
     finally:
         await log.close()
         await db.dispose()
+        telemetry.shutdown()
 
 
 def _upstream() -> Upstream:
-    """A loopback API: ``/orders`` answers two orders, ``/gone`` 404, ``/broken`` 500."""
+    """A loopback API: ``/orders`` answers two orders, ``/gone`` 404, ``/broken`` 500,
+    ``POST /echo`` what it was sent."""
     upstream: Upstream
 
     class Handler(BaseHTTPRequestHandler):
@@ -227,6 +238,18 @@ def _upstream() -> Upstream:
             status = {"/orders": 200, "/gone": 404}.get(self.path, 500)
             body = json.dumps(ORDERS if status == 200 else {"error": "db password=x"}).encode()
             self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            """``/echo``: the body it was sent and its type, as one order."""
+            upstream.hits.append(self.path)
+            sent = self.rfile.read(int(self.headers.get("content-length", "0"))).decode()
+            kind = self.headers.get("content-type", "")
+            body = json.dumps([{"order": sent, "kind": kind, "customer": "x"}]).encode()
+            self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
             self.end_headers()
@@ -658,9 +681,11 @@ def test_an_api_call_is_decided_audited_and_narrowed(seed: Seed) -> None:
     an upstream 404 is recorded as ``upstream-refused: 404``."""
 
     async def body(w: World) -> None:
+        began = time.perf_counter()
         proxied, receipt, checkpoint = await w.exchange.call_api(
             CALLER, "api", "get", "orders", None, source="10.0.0.9"
         )
+        took = time.perf_counter() - began
         assert json.loads(proxied.body) == [{"order": 1}, {"order": 2}]
         assert checkpoint.startswith(ORIGIN.encode())
         permit = await w.last()
@@ -668,12 +693,16 @@ def test_an_api_call_is_decided_audited_and_narrowed(seed: Seed) -> None:
         assert permit.decision is not None
         assert permit.decision.result == "permit"
         assert permit.actor.source == "10.0.0.9"
+        assert permit.decision.policy_id == "urn:sluis:policy:api"
+        assert permit.decision.policy_hash is not None
         done = await w.last("exchange-completed")
         assert done.request_id == permit.request_id
         assert (done.rows, done.bytes) == (0, len(proxied.body))
         assert done.decision is not None
         assert done.decision.reasons[0] == "permit"
         assert len(done.decision.reasons) == 2
+        # the duration recorded is of the call itself: within what the caller measured
+        assert 0 <= float(done.decision.reasons[1].removeprefix("seconds=")) <= took + 0.001
         gone, _, _ = await w.exchange.call_api(CALLER, "api", "GET", "gone", None, source=None)
         assert (gone.status, gone.body) == (404, b"")
         done = await w.last("exchange-completed")
@@ -776,5 +805,58 @@ def test_an_agreement_ended_before_the_use_is_named_in_the_denial(seed: Seed) ->
         denial = await w.last()
         assert denial.decision is not None
         assert denial.decision.reasons == ("no-agreement", "the agreement ended before the use")
+
+    _run(seed, body)
+
+
+def test_an_api_call_carries_its_body_and_type_upstream(seed: Seed) -> None:
+    async def body(w: World) -> None:
+        sent = b'{"q": 1}'
+        proxied, _, _ = await w.exchange.call_api(
+            CALLER, "api", "POST", "echo", sent, source=None, content_type="application/json"
+        )
+        assert json.loads(proxied.body) == [{"order": sent.decode(), "kind": "application/json"}]
+
+    _run(seed, body)
+
+
+def test_an_api_whose_policy_lists_no_fields_passes_none(seed: Seed) -> None:
+    """Fail closed: no ``columns`` in the permit, no field of the answer."""
+
+    async def body(w: World) -> None:
+        proxied, _, _ = await w.exchange.call_api(
+            CALLER, "bare", "GET", "orders", None, source=None
+        )
+        assert json.loads(proxied.body) == [{}, {}]
+
+    _run(seed, body)
+
+
+def test_each_step_is_a_span_and_every_entry_names_the_trace(seed: Seed) -> None:
+    """The policy, the audit append and the source call each a span under the request's;
+    the decision and the completion entries carry the request's trace id."""
+
+    async def body(w: World) -> None:
+        telemetry = w.exchange.telemetry
+        with telemetry.span("request") as request:
+            outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        await _drain(outcome.rest)
+        with telemetry.span("request"):
+            await w.exchange.call_api(CALLER, "api", "GET", "orders", None, source=None)
+        trace_id = format(request.get_span_context().trace_id, "032x")
+        permit, done = (await w.last()), (await w.last("exchange-completed"))
+        entries = await w.entries()
+        first_permit = next(e for e in entries if e.event == "access-decision")
+        first_done = next(e for e in entries if e.event == "exchange-completed")
+        assert first_permit.trace_id == trace_id
+        assert first_done.trace_id == trace_id
+        assert permit.trace_id not in (None, trace_id)  # the second request's own
+        assert done.trace_id == permit.trace_id
+        seen = [(s.name, dict(s.attributes or {})) for s in w.spans.get_finished_spans()]
+        assert (SPAN_POLICY, {"sluis.dataset": "columns"}) in seen
+        assert (SPAN_AUDIT, {"sluis.event": "access-decision"}) in seen
+        assert (SPAN_CONNECTOR, {"sluis.dataset": "columns", "sluis.kind": "files"}) in seen
+        api = {"sluis.dataset": "api", "sluis.kind": "http-passthrough"}
+        assert (SPAN_CONNECTOR, api) in seen
 
     _run(seed, body)
