@@ -59,6 +59,7 @@ ROWS = {
     "machine": ["X200", "X300", "X400"],
     "temp_c": [61.5, 70.25, 80.0],
     "owner": ["a", "b", "c"],
+    "site": ["s1", "s2", "s3"],
 }
 COLUMNS = """
 uid: urn:sluis:policy:columns
@@ -105,7 +106,16 @@ permissions:
       query_delta: 1.0e-6
       bounds: {temp_c: [0, 100]}
 """
-POLICIES = {"columns": COLUMNS, "aggregates": AGGREGATES, "rated": RATED, "private": PRIVATE}
+MANY = "uid: urn:sluis:policy:many\ntype: Offer\ntarget: urn:sluis:dataset:many\n" + (
+    "permissions:\n"
+    + "".join(
+        f"  - {{uid: 'urn:sluis:policy:many#{i}', action: read, constraints: [[count, lteq, 1]]}}\n"
+        for i in range(30)
+    )
+)  # one use, then 30 permissions explain why not
+POLICIES = {
+    "columns": COLUMNS, "aggregates": AGGREGATES, "rated": RATED, "private": PRIVATE, "many": MANY,
+}  # fmt: skip
 ASK = Query(columns=("machine", "temp_c"))
 
 
@@ -858,5 +868,32 @@ def test_each_step_is_a_span_and_every_entry_names_the_trace(seed: Seed) -> None
         assert (SPAN_CONNECTOR, {"sluis.dataset": "columns", "sluis.kind": "files"}) in seen
         api = {"sluis.dataset": "api", "sluis.kind": "http-passthrough"}
         assert (SPAN_CONNECTOR, api) in seen
+
+    _run(seed, body)
+
+
+def test_a_denial_keeps_the_reason_and_50_lines_of_explanation(seed: Seed) -> None:
+    async def body(w: World) -> None:
+        outcome = await w.exchange.query(CALLER, "many", ASK, Format.JSONL, source=None)
+        await _drain(outcome.rest)
+        with pytest.raises(Forbidden):
+            await w.exchange.query(CALLER, "many", ASK, Format.JSONL, source=None)
+        denial = await w.last()
+        assert denial.decision is not None
+        assert denial.decision.reasons[0] == "no_active_permission"
+        assert denial.decision.reasons[1] == "DENY (no_active_permission)"
+        assert len(denial.decision.reasons) == 1 + 50
+
+    _run(seed, body)
+
+
+def test_every_withheld_column_is_named(seed: Seed) -> None:
+    async def body(w: World) -> None:
+        ask = Query(columns=("owner", "machine", "site"))
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange.query(CALLER, "columns", ask, Format.JSONL, source=None)
+        assert refused.value.detail == (
+            "the usage policy does not release the column(s) 'owner', 'site'"
+        )
 
     _run(seed, body)
