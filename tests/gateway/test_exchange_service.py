@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -897,3 +898,61 @@ def test_every_withheld_column_is_named(seed: Seed) -> None:
         )
 
     _run(seed, body)
+
+
+def test_a_stream_counts_every_chunk_and_closes_its_source() -> None:
+    """Bytes add up over the chunks; ending early closes the connector's stream at once."""
+    ended: list[str] = []
+    closed: list[bool] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            for chunk in (b"ab", b"cde", b"f"):
+                yield chunk
+        finally:
+            closed.append(True)
+
+    async def finish(result: str, _failure: ConnectorError | None) -> None:
+        ended.append(result)
+
+    async def run() -> _Stats:
+        stats = _Stats()
+        rest = Rest(chunks(), stats, finish)
+        assert [await anext(rest), await anext(rest)] == [b"ab", b"cde"]
+        await rest.aclose()
+        assert closed == [True]  # now, not when the loop shuts its generators down
+        return stats
+
+    stats = asyncio.run(run())
+    assert stats.bytes == 5
+    assert closed == [True]
+    assert ended == ["interrupted"]
+
+
+def test_a_stream_ended_by_a_cancelled_consumer_still_completes() -> None:
+    """The consumer's task is cancelled (it went away): closing the source and writing the
+    completion still run to their end, shielded."""
+    ended: list[str] = []
+    closed: list[bool] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            yield b"ab"
+        finally:
+            await asyncio.sleep(0)  # the upstream's close takes a turn of the loop
+            closed.append(True)
+
+    async def finish(result: str, _failure: ConnectorError | None) -> None:
+        await asyncio.sleep(0)  # the audit log's queue takes a turn of the loop
+        ended.append(result)
+
+    async def run() -> None:
+        rest = Rest(chunks(), _Stats(), finish)
+        assert await anext(rest) == b"ab"
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await rest.aclose()
+
+    asyncio.run(run())
+    assert closed == [True]
+    assert ended == ["interrupted"]
