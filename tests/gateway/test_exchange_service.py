@@ -79,6 +79,12 @@ permissions:
   - action: read
     data: {columns: [machine, temp_c], min_group_size: 2}
 """
+DOWN = """
+uid: urn:sluis:policy:down
+type: Offer
+target: urn:sluis:dataset:down
+permissions: [{action: read}]
+"""
 ORDERS = [{"order": 1, "customer": "Secret BV"}, {"order": 2, "customer": "Hidden NV"}]
 API = """
 uid: urn:sluis:policy:api
@@ -131,7 +137,7 @@ def _caller(*datasets: str) -> TokenCaller:
     )  # fmt: skip
 
 
-CALLER = _caller(*POLICIES, "missing", "unagreed", "api", "bare")
+CALLER = _caller(*POLICIES, "missing", "unagreed", "api", "bare", "down")
 
 
 @dataclass
@@ -200,6 +206,10 @@ async def _set_up(home: Path, upstream: Upstream) -> None:
         await register_dataset(
             setup, dataset, provider=PROVIDER, policy=policy, connector=connector
         )
+    pq.write_table(pa.table(ROWS), home / "down.parquet")
+    down = {**connector, "path": "down.parquet"}
+    await register_dataset(setup, "down", provider=PROVIDER, policy=DOWN, connector=down)
+    (home / "down.parquet").unlink()  # the source is gone after registration
     api = {
         "type": "http-passthrough", "base_url": upstream.url, "allow_networks": ["127.0.0.1/32"],
         "routes": [
@@ -212,7 +222,7 @@ async def _set_up(home: Path, upstream: Upstream) -> None:
     await register_dataset(setup, "bare", provider=PROVIDER, policy=bare, connector=api)
     await setup.dispose()
     async with world(Seed(url, upstream)) as w:
-        for dataset in (*POLICIES, "api", "bare"):
+        for dataset in (*POLICIES, "api", "bare", "down"):
             asked = await w.agreements.request(
                 party(CONSUMER, "consumer"), AgreementRequest(dataset=dataset, purpose=PURPOSE),
                 now=datetime.now(UTC),
@@ -297,6 +307,7 @@ def test_a_permit_and_its_completion_hold_every_field(seed: Seed) -> None:
     async def body(w: World) -> None:
         outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source="10.1.2.3")
         assert outcome.media_type == Format.JSONL.media_type
+        assert outcome.checkpoint.startswith(ORIGIN.encode())
         assert outcome.headers == {}
         sent = outcome.first + await _drain(outcome.rest)
         assert sent.count(b"\n") == 3
@@ -956,3 +967,19 @@ def test_a_stream_ended_by_a_cancelled_consumer_still_completes() -> None:
     asyncio.run(run())
     assert closed == [True]
     assert ended == ["interrupted"]
+
+
+def test_a_source_that_is_down_is_denied_with_its_code_and_nothing_spent(seed: Seed) -> None:
+    async def body(w: World) -> None:
+        with pytest.raises(ConnectorError) as down:
+            await w.exchange.query(CALLER, "down", ASK, Format.JSONL, source="s")
+        denial = await w.last()
+        assert denial.dataset == "down"
+        assert denial.actor.source == "s"
+        assert denial.decision is not None
+        assert denial.decision.result == "deny"
+        assert denial.decision.reasons == (down.value.code, str(down.value))
+        assert not [e for e in await w.entries() if e.event == "exchange-completed"]
+        assert not w.exchange._seen
+
+    _run(seed, body)
