@@ -983,3 +983,24 @@ def test_a_source_that_is_down_is_denied_with_its_code_and_nothing_spent(seed: S
         assert not w.exchange._seen
 
     _run(seed, body)
+
+
+def test_a_use_refused_at_commit_forgets_the_remembered_count(seed: Seed) -> None:
+    """Two requests decided at the same count with one use left: the second is refused by
+    the store at commit, and the count this replica remembered is dropped (read next time)."""
+
+    async def body(w: World) -> None:
+        outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        await _drain(outcome.rest)
+        ctxs = [await w.exchange._prelude(CALLER, "columns", None) for _ in range(2)]
+        decided = [await w.exchange._decide_and_spend(c, ASK, None) for c in ctxs]
+        await w.exchange._permit(ctxs[0], decided[0][0], decided[0][2])
+        agreement = ctxs[0].agreement
+        assert agreement is not None
+        assert w.exchange._seen[key_of(agreement)][0] == 2
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange._permit(ctxs[1], decided[1][0], decided[1][2])
+        assert refused.value.code == "policy-denied"
+        assert key_of(agreement) not in w.exchange._seen
+
+    _run(seed, body)
