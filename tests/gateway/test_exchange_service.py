@@ -148,6 +148,21 @@ class World:
     exchange: ExchangeService
     upstream: Upstream
     spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+
+    def decisions(self) -> dict[tuple[str, str], int]:
+        """The ``sluis.decisions`` counter by (result, reason)."""
+        found: dict[tuple[str, str], int] = {}
+        data = self.metrics.get_metrics_data()
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name == "sluis.decisions":
+                        for point in metric.data.data_points:
+                            attrs = dict(point.attributes or {})
+                            key = (str(attrs.get("result")), str(attrs.get("reason")))
+                            found[key] = int(point.value)  # type: ignore[union-attr]
+        return found
 
     async def entries(self) -> list[AuditEntry]:
         return [r.entry for r in await self.log.entries(EntryFilter(limit=1000))]
@@ -234,14 +249,14 @@ async def _set_up(home: Path, upstream: Upstream) -> None:
 async def world(seed: Seed, *, owner: str = "gw-1") -> AsyncIterator[World]:
     """The services on ``seed``'s database, as one gateway process holds them."""
     db = Database(seed.url)
-    spans = InMemorySpanExporter()
-    telemetry = configure(span_exporter=spans, metric_reader=InMemoryMetricReader())
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    telemetry = configure(span_exporter=spans, metric_reader=reader)
     datasets = DatasetService(db, create_connector)
     log = AuditLog(db, SIGNER, ORIGIN)
     agreements = AgreementService(db, datasets, log)
     exchange = ExchangeService(db, datasets, agreements, log, telemetry, owner=owner)
     try:
-        yield World(db, log, agreements, exchange, seed.upstream, spans)
+        yield World(db, log, agreements, exchange, seed.upstream, spans, reader)
     finally:
         await log.close()
         await db.dispose()
@@ -880,6 +895,11 @@ def test_each_step_is_a_span_and_every_entry_names_the_trace(seed: Seed) -> None
         assert (SPAN_CONNECTOR, {"sluis.dataset": "columns", "sluis.kind": "files"}) in seen
         api = {"sluis.dataset": "api", "sluis.kind": "http-passthrough"}
         assert (SPAN_CONNECTOR, api) in seen
+        with pytest.raises(Forbidden):
+            await w.exchange.query(CALLER, "aggregates", ASK, Format.JSONL, source=None)
+        assert w.decisions() == {
+            ("permit", "permitted"): 2, ("deny", "no_active_permission"): 1,
+        }  # fmt: skip
 
     _run(seed, body)
 
