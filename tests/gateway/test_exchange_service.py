@@ -68,7 +68,7 @@ type: Offer
 target: urn:sluis:dataset:columns
 permissions:
   - action: read
-    constraints: [[count, lteq, 2]]
+    constraints: [[count, lteq, 2], [purpose, isAnyOf, ["https://w3id.org/dpv#AcademicResearch"]]]
     data: {columns: [machine, temp_c]}
 """
 AGGREGATES = """
@@ -78,6 +78,12 @@ target: urn:sluis:dataset:aggregates
 permissions:
   - action: read
     data: {columns: [machine, temp_c], min_group_size: 2}
+"""
+MISFIT = """
+uid: urn:sluis:policy:misfit
+type: Offer
+target: urn:sluis:dataset:misfit
+permissions: [{action: read, data: {row_filter: "nosuch = 'x'"}}]
 """
 DOWN = """
 uid: urn:sluis:policy:down
@@ -137,7 +143,7 @@ def _caller(*datasets: str) -> TokenCaller:
     )  # fmt: skip
 
 
-CALLER = _caller(*POLICIES, "missing", "unagreed", "api", "bare", "down")
+CALLER = _caller(*POLICIES, "missing", "unagreed", "api", "bare", "down", "misfit")
 
 
 @dataclass
@@ -225,6 +231,7 @@ async def _set_up(home: Path, upstream: Upstream) -> None:
     down = {**connector, "path": "down.parquet"}
     await register_dataset(setup, "down", provider=PROVIDER, policy=DOWN, connector=down)
     (home / "down.parquet").unlink()  # the source is gone after registration
+    await register_dataset(setup, "misfit", provider=PROVIDER, policy=MISFIT, connector=connector)
     api = {
         "type": "http-passthrough", "base_url": upstream.url, "allow_networks": ["127.0.0.1/32"],
         "routes": [
@@ -237,7 +244,7 @@ async def _set_up(home: Path, upstream: Upstream) -> None:
     await register_dataset(setup, "bare", provider=PROVIDER, policy=bare, connector=api)
     await setup.dispose()
     async with world(Seed(url, upstream)) as w:
-        for dataset in (*POLICIES, "api", "bare", "down"):
+        for dataset in (*POLICIES, "api", "bare", "down", "misfit"):
             asked = await w.agreements.request(
                 party(CONSUMER, "consumer"), AgreementRequest(dataset=dataset, purpose=PURPOSE),
                 now=datetime.now(UTC),
@@ -1022,5 +1029,24 @@ def test_a_use_refused_at_commit_forgets_the_remembered_count(seed: Seed) -> Non
             await w.exchange._permit(ctxs[1], decided[1][0], decided[1][2])
         assert refused.value.code == "policy-denied"
         assert key_of(agreement) not in w.exchange._seen
+
+    _run(seed, body)
+
+
+def test_a_permit_the_query_cannot_fit_is_a_denial_with_the_decision(seed: Seed) -> None:
+    """The policy permits, but its row filter names no column of the data: the provider's
+    error, denied and audited with the policy that decided and the refusal's code."""
+
+    async def body(w: World) -> None:
+        with pytest.raises(ConnectorError) as misfit:
+            await w.exchange.query(CALLER, "misfit", ASK, Format.JSONL, source="s")
+        denial = await w.last()
+        assert denial.actor.source == "s"
+        assert denial.decision is not None
+        assert denial.decision.result == "deny"
+        assert denial.decision.policy_id == "urn:sluis:policy:misfit"
+        assert denial.decision.reasons == (misfit.value.code, str(misfit.value))
+        decided = [e for e in await w.entries() if e.event == "access-decision"]
+        assert [e.dataset for e in decided] == ["misfit"]  # no permit before the denial
 
     _run(seed, body)
