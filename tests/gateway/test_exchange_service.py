@@ -32,15 +32,17 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import event, text
 
-from connectors import ConnectorError, Format, Query
-from connectors.errors import UnknownColumn
+from connectors import ConnectorError, Format, Query, narrow
+from connectors.errors import SourceRejected, UnknownColumn
 from connectors.query import AggFunc, Aggregate
+from connectors.testing import InMemoryConnector
 from gateway.agreements.schemas import AgreementRequest
 from gateway.agreements.service import AgreementService, key_of
 from gateway.audit.entry import Actor, AuditEntry
 from gateway.audit.log import AuditLog
 from gateway.audit.repository import EntryFilter
 from gateway.auth.tokens import AccessClaims, TokenRejected
+from gateway.datasets.cache import ClosingCache
 from gateway.datasets.factory import create_connector
 from gateway.datasets.service import DatasetService
 from gateway.errors import BadRequest, Forbidden, NotFound
@@ -49,6 +51,7 @@ from gateway.oauth.service import TokenCaller
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.telemetry import SPAN_AUDIT, SPAN_CONNECTOR, SPAN_POLICY, configure
+from policies import DataLimits
 from tests.audit.logs import ORIGIN, SIGNER
 from tests.support.exchange_world import party
 from tests.support.registry import register_dataset, register_participants
@@ -1048,5 +1051,43 @@ def test_a_permit_the_query_cannot_fit_is_a_denial_with_the_decision(seed: Seed)
         assert denial.decision.reasons == (misfit.value.code, str(misfit.value))
         decided = [e for e in await w.entries() if e.event == "access-decision"]
         assert [e.dataset for e in decided] == ["misfit"]  # no permit before the denial
+
+    _run(seed, body)
+
+
+class _FailsAtOnce(InMemoryConnector):
+    """Its schema answers; its first batch breaks (the source went down after the permit)."""
+
+    async def _source(self, query: Query) -> AsyncIterator[pa.RecordBatch]:  # noqa: ARG002 - the hook's signature
+        raise SourceRejected("/srv/sluis/data/x.parquet: garbage at byte 7")
+        yield  # pragma: no cover - an async generator that fails at once
+
+
+def test_a_source_failing_before_the_first_byte_completes_as_failed(seed: Seed) -> None:
+    """Permitted, then the first chunk fails: the error reaches the caller (502/504), the
+    completion says ``failed: <code>`` with the public sentence, the lease stays the
+    caller's to release, and no byte was counted."""
+
+    async def body(w: World) -> None:
+        cache: ClosingCache[_FailsAtOnce] = ClosingCache(lambda c: c.aclose())
+        table = pa.table({"v": [1, 2, 3]})
+        lease = await cache.lease("x", "v1", lambda: _FailsAtOnce("x", table))
+        ctx = await w.exchange._prelude(CALLER, "columns", "s")
+        permitted = narrow(Query(columns=("v",)), DataLimits(), await lease.value.schema())
+        began = time.perf_counter()
+        with pytest.raises(SourceRejected):
+            await w.exchange._start(ctx, lease.value, permitted, Format.JSONL, lease)
+        took = time.perf_counter() - began
+        await lease.release()
+        done = await w.last("exchange-completed")
+        assert done.request_id == ctx.exchange_id
+        assert done.trace_id == ctx.trace_id
+        assert done.actor.source == "s"
+        assert (done.rows, done.bytes) == (0, 0)
+        assert done.decision is not None
+        reasons = done.decision.reasons
+        assert reasons[0] == "failed: source_rejected"
+        assert 0 <= float(reasons[1].removeprefix("seconds=")) <= took + 0.001
+        assert reasons[2:] == (SourceRejected.fixed_public,)
 
     _run(seed, body)
