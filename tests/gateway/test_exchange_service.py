@@ -105,7 +105,7 @@ RATED = """
 uid: urn:sluis:policy:rated
 type: Offer
 target: urn:sluis:dataset:rated
-permissions: [{action: read, data: {rate_limit: 2/PT1H}}]
+permissions: [{action: read, data: {rate_limit: 2/PT1H, max_rows: 5}}]
 """
 PRIVATE = """
 uid: urn:sluis:policy:private
@@ -1089,5 +1089,19 @@ def test_a_source_failing_before_the_first_byte_completes_as_failed(seed: Seed) 
         assert reasons[0] == "failed: source_rejected"
         assert 0 <= float(reasons[1].removeprefix("seconds=")) <= took + 0.001
         assert reasons[2:] == (SourceRejected.fixed_public,)
+
+    _run(seed, body)
+
+
+def test_a_query_asking_for_more_rows_than_allowed_is_refused(seed: Seed) -> None:
+    async def body(w: World) -> None:
+        greedy = Query(columns=("machine",), limit=6)
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange.query(CALLER, "rated", greedy, Format.JSONL, source=None)
+        assert refused.value.code == "policy-denied"
+        outcome = await w.exchange.query(
+            CALLER, "rated", Query(columns=("machine",), limit=5), Format.JSONL, source=None
+        )
+        await _drain(outcome.rest)
 
     _run(seed, body)
