@@ -75,6 +75,8 @@ NOT_A_CHANGE = {
     "agreements/usage.py:start": "usage state (what was used), not permission; begun in an "
     "agreement's effect, or repaired by the exchange when missing",
     "agreements/usage.py:spend": "usage state: a use spent by a permitted access-decision",
+    "agreements/usage.py:prune": "usage state: rate buckets and use rows no window of the "
+    "policy can read any more, deleted in a spend's transaction (use counts are kept)",
     "agreements/privacy.py:spend": "usage state: the epsilon a permitted private query spent, "
     "with its use (recorded in the access-decision entry)",
     "audit/repository.py:lock_sequencer": "the audit log's own sequencer",
