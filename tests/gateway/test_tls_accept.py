@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gateway.http.connection_limits import (
     MAX_REFUSING,
@@ -216,41 +220,64 @@ def _client_context(pki: Pki, client: ClientCert) -> ssl.SSLContext:
     return context
 
 
-async def _settled(counter: ConnectionCounter, total: int) -> None:
-    """Until ``counter`` counts ``total`` connections (a failed handshake forgets its own);
-    bounded, so a connection never forgotten fails the test instead of hanging it."""
+@dataclass
+class Listener:
+    """A Handshake listener on loopback: its port, counter, handshakes and HTTP protocols."""
+
+    port: int
+    counter: ConnectionCounter
+    handshakes: list[Handshake] = field(default_factory=list)
+    made: list[Http] = field(default_factory=list)
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait until ``condition`` holds; bounded, so a broken guarantee fails, never hangs."""
     for _ in range(1000):
-        if counter.total == total:
+        if condition():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"{counter.total} connections still counted, expected {total}")
+    raise AssertionError(f"never: {what}")
 
 
 def _serving(
-    pki: Pki, timeout: float, client: Callable[[int, list[Http]], Awaitable[Any]]
-) -> tuple[Any, list[Http], ConnectionCounter]:
-    """Run ``client(port)`` against a Handshake listener; what it returned, the HTTP
-    protocols handed connections, and the counter once it settled."""
-    counter = ConnectionCounter(LIMITS)
-    made: list[Http] = []
+    pki: Pki, timeout: float, client: Callable[[Listener], Awaitable[Any]]
+) -> tuple[Any, Listener]:
+    """Run ``client`` against a Handshake listener; what it returned, and the listener once
+    every connection not handed over stopped being counted."""
 
-    def make_http() -> Http:
-        made.append(Http())
-        return made[-1]
-
-    async def main() -> Any:
+    async def main() -> tuple[Any, Listener]:
         loop = asyncio.get_running_loop()
+        counter = ConnectionCounter(LIMITS)
+        listener = Listener(0, counter)
+
+        def make_http() -> Http:
+            listener.made.append(Http())
+            return listener.made[-1]
+
         factory = handshaking(make_http, _server_context(pki), timeout, counter)
-        server = await loop.create_server(factory, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+
+        def accepted() -> Handshake:
+            listener.handshakes.append(factory())
+            return listener.handshakes[-1]
+
+        server = await loop.create_server(accepted, "127.0.0.1", 0)
+        listener.port = server.sockets[0].getsockname()[1]
         try:
-            result = await client(port, made)
-            await _settled(counter, len(made))
-            return result
+            result = await client(listener)
+            await _until(lambda: counter.total == len(listener.made), "the count settled")
+            return result, listener
         finally:
             server.close()
 
-    return asyncio.run(main()), made, counter
+    return asyncio.run(main())
+
+
+async def _send_not_tls(port: int) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await reader.read()  # until the server closes
+    writer.close()
+    return answer
 
 
 def test_a_handshake_refused_for_an_unknown_ca_is_never_handed_over(tmp_path: Path) -> None:
@@ -260,66 +287,101 @@ def test_a_handshake_refused_for_an_unknown_ca_is_never_handed_over(tmp_path: Pa
     pki, stranger = Pki(tmp_path / "ours"), Pki(tmp_path / "theirs")
     outsider = stranger.client("Outsider", "NTRNL-90000001")
 
-    async def client(port: int, _made: list[Http]) -> str:
+    async def client(listener: Listener) -> str:
         context = _client_context(pki, outsider)  # trusts our server, presents their cert
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port, ssl=context)
             writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             await reader.read(100)  # TLS 1.3: the refusal arrives after the client's Finished
         except (ssl.SSLError, ConnectionError) as exc:
             return str(exc)
         return "answered"
 
-    told, made, counter = _serving(pki, 5.0, client)
+    told, listener = _serving(pki, 5.0, client)
     assert "UNKNOWN_CA" in told.upper() or "unknown ca" in told.lower()
-    assert made == []
-    assert (counter.total, counter.per_source) == (0, {})
+    assert listener.made == []
+    assert (listener.counter.total, listener.counter.per_source) == (0, {})
 
 
 def test_bytes_that_are_not_tls_end_the_handshake_and_its_count(tmp_path: Path) -> None:
     pki = Pki(tmp_path)
 
-    async def client(port: int, _made: list[Http]) -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = await reader.read()  # until the server closes
-        writer.close()
-        return answer
+    async def client(listener: Listener) -> bytes:
+        return await _send_not_tls(listener.port)
 
-    answer, made, counter = _serving(pki, 5.0, client)
+    answer, listener = _serving(pki, 5.0, client)
     assert b"HTTP" not in answer  # never an HTTP answer on a TLS port
-    assert made == []
-    assert (counter.total, counter.per_source) == (0, {})
+    assert listener.made == []
+    assert (listener.counter.total, listener.counter.per_source) == (0, {})
 
 
 def test_a_handshake_that_never_starts_times_out_and_is_forgotten(tmp_path: Path) -> None:
     pki = Pki(tmp_path)
 
-    async def client(port: int, _made: list[Http]) -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def client(listener: Listener) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
         answer = await reader.read()  # sends nothing: the server gives up after 0.2 s
         writer.close()
         return answer
 
-    answer, made, counter = _serving(pki, 0.2, client)
+    answer, listener = _serving(pki, 0.2, client)
     assert answer == b""
-    assert made == []
-    assert (counter.total, counter.per_source) == (0, {})
+    assert listener.made == []
+    assert (listener.counter.total, listener.counter.per_source) == (0, {})
 
 
 def test_a_connection_reset_mid_handshake_is_forgotten(tmp_path: Path) -> None:
     pki = Pki(tmp_path)
 
-    async def client(port: int, _made: list[Http]) -> None:
-        sock = socket.create_connection(("127.0.0.1", port))
+    async def client(listener: Listener) -> None:
+        sock = socket.create_connection(("127.0.0.1", listener.port))
         sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # half a ClientHello
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        await asyncio.sleep(0.05)
+        await _until(lambda: bool(listener.handshakes), "the connection accepted")
         sock.close()  # RST
 
-    _, made, counter = _serving(pki, 5.0, client)
-    assert made == []
-    assert (counter.total, counter.per_source) == (0, {})
+    _, listener = _serving(pki, 5.0, client)
+    assert listener.made == []
+    assert (listener.counter.total, listener.counter.per_source) == (0, {})
+
+
+def test_a_handshake_cancelled_at_shutdown_is_forgotten_and_its_socket_closed(
+    tmp_path: Path,
+) -> None:
+    pki = Pki(tmp_path)
+
+    async def client(listener: Listener) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        await _until(
+            lambda: bool(listener.handshakes) and listener.handshakes[-1]._task is not None,
+            "TLS started",
+        )
+        task = listener.handshakes[-1]._task
+        assert task is not None
+        task.cancel()  # what stopping the server does to a handshake under way
+        answer = await reader.read()  # the socket is closed (aborted), not left open
+        writer.close()
+        return answer
+
+    answer, listener = _serving(pki, 30.0, client)
+    assert answer == b""
+    assert listener.made == []
+    assert (listener.counter.total, listener.counter.per_source) == (0, {})
+
+
+def test_a_refused_connection_whose_handshake_fails_gives_back_its_place(tmp_path: Path) -> None:
+    """Over the per-address cap the connection is REFUSED (a 503 to come after TLS); when
+    its handshake fails instead, its place among the refusals under way is given back."""
+    pki = Pki(tmp_path)
+
+    async def client(listener: Listener) -> None:
+        listener.counter.admit("127.0.0.1")  # the one place this address has, taken
+        await _send_not_tls(listener.port)
+        await _until(lambda: listener.counter.refusing == 0, "the refusal given back")
+        listener.counter.release("127.0.0.1")
+
+    _, listener = _serving(pki, 5.0, client)
+    assert (listener.counter.refusing, listener.counter.total) == (0, 0)
 
 
 def test_a_good_handshake_is_handed_over_and_still_counted(tmp_path: Path) -> None:
@@ -328,17 +390,41 @@ def test_a_good_handshake_is_handed_over_and_still_counted(tmp_path: Path) -> No
     pki = Pki(tmp_path)
     member = pki.client("Member", "NTRNL-90000002")
 
-    async def client(port: int, made: list[Http]) -> None:
+    async def client(listener: Listener) -> None:
         context = _client_context(pki, member)
-        _reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
-        for _ in range(1000):  # until the server side has handed it over
-            if made:
-                break
-            await asyncio.sleep(0.01)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", listener.port, ssl=context)
+        await _until(lambda: bool(listener.made), "handed over")
         writer.close()
 
-    _, made, counter = _serving(pki, 5.0, client)
-    assert len(made) == 1
-    assert made[0].admission is Admission.ADMITTED
-    assert [call for call, _ in made[0].calls][:1] == ["made"]
-    assert counter.total == 1
+    _, listener = _serving(pki, 5.0, client)
+    (http,) = listener.made
+    assert http.admission is Admission.ADMITTED
+    assert [call for call, _ in http.calls][:1] == ["made"]
+    assert listener.counter.total == 1
+
+
+def test_each_failed_handshake_is_logged_with_its_peer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pki = Pki(tmp_path)
+
+    async def client(listener: Listener) -> None:
+        await _send_not_tls(listener.port)
+
+    with caplog.at_level(logging.DEBUG, logger="sluis.http.guard"):
+        _serving(pki, 5.0, client)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sluis.http.guard"]
+    assert len(lines) == 1
+    assert lines[0].startswith("TLS handshake with 127.0.0.1 failed: ")
+
+
+def test_a_dropped_connection_is_logged_with_its_address(caplog: pytest.LogCaptureFixture) -> None:
+    counter = ConnectionCounter(LIMITS)
+    counter.admit("192.0.2.1")
+    for _ in range(MAX_REFUSING):
+        counter.accept("192.0.2.1")
+    with caplog.at_level(logging.WARNING, logger="sluis.http.guard"):
+        _made(counter, ("192.0.2.1", 5000))
+    assert [r.getMessage() for r in caplog.records] == [
+        "connection from 192.0.2.1 closed before TLS: too many connections"
+    ]
