@@ -48,15 +48,17 @@ docs-check: $(STAMP)
 test: lint mutants pytest
 
 # The lowest allowed dependency versions (pyproject.toml's lower bounds) in a scratch venv,
-# running the fast tests (all but PostgreSQL's): the bounds are known to work. Deprecation
-# warnings are not errors here: old typer with a new click warns, and that is not a failure.
-LOWEST := /tmp/sluis-lowest
+# running the fast tests (all but the `postgres`-marked ones) in JOBS workers: the bounds are
+# known to work. Deprecation warnings are not errors here: old typer with a new click warns,
+# and that is not a failure. `make lowest LOWEST=/tmp/elsewhere` for another venv.
+LOWEST ?= /tmp/sluis-lowest
+LOWEST_TESTS := tests/gateway tests/policies tests/connectors tests/certs tests/audit
 lowest: $(STAMP)
 	rm -rf $(LOWEST) && $(PYTHON) -m venv $(LOWEST)
 	$(BIN)/python -m tests.lowest_deps dev > $(LOWEST)/constraints.txt
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
-	$(LOWEST)/bin/pytest -q -x -p no:cacheprovider -m 'not postgres' -W ignore::DeprecationWarning \
-		tests/gateway tests/policies
+	$(LOWEST)/bin/pytest -q -x -n $(JOBS) -p no:cacheprovider -m 'not postgres' \
+		-W ignore::DeprecationWarning $(LOWEST_TESTS)
 
 # The container image (Containerfile), built with buildah from a Debian root made by mmdebstrap;
 # no container registry needed. Needs root, buildah and mmdebstrap. Cached by content hash: an

@@ -17,6 +17,9 @@ PARSE_ERRORS: tuple[type[Exception], ...] = (
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
     CryptographyDeprecationWarning,  # non-RFC 5280 encodings, when warnings are errors
+    # cryptography 45.0 (the lowest allowed) raises KeyError for a Name attribute whose ASN.1
+    # string tag it does not know (a flipped bit in the subject or issuer); later ValueError.
+    KeyError,
 )
 """What cryptography raises when a lazily parsed certificate field turns out to be broken."""
 

@@ -170,7 +170,7 @@ class FilesConnector(Connector):
         fmt = self._config.format
         if fmt is FileFormat.CSV:
             return _csv_batches(dataset, query)
-        if fmt is FileFormat.JSONL and hasattr(pajson, "open_json"):  # pyarrow >= 19
+        if fmt is FileFormat.JSONL:
             return _json_batches(dataset, query, expression(self._as_read(query.where)))
         if fmt is FileFormat.PARQUET:
             return _row_groups(dataset, query, self._config.batch_size)

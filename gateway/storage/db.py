@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
+import threading
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import asyncpg
 from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -25,6 +30,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # Server connections are replaced after this long, before idle timeouts, firewalls or
 # PgBouncer's server_lifetime drop them silently.
 POOL_RECYCLE_SECONDS = 1800
+# How long ``dispose`` waits for one SQLite driver thread to stop (a bound, not a pause:
+# a closed connection's thread ends as soon as its queued calls have run).
+WORKER_STOP_SECONDS = 10.0
 # What a failing database raises. SQLAlchemy before 2.1 lets asyncpg's own errors from
 # opening a connection (a database that does not exist) through unwrapped (make lowest).
 DATABASE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -43,8 +51,12 @@ class Database:
         # server closed is noticed locally at checkout and replaced; one that dies mid-use
         # fails that transaction as StorageUnavailable and SQLAlchemy invalidates the pool.
         options: dict[str, Any] = {}
+        #: SQLite: every driver connection (each runs on its own thread), for ``dispose``.
+        self._drivers: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
         if self.dialect != "sqlite":
             options["pool_recycle"] = POOL_RECYCLE_SECONDS
+        elif parsed.database and not parsed.query:
+            options["async_creator"] = functools.partial(self._open_sqlite, parsed.database)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -97,8 +109,42 @@ class Database:
         return default
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; on SQLite, wait until their drivers have stopped.
+
+        A connection whose task was cancelled mid-statement is invalidated by SQLAlchemy:
+        its driver is told to close, but nobody waits for the statement still running in
+        aiosqlite's worker thread. Had the event loop closed first, that thread would answer
+        into it ("Event loop is closed"). So ``dispose`` waits for every worker thread
+        (bounded: a connection still checked out by a task that outlives this keeps its own).
+        """
         await self.engine.dispose()
+        for connection in list(self._drivers):
+            worker = _worker_of(connection)
+            if worker is None or not worker.is_alive():
+                continue
+            # Closed by dispose, or invalidated: either way done with. Told to stop (again:
+            # an invalidated one's close may never have been queued), then waited for.
+            stop = getattr(connection, "stop", None) or getattr(connection, "_stop_running", None)
+            if callable(stop):
+                stop()
+            await asyncio.to_thread(worker.join, WORKER_STOP_SECONDS)
+
+    async def _open_sqlite(self, path: str) -> aiosqlite.Connection:
+        """What SQLAlchemy's aiosqlite dialect does to connect, with the worker thread noted
+        before it starts: a connect cancelled half-way still leaves a thread to wait for."""
+        connection = aiosqlite.connect(path)
+        worker = _worker_of(connection)
+        if worker is not None:
+            worker.daemon = True  # as the dialect does: a leaked one must not block exit
+            self._drivers.add(connection)
+        return await connection
+
+
+def _worker_of(connection: aiosqlite.Connection) -> threading.Thread | None:
+    """The thread an aiosqlite connection runs on: the connection itself (0.20) or its
+    ``_thread`` (0.21 on). Neither is public API; anything else is not waited for."""
+    worker = getattr(connection, "_thread", connection)
+    return worker if isinstance(worker, threading.Thread) else None
 
 
 def _upgrade(connection: Connection) -> None:
