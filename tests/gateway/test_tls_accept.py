@@ -315,7 +315,9 @@ def test_bytes_that_are_not_tls_end_the_handshake_and_its_count(tmp_path: Path) 
     assert (listener.counter.total, listener.counter.per_source) == (0, {})
 
 
-def test_a_handshake_that_never_starts_times_out_and_is_forgotten(tmp_path: Path) -> None:
+def test_a_handshake_that_never_starts_times_out_and_is_forgotten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pki = Pki(tmp_path)
 
     async def client(listener: Listener) -> bytes:
@@ -324,7 +326,12 @@ def test_a_handshake_that_never_starts_times_out_and_is_forgotten(tmp_path: Path
         writer.close()
         return answer
 
-    answer, listener = _serving(pki, 0.2, client)
+    with caplog.at_level(logging.DEBUG, logger="sluis.http.guard"):
+        answer, listener = _serving(pki, 0.2, client)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sluis.http.guard"]
+    assert len(lines) == 1
+    assert lines[0].startswith("TLS handshake with 127.0.0.1 failed: ")
+    assert "SSL handshake is taking longer than 0.2 seconds" in lines[0]  # asyncio's words
     assert answer == b""
     assert listener.made == []
     assert (listener.counter.total, listener.counter.per_source) == (0, {})
@@ -416,6 +423,7 @@ def test_each_failed_handshake_is_logged_with_its_peer(
     lines = [r.getMessage() for r in caplog.records if r.name == "sluis.http.guard"]
     assert len(lines) == 1
     assert lines[0].startswith("TLS handshake with 127.0.0.1 failed: ")
+    assert "HTTP_REQUEST" in lines[0]  # OpenSSL's reason: plain HTTP on a TLS port
 
 
 def test_a_dropped_connection_is_logged_with_its_address(caplog: pytest.LogCaptureFixture) -> None:
