@@ -39,7 +39,9 @@ async def commit(audit: AuditLog, entry: AuditEntry, change: Change[T]) -> T:
     results: list[T] = []
 
     async def effect(session: AsyncSession) -> None:
-        results.append(await change(session))
+        # When another effect's failure rolls the batch back, the log runs it again: only
+        # the last run committed, so only its result is handed back.
+        results[:] = [await change(session)]
 
     await audit.append(entry, effect=effect)
     return results[0]

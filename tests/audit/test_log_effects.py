@@ -16,6 +16,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.admin.changes import commit
 from gateway.audit.log import AuditLog, Effect, Unchanged, stage
 from gateway.errors import Conflict
 from gateway.storage import StorageUnavailable
@@ -301,3 +302,30 @@ def test_a_registry_table_cannot_be_staged(url: str) -> None:
 async def _stage_participant(session: AsyncSession) -> None:
     row = {"id": "NTRNL-00000009", "name": "x", "roles": [], "status": "active", "groups": []}
     await stage(session, ParticipantRow, row | {"created_at": NOW, "updated_at": NOW})
+
+
+def test_a_change_committed_after_a_rerun_returns_what_the_committed_run_made(url: str) -> None:
+    """``admin.changes.commit`` hands back its change's result: when another effect's failure
+    makes the batch run again, the result of the run that committed (a row made in the rolled
+    back run, with its id, never existed)."""
+    runs: list[int] = []
+
+    async def change(session: AsyncSession) -> int:
+        await _add(f"NTRNL-0000001{len(runs)}")(session)
+        runs.append(len(runs) + 1)
+        return runs[-1]
+
+    async def run() -> None:
+        async with opened(url) as log:
+            await log.append(sample(0))
+            made, refused = await asyncio.gather(
+                commit(log, sample(1), change),
+                log.append(sample(2), effect=_add("NTRNL-00000002", then_raise=Conflict("x", "y"))),
+                return_exceptions=True,
+            )
+            assert isinstance(refused, Conflict)
+            assert runs == [1, 2]  # bare, then again with savepoints
+            assert made == 2
+            assert await _ids(log) == ["NTRNL-00000011"]  # the second run's row, committed
+
+    asyncio.run(run())
