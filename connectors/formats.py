@@ -44,7 +44,7 @@ _MEDIA = {
 }
 
 
-class _Chunks:
+class Chunks:
     """A write-only file object whose contents are taken out after every batch."""
 
     closed = False
@@ -72,7 +72,7 @@ async def encode(
         async for batch in batches:
             yield _jsonl(batch)
         return
-    sink = _Chunks()
+    sink = Chunks()
     writer = _WRITERS[fmt](sink, schema)
     async for batch in batches:
         writer.write_batch(batch)

@@ -50,6 +50,7 @@ from typing import Any
 
 from connectors._arrow import ipc, pa
 from connectors.errors import QueryTooLarge, SpillFailed
+from connectors.formats import Chunks
 from connectors.query import AggFunc, Aggregate, Query
 
 Batches = AsyncIterator[pa.RecordBatch]
@@ -292,7 +293,7 @@ def _stop(engine: asyncio.subprocess.Process) -> None:
 
 async def _feed(stdin: asyncio.StreamWriter, batches: Batches, source: pa.Schema) -> None:
     """Every batch to the engine as one Arrow IPC stream, waiting while its pipe is full."""
-    sink = _Sink()
+    sink = Chunks()
     writer = ipc.new_stream(sink, source)
     async for batch in batches:
         writer.write_batch(batch)
@@ -347,23 +348,3 @@ def _check(outcome: dict[str, Any], status: int | None, config: SpillConfig) -> 
         )
     kind = outcome.get("type") if isinstance(outcome.get("type"), str) else f"exit {status}"
     raise SpillFailed(f"the gateway's query engine failed ({kind})")
-
-
-class _Sink:
-    """A write-only file object whose contents are taken out after every batch."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def write(self, data: Any) -> int:
-        self._parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        return None
-
-    def take(self) -> bytes:
-        out, self._parts = b"".join(self._parts), []
-        return out
