@@ -37,7 +37,11 @@ def main() -> None:
     settings = Settings()
     config = uvicorn_config(settings, log_level="warning")
     config.app = bare_app(Path(os.environ["BENCH_BODY"]).read_bytes())
-    GatewayServer(config, handshake_timeout=settings.tls_handshake_timeout).run()
+    GatewayServer(
+        config,
+        handshake_timeout=settings.tls_handshake_timeout,
+        close_timeout=settings.tls_close_timeout,
+    ).run()
 
 
 if __name__ == "__main__":

@@ -124,11 +124,14 @@ class GatewayServer(uvicorn.Server):
         config: uvicorn.Config,
         *,
         handshake_timeout: float,
+        close_timeout: float,
         health: uvicorn.Config | None = None,
         tls_files: tuple[Path, Path] | None = None,
     ) -> None:
         super().__init__(config)
         self.handshake_timeout = handshake_timeout
+        #: Seconds a closed TLS connection waits for the client's close_notify.
+        self.close_timeout = close_timeout
         #: Server certificate and key, re-read on change (gateway.http.cert_reload).
         self.tls_files = tls_files
         self.certificate: ServerCertificate | None = None
@@ -176,7 +179,9 @@ class GatewayServer(uvicorn.Server):
         async def counting_handshakes(*args: Any, **kwargs: Any) -> asyncio.Server:
             make_http, *rest = args  # uvicorn's protocol factory, then its own arguments
             context = kwargs.pop("ssl")
-            protocol = handshaking(make_http, context, timeout, counter)
+            protocol = handshaking(
+                make_http, context, timeout, counter, close_timeout=self.close_timeout
+            )
             return await create_server(protocol, *rest, **kwargs)
 
         loop.create_server = counting_handshakes  # type: ignore[method-assign]  # see docstring
@@ -195,6 +200,7 @@ def gateway_server(settings: Settings, **extra: Any) -> GatewayServer:
     return GatewayServer(
         config,
         handshake_timeout=settings.tls_handshake_timeout,
+        close_timeout=settings.tls_close_timeout,
         health=health_config(settings, config, **extra),
         tls_files=tls_files,
     )

@@ -247,6 +247,14 @@ class Settings(BaseSettings):
     tls_handshake_timeout: float = Field(
         default=10.0, gt=0, description="Seconds a client has to complete the TLS handshake."
     )
+    tls_close_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds a connection the gateway closes waits for the client's TLS close_notify "
+            "(and to send what is still buffered) before it is dropped (asyncio waits 30)."
+        ),
+    )
     http_send_timeout: float = Field(
         default=30.0,
         gt=0,

@@ -38,10 +38,13 @@ class Handshake(asyncio.Protocol):
         context: ssl.SSLContext,
         timeout: float,
         counter: ConnectionCounter,
+        *,
+        close_timeout: float,
     ) -> None:
         self._make_http = make_http
         self._context = context
         self._timeout = timeout
+        self._close_timeout = close_timeout
         self._counter = counter
         self._early: list[bytes] = []  # decrypted bytes that came before the hand-over
         self._eof = False
@@ -67,7 +70,14 @@ class Handshake(asyncio.Protocol):
     ) -> None:
         loop = asyncio.get_running_loop()
         try:
-            tls = await start_tls(loop, raw, self, self._context, handshake_timeout=self._timeout)
+            tls = await start_tls(
+                loop,
+                raw,
+                self,
+                self._context,
+                handshake_timeout=self._timeout,
+                close_timeout=self._close_timeout,
+            )
         except asyncio.CancelledError:  # the server is shutting down
             self._counter.forget(admission, source)
             raw.abort()
@@ -117,7 +127,10 @@ def handshaking(
     context: ssl.SSLContext,
     timeout: float,
     counter: ConnectionCounter,
+    *,
+    close_timeout: float,
 ) -> Callable[[], Handshake]:
     """A protocol factory for a plain TCP listener that does TLS as :class:`Handshake` says;
-    ``make_http`` is uvicorn's protocol factory, ``counter`` its protocol class's."""
-    return lambda: Handshake(make_http, context, timeout, counter)
+    ``make_http`` is uvicorn's protocol factory, ``counter`` its protocol class's;
+    ``timeout`` bounds the handshake and ``close_timeout`` a close's wait for close_notify."""
+    return lambda: Handshake(make_http, context, timeout, counter, close_timeout=close_timeout)

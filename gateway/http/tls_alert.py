@@ -46,6 +46,7 @@ async def start_tls(
     context: ssl.SSLContext,
     *,
     handshake_timeout: float,
+    close_timeout: float,
 ) -> asyncio.Transport:
     """``loop.start_tls(transport, protocol, context, server_side=True)``, whose failed
     handshake sends OpenSSL's alert before the connection closes.
@@ -53,7 +54,9 @@ async def start_tls(
     asyncio's ``start_tls`` builds its ``SSLProtocol`` inside the call, out of reach of the
     hook above; this is the same few steps (Python 3.11's ``BaseEventLoop.start_tls``) with
     the hook put on the protocol. On failure the transport is closed, not aborted, so the
-    alert already written goes out first.
+    alert already written goes out first. ``close_timeout`` bounds how long a close waits for
+    the peer's close_notify (asyncio's default is 30 s: an idle client that never reads held
+    every closed connection, and a server's stop, that long).
     """
     waiter = loop.create_future()
     tls = sslproto.SSLProtocol(
@@ -63,6 +66,7 @@ async def start_tls(
         waiter,
         server_side=True,
         ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]  # asyncio takes any number of seconds; typeshed says int
+        ssl_shutdown_timeout=close_timeout,
         call_connection_made=False,
     )
     _flush_before_failing(tls)

@@ -99,7 +99,7 @@ def _made(counter: ConnectionCounter, peer: Any) -> tuple[RawTransport, bool]:
     """Accept one connection from ``peer``; its transport, and whether TLS was started."""
 
     async def accept() -> tuple[RawTransport, bool]:
-        handshake = Handshake(Http, None, 10, counter)  # type: ignore[arg-type]  # never used: see below
+        handshake = Handshake(Http, None, 10, counter, close_timeout=5)  # type: ignore[arg-type]  # never used: see below
         transport = RawTransport(peer)
         handshake.connection_made(transport)
         started = handshake._task is not None
@@ -154,7 +154,7 @@ def test_the_hand_over_gives_the_http_protocol_everything_in_order() -> None:
         made.append(Http())
         return made[-1]
 
-    handshake = handshaking(make_http, None, 10, counter)()  # type: ignore[arg-type]  # not used
+    handshake = handshaking(make_http, None, 10, counter, close_timeout=5)()  # type: ignore[arg-type]  # not used
     handshake.data_received(b"GET / ")
     handshake.data_received(b"HTTP/1.1\r\n")
     handshake.eof_received()
@@ -182,7 +182,7 @@ def test_a_quiet_hand_over_gives_only_the_connection() -> None:
         made.append(Http())
         return made[-1]
 
-    handshake = Handshake(make_http, None, 10, ConnectionCounter(LIMITS))  # type: ignore[arg-type]  # not used
+    handshake = Handshake(make_http, None, 10, ConnectionCounter(LIMITS), close_timeout=5)  # type: ignore[arg-type]  # not used
     tls = TlsTransport()
     handshake._hand_over(tls, Admission.ADMITTED)
     assert made[0].calls == [("made", tls)]
@@ -196,7 +196,7 @@ def test_a_connection_lost_cleanly_is_handed_over_as_such() -> None:
         made.append(Http())
         return made[-1]
 
-    handshake = Handshake(make_http, None, 10, ConnectionCounter(LIMITS))  # type: ignore[arg-type]  # not used
+    handshake = Handshake(make_http, None, 10, ConnectionCounter(LIMITS), close_timeout=5)  # type: ignore[arg-type]  # not used
     handshake.connection_lost(None)
     tls = TlsTransport()
     handshake._hand_over(tls, Admission.ADMITTED)
@@ -254,7 +254,7 @@ def _serving(
             listener.made.append(Http())
             return listener.made[-1]
 
-        factory = handshaking(make_http, _server_context(pki), timeout, counter)
+        factory = handshaking(make_http, _server_context(pki), timeout, counter, close_timeout=5)
 
         def accepted() -> Handshake:
             listener.handshakes.append(factory())
