@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from gateway.settings import SettingsError
 from gateway.storage.db import Database
 from tests.support.databases import database_url
 from tests.support.pki import NOW, Pki, pem, write_key
-from tests.support.server import gateway_settings
+from tests.support.server import gateway_settings, serving
 
 
 @dataclass
@@ -48,19 +47,8 @@ def running(tmp_path: Path) -> Iterator[Running]:
     pki = Pki(tmp_path / "pki")
     with database_url("sqlite", tmp_path) as url:
         asyncio.run(_migrate(url))
-        server = gateway_server(gateway_settings(pki, tmp_path, url), log_level="warning")
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.02)
-        try:
-            yield Running(server, server.servers[0].sockets[0].getsockname()[1], pki)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
+        with serving(gateway_settings(pki, tmp_path, url)) as served:
+            yield Running(served.server, served.port, pki)
 
 
 def _served(run: Running) -> x509.Certificate:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,11 +16,10 @@ import httpx
 import pytest
 import uvicorn
 
-from gateway.server import gateway_server
 from gateway.storage.db import Database
 from tests.support.databases import database_url
 from tests.support.pki import Pki
-from tests.support.server import client_context, gateway_settings
+from tests.support.server import client_context, gateway_settings, serving
 
 
 @dataclass
@@ -54,24 +51,13 @@ def ports(
         settings = gateway_settings(
             pki, home, url, tls_client_auth="required", health_port=0, health_host="127.0.0.1"
         )
-        server = gateway_server(settings, log_level="warning")
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.02)
-        try:
+        with serving(settings) as served:
             yield Ports(
-                f"https://127.0.0.1:{_port(server)}",
-                f"http://127.0.0.1:{_port(server.health)}",
+                f"https://127.0.0.1:{served.port}",
+                f"http://127.0.0.1:{_port(served.server.health)}",
                 pki,
             )
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
-        assert not thread.is_alive()
+        assert not served.thread.is_alive()
 
 
 def test_gateway_port_refuses_a_probe_without_certificate(ports: Ports) -> None:

@@ -13,7 +13,6 @@ well above the configured close timeout and well below asyncio's 30 s.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.server import GatewayServer, gateway_server
 from gateway.storage.db import Database
 from tests.support.pki import Pki
-from tests.support.server import client_context, gateway_settings
+from tests.support.server import Served, client_context, gateway_settings, serving
 
 #: How long a test waits for what the close timeout should bring about (asyncio's is 30 s).
 DEADLINE = 15.0
@@ -39,41 +37,24 @@ async def _migrate(url: str) -> None:
 
 
 @contextmanager
-def _serving(
-    tmp_path: Path, **overrides: Any
-) -> Iterator[tuple[GatewayServer, threading.Thread, Pki, str]]:
+def _serving(tmp_path: Path, **overrides: Any) -> Iterator[tuple[Served, Pki, str]]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
     asyncio.run(_migrate(url))
     pki = Pki(tmp_path / "pki")
-    server = gateway_server(gateway_settings(pki, tmp_path, url, **overrides), log_level="warning")
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("gateway did not start")
-        time.sleep(0.02)
-    base = f"https://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    try:
-        yield server, thread, pki, base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=DEADLINE + 20)
+    with serving(gateway_settings(pki, tmp_path, url, **overrides), stop_within=40) as served:
+        yield served, pki, f"https://127.0.0.1:{served.port}"
 
 
 def test_the_gateway_stops_while_a_client_holds_an_idle_connection(tmp_path: Path) -> None:
-    with _serving(tmp_path, tls_close_timeout=1.0, http_idle_timeout=600.0) as (
-        server,
-        thread,
-        pki,
-        base,
-    ):
+    with _serving(tmp_path, tls_close_timeout=1.0, http_idle_timeout=600.0) as (served, pki, base):
         client = pki.client("lab", "NTRNL-12345678")
         with httpx.Client(base_url=base, verify=client_context(pki, client), timeout=10) as idle:
             assert idle.get("/healthz").status_code == 200  # kept alive, then left unread
-            server.should_exit = True
-            thread.join(timeout=DEADLINE)
-            assert not thread.is_alive(), "the stop waited for the idle client's close_notify"
+            served.server.should_exit = True
+            served.thread.join(timeout=DEADLINE)
+            assert not served.thread.is_alive(), (
+                "the stop waited for the idle client's close_notify"
+            )
 
 
 def test_an_idle_closed_connection_gives_back_its_place_for_the_source(tmp_path: Path) -> None:
@@ -82,7 +63,7 @@ def test_an_idle_closed_connection_gives_back_its_place_for_the_source(tmp_path:
         "http_idle_timeout": 0.5,
         "http_max_connections_per_source": 1,
     }
-    with _serving(tmp_path, **overrides) as (_server, _thread, pki, base):
+    with _serving(tmp_path, **overrides) as (_served, pki, base):
         client = pki.client("lab", "NTRNL-12345678")
         context = client_context(pki, client)
         with httpx.Client(base_url=base, verify=context, timeout=10) as idle:

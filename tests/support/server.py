@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.server import gateway_server
+from gateway.server import GatewayServer, gateway_server
 from gateway.settings import Settings
 from tests.support.pki import ClientCert, Pki, write_key
 
@@ -44,9 +45,22 @@ def gateway_settings(pki: Pki, home: Path, database_url: str, **overrides: Any) 
     return Settings(**values)
 
 
+@dataclass
+class Served:
+    """A started gateway: its server, the thread running it, and its port."""
+
+    server: GatewayServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+
 @contextmanager
-def running_gateway(settings: Settings, **options: Any) -> Iterator[str]:
-    """Start the gateway; yield its base URL; stop it."""
+def serving(settings: Settings, *, stop_within: float = 15, **options: Any) -> Iterator[Served]:
+    """Start the gateway in a thread, wait until it listens, yield it; stop it (waiting at
+    most ``stop_within`` seconds for the thread)."""
     server = gateway_server(settings, log_level="warning", **options)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -55,13 +69,19 @@ def running_gateway(settings: Settings, **options: Any) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("gateway did not start")
         time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    scheme = "http" if settings.plain_http else "https"
     try:
-        yield f"{scheme}://127.0.0.1:{port}"
+        yield Served(server, thread)
     finally:
         server.should_exit = True
-        thread.join(timeout=15)
+        thread.join(timeout=stop_within)
+
+
+@contextmanager
+def running_gateway(settings: Settings, **options: Any) -> Iterator[str]:
+    """Start the gateway; yield its base URL; stop it."""
+    with serving(settings, **options) as served:
+        scheme = "http" if settings.plain_http else "https"
+        yield f"{scheme}://127.0.0.1:{served.port}"
 
 
 def client_context(pki: Pki, client: ClientCert | None) -> ssl.SSLContext:
