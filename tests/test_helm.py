@@ -183,6 +183,19 @@ def test_probes_use_the_plain_health_port(mode: str) -> None:
     }
 
 
+def test_a_stopping_pod_keeps_serving_until_it_leaves_the_endpoints() -> None:
+    """SIGTERM and the removal from the Service's endpoints happen at once: the pod sleeps
+    in preStop (still accepting) before the gateway drains, within the grace period."""
+    spec = _render({})["Deployment/sluis"]["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == 60
+    assert spec["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    spec = _render({"shutdown": {"preStopSleepSeconds": 0, "terminationGracePeriodSeconds": 20}})[
+        "Deployment/sluis"
+    ]["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == 20
+    assert "lifecycle" not in spec["containers"][0]
+
+
 def test_pdb_only_with_several_replicas() -> None:
     assert not [k for k in _render({"replicaCount": 1}) if k.startswith("PodDisruptionBudget")]
     pdb = _render({"replicaCount": 3})["PodDisruptionBudget/sluis"]
@@ -339,6 +352,12 @@ def test_gateway_service_exposes_only_the_gateway_port() -> None:
         ({"extraSettings": {"DATABASE_URL": "x"}}, "does not match pattern '^SLUIS_"),
         ({"extraSettings": {"SLUIS_DATABASE_URL": "postgresql://u:p@h/d"}}, "SLUIS_DATABASE_URL"),
         ({"image": {"repository": ""}}, "image.repository is required"),
+        ({"shutdown": {"preStopSleepSeconds": -1}}, "/shutdown/preStopSleepSeconds"),
+        ({"shutdown": {"terminationGracePeriodSeconds": "60"}}, "/shutdown/terminationGrace"),
+        (
+            {"shutdown": {"preStopSleepSeconds": 30, "terminationGracePeriodSeconds": 30}},
+            "shutdown.preStopSleepSeconds must be shorter than shutdown.terminationGracePeriod",
+        ),
         ({**PROXY, "trustedProxies": []}, "needs trustedProxies"),
         (
             {"mode": "proxy", "trustedProxies": ["10.0.0.0/8"]},
