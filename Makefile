@@ -50,14 +50,18 @@ test: lint mutants pytest
 # The lowest allowed dependency versions (pyproject.toml's lower bounds) in a scratch venv,
 # running the fast tests (all but the `postgres`-marked ones) in JOBS workers: the bounds are
 # known to work. Deprecation warnings are not errors here: old typer with a new click warns,
-# and that is not a failure. `make lowest LOWEST=/tmp/elsewhere` for another venv.
+# and that is not a failure. `make lowest LOWEST=/tmp/elsewhere` for another venv; the whole
+# suite: `make lowest LOWEST_EXTRAS=dev,helm LOWEST_TESTS=tests LOWEST_MARKS=` (long).
 LOWEST ?= /tmp/sluis-lowest
-LOWEST_TESTS := tests/gateway tests/policies tests/connectors tests/certs tests/audit
+LOWEST_EXTRAS ?= dev
+LOWEST_TESTS ?= tests/gateway tests/policies tests/connectors tests/certs tests/audit
+LOWEST_MARKS ?= not postgres
+comma := ,
 lowest: $(STAMP)
 	rm -rf $(LOWEST) && $(PYTHON) -m venv $(LOWEST)
-	$(BIN)/python -m tests.lowest_deps dev > $(LOWEST)/constraints.txt
-	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
-	$(LOWEST)/bin/pytest -q -x -n $(JOBS) -p no:cacheprovider -m 'not postgres' \
+	$(BIN)/python -m tests.lowest_deps $(subst $(comma), ,$(LOWEST_EXTRAS)) > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[$(LOWEST_EXTRAS)]'
+	$(LOWEST)/bin/pytest -q -x -n $(JOBS) -p no:cacheprovider -m '$(LOWEST_MARKS)' \
 		-W ignore::DeprecationWarning $(LOWEST_TESTS)
 
 # The container image (Containerfile), built with buildah from a Debian root made by mmdebstrap;
