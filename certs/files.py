@@ -108,19 +108,25 @@ def read_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
         fd = os.open(path, _READ_FLAGS)
     except OSError as exc:
         raise PKIError("key-missing", f"cannot open key file {path}: {exc.strerror}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):  # before fdopen, which refuses a directory itself
-            raise PKIError("key-permissions", f"key file {path} is not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
+    info = _regular_file(fd, path)
     with os.fdopen(fd, "rb") as handle:
         exposed = exposure_here(info)
         if exposed is not None:
             raise PKIError("key-permissions", f"key file {path} {exposed}")
         data = handle.read()
     return _parse_key(path, data, passphrase)
+
+
+def _regular_file(fd: int, path: Path) -> os.stat_result:
+    """``fd``'s status; PKIError ``key-permissions`` (and ``fd`` closed) unless a regular file.
+
+    Checked before ``fdopen``, which refuses a directory with an OSError of its own.
+    """
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise PKIError("key-permissions", f"key file {path} is not a regular file")
+    return info
 
 
 def _parse_key(path: Path, data: bytes, passphrase: bytes | None) -> PrivateKey:

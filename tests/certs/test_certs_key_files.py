@@ -69,3 +69,122 @@ def test_a_fifo_named_as_the_key_is_refused_without_waiting_for_a_writer(tmp_pat
     assert isinstance(outcome[0], PKIError)
     assert outcome[0].code == "key-permissions"
     assert outcome[0].detail == f"key file {fifo} is not a regular file"
+
+
+@pytest.mark.parametrize(
+    ("mode", "uid", "gid", "reason"),
+    [
+        # The reader's own file: no group or world bit at all.
+        (0o600, UID, GID, None),
+        (0o400, UID, GID, None),
+        (0o700, UID, GID, None),
+        (0o640, UID, GID, "is readable by its group: chmod 600 it"),
+        (0o610, UID, GID, "is readable by its group: chmod 600 it"),
+        (0o620, UID, GID, "is readable by its group: chmod 600 it"),
+        (0o604, UID, GID, "is readable by others: chmod 600 it"),
+        (0o601, UID, GID, "is readable by others: chmod 600 it"),
+        (0o602, UID, GID, "is readable by others: chmod 600 it"),
+        # Root's file: group-read only for one of the reader's groups, never write or exec.
+        (0o400, 0, GID, None),
+        (0o440, 0, GID, None),
+        (0o640, 0, GID, None),
+        (0o440, 0, 4242, "is readable by group 4242, which this process is not in: "
+         "chmod 400 it, or mount it with the pod's fsGroup"),
+        (0o400, 0, 4242, None),
+        (0o460, 0, GID, "is writable by its group: chmod 440 it"),
+        (0o450, 0, GID, "is writable by its group: chmod 440 it"),
+        (0o420, 0, 4242, "is writable by its group: chmod 440 it"),
+        (0o444, 0, GID, "is readable by others: chmod 600 it"),
+        # Anyone else's file, however tight.
+        (0o400, 1, GID, "is owned by user 1, neither this process's user nor root"),
+        (0o600, 4242, GID, "is owned by user 4242, neither this process's user nor root"),
+    ],
+)  # fmt: skip
+def test_the_key_file_rule_bit_by_bit(mode: int, uid: int, gid: int, reason: str | None) -> None:
+    assert key_file_exposure(_info(mode, uid=uid, gid=gid), uid=UID, groups={GID, 7}) == reason
+
+
+def test_a_readable_key_is_refused_with_its_path_and_reason(tmp_path: Path) -> None:
+    path = tmp_path / "k.key"
+    write_private_key(path, generate_key("ec-p256"))
+    path.chmod(0o644)
+    refusal = _refusal(path)
+    assert refusal.code == "key-permissions"
+    assert refusal.detail == f"key file {path} is readable by others: chmod 600 it"
+
+
+def test_a_missing_key_is_refused_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "absent.key"
+    refusal = _refusal(path)
+    assert refusal.code == "key-missing"
+    assert refusal.detail == f"cannot open key file {path}: No such file or directory"
+
+
+@pytest.mark.parametrize("key_type", ["ec-p256", "ed25519"])
+def test_a_key_round_trips_through_its_file(tmp_path: Path, key_type: str) -> None:
+    key = generate_key(key_type)  # type: ignore[arg-type]  # both KeyType values
+    path = tmp_path / "k.key"
+    write_private_key(path, key)
+    assert stat.S_IMODE(path.stat().st_mode) == KEY_MODE == 0o600
+    assert path.read_bytes() == key_pem(key)
+    assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----\n")
+    assert read_private_key(path).public_key() == key.public_key()
+
+
+def test_a_passphrase_encrypts_and_is_needed(tmp_path: Path) -> None:
+    key = generate_key("ec-p256")
+    path = tmp_path / "k.key"
+    write_private_key(path, key, b"s3cret")
+    assert path.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
+    assert read_private_key(path, b"s3cret").public_key() == key.public_key()
+    assert key_pem(key, b"") == key_pem(key)  # an empty passphrase encrypts nothing
+    missing = _refusal(path)
+    assert missing.code == "key-passphrase"
+    assert missing.detail.startswith(f"key file {path}: ")
+    wrong = _refusal(path, b"wrong")
+    assert wrong.code == "key-passphrase"
+    assert wrong.detail == f"key file {path} cannot be decrypted/read"
+    plain = tmp_path / "plain.key"
+    write_private_key(plain, key)
+    assert _refusal(plain, b"s3cret").code == "key-passphrase"
+
+
+def test_an_existing_key_file_is_named_in_the_refusal(tmp_path: Path) -> None:
+    path = tmp_path / "k.key"
+    write_private_key(path, generate_key("ed25519"))
+    before = path.read_bytes()
+    with pytest.raises(PKIError) as info:
+        write_private_key(path, generate_key("ed25519"))
+    assert info.value.code == "key-exists"
+    assert info.value.detail == f"refusing to overwrite existing key file {path}"
+    assert path.read_bytes() == before
+
+
+def test_write_atomic_sets_the_mode_and_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "crl.pem"
+    write_atomic(path, b"one")
+    assert stat.S_IMODE(path.stat().st_mode) == PUBLIC_MODE == 0o644
+    write_atomic(path, b"two", mode=0o600)
+    assert path.read_bytes() == b"two"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crl.pem"]  # no temporary left
+
+
+def test_write_atomic_leaves_nothing_behind_when_it_fails(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "inside").write_bytes(b"x")  # a non-empty directory cannot be replaced
+    with pytest.raises(IsADirectoryError):
+        write_atomic(target, b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_ensure_private_dir_creates_and_tightens(tmp_path: Path) -> None:
+    fresh = tmp_path / "a" / "b"
+    ensure_private_dir(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    ensure_private_dir(loose)
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o700
