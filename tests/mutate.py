@@ -167,6 +167,7 @@ MODULES = (
             "tests/certs/test_crl_refresh.py",
             "tests/certs/test_cert_manager_ca.py",
             "tests/certs/test_certs_revocation.py",
+            "tests/certs/test_certs_issue_exact.py",
         ),
     ),
     # The CA directory and what reads participants: the files, keys, ledger, CSRs and trust
@@ -187,6 +188,7 @@ MODULES = (
             "tests/certs/test_certs_identity.py",
             "tests/certs/test_ca_key_mounts.py",
             "tests/certs/test_certs_issue.py",
+            "tests/certs/test_certs_key_files.py",
         ),
     ),
     # The guards' own tests, not all of tests/connectors (SQL, memory and spill tests reach
