@@ -189,6 +189,7 @@ MODULES = (
             "tests/certs/test_ca_key_mounts.py",
             "tests/certs/test_certs_issue.py",
             "tests/certs/test_certs_key_files.py",
+            "tests/certs/test_certs_store_exact.py",
         ),
     ),
     # The guards' own tests, not all of tests/connectors (SQL, memory and spill tests reach
