@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from certs import PKIError
 from certs.files import (
@@ -188,3 +190,16 @@ def test_ensure_private_dir_creates_and_tightens(tmp_path: Path) -> None:
     loose.chmod(0o755)
     ensure_private_dir(loose)
     assert stat.S_IMODE(loose.stat().st_mode) == 0o700
+
+
+def test_a_key_of_another_kind_is_named_in_the_refusal(tmp_path: Path) -> None:
+    rsa_path = tmp_path / "rsa.key"
+    rsa_path.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        )
+    )
+    rsa_path.chmod(0o600)
+    refusal = _refusal(rsa_path)
+    assert refusal.code == "unsupported-key"
+    assert refusal.detail == f"key file {rsa_path} is not an EC or Ed25519 key"
