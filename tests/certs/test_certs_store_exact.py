@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
@@ -34,7 +34,7 @@ from certs.csr import load_csr, public_key_from_csr
 from certs.files import write_atomic
 from certs.identity import describe, is_eori
 from certs.index import Index, IssuedRecord, dump_index, load_index
-from certs.keys import generate_key, key_type_of
+from certs.keys import PublicKey, generate_key, key_type_of, key_weakness, require_strong
 from certs.store import IssuedFiles
 from tests.certs.pki_builders import (
     NOW,
@@ -426,3 +426,43 @@ def test_write_atomic_stages_in_the_target_directory(
     target = tmp_path / "crl.pem"
     write_atomic(target, b"data")
     assert target.read_bytes() == b"data"
+
+
+def test_issuing_without_a_ca_or_with_a_corrupt_one_says_why(
+    ca: CADirectory, tmp_path: Path
+) -> None:
+    empty = CADirectory(tmp_path / "empty")
+    with pytest.raises(PKIError) as missing:
+        _issue(empty, tmp_path / "out")
+    assert missing.value.code == "ca-missing"
+    assert missing.value.detail == f"no CA in {empty.path}; run `sluis certs init`"
+    ca.issuing_cert_path.write_bytes(b"not a certificate")
+    with pytest.raises(PKIError) as corrupt:
+        ca.refresh_crl(now=NOW)
+    assert corrupt.value.code == "ca-corrupt"
+    assert corrupt.value.detail == f"{ca.issuing_cert_path} is not a PEM certificate"
+
+
+def test_key_strength_at_its_boundaries() -> None:
+    def public(key: object) -> PublicKey:
+        return key.public_key()  # type: ignore[attr-defined, no-any-return]  # any private key
+
+    assert (
+        key_weakness(public(rsa.generate_private_key(public_exponent=65537, key_size=2048))) is None
+    )
+    weak_rsa = public(rsa.generate_private_key(public_exponent=65537, key_size=2040))  # noqa: S505 -- the weak key under test
+    assert key_weakness(weak_rsa) == "RSA key of 2040 bits (minimum 2048)"
+    for curve in (ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()):
+        assert key_weakness(public(ec.generate_private_key(curve))) is None
+    assert key_weakness(public(ec.generate_private_key(ec.SECP224R1()))) == (
+        "elliptic curve secp224r1 is not P-256, P-384 or P-521"
+    )
+    assert key_weakness(public(x25519.X25519PrivateKey.generate())) == (
+        "unsupported key type X25519PublicKey"
+    )
+    with pytest.raises(PKIError) as info:
+        require_strong(weak_rsa)
+    assert (info.value.code, info.value.detail) == (
+        "weak-key",
+        "RSA key of 2040 bits (minimum 2048)",
+    )
