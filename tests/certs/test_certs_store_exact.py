@@ -466,3 +466,12 @@ def test_key_strength_at_its_boundaries() -> None:
         "weak-key",
         "RSA key of 2040 bits (minimum 2048)",
     )
+
+
+def test_init_over_an_existing_ca_says_where(ca: CADirectory) -> None:
+    with pytest.raises(PKIError) as info:
+        CADirectory.init(ca.path, name="Again", key_type="ed25519", now=NOW)
+    assert (info.value.code, info.value.detail) == (
+        "ca-exists",
+        f"a CA already exists in {ca.path}",
+    )
