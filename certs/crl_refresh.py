@@ -85,7 +85,9 @@ def _split(
 def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
     key = issuer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
-        return False  # create_crl refuses such a key anyway (unsupported-key)
+        # An RSA CA never gets this far: its key is refused on reading (unsupported-key),
+        # and any key we hold is a key-mismatch for it in create_crl.
+        return False
     return crl.is_signature_valid(key)
 
 

@@ -24,7 +24,9 @@ KEY_MODE = 0o600
 PUBLIC_MODE = 0o644
 # Reading follows a symlink: the kubelet mounts a Secret's files as ``name -> ..data/name``.
 # The rule is checked on the file actually opened (fstat), so a link gains nothing.
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: a FIFO at the key's path would otherwise block ``open`` until a writer came;
+# opened this way it is refused as not a regular file (no effect on regular files).
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _CREATE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -106,15 +108,25 @@ def read_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
         fd = os.open(path, _READ_FLAGS)
     except OSError as exc:
         raise PKIError("key-missing", f"cannot open key file {path}: {exc.strerror}") from exc
+    info = _regular_file(fd, path)
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise PKIError("key-permissions", f"key file {path} is not a regular file")
         exposed = exposure_here(info)
         if exposed is not None:
             raise PKIError("key-permissions", f"key file {path} {exposed}")
         data = handle.read()
     return _parse_key(path, data, passphrase)
+
+
+def _regular_file(fd: int, path: Path) -> os.stat_result:
+    """``fd``'s status; PKIError ``key-permissions`` (and ``fd`` closed) unless a regular file.
+
+    Checked before ``fdopen``, which refuses a directory with an OSError of its own.
+    """
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise PKIError("key-permissions", f"key file {path} is not a regular file")
+    return info
 
 
 def _parse_key(path: Path, data: bytes, passphrase: bytes | None) -> PrivateKey:
