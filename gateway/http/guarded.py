@@ -18,14 +18,47 @@ from gateway.http.guard import ConnectionGuard, ParserState
 from gateway.http.tls_scope import TLSH11Protocol, TLSHttpToolsProtocol
 
 
-class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
-    """httptools, with every chunk measured before the parser sees it."""
+class _Guarded(asyncio.Protocol):
+    """What both guarded protocols add to uvicorn's: the guard opened with the connection,
+    fed every chunk before the parser, told of a malformed request, of writes paused and
+    resumed, and closed with the connection. First among the bases, so it wraps uvicorn's
+    protocol (``super()`` is the TLS shim's)."""
 
     limits: ClassVar[ConnectionLimits]
     counter: ClassVar[ConnectionCounter]
     #: The verdict given at accept time (gateway.http.tls_accept sets it before
     #: connection_made); None: count the connection when it is made.
     admission: Admission | None = None
+    guard: ConnectionGuard
+    client: tuple[str, int] | None  # uvicorn's: the peer's address once connected
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport to Transport the same way
+        super().connection_made(transport)
+        self.guard.open(transport, self.client[0] if self.client else None, self.admission)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.close()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        for piece in self.guard.pieces(data):
+            super().data_received(piece)
+        self.guard.after_data()
+
+    def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
+        self.guard.malformed()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.guard.writing_paused()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.guard.writing_resumed()
+
+
+class GuardedHttpToolsProtocol(_Guarded, TLSHttpToolsProtocol):
+    """httptools, with every chunk measured before the parser sees it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -41,26 +74,6 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
         )
         self.guard = ConnectionGuard(self.limits, self.counter, self.loop, state)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport to Transport the same way
-        super().connection_made(transport)
-        self.guard.open(transport, self.client[0] if self.client else None, self.admission)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.close()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        for piece in self.guard.pieces(data):
-            super().data_received(piece)
-        self.guard.after_data()
-
-    def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
-        self.guard.malformed()
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self.guard.writing_paused()
-
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._running = cycle
         super()._start_asgi_task(cycle, app)
@@ -72,10 +85,6 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
                 cycle.disconnected = True
                 cycle.message_event.set()
 
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self.guard.writing_resumed()
-
     def on_headers_complete(self) -> None:
         self._in_body = True
         super().on_headers_complete()
@@ -85,14 +94,8 @@ class GuardedHttpToolsProtocol(TLSHttpToolsProtocol):
         super().on_message_complete()
 
 
-class GuardedH11Protocol(TLSH11Protocol):
+class GuardedH11Protocol(_Guarded, TLSH11Protocol):
     """h11, with every chunk measured before the parser sees it."""
-
-    limits: ClassVar[ConnectionLimits]
-    counter: ClassVar[ConnectionCounter]
-    #: The verdict given at accept time (gateway.http.tls_accept sets it before
-    #: connection_made); None: count the connection when it is made.
-    admission: Admission | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -106,34 +109,10 @@ class GuardedH11Protocol(TLSH11Protocol):
         )
         self.guard = ConnectionGuard(self.limits, self.counter, self.loop, state)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows BaseTransport to Transport the same way
-        super().connection_made(transport)
-        self.guard.open(transport, self.client[0] if self.client else None, self.admission)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.guard.close()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        for piece in self.guard.pieces(data):
-            super().data_received(piece)
-        self.guard.after_data()
-
-    def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's text is not sent
-        self.guard.malformed()
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self.guard.writing_paused()
-
     def _abandon(self) -> None:
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True
             self.cycle.message_event.set()
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self.guard.writing_resumed()
 
 
 _GUARDED: dict[type[asyncio.Protocol], type[asyncio.Protocol]] = {
