@@ -74,4 +74,3 @@ def _names(line: bytes) -> list[str]:
     """The column names in a header line, parsed as pyarrow parses it."""
     names: list[str] = pacsv.read_csv(pa.py_buffer(line)).column_names
     return names
-

@@ -144,13 +144,13 @@ class FilesConnector(Connector):
             dataset = opened.dataset
             batches = self._read(dataset, query)
             left = query.limit
-            ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, left))
+            step = ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, left))
             while left is None or left > 0:
-                got, more = await ahead  # read one step ahead: reading overlaps encoding
+                got, more = await step  # read one step ahead: reading overlaps encoding
                 ahead = None
                 if more:
                     rest = None if left is None else left - sum(b.num_rows for b in got)
-                    ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, rest))
+                    step = ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, rest))
                 for batch in got:
                     if batch.num_rows and (left is None or left > 0):
                         yield batch
@@ -281,7 +281,9 @@ JSON_BLOCK = 1 << 20  # bytes of JSON lines text parsed per batch
 AHEAD_BYTES = 1 << 20  # small batches read in one step up to this (one step: one thread hop)
 
 
-def _ahead(batches: Iterator[pa.RecordBatch], left: int | None) -> tuple[list[pa.RecordBatch], bool]:
+def _ahead(
+    batches: Iterator[pa.RecordBatch], left: int | None
+) -> tuple[list[pa.RecordBatch], bool]:
     """One step of reading, in a worker thread: the next batch, and those after it while
     together they stay under ``AHEAD_BYTES`` and ``left`` rows (None: no limit); and whether
     any may follow. A small file is read in one step, its end found in the same step; a
