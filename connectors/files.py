@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -262,15 +263,24 @@ def _stamp(config: FilesConfig) -> _Stamp | None:
     """
     target = config.root / config.path
     try:
-        names = [(".", config.root), ("", target)]
-        if target.is_dir():
+        stamp = [_entry(".", config.root), _entry("", target)]
+        if stamp[1][-1] == "dir":
             for top, dirs, files in os.walk(target, followlinks=True):  # as the walker does
-                names += [(str(Path(top, n)), Path(top, n)) for n in sorted([*dirs, *files])]
-                if len(names) > _STAMP_ENTRIES:
+                names = sorted([*dirs, *files])
+                if len(stamp) + len(names) > _STAMP_ENTRIES:  # counted before any is read
                     return None
-        return tuple((name, *_info(path.stat()), *_info(path.lstat())[1:2]) for name, path in names)
+                stamp += [_entry(str(Path(top, n)), Path(top, n)) for n in names]
+        return tuple(entry[:-1] for entry in stamp)
     except (OSError, ValueError):
         return None
+
+
+def _entry(name: str, path: Path) -> tuple[str | int, ...]:
+    """(name, device, inode, size, mtime, ctime of what ``path`` leads to, inode of ``path``
+    itself, whether it leads to a directory): two ``stat`` calls for a link, one for the rest."""
+    itself = path.lstat()
+    info = path.stat() if stat.S_ISLNK(itself.st_mode) else itself
+    return (name, *_info(info), itself.st_ino, "dir" if stat.S_ISDIR(info.st_mode) else "")
 
 
 def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
