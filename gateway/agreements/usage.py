@@ -270,7 +270,7 @@ async def spend(
     """
     values: dict[str, object] = {"agreement": agreement_id, "cap": cap, "spent_at": now}
     values |= {"consumer": key.consumer_id, "dataset": key.dataset_id, "policy": key.policy_hash}
-    connection = await session.connection()
+    connection = await session.connection()  # through SQLAlchemy (its statement hooks see it)
     new = (await connection.execute(_spend_statement(cap is not None), values)).scalar()
     if new is None:
         return None

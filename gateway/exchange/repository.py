@@ -13,6 +13,7 @@ from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.log import stage
+from gateway.audit.repository import execute_one
 from gateway.storage.models import OpenExchangeRow
 
 _OPEN: Table = OpenExchangeRow.__table__  # type: ignore[assignment]  # a Table, typed FromClause
@@ -31,9 +32,8 @@ async def open_exchange(
 
 async def close_exchange(session: AsyncSession, exchange_id: str) -> bool:
     """Mark the exchange ended; False when it was not open (already closed)."""
-    connection = await session.connection()
-    done = await connection.execute(_CLOSE, {"exchange": exchange_id})
-    return done.rowcount == 1
+    count, _ = await execute_one(session, _CLOSE, {"exchange": exchange_id})
+    return count == 1
 
 
 # Core, not the ORM: one statement, no session synchronisation; built once, values bound
