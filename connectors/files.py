@@ -149,8 +149,9 @@ class FilesConnector(Connector):
             while left is None or left > 0:
                 got, more = await step  # read one step ahead: reading overlaps encoding
                 ahead = None
+                rest = None if left is None else left - sum(b.num_rows for b in got)
+                more = more and (rest is None or rest > 0)  # the limit reached: read no more
                 if more:
-                    rest = None if left is None else left - sum(b.num_rows for b in got)
                     step = ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, rest))
                 for batch in got:
                     if batch.num_rows and (left is None or left > 0):
