@@ -20,7 +20,9 @@ Printed: req/s, p50, p99 and errors per target and cell, the ratios to (c) and (
 one consumer on one agreement at 32 connections; then latency (one connection) after 0, 10k
 and 100k earlier uses, seeded with direct SQL inserts into the usage tables.
 
-Run with ``python -m bench.load [--seconds 5]`` (a few minutes at the default).
+Run with ``python -m bench.load [--seconds 5]`` (a few minutes at the default); the gateway
+on SQLite alone at 8 and 32 connections, without the earlier-uses table:
+``python -m bench.load --targets sqlite --connections 8,32 --uses ''``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ PG_DSN = os.environ.get("SLUIS_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1
 PATH = "/v1/datasets/sensors/data?format=csv"
 CONNECTIONS = (1, 8, 32)
 EARLIER_USES = (0, 10_000, 100_000)
+TARGETS = ("sqlite", "postgresql", "bare", "nginx")  # (a) to (d), for --targets
 POLICY = """
 uid: urn:sluis:policy:bench-load
 type: Offer
@@ -508,7 +511,17 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each cell")
     parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")],
                         default=list(CONNECTIONS), help="comma-separated, e.g. 1,8,32")  # fmt: skip
-    return parser.parse_args(argv)
+    parser.add_argument("--targets", type=lambda s: [x for x in s.split(",") if x],
+                        default=list(TARGETS),
+                        help="comma-separated, of " + ",".join(TARGETS))  # fmt: skip
+    parser.add_argument("--uses", type=lambda s: [int(x) for x in s.split(",") if x],
+                        default=list(EARLIER_USES),
+                        help="earlier uses to time, e.g. 0,10000; '' for none")  # fmt: skip
+    args = parser.parse_args(argv)
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -524,15 +537,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         # one consumer per connection, plus one kept fresh for the earlier-uses table
         world = World(home, consumer_ids(max(connections) + 1))
         for name, store in (("(a) gateway, SQLite", "sqlite"), ("(b) gateway, PostgreSQL", "pg")):
+            if ("sqlite" if store == "sqlite" else "postgresql") not in args.targets:
+                continue
             try:
                 with _store(world, store) as url:
-                    runs[name], body = run_gateway(world, url, connections, seconds)
+                    runs[name], body = run_gateway(world, url, connections, seconds, args.uses)
                     results[name] = runs[name].cells
             except RuntimeError as exc:
                 print(f"skipped {name}: {exc}")
         body_path = home / "body.csv"
         body_path.write_bytes(body if body is not None else (home / "sensors.csv").read_bytes())
-        for name, runner in (("(c) bare FastAPI", run_bare), ("(d) nginx mTLS proxy", run_nginx)):
+        for name, runner, target in (("(c) bare FastAPI", run_bare, "bare"),
+                                     ("(d) nginx mTLS proxy", run_nginx, "nginx")):  # fmt: skip
+            if target not in args.targets:
+                continue
             try:
                 results[name] = runner(world, body_path, connections, seconds)
             except (RuntimeError, subprocess.SubprocessError) as exc:

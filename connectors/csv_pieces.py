@@ -48,23 +48,29 @@ def pieces(stream: Any, size: int = PIECE, max_line: int = MAX_LINE) -> Iterator
 def read(stream: Any, convert: Any, size: int = PIECE) -> Iterator[pa.Table]:
     """The rows of the CSV ``stream`` (a header line, then rows), one table per piece, in the
     columns and types ``convert`` (``pyarrow.csv.ConvertOptions``) asks for."""
-    names: list[str] | None = None
+    header: bytes | list[str] | None = None  # the header line, then its names
     for piece in pieces(stream, size):
         buffer = pa.py_buffer(piece)
-        if names is None:  # the first piece with more than empty lines holds the header
+        if header is None:  # the first piece with more than empty lines holds the header
             if not piece.strip(b"\r\n"):
                 continue
-            names = _header(piece)
+            header = _header_line(piece)
             options = pacsv.ReadOptions(block_size=BLOCK)
         else:
-            options = pacsv.ReadOptions(block_size=BLOCK, column_names=names)
+            if isinstance(header, bytes):  # parsed only when a second piece needs it: a
+                header = _names(header)  # small file is one piece, and one parse
+            options = pacsv.ReadOptions(block_size=BLOCK, column_names=header)
         yield pacsv.read_csv(buffer, read_options=options, convert_options=convert)
 
 
-def _header(piece: bytes) -> list[str]:
-    """The column names: the first line that is not empty, parsed as pyarrow parses it."""
+def _header_line(piece: bytes) -> bytes:
+    """The first line that is not empty, with its line end."""
     start = len(piece) - len(piece.lstrip(b"\r\n"))
     ends = [i for i in (piece.find(b"\n", start), piece.find(b"\r", start)) if i >= 0]
-    line = piece[: min(ends) + 1] if ends else piece + b"\n"
+    return piece[: min(ends) + 1] if ends else piece + b"\n"
+
+
+def _names(line: bytes) -> list[str]:
+    """The column names in a header line, parsed as pyarrow parses it."""
     names: list[str] = pacsv.read_csv(pa.py_buffer(line)).column_names
     return names

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -139,20 +140,25 @@ class FilesConnector(Connector):
 
     async def _batches(self, query: Query) -> Batches:
         opened = await self._acquire()
-        ahead: asyncio.Future[pa.RecordBatch | None] | None = None
+        ahead: asyncio.Future[tuple[list[pa.RecordBatch], bool]] | None = None
         try:
             dataset = opened.dataset
             batches = self._read(dataset, query)
             left = query.limit
-            ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+            step = ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, left))
             while left is None or left > 0:
-                batch = await ahead  # read one batch ahead: reading overlaps encoding
-                if batch is None:
+                got, more = await step  # read one step ahead: reading overlaps encoding
+                ahead = None
+                rest = None if left is None else left - sum(b.num_rows for b in got)
+                more = more and (rest is None or rest > 0)  # the limit reached: read no more
+                if more:
+                    step = ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, rest))
+                for batch in got:
+                    if batch.num_rows and (left is None or left > 0):
+                        yield batch
+                        left = None if left is None else left - batch.num_rows
+                if not more:
                     return
-                ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
-                if batch.num_rows:
-                    yield batch
-                    left = None if left is None else left - batch.num_rows
         finally:
             if ahead is not None:  # the thread cannot be cancelled: let it finish first
                 await asyncio.gather(ahead, return_exceptions=True)
@@ -258,15 +264,24 @@ def _stamp(config: FilesConfig) -> _Stamp | None:
     """
     target = config.root / config.path
     try:
-        names = [(".", config.root), ("", target)]
-        if target.is_dir():
+        stamp = [_entry(".", config.root), _entry("", target)]
+        if stamp[1][-1] == "dir":
             for top, dirs, files in os.walk(target, followlinks=True):  # as the walker does
-                names += [(str(Path(top, n)), Path(top, n)) for n in sorted([*dirs, *files])]
-                if len(names) > _STAMP_ENTRIES:
+                names = sorted([*dirs, *files])
+                if len(stamp) + len(names) > _STAMP_ENTRIES:  # counted before any is read
                     return None
-        return tuple((name, *_info(path.stat()), *_info(path.lstat())[1:2]) for name, path in names)
+                stamp += [_entry(str(Path(top, n)), Path(top, n)) for n in names]
+        return tuple(entry[:-1] for entry in stamp)
     except (OSError, ValueError):
         return None
+
+
+def _entry(name: str, path: Path) -> tuple[str | int, ...]:
+    """(name, device, inode, size, mtime, ctime of what ``path`` leads to, inode of ``path``
+    itself, whether it leads to a directory): two ``stat`` calls for a link, one for the rest."""
+    itself = path.lstat()
+    info = path.stat() if stat.S_ISLNK(itself.st_mode) else itself
+    return (name, *_info(info), itself.st_ino, "dir" if stat.S_ISDIR(info.st_mode) else "")
 
 
 def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -274,6 +289,25 @@ def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 JSON_BLOCK = 1 << 20  # bytes of JSON lines text parsed per batch
+AHEAD_BYTES = 1 << 20  # small batches read in one step up to this (one step: one thread hop)
+
+
+def _ahead(
+    batches: Iterator[pa.RecordBatch], left: int | None
+) -> tuple[list[pa.RecordBatch], bool]:
+    """One step of reading, in a worker thread: the next batch, and those after it while
+    together they stay under ``AHEAD_BYTES`` and ``left`` rows (None: no limit); and whether
+    any may follow. A small file is read in one step, its end found in the same step; a
+    large one still a batch (a piece, a block, a row group) a step."""
+    got: list[pa.RecordBatch] = []
+    size = rows = 0
+    while size < AHEAD_BYTES and (left is None or rows < left):
+        batch = next(batches, None)
+        if batch is None:
+            return got, False
+        got.append(batch)
+        size, rows = size + batch.nbytes, rows + batch.num_rows
+    return got, True
 
 
 def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:

@@ -103,6 +103,7 @@ class Registry:
         self._confirmed = float("-inf")  # when the snapshot was last known current
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one load at a time, in the gateway's event loop
+        self._asking = asyncio.Lock()  # one version question at a time (``refresh``)
 
     async def current(self) -> Snapshot:
         """The snapshot to decide on; ``StorageUnavailable`` if it cannot be confirmed current."""
@@ -118,16 +119,31 @@ class Registry:
         self._snapshot = None
 
     async def refresh(self) -> Snapshot:
-        """Ask the database for its version now; reload when it moved."""
-        generation = _generation(self._key)
-        started = self._clock()
-        async with self.db.session() as session:
-            version = await _version(session)
-        snapshot = self._snapshot
-        if snapshot is None or snapshot.version != version or generation != self._seen:
-            return await self._reload()
-        self._confirmed = max(self._confirmed, started)
-        return snapshot
+        """Ask the database for its version now; reload when it moved.
+
+        One question at a time: a lookup that waited for another's is served by it when
+        that question began after this lookup asked (it saw every commit this one would);
+        otherwise it asks again. Lookups that find the snapshot unconfirmed together (the
+        poll running late under load) make one or two SELECTs, not one each.
+        """
+        asked = self._clock()
+        async with self._asking:
+            snapshot = self._snapshot
+            if (
+                snapshot is not None
+                and self._confirmed > asked
+                and _generation(self._key) == self._seen
+            ):
+                return snapshot
+            generation = _generation(self._key)
+            started = self._clock()
+            async with self.db.session() as session:
+                version = await _version(session)
+            snapshot = self._snapshot
+            if snapshot is None or snapshot.version != version or generation != self._seen:
+                return await self._reload()
+            self._confirmed = max(self._confirmed, started)
+            return snapshot
 
     async def start(self) -> None:
         """Load now and poll for other processes' changes until :meth:`close`."""

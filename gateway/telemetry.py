@@ -130,7 +130,10 @@ class Telemetry:
     def record_decision(
         self, result: Literal["permit", "deny"], *, reason: str | None = None
     ) -> None:
-        """Count one policy decision; ``reason`` must be a stable code (low cardinality)."""
+        """Count one policy decision; ``reason`` must be a stable code (low cardinality).
+        Without a metric reader nobody could read the count: nothing is counted."""
+        if not self.metered:
+            return
         attributes = {"result": result} if reason is None else {"result": result, "reason": reason}
         self.decisions.add(1, attributes)
 

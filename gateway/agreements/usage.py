@@ -29,11 +29,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Table, and_, delete, exists, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.log import stage
-from gateway.storage.models import AgreementRow, UsageBucketRow, UsageEventRow, UsageStateRow
+from gateway.storage.models import (
+    AgreementRow,
+    UsageBucketRow,
+    UsageEventRow,
+    UsageStateRow,
+    UTCDateTime,
+)
 from gateway.storage.sql import insert_or_add, insert_unless_present
 from policies.operands.temporal import add_duration
 
@@ -250,27 +268,10 @@ async def spend(
     ``widths`` are written with it. Every :data:`PRUNE_EVERY`-th use, the key's rows that
     none of ``windows`` (the policy's rate windows) can read any more are deleted.
     """
-    # Core statements on the tables (not the ORM entities): the hot path's one UPDATE skips
-    # the ORM's bulk-update machinery (session synchronisation); nothing here is tracked.
-    state, agreements = _STATE, _AGREEMENTS
-    still_active = exists().where(agreements.c.id == agreement_id, agreements.c.state == "active")
-    conditions = [
-        state.c.consumer_id == key.consumer_id,
-        state.c.dataset_id == key.dataset_id,
-        state.c.policy_hash == key.policy_hash,
-        still_active,
-    ]
-    if cap is not None:
-        conditions.append(state.c.use_count < cap)
-    connection = await session.connection()
-    new = (
-        await connection.execute(
-            update(state)
-            .where(*conditions)
-            .values(use_count=state.c.use_count + 1, updated_at=now)
-            .returning(state.c.use_count)
-        )
-    ).scalar()
+    values: dict[str, object] = {"agreement": agreement_id, "cap": cap, "spent_at": now}
+    values |= {"consumer": key.consumer_id, "dataset": key.dataset_id, "policy": key.policy_hash}
+    connection = await session.connection()  # through SQLAlchemy (its statement hooks see it)
+    new = (await connection.execute(_spend_statement(cap is not None), values)).scalar()
     if new is None:
         return None
     await stage(session, UsageEventRow, {**key.columns(), "seq": new, "at": now})
@@ -281,6 +282,35 @@ async def spend(
     if new % PRUNE_EVERY == 0:
         await prune(session, key, windows, now)
     return int(new)
+
+
+@lru_cache(maxsize=2)
+def _spend_statement(capped: bool) -> Update:
+    """The conditional UPDATE of ``spend``, built once (with or without a cap) and run with
+    its values bound: building it and its cache key on every use cost more CPU than the
+    rest of the use. Core on the tables (not the ORM entities): it skips the ORM's
+    bulk-update machinery (session synchronisation); nothing here is tracked."""
+    state, agreements = _STATE, _AGREEMENTS
+    still_active = exists().where(
+        agreements.c.id == bindparam("agreement"), agreements.c.state == "active"
+    )
+    cap = bindparam("cap", type_=Integer)
+    conditions = [
+        state.c.consumer_id == bindparam("consumer"),
+        state.c.dataset_id == bindparam("dataset"),
+        state.c.policy_hash == bindparam("policy"),
+        still_active,
+    ]
+    if capped:
+        conditions.append(state.c.use_count < cap)
+    return (
+        update(state)
+        .where(*conditions)
+        .values(
+            use_count=state.c.use_count + 1, updated_at=bindparam("spent_at", type_=UTCDateTime())
+        )
+        .returning(state.c.use_count)
+    )
 
 
 def prune_bounds(windows: tuple[str, ...], now: datetime) -> tuple[datetime, dict[int, int]]:

@@ -89,6 +89,13 @@ _SECRETS = (
     re.compile(r"PRIVATE\+KEY\+"),
     re.compile(r"\b(Bearer|Basic|DPoP)\s+[A-Za-z0-9._~+/-]{16,}", re.IGNORECASE),
 )
+# Any of them, in one scan: what every string of an entry is searched with first (each
+# pattern keeps its own flags; a string none of them matches is neither redacted nor refused).
+_ANY_SECRET = re.compile(
+    "|".join(
+        f"(?i:{p.pattern})" if p.flags & re.IGNORECASE else f"(?:{p.pattern})" for p in _SECRETS
+    )
+)
 REDACTED = "[redacted]"
 _ESCAPE = re.compile(r"\\(\\|ud[89a-f][0-9a-f]{2})")
 _TOKEN_DIGEST = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -204,6 +211,8 @@ def redact_secrets(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _redact(text: str, path: str, paths: list[str]) -> str:
+    if not _ANY_SECRET.search(text):
+        return text
     redacted = text
     for pattern in _SECRETS:
         redacted = pattern.sub(REDACTED, redacted)
@@ -255,6 +264,8 @@ def unescape(text: str) -> str:
 
 
 def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -273,7 +284,7 @@ def decode_entry(data: bytes) -> AuditEntry:
 def check_no_secrets(value: Any, path: str = "entry") -> None:
     """Refuse (``secret-in-entry``) any string in ``value`` that looks like a credential."""
     if isinstance(value, str):
-        if any(pattern.search(value) for pattern in _SECRETS):
+        if _ANY_SECRET.search(value):
             raise EntryError("secret-in-entry", f"{path} looks like a raw token or secret")
     elif isinstance(value, dict):
         for key, item in value.items():

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
+    ClauseElement,
     ColumnElement,
     Table,
     and_,
@@ -254,6 +255,22 @@ class SqliteTail:
         )
         return cursor.rowcount == 1
 
+    def run(self, statement: ClauseElement, values: dict[str, object]) -> tuple[int, Any]:
+        """One Core ``statement`` with ``values``, compiled by SQLAlchemy for SQLite (once)
+        and bound through its binds' processors, as the session would run it: its row
+        count and first row (None without one)."""
+        compiled, processors = _compiled(statement, self._dialect)
+        params = compiled.construct_params(values)
+        bound = tuple(
+            processors[n](params[n]) if n in processors and params[n] is not None else params[n]
+            for n in compiled.positiontup
+        )
+        cursor = self._connection.execute(compiled.string, bound)
+        first = cursor.fetchone() if cursor.description else None
+        count = cursor.rowcount
+        cursor.close()
+        return count, first
+
     def _insert(self, table: Table, rows: list[dict[str, object]]) -> None:
         if not rows:
             return
@@ -273,6 +290,25 @@ class SqliteTail:
 
 
 _PROCESSORS: dict[tuple[str, str, str], Callable[[Any], Any] | None] = {}
+_COMPILED: dict[tuple[int, str], tuple[ClauseElement, Any, dict[str, Callable[[Any], Any]]]] = {}
+
+
+def _compiled(
+    statement: ClauseElement, dialect: Dialect
+) -> tuple[Any, dict[str, Callable[[Any], Any]]]:
+    """``statement`` compiled for ``dialect`` and its binds' processors by name; kept per
+    statement object (the hot path's are built once)."""
+    key = (id(statement), dialect.name)
+    found = _COMPILED.get(key)
+    if found is None or found[0] is not statement:
+        compiled: Any = statement.compile(dialect=dialect)  # an SQLCompiler: binds, positiontup
+        processors = {}
+        for name, bind in compiled.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors[name] = process
+        found = _COMPILED[key] = (statement, compiled, processors)
+    return found[1], found[2]
 
 
 def _bind_processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -302,6 +338,22 @@ async def in_sqlite_thread(session: AsyncSession, work: Callable[[SqliteTail], _
     except sqlite3.Error as exc:
         raise StorageUnavailable(f"audit store: {type(exc).__name__}: {exc}") from exc
     return result
+
+
+async def execute_one(
+    session: AsyncSession, statement: ClauseElement, values: dict[str, object]
+) -> tuple[int, Any]:
+    """One Core ``statement`` with ``values`` in the session's transaction: its row count and
+    first row (None without one). On SQLite in one hop to the driver's thread (through the
+    session's connection a statement costs three or four: cursor, execute, fetch, close);
+    the SQL is SQLAlchemy's own compilation of ``statement``, the values bound as it binds
+    them. Elsewhere through the session's connection."""
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        return await in_sqlite_thread(session, lambda tail: tail.run(statement, values))
+    result = await connection.execute(statement, values)  # type: ignore[call-overload]
+    first = result.first() if result.returns_rows else None
+    return result.rowcount, first
 
 
 async def entries(session: AsyncSession, where: EntryFilter) -> list[tuple[int, bytes, object]]:

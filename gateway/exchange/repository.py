@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.log import stage
+from gateway.audit.repository import execute_one
 from gateway.storage.models import OpenExchangeRow
 
 _OPEN: Table = OpenExchangeRow.__table__  # type: ignore[assignment]  # a Table, typed FromClause
@@ -31,10 +32,12 @@ async def open_exchange(
 
 async def close_exchange(session: AsyncSession, exchange_id: str) -> bool:
     """Mark the exchange ended; False when it was not open (already closed)."""
-    table = _OPEN  # Core, not the ORM: one statement, no session synchronisation
-    connection = await session.connection()
-    done = await connection.execute(delete(table).where(table.c.id == exchange_id))
-    return done.rowcount == 1
+    count, _ = await execute_one(session, _CLOSE, {"exchange": exchange_id})
+    return count == 1
+
+
+# Core, not the ORM: one statement, no session synchronisation; built once, values bound
+_CLOSE = delete(_OPEN).where(_OPEN.c.id == bindparam("exchange"))
 
 
 async def left_open(session: AsyncSession, owner: str) -> Sequence[OpenExchangeRow]:

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from gateway.audit import jcs
 from gateway.audit.entry import (
+    _ANY_SECRET,
+    _SECRETS,
     CLIPPED,
     MAX_TEXT,
     REDACTED,
@@ -184,6 +186,18 @@ def test_a_raw_secret_is_redacted_and_the_entry_still_written(fields: dict[str, 
     assert decoded.redacted
     assert REDACTED in data.decode()
     assert encode_entry(decoded) == data  # redaction is stable: the bytes round-trip
+
+
+_SECRET_PIECES = ["eyJ", "hbGc", ".", "-----BEGIN ", "RSA ", "PRIVATE KEY", "SECRET",
+                  "PRIVATE+KEY+", "bearer ", "Basic\t", "DPoP ", "abcdefghijklmnop",
+                  "x", " "]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_SECRET_PIECES) | st.text(max_size=4), max_size=12).map("".join))
+def test_the_one_scan_finds_what_the_patterns_find(text: str) -> None:
+    """Entries are searched with all the secret patterns in one scan: it must match
+    exactly the strings one of them matches (each keeps its own flags)."""
+    assert bool(_ANY_SECRET.search(text)) == any(p.search(text) for p in _SECRETS)
 
 
 def test_check_no_secrets_still_refuses() -> None:

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import bindparam, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin.changes import commit
 from gateway.audit.log import AuditLog, Effect, Unchanged, stage
+from gateway.audit.repository import execute_one
 from gateway.errors import Conflict
+from gateway.exchange.repository import _CLOSE, _OPEN
 from gateway.storage import StorageUnavailable
-from gateway.storage.models import OpenExchangeRow, ParticipantRow
+from gateway.storage.models import OpenExchangeRow, ParticipantRow, UTCDateTime
 from tests.audit.logs import NOW, ORIGIN, SIGNER, assert_consistent, opened, sample
 from tests.audit.test_log import CrashBeforeCommit
 from tests.support.databases import database_url
@@ -329,3 +333,44 @@ def test_a_change_committed_after_a_rerun_returns_what_the_committed_run_made(ur
             assert await _ids(log) == ["NTRNL-00000011"]  # the second run's row, committed
 
     asyncio.run(run())
+
+
+def test_one_statement_runs_in_the_effects_transaction(url: str) -> None:
+    """``execute_one`` (on SQLite one hop to the driver's thread, with SQLAlchemy's
+    compilation and bind processing): the row count and first row, committed or rolled
+    back with the batch it runs in."""
+    statement = (
+        update(_OPEN)
+        .where(_OPEN.c.id == bindparam("exchange"))
+        .values(started_at=bindparam("at", type_=UTCDateTime()))
+        .returning(_OPEN.c.id)
+    )
+    found: list[tuple[int, Any]] = []
+    failed: list[tuple[int, Any]] = []  # the log may run a failed effect again, alone
+
+    async def close_then_fail(session: AsyncSession) -> None:
+        failed.append(await execute_one(session, _CLOSE, {"exchange": "x1"}))
+        raise RuntimeError("after the delete")
+
+    async def close(session: AsyncSession) -> None:
+        at = NOW + timedelta(hours=1)
+        found.append(await execute_one(session, statement, {"exchange": "x1", "at": at}))
+        found.append(await execute_one(session, _CLOSE, {"exchange": "x1"}))
+        found.append(await execute_one(session, _CLOSE, {"exchange": "x1"}))
+
+    async def run() -> tuple[list[str], list[str]]:
+        async with opened(url) as log:
+            await log.append(sample(0), effect=_stage_then("x1"))
+            with pytest.raises(RuntimeError):
+                await log.append(sample(1), effect=close_then_fail)
+            kept = await _exchanges(log)
+            await log.append(sample(1), effect=close)
+            return kept, await _exchanges(log)
+
+    assert asyncio.run(run()) == (["x1"], [])
+    assert failed
+    assert all(f == (1, None) for f in failed)  # deleted, then rolled back with its batch
+    (_, row), (closed, none), (again, _) = found
+    assert row is not None
+    assert row[0] == "x1"
+    assert (closed, none, again) == (1, None, 0)

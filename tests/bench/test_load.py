@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bench.load import run_gateway, write_csv
+from bench.load import _arguments, run_gateway, write_csv
 from bench.world import World, consumer_ids
 from gateway.storage.db import Database
 from gateway.storage.models import UsageStateRow
@@ -56,3 +56,13 @@ def test_a_short_run_measures_every_table(world_url: tuple[World, str]) -> None:
     assert all(n > 0 for n in spent), spent
     # the fresh consumer's earlier uses were seeded up to 40, then measured on top
     assert asyncio.run(_uses(url, fresh.id)) > 40
+
+
+def test_the_targets_and_uses_can_be_chosen() -> None:
+    chosen = _arguments(["--targets", "sqlite", "--connections", "8,32", "--uses", ""])
+    assert (chosen.targets, chosen.connections, chosen.uses) == (["sqlite"], [8, 32], [])
+    every = _arguments([])
+    assert every.targets == ["sqlite", "postgresql", "bare", "nginx"]
+    assert every.uses == [0, 10_000, 100_000]
+    with pytest.raises(SystemExit):
+        _arguments(["--targets", "sqlite,mysql"])

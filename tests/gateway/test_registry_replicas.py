@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from certs import CertificateIdentity
@@ -192,6 +192,34 @@ def test_a_policy_change_applies_in_the_other_replica(store: Store) -> None:
         return snapshot.datasets["open"].policy_hash == policy_hash(policy)
 
     asyncio.run(_applied_within_bound(store, change, changed))
+
+
+def test_lookups_waiting_past_the_bound_share_one_confirmation(store: Store) -> None:
+    """32 lookups finding the registry unconfirmed at once ask the database once or twice
+    (each is served by a question begun after it asked), not once each: under load the
+    poll runs late, and a question per lookup made every request pay a SELECT."""
+
+    async def run() -> tuple[int, int]:
+        db = Database(store.url)
+        replica = Registry(db)  # not started: no poll, only the lookups ask
+        asked: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            if "registry_version" in statement:
+                asked.append(statement)
+
+        try:
+            await replica.current()
+            event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+            replica.bound = 0.0  # every lookup from now on finds it unconfirmed
+            served = await asyncio.gather(*(replica.current() for _ in range(32)))
+            return len(asked), len({id(s) for s in served})
+        finally:
+            await db.dispose()
+
+    questions, snapshots = asyncio.run(run())
+    assert 1 <= questions <= 2
+    assert snapshots == 1
 
 
 def test_a_replica_that_cannot_confirm_its_registry_refuses_after_the_bound(store: Store) -> None:
