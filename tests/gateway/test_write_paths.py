@@ -75,6 +75,7 @@ NOT_A_CHANGE = {
     "agreements/usage.py:start": "usage state (what was used), not permission; begun in an "
     "agreement's effect, or repaired by the exchange when missing",
     "agreements/usage.py:spend": "usage state: a use spent by a permitted access-decision",
+    "agreements/usage.py:_spend_statement": "builds spend's conditional UPDATE (run by spend)",
     "agreements/usage.py:prune": "usage state: rate buckets and use rows no window of the "
     "policy can read any more, deleted in a spend's transaction (use counts are kept)",
     "agreements/privacy.py:spend": "usage state: the epsilon a permitted private query spent, "
@@ -154,13 +155,38 @@ def _is_write(node: ast.AST) -> bool:
     return False
 
 
-def _writers() -> set[str]:
+def _statements(tree: ast.Module) -> set[str]:
+    """Module-level names bound to a write built once (``_CLOSE = delete(...)``)."""
     return {
-        f"{module}:{name}"
-        for module, tree in _modules()
-        for name, body in _functions(tree)
-        if any(_is_write(node) for statement in body for node in ast.walk(statement))
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+        if any(_is_write(inner) for inner in ast.walk(node.value))
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
     }
+
+
+def _writers() -> set[str]:
+    """Functions whose own statements write, or use a write built at module level."""
+    found = set()
+    for module, tree in _modules():
+        built = _statements(tree)
+        for name, body in _functions(tree):
+            nodes = [node for statement in body for node in ast.walk(statement)]
+            if any(_is_write(n) or (isinstance(n, ast.Name) and n.id in built) for n in nodes):
+                found.add(f"{module}:{name}")
+    return found
+
+
+def test_a_write_built_at_module_level_counts_for_the_function_that_runs_it() -> None:
+    tree = ast.parse(
+        "_CLOSE = delete(table).where(table.c.id == 1)\n"
+        "async def close(session):\n    await session.execute(_CLOSE)\n"
+        "async def read(session):\n    await session.execute(select(table))\n"
+    )
+    assert _statements(tree) == {"_CLOSE"}
+    assert "exchange/repository.py:close_exchange" in _writers()
 
 
 def _imports(module: str, tree: ast.Module) -> dict[str, str]:
