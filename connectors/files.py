@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncGenerator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -308,13 +309,16 @@ async def ahead(units: Iterator[T]) -> AsyncGenerator[T, None]:
     earlier, so memory holds the consumer's unit and the one being read, whatever the
     consumer's pace. One thread hop per unit (a CSV piece's batches come in one hop).
     """
-    pending: asyncio.Future[T | None] = asyncio.ensure_future(asyncio.to_thread(next, units, None))
+    loop = asyncio.get_running_loop()
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluis-read")
+    pending: asyncio.Future[T | None] = loop.run_in_executor(reader, next, units, None)
     try:
         while (unit := await pending) is not None:
-            pending = asyncio.ensure_future(asyncio.to_thread(next, units, None))
+            pending = loop.run_in_executor(reader, next, units, None)
             yield unit
     finally:  # the thread cannot be cancelled: let it finish first
         await asyncio.gather(pending, return_exceptions=True)
+        reader.shutdown(wait=False)
 
 
 def _filtered(batch: pa.RecordBatch, where: Any) -> pa.RecordBatch:
