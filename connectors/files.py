@@ -1,10 +1,10 @@
 """CSV, Parquet and JSON-lines files under a configured root, read with pyarrow.dataset.
 
 Projection and row predicates are pushed into the scan (Parquet skips row groups by their
-statistics); the limit stops the scan early. Reading runs in a worker thread one batch ahead
-of the consumer (CSV in pieces of about 4 MiB cut at line ends, JSON lines block by block,
-Parquet row group by row group), so memory stays bounded whatever the file size and however
-slowly the client reads.
+statistics); the limit stops the scan early. Reading runs in a thread of the stream's own one
+unit ahead of the consumer (CSV a piece of about 4 MiB cut at line ends, its batches at once;
+JSON lines block by block; Parquet batch by batch, row group by row group), so memory stays
+bounded whatever the file size and however slowly the client reads.
 
 The files are opened and their dataset (schema, fragments) built once, then shared by every
 request while a ``stat`` of each shows it unchanged (device, inode, size, mtime, ctime);
