@@ -10,10 +10,8 @@ dates in ISO 8601, decimals as strings, binary as base64, and a float that is no
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -22,7 +20,6 @@ from typing import Any
 import orjson
 
 from connectors._arrow import ipc, pa, pacsv, pq
-from connectors.errors import ConnectorError
 
 
 class Format(StrEnum):
@@ -68,45 +65,22 @@ class Chunks:
 
 
 async def encode(
-    batches: AsyncIterator[pa.RecordBatch],
-    fmt: Format,
-    schema: pa.Schema,
-    *,
-    counted: Callable[[int], None] | None = None,
+    batches: AsyncIterator[pa.RecordBatch], fmt: Format, schema: pa.Schema
 ) -> AsyncIterator[bytes]:
-    """The bytes of ``batches`` in ``fmt``; ``schema`` is written even for an empty result.
-
-    ``counted`` is told each batch's rows when the bytes holding them are handed out (for
-    Parquet, whose writer holds rows back, when the batch is written): a batch encoded ahead
-    but never handed out is not counted.
-    """
-    count = counted or _ignore
+    """The bytes of ``batches`` in ``fmt``; ``schema`` is written even for an empty result."""
     if fmt is Format.JSONL:
         async for batch in batches:
-            chunk = _jsonl(batch)
-            count(batch.num_rows)
-            yield chunk
+            yield _jsonl(batch)
         return
     if fmt in _NATIVE and not _has_dictionary(schema):
         head, each, tail = _NATIVE[fmt]
-        if fmt is Format.CSV:
-            first = head(schema)
-            async for encoded, rows in _threaded(batches, _csv_buffer):
-                chunk, first = first + encoded.to_pybytes(), b""
-                count(rows)
-                if chunk:
-                    yield chunk
-            if first:
-                yield first
-            return
-        async for chunk in _framed(batches, head(schema), each, tail, count):
+        async for chunk in _framed(batches, head(schema), each, tail):
             yield chunk
         return
     sink = Chunks()
     writer = _WRITERS[fmt](sink, schema)
     async for batch in batches:
         writer.write_batch(batch)
-        count(batch.num_rows)
         chunk = sink.take()
         if chunk:
             yield chunk
@@ -116,65 +90,21 @@ async def encode(
         yield tail
 
 
-def _ignore(_rows: int) -> None:
-    return None
-
-
 async def _framed(
     batches: AsyncIterator[pa.RecordBatch],
     head: bytes,
     each: Callable[[pa.RecordBatch], bytes],
     tail: bytes,
-    count: Callable[[int], None],
 ) -> AsyncIterator[bytes]:
     """``head``, each batch's bytes, ``tail``: the head sent with the first batch."""
     async for batch in batches:
-        chunk, head = head + each(batch), b""
-        count(batch.num_rows)
+        chunk = each(batch)
+        if head:
+            chunk, head = head + chunk, b""
         if chunk:
             yield chunk
     if head + tail:
         yield head + tail
-
-
-async def _threaded(
-    batches: AsyncIterator[pa.RecordBatch],
-    each: Callable[[pa.RecordBatch], pa.Buffer],
-) -> AsyncGenerator[tuple[pa.Buffer, int], None]:
-    """(bytes, rows) of each batch, encoded in a worker thread while the bytes of the one
-    before are sent: pyarrow's CSV writer is the slowest step of a CSV stream, and on the
-    event loop it and the sending would wait for each other. One batch is encoded ahead,
-    never more; a source failure comes after the bytes already encoded.
-
-    One thread of its own per stream: on whichever worker of the shared pool was free, each
-    thread's allocator kept its own cache, and the peak RSS rose by 16-35 MiB (measured on
-    300 MB in one process); with one thread it is as before.
-    """
-    pending: tuple[asyncio.Future[pa.Buffer], int] | None = None
-    loop = asyncio.get_running_loop()
-    encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluis-encode")
-    try:
-        while True:
-            try:
-                batch = await anext(batches)
-            except StopAsyncIteration:
-                break
-            except ConnectorError:
-                if pending is not None:
-                    yield await pending[0], pending[1]
-                    pending = None
-                raise
-            ahead = loop.run_in_executor(encoder, each, batch), batch.num_rows
-            if pending is not None:
-                yield await pending[0], pending[1]
-            pending = ahead
-        if pending is not None:
-            yield await pending[0], pending[1]
-            pending = None
-    finally:
-        if pending is not None:  # a thread cannot be cancelled: let it finish
-            await asyncio.gather(pending[0], return_exceptions=True)
-        encoder.shutdown(wait=False)
 
 
 # CSV and Arrow IPC without a Python file object: pyarrow's writers call a Python sink for
@@ -193,14 +123,9 @@ def _csv_header(schema: pa.Schema) -> bytes:
 
 
 def _csv_rows(rows: pa.RecordBatch | pa.Table, options: Any = _CSV_WRITE) -> bytes:
-    return bytes(_csv_buffer(rows, options).to_pybytes())
-
-
-def _csv_buffer(rows: pa.RecordBatch | pa.Table, options: Any = _CSV_WRITE) -> pa.Buffer:
-    """The CSV text of ``rows``, in Arrow's memory (the bytes are made on the event loop)."""
     sink = pa.BufferOutputStream()
     pacsv.write_csv(rows, sink, write_options=options)
-    return sink.getvalue()
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def _ipc_message(batch: pa.RecordBatch) -> bytes:

@@ -81,10 +81,6 @@ class _Stats:
     rows: int = 0
     bytes: int = 0
 
-    def add(self, rows: int) -> None:
-        """Rows handed out (``encode`` tells when their bytes are)."""
-        self.rows += rows
-
 
 class Rest:
     """The stream after the first chunk. The exchange ends exactly once, however it ends:
@@ -494,7 +490,7 @@ class ExchangeService:
         stats = _Stats()
         started = time.perf_counter()
         schema = output_schema(permitted.query, await connector.schema())
-        chunks = encode(connector.stream(permitted), fmt, schema, counted=stats.add)
+        chunks = encode(self._counted(connector.stream(permitted), stats), fmt, schema)
         try:
             with self.telemetry.span(SPAN_CONNECTOR, dataset=ctx.dataset.id, kind=connector.kind):
                 first = await anext(chunks, b"")  # a ConnectorError here becomes 502/504
@@ -511,6 +507,12 @@ class ExchangeService:
                 await lease.release()
 
         return first, Rest(chunks, stats, finish), stats
+
+    @staticmethod
+    async def _counted(batches: AsyncIterator[object], stats: _Stats) -> AsyncIterator[object]:
+        async for batch in batches:
+            stats.rows += batch.num_rows  # type: ignore[attr-defined]  # pyarrow RecordBatch
+            yield batch
 
     @staticmethod
     def _entry(

@@ -16,7 +16,6 @@ import pytest
 from pyarrow import ipc
 
 from connectors import Format, encode
-from connectors.errors import SourceError
 from tests.connectors.cases import SCHEMA, sample_table
 
 
@@ -155,50 +154,3 @@ def test_csv_and_arrow_bytes_are_those_of_pyarrows_writers(fmt: Format, table: p
     byte as pyarrow's stream writers write them: one schema or header, then the rows."""
     data, _ = _encoded(table, fmt)
     assert data == _written(table, fmt)
-
-
-@pytest.mark.parametrize("fmt", list(Format))
-def test_rows_are_counted_when_their_bytes_are_handed_out(fmt: Format) -> None:
-    """CSV batches are encoded one ahead in a worker thread (issue 12, throughput); the rows
-    counted for the audit entry are those whose bytes were handed out, never the batch
-    encoded ahead."""
-    table = sample_table()
-    pulled: list[int] = []
-    counted: list[int] = []
-
-    async def batches() -> AsyncIterator[pa.RecordBatch]:
-        for batch in table.to_batches(max_chunksize=50):
-            pulled.append(batch.num_rows)
-            yield batch
-
-    async def run() -> None:
-        chunks = encode(batches(), fmt, table.schema, counted=counted.append)
-        await anext(chunks)
-        if fmt is not Format.PARQUET:  # Parquet's writer holds rows back: counted when written
-            assert counted == [50]
-        assert sum(pulled) - sum(counted) <= 50
-        async for _ in chunks:
-            pass
-        assert sum(counted) == table.num_rows
-
-    asyncio.run(run())
-
-
-def test_what_was_encoded_goes_out_before_a_source_failure() -> None:
-    table = sample_table()
-
-    async def batches() -> AsyncIterator[pa.RecordBatch]:
-        yield table.to_batches(max_chunksize=50)[0]
-        raise SourceError("the source failed")
-
-    async def run() -> list[bytes]:
-        out: list[bytes] = []
-        try:
-            async for chunk in encode(batches(), Format.CSV, table.schema):
-                out.append(chunk)
-        except SourceError:
-            return out
-        raise AssertionError("the failure was lost")
-
-    data = b"".join(asyncio.run(run()))
-    assert data == _written(table.slice(0, 50), Format.CSV)
