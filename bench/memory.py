@@ -3,7 +3,8 @@
 Run by hand: ``python -m bench.memory [size_gb] [--before DIR] [--file CSV] [--only TEXT]``
 (several minutes; nothing else should run). ``--file CSV`` reuses a CSV made earlier by
 ``bench.files_connector.generate`` (linked, or copied, into the run's directory) instead of
-writing a new one; ``--only TEXT`` runs only the cases whose name contains ``TEXT``.
+writing a new one; ``--only TEXT`` runs only the cases whose name contains ``TEXT`` (or one
+of several, comma-separated: ``--only csv,arrow``).
 ``--before DIR`` also runs each case on the code in ``DIR`` (another checkout of
 this project, e.g. ``git archive main | tar -x -C DIR``; its server runs with ``DIR`` first
 on ``PYTHONPATH``), alternating with the current code case by case, so one run gives before,
@@ -222,9 +223,13 @@ def _run(home: Path, rows: int, before: Path | None, only: str) -> None:
         "SLUIS_TLS_CERT": str(ca.server_cert_path), "SLUIS_TLS_KEY": str(ca.server_key_path),
         "SLUIS_TLS_CLIENT_CA": str(ca.trust_bundle_path), "SLUIS_TLS_CRL": str(ca.crl_path),
     })  # fmt: skip  # each code with its own default spill_memory_limit
+    # The server runs outside this checkout (cwd): without this, an editable install would
+    # serve the checkout it was installed from, not the one measured (a worktree's, say).
+    here = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cases = [(f"format={f}", {"columns": COLUMNS, "format": f}, f) for f in FORMATS]
     cases += [(name, {**body, "format": "arrow"}, None) for name, body in HEAVY.items()]
-    cases = [case for case in cases if only in case[0]]
+    cases = [case for case in cases if any(part in case[0] for part in only.split(","))]
     codes = [("current", env)]
     if before is not None:
         path = os.pathsep.join([str(before), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)

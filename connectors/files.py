@@ -1,10 +1,10 @@
 """CSV, Parquet and JSON-lines files under a configured root, read with pyarrow.dataset.
 
 Projection and row predicates are pushed into the scan (Parquet skips row groups by their
-statistics); the limit stops the scan early. Reading runs in a worker thread one batch ahead
-of the consumer (CSV in pieces of about 4 MiB cut at line ends, JSON lines block by block,
-Parquet row group by row group), so memory stays bounded whatever the file size and however
-slowly the client reads.
+statistics); the limit stops the scan early. Reading runs in a thread of the stream's own one
+unit ahead of the consumer (CSV a piece of about 4 MiB cut at line ends, its batches at once;
+JSON lines block by block; Parquet batch by batch, row group by row group), so memory stays
+bounded whatever the file size and however slowly the client reads.
 
 The files are opened and their dataset (schema, fragments) built once, then shared by every
 request while a ``stat`` of each shows it unchanged (device, inode, size, mtime, ctime);
@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors import csv_pieces
 from connectors._arrow import ds, pa, pacsv, pajson
@@ -140,32 +141,25 @@ class FilesConnector(Connector):
 
     async def _batches(self, query: Query) -> Batches:
         opened = await self._acquire()
-        ahead: asyncio.Future[tuple[list[pa.RecordBatch], bool]] | None = None
+        units = None
         try:
-            dataset = opened.dataset
-            batches = self._read(dataset, query)
+            units = ahead(self._read(opened.dataset, query))
             left = query.limit
-            step = ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, left))
-            while left is None or left > 0:
-                got, more = await step  # read one step ahead: reading overlaps encoding
-                ahead = None
-                rest = None if left is None else left - sum(b.num_rows for b in got)
-                more = more and (rest is None or rest > 0)  # the limit reached: read no more
-                if more:
-                    step = ahead = asyncio.ensure_future(asyncio.to_thread(_ahead, batches, rest))
-                for batch in got:
-                    if batch.num_rows and (left is None or left > 0):
+            async for unit in units:
+                for batch in unit:
+                    if left is not None and left <= 0:
+                        return
+                    if batch.num_rows:
                         yield batch
                         left = None if left is None else left - batch.num_rows
-                if not more:
-                    return
         finally:
-            if ahead is not None:  # the thread cannot be cancelled: let it finish first
-                await asyncio.gather(ahead, return_exceptions=True)
+            if units is not None:
+                await units.aclose()  # waits for the read in flight (threads cannot be cancelled)
             self._release(opened)
 
-    def _read(self, dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
-        """The files' batches, read only as fast as they are asked for.
+    def _read(self, dataset: Any, query: Query) -> Iterator[list[pa.RecordBatch]]:
+        """The files' batches in units (a CSV piece's, a JSON lines block's, one Parquet
+        batch), read only as fast as they are asked for.
 
         Not ``dataset.scanner().to_batches()`` over all files: the scanner reads ahead of a
         slow consumer (a client on a slow link) until about a gigabyte is queued (Acero's
@@ -177,10 +171,10 @@ class FilesConnector(Connector):
         if fmt is FileFormat.CSV:
             return _csv_batches(dataset, query)
         if fmt is FileFormat.JSONL:
-            return _json_batches(dataset, query, expression(self._as_read(query.where)))
+            return _single(_json_batches(dataset, query, expression(self._as_read(query.where))))
         if fmt is FileFormat.PARQUET:
-            return _row_groups(dataset, query, self._config.batch_size)
-        return iter(self._scanner(dataset, query).to_batches())
+            return _single(_row_groups(dataset, query, self._config.batch_size))
+        return _single(iter(self._scanner(dataset, query).to_batches()))
 
     def _scanner(self, dataset: Any, query: Query) -> Any:
         return dataset.scanner(
@@ -240,6 +234,7 @@ class FilesConnector(Connector):
         return ds.CsvFileFormat(convert_options=convert)
 
 
+T = TypeVar("T")
 _Stamp = tuple[tuple[str | int, ...], ...]
 _STAMP_ENTRIES = 10_000  # more files than this (or a link loop): stamped as None, never reused
 
@@ -289,29 +284,11 @@ def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 JSON_BLOCK = 1 << 20  # bytes of JSON lines text parsed per batch
-AHEAD_BYTES = 1 << 20  # small batches read in one step up to this (one step: one thread hop)
 
 
-def _ahead(
-    batches: Iterator[pa.RecordBatch], left: int | None
-) -> tuple[list[pa.RecordBatch], bool]:
-    """One step of reading, in a worker thread: the next batch, and those after it while
-    together they stay under ``AHEAD_BYTES`` and ``left`` rows (None: no limit); and whether
-    any may follow. A small file is read in one step, its end found in the same step; a
-    large one still a batch (a piece, a block, a row group) a step."""
-    got: list[pa.RecordBatch] = []
-    size = rows = 0
-    while size < AHEAD_BYTES and (left is None or rows < left):
-        batch = next(batches, None)
-        if batch is None:
-            return got, False
-        got.append(batch)
-        size, rows = size + batch.nbytes, rows + batch.num_rows
-    return got, True
-
-
-def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
-    """The CSV files one piece (about 4 MiB of text) per call (``connectors.csv_pieces``)."""
+def _csv_batches(dataset: Any, query: Query) -> Iterator[list[pa.RecordBatch]]:
+    """The CSV files one piece (about 4 MiB of text) per call (``connectors.csv_pieces``),
+    as the piece's batches (one per parser block)."""
     read = list(dict.fromkeys([*query.columns, *(p.column for p in query.where)]))
     convert = pacsv.ConvertOptions(
         column_types={f.name: f.type for f in dataset.schema},
@@ -324,7 +301,34 @@ def _csv_batches(dataset: Any, query: Query) -> Iterator[pa.RecordBatch]:
         with dataset.filesystem.open_input_stream(path) as stream:
             for table in csv_pieces.read(stream, convert):
                 chosen = table if where is None else table.filter(where)
-                yield from chosen.select(list(query.columns)).to_batches()
+                del table  # the unfiltered piece is not held while the next one is read
+                yield chosen.select(list(query.columns)).to_batches()
+                del chosen
+
+
+def _single(batches: Iterator[pa.RecordBatch]) -> Iterator[list[pa.RecordBatch]]:
+    """One batch per unit."""
+    for batch in batches:
+        yield [batch]
+
+
+async def ahead(units: Iterator[T]) -> AsyncGenerator[T, None]:
+    """``units``, each read in a worker thread while the consumer handles the one before.
+
+    Exactly one unit is read ahead: the next is asked for when the consumer takes one, never
+    earlier, so memory holds the consumer's unit and the one being read, whatever the
+    consumer's pace. One thread hop per unit (a CSV piece's batches come in one hop).
+    """
+    loop = asyncio.get_running_loop()
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluis-read")
+    pending: asyncio.Future[T | None] = loop.run_in_executor(reader, next, units, None)
+    try:
+        while (unit := await pending) is not None:
+            pending = loop.run_in_executor(reader, next, units, None)
+            yield unit
+    finally:  # the thread cannot be cancelled: let it finish first
+        await asyncio.gather(pending, return_exceptions=True)
+        reader.shutdown(wait=False)
 
 
 def _filtered(batch: pa.RecordBatch, where: Any) -> pa.RecordBatch:

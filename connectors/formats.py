@@ -72,6 +72,11 @@ async def encode(
         async for batch in batches:
             yield _jsonl(batch)
         return
+    if fmt in _NATIVE and not _has_dictionary(schema):
+        head, each, tail = _NATIVE[fmt]
+        async for chunk in _framed(batches, head(schema), each, tail):
+            yield chunk
+        return
     sink = Chunks()
     writer = _WRITERS[fmt](sink, schema)
     async for batch in batches:
@@ -83,6 +88,69 @@ async def encode(
     tail = sink.take()
     if tail:
         yield tail
+
+
+async def _framed(
+    batches: AsyncIterator[pa.RecordBatch],
+    head: bytes,
+    each: Callable[[pa.RecordBatch], bytes],
+    tail: bytes,
+) -> AsyncIterator[bytes]:
+    """``head``, each batch's bytes, ``tail``: the head sent with the first batch."""
+    async for batch in batches:
+        chunk = each(batch)
+        if head:
+            chunk, head = head + chunk, b""
+        if chunk:
+            yield chunk
+    if head + tail:
+        yield head + tail
+
+
+# CSV and Arrow IPC without a Python file object: pyarrow's writers call a Python sink for
+# every buffer they write (an IPC batch is a dozen writes, a CSV batch one per 1,024 rows),
+# each a bytes object of its own; encoding each batch into Arrow's own buffer and taking it
+# out once costs a tenth of that for IPC (measured: 0.06 against 0.6 CPU seconds for 320 MiB).
+# The bytes are the writers' own (``RecordBatch.serialize`` is the stream writer's message;
+# ``tests/connectors/test_formats.py`` compares them). Dictionary columns need the stream
+# writer's dictionary messages: such schemas go through the writers.
+_CSV_WRITE = pacsv.WriteOptions(include_header=False, batch_size=64 * 1024)
+_IPC_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the stream writer's end-of-stream marker
+
+
+def _csv_header(schema: pa.Schema) -> bytes:
+    return _csv_rows(schema.empty_table(), pacsv.WriteOptions(include_header=True))
+
+
+def _csv_rows(rows: pa.RecordBatch | pa.Table, options: Any = _CSV_WRITE) -> bytes:
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(rows, sink, write_options=options)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _ipc_message(batch: pa.RecordBatch) -> bytes:
+    return bytes(batch.serialize().to_pybytes())
+
+
+def _ipc_schema(schema: pa.Schema) -> bytes:
+    return bytes(schema.serialize().to_pybytes())
+
+
+_NATIVE: dict[
+    Format, tuple[Callable[[pa.Schema], bytes], Callable[[pa.RecordBatch], bytes], bytes]
+] = {
+    Format.CSV: (_csv_header, _csv_rows, b""),
+    Format.ARROW: (_ipc_schema, _ipc_message, _IPC_END),
+}
+
+
+def _has_dictionary(schema: pa.Schema) -> bool:
+    def nested(kind: Any) -> bool:
+        if pa.types.is_dictionary(kind):
+            return True
+        return any(nested(kind.field(i).type) for i in range(kind.num_fields))
+
+    return any(nested(f.type) for f in schema)
 
 
 _WRITERS: dict[Format, Callable[[Any, pa.Schema], Any]] = {

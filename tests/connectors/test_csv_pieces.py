@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,11 @@ class Counting(io.BytesIO):
         out = super().read(size)
         self.taken += len(out)
         return out
+
+    def readinto(self, buffer: Any) -> int:
+        got = super().readinto(buffer)
+        self.taken += got
+        return got
 
 
 def whole(data: bytes) -> pa.Table:
@@ -81,7 +87,7 @@ def test_any_cut_reads_the_same_rows(rows: list[tuple[int, str, bytes]], size: i
 
 def test_each_piece_ends_at_a_line_end() -> None:
     data = b"".join(b"%d,xyz\r\n" % i for i in range(1000))
-    parts = list(csv_pieces.pieces(io.BytesIO(data), 100))
+    parts = [bytes(p) for p in csv_pieces.pieces(io.BytesIO(data), 100)]
     assert b"".join(parts) == data
     assert all(p.endswith((b"\n", b"\r")) for p in parts)
     assert max(len(p) for p in parts) <= 100 + 12  # a piece plus at most one carried line
@@ -104,8 +110,9 @@ def test_the_file_is_read_only_as_rows_are_asked_for() -> None:
 def test_a_line_longer_than_the_limit_is_refused() -> None:
     data = b"id,name,amount\n1," + b"x" * 5000 + b",1.5\n"
     with pytest.raises(SourceRejected, match="longer than"):
-        list(csv_pieces.pieces(io.BytesIO(data), 100, max_line=4096))
-    assert list(csv_pieces.pieces(io.BytesIO(data), 100, max_line=8192))[-1].endswith(b"1.5\n")
+        [bytes(p) for p in csv_pieces.pieces(io.BytesIO(data), 100, max_line=4096)]
+    parts = [bytes(p) for p in csv_pieces.pieces(io.BytesIO(data), 100, max_line=8192)]
+    assert parts[-1].endswith(b"1.5\n")
 
 
 def test_an_empty_file_has_no_rows() -> None:
@@ -113,3 +120,23 @@ def test_an_empty_file_has_no_rows() -> None:
     it is a dataset with no rows."""
     assert list(csv_pieces.read(io.BytesIO(b""), CONVERT)) == []
     assert list(csv_pieces.read(io.BytesIO(b"\n\r\n"), CONVERT)) == []
+
+
+def test_the_tables_outlive_the_reused_buffer() -> None:
+    """Every piece is read into one reused buffer: the tables made from earlier pieces keep
+    their values (read_csv copies them out) when later pieces overwrite it."""
+    data = b"id,name,amount\n" + b"".join(b"%d,name-%d,%d.5\n" % (i, i, i) for i in range(5000))
+    tables = list(csv_pieces.read(io.BytesIO(data), CONVERT, 1000))
+    assert len(tables) > 10
+    assert pa.concat_tables(tables).equals(whole(data))
+
+
+def test_pieces_are_views_of_one_buffer_read_in_place() -> None:
+    """No piece is copied out of the stream's reads (issue 12, throughput)."""
+    data = b"id,name\n" + b"".join(b"%d,x\n" % i for i in range(2000))
+    seen = []
+    for piece in csv_pieces.pieces(io.BytesIO(data), 256):
+        assert isinstance(piece, memoryview)
+        seen.append((piece.obj, bytes(piece)))
+    assert len({id(buffer) for buffer, _ in seen}) == 1
+    assert b"".join(part for _, part in seen) == data

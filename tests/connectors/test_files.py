@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,8 +13,15 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from connectors import PathRefused, Query, SchemaMismatch, SourceRejected, SourceUnavailable
-from connectors.files import FileFormat, FilesConfig, FilesConnector
+from connectors import (
+    PathRefused,
+    Query,
+    SchemaMismatch,
+    SourceRejected,
+    SourceUnavailable,
+    csv_pieces,
+)
+from connectors.files import FileFormat, FilesConfig, FilesConnector, ahead
 from tests.connectors.cases import CASES, SCHEMA, check_case, collect, sample_rows, sample_table
 
 
@@ -122,3 +131,52 @@ def test_values_that_do_not_fit_the_schema_are_a_schema_mismatch(tmp_path: Path)
     config = FilesConfig(root=tmp_path, path="bad.csv", format=FileFormat.CSV, schema=schema)
     with pytest.raises(SchemaMismatch):
         asyncio.run(collect(FilesConnector("x", config), Query()))
+
+
+def test_reading_runs_exactly_one_unit_ahead_of_the_consumer() -> None:
+    """The next unit (a CSV piece's batches) is read in a worker thread while the consumer
+    handles the one before (issue 12, throughput), and never more than one: a consumer
+    that stalls holds its own unit and the one read ahead, whatever the file's size."""
+    produced: list[int] = []
+    ready = threading.Event()
+
+    def units() -> Iterator[int]:
+        for unit in range(5):
+            produced.append(unit)
+            if unit == 1:
+                ready.set()
+            yield unit
+
+    async def run() -> list[int]:
+        stream = ahead(units())
+        got = [await anext(stream)]
+        await asyncio.to_thread(ready.wait, 30)  # the next unit is read without being asked
+        await asyncio.sleep(0.05)  # give a wrong implementation the time to read further
+        assert produced == [0, 1]
+        got += [unit async for unit in stream]
+        return got
+
+    assert asyncio.run(run()) == [0, 1, 2, 3, 4]
+
+
+def test_a_csv_unit_is_one_piece_of_the_file(tmp_path: Path) -> None:
+    """One thread hop per piece of CSV text, not per batch."""
+    rows = 300_000
+    note = "lorem ipsum dolor sit amet"
+    table = pa.table({"id": pa.array(range(rows), pa.int64()), "note": [note] * rows})
+    pacsv.write_csv(table, tmp_path / "big.csv")
+    assert (tmp_path / "big.csv").stat().st_size > 2 * csv_pieces.PIECE
+    connector = FilesConnector("big", FilesConfig(tmp_path, "big.csv", FileFormat.CSV))
+
+    async def run() -> list[list[pa.RecordBatch]]:
+        opened = await connector._acquire()
+        try:
+            return list(connector._read(opened.dataset, Query(columns=("id", "note"))))
+        finally:
+            connector._release(opened)
+
+    units = asyncio.run(run())
+    pieces = -(-(tmp_path / "big.csv").stat().st_size // csv_pieces.PIECE)
+    assert len(units) in (pieces, pieces + 1)  # the lines carried over may make one more
+    assert all(len(unit) > 1 for unit in units[:-1])  # several batches per hop
+    assert sum(b.num_rows for unit in units for b in unit) == rows
