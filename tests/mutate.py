@@ -142,6 +142,18 @@ MODULES = (
             "tests/policies/test_conformance.py",
         ),
     ),
+    # The YAML parser and validator: the refusals of a malformed or unknown policy file,
+    # with their line, against the test files that parse policies (about 15 s a run).
+    Module(
+        "policies/yaml",
+        ("policies/yaml_policy.py", "policies/yaml_source.py", "policies/yaml_schema.py"),
+        (
+            "tests/policies/test_strict_yaml.py",
+            "tests/policies/test_sluis_profile.py",
+            "tests/policies/test_operands.py",
+            "tests/policies/test_privacy_terms.py",
+        ),
+    ),
     Module("certs", ("certs/*.py",), ("tests/certs",)),
     # The part of certs/ a handshake runs (path validation, revocation, the checks of one
     # certificate), against its two fast test files: a first score while all of certs/
