@@ -296,3 +296,114 @@ def test_collections_duties_and_nested_duties_compile_exactly() -> None:
     (nested,) = duty.duties
     assert (duty.kind, duty.uid) == (RuleKind.DUTY, "#permission-0-duty-0")
     assert (nested.kind, nested.uid) == (RuleKind.DUTY, "#permission-0-duty-0-duty-0")
+
+
+@pytest.mark.parametrize("text", ["- a\n", "", "just text\n"])
+def test_a_policy_that_is_no_mapping_is_refused_at_line_1(text: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_yaml_policy(text)
+    assert (caught.value.code, caught.value.reason, caught.value.line) == (
+        "policy_structure",
+        "a YAML policy is a mapping with a uid",
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "line", "column", "key"),
+    [
+        (
+            "uid: urn:p\nprohibitions: [{action: teleport}]\n",
+            "unknown_action",
+            2,
+            17,
+            "prohibitions[0].action",
+        ),
+        (
+            "uid: urn:p\nobligations: [{action: teleport}]\n",
+            "unknown_action",
+            2,
+            16,
+            "obligations[0].action",
+        ),
+        (
+            "uid: urn:p\npermissions: [{action: use, duties: [{action: teleport}]}]\n",
+            "unknown_action",
+            2,
+            39,
+            "permissions[0].duties[0].action",
+        ),
+        # Valid for the schema (a number > 0), refused by the profile: a delta is below 1.
+        (
+            "uid: urn:p\npermissions: [{action: use, data: {query_delta: 2}}]\n",
+            "invalid_value",
+            2,
+            36,
+            "permissions[0].data.query_delta",
+        ),
+        (
+            "uid: urn:p\npermissions:\n  - action: use\n    data: {columns: }\n",
+            "empty_value",
+            4,
+            12,
+            "permissions[0].data.columns",
+        ),
+        (
+            "uid: urn:p\npermissions:\n  - action: use\n    action: read\n",
+            "duplicate_key",
+            4,
+            5,
+            "permissions[0].action",
+        ),
+    ],
+)
+def test_a_compile_refusal_names_its_rule_line_and_column(
+    text: str, code: str, line: int, column: int, key: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_yaml_policy(text)
+    assert (caught.value.code, caught.value.line, caught.value.column, caught.value.key) == (
+        code,
+        line,
+        column,
+        key,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("uid: urn:p\nuid: urn:q\n", "given twice"),
+        ("uid: urn:p\ntarget:\n", "given without a value"),
+    ],
+)
+def test_the_loader_refusals_read_exactly(text: str, reason: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_yaml_policy(text)
+    assert (caught.value.reason, caught.value.line, caught.value.column) == (reason, 2, 1)
+
+
+def test_rules_inherit_the_policy_parties_and_target_unless_they_name_their_own() -> None:
+    """A rule without a target applies to the policy's target, not to every asset."""
+    policy = parse_yaml_policy(
+        "uid: urn:p\ntarget: urn:t\nassignee: urn:a\nassigner: urn:g\n"
+        "permissions:\n"
+        "  - {action: use}\n"
+        "  - {action: read, target: urn:t2, assignee: urn:a2, assigner: urn:g2}\n"
+        "obligations: [{action: compensate}]\n"
+    )
+    inherited, own = policy.permissions
+    (obligation,) = policy.obligations
+    for rule in (inherited, obligation):
+        assert (rule.targets, rule.assignees, rule.assigners) == (
+            (Ref("urn:t"),),
+            (Ref("urn:a"),),
+            (Ref("urn:g"),),
+        )
+    assert (own.targets, own.assignees, own.assigners) == (
+        (Ref("urn:t2"),),
+        (Ref("urn:a2"),),
+        (Ref("urn:g2"),),
+    )
+    assert (obligation.kind, obligation.uid) == (RuleKind.DUTY, "#duty-0")
+    assert (inherited.uid, own.uid) == ("#permission-0", "#permission-1")
