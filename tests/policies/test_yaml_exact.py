@@ -7,6 +7,7 @@ Each test here kills mutants of ``policies/yaml_*`` that the looser tests of
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +17,8 @@ import yaml
 from policies import PolicyError, parse_yaml_policy, parse_yaml_state
 from policies.errors import PolicySyntaxError
 from policies.model import Iri, Ref, RuleKind
+from policies.profile import SLUIS_PROFILE
+from policies.vocab import ODRL
 from policies.yaml_source import _syntax_error, load_yaml
 
 BASE = """\
@@ -257,7 +260,7 @@ def test_right_operand_values_keep_their_yaml_types() -> None:
         BASE + "    constraints:\n"
         "      - [dateTime, lt, 2028-01-01T02:00:00+02:00]\n"
         "      - [dateTime, gt, 2027-01-01T00:00:00]\n"
-        "      - [purpose, eq, [urn:a:b, NL:north, urn, https://x.example/y]]\n"
+        "      - [purpose, eq, [urn:a:b, NL:north, urn, https://x.example/y, http://x.example/z]]\n"
         "      - [sluis:queryDelta, eq, 0.1]\n"
     )
     late, early, purpose, delta = policy.permissions[0].constraints
@@ -274,8 +277,9 @@ def test_right_operand_values_keep_their_yaml_types() -> None:
         "NL:north",
         "urn",
         Iri("https://x.example/y"),
+        Iri("http://x.example/z"),
     )
-    assert [type(v) for v in purpose.right_operand] == [Iri, str, str, Iri]  # type: ignore[union-attr]
+    assert [type(v) for v in purpose.right_operand] == [Iri, str, str, Iri, Iri]  # type: ignore[union-attr]
     # A YAML float as the exact decimal written.
     assert delta.right_operand == (Decimal("0.1"),)  # type: ignore[union-attr]
 
@@ -407,3 +411,20 @@ def test_rules_inherit_the_policy_parties_and_target_unless_they_name_their_own(
     )
     assert (obligation.kind, obligation.uid) == (RuleKind.DUTY, "#duty-0")
     assert (inherited.uid, own.uid) == ("#permission-0", "#permission-1")
+
+
+def test_a_prefix_expands_up_to_the_first_colon_only() -> None:
+    policy = parse_yaml_policy(
+        BASE
+        + "    constraints: [[purpose, eq, dpv:A:B]]\nprefixes: {dpv: 'https://w3id.org/dpv#'}\n"
+    )
+    (purpose,) = policy.permissions[0].constraints
+    assert purpose.right_operand == (Iri("https://w3id.org/dpv#A:B"),)  # type: ignore[union-attr]
+
+
+def test_the_profile_given_is_the_one_validated_against() -> None:
+    """An action the given profile declares is accepted, though the Sluis profile lacks it."""
+    teleport = ODRL + "teleport"
+    profile = replace(SLUIS_PROFILE, actions=SLUIS_PROFILE.actions | {teleport})
+    policy = parse_yaml_policy("uid: urn:p\npermissions: [{action: teleport}]\n", profile)
+    assert [a.name for a in policy.permissions[0].actions] == [teleport]
