@@ -111,8 +111,8 @@ def load_yaml(text: str | bytes) -> Located:
     """Parse one YAML document (safe tags only) and map its keys to their lines and columns."""
     lines: dict[Path, tuple[int, int]] = {}
     try:
-        # Made inside the ``try``: the loader reads the first characters at once, and an
-        # unprintable or undecodable one there is a ``ReaderError`` like any later one.
+        # Made inside the ``try``: the loader checks every character of a string (or decodes
+        # all of the bytes) at once, and an unprintable or undecodable one is a ``ReaderError``.
         loader = yaml.SafeLoader(text)
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from exc

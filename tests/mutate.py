@@ -143,7 +143,7 @@ MODULES = (
         ),
     ),
     # The YAML parser and validator: the refusals of a malformed or unknown policy file,
-    # with their line, against the test files that parse policies (about 15 s a run).
+    # with their line, against the test files that parse policies (10 to 16 s a run).
     Module(
         "policies/yaml",
         ("policies/yaml_policy.py", "policies/yaml_source.py", "policies/yaml_schema.py"),

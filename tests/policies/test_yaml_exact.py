@@ -32,8 +32,8 @@ permissions:
 
 @pytest.mark.parametrize("text", ["uid: x\n\x00\n", b"uid: x\n\x00\n", b"uid: x\n\x07\n"])
 def test_an_unprintable_character_is_a_syntax_error(text: str | bytes) -> None:
-    """PyYAML reads the first characters when the loader is made: a NUL there escaped as a
-    bare ``yaml.ReaderError`` (a 500 behind the datasets endpoint), not a ``PolicyError``."""
+    """PyYAML checks every character when the loader is made, which ``load_yaml`` did outside
+    its ``try``: a NUL anywhere escaped as a bare ``yaml.ReaderError``, not a ``PolicyError``."""
     with pytest.raises(PolicySyntaxError) as caught:
         parse_yaml_policy(text)
     assert caught.value.code == "yaml_syntax"
