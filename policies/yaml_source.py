@@ -109,8 +109,13 @@ class Located:
 
 def load_yaml(text: str | bytes) -> Located:
     """Parse one YAML document (safe tags only) and map its keys to their lines and columns."""
-    loader = yaml.SafeLoader(text)
     lines: dict[Path, tuple[int, int]] = {}
+    try:
+        # Made inside the ``try``: the loader checks every character of a string (or decodes
+        # all of the bytes) at once, and an unprintable or undecodable one is a ``ReaderError``.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc) from exc
     try:
         node = loader.get_single_node()
         if node is not None:  # walked before construction, which flattens merge keys
