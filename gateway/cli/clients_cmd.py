@@ -29,9 +29,11 @@ def _read_jwks(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: is not UTF-8 text") from exc
     except json.JSONDecodeError as exc:
         raise CliError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from exc
     if isinstance(document, dict) and "keys" not in document:

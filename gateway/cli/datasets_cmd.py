@@ -36,6 +36,8 @@ def _spec(path: Path) -> DatasetSpec:
         located = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: is not UTF-8 text") from exc
     except PolicyError as exc:
         raise CliError(_located(path, exc)) from exc
     if not isinstance(located.data, dict):

@@ -156,3 +156,22 @@ def test_a_bad_where_is_one_line_before_anything_else(
     assert result.output.startswith(f"sluis: error: where={where!r}: {message}")
     assert "validation error" not in result.output
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["datasets", "add", "FILE"], "is not UTF-8 text"),
+        (["clients", "add", MAKER, "--auth-method", "private_key_jwt", "--jwks", "FILE"],
+         "is not UTF-8 text"),
+    ],
+)  # fmt: skip
+def test_a_file_that_is_not_utf8_is_one_line(
+    runner: CliRunner, tmp_path: Path, command: list[str], message: str
+) -> None:
+    _ok(runner, "participants", "add", MAKER, "--name", "Maker", "--role", "provider")
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"id: d\xff\n")
+    result = runner.invoke(app, [str(bad) if part == "FILE" else part for part in command])
+    assert result.exit_code == 1, result.output
+    assert result.output == f"sluis: error: {bad}: {message}\n"
