@@ -428,6 +428,11 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def _named(config_file: Path | None) -> str:
+    """The config file read: the one given, else ``$SLUIS_CONFIG``'s."""
+    return str(config_file or os.environ.get("SLUIS_CONFIG", ""))
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment and an optional YAML file.
 
@@ -452,7 +457,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return settings_cls(**overrides)
     except yaml.YAMLError as exc:
         reason = " ".join(str(exc).split())
-        raise SettingsError(f"config file {config_file} is not valid YAML: {reason}") from exc
+        raise SettingsError(
+            f"config file {_named(config_file)} is not valid YAML: {reason}"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"config file {_named(config_file)} is not UTF-8 text") from exc
     except PydanticSettingsError as exc:
         raise SettingsError(str(exc)) from exc
     except ValidationError as exc:

@@ -78,6 +78,14 @@ def test_bad_configuration_gives_one_clear_line(
     assert "\n" not in str(info.value)
 
 
+def test_a_config_file_that_is_not_utf8_gives_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "sluis.yaml"
+    config.write_bytes(b"port: 8443\nhost: \xff\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(config)
+    assert str(info.value) == f"config file {config} is not UTF-8 text"
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml")
