@@ -284,6 +284,7 @@ def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 JSON_BLOCK = 1 << 20  # bytes of JSON lines text parsed per batch
+SHARED_READS = 2  # reads of a stream on the shared pool before it gets a thread of its own
 
 
 def _csv_batches(dataset: Any, query: Query) -> Iterator[list[pa.RecordBatch]]:
@@ -320,15 +321,23 @@ async def ahead(units: Iterator[T]) -> AsyncGenerator[T, None]:
     consumer's pace. One thread hop per unit (a CSV piece's batches come in one hop).
     """
     loop = asyncio.get_running_loop()
-    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluis-read")
-    pending: asyncio.Future[T | None] = loop.run_in_executor(reader, next, units, None)
+    # The first reads on the loop's shared pool: a small file (one unit, then its end) starts
+    # no thread, which cost it more CPU than the read itself. A longer stream then reads on a
+    # thread of its own (the shared pool's workers each kept an allocator cache: memory).
+    reader: ThreadPoolExecutor | None = None
+    read = 0
+    pending: asyncio.Future[T | None] = loop.run_in_executor(None, next, units, None)
     try:
         while (unit := await pending) is not None:
+            read += 1
+            if reader is None and read >= SHARED_READS:
+                reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluis-read")
             pending = loop.run_in_executor(reader, next, units, None)
             yield unit
     finally:  # the thread cannot be cancelled: let it finish first
         await asyncio.gather(pending, return_exceptions=True)
-        reader.shutdown(wait=False)
+        if reader is not None:
+            reader.shutdown(wait=False)
 
 
 def _filtered(batch: pa.RecordBatch, where: Any) -> pa.RecordBatch:

@@ -7,12 +7,14 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+import connectors.files
 from connectors import (
     PathRefused,
     Query,
@@ -157,6 +159,28 @@ def test_reading_runs_exactly_one_unit_ahead_of_the_consumer() -> None:
         return got
 
     assert asyncio.run(run()) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(("count", "threads"), [(0, 0), (1, 0), (2, 1), (5, 1)])
+def test_only_a_longer_stream_gets_a_reading_thread_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, count: int, threads: int
+) -> None:
+    """A small file (one unit, then its end) is read on the loop's shared pool: starting a
+    thread cost it more CPU than the read. A longer one reads on a thread of its own."""
+    made: list[object] = []
+
+    class Counted(connectors.files.ThreadPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(connectors.files, "ThreadPoolExecutor", Counted)
+
+    async def run() -> list[int]:
+        return [unit async for unit in ahead(iter(range(count)))]
+
+    assert asyncio.run(run()) == list(range(count))
+    assert len(made) == threads
 
 
 def test_a_csv_unit_is_one_piece_of_the_file(tmp_path: Path) -> None:
