@@ -33,6 +33,9 @@ log = logging.getLogger("sluis.server")
 
 #: uvicorn ticks (0.1 s each) between looks at the server certificate's files.
 RELOAD_TICKS = 50
+#: How long a stop waits for the responses it cancelled to end (their streams close the
+#: connector and queue the completion entry: milliseconds, unless a connector hangs).
+CANCELLED_RESPONSES_SECONDS = 5.0
 
 
 def build_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -105,6 +108,10 @@ def uvicorn_config(
         lifespan="on",
         # A backstop: the guard already refused longer heads before h11 saw them.
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        # uvicorn waits for responses under way without a bound by default: a slow reader of
+        # a long download held a stop until the pod was killed, its exchange left open.
+        # Cancelled, the stream records its exchange as interrupted before the exit.
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         **extra,
     )
 
@@ -164,7 +171,28 @@ class GatewayServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self.health is not None and self.health.started:
             await self.health.shutdown()
-        await super().shutdown(sockets)
+        # uvicorn cancels the responses still running at timeout_graceful_shutdown and goes
+        # straight on to the lifespan's shutdown, which closes the audit log and the
+        # connectors while the cancelled streams are still ending (their completion entries
+        # not yet queued). For this call only, the lifespan's shutdown first lets them end.
+        lifespan: Any = self.lifespan
+        shut = lifespan.shutdown
+
+        async def after_the_responses() -> None:
+            await self._responses_ended()
+            await shut()
+
+        lifespan.shutdown = after_the_responses
+        try:
+            await super().shutdown(sockets)
+        finally:
+            del lifespan.shutdown  # the class's method again
+
+    async def _responses_ended(self) -> None:
+        """Wait (a bounded time) for the responses' tasks, cancelled or done, to end."""
+        tasks = list(self.server_state.tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=CANCELLED_RESPONSES_SECONDS)
 
     async def _startup_gateway(self, sockets: list[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()

@@ -255,6 +255,14 @@ class Settings(BaseSettings):
             "(and to send what is still buffered) before it is dropped (asyncio waits 30)."
         ),
     )
+    shutdown_timeout: int = Field(  # whole seconds: uvicorn's timeout_graceful_shutdown
+        default=30,
+        ge=1,
+        description=(
+            "Seconds a stop waits for the responses under way; then they are cancelled and "
+            "their exchanges recorded as interrupted before the process exits."
+        ),
+    )
     http_send_timeout: float = Field(
         default=30.0,
         gt=0,

@@ -183,17 +183,25 @@ def test_probes_use_the_plain_health_port(mode: str) -> None:
     }
 
 
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
 def test_a_stopping_pod_keeps_serving_until_it_leaves_the_endpoints() -> None:
     """SIGTERM and the removal from the Service's endpoints happen at once: the pod sleeps
     in preStop (still accepting) before the gateway drains, within the grace period."""
     spec = _render({})["Deployment/sluis"]["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 60
     assert spec["containers"][0]["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    # The responses under way get what is left of the grace period but 10 s, in which the
+    # gateway cancels the rest and records their exchanges before it exits.
+    assert _env(spec["containers"][0])["SLUIS_SHUTDOWN_TIMEOUT"] == "45"
     spec = _render({"shutdown": {"preStopSleepSeconds": 0, "terminationGracePeriodSeconds": 20}})[
         "Deployment/sluis"
     ]["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 20
     assert "lifecycle" not in spec["containers"][0]
+    assert _env(spec["containers"][0])["SLUIS_SHUTDOWN_TIMEOUT"] == "10"
 
 
 def test_pdb_only_with_several_replicas() -> None:
@@ -356,7 +364,11 @@ def test_gateway_service_exposes_only_the_gateway_port() -> None:
         ({"shutdown": {"terminationGracePeriodSeconds": "60"}}, "/shutdown/terminationGrace"),
         (
             {"shutdown": {"preStopSleepSeconds": 30, "terminationGracePeriodSeconds": 30}},
-            "shutdown.preStopSleepSeconds must be shorter than shutdown.terminationGracePeriod",
+            "shutdown.terminationGracePeriodSeconds must exceed shutdown.preStopSleepSeconds by",
+        ),
+        (
+            {"shutdown": {"preStopSleepSeconds": 5, "terminationGracePeriodSeconds": 15}},
+            "must exceed shutdown.preStopSleepSeconds by more than 10 s",
         ),
         ({**PROXY, "trustedProxies": []}, "needs trustedProxies"),
         (

@@ -80,6 +80,7 @@ Clock = Callable[[], datetime]
 Effect = Callable[[AsyncSession], Awaitable[None]]
 MAX_BATCH = 500
 CHECKPOINT_DELAY = 0.5  # seconds; with signing time, well under the promised 1 s
+DRAIN_SECONDS = 5.0  # how long close() waits for queued appends to commit
 
 
 def _utcnow() -> datetime:
@@ -280,9 +281,17 @@ class AuditLog(AuditReader):
         """Start the writer and checkpointer tasks (``append`` also does, lazily)."""
         self._ensure_started()
 
-    async def close(self) -> None:
-        """Stop the tasks; appends still queued fail with StorageUnavailable."""
+    async def close(self, *, drain: float = DRAIN_SECONDS) -> None:
+        """Refuse new appends, commit the ones queued (waiting at most ``drain`` seconds),
+        then stop the tasks; appends still queued then fail with StorageUnavailable.
+
+        Queued is what a stop must not lose: a completion entry an exchange cut off by the
+        stop has just enqueued (nobody waits for it) would otherwise be dropped here.
+        """
         self._closed = True
+        waiting = [item.done for item in self._in_flight + self._pending]
+        if waiting and self._tasks:
+            await asyncio.wait(waiting, timeout=drain)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -253,3 +253,25 @@ def test_two_replicas_on_one_postgres_interleave_without_gaps(tmp_path: Path) ->
 
     with database_url("postgresql", tmp_path) as url:
         asyncio.run(run(url))
+
+
+def test_close_commits_what_is_queued_then_refuses(url: str) -> None:
+    """A stop must not drop a queued entry (an exchange's completion nobody waits for)."""
+
+    async def run() -> None:
+        db = Database(url)
+        await db.upgrade()
+        log = AuditLog(db, SIGNER, ORIGIN)
+        try:
+            await log.append(sample(0))  # the writer is running
+            for n in range(1, 4):
+                log.enqueue(sample(n))
+            await log.close()
+            with pytest.raises(StorageUnavailable, match="audit log closed"):
+                log.enqueue(sample(9))
+        finally:
+            await db.dispose()
+        async with opened(url) as reopened:
+            assert [r.entry for r in await reopened.entries()] == [sample(n) for n in range(4)]
+
+    asyncio.run(run())
