@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 import ssl
@@ -66,6 +68,7 @@ from gateway.settings import (
     load_audit_key,
     load_signing_key,
 )
+from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.telemetry import Telemetry, configure
 from gateway.trust import TrustMaterial
@@ -208,6 +211,36 @@ async def _exchange(
     exchange = ExchangeService(db, datasets, agreements, audit, tel, owner=owner)
     await exchange.close_interrupted(now=datetime.now(UTC))
     return exchange
+
+
+@asynccontextmanager
+async def _beating(exchange: ExchangeService, stale_after: float) -> AsyncIterator[None]:
+    """The heartbeats below, for as long as the block runs."""
+    beating = asyncio.create_task(_heartbeats(exchange, stale_after))
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+
+
+async def _heartbeats(exchange: ExchangeService, stale_after: float) -> None:
+    """Every tenth of ``stale_after``: this process is alive, and the open exchanges of a
+    process that is not are recorded as interrupted (see ``ExchangeService.heartbeat``)."""
+    while True:
+        await asyncio.sleep(stale_after / 10)
+        try:
+            closed = await exchange.heartbeat(
+                now=datetime.now(UTC), stale_after=timedelta(seconds=stale_after)
+            )
+        except StorageUnavailable as exc:  # the next beat tries again
+            log.warning("instance heartbeat failed: %s", exc)
+        except Exception:  # a bug must not stop the beats: this process would look gone
+            log.exception("instance heartbeat failed")
+        else:
+            if closed:
+                log.info("recorded %d exchanges of gone gateway processes as interrupted", closed)
 
 
 def _outbox(db: Database, audit: AuditLog, settings: Settings, tls: ssl.SSLContext) -> Outbox:
@@ -367,7 +400,8 @@ def create_app(
                 ),
             )
             dsp.outbox.start()  # messages a stop or crash left undelivered go out again now
-            yield
+            async with _beating(app.state.services.exchange, settings.instance_stale_after):
+                yield
             await dsp.aclose()
             await datasets.aclose()
         finally:

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         description="This gateway process among replicas (default: the host name); its "
         "exchanges a crash cut off are recorded as interrupted at its next start.",
     )
+    instance_stale_after: float = Field(
+        default=300.0,
+        ge=10,
+        description="Seconds after which a gateway process not seen (each says it is alive "
+        "every tenth of this) counts as gone: another replica records its open exchanges as "
+        "interrupted.",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8443, ge=0, le=65535)

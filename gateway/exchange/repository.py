@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.log import stage
 from gateway.audit.repository import execute_one
-from gateway.storage.models import OpenExchangeRow
+from gateway.storage.models import GatewayInstanceRow, OpenExchangeRow
+from gateway.storage.sql import insert_or_replace
 
 _OPEN: Table = OpenExchangeRow.__table__  # type: ignore[assignment]  # a Table, typed FromClause
 
@@ -48,3 +49,32 @@ async def left_open(session: AsyncSession, owner: str) -> Sequence[OpenExchangeR
         .order_by(OpenExchangeRow.started_at)
     )
     return rows.all()
+
+
+async def seen(session: AsyncSession, owner: str, now: datetime) -> None:
+    """Record that the gateway process ``owner`` is alive at ``now``."""
+    await insert_or_replace(session, GatewayInstanceRow, {"name": owner, "seen_at": now})
+
+
+async def abandoned(
+    session: AsyncSession, owner: str, cutoff: datetime
+) -> Sequence[OpenExchangeRow]:
+    """Open exchanges of other processes not seen since ``cutoff`` (or never: a row from
+    before instances were recorded), started before it, oldest first."""
+    alive = select(GatewayInstanceRow.name).where(GatewayInstanceRow.seen_at >= cutoff)
+    rows = await session.scalars(
+        select(OpenExchangeRow)
+        .where(
+            OpenExchangeRow.owner != owner,
+            OpenExchangeRow.owner.not_in(alive),
+            OpenExchangeRow.started_at < cutoff,
+        )
+        .order_by(OpenExchangeRow.started_at)
+    )
+    return rows.all()
+
+
+async def forget_instances(session: AsyncSession, cutoff: datetime) -> None:
+    """Drop the rows of processes not seen since ``cutoff`` (one that comes back re-adds
+    its own)."""
+    await session.execute(delete(GatewayInstanceRow).where(GatewayInstanceRow.seen_at < cutoff))

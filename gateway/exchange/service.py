@@ -21,9 +21,9 @@ import asyncio
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import pyarrow as pa
@@ -57,6 +57,7 @@ from gateway.exchange import private, repository
 from gateway.exchange.policy_input import policy_request, policy_state
 from gateway.oauth.service import TokenCaller
 from gateway.storage.db import Database
+from gateway.storage.models import OpenExchangeRow
 from gateway.telemetry import SPAN_AUDIT, SPAN_CONNECTOR, SPAN_POLICY, Telemetry, current_trace_id
 from policies import CompiledPolicy, Decision, PrivacyLimits, Request, State, evaluate, explain
 from policies.bounds import count_cap, rate_limits
@@ -175,8 +176,35 @@ class ExchangeService:
         exchange is closed once, even by two starts at the same time. How many were closed.
         """
         async with self.db.session() as session:
+            await repository.seen(session, self.owner, now)  # alive: not abandoned
             rows = await repository.left_open(session, self.owner)
-        why = ("interrupted", "the gateway stopped before the exchange ended")
+        return await self._close_open(
+            rows, ("interrupted", "the gateway stopped before the exchange ended"), now
+        )
+
+    async def heartbeat(self, *, now: datetime, stale_after: timedelta) -> int:
+        """Say this process is alive; close the exchanges of processes that are not.
+
+        An exchange whose process was not seen for ``stale_after`` (killed, and never
+        started again under its ``instance_name``: a replaced Kubernetes pod) gets its
+        ``interrupted`` entry here, from whichever replica looks first, once. How many.
+        """
+        cutoff = now - stale_after
+        async with self.db.session() as session:
+            await repository.seen(session, self.owner, now)
+            rows = await repository.abandoned(session, self.owner, cutoff)
+        closed = await self._close_open(
+            rows, ("interrupted", "its gateway process stopped being seen"), now
+        )
+        async with self.db.session() as session:
+            await repository.forget_instances(session, cutoff)
+        return closed
+
+    async def _close_open(
+        self, rows: Sequence[OpenExchangeRow], why: tuple[str, str], now: datetime
+    ) -> int:
+        """An ``interrupted`` completion entry for each open exchange in ``rows``, each with
+        its row's removal in one transaction (so each is closed once, whoever tries)."""
         entries = [
             AuditEntry(
                 time=now,

@@ -362,6 +362,20 @@ class OpenExchangeRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class GatewayInstanceRow(Base):
+    """A gateway process (its ``instance_name``) and when it last said it was alive.
+
+    Each process refreshes its row on a timer; the open exchanges of an instance not seen
+    for ``instance_stale_after`` are closed as interrupted by any other (a Kubernetes pod
+    replaced after its node was lost never starts again under its name).
+    """
+
+    __tablename__ = "gateway_instances"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class AgreementHoldRow(Base):
     """A provider's revocation: the consumer's next agreement waits for explicit approval.
 

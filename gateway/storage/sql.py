@@ -15,13 +15,7 @@ async def insert_unless_present(
 ) -> None:
     """INSERT ``values``, or nothing when a row with the same key exists (no error, no wait
     beyond the key's lock): ``ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL alike."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        await session.execute(postgresql.insert(model).values(values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        await session.execute(sqlite.insert(model).values(values).on_conflict_do_nothing())
-    else:  # pragma: no cover - only the two supported stores reach here
-        raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
+    await session.execute(_insert(session, model).values(values).on_conflict_do_nothing())
 
 
 async def insert_or_add(
@@ -29,14 +23,33 @@ async def insert_or_add(
 ) -> None:
     """INSERT ``rows``; where a row with the same key exists, add the row's ``column`` to
     it instead (``ON CONFLICT (key) DO UPDATE SET column = column + excluded.column``)."""
-    dialect = session.get_bind().dialect.name
     table: Any = model.__table__
-    keys = [c.name for c in table.primary_key.columns]
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(model).values(rows)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(model).values(rows)
-    else:  # pragma: no cover - only the two supported stores reach here
-        raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
+    stmt = _insert(session, model).values(rows)
     added = {column: table.c[column] + stmt.excluded[column]}
-    await session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=added))
+    await session.execute(stmt.on_conflict_do_update(index_elements=_keys(model), set_=added))
+
+
+async def insert_or_replace(
+    session: AsyncSession, model: type[Base], values: dict[str, Any]
+) -> None:
+    """INSERT ``values``; where a row with the same key exists, set its other columns to
+    ``values`` instead (``ON CONFLICT (key) DO UPDATE SET ...``)."""
+    keys = _keys(model)
+    stmt = _insert(session, model).values(values)
+    replaced = {name: stmt.excluded[name] for name in values if name not in keys}
+    await session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=replaced))
+
+
+def _keys(model: type[Base]) -> list[str]:
+    table: Any = model.__table__
+    return [c.name for c in table.primary_key.columns]
+
+
+def _insert(session: AsyncSession, model: type[Base]) -> Any:
+    """The dialect's INSERT (the one with ``ON CONFLICT``) for ``model``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")  # pragma: no cover

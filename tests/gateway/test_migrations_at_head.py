@@ -75,21 +75,21 @@ def test_a_current_schema_skips_alembic_an_old_one_is_upgraded(
         async def step_back() -> None:  # the database one revision behind the scripts
             db = Database(url)
             async with db.engine.begin() as conn:
-                await conn.execute(text("UPDATE alembic_version SET version_num = '0019'"))
-                await conn.execute(text("ALTER TABLE dsp_consumer_negotiations DROP COLUMN offer"))
+                await conn.execute(text("UPDATE alembic_version SET version_num = '0021'"))
+                await conn.execute(text("DROP TABLE gateway_instances"))
             await db.dispose()
 
         asyncio.run(step_back())
         assert _upgrade_imports_alembic(url)  # behind: Alembic runs the missing migration
         assert not _upgrade_imports_alembic(url)
-        assert asyncio.run(_offer_column(url))
+        assert asyncio.run(_instances_table(url))
 
 
-async def _offer_column(url: str) -> bool:
+async def _instances_table(url: str) -> bool:
     db = Database(url)
     try:
         async with db.engine.connect() as conn:
-            await conn.execute(text("SELECT offer FROM dsp_consumer_negotiations"))
+            await conn.execute(text("SELECT name, seen_at FROM gateway_instances"))
     finally:
         await db.dispose()
     return True

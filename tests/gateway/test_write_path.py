@@ -31,6 +31,7 @@ from gateway.errors import Forbidden
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.storage.models import (
+    GatewayInstanceRow,
     OpenExchangeRow,
     UsageBucketRow,
     UsageEventRow,
@@ -238,6 +239,47 @@ def test_an_exchange_a_crash_cut_off_is_recorded_at_the_next_start(url: str) -> 
             assert ended.request_id == permit.request_id  # the entry names the decision
             assert ended.decision is not None
             assert ended.decision.reasons[0] == "interrupted"
+
+    asyncio.run(run())
+
+
+def test_the_exchanges_of_a_process_gone_for_good_are_recorded_by_another(url: str) -> None:
+    """A process killed mid-exchange whose name never starts again (a replaced pod): any
+    other replica's heartbeat records its open exchanges as interrupted once it has not been
+    seen for ``instance_stale_after``, not before, and never a live process's."""
+    stale = timedelta(minutes=5)
+
+    async def run() -> None:
+        async with replicas(url, 1, owner="gw-1") as (gone,):
+            now = datetime.now(UTC)
+            assert await gone.exchange.close_interrupted(now=now) == 0  # gw-1 seen now
+            outcome = await gone.exchange.query(CALLER, "open", ASK, Format.JSONL, source=None)
+            assert outcome.first  # the data started; the process "dies" here, for good
+            async with (
+                replicas(url, 1, owner="gw-2", fresh=False) as (other,),
+                replicas(url, 1, owner="gw-3", fresh=False) as (alive,),
+            ):
+                live = await alive.exchange.query(CALLER, "open", ASK, Format.JSONL, source=None)
+                assert live.first  # gw-3 keeps streaming, and keeps saying it is alive
+                assert await other.exchange.heartbeat(now=now, stale_after=stale) == 0
+                just_before = now + stale - timedelta(seconds=1)
+                assert await other.exchange.heartbeat(now=just_before, stale_after=stale) == 0
+                later = now + stale + timedelta(seconds=1)
+                assert await alive.exchange.heartbeat(now=later, stale_after=stale) == 1
+                assert await other.exchange.heartbeat(now=later, stale_after=stale) == 0  # once
+                entries = await _entries(other)
+                async with other.db.session() as session:
+                    left = (await session.scalars(select(OpenExchangeRow.owner))).all()
+                    seen = (await session.scalars(select(GatewayInstanceRow.name))).all()
+            permits = [e for e in entries if e.event == "access-decision"]
+            (ended,) = [e for e in entries if e.event == "exchange-completed"]
+            assert ended.request_id == permits[0].request_id  # gw-1's, named by its decision
+            assert ended.decision.reasons == (
+                "interrupted",
+                "its gateway process stopped being seen",
+            )
+            assert left == ["gw-3"]  # the live process's exchange stays open
+            assert sorted(seen) == ["gw-2", "gw-3"]  # gw-1's row forgotten once stale
 
     asyncio.run(run())
 

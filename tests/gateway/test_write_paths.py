@@ -16,7 +16,10 @@ from pathlib import Path
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 SESSION_WRITES = {"add", "add_all", "delete", "merge"}
-SQL_WRITES = {"update", "insert", "delete", "insert_unless_present", "insert_or_add", "stage"}
+SQL_WRITES = {
+    "update", "insert", "delete", "insert_unless_present", "insert_or_add", "insert_or_replace",
+    "stage",
+}  # fmt: skip
 DIALECTS = {"postgresql", "sqlite"}
 
 #: Writes that change who may do what, and the only functions that may call them.
@@ -98,10 +101,14 @@ NOT_A_CHANGE = {
     "verify anyway (expired past the leeway)",
     "oauth/repository.py:remember_certificate": "the certificate an issued token is bound to, "
     "kept for introspection (the token-issued entry records the issue)",
-    "storage/sql.py:insert_unless_present": "a helper: its callers are classified",
     "registry.py:_before_commit": "the registry's version counter, incremented inside the "
     "transaction of a change that is itself classified here",
-    "storage/sql.py:insert_or_add": "a helper: its callers are classified",
+    "storage/sql.py:_insert": "a helper (the dialect's INSERT ... ON CONFLICT for insert_unless_"
+    "present, insert_or_add, insert_or_replace): their callers are classified",
+    "exchange/repository.py:seen": "a gateway process says it is alive: no change of who may "
+    "do what (the interruptions it leads to, for processes that stop, are audited)",
+    "exchange/repository.py:forget_instances": "forgets the liveness rows of processes gone "
+    "for good, once their open exchanges were recorded as interrupted",
     "exchange/repository.py:open_exchange": "bookkeeping of a permitted exchange, written "
     "in its access-decision entry's transaction (the effect)",
     "exchange/repository.py:close_exchange": "bookkeeping: the exchange ended, in its "
