@@ -193,3 +193,20 @@ def test_other_scopes_reach_nothing(kind: str) -> None:
     sent, reached = _through({"type": kind, "method": "GET", "path": "/healthz"})
     assert sent == []
     assert reached == []
+
+
+def test_a_probe_reaches_the_app_with_the_connections_receive_and_send() -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        seen.extend([scope, receive, send])
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(_message: Message) -> None:
+        return None
+
+    scope = _http("GET", "/readyz")
+    asyncio.run(health_only(app)(scope, receive, send))
+    assert seen == [scope, receive, send]

@@ -65,8 +65,10 @@ def _app(*, validation: bool = True) -> FastAPI:
     return app
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def doc() -> dict[str, Any]:
+    """Made per test: mutmut runs a mutant only against the tests that called its function,
+    and a module fixture's calls count for the first test alone."""
     return document(_app())
 
 
