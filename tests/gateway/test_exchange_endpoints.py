@@ -191,6 +191,39 @@ def test_a_stream_whose_consumer_is_gone_ends_interrupted() -> None:
     assert exchange.ended == ["interrupted"]
 
 
+def test_a_consumer_gone_mid_stream_is_heard_under_uvicorns_asgi_version() -> None:
+    """uvicorn says ASGI 2.3: Starlette then listens on ``receive`` for the disconnect."""
+    exchange = Exchange()
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        never = asyncio.Event()
+
+        async def stalled() -> AsyncIterator[bytes]:
+            await never.wait()
+            yield b"never"
+
+        async def finish(result: str, _failure: Any) -> None:
+            exchange.ended.append(result)
+
+        stats = _Stats()
+        outcome = Outcome(RECEIPT, CHECKPOINT, "application/jsonl", b"",
+                          Rest(stalled(), stats, finish), stats)  # fmt: skip
+        scope = {"type": "http", "method": "POST", "path": "/", "headers": [],
+                 "asgi": {"version": "3.0", "spec_version": "2.3"}}  # fmt: skip
+        await asyncio.wait_for(endpoints._stream(outcome)(scope, receive, send), 10)
+
+    asyncio.run(run())
+    assert exchange.ended == ["interrupted"]
+    assert b"never" not in b"".join(m.get("body", b"") for m in sent)
+
+
 # --- GET /data ------------------------------------------------------------------------------
 
 
