@@ -189,10 +189,16 @@ class GatewayServer(uvicorn.Server):
             del lifespan.shutdown  # the class's method again
 
     async def _responses_ended(self) -> None:
-        """Wait (a bounded time) for the responses' tasks, cancelled or done, to end."""
+        """Wait (a bounded time) for the responses' tasks, cancelled or done, to end; then
+        drop the connections they were cut off on (uvicorn leaves them open, and the loop
+        ends under them: their sockets were left to the garbage collector)."""
         tasks = list(self.server_state.tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=CANCELLED_RESPONSES_SECONDS)
+        for connection in list(self.server_state.connections):
+            transport: asyncio.Transport | None = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()  # the response was cut off: no clean end to send
 
     async def _startup_gateway(self, sockets: list[socket.socket] | None) -> None:
         loop = asyncio.get_running_loop()

@@ -11,6 +11,9 @@ pod never is. Real gateway, real mTLS client that reads the first bytes and then
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,20 @@ async def _completions(url: str) -> list[tuple[str, ...]]:
         await db.dispose()
 
 
+def _unclosed() -> list[str]:
+    """What the garbage collector finds left open (sockets, transports) just now."""
+    found: list[str] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda raised: found.append(f"{raised.exc_value}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    return found
+
+
 def _settings(tmp_path: Path, pki: Pki, url: str, **overrides: Any) -> Settings:
     return gateway_settings(pki, tmp_path, url, http_send_timeout=600.0, **overrides)
 
@@ -104,6 +121,10 @@ def test_a_stop_cancels_a_stalled_download_after_the_timeout_and_records_it(
             served.server.should_exit = True
             served.thread.join(timeout=DEADLINE)
             assert not served.thread.is_alive(), "the stop waited for the stalled download"
+    # The cut-off connection was closed by the stop, not left to the garbage collector (an
+    # unclosed transport's ResourceWarning would surface in whichever test ran next).
+    del served, consumer, response, chunks
+    assert _unclosed() == []
     # Recorded by the stream itself as the stop cut it off (with how long it ran), not left
     # for a start of this instance_name that may never come (a replaced pod's never does).
     ((result, seconds),) = asyncio.run(_completions(url))
