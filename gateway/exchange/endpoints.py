@@ -25,11 +25,13 @@ from starlette.types import Receive, Scope, Send
 from connectors import Format
 from gateway.audit.records import Receipt
 from gateway.errors import BadRequest
-from gateway.exchange.schemas import WHERE_SCHEMA, FormatName, QueryIn, parse_where
+from gateway.exchange.schemas import WHERE_SCHEMA, DataParams, FormatName, QueryIn, parse_where
 from gateway.exchange.service import Outcome
 from gateway.http.bearer import TokenCallerDep
 from gateway.http.deps import ServicesDep
 from gateway.http.problems import problem
+from gateway.oauth.service import TokenCaller
+from gateway.services import Services
 
 router = APIRouter(prefix="/v1/datasets", tags=["exchange"])
 
@@ -109,12 +111,20 @@ async def data(
     format: Annotated[FormatName, Query()] = "jsonl",
 ) -> StreamingResponse:
     """The same as ``query`` from URL parameters: ``columns=a,b&where=col,op,value&format=csv``."""
+    params = DataParams(columns=columns, where=where, limit=limit, format=format)
+    return await data_response(request, dataset_id, caller, services, params)
+
+
+async def data_response(
+    request: Request, dataset_id: str, caller: TokenCaller, services: Services, params: DataParams
+) -> StreamingResponse:
+    """``data``'s answer, once its dependencies are resolved (also by ``fast_data``)."""
     try:
         body = QueryIn(
-            columns=[c for c in columns.split(",") if c],
-            where=parse_where(where or []),
-            limit=limit,
-            format=format,
+            columns=[c for c in params.columns.split(",") if c],
+            where=parse_where(params.where or []),
+            limit=params.limit,
+            format=params.format,
         )
     except (ValueError, ValidationError) as exc:
         raise BadRequest("bad-query", str(exc).splitlines()[0]) from exc
