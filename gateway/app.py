@@ -41,6 +41,7 @@ from gateway.dsp.outbox import Outbox
 from gateway.dsp.peer import Peer
 from gateway.dsp.transfer import TransferService
 from gateway.exchange import endpoints as exchange_endpoints
+from gateway.exchange.fast_data import DataRoute
 from gateway.exchange.service import ExchangeService
 from gateway.http import health, openapi, problems
 from gateway.http.client_cert import ClientCertificateMiddleware
@@ -428,6 +429,8 @@ def create_app(
     problems.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
+    # First: the plain GET /data requests skip the search through the routers (fast_data.py).
+    app.router.routes.insert(0, DataRoute())
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefusalThrottleMiddleware)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.

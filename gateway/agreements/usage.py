@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.log import stage
+from gateway.audit.repository import execute_one
 from gateway.storage.models import (
     AgreementRow,
     UsageBucketRow,
@@ -270,10 +271,11 @@ async def spend(
     """
     values: dict[str, object] = {"agreement": agreement_id, "cap": cap, "spent_at": now}
     values |= {"consumer": key.consumer_id, "dataset": key.dataset_id, "policy": key.policy_hash}
-    connection = await session.connection()  # through SQLAlchemy (its statement hooks see it)
-    new = (await connection.execute(_spend_statement(cap is not None), values)).scalar()
-    if new is None:
+    # On SQLite one hop to the driver's thread (through the session's connection, four)
+    _, row = await execute_one(session, _spend_statement(cap is not None), values)
+    if row is None:
         return None
+    new = row[0]
     await stage(session, UsageEventRow, {**key.columns(), "seq": new, "at": now})
     if widths:
         seconds = int(now.timestamp())

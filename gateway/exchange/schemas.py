@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -11,6 +12,16 @@ from gateway.json_input import loads_bounded
 
 Scalar = str | int | float | bool | None
 FormatName = Literal["jsonl", "csv", "parquet", "arrow"]
+
+
+@dataclass(frozen=True, slots=True)
+class DataParams:
+    """The URL parameters of GET /data, as the endpoint takes them (declared there)."""
+
+    columns: str = ""
+    where: list[str] | None = None
+    limit: int | None = None
+    format: FormatName = "jsonl"
 
 
 # A column name is any text: one the dataset lacks is refused by validation or by the policy

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -289,3 +290,38 @@ def test_migration_carries_uses_over_and_keeps_one_live_agreement(url: str) -> N
         )  # fmt: skip
 
     _replicas(url, body)
+
+
+def test_a_use_is_spent_in_one_hop_to_the_sqlite_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the spend's conditional UPDATE is one call on the driver's thread (through
+    SQLAlchemy's connection it was four: cursor, execute, fetch, close); it counts the same:
+    the new count while below the cap, None (nothing changed) at the cap."""
+    hops: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", "?"))
+        return await real(self, fn, *args, **kwargs)
+
+    async def staged(*_: Any) -> None:  # the use's row: written with the batch, not counted here
+        return None
+
+    async def body(db: Database, _: Database) -> list[tuple[int | None, int]]:
+        await _world(db)
+        agreement_id, key = await _active(db)
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        monkeypatch.setattr(usage, "stage", staged)
+        found = []
+        for _attempt in range(3):
+            async with db.session() as session:
+                await session.connection()  # the transaction begun before the count starts
+                hops.clear()
+                spent = await usage.spend(session, key, NOW, agreement_id=agreement_id, cap=2)
+                found.append((spent, len(hops)))
+                await session.commit()
+        return found
+
+    with database_url("sqlite", tmp_path) as url:
+        assert _replicas(url, body) == [(1, 1), (2, 1), (None, 1)]

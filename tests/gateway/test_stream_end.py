@@ -61,15 +61,18 @@ async def _gone() -> dict[str, Any]:
     return {"type": "http.disconnect"}
 
 
-def _exchange(url: str, spec: str, receive: Any, fail_send: bool) -> tuple[bool, list[Any], int]:
-    """Stream one exchange whose connector was replaced meanwhile; (closed, completions, sent)."""
+def _exchange(
+    url: str, spec: str, receive: Any, fail_send: bool, rows: int = 1000
+) -> tuple[bool, list[Any], int]:
+    """Stream one exchange whose connector was replaced meanwhile (``rows`` rows, ten a
+    batch); (closed, completions, messages sent)."""
 
     async def run() -> tuple[bool, list[Any], int]:
         db = Database(url)
         await db.upgrade()
         log = AuditLog(db, SIGNER, ORIGIN)
         cache: ClosingCache[_Tracked] = ClosingCache(lambda c: c.aclose())
-        table = pa.table({"v": list(range(1000))})
+        table = pa.table({"v": list(range(rows))})
         lease = await cache.lease("x", "old", lambda: _Tracked("x", table, batch_size=10))
         await (await cache.lease("x", "new", lambda: _Tracked("x", table))).release()
         telemetry = Telemetry(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
@@ -121,6 +124,21 @@ def test_a_stream_read_to_the_end_completes_once_as_permitted(url: str) -> None:
     assert closed
     assert done == ["permit"]
     assert sent > 2  # the start, the rows, the end
+
+
+def test_a_one_piece_answer_is_sent_without_listening_for_the_consumer(url: str) -> None:
+    """Under ASGI < 2.4 an answer that ended with its first chunk is sent at once (start,
+    the chunk, the end) with no task listening for a disconnect (nothing is left to stop):
+    ``receive`` is never called; the lease is released and the exchange completed once."""
+    asked: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        asked.append("receive")
+        return await _never()
+
+    closed, done, sent = _exchange(url, "2.3", receive, fail_send=False, rows=10)
+    assert (closed, done, sent) == (True, ["permit"], 3)
+    assert asked == []
 
 
 class _FailsMidStream(InMemoryConnector):
