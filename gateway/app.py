@@ -324,6 +324,14 @@ async def _close_clients(external: ExternalIssuers, satellite: Satellite | None)
         await satellite.aclose()
 
 
+def _routes(app: FastAPI) -> None:
+    """Every router's routes; first, the plain GET /data requests' own (fast_data.py), which
+    skips the search through the routers."""
+    for module in ROUTERS:
+        app.include_router(module.router)
+    app.router.routes.insert(0, DataRoute())
+
+
 def create_app(
     settings: Settings, *, telemetry: Telemetry | None = None, clock: Clock | None = None
 ) -> FastAPI:
@@ -427,10 +435,7 @@ def create_app(
     # FastAPI's documented way to replace the document is to assign app.openapi
     app.openapi = functools.partial(openapi.document, app)  # type: ignore[method-assign]
     problems.install(app)
-    for module in ROUTERS:
-        app.include_router(module.router)
-    # First: the plain GET /data requests skip the search through the routers (fast_data.py).
-    app.router.routes.insert(0, DataRoute())
+    _routes(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RefusalThrottleMiddleware)
     # Added last, so it runs first: proxy certificate headers are gone before anything else.
