@@ -447,11 +447,33 @@ class _EdgeMiddleware:
 
 def _route(routes: Sequence[Any], scope: Scope) -> str:
     """The matched route template (never the raw path: ids stay out of metric labels)."""
-    partial = "unmatched"
+    return _matched(routes, scope, "")[1]
+
+
+def _matched(routes: Sequence[Any], scope: Scope, prefix: str) -> tuple[Match, str]:
+    """The first route matching fully, else the first matching partly (a 405), with its
+    template. Newer FastAPI nests an included router as one route without a path: its own
+    routes are searched, under the prefix it was included with (as problems._route_paths)."""
+    partial: tuple[Match, str] = (Match.NONE, "unmatched")
     for route in routes:
-        match, _child = route.matches(scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-        if match is Match.PARTIAL and partial == "unmatched":
-            partial = str(getattr(route, "path", "unmatched"))
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            found = _matched(included.routes, *_within(scope, route, prefix))
+        else:
+            match, _child = route.matches(scope)
+            found = (match, prefix + str(getattr(route, "path", "unmatched")))
+        if found[0] is Match.FULL:
+            return found
+        if found[0] is Match.PARTIAL and partial[0] is Match.NONE:
+            partial = found
     return partial
+
+
+def _within(scope: Scope, included: Any, prefix: str) -> tuple[Scope, str]:
+    """The scope as the included router's own routes see it, and the prefix so far."""
+    more = str(getattr(getattr(included, "include_context", None), "prefix", "") or "")
+    if not more:
+        return scope, prefix
+    path = str(scope.get("path", ""))
+    inner = path[len(more) :] if path.startswith(more) else "\0"  # \0: matches no route
+    return {**scope, "path": inner}, prefix + more

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
@@ -98,12 +98,14 @@ def make_app(telemetry: Telemetry, **instrument: bool) -> tuple[FastAPI, list[st
     return app, seen
 
 
-def call(app: FastAPI, *paths: str, headers: dict[str, str] | None = None) -> list[httpx.Response]:
+def call(
+    app: FastAPI, *paths: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> list[httpx.Response]:
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
             sent = {"authorization": BEARER, **(headers or {})}
-            return [await client.get(path, headers=sent) for path in paths]
+            return [await client.request(method, path, headers=sent) for path in paths]
 
     return asyncio.run(run())
 
@@ -516,3 +518,31 @@ def test_without_an_exporter_a_reader_still_measures_requests_by_route() -> None
     telemetry.shutdown()
     assert point.attributes["http.route"] == "/data/{item}"
     assert point.value == 1
+
+
+def test_a_route_of_an_included_router_is_labelled_with_its_template(harness: Harness) -> None:
+    """Every gateway route lives in an included router, which FastAPI nests (one route of
+    the app stands for the whole router): the label is still the route's own template,
+    prefix and all, never "unmatched" and never the raw path."""
+    app, _ = make_app(harness.telemetry)
+    router = APIRouter(prefix="/v1/things")
+
+    @router.get("/{thing}/parts")
+    async def parts(thing: str) -> dict[str, str]:
+        return {"thing": thing}
+
+    app.include_router(router)
+    app.include_router(router, prefix="/mirror")  # included again, under a prefix of its own
+    call(app, "/v1/things/t-1/parts", "/v1/things/t-2/parts", "/v1/things/t-3/nothing")
+    call(app, "/mirror/v1/things/t-4/parts", "/mirror/nothing")
+    call(app, "/v1/things/t-5/parts", method="DELETE")
+    requests = {
+        (p.attributes["http.route"], p.attributes["http.response.status_code"]): p.value
+        for p in metric_points(harness.metrics, "sluis.requests")
+    }
+    assert requests == {
+        ("/v1/things/{thing}/parts", 200): 2,
+        ("/mirror/v1/things/{thing}/parts", 200): 1,
+        ("/v1/things/{thing}/parts", 405): 1,
+        ("unmatched", 404): 2,
+    }
