@@ -15,6 +15,11 @@ timeouts over all mutants the tests reach).
     python -m tests.mutate --list
     python -m tests.mutate --survivors gateway/auth   # the last run's survivors
     python -m tests.mutate --again gateway/auth       # rerun them, "no tests" and timeouts
+    python -m tests.mutate --functions _entry,ExchangeService.__init__ gateway/exchange/service
+
+``--functions`` runs (and with ``--again`` reruns) only the mutants of the named functions:
+``name`` is a module-level function or a method of any class, ``Class.name`` one class's
+method. The other mutants of the module stay "not checked" and out of the table.
 
 docs/testing.md#mutation-score reports the last run and explains each survivor left.
 """
@@ -22,6 +27,7 @@ docs/testing.md#mutation-score reports the last run and explains each survivor l
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -428,16 +434,35 @@ def write_settings(pyproject: Path, module: Module) -> None:
     pyproject.write_text(text, encoding="utf-8")
 
 
-def run(module: Module) -> dict[str, int]:
-    """Run mutmut over ``module`` with one worker; the count of each verdict."""
+def name_globs(functions: tuple[str, ...]) -> list[str]:
+    """mutmut's mutant-name globs for ``functions`` (``name`` or ``Class.name``)."""
+    globs = []
+    for function in functions:
+        owner, _, name = function.rpartition(".")
+        if owner:
+            globs.append(f"*.x\u01c1{owner}\u01c1{name}__mutmut_*")
+        else:
+            globs += [f"*.x_{name}__mutmut_*", f"*\u01c1{name}__mutmut_*"]
+    return globs
+
+
+def picked(name: str, functions: tuple[str, ...]) -> bool:
+    """Whether mutant ``name`` is of one of ``functions`` (all when none are named)."""
+    return not functions or any(fnmatch.fnmatchcase(name, g) for g in name_globs(functions))
+
+
+def run(module: Module, functions: tuple[str, ...] = ()) -> dict[str, int]:
+    """Run mutmut over ``module`` (only ``functions``' mutants if named) with one worker;
+    the count of each verdict."""
     tree = scratch_tree(module)
     env = dict(os.environ)
     shared = REPO.parent / "shared"
     if "SLUIS_SHARED" not in env and shared.is_dir():
         env["SLUIS_SHARED"] = str(shared)  # the scratch copy has no ../shared beside it
     mutmut = Path(sys.executable).with_name("mutmut")
-    subprocess.run([str(mutmut), "run", "--max-children", "1"], cwd=tree, env=env, check=False)
-    return verdicts(tree)
+    command = [str(mutmut), "run", "--max-children", "1", *name_globs(functions)]
+    subprocess.run(command, cwd=tree, env=env, check=False)
+    return verdicts(tree, functions)
 
 
 def tree_of(module: Module) -> Path:
@@ -445,7 +470,7 @@ def tree_of(module: Module) -> Path:
     return SCRATCH / module.name.replace("/", "_").replace(" ", "_").replace("+", "_")
 
 
-def again(module: Module) -> dict[str, int]:
+def again(module: Module, functions: tuple[str, ...] = ()) -> dict[str, int]:
     """Run the last run's survivors, timeouts and unreached mutants again, against today's
     tests (and today's time limit)."""
     tree = tree_of(module)
@@ -473,12 +498,16 @@ def again(module: Module) -> dict[str, int]:
     again_verdicts = ("survived", "no tests", "timeout")
     mutmut = Path(sys.executable).with_name("mutmut")
     for verdicts_run in (again_verdicts, ("not checked",)):
-        survivors = [name for name, verdict in results(tree) if verdict in verdicts_run]
+        survivors = [
+            name
+            for name, verdict in results(tree)
+            if verdict in verdicts_run and picked(name, functions)
+        ]
         if survivors:
             subprocess.run(
                 [str(mutmut), "run", "--max-children", "1", *survivors], cwd=tree, check=False
             )
-    return verdicts(tree)
+    return verdicts(tree, functions)
 
 
 def results(tree: Path) -> list[tuple[str, str]]:
@@ -499,11 +528,12 @@ def results(tree: Path) -> list[tuple[str, str]]:
     return out
 
 
-def verdicts(tree: Path) -> dict[str, int]:
-    """Counts per verdict."""
+def verdicts(tree: Path, functions: tuple[str, ...] = ()) -> dict[str, int]:
+    """Counts per verdict (of ``functions``' mutants if named)."""
     counts: dict[str, int] = {}
-    for _, verdict in results(tree):
-        counts[verdict] = counts.get(verdict, 0) + 1
+    for name, verdict in results(tree):
+        if picked(name, functions):
+            counts[verdict] = counts.get(verdict, 0) + 1
     return counts
 
 
@@ -536,7 +566,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--again", action="store_true", help="rerun the last run's survivors with today's tests"
     )
+    parser.add_argument(
+        "--functions",
+        default="",
+        help="only these functions' mutants: name or Class.name, comma-separated",
+    )
     args = parser.parse_args(argv)
+    functions = tuple(f for f in args.functions.split(",") if f)
     if args.list:
         for module in MODULES:
             print(f"{module.name}: {' '.join(module.mutate)} <- {' '.join(module.tests)}")
@@ -552,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([str(mutmut), "results"], cwd=tree_of(module), check=False)
         return 0
     step = again if args.again else run
-    print(table({module.name: step(module) for module in chosen}))
+    print(table({module.name: step(module, functions) for module in chosen}))
     return 0
 
 
