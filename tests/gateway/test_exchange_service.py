@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,13 +32,15 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import event, text
 
-from connectors import ConnectorError, Format, Query, narrow
+from certs import participant_uri
+from connectors import Connector, ConnectorError, Format, Query, narrow
 from connectors.errors import SourceRejected, UnknownColumn
 from connectors.query import AggFunc, Aggregate
 from connectors.testing import InMemoryConnector
+from gateway.agreements import usage
 from gateway.agreements.schemas import AgreementRequest
 from gateway.agreements.service import AgreementService, key_of
-from gateway.audit.entry import Actor, AuditEntry
+from gateway.audit.entry import Actor, AuditEntry, PrivacyRecord
 from gateway.audit.log import AuditLog
 from gateway.audit.repository import EntryFilter
 from gateway.auth.tokens import AccessClaims, TokenRejected
@@ -46,6 +48,7 @@ from gateway.datasets.cache import ClosingCache
 from gateway.datasets.factory import create_connector
 from gateway.datasets.service import DatasetService
 from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.exchange import private, repository
 from gateway.exchange.service import ExchangeService, Rest, _Stats
 from gateway.oauth.service import TokenCaller
 from gateway.storage import StorageUnavailable
@@ -632,6 +635,8 @@ def test_a_count_is_remembered_only_for_a_policy_without_rates(seed: Seed) -> No
                 await _drain(outcome.rest)
                 reads = [s for s in seen if s.startswith("SELECT") and "USAGE_STATE" in s]
                 assert bool(reads) == (dataset == "rated"), (dataset, seen)
+                begun = [s for s in seen if s.startswith("INSERT") and "USAGE_STATE" in s]
+                assert not begun, (dataset, seen)  # the usage began already: not again
         finally:
             event.remove(engine, "before_cursor_execute", record)
         assert w.exchange._seen[key_of(columns)] == (2, columns.decided_at)
@@ -716,6 +721,9 @@ def test_a_budget_spent_meanwhile_refuses_the_query_at_commit(seed: Seed) -> Non
             await w.exchange._permit(ctxs[1], decided[1][0], decided[1][2])
         assert refused.value.code == "policy-denied"
         assert decided[1][2].spent is None
+        denial = await w.last()  # decided as a spend, refused at commit: it spent nothing
+        assert (denial.decision.result if denial.decision else None) == "deny"
+        assert denial.privacy is None
         budget = await w.exchange.privacy_budget(CALLER, "private", source=None)
         assert budget.spent == Decimal(1)
         results = [e.decision.result for e in await w.entries() if e.dataset == "private"
@@ -1105,5 +1113,177 @@ def test_a_query_asking_for_more_rows_than_allowed_is_refused(seed: Seed) -> Non
             CALLER, "rated", Query(columns=("machine",), limit=5), Format.JSONL, source=None
         )
         await _drain(outcome.rest)
+
+    _run(seed, body)
+
+
+def test_a_privacy_budget_asked_without_an_agreement_is_an_audited_denial(seed: Seed) -> None:
+    """The budget is read under the active agreement only; asked without one, the refusal
+    is audited like a query's, with the caller's address."""
+
+    async def body(w: World) -> None:
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange.privacy_budget(CALLER, "unagreed", source="10.9.8.7")
+        assert refused.value.code == "no-agreement"
+        denial = await w.last()
+        assert denial.dataset == "unagreed"
+        assert denial.actor == Actor(
+            participant=CONSUMER, client="client-7", certificate="t", source="10.9.8.7"
+        )
+        assert denial.decision is not None
+        assert denial.decision.reasons == ("no-agreement",)
+
+    _run(seed, body)
+
+
+def test_a_private_spend_is_stored_with_its_use_epsilon_and_delta(seed: Seed) -> None:
+    """Each private query's spend is a row under its use's number, with the query's epsilon
+    and delta; a second spend for the same use is refused as a broken invariant."""
+
+    async def body(w: World) -> None:
+        for _ in range(2):
+            outcome = await w.exchange.query(CALLER, "private", SUM, Format.JSONL, source=None)
+            await _drain(outcome.rest)
+        async with w.db.session() as session:
+            rows = (
+                await session.execute(
+                    text("SELECT seq, epsilon_nano, delta FROM privacy_spends ORDER BY seq")
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, 250_000_000, 1e-6), (2, 250_000_000, 1e-6)]
+        agreement = await w.agreements.active(CONSUMER, "private")
+        assert agreement is not None
+        limits = private.budgeted(await w.exchange.datasets.compiled(agreement.policy_hash))
+        assert limits is not None
+        with pytest.raises(StorageUnavailable) as broken:
+            async with w.db.session() as session:
+                await private.spend(session, key_of(agreement), 2, limits, datetime.now(UTC))
+        assert str(broken.value) == "use 2 has a privacy spend already"
+
+    _run(seed, body)
+
+
+def test_the_open_exchanges_are_read_oldest_first(seed: Seed) -> None:
+    """A restart reads its own open exchanges by when they started, not as stored."""
+
+    async def body(w: World) -> None:
+        base = datetime(2026, 1, 1, tzinfo=UTC)
+        async with w.db.session() as session:
+            for n, minute in enumerate((30, 10, 20)):
+                opened = (f"x{n}", "gw-9", CONSUMER, "columns")
+                await repository.open_exchange(
+                    session, opened, started_at=base.replace(minute=minute)
+                )
+        async with w.db.session() as session:
+            rows = await repository.left_open(session, "gw-9")
+        assert [r.id for r in rows] == ["x1", "x2", "x0"]
+
+    _run(seed, body)
+
+
+def test_a_missing_usage_state_is_begun_at_the_agreements_approval(seed: Seed) -> None:
+    """An agreement whose usage was never begun (made before the usage state existed) is
+    counted from its approval on its first use, not from that use."""
+
+    async def body(w: World) -> None:
+        agreement = await w.agreements.active(CONSUMER, "rated")
+        assert agreement is not None
+        assert agreement.decided_at is not None
+        async with w.db.session() as session:
+            await session.execute(text("DELETE FROM usage_state WHERE dataset_id = 'rated'"))
+        outcome = await w.exchange.query(CALLER, "rated", ASK, Format.JSONL, source=None)
+        await _drain(outcome.rest)
+        async with w.db.session() as session:
+            found = await usage.current(session, key_of(agreement), (), datetime.now(UTC))
+        assert found == (1, agreement.decided_at, ())
+
+    _run(seed, body)
+
+
+def test_a_remembered_count_decides_on_the_same_state_as_a_read_one(seed: Seed) -> None:
+    """The state built from the count this replica remembers (no read) is the state read
+    from the store: the consumer, its groups (the registry's, carried by the caller), the
+    count and the usage's start."""
+
+    async def body(w: World) -> None:
+        member = CALLER.participant.participant.model_copy(
+            update={"groups": ["urn:group:universities"]}
+        )
+        caller = TokenCaller(replace(CALLER.participant, participant=member), CALLER.claims)
+        ctx = await w.exchange._prelude(caller, "columns", None)
+        assert ctx.groups == ("urn:group:universities",)
+        agreement = ctx.agreement
+        assert agreement is not None
+        key, now = key_of(agreement), datetime.now(UTC)
+        read, _ = await w.exchange._usage(ctx, key, agreement, (), now)
+        assert key in w.exchange._seen  # remembered by the read
+        remembered, counts = await w.exchange._usage(ctx, key, agreement, (), now)
+        assert counts == ()
+        assert remembered == read
+        assert dict(remembered.broader) == {
+            participant_uri(CONSUMER): frozenset({"urn:group:universities"})
+        }
+        assert (remembered.use_count, remembered.agreement_start) == (0, agreement.decided_at)
+
+    _run(seed, body)
+
+
+def test_a_stream_of_several_batches_counts_every_row(seed: Seed) -> None:
+    async def body(w: World) -> None:
+        cache: ClosingCache[Connector] = ClosingCache(lambda c: c.aclose())
+        table = pa.table({"v": list(range(5))})
+        lease = await cache.lease("x", "v1", lambda: InMemoryConnector("x", table, batch_size=2))
+        ctx = await w.exchange._prelude(CALLER, "columns", None)
+        permitted = narrow(Query(columns=("v",)), DataLimits(), await lease.value.schema())
+        _, rest, stats = await w.exchange._start(ctx, lease.value, permitted, Format.JSONL, lease)
+        await _drain(rest)
+        assert stats.rows == 5
+        done = await w.last("exchange-completed")
+        assert done.rows == 5
+
+    _run(seed, body)
+
+
+def test_the_noise_of_each_column_is_named_in_one_header(seed: Seed) -> None:
+    """Two aggregates share the query's epsilon (each half of it: twice the scale)."""
+
+    async def body(w: World) -> None:
+        both = Query(aggregates=(Aggregate(AggFunc.SUM, "temp_c"), Aggregate(AggFunc.COUNT, None)))
+        outcome = await w.exchange.query(CALLER, "private", both, Format.JSONL, source=None)
+        await _drain(outcome.rest)
+        assert outcome.headers["Sluis-Privacy-Noise-Scale"] == "sum_temp_c=800, count_rows=8"
+
+    _run(seed, body)
+
+
+def test_a_count_read_for_a_refused_request_is_remembered(seed: Seed) -> None:
+    """The count read for a decision is remembered even when the policy refuses (a policy
+    without rate limit or budget): the next decision on that key reads nothing."""
+
+    async def body(w: World) -> None:
+        ask = Query(columns=("machine", "owner"))
+        with pytest.raises(Forbidden):
+            await w.exchange.query(CALLER, "columns", ask, Format.JSONL, source=None)
+        agreement = await w.agreements.active(CONSUMER, "columns")
+        assert agreement is not None
+        assert w.exchange._seen == {key_of(agreement): (0, agreement.decided_at)}
+
+    _run(seed, body)
+
+
+def test_a_private_permit_without_a_delta_records_none(seed: Seed) -> None:
+    """A budget of epsilon alone: the entry names the query's epsilon and no delta."""
+
+    async def body(w: World) -> None:
+        ctx = await w.exchange._prelude(CALLER, "private", None)
+        decision, _, _ = await w.exchange._decide_and_spend(ctx, SUM, None)
+        limits = decision.limits
+        assert limits is not None
+        assert limits.privacy is not None
+        pure = replace(limits, privacy=replace(limits.privacy, query_delta=None))
+        record = private.record(replace(decision, limits=pure), (), datetime.now(UTC))
+        assert record == PrivacyRecord(
+            epsilon="0.25", delta=None, spent="0.25", budget="1", period="P30D"
+        )
 
     _run(seed, body)

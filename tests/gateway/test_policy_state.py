@@ -21,8 +21,10 @@ from typer.testing import CliRunner
 
 from certs import participant_uri
 from gateway.cli.policy_cmd import app, load_request, load_state
-from gateway.exchange.policy_input import policy_request, policy_state
-from policies import evaluate, merge, parse_yaml_policy, run_policy_tests
+from gateway.exchange.policy_input import PURPOSE as PURPOSE_KEY
+from gateway.exchange.policy_input import READ, policy_request, policy_state
+from policies import Iri, evaluate, merge, parse_yaml_policy, run_policy_tests
+from policies.operands.data import AGGREGATE
 
 CONSUMER = "EU.EORI.NL000000002"
 ASSET = "urn:sluis:dataset:meters"
@@ -126,3 +128,11 @@ def test_the_cli_state_is_the_gateway_state(facts: dict[str, Any]) -> None:
         world = merge(load_state(state_path), request_facts)
     assert world.state == gateway_state(facts)
     assert world.now is None
+
+
+def test_a_request_asks_for_rows_unless_it_says_aggregate() -> None:
+    """The exchange's request, exactly: the purpose, and rows (not an aggregate) by default,
+    so an aggregates-only policy refuses a caller that forgot to say."""
+    ask = policy_request(consumer_id=CONSUMER, asset=ASSET, purpose=PURPOSE)
+    assert (ask.party, ask.action, ask.target) == (participant_uri(CONSUMER), READ, ASSET)
+    assert dict(ask.context) == {PURPOSE_KEY: (Iri(PURPOSE),), AGGREGATE: (False,)}
