@@ -35,7 +35,7 @@ from sqlalchemy import event, text
 from certs import participant_uri
 from connectors import Connector, ConnectorError, Format, Query, narrow
 from connectors.errors import SourceRejected, UnknownColumn
-from connectors.query import AggFunc, Aggregate
+from connectors.query import AggFunc, Aggregate, Op, Predicate
 from connectors.testing import InMemoryConnector
 from gateway.agreements import usage
 from gateway.agreements.schemas import AgreementRequest
@@ -1285,5 +1285,66 @@ def test_a_private_permit_without_a_delta_records_none(seed: Seed) -> None:
         assert record == PrivacyRecord(
             epsilon="0.25", delta=None, spent="0.25", budget="1", period="P30D"
         )
+
+    _run(seed, body)
+
+
+def test_a_query_matching_no_rows_starts_with_an_empty_chunk(seed: Seed) -> None:
+    """No row matches: the first chunk is empty (not an error), and the exchange completes
+    as permitted with nothing sent."""
+
+    async def body(w: World) -> None:
+        none = Query(columns=("machine",), where=(Predicate("machine", Op.EQ, "X999"),))
+        outcome = await w.exchange.query(CALLER, "columns", none, Format.JSONL, source=None)
+        assert outcome.first == b""
+        assert await _drain(outcome.rest) == b""
+        done = await w.last("exchange-completed")
+        assert (done.rows, done.bytes) == (0, 0)
+        assert done.decision is not None
+        assert done.decision.reasons[0] == "permit"
+
+    _run(seed, body)
+
+
+def test_a_streams_completion_records_its_own_duration(seed: Seed) -> None:
+    async def body(w: World) -> None:
+        began = time.perf_counter()
+        outcome = await w.exchange.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        await _drain(outcome.rest)
+        took = time.perf_counter() - began
+        done = await w.last("exchange-completed")
+        assert done.decision is not None
+        assert 0 <= float(done.decision.reasons[1].removeprefix("seconds=")) <= took + 0.001
+
+    _run(seed, body)
+
+
+def test_a_failures_public_reason_is_cut_at_500_in_the_completion(seed: Seed) -> None:
+    async def body(w: World) -> None:
+        ctx = await w.exchange._prelude(CALLER, "columns", None)
+        await w.exchange._complete(ctx, _Stats(), 0.25, "failed: source_broke", _Broken("x"))
+        done = await w.last("exchange-completed")
+        assert done.decision is not None
+        assert done.decision.reasons == ("failed: source_broke", "seconds=0.250", "p" * 500)
+
+    _run(seed, body)
+
+
+def test_a_use_refused_at_commit_before_this_replica_remembered_any(seed: Seed) -> None:
+    """Another replica spent the window's last use: this one, which never remembered a
+    count for the key (a rate-limited policy), refuses with the policy's denial."""
+
+    async def body(w: World) -> None:
+        twin = ExchangeService(w.db, w.exchange.datasets, w.agreements, w.log,
+                               w.exchange.telemetry, owner="gw-2")  # fmt: skip
+        outcome = await twin.query(CALLER, "rated", ASK, Format.JSONL, source=None)
+        await _drain(outcome.rest)
+        ctxs = [await w.exchange._prelude(CALLER, "rated", None) for _ in range(2)]
+        decided = [await w.exchange._decide_and_spend(c, ASK, None) for c in ctxs]
+        await twin._permit(ctxs[0], decided[0][0], decided[0][2])
+        assert not w.exchange._seen
+        with pytest.raises(Forbidden) as refused:
+            await w.exchange._permit(ctxs[1], decided[1][0], decided[1][2])
+        assert refused.value.code == "policy-denied"
 
     _run(seed, body)
