@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -1346,5 +1346,38 @@ def test_a_use_refused_at_commit_before_this_replica_remembered_any(seed: Seed) 
         with pytest.raises(Forbidden) as refused:
             await w.exchange._permit(ctxs[1], decided[1][0], decided[1][2])
         assert refused.value.code == "policy-denied"
+
+    _run(seed, body)
+
+
+def test_abandoned_exchanges_are_those_of_processes_not_seen_since_the_cutoff(
+    seed: Seed,
+) -> None:
+    """Another process's open exchanges, started before the cutoff, when that process was
+    last seen before it (or never), oldest first; seen at the cutoff itself is alive. Then
+    the instances not seen since the cutoff are forgotten, the one seen at it kept."""
+
+    async def body(w: World) -> None:
+        cutoff = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        async with w.db.session() as session:
+            await repository.seen(session, "gw-live", cutoff)
+            await repository.seen(session, "gw-dead", cutoff - timedelta(seconds=1))
+            for name, owner, before in (
+                ("a", "gw-dead", timedelta(minutes=10)),
+                ("b", "gw-dead", timedelta(minutes=20)),
+                ("c", "gw-live", timedelta(minutes=30)),  # its process is alive
+                ("d", "gw-dead", timedelta(0)),  # started at the cutoff: too new to judge
+                ("e", "gw-me", timedelta(minutes=5)),  # the asking process's own
+                ("f", "gw-never", timedelta(minutes=1)),  # a process never recorded
+            ):
+                opened = (name, owner, CONSUMER, "columns")
+                await repository.open_exchange(session, opened, started_at=cutoff - before)
+        async with w.db.session() as session:
+            rows = await repository.abandoned(session, "gw-me", cutoff)
+            assert [r.id for r in rows] == ["b", "a", "f"]
+            await repository.forget_instances(session, cutoff)
+        async with w.db.session() as session:
+            names = (await session.execute(text("SELECT name FROM gateway_instances"))).all()
+        assert [n for (n,) in names] == ["gw-live"]
 
     _run(seed, body)
