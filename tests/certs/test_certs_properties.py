@@ -58,6 +58,25 @@ def test_no_single_bit_flip_in_the_leaf_verifies(kind: str) -> None:
     assert accepted == []
 
 
+@pytest.mark.parametrize("kind", sorted(PKIS))
+def test_a_subject_string_retagged_as_bit_string_is_malformed(kind: str) -> None:
+    """Found by the property below: cryptography raises TypeError (not ValueError) for a
+    Name attribute whose string is tagged BIT STRING under any OID but x500UniqueIdentifier;
+    it escaped the verifier (a 500 where a forwarded certificate is read) instead of a
+    refusal."""
+    der = LEAVES[kind].public_bytes(Encoding.DER)
+    name = LEAVES[kind].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    encoded = str(name).encode()
+    tags = [tag for tag in (0x0C, 0x13) if bytes([tag, len(encoded)]) + encoded in der]
+    assert tags, "the common name's UTF8String or PrintableString"
+    retagged = der.replace(
+        bytes([tags[0], len(encoded)]) + encoded, bytes([0x03, len(encoded)]) + encoded, 1
+    )
+    with pytest.raises(CertificateRejected) as refused:
+        verify([x509.load_der_x509_certificate(retagged)], PKIS[kind].trust(), [], now=NOW)
+    assert refused.value.code == "malformed"
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     kind=st.sampled_from(sorted(PKIS)), data=st.binary(min_size=1, max_size=64), at=st.integers(0)
