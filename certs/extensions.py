@@ -17,6 +17,9 @@ PARSE_ERRORS: tuple[type[Exception], ...] = (
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
     CryptographyDeprecationWarning,  # non-RFC 5280 encodings, when warnings are errors
+    # Likewise a Name attribute of the wrong length (a country name that is not two letters):
+    # cryptography warns with a plain UserWarning (an error under -W error and in the tests).
+    UserWarning,
     # cryptography 45.0 (the lowest allowed) raises KeyError for a Name attribute whose ASN.1
     # string tag it does not know (a flipped bit in the subject or issuer); later ValueError.
     KeyError,

@@ -77,6 +77,20 @@ def test_a_subject_string_retagged_as_bit_string_is_malformed(kind: str) -> None
     assert refused.value.code == "malformed"
 
 
+@pytest.mark.parametrize("kind", sorted(PKIS))
+def test_a_subject_attribute_turned_into_a_country_name_is_refused(kind: str) -> None:
+    """The O attribute's OID changed to countryName's: cryptography warns that a country
+    name has two letters (a UserWarning, an error under this suite's filters, as in any
+    deployment that runs with -W error): a refusal, never an escaped warning."""
+    der = LEAVES[kind].public_bytes(Encoding.DER)
+    organization, country = bytes.fromhex("060355040a"), bytes.fromhex("0603550406")
+    assert der.count(organization) == 1
+    renamed = der.replace(organization, country)
+    with pytest.raises(CertificateRejected) as refused:
+        verify([x509.load_der_x509_certificate(renamed)], PKIS[kind].trust(), [], now=NOW)
+    assert refused.value.code == "malformed"
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     kind=st.sampled_from(sorted(PKIS)), data=st.binary(min_size=1, max_size=64), at=st.integers(0)
