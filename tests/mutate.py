@@ -155,6 +155,71 @@ MODULES = (
             "tests/policies/test_yaml_exact.py",
         ),
     ),
+    # The RDF/JSON-LD reader in two parts (730 mutants together, over an hour at one worker
+    # under load): the graph to the model (rules, what a rule inherits, RDF lists, actions,
+    # constraints), then the terms it refuses to drop, literals to values and the documents
+    # (Turtle, JSON-LD, embedded contexts). Against the test files that parse Turtle or
+    # JSON-LD (3 s a run together); test_rdf_exact.py was written before their first run.
+    Module(
+        "policies/rdf_policy",
+        ("policies/rdf_policy.py",),
+        (
+            "tests/policies/test_rdf_exact.py",
+            "tests/policies/test_strict_rdf.py",
+            "tests/policies/test_sluis_profile.py",
+            "tests/policies/test_conformance.py",
+            "tests/policies/test_examples_horizon.py",
+        ),
+    ),
+    Module(
+        "policies/rdf_terms+values+documents",
+        (
+            "policies/rdf_terms.py",
+            "policies/rdf_values.py",
+            "policies/documents.py",
+            "policies/jsonld_contexts.py",
+        ),
+        (
+            "tests/policies/test_rdf_exact.py",
+            "tests/policies/test_strict_rdf.py",
+            "tests/policies/test_sluis_profile.py",
+            "tests/policies/test_conformance.py",
+            "tests/policies/test_examples_horizon.py",
+        ),
+    ),
+    # Validation on write (the profile's terms, each left operand's usable right operands)
+    # and the canonical form a policy's hash is taken of.
+    Module(
+        "policies/profile+right_operands+canonical",
+        ("policies/profile.py", "policies/right_operands.py", "policies/canonical.py"),
+        (
+            "tests/policies/test_yaml_exact.py",
+            "tests/policies/test_strict_rdf.py",
+            "tests/policies/test_sluis_profile.py",
+            "tests/policies/test_privacy_terms.py",
+            "tests/policies/test_strict_yaml.py",
+            "tests/policies/test_validation_exact.py",
+        ),
+    ),
+    # The world of a policy test or conformance case: parties, collections, the request and
+    # the state built from them, and the W3C evaluation request.
+    Module(
+        "policies/world+request",
+        (
+            "policies/world.py",
+            "policies/request.py",
+            "policies/w3c_request.py",
+            "policies/targets.py",
+            "policies/policy_tests.py",
+        ),
+        (
+            "tests/policies/test_conformance.py",
+            "tests/policies/test_yaml_exact.py",
+            "tests/policies/test_operators.py",
+            "tests/policies/test_strict_yaml.py",
+            "tests/policies/test_sluis_profile.py",
+        ),
+    ),
     Module("certs", ("certs/*.py",), ("tests/certs",)),
     # The part of certs/ a handshake runs (path validation, revocation, the checks of one
     # certificate), against its two fast test files: a first score while all of certs/
@@ -182,6 +247,21 @@ MODULES = (
             "tests/certs/test_certs_revocation.py",
             "tests/certs/test_certs_issue_exact.py",
         ),
+    ),
+    # The profile every certificate on a path is checked against, and the signing-leaf
+    # profile of iSHARE client assertions: against the path tests and the assertion tests
+    # (RSA keys made in module fixtures, which mutmut's per-test estimate does not see).
+    Module(
+        "certs/signing+profile",
+        ("certs/signing.py", "certs/profile.py"),
+        (
+            "tests/certs/test_certs_verify.py",
+            "tests/certs/test_certs_verify_path.py",
+            "tests/certs/test_certs_revocation.py",
+            "tests/gateway/test_assertions.py",
+            "tests/gateway/test_assertion_refusals.py",
+        ),
+        timeout_multiplier=8.0,
     ),
     # The CA directory and what reads participants: the files, keys, ledger, CSRs and trust
     # bundles the directory keeps, and the identity a certificate names.
