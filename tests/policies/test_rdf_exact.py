@@ -16,7 +16,7 @@ import pytest
 from rdflib import BNode, Literal, URIRef
 
 from policies import PolicyError, parse_policy, policy_hash
-from policies.documents import _first_line, parse_graph, sniff_format
+from policies.documents import RdfFormat, _first_line, parse_graph, sniff_format
 from policies.errors import PolicySchemaError, PolicyStructureError, PolicySyntaxError
 from policies.jsonld_contexts import ODRL_CONTEXT, inline_contexts
 from policies.model import Action, Constraint, Iri, LogicalConstraint, Ref, RuleKind, TypedLiteral
@@ -536,3 +536,22 @@ def test_a_datetime_without_a_zone_is_utc(text: str, moment: datetime) -> None:
     got = parse_datetime(text)
     assert got == moment
     assert got.utcoffset() == moment.utcoffset()
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "code"),
+    [
+        (b"<urn:p> a \xff .", None, "turtle_syntax"),
+        (b'{"@type": "\xff"}', None, "jsonld_syntax"),
+        (b"\xfe\xff", "json-ld", "jsonld_syntax"),
+        (b"\xfe\xff", "turtle", "turtle_syntax"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_a_syntax_error(
+    data: bytes, fmt: RdfFormat | None, code: str
+) -> None:
+    """Not a bare ``UnicodeDecodeError``: every document error is a ``PolicyError``."""
+    with pytest.raises(PolicySyntaxError) as caught:
+        parse_policy(data, fmt)
+    assert caught.value.code == code
+    assert caught.value.reason.startswith("not UTF-8: 'utf-8' codec can't decode byte 0x")
