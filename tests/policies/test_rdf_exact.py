@@ -555,3 +555,57 @@ def test_bytes_that_are_not_utf8_are_a_syntax_error(
         parse_policy(data, fmt)
     assert caught.value.code == code
     assert caught.value.reason.startswith("not UTF-8: 'utf-8' codec can't decode byte 0x")
+
+
+def test_only_a_collection_class_makes_a_collection() -> None:
+    """A party typed ``odrl:Party`` (or anything else) is one party, not a collection."""
+    policy = parse_policy(
+        ttl("""
+<urn:p> a odrl:Set ; odrl:permission [ odrl:action odrl:read ;
+  odrl:target <urn:d>, <urn:ds> ; odrl:assignee <urn:a>, <urn:as> ; odrl:assigner <urn:b> ] .
+<urn:d> a odrl:Asset . <urn:ds> a odrl:AssetCollection .
+<urn:a> a odrl:Party . <urn:as> a odrl:PartyCollection .
+<urn:b> a odrl:PartyCollection .
+""")
+    )
+    (rule,) = policy.permissions
+    assert rule.targets == (Ref("urn:d"), Ref("urn:ds", collection=True))
+    assert rule.assignees == (Ref("urn:a"), Ref("urn:as", collection=True))
+    assert rule.assigners == (Ref("urn:b", collection=True),)
+    # A party collection named as a target is not an asset collection, and the reverse.
+    swapped = parse_policy(
+        ttl("""
+<urn:p> a odrl:Set ; odrl:permission [ odrl:action odrl:read ;
+  odrl:target <urn:as> ; odrl:assignee <urn:ds> ] .
+<urn:ds> a odrl:AssetCollection . <urn:as> a odrl:PartyCollection .
+""")
+    )
+    assert swapped.permissions[0].targets == (Ref("urn:as"),)
+    assert swapped.permissions[0].assignees == (Ref("urn:ds"),)
+
+
+def test_each_action_and_constraint_keeps_its_own_parts() -> None:
+    """Refinements, references and units are read from their own node, not the graph's."""
+    policy = parse_policy(
+        ttl("""
+<urn:p> a odrl:Set ; odrl:permission [ odrl:action _:a1, _:a2 ;
+  odrl:constraint <urn:c1>, <urn:c2> ] .
+_:a1 rdf:value odrl:read ; odrl:refinement <urn:r1> .
+_:a2 rdf:value odrl:use .
+<urn:r1> odrl:leftOperand odrl:purpose ; odrl:operator odrl:eq ; odrl:rightOperand "x" .
+<urn:c1> odrl:leftOperand odrl:payAmount ; odrl:operator odrl:lteq ; odrl:rightOperand 5 ;
+  odrl:unit <urn:eur> .
+<urn:c2> odrl:leftOperand odrl:purpose ; odrl:operator odrl:eq ;
+  odrl:rightOperandReference <urn:ref> .
+""")
+    )
+    (rule,) = policy.permissions
+    refined = Constraint(ODRL + "purpose", ODRL + "eq", ("x",), "urn:r1")
+    assert sorted(rule.actions, key=lambda a: a.name) == [
+        Action(ODRL + "read", (refined,)),
+        Action(ODRL + "use"),
+    ]
+    assert rule.constraints == (
+        Constraint(ODRL + "payAmount", ODRL + "lteq", (5,), "urn:c1", "urn:eur"),
+        Constraint(ODRL + "purpose", ODRL + "eq", (Iri("urn:ref"),), "urn:c2"),
+    )
