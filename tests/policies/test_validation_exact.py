@@ -247,6 +247,26 @@ def test_a_profile_evaluates_only_what_it_declares() -> None:
     assert wider.evaluator(count) is registered()[count]
 
 
+def test_an_extended_profile_keeps_everything_but_its_iri_and_left_operands() -> None:
+    """Its actions, operators and enforced duties are the base profile's, not the defaults:
+    a profile that enforces only ``inform`` must not start enforcing ``delete`` as well."""
+    base = Profile(
+        "urn:base",
+        frozenset({ODRL + "dateTime"}),
+        frozenset({ODRL + "read"}),
+        operators=frozenset({ODRL + "eq"}),
+        enforced_duties=frozenset({ODRL + "inform"}),
+    )
+    wider = base.extended("urn:wider", left_operands=frozenset({ODRL + "count"}))
+    assert wider == Profile(
+        "urn:wider",
+        frozenset({ODRL + "dateTime", ODRL + "count"}),
+        frozenset({ODRL + "read"}),
+        operators=frozenset({ODRL + "eq"}),
+        enforced_duties=frozenset({ODRL + "inform"}),
+    )
+
+
 # The canonical form: a wire format, each model type tagged.
 
 
