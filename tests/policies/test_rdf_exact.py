@@ -609,3 +609,43 @@ _:a2 rdf:value odrl:use .
         Constraint(ODRL + "payAmount", ODRL + "lteq", (5,), "urn:c1", "urn:eur"),
         Constraint(ODRL + "purpose", ODRL + "eq", (Iri("urn:ref"),), "urn:c2"),
     )
+
+
+def test_the_policy_reads_only_its_own_node() -> None:
+    """Another node with ``odrl:permission``, ``uid``, ``conflict`` or ``profile`` (a rule, an
+    asset) adds nothing to the policy; nor does an object that happens to be a policy class."""
+    policy = parse_policy(
+        ttl("""
+<urn:p> a odrl:Set ; odrl:uid <urn:z> ; odrl:conflict odrl:prohibit ;
+  odrl:profile <urn:prof:z>, odrl:Agreement ; odrl:permission <urn:r> .
+<urn:r> odrl:action odrl:read ; odrl:target <urn:d> ; odrl:uid <urn:a> ;
+  odrl:conflict odrl:perm ; odrl:profile <urn:prof:a> .
+<urn:d> odrl:permission <urn:r2> ; odrl:prohibition <urn:r3> ; odrl:obligation <urn:r4> .
+<urn:r2> odrl:action odrl:use .
+<urn:r3> odrl:action odrl:use .
+<urn:r4> odrl:action odrl:use .
+""")
+    )
+    assert (policy.uid, policy.type, policy.conflict) == (
+        "urn:z",
+        ODRL + "Set",
+        ODRL + "prohibit",
+    )
+    assert policy.profiles == (ODRL + "Agreement", "urn:prof:z")
+    assert [r.uid for r in policy.permissions] == ["urn:r"]
+    assert (policy.prohibitions, policy.obligations) == ((), ())
+
+
+def test_the_empty_list_beside_other_values_is_skipped_not_the_end() -> None:
+    policy = parse_policy(
+        ttl("""
+<urn:p> a odrl:Set ; odrl:permission [ odrl:action odrl:read ;
+  odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isAnyOf ;
+                    odrl:rightOperand (), "z", <urn:y> ] ] .
+""")
+    )
+    # In the order of their text: rdf:nil (http:...) first, then urn:y, then "z".
+    assert policy.permissions[0].constraints[0].right_operand == (  # type: ignore[union-attr]
+        Iri("urn:y"),
+        "z",
+    )
