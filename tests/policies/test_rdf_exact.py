@@ -649,3 +649,16 @@ def test_the_empty_list_beside_other_values_is_skipped_not_the_end() -> None:
         Iri("urn:y"),
         "z",
     )
+
+
+def test_parse_policy_reads_the_format_it_is_told() -> None:
+    with pytest.raises(PolicySyntaxError) as caught:
+        parse_policy(json.dumps(JSONLD), "turtle")
+    assert caught.value.code == "turtle_syntax"
+
+
+def test_a_policy_class_named_as_an_object_makes_no_policy() -> None:
+    """Only ``rdf:type`` makes a policy: a note pointing at ``odrl:Offer`` is no second one."""
+    see_also = "<http://www.w3.org/2000/01/rdf-schema#seeAlso>"
+    policy = parse_policy(ttl(f"<urn:p> a odrl:Set . <urn:note> {see_also} odrl:Offer ."))
+    assert (policy.uid, policy.type) == ("urn:p", ODRL + "Set")
