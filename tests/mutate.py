@@ -478,11 +478,23 @@ def again(module: Module) -> dict[str, int]:
     # Today's code of the mutated files (a fix a new test asked for): copied with a new
     # time, mutmut makes that file's mutants again and forgets the verdicts of the functions
     # that changed ("not checked", run below); the others keep theirs.
-    for pattern in module.mutate:
-        for source in REPO.glob(pattern):
-            copy = tree / source.relative_to(REPO)
-            if copy.read_bytes() != source.read_bytes():
-                shutil.copyfile(source, copy)
+    mutated = {source for pattern in module.mutate for source in REPO.glob(pattern)}
+    for source in mutated:
+        copy = tree / source.relative_to(REPO)
+        if copy.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, copy)
+    # Today's code of the other files too (a fix elsewhere that a new test needs), in the
+    # tree and in mutmut's own copy, which holds them unmutated.
+    for package in PACKAGES:
+        for source in (REPO / package).rglob("*.py"):
+            if source in mutated:
+                continue
+            for copy in (
+                tree / source.relative_to(REPO),
+                tree / "mutants" / source.relative_to(REPO),
+            ):
+                if copy.exists() and copy.read_bytes() != source.read_bytes():
+                    shutil.copyfile(source, copy)
     # Today's test selection (a new test file must be run too), and which tests reach which
     # function collected again: mutmut runs a mutant only against the tests its stats name.
     write_settings(tree / "pyproject.toml", module)

@@ -502,6 +502,9 @@ def test_a_named_format_wins_over_the_sniffed_one() -> None:
         (" soon ", XSD + "dateTime", TypedLiteral(" soon ", XSD + "dateTime")),
         ("x", XSD + "integer", TypedLiteral("x", XSD + "integer")),
         ("x", XSD + "decimal", TypedLiteral("x", XSD + "decimal")),
+        # XSD's zone designator is an upper-case Z only.
+        ("2027-01-02T03:04:05z", XSD + "dateTime",
+         TypedLiteral("2027-01-02T03:04:05z", XSD + "dateTime")),
     ],
 )  # fmt: skip
 def test_a_literal_by_its_datatype(lexical: str, datatype: str | None, value: object) -> None:
