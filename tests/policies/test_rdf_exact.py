@@ -397,6 +397,9 @@ def test_undefined_keys() -> None:
     assert list(undefined_keys({"@context": {"@vocab": "urn:v#"}, "anything": 1})) == []
     assert list(undefined_keys({"@context": [{"@vocab": "urn:v#"}], "anything": 1})) == []
     assert list(undefined_keys({"@context": "urn:remote", "x": 1})) == ["x"]
+    # A context's own term definitions are not keys of the document.
+    scoped = {"@context": {"a": {"@id": "urn:a", "@context": {"b": "urn:b"}}}, "a": 1}
+    assert list(undefined_keys(scoped)) == []
 
 
 def test_a_remote_context_is_refused_by_name() -> None:
