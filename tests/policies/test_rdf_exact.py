@@ -235,14 +235,22 @@ _:l3 rdf:first "c" ; rdf:rest rdf:nil .
     assert policy.permissions[0].constraints[0].right_operand == ("a", "c")  # type: ignore[union-attr]
 
 
-def test_a_recursive_rdf_list_names_its_property() -> None:
+@pytest.mark.parametrize(
+    "cells",
+    [
+        '_:l1 rdf:first "a" ; rdf:rest _:l2 . _:l2 rdf:first "b" ; rdf:rest _:l1 .',
+        # A cycle that does not pass the head again.
+        '_:l1 rdf:first "a" ; rdf:rest _:l2 . _:l2 rdf:first "b" ; rdf:rest _:l3 .'
+        '_:l3 rdf:first "c" ; rdf:rest _:l2 .',
+    ],
+)
+def test_a_recursive_rdf_list_names_its_property(cells: str) -> None:
     error = refused(
-        ttl("""
+        ttl(f"""
 <urn:p> a odrl:Set ; odrl:permission [ odrl:action odrl:read ;
   odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isAnyOf ;
                     odrl:rightOperand _:l1 ] ] .
-_:l1 rdf:first "a" ; rdf:rest _:l2 .
-_:l2 rdf:first "b" ; rdf:rest _:l1 .
+{cells}
 """),
         PolicyStructureError,
     )
@@ -640,6 +648,22 @@ def test_the_policy_reads_only_its_own_node() -> None:
     assert policy.profiles == (ODRL + "Agreement", "urn:prof:z")
     assert [r.uid for r in policy.permissions] == ["urn:r"]
     assert (policy.prohibitions, policy.obligations) == ((), ())
+
+
+def test_values_are_in_the_order_of_their_text_whatever_their_kind() -> None:
+    """Not rdflib's own order (blank nodes, then IRIs, then literals)."""
+    policy = parse_policy(
+        ttl("""
+<urn:p> a odrl:Set ; odrl:permission [ odrl:action odrl:read ;
+  odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isAnyOf ;
+                    odrl:rightOperand "a", <urn:y>, "zz" ] ] .
+""")
+    )
+    assert policy.permissions[0].constraints[0].right_operand == (  # type: ignore[union-attr]
+        "a",
+        Iri("urn:y"),
+        "zz",
+    )
 
 
 def test_the_empty_list_beside_other_values_is_skipped_not_the_end() -> None:
