@@ -13,12 +13,21 @@ from decimal import Decimal
 
 import pytest
 
-from policies import PolicyError, World, build_state, merge, parse_request, parse_world
-from policies.errors import PolicyStructureError, PolicySyntaxError
-from policies.model import Iri, Policy, Ref, Rule, RuleKind
+from policies import (
+    CONFORMANCE_PROFILE,
+    PolicyError,
+    World,
+    build_state,
+    merge,
+    parse_request,
+    parse_world,
+)
+from policies.errors import PolicyStructureError, PolicySyntaxError, PolicyTestError
+from policies.model import Action, Iri, Policy, Ref, Rule, RuleKind
+from policies.policy_tests import parse_yaml_request, parse_yaml_state, run_policy_tests
 from policies.request import DutyState, State
 from policies.targets import check_targets, unreachable
-from policies.vocab import ODRL, SOTW, XSD
+from policies.vocab import ODRL, SLUIS, SOTW, XSD
 from policies.w3c_request import parse_evaluation_request
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
@@ -386,3 +395,180 @@ def test_a_policy_that_cannot_reach_its_asset_says_why() -> None:
 def test_count_for_a_rule() -> None:
     state = State(use_count=4, rule_counts={"r": 1})
     assert (state.count_for("r"), state.count_for("s"), state.count_for(None)) == (1, 4, 4)
+
+
+# The YAML shapes of policy tests, and ``sluis policy eval``'s request and state files.
+
+
+def test_a_yaml_state_read_whole() -> None:
+    world = parse_yaml_state(
+        """
+prefixes: {ex: "urn:ex:"}
+now: 2027-01-01T12:00:00Z
+broader: {ex:alice: [ex:team, ex:lab], ex:bob: ex:team}
+duty_states: {ex:d1: fulfilled, ex:d2: violated, ex:d3: pending}
+use_count: 3
+rule_counts: {ex:r: 2}
+request_times: [2027-01-01T11:00:00Z, 2027-01-01T10:00:00Z]
+agreement_start: 2026-12-01T00:00:00Z
+privacy_spends: [{at: 2027-01-01T09:00:00Z, epsilon: 0.25}]
+"""
+    )
+    assert world.now == datetime(2027, 1, 1, 12, tzinfo=UTC)
+    assert world.state == State(
+        broader={
+            "urn:ex:alice": frozenset({"urn:ex:team", "urn:ex:lab"}),
+            "urn:ex:bob": frozenset({"urn:ex:team"}),
+        },
+        # Rule uids as written: a YAML policy's rule uids are not expanded either.
+        duty_states={
+            "ex:d1": DutyState.FULFILLED,
+            "ex:d2": DutyState.VIOLATED,
+            "ex:d3": DutyState.PENDING,
+        },
+        use_count=3,
+        rule_counts={"ex:r": 2},
+        request_times=(datetime(2027, 1, 1, 10, tzinfo=UTC), datetime(2027, 1, 1, 11, tzinfo=UTC)),
+        agreement_start=datetime(2026, 12, 1, tzinfo=UTC),
+        privacy_spends=((datetime(2027, 1, 1, 9, tzinfo=UTC), Decimal("0.25")),),
+    )
+    assert parse_yaml_state("use_count: 0\n") == World()
+
+
+def test_a_yaml_request_read_whole() -> None:
+    request = parse_yaml_request(
+        """
+prefixes: {ex: "urn:ex:"}
+party: ex:uni
+action: read
+target: ex:meters
+context: {purpose: [ex:research, ex:teaching], columns: a, maxRows: [5], aggregate: [sum]}
+"""
+    )
+    assert (request.party, request.action, request.target) == (
+        "urn:ex:uni",
+        ODRL + "read",
+        "urn:ex:meters",
+    )
+    assert dict(request.context) == {
+        ODRL + "purpose": (Iri("urn:ex:research"), Iri("urn:ex:teaching")),
+        SLUIS + "columns": ("a",),
+        SLUIS + "maxRows": (5,),
+        SLUIS + "aggregate": ("sum",),
+    }
+    anonymous = parse_yaml_request("action: use\n")
+    assert (anonymous.party, anonymous.target, dict(anonymous.context)) == (None, None, {})
+
+
+def test_a_yaml_request_refuses_what_its_profile_lacks() -> None:
+    with pytest.raises(PolicyStructureError) as caught:
+        parse_yaml_request("action: read\ncontext:\n  purpose: [a]\n  colour: [red]\n")
+    error = caught.value
+    assert (error.code, error.reason, error.line, error.key) == (
+        "unknown_key",
+        f"unknown context key: {ODRL}colour",
+        4,
+        "context.colour",
+    )
+    # The profile given is the one asked: the conformance profile knows payAmount.
+    text = "action: read\ncontext: {payAmount: [5]}\n"
+    with pytest.raises(PolicyStructureError, match="payAmount"):
+        parse_yaml_request(text)
+    assert parse_yaml_request(text, CONFORMANCE_PROFILE).values(ODRL + "payAmount") == (5,)
+
+
+def test_a_bad_value_is_named_where_it_is() -> None:
+    with pytest.raises(PolicyStructureError) as caught:
+        parse_yaml_request("action: read\ncontext:\n  purpose: [a, {x: 1}]\n")
+    error = caught.value
+    assert (error.code, error.line, error.key) == ("invalid_value", 3, "context.purpose[1]")
+    with pytest.raises(PolicyStructureError) as caught:
+        parse_yaml_request("action: read\ncontext:\n  purpose: {x: 1}\n")
+    assert (caught.value.code, caught.value.line, caught.value.key) == (
+        "invalid_value",
+        3,
+        "context.purpose",
+    )
+
+
+@pytest.mark.parametrize(
+    ("parse", "noun", "family", "code"),
+    [
+        (parse_yaml_request, "request or state", PolicyStructureError, "request_structure"),
+        (parse_yaml_state, "request or state", PolicyStructureError, "request_structure"),
+        (
+            lambda text: run_policy_tests(text, {}),
+            "policy test",
+            PolicyTestError,
+            "policy_test",
+        ),
+    ],
+)
+def test_a_document_that_is_not_a_mapping(
+    parse: object, noun: str, family: type[PolicyError], code: str
+) -> None:
+    with pytest.raises(family) as caught:
+        parse("- a\n- b\n")  # type: ignore[operator]
+    assert (caught.value.code, caught.value.reason) == (code, f"a YAML {noun} is a mapping")
+    assert type(caught.value) is family
+
+
+def test_a_policy_test_file_that_does_not_parse_is_a_policy_test_error() -> None:
+    with pytest.raises(PolicyTestError) as caught:
+        run_policy_tests("a: [\n", {})
+    assert caught.value.code == "yaml_syntax"
+    assert caught.value.line == 2
+    with pytest.raises(PolicySyntaxError) as syntax:
+        parse_yaml_request("a: [\n")
+    assert syntax.value.code == "yaml_syntax"
+
+
+CASES = """
+policy: {policy}
+prefixes: {{ex: "urn:ex:"}}
+cases:
+  - name: reads
+    now: 2027-01-01T12:00:00Z
+    request: {{party: ex:uni, action: read, target: ex:d}}
+    expect: permit
+  - name: wrong reason
+    now: 2027-01-01T12:00:00Z
+    request: {{party: ex:uni, action: read, target: ex:d}}
+    expect: permit
+    reason: no_permission
+  - now: 2027-01-01T12:00:00Z
+    request: {{party: ex:other, action: read, target: ex:d}}
+    state: {{use_count: 1}}
+    expect: deny
+"""
+
+
+def test_policy_tests_run_each_case() -> None:
+    policy = Policy(
+        "urn:p",
+        ODRL + "Set",
+        permissions=(
+            Rule(
+                RuleKind.PERMISSION,
+                "urn:r",
+                actions=(Action(ODRL + "read"),),
+                targets=(Ref("urn:ex:d"),),
+                assignees=(Ref("urn:ex:uni"),),
+            ),
+        ),
+    )
+    results = run_policy_tests(CASES.format(policy="meters"), {"meters": policy})
+    assert [(r.name, r.passed, r.expected, r.decision.effect.value) for r in results] == [
+        ("reads", True, "permit", "permit"),
+        ("wrong reason", False, "permit", "permit"),
+        ("?", True, "deny", "deny"),
+    ]
+    with pytest.raises(PolicyTestError) as caught:
+        run_policy_tests(CASES.format(policy="other"), {"meters": policy})
+    error = caught.value
+    assert (error.code, error.reason, error.line, error.key) == (
+        "policy_test",
+        "no loaded policy 'other'",
+        2,
+        "policy",
+    )
