@@ -183,6 +183,7 @@ def test_build_state_normalises_its_facts() -> None:
         privacy_spends=((earlier, Decimal(0)), (later, Decimal("0.5"))),
     )
     assert build_state() == State()
+    assert build_state(rule_counts={"r": 0}).rule_counts == {"r": 0}
 
 
 @pytest.mark.parametrize(
@@ -516,8 +517,7 @@ def test_a_document_that_is_not_a_mapping(
 def test_a_policy_test_file_that_does_not_parse_is_a_policy_test_error() -> None:
     with pytest.raises(PolicyTestError) as caught:
         run_policy_tests("a: [\n", {})
-    assert caught.value.code == "yaml_syntax"
-    assert caught.value.line == 2
+    assert (caught.value.code, caught.value.line, caught.value.column) == ("yaml_syntax", 2, 1)
     with pytest.raises(PolicySyntaxError) as syntax:
         parse_yaml_request("a: [\n")
     assert syntax.value.code == "yaml_syntax"
@@ -572,3 +572,51 @@ def test_policy_tests_run_each_case() -> None:
         2,
         "policy",
     )
+
+
+def test_a_request_reads_only_its_own_permission() -> None:
+    """Other nodes of the document (an offer beside the request, a note pointing at
+    ``odrl:Request``) add no request, permission, party, target, action or context."""
+    see_also = "<http://www.w3.org/2000/01/rdf-schema#seeAlso>"
+    request, _ = parse_request(
+        PREFIXES
+        + f"""
+<urn:req> a odrl:Request ; odrl:permission <urn:perm> .
+<urn:perm> odrl:action odrl:read .
+<urn:note> {see_also} odrl:Request .
+<urn:offer> odrl:permission <urn:other> .
+<urn:other> odrl:action odrl:use ; odrl:assignee <urn:bob> ; odrl:target <urn:e> ;
+  sotw:context [ odrl:leftOperand odrl:purpose ; odrl:rightOperand "x" ] .
+"""
+    )
+    assert (request.party, request.action, request.target) == (None, ODRL + "read", None)
+    assert dict(request.context) == {}
+
+
+def test_a_state_reads_only_the_current_time_and_duty_reports() -> None:
+    see_also = "<http://www.w3.org/2000/01/rdf-schema#seeAlso>"
+    world = parse_world(
+        PREFIXES
+        + f"""
+<urn:doc> dct:issued "2027-01-01T10:00:00Z"^^xsd:dateTime .
+<http://example.com/request/currentTime> dct:modified "2027-01-01T11:00:00Z"^^xsd:dateTime .
+<urn:x> {see_also} report:DutyReport ; report:rule <urn:d1> ;
+  report:deonticState report:Violated .
+<urn:y> a <urn:Other> ; report:rule <urn:d2> ; report:deonticState report:Violated .
+"""
+    )
+    assert world.now is None
+    assert dict(world.state.duty_states) == {}
+
+
+def test_a_state_reads_the_format_it_is_told() -> None:
+    with pytest.raises(PolicySyntaxError) as caught:
+        parse_world("[]", "turtle")
+    assert caught.value.code == "turtle_syntax"
+
+
+def test_a_prohibition_reaches_its_asset_through_a_collection() -> None:
+    state = State(broader={"urn:d": frozenset({"urn:all"})})
+    policy = _policy(_rule(N, "n1", Ref("urn:all", collection=True)))
+    assert unreachable(policy, "urn:d", state) == []
+    assert unreachable(policy, "urn:e", state) == ["prohibition n1 targets urn:all, never urn:e"]
