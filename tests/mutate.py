@@ -222,6 +222,19 @@ MODULES = (
             "tests/policies/test_world_exact.py",
         ),
     ),
+    # The use limit's cap (the conditional increment the exchange spends a use with), what
+    # a refused consumer is told, and the left operands a request declares about itself.
+    Module(
+        "policies/bounds+refusal+context",
+        ("policies/bounds.py", "policies/refusal.py", "policies/operands/context.py"),
+        (
+            "tests/policies/test_bounds.py",
+            "tests/policies/test_refusal.py",
+            "tests/policies/test_operands.py",
+            "tests/policies/test_sluis_profile.py",
+            "tests/policies/test_bounds_refusal_exact.py",
+        ),
+    ),
     Module("certs", ("certs/*.py",), ("tests/certs",)),
     # The part of certs/ a handshake runs (path validation, revocation, the checks of one
     # certificate), against its two fast test files: a first score while all of certs/
