@@ -21,7 +21,15 @@ def sniff_format(text: str) -> RdfFormat:
 
 def parse_graph(data: str | bytes, fmt: RdfFormat | None = None) -> Graph:
     """Parse ``data``; never reads files or the network."""
-    text = data.decode("utf-8", errors="strict") if isinstance(data, bytes) else data
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8", errors="strict")
+        except UnicodeDecodeError as exc:  # a PolicyError like every other unreadable document
+            fmt = fmt or sniff_format(data.decode("utf-8", errors="replace"))
+            code = "jsonld_syntax" if fmt == "json-ld" else "turtle_syntax"
+            raise PolicySyntaxError(f"not UTF-8: {exc}", code=code) from exc
+    else:
+        text = data
     fmt = fmt or sniff_format(text)
     return _parse_jsonld(text) if fmt == "json-ld" else _parse_turtle(text)
 

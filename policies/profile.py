@@ -12,7 +12,7 @@ An unknown left operand also denies at evaluation time (fail closed), whatever t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from policies.errors import PolicyError, PolicySchemaError, UnknownTerm
 from policies.model import AnyConstraint, Constraint, Policy, Rule
@@ -37,8 +37,9 @@ class Profile:
         return registered().get(left_operand) if left_operand in self.left_operands else None
 
     def extended(self, iri: str, *, left_operands: frozenset[str]) -> Profile:
-        """This profile with more left operands (each must be registered)."""
-        return Profile(iri, self.left_operands | left_operands, self.actions, self.operators)
+        """This profile with more left operands (each must be registered), under ``iri``;
+        its actions, operators and enforced duties are this profile's."""
+        return replace(self, iri=iri, left_operands=self.left_operands | left_operands)
 
 
 _CORE = frozenset(

@@ -95,16 +95,16 @@ def build_state(
 ) -> State:
     """A ``State`` from its facts, normalised (times sorted) and checked (counts >= 0,
     times with a zone); ``PolicyStructureError`` (``request_structure``) otherwise."""
-    times = tuple(sorted(request_times))
+    times, spends = tuple(request_times), tuple(privacy_spends)
     counts = dict(rule_counts or {})
     if use_count < 0 or any(c < 0 for c in counts.values()):
         raise _bad("use counts are never negative")
-    spends = tuple(sorted(privacy_spends))
     if any(e < 0 for _, e in spends):
         raise _bad("privacy spends are never negative")
     instants = (*times, *([agreement_start] if agreement_start else []), *(t for t, _ in spends))
-    if any(t.tzinfo is None for t in instants):
+    if any(t.tzinfo is None for t in instants):  # before sorting: naive and aware do not compare
         raise _bad("state times need a time zone")
+    times, spends = tuple(sorted(times)), tuple(sorted(spends))
     return State(
         broader=MappingProxyType({k: frozenset(v) for k, v in (broader or {}).items()}),
         duty_states=MappingProxyType(dict(duty_states or {})),
