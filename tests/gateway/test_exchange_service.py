@@ -1381,3 +1381,45 @@ def test_abandoned_exchanges_are_those_of_processes_not_seen_since_the_cutoff(
         assert [n for (n,) in names] == ["gw-live"]
 
     _run(seed, body)
+
+
+def test_a_heartbeat_records_what_a_gone_process_left_open(seed: Seed) -> None:
+    """This process is recorded alive at ``now``; another's exchange, left open by a process
+    last seen longer than ``stale_after`` ago, gets its ``interrupted`` entry (every field),
+    once; a process seen within it keeps its exchange; the gone process is forgotten."""
+
+    async def body(w: World) -> None:
+        gone = ExchangeService(w.db, w.exchange.datasets, w.agreements, w.log,
+                               w.exchange.telemetry, owner="gw-gone")  # fmt: skip
+        alive = ExchangeService(w.db, w.exchange.datasets, w.agreements, w.log,
+                                w.exchange.telemetry, owner="gw-alive")  # fmt: skip
+        start = datetime.now(UTC)
+        assert await gone.close_interrupted(now=start) == 0  # gw-gone seen at start
+        left = await gone.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        kept = await alive.query(CALLER, "columns", ASK, Format.JSONL, source=None)
+        assert left.first
+        assert kept.first
+        stale = timedelta(seconds=60)
+        later = start + stale + timedelta(seconds=2)
+        assert await alive.heartbeat(now=start + stale / 2, stale_after=stale) == 0
+        assert await w.exchange.heartbeat(now=later, stale_after=stale) == 1
+        assert await w.exchange.heartbeat(now=later, stale_after=stale) == 0
+        async with w.db.session() as session:
+            seen = dict(
+                (await session.execute(text("SELECT name, seen_at FROM gateway_instances"))).all()
+            )
+            still = (await session.execute(text("SELECT owner FROM open_exchanges"))).all()
+        assert sorted(seen) == ["gw-1", "gw-alive"]  # gw-gone forgotten, this one recorded
+        assert [o for (o,) in still] == ["gw-alive"]
+        entries = await w.entries()
+        permits = [e for e in entries if e.event == "access-decision"]
+        (ended,) = [e for e in entries if e.event == "exchange-completed"]
+        assert ended.request_id == permits[0].request_id
+        assert ended.time == later
+        assert ended.actor == Actor(participant=CONSUMER)
+        assert (ended.dataset, ended.action) == ("columns", "read")
+        assert ended.decision is not None
+        assert ended.decision.result == "permit"
+        assert ended.decision.reasons == ("interrupted", "its gateway process stopped being seen")
+
+    _run(seed, body)
