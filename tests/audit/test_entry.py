@@ -253,3 +253,24 @@ def test_unknown_fields_and_versions_are_refused() -> None:
         entry(version=2)
     with pytest.raises(EntryError):
         decode_entry(b'{"event":"nope","time":"2026-11-27T09:30:01Z","version":1}')
+
+
+# Caller text whose redaction makes it longer than a field (a JWT lookalike of 9 characters
+# becomes the 10 of ``[redacted]``) is clipped after redaction, and the clip's ``...`` can
+# complete a lookalike the text only began: "Bearer " and 13 characters, or "eyJabcd".
+_GROWS = "eyJaaaa.." * 40  # 360 characters, 400 once redacted
+
+
+@pytest.mark.parametrize("begun", ["Bearer abcdefghijklm", "eyJabcd"])
+def test_a_lookalike_the_clip_completes_is_cut_and_the_entry_still_written(begun: str) -> None:
+    filler = "x" * (500 - len(_GROWS) - 40 - len(begun) - 1) + " "
+    text = _GROWS + filler + begun + "!" * 40  # redacted, ``begun`` ends at the clip
+    assert len(text) == 500
+    data = encode_entry(entry(dataset=text))
+    decoded = decode_entry(data)
+    assert decoded.redacted == ("dataset",)
+    assert decoded.dataset is not None
+    assert len(decoded.dataset) <= MAX_TEXT
+    assert decoded.dataset.endswith(CLIPPED)
+    assert not _ANY_SECRET.search(decoded.dataset)
+    assert decoded.dataset.startswith(REDACTED * 40 + filler)
