@@ -21,7 +21,7 @@ from gateway.audit import (
     sign_note,
     verify_checkpoint,
 )
-from gateway.audit.encoding import encode_base64
+from gateway.audit.encoding import decode_base64, encode_base64
 from gateway.audit.note import MAX_NOTE_SIZE, MAX_SIGNATURES
 
 ALICE = Signer("example.com/alice", bytes(range(32)))
@@ -206,3 +206,20 @@ def test_two_verifiers_sharing_a_name_and_key_id_are_refused_by_name() -> None:
     colliding = Colliding(ALICE.name, BOB.verifier().public_key)
     refusal = _refusal(NoteError, open_note, sign_note(TEXT, ALICE), [ALICE.verifier(), colliding])
     assert refusal == ("ambiguous-key", f"two keys named {ALICE.name} share a key ID")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("AA-A", "not standard base64"),  # base64url's alphabet
+        (" AAA=", "not standard base64"),
+        ("=", "bad base64 padding"),  # lenient decoding reads b""
+        ("AAA==", "bad base64 padding"),  # lenient decoding reads two bytes
+        ("AB==", "non-canonical base64"),  # stray bits in the last character
+    ],
+)
+def test_each_base64_refusal_says_why(text: str, words: str) -> None:
+    """The strict decoder's words reach the officer (a bundle's ``start.json``)."""
+    with pytest.raises(ValueError, match=f"^{words}$") as exc:
+        decode_base64(text)
+    assert str(exc.value) == words
