@@ -126,6 +126,7 @@ MODULES = (
             "tests/audit/test_verify_offline.py",
             "tests/audit/test_handover.py",
             "tests/audit/test_truncation.py",
+            "tests/audit/test_anchor.py",
         ),
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,

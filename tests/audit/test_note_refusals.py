@@ -223,3 +223,21 @@ def test_each_base64_refusal_says_why(text: str, words: str) -> None:
     with pytest.raises(ValueError, match=f"^{words}$") as exc:
         decode_base64(text)
     assert str(exc.value) == words
+
+
+def test_each_signer_key_refusal_says_why() -> None:
+    seed = bytes(range(32))
+    good = Signer("example.com/alice", seed).private_key_string()
+    _, _, name, key_id, key = good.split("+")
+    assert _refusal(NoteError, Signer, "example.com/alice", seed[:31]) == (
+        "bad-key-length",
+        "Ed25519 seeds are 32 bytes",
+    )
+    assert _refusal(NoteError, Signer.from_key_string, f"PUBLIC+KEY+{name}+{key_id}+{key}") == (
+        "bad-key",
+        "a signer key starts with PRIVATE+KEY+",
+    )
+    assert _refusal(NoteError, Signer.from_key_string, f"PRIVATE+KEY+{name}+00000000+{key}") == (
+        "key-id-mismatch",
+        "key ID 00000000 does not match the key",
+    )
