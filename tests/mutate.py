@@ -133,6 +133,8 @@ MODULES = (
     ),
     # What officers export and verify: the bundle (zip) and its reader, the export
     # formats, the compact range (frontier, proof plans) and the key hand-overs followed.
+    # The officer's end-to-end tests (tests/gateway/test_audit_bundle_cli.py,
+    # test_audit_officer_export.py) start a gateway per test: left out.
     Module(
         "gateway/audit/bundle+export+compact+handover",
         (
@@ -144,10 +146,10 @@ MODULES = (
         (
             "tests/audit/test_compact.py",
             "tests/audit/test_verify_offline.py",
+            "tests/audit/test_anchor.py",
             "tests/audit/test_handover.py",
             "tests/audit/test_export_api.py",
-            "tests/gateway/test_audit_bundle_cli.py",
-            "tests/gateway/test_audit_officer_export.py",
+            "tests/audit/test_cli.py",
         ),
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,

@@ -95,11 +95,14 @@ def test_strict_parsing(text: str, detail: str) -> None:
     )
 
 
-def test_the_largest_safe_integers_take_the_fast_path() -> None:
+def test_the_largest_safe_integers_are_written_by_both_encoders() -> None:
     assert jcs._fast({"a": 2**53 - 1, "b": -(2**53 - 1)}) == (
         b'{"a":9007199254740991,"b":-9007199254740991}'
     )
     assert jcs._fast({"a": 2**53}) is None
+    assert _exact({"a": 2**53 - 1, "b": -(2**53 - 1)}) == (
+        b'{"a":9007199254740991,"b":-9007199254740991}'
+    )
 
 
 def test_the_exact_encoder_escapes_c0_controls_only() -> None:
