@@ -150,6 +150,7 @@ MODULES = (
             "tests/audit/test_handover.py",
             "tests/audit/test_export_api.py",
             "tests/audit/test_cli.py",
+            "tests/audit/test_export_formats.py",
         ),
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,
