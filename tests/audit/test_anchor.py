@@ -106,3 +106,17 @@ def test_a_named_witness_must_have_cosigned() -> None:
         "inconsistent: checkpoint z of size 5 does not match the export's first 5 entries "
         "(the log was rewritten)",
     )
+
+
+def test_at_the_exports_end_no_hand_over_is_suggested() -> None:
+    assert _refusal(_anchor(7, NEXT), label="saved.txt") == (
+        "anchor-signature",
+        "checkpoint saved.txt does not verify with the log's key: no signature by a known key",
+    )
+
+
+def test_a_note_with_a_blank_line_after_its_signatures_is_no_signed_checkpoint() -> None:
+    assert _refusal(_anchor(5) + b"\n", label="saved.txt") == (
+        "bad-anchor",
+        "saved.txt is not a signed checkpoint",
+    )
