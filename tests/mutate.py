@@ -151,6 +151,7 @@ MODULES = (
             "tests/audit/test_export_api.py",
             "tests/audit/test_cli.py",
             "tests/audit/test_export_formats.py",
+            "tests/audit/test_bundle.py",
         ),
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,

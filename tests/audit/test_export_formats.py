@@ -102,3 +102,9 @@ def test_render_picks_the_format() -> None:
     assert render("ocsf", 2, data).startswith('{"activity_id": 2, "actor": ')
     assert render("syslog", 2, data) == syslog_line(2, loads(data))
     assert render("jsonl", 2, data).startswith('{"entry":')
+
+
+def test_ocsf_time_is_whole_milliseconds() -> None:
+    record = ocsf_record(0, {"time": "2026-11-27T12:00:00.250999Z"})
+    assert record["time"] == 1_795_780_800_250
+    assert isinstance(record["time"], int)

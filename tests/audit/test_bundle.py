@@ -1,0 +1,92 @@
+"""The export bundle's parts in memory (``gateway.audit.bundle``): ``start.json`` read
+strictly, each refusal by its code and words, the index's range at its ends; the zip as
+:class:`ZipStream` writes it; and a key-rotation entry that names no key. The bundle end to
+end (over the API, verified by the CLI): test_export_api.py."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.audit.bundle import MAX_START, ExportStart, ZipStream, read_start, start_json
+from gateway.audit.encoding import encode_base64
+from gateway.audit.errors import VerificationError
+from gateway.audit.handover import find_rotations
+from gateway.audit.jcs import canonical
+
+HASH = encode_base64(bytes(32))
+
+
+def _refusal(data: bytes) -> tuple[str, str]:
+    with pytest.raises(VerificationError) as exc:
+        read_start(data)
+    return exc.value.code, exc.value.detail
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (b" " * (MAX_START + 1), "too long for a frontier"),
+        (
+            b" " * MAX_START,  # the longest read: then refused as JSON
+            "not-canonical: not strict JSON: Expecting value: line 1 column 65537 (char 65536)",
+        ),
+        (b'{"index":1}', "'frontier'"),
+        (b'{"index":1,"frontier":["A-=="]}', "not standard base64"),
+        (b'{"index":"1","frontier":[]}', "needs an index and its frontier"),
+        (b'{"index":0,"frontier":{}}', "needs an index and its frontier"),
+        (
+            b'{"index":true,"frontier":["' + HASH.encode() + b'"]}',
+            "needs an index and its frontier",
+        ),
+        (b'{"index":-1,"frontier":[]}', "not the frontier of -1"),
+        (b'{"index":1,"frontier":["AAAA"]}', "a hash is not 32 bytes"),
+    ],
+)
+def test_each_start_refusal_says_why(data: bytes, detail: str) -> None:
+    assert _refusal(data) == ("bad-export", f"start.json: {detail}")
+
+
+def _start(index: int, count: int) -> bytes:
+    """``start.json`` by hand: canonical JSON (``start_json``) stops at 2**53."""
+    return b'{"frontier":[%s],"index":%d}' % (b",".join([b'"%s"' % HASH.encode()] * count), index)
+
+
+def test_the_index_runs_from_0_to_below_2_to_the_63() -> None:
+    assert read_start(start_json(0, [])) == ExportStart(0, ())
+    last = 2**63 - 1  # 63 set bits: 63 hashes
+    assert read_start(_start(last, 63)) == ExportStart(last, (bytes(32),) * 63)
+    beyond = _start(2**63, 1)  # one subtree: one hash
+    assert _refusal(beyond) == ("bad-export", f"start.json: not the frontier of {2**63}")
+
+
+def test_a_zip_stream_stamps_its_members_and_writes_them_zip64() -> None:
+    """The members carry the export's time (DOS time: even seconds), and a zip64 extra
+    field in their local header, so a member may pass 4 GiB."""
+    stream = ZipStream(datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC))
+    with stream.member("entries.jsonl") as member:
+        member.write(b"line\n")
+    data = stream.drain() + stream.close()
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo("entries.jsonl")
+    assert (info.date_time, info.compress_type) == ((2026, 11, 27, 12, 0, 4), zipfile.ZIP_DEFLATED)
+    name_end = 30 + len("entries.jsonl")  # the fixed local header, then the name
+    assert data[name_end : name_end + 4] == b"\x01\x00\x10\x00"  # zip64, 16 bytes
+
+
+@pytest.mark.parametrize(
+    ("entry", "detail"),
+    [
+        ({"event": "key-rotation"}, "key-rotation entry 3 names no key"),
+        (
+            {"event": "key-rotation", "target": "nope"},
+            "key-rotation entry 3: a key string is <name>+<8 hex digits>+<base64 key>",
+        ),
+    ],
+)
+def test_a_rotation_naming_no_key_is_refused(entry: dict[str, str], detail: str) -> None:
+    with pytest.raises(VerificationError) as exc:
+        find_rotations([(3, canonical(entry))])
+    assert (exc.value.code, exc.value.detail) == ("bad-rotation", detail)
