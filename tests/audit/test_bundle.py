@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.audit.bundle import MAX_START, ExportStart, ZipStream, read_start, start_json
+from gateway.audit.bundle import (
+    MAX_START,
+    ExportStart,
+    ZipStream,
+    read_bundle,
+    read_start,
+    start_json,
+)
 from gateway.audit.encoding import encode_base64
 from gateway.audit.errors import VerificationError
 from gateway.audit.handover import find_rotations
@@ -90,3 +97,50 @@ def test_a_rotation_naming_no_key_is_refused(entry: dict[str, str], detail: str)
     with pytest.raises(VerificationError) as exc:
         find_rotations([(3, canonical(entry))])
     assert (exc.value.code, exc.value.detail) == ("bad-rotation", detail)
+
+
+def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", method) as written:
+        for name, data in members.items():
+            written.writestr(name, data)
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("bundle", "detail"),
+    [
+        (_zip({"entries.jsonl": b"a"}), "the bundle lacks entries.jsonl or checkpoints.jsonl"),
+        (_zip({"checkpoints.jsonl": b"a"}), "the bundle lacks entries.jsonl or checkpoints.jsonl"),
+        (b"not a zip", "not a readable bundle: File is not a zip file"),
+        (
+            _zip({"entries.jsonl": b"\xff", "checkpoints.jsonl": b""}),
+            "not a readable bundle: 'utf-8' codec can't decode byte 0xff in position 0: "
+            "invalid start byte",
+        ),
+        (
+            _zip({"entries.jsonl": b"", "checkpoints.jsonl": b"\0" * ((1 << 20) + 1)}),
+            "checkpoints.jsonl would inflate from 1033 to 1048577 bytes (more than 100 to 1): "
+            "not an export of this gateway",
+        ),
+    ],
+)
+def test_each_bundle_refusal_says_why(bundle: bytes, detail: str) -> None:
+    with pytest.raises(VerificationError) as exc:
+        read_bundle(bundle)
+    assert (exc.value.code, exc.value.detail) == ("bad-export", detail)
+
+
+def test_a_bundle_reads_as_its_lines_and_its_start() -> None:
+    start = start_json(1, [bytes(32)])
+    bundle = _zip({"entries.jsonl": b"e1\ne2\n", "checkpoints.jsonl": b"c1\n", "start.json": start})
+    assert read_bundle(bundle) == (["e1", "e2"], ["c1"], ExportStart(1, (bytes(32),)))
+    assert read_bundle(_zip({"entries.jsonl": b"", "checkpoints.jsonl": b""})) == ([], [], None)
+
+
+def test_a_member_up_to_1_mib_or_stored_is_never_refused_for_its_ratio() -> None:
+    small = _zip({"entries.jsonl": b"\0" * (1 << 20), "checkpoints.jsonl": b""})
+    assert read_bundle(small)[0] == ["\0" * (1 << 20)]
+    big = b"\0" * (2 << 20)
+    stored = _zip({"entries.jsonl": big, "checkpoints.jsonl": b""}, zipfile.ZIP_STORED)
+    assert len(read_bundle(stored)[0][0]) == len(big)
