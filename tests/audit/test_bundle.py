@@ -19,12 +19,16 @@ from gateway.audit.bundle import (
     read_start,
     start_json,
 )
+from gateway.audit.checkpoint import Checkpoint
 from gateway.audit.encoding import encode_base64
 from gateway.audit.errors import VerificationError
-from gateway.audit.handover import find_rotations
+from gateway.audit.handover import KeyChain, Rotation, find_rotations
 from gateway.audit.jcs import canonical
+from gateway.audit.keys import Signer
+from gateway.audit.note import sign_note
 
 HASH = encode_base64(bytes(32))
+ORIGIN_NAME = "example.com/sluis-audit"
 
 
 def _refusal(data: bytes) -> tuple[str, str]:
@@ -144,3 +148,34 @@ def test_a_member_up_to_1_mib_or_stored_is_never_refused_for_its_ratio() -> None
     big = b"\0" * (2 << 20)
     stored = _zip({"entries.jsonl": big, "checkpoints.jsonl": b""}, zipfile.ZIP_STORED)
     assert len(read_bundle(stored)[0][0]) == len(big)
+
+
+K0, K1, K2 = (Signer(ORIGIN_NAME, bytes(range(n, n + 32))) for n in (1, 2, 3))
+
+
+def _rotation(key: Signer) -> bytes:
+    return canonical({"event": "key-rotation", "target": key.verifier().key_string()})
+
+
+def test_rotations_are_found_by_event_and_ordered_by_index() -> None:
+    """Only an entry whose own event is key-rotation is one (an export is untrusted text:
+    the mark may sit in a nested object), and they come back by index."""
+    nested = canonical({"event": "access-decision", "x": {"event": "key-rotation"}})
+    assert find_rotations([(0, nested)]) == []
+    found = find_rotations([(5, _rotation(K2)), (2, _rotation(K1))])
+    assert [(r.index, r.key) for r in found] == [(2, K1.verifier()), (5, K2.verifier())]
+
+
+def _note(size: int, *signers: Signer) -> bytes:
+    return sign_note(Checkpoint(ORIGIN_NAME, size, bytes(32)).to_text(), *signers)
+
+
+def test_a_key_chain_takes_its_hand_overs_in_index_order_past_a_void_one() -> None:
+    rotations = [Rotation(5, K2.verifier()), Rotation(2, K1.verifier())]  # out of order
+    chain = KeyChain([K0.verifier()], rotations)
+    chain.advance(Checkpoint(ORIGIN_NAME, 3, bytes(32)), _note(3, K0, K1))
+    assert (chain.keys, chain.hand_overs) == ((K1.verifier(),), 1)
+    # A rotation never cosigned is void; the next one the same checkpoint covers still counts.
+    void_first = KeyChain([K0.verifier()], [Rotation(1, K1.verifier()), Rotation(2, K2.verifier())])
+    void_first.advance(Checkpoint(ORIGIN_NAME, 3, bytes(32)), _note(3, K0, K2))
+    assert (void_first.keys, void_first.void) == ((K2.verifier(),), [1])

@@ -4,6 +4,7 @@ The same through the CLI and a database: test_cli.py."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from gateway.audit.entry import Actor, AuditEntry, DecisionRecord, encode_entry
 from gateway.audit.export import ocsf_record, render, syslog_line
 from gateway.audit.jcs import canonical, loads
+from gateway.audit.verify import entry_line
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, 250000, tzinfo=UTC)
 DENIED = AuditEntry(
@@ -98,10 +100,12 @@ def test_syslog_fills_what_an_entry_lacks_and_escapes_what_it_holds() -> None:
 
 
 def test_render_picks_the_format() -> None:
-    data = encode_entry(DENIED)
-    assert render("ocsf", 2, data).startswith('{"activity_id": 2, "actor": ')
+    data = encode_entry(DENIED.model_copy(update={"dataset": "café"}))
+    ocsf = render("ocsf", 2, data)
+    assert json.loads(ocsf) == ocsf_record(2, loads(data))
+    assert '"name": "café"' in ocsf  # UTF-8 as it is, not \\u escapes
     assert render("syslog", 2, data) == syslog_line(2, loads(data))
-    assert render("jsonl", 2, data).startswith('{"entry":')
+    assert render("jsonl", 2, data) == entry_line(2, data)
 
 
 def test_ocsf_time_is_whole_milliseconds() -> None:
