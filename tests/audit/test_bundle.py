@@ -20,6 +20,7 @@ from gateway.audit.bundle import (
     start_json,
 )
 from gateway.audit.checkpoint import Checkpoint
+from gateway.audit.compact import Frontier
 from gateway.audit.encoding import encode_base64
 from gateway.audit.errors import VerificationError
 from gateway.audit.handover import KeyChain, Rotation, find_rotations
@@ -179,3 +180,8 @@ def test_a_key_chain_takes_its_hand_overs_in_index_order_past_a_void_one() -> No
     void_first = KeyChain([K0.verifier()], [Rotation(1, K1.verifier()), Rotation(2, K2.verifier())])
     void_first.advance(Checkpoint(ORIGIN_NAME, 3, bytes(32)), _note(3, K0, K2))
     assert (void_first.keys, void_first.void) == ((K2.verifier(),), [1])
+
+
+def test_a_start_gives_the_frontier_to_append_the_range_to() -> None:
+    start = read_start(_start(3, 2))
+    assert start.tree() == Frontier(3, (bytes(32), bytes(32)))
