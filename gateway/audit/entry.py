@@ -22,7 +22,8 @@ credential, and lists that string's path in the entry's ``redacted`` field (a ca
 names a column ``eyJ...`` must not be able to keep its refusal out of the log).
 
 Caller text (a path, a column name, a JOSE header value) is never a reason to skip an
-entry. Text longer than a field's 512 characters is clipped, ending in ``...[clipped]``.
+entry. Text longer than a field's 512 characters is clipped, ending in ``...[clipped]``
+(after redaction, which can lengthen it; a lookalike the clip's dots complete is cut).
 Text UTF-8 cannot carry (a lone surrogate, from a JSON ``"\\ud800"`` escape) is written
 with every backslash doubled and every lone surrogate as the six characters ``\\udXXX``
 (Python's ``backslashreplace``), and the entry's ``escaped`` field lists the paths of those
@@ -219,11 +220,19 @@ def _redact(text: str, path: str, paths: list[str]) -> str:
     if redacted == text:
         return text
     paths.append(path)
-    return _clip_unless_reason(redacted, path)
+    return _cut_begun_secrets(_clip_unless_reason(redacted, path))
 
 
 def _clip_unless_reason(text: str, path: str) -> str:
     return text if path.startswith("decision.reasons") else clip(text)
+
+
+def _cut_begun_secrets(text: str) -> str:
+    """``text`` cut before any lookalike its clip completed, the clip's ``...`` included
+    (``Bearer`` and 13 characters, ``eyJabcd``: redacted text has none of its own)."""
+    while (match := _ANY_SECRET.search(text)) is not None:
+        text = text[: match.start()] + CLIPPED
+    return text
 
 
 def escape_unencodable(data: dict[str, Any]) -> dict[str, Any]:

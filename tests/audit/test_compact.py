@@ -17,7 +17,7 @@ from gateway.audit import (
     inclusion_proof_nodes,
     root_hash,
 )
-from gateway.audit.compact import range_nodes
+from gateway.audit.compact import ProofNodes, range_nodes
 from gateway.audit.merkle import EMPTY_ROOT
 from tests.audit.helpers import leaves
 
@@ -36,6 +36,28 @@ def test_range_nodes_cover_ragged_edges() -> None:
     assert range_nodes(0, 13) == [NodeID(3, 0), NodeID(2, 2), NodeID(0, 12)]
     assert range_nodes(8, 8) == []
     assert frontier_ids(6) == [NodeID(2, 0), NodeID(1, 2)]
+    # Ranges starting off a power of two: the first node's size is bounded by the start.
+    assert range_nodes(3, 8) == [NodeID(0, 3), NodeID(2, 1)]
+    assert range_nodes(6, 13) == [NodeID(1, 3), NodeID(2, 2), NodeID(0, 12)]
+    assert range_nodes(5, 6) == [NodeID(0, 5)]
+    assert range_nodes(12, 16) == [NodeID(2, 3)]
+
+
+def test_each_compact_refusal_says_why() -> None:
+    with pytest.raises(ProofError) as frontier:
+        Frontier(3, (bytes(32),))
+    assert (frontier.value.code, frontier.value.detail) == ("bad-frontier", "1 hashes for size 3")
+    plan = ProofNodes(((NodeID(0, 0),), (NodeID(0, 1),)))
+    with pytest.raises(ProofError) as count:
+        plan.combine([bytes(32)])
+    assert (count.value.code, count.value.detail) == ("wrong-node-count", "1 hashes for 2")
+    with pytest.raises(ProofError) as length:
+        Frontier.from_hashes(1, [b"x"])
+    assert (length.value.code, length.value.detail) == (
+        "bad-hash-length",
+        "every hash must be 32 bytes",
+    )
+    assert Frontier.from_hashes(1, [bytes(32)]) == Frontier(1, (bytes(32),))
 
 
 def test_empty_frontier() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -22,8 +23,10 @@ from gateway.audit.entry import (
     AuditEntry,
     DecisionRecord,
     check_no_secrets,
+    clip,
     decode_entry,
     encode_entry,
+    format_time,
     hash_token,
     unescape,
 )
@@ -58,10 +61,54 @@ def test_values_outside_the_subset_are_refused(bad: Any) -> None:
     assert caught.value.code == "not-canonical"
 
 
-@pytest.mark.parametrize("text", ['{"a":1.0}', '{"a":1,"a":2}', "[NaN]", "{"])
-def test_strict_parsing(text: str) -> None:
-    with pytest.raises(EntryError):
+@pytest.mark.parametrize(
+    ("bad", "detail"),
+    [
+        ("\ud800", "a string holds a lone surrogate"),
+        ({"\ud800": 1}, "a key holds a lone surrogate"),
+        ({1: 2}, "object keys must be strings"),
+        (b"x", "bytes is not part of the subset"),
+        (2**53, "integer 9007199254740992 beyond 2**53"),
+    ],
+)
+def test_each_canonical_refusal_says_why(bad: Any, detail: str) -> None:
+    with pytest.raises(EntryError) as caught:
+        canonical(bad)
+    assert (caught.value.code, caught.value.detail) == ("not-canonical", detail)
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ('{"a":1.0}', "number 1.0 is not an integer"),
+        ('{"a":1,"a":2}', "duplicate key 'a'"),
+        ("[NaN]", "number NaN is not an integer"),
+        ("{", "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    ],
+)
+def test_strict_parsing(text: str, detail: str) -> None:
+    with pytest.raises(EntryError) as caught:
         loads(text)
+    assert (caught.value.code, caught.value.detail) == (
+        "not-canonical",
+        f"not strict JSON: {detail}",
+    )
+
+
+def test_the_largest_safe_integers_are_written_by_both_encoders() -> None:
+    assert jcs._fast({"a": 2**53 - 1, "b": -(2**53 - 1)}) == (
+        b'{"a":9007199254740991,"b":-9007199254740991}'
+    )
+    assert jcs._fast({"a": 2**53}) is None
+    assert _exact({"a": 2**53 - 1, "b": -(2**53 - 1)}) == (
+        b'{"a":9007199254740991,"b":-9007199254740991}'
+    )
+
+
+def test_the_exact_encoder_escapes_c0_controls_only() -> None:
+    """U+001F is the last control written as ``\\u00xx``; space and DEL are kept as they are
+    (a key from U+E000 up sends the value to the exact encoder)."""
+    assert canonical({"\ue000": "\x00\x1f \x7f"}) == '{"\ue000":"\\u0000\\u001f \x7f"}'.encode()
 
 
 JSON = st.recursive(
@@ -113,6 +160,15 @@ def test_the_fast_path_is_taken_for_an_entry() -> None:
     assert jcs._fast(data) == _exact(data)
 
 
+def test_to_json_gives_json_values() -> None:
+    """Lists, not tuples, and text, not datetimes: what json writes and reads back as it is
+    (and what the fast path takes)."""
+    data = entry(decision=DecisionRecord(result="deny", reasons=("a", "b"))).to_json()
+    assert data == json.loads(json.dumps(data))
+    assert data["decision"] == {"result": "deny", "reasons": ["a", "b"]}
+    assert jcs._fast(data) is not None
+
+
 @pytest.mark.parametrize(
     "value",
     [{1: 2}, {"a": 1.0}, {"a": 2**53}, {"\ue000": 1, "\U0001f600": 2}, ("a",), {"a": "\ud800"}],
@@ -160,6 +216,17 @@ def test_times_are_utc_and_aware() -> None:
         entry(time=NOW.replace(tzinfo=None))
 
 
+def test_times_are_utc_whatever_the_hosts_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")
+    time.tzset()
+    try:
+        assert format_time(NOW) == NOW_TEXT
+        assert format_time(NOW.astimezone(timezone(timedelta(hours=2)))) == NOW_TEXT
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_hash_token_is_sha256_base64url() -> None:
     assert hash_token("abc") == "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
     assert JWT not in hash_token(JWT)
@@ -200,11 +267,36 @@ def test_the_one_scan_finds_what_the_patterns_find(text: str) -> None:
     assert bool(_ANY_SECRET.search(text)) == any(p.search(text) for p in _SECRETS)
 
 
-def test_check_no_secrets_still_refuses() -> None:
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ({"purpose": JWT}, "entry.purpose"),
+        ({"actor": {"client": JWT}}, "entry.actor.client"),
+        ({"decision": {"reasons": ["ok", JWT]}}, "entry.decision.reasons[1]"),
+        (("ok", (JWT,)), "entry[1][0]"),
+    ],
+)
+def test_check_no_secrets_still_refuses(value: Any, path: str) -> None:
     with pytest.raises(EntryError) as caught:
-        check_no_secrets({"purpose": JWT})
+        check_no_secrets(value)
     assert caught.value.code == "secret-in-entry"
+    assert caught.value.detail == f"{path} looks like a raw token or secret"
     assert JWT not in str(caught.value)
+
+
+def test_redacted_paths_are_exact_and_kept_when_written_again() -> None:
+    bearer = "Bearer abcdefghijklmnopqrstuvwxyz012345"
+    assert decode_entry(encode_entry(entry(actor=Actor(client=bearer)))).redacted == (
+        "actor.client",
+    )
+    again = decode_entry(encode_entry(entry(redacted=("purpose",), dataset=JWT)))
+    assert again.redacted == ("purpose", "dataset")
+    assert again.dataset == REDACTED + "c2lnbmF0dXJl"  # the signature alone is no credential
+
+
+def test_escaped_paths_are_kept_when_written_again() -> None:
+    again = decode_entry(encode_entry(entry(escaped=("target",), dataset="\ud800")))
+    assert again.escaped == ("target", "dataset")
 
 
 @pytest.mark.parametrize(
@@ -236,6 +328,22 @@ def test_encodable_text_keeps_its_bytes() -> None:
     )
 
 
+def test_text_of_the_field_size_is_kept_and_one_more_is_clipped() -> None:
+    assert clip("x" * MAX_TEXT) == "x" * MAX_TEXT
+    assert clip("x" * (MAX_TEXT + 1)) == "x" * (MAX_TEXT - len(CLIPPED)) + CLIPPED
+    assert entry(target="x" * MAX_TEXT).target == "x" * MAX_TEXT
+
+
+def test_a_redacted_reason_is_never_clipped() -> None:
+    """Reasons are the full explanation (STYLE.md 6): redaction leaves the rest whole."""
+    reason = f"bad token {JWT} " + "x" * 600
+    data = encode_entry(entry(decision=DecisionRecord(result="deny", reasons=(reason,))))
+    decoded = decode_entry(data)
+    assert decoded.decision is not None
+    assert decoded.decision.reasons == (f"bad token {REDACTED}c2lnbmF0dXJl " + "x" * 600,)
+    assert decoded.redacted == ("decision.reasons[0]",)
+
+
 def test_overlong_caller_text_is_clipped_not_refused() -> None:
     long = entry(target="/v1/datasets/" + "x" * 5000, dataset="\ud800" * 200)
     decoded = decode_entry(encode_entry(long))
@@ -246,6 +354,20 @@ def test_overlong_caller_text_is_clipped_not_refused() -> None:
     assert len(decoded.dataset) <= MAX_TEXT
 
 
+@pytest.mark.parametrize(
+    ("fields", "detail"),
+    [
+        ('"actor":{},"dataset":5', "dataset: Input should be a valid string"),
+        ('"actor":{"client":5}', "actor.client: Input should be a valid string"),
+    ],
+)
+def test_an_invalid_entry_is_refused_with_its_first_error(fields: str, detail: str) -> None:
+    data = f'{{{fields},"event":"access-decision","time":"{NOW_TEXT}","version":1}}'
+    with pytest.raises(EntryError) as caught:
+        decode_entry(data.encode())
+    assert (caught.value.code, caught.value.detail) == ("invalid-entry", detail)
+
+
 def test_unknown_fields_and_versions_are_refused() -> None:
     with pytest.raises(ValidationError):
         AuditEntry.model_validate({"time": NOW, "event": "access-decision", "token": "x"})
@@ -253,3 +375,24 @@ def test_unknown_fields_and_versions_are_refused() -> None:
         entry(version=2)
     with pytest.raises(EntryError):
         decode_entry(b'{"event":"nope","time":"2026-11-27T09:30:01Z","version":1}')
+
+
+# Caller text whose redaction makes it longer than a field (a JWT lookalike of 9 characters
+# becomes the 10 of ``[redacted]``) is clipped after redaction, and the clip's ``...`` can
+# complete a lookalike the text only began: "Bearer " and 13 characters, or "eyJabcd".
+_GROWS = "eyJaaaa.." * 40  # 360 characters, 400 once redacted
+
+
+@pytest.mark.parametrize("begun", ["Bearer abcdefghijklm", "eyJabcd"])
+def test_a_lookalike_the_clip_completes_is_cut_and_the_entry_still_written(begun: str) -> None:
+    filler = "x" * (500 - len(_GROWS) - 40 - len(begun) - 1) + " "
+    text = _GROWS + filler + begun + "!" * 40  # redacted, ``begun`` ends at the clip
+    assert len(text) == 500
+    data = encode_entry(entry(dataset=text))
+    decoded = decode_entry(data)
+    assert decoded.redacted == ("dataset",)
+    assert decoded.dataset is not None
+    assert len(decoded.dataset) <= MAX_TEXT
+    assert decoded.dataset.endswith(CLIPPED)
+    assert not _ANY_SECRET.search(decoded.dataset)
+    assert decoded.dataset.startswith(REDACTED * 40 + filler)

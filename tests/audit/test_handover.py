@@ -13,18 +13,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
+from gateway.audit import rotation
 from gateway.audit.checkpoint import Checkpoint, sign_checkpoint
 from gateway.audit.entry import AuditEntry
 from gateway.audit.errors import VerificationError
 from gateway.audit.identity import Configured, establish
 from gateway.audit.keys import Signer
 from gateway.audit.log import AuditLog
-from gateway.audit.rotation import RotationRefused, rotate_key
+from gateway.audit.rotation import HandOver, RotationRefused, rotate_key
 from gateway.audit.verify import ExportedCheckpoint, ExportedEntry, verify_export
 from gateway.settings import SettingsError
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
+from gateway.storage.models import AuditCheckpointRow, AuditIdentityRow
 from tests.audit.logs import NOW, ORIGIN, SIGNER, sample
 from tests.support.databases import database_url
 
@@ -73,9 +76,10 @@ def test_old_key_neither_signs_nor_verifies_after_the_hand_over(url: str) -> Non
         assert report.epochs[0].last == 6  # 5 entries, the rotation entry: size 6
         stale = AuditLog(db, SIGNER, ORIGIN, checkpoint_delay=3600)
         receipt = await stale.append(sample(99))
-        with pytest.raises(StorageUnavailable, match="handed over"):
+        handed = "^the audit log was handed over to another key; restart$"
+        with pytest.raises(StorageUnavailable, match=handed):
             await stale.checkpoint_for(receipt)  # the exchange's receipt path
-        with pytest.raises(StorageUnavailable, match="handed over"):
+        with pytest.raises(StorageUnavailable, match=handed):
             await stale.checkpoint_now()  # the background checkpointer's
         await stale.close()
         await db.dispose()
@@ -131,12 +135,107 @@ def test_rotation_refuses_a_key_that_is_not_current_or_not_new(url: str) -> None
         db = Database(url)
         await db.upgrade()
         identity = await establish(db, CONFIGURED, now=NOW)
-        with pytest.raises(RotationRefused, match="nothing to hand over"):
+        with pytest.raises(RotationRefused) as same:
             await rotate_key(db, identity, SIGNER, SIGNER, now=NOW)
-        with pytest.raises(RotationRefused, match="not the log's current key"):
+        assert str(same.value) == "the new audit key is the current one: nothing to hand over"
+        with pytest.raises(RotationRefused) as stranger:
             await rotate_key(db, identity, NEW, SIGNER, now=NOW)
+        assert str(stranger.value) == "the configured audit key is not the log's current key"
         size = await AuditLog(db, SIGNER, ORIGIN).size()
         await db.dispose()
         assert size == 0  # nothing was appended
+
+    asyncio.run(scenario())
+
+
+def test_a_hand_over_says_where_and_records_when(url: str) -> None:
+    async def scenario() -> None:
+        db = Database(url)
+        await db.upgrade()
+        identity = await establish(db, CONFIGURED, now=NOW)
+        await _grow(db, SIGNER, 5)
+        done = await rotate_key(db, identity, SIGNER, NEW, now=NOW)
+        async with db.session() as session:
+            row = (await session.execute(select(AuditIdentityRow))).scalar_one()
+        await db.dispose()
+        assert done == HandOver(5, 6, SIGNER.verifier(), NEW.verifier())
+        assert (row.key, row.rotated_at) == (NEW.verifier().key_string(), NOW)
+
+    asyncio.run(scenario())
+
+
+def test_a_rotation_from_a_key_handed_over_meanwhile_changes_nothing(url: str) -> None:
+    """Two officers rotate from the same identity: the second finds the key moved on."""
+
+    async def scenario() -> None:
+        db = Database(url)
+        await db.upgrade()
+        identity = await establish(db, CONFIGURED, now=NOW)
+        await rotate_key(db, identity, SIGNER, NEW, now=NOW)
+        third = Signer(ORIGIN, bytes(range(2, 34)))
+        with pytest.raises(RotationRefused) as late:
+            await rotate_key(db, identity, SIGNER, third, now=NOW)
+        async with db.session() as session:
+            key = (await session.execute(select(AuditIdentityRow.key))).scalar_one()
+        await db.dispose()
+        assert str(late.value) == "the audit log was handed over meanwhile; nothing changed"
+        assert key == NEW.verifier().key_string()
+
+    asyncio.run(scenario())
+
+
+def test_a_rotation_overtaken_by_a_replica_signing_past_it_is_refused(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica appends and signs between the rotation entry and its hand-over."""
+
+    class Overtaken(AuditLog):
+        async def close(self) -> None:
+            await super().close()
+            await _grow(self.db, SIGNER, 1)  # the replica, still on the old key
+
+    async def scenario() -> None:
+        db = Database(url)
+        await db.upgrade()
+        identity = await establish(db, CONFIGURED, now=NOW)
+        monkeypatch.setattr(rotation, "AuditLog", Overtaken)
+        with pytest.raises(RotationRefused) as overtaken:
+            await rotate_key(db, identity, SIGNER, NEW, now=NOW)
+        async with db.session() as session:
+            key = (await session.execute(select(AuditIdentityRow.key))).scalar_one()
+        await db.dispose()
+        assert str(overtaken.value) == (
+            "the log grew and was signed past the rotation entry meanwhile: stop every "
+            "gateway replica, then rotate again (the old key stays in force)"
+        )
+        assert key == SIGNER.verifier().key_string()
+
+    asyncio.run(scenario())
+
+
+def test_a_stored_tree_other_than_the_receipts_is_no_hand_over(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint stored for the rotation's tree holds another root (the database was
+    changed under the log): nothing is cosigned, the old key stays."""
+
+    class Rewritten(AuditLog):
+        async def close(self) -> None:
+            await super().close()
+            async with self.db.session() as session:
+                await session.execute(update(AuditCheckpointRow).values(root_hash=bytes(32)))
+
+    async def scenario() -> None:
+        db = Database(url)
+        await db.upgrade()
+        identity = await establish(db, CONFIGURED, now=NOW)
+        monkeypatch.setattr(rotation, "AuditLog", Rewritten)
+        with pytest.raises(RotationRefused) as rewritten:
+            await rotate_key(db, identity, SIGNER, NEW, now=NOW)
+        async with db.session() as session:
+            key = (await session.execute(select(AuditIdentityRow.key))).scalar_one()
+        await db.dispose()
+        assert str(rewritten.value) == "the stored tree does not match the rotation's receipt"
+        assert key == SIGNER.verifier().key_string()
 
     asyncio.run(scenario())

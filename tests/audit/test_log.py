@@ -58,6 +58,27 @@ def test_receipt_proves_inclusion_in_a_signed_checkpoint(url: str) -> None:
     asyncio.run(run())
 
 
+def test_a_checkpoint_for_a_receipt_covers_its_entry_and_proofs_say_what_they_prove(
+    url: str,
+) -> None:
+    """The cached newest checkpoint serves a receipt only if it holds the entry (size
+    beyond the index); proofs carry their index and sizes; an empty log has no checkpoint."""
+
+    async def run() -> None:
+        async with opened(url, checkpoint_delay=3600, sign_batches=False) as log:
+            assert await log.latest_checkpoint() is None
+            first = await log.append(sample(0))
+            assert (await log.checkpoint_for(first)).checkpoint.size == 1
+            second = await log.append(sample(1))
+            assert (await log.checkpoint_for(second)).checkpoint.size == 2
+            proof = await log.inclusion_proof(0, 2)
+            assert (proof.index, proof.tree_size, proof.leaf_hash) == (0, 2, first.leaf_hash)
+            consistency = await log.consistency_proof(1, 2)
+            assert (consistency.size1, consistency.size2) == (1, 2)
+
+    asyncio.run(run())
+
+
 def test_consistency_between_checkpoints(url: str) -> None:
     async def run() -> None:
         # No background checkpoint: on a slow machine it would add sizes between ours.

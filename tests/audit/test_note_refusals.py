@@ -21,7 +21,8 @@ from gateway.audit import (
     sign_note,
     verify_checkpoint,
 )
-from gateway.audit.encoding import encode_base64
+from gateway.audit.encoding import decode_base64, encode_base64
+from gateway.audit.keys import Verifier, _key_hash
 from gateway.audit.note import MAX_NOTE_SIZE, MAX_SIGNATURES
 
 ALICE = Signer("example.com/alice", bytes(range(32)))
@@ -206,3 +207,74 @@ def test_two_verifiers_sharing_a_name_and_key_id_are_refused_by_name() -> None:
     colliding = Colliding(ALICE.name, BOB.verifier().public_key)
     refusal = _refusal(NoteError, open_note, sign_note(TEXT, ALICE), [ALICE.verifier(), colliding])
     assert refusal == ("ambiguous-key", f"two keys named {ALICE.name} share a key ID")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("AA-A", "not standard base64"),  # base64url's alphabet
+        (" AAA=", "not standard base64"),
+        ("=", "bad base64 padding"),  # lenient decoding reads b""
+        ("AAA==", "bad base64 padding"),  # lenient decoding reads two bytes
+        ("AB==", "non-canonical base64"),  # stray bits in the last character
+    ],
+)
+def test_each_base64_refusal_says_why(text: str, words: str) -> None:
+    """The strict decoder's words reach the officer (a bundle's ``start.json``)."""
+    with pytest.raises(ValueError, match=f"^{words}$") as exc:
+        decode_base64(text)
+    assert str(exc.value) == words
+
+
+def test_each_signer_key_refusal_says_why() -> None:
+    seed = bytes(range(32))
+    good = Signer("example.com/alice", seed).private_key_string()
+    _, _, name, key_id, key = good.split("+")
+    assert _refusal(NoteError, Signer, "example.com/alice", seed[:31]) == (
+        "bad-key-length",
+        "Ed25519 seeds are 32 bytes",
+    )
+    assert _refusal(NoteError, Signer.from_key_string, f"PUBLIC+KEY+{name}+{key_id}+{key}") == (
+        "bad-key",
+        "a signer key starts with PRIVATE+KEY+",
+    )
+    assert _refusal(NoteError, Signer.from_key_string, f"PRIVATE+KEY+{name}+00000000+{key}") == (
+        "key-id-mismatch",
+        "key ID 00000000 does not match the key",
+    )
+
+
+def _vkey(typed_key: bytes, name: str = "example.com/alice") -> str:
+    """A verifier key string with the right key ID for whatever ``typed_key`` is."""
+    return f"{name}+{_key_hash(name, typed_key).hex()}+{encode_base64(typed_key)}"
+
+
+@pytest.mark.parametrize(
+    ("key", "code", "detail"),
+    [
+        ("example.com/alice+0a0b", "bad-key", "a key string is <name>+<8 hex digits>+<base64 key>"),
+        ("a b+00000000+AA==", "bad-name", "invalid key name 'a b'"),
+        ("example.com/alice+00000000+AA-A", "bad-key", "the key is not canonical base64"),
+        ("example.com/alice+00000000+", "bad-key", "the key is empty"),
+        (
+            f"example.com/alice+00000000+{encode_base64(bytes([1]) + bytes(32))}",
+            "key-id-mismatch",
+            "key ID 00000000 does not match the key",
+        ),
+        (
+            _vkey(bytes([2]) + bytes(range(32))),
+            "unknown-algorithm",
+            "signature type 0x02 unsupported",
+        ),
+        (_vkey(bytes([1]) + bytes(31)), "bad-key-length", "Ed25519 keys are 32 bytes"),
+    ],
+)
+def test_each_verifier_key_refusal_says_why(key: str, code: str, detail: str) -> None:
+    assert _refusal(NoteError, Verifier.from_key_string, key) == (code, detail)
+
+
+def test_a_verifier_of_the_wrong_length_is_refused_by_its_words() -> None:
+    assert _refusal(NoteError, Verifier, "example.com/alice", bytes(31)) == (
+        "bad-key-length",
+        "Ed25519 public keys are 32 bytes",
+    )
