@@ -186,10 +186,7 @@ async def _insert_unnested(
         arrays = []
         for i, name in enumerate(names):
             process = _bind_processor(table, name, connection.dialect)
-            values = [row[name] for row in rows]
-            if process is not None:
-                values = [None if v is None else process(v) for v in values]
-            params[f"{label}{i}"] = values
+            params[f"{label}{i}"] = [_bound(process, row[name]) for row in rows]
             kind = table.c[name].type.compile(dialect=connection.dialect)
             arrays.append(f"CAST(:{label}{i} AS {kind}[])")
         selects.append(
@@ -261,10 +258,7 @@ class SqliteTail:
         count and first row (None without one)."""
         compiled, processors = _compiled(statement, self._dialect)
         params = compiled.construct_params(values)
-        bound = tuple(
-            processors[n](params[n]) if n in processors and params[n] is not None else params[n]
-            for n in compiled.positiontup
-        )
+        bound = tuple(_bound(processors[n], params[n]) for n in compiled.positiontup)
         cursor = self._connection.execute(compiled.string, bound)
         first = cursor.fetchone() if cursor.description else None
         count = cursor.rowcount
@@ -282,41 +276,46 @@ class SqliteTail:
         )
 
     def _values(self, table: Table, row: dict[str, object]) -> tuple[object, ...]:
-        values = []
-        for name, value in row.items():
-            process = _bind_processor(table, name, self._dialect)
-            values.append(value if process is None or value is None else process(value))
-        return tuple(values)
+        return tuple(
+            _bound(_bind_processor(table, name, self._dialect), value)
+            for name, value in row.items()
+        )
 
 
-_PROCESSORS: dict[tuple[str, str, str], Callable[[Any], Any] | None] = {}
-_COMPILED: dict[tuple[int, str], tuple[ClauseElement, Any, dict[str, Callable[[Any], Any]]]] = {}
+_Processor = Callable[[Any], Any] | None
+_PROCESSORS: dict[tuple[str, str, str], _Processor] = {}
+_COMPILED: dict[tuple[int, str], tuple[ClauseElement, Any, dict[str, _Processor]]] = {}
 
 
-def _compiled(
-    statement: ClauseElement, dialect: Dialect
-) -> tuple[Any, dict[str, Callable[[Any], Any]]]:
+def _compiled(statement: ClauseElement, dialect: Dialect) -> tuple[Any, dict[str, _Processor]]:
     """``statement`` compiled for ``dialect`` and its binds' processors by name; kept per
     statement object (the hot path's are built once)."""
     key = (id(statement), dialect.name)
     found = _COMPILED.get(key)
     if found is None or found[0] is not statement:
         compiled: Any = statement.compile(dialect=dialect)  # an SQLCompiler: binds, positiontup
-        processors = {}
-        for name, bind in compiled.binds.items():
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                processors[name] = process
+        processors = {name: _processor(b.type, dialect) for name, b in compiled.binds.items()}
         found = _COMPILED[key] = (statement, compiled, processors)
     return found[1], found[2]
 
 
-def _bind_processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """The column type's bind processor for ``dialect`` (what SQLAlchemy applies)."""
+def _bind_processor(table: Table, name: str, dialect: Dialect) -> _Processor:
+    """The column type's bind processor for ``dialect``, kept per column."""
     key = (table.name, name, dialect.name)
     if key not in _PROCESSORS:
-        _PROCESSORS[key] = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        _PROCESSORS[key] = _processor(table.c[name].type, dialect)
     return _PROCESSORS[key]
+
+
+def _processor(kind: Any, dialect: Dialect) -> _Processor:
+    """What SQLAlchemy applies to a value of type ``kind`` before ``dialect``'s driver sees it."""
+    processor: _Processor = kind.dialect_impl(dialect).bind_processor(dialect)
+    return processor
+
+
+def _bound(process: _Processor, value: object) -> object:
+    """``value`` as the driver gets it: through ``process``, except None (SQL NULL)."""
+    return value if process is None or value is None else process(value)
 
 
 async def in_sqlite_thread(session: AsyncSession, work: Callable[[SqliteTail], _T]) -> _T:

@@ -53,7 +53,9 @@ class _Streamed(StreamingResponse):
         self.outcome = outcome
         self.head_sent = False
         headers = _receipt_headers(outcome.receipt, outcome.checkpoint) | outcome.headers
-        super().__init__(_body(outcome), media_type=outcome.media_type, headers=headers)
+        super().__init__(
+            _chain(outcome.first, outcome.rest), media_type=outcome.media_type, headers=headers
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -91,15 +93,10 @@ class _Streamed(StreamingResponse):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _body(outcome: Outcome) -> AsyncIterator[bytes]:
-    if outcome.first:
-        yield outcome.first
-    async for chunk in outcome.rest:
-        yield chunk
-
-
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
+    """``first`` (unless empty), then ``rest``."""
+    if first:
+        yield first
     async for chunk in rest:
         yield chunk
 
