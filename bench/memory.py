@@ -23,6 +23,7 @@ through the gateway, each code with its own default ``spill_memory_limit``.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import multiprocessing
@@ -171,28 +172,32 @@ def _through(
     return time.perf_counter() - started, int(size), int(status)
 
 
-def _option(args: list[str], name: str) -> str | None:
-    if name not in args:
-        return None
-    at = args.index(name)
-    value = args[at + 1]
-    del args[at : at + 2]
-    return value
+def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.memory",
+        description="Peak memory and throughput of a >= 1 GB file through the gateway.",
+    )
+    parser.add_argument("size_gb", nargs="?", type=float, default=1.05, help="CSV size (GB)")
+    parser.add_argument("--before", type=Path, help="another checkout to run case by case")
+    parser.add_argument("--file", type=Path, help="reuse this CSV instead of writing one")
+    parser.add_argument("--only", default="", help="cases whose name contains TEXT[,TEXT]")
+    arguments = parser.parse_args(argv)
+    if arguments.size_gb <= 0:
+        parser.error("size_gb must be positive")
+    return arguments
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    before = _option(args, "--before")
-    reuse = _option(args, "--file")
-    only = _option(args, "--only") or ""
-    size_gb = float(args[0]) if args else 1.05
+    arguments = _arguments()
+    size_gb, only = arguments.size_gb, arguments.only
+    before, reuse = arguments.before, arguments.file
     root = Path(tempfile.mkdtemp(prefix="sluis-bench-memory-"))
     try:
         if shutil.disk_usage(root).free < size_gb * 4 * 1024**3:
             print(f"skipped: {root} has less than {4 * size_gb:.1f} GiB free")
             return
-        rows = _data(root / "data.csv", size_gb, None if reuse is None else Path(reuse))
-        _run(root, rows, None if before is None else Path(before).resolve(), only)
+        rows = _data(root / "data.csv", size_gb, reuse)
+        _run(root, rows, None if before is None else before.resolve(), only)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
