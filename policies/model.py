@@ -1,7 +1,8 @@
 """The policy model: ODRL 2.2 as frozen values, the same whatever syntax it was read from.
 
 Absent ``actions`` / ``targets`` / ``assignees`` on a rule mean "any" (ODRL 2.2 and the
-SolidLab suite read them so); the Sluis profile requires them on write (``profile.validate``).
+SolidLab suite read them so); the Sluis profile requires a permission's action on write
+(``profile.validate``), since one without it would grant every action.
 """
 
 from __future__ import annotations

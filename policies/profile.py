@@ -31,6 +31,9 @@ class Profile:
     actions: frozenset[str]
     operators: frozenset[str] = OPERATORS
     enforced_duties: frozenset[str] = frozenset({ODRL + "inform", ODRL + "delete"})
+    # ODRL reads a rule without an action as "any action"; a permission naming none would
+    # grant delete and modify as well as read, so what providers write must name one.
+    permission_needs_action: bool = True
 
     def evaluator(self, left_operand: str) -> Evaluator | None:
         """The registered evaluator, if this profile declares the left operand."""
@@ -63,10 +66,22 @@ SLUIS_PROFILE = Profile(
     | privacy.TERMS,
     actions=frozenset(ACTION_PARENT),
 )
-CONFORMANCE_PROFILE = SLUIS_PROFILE.extended(
-    "https://w3id.org/sluis/odrl-conformance",
-    left_operands=frozenset({ODRL + "resolution", ODRL + "payAmount", "ex:dayOfWeek"}),
+CONFORMANCE_PROFILE = replace(
+    SLUIS_PROFILE.extended(
+        "https://w3id.org/sluis/odrl-conformance",
+        left_operands=frozenset({ODRL + "resolution", ODRL + "payAmount", "ex:dayOfWeek"}),
+    ),
+    permission_needs_action=False,  # the suites' permissions without one mean "any"
 )
+
+
+def no_action(uid: str | None) -> PolicySchemaError:
+    """The refusal of a permission that names no action (``uid`` its rule's, if any)."""
+    where = f" {uid}" if uid else ""
+    return PolicySchemaError(
+        f"the permission{where} names no action: ODRL reads that as every action (delete and"
+        " modify too); name the one it grants, e.g. `action: read`"
+    )
 
 
 def problems(policy: Policy, profile: Profile) -> list[PolicyError]:
@@ -78,8 +93,14 @@ def problems(policy: Policy, profile: Profile) -> list[PolicyError]:
 
 
 def validate(policy: Policy, profile: Profile = SLUIS_PROFILE) -> Policy:
-    """``policy`` if every term is declared by ``profile``; else raise the first unknown."""
+    """``policy`` if every term is declared by ``profile`` and, where the profile asks, every
+    permission names its action; else raise the first problem.
+
+    The action is asked for on write only: evaluation reads an absent action as ODRL does
+    ("any"), which the public test suites rely on."""
     found = problems(policy, profile)
+    if profile.permission_needs_action:
+        found.extend(no_action(rule.uid) for rule in policy.permissions if not rule.actions)
     if found:
         raise found[0]
     return policy

@@ -47,7 +47,7 @@ from policies.model import (
     RuleKind,
     Value,
 )
-from policies.profile import SLUIS_PROFILE, Profile, constraint_problems, validate
+from policies.profile import SLUIS_PROFILE, Profile, constraint_problems, no_action, validate
 from policies.vocab import ODRL, SLUIS
 from policies.yaml_source import Located, Path, load_yaml
 
@@ -154,6 +154,12 @@ class _Compiler(Terms):
         order = self.located.keys((*at, "data"))  # document order: it is part of the hash
         limits = tuple(self.data(k, data[k], (*at, "data", k)) for k in order if k in data)
         duties = raw.duties or []
+        if (
+            kind is RuleKind.PERMISSION
+            and raw.action is None
+            and self.profile.permission_needs_action
+        ):
+            raise self.fail(no_action(raw.uid or uid), at)
         return Rule(
             kind=kind,
             uid=raw.uid or uid,

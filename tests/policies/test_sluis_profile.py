@@ -263,3 +263,53 @@ def test_explained_limits_read_like_the_policy() -> None:
         "  rate_limit: 5/PT1H",
         "  duties to discharge: [#d]",
     ]
+
+
+NO_ACTION = """
+uid: urn:sluis:policy:no-action
+type: Offer
+target: urn:sluis:dataset:x
+permissions: [{}]
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        NO_ACTION,
+        NO_ACTION.replace("[{}]", "[{assignee: urn:org:uni}]"),
+        NO_ACTION.replace("[{}]", "[{action: read}, {constraints: [[purpose, eq, x]]}]"),
+    ],
+)
+def test_a_permission_without_an_action_is_refused_on_write(text: str) -> None:
+    # ODRL reads an absent action as "any action": a permission that names none would grant
+    # delete and modify as well as read. The Sluis profile asks for it on write.
+    with pytest.raises(PolicyError) as refused:
+        parse_yaml_policy(text)
+    assert refused.value.code == "invalid_value"
+    assert "names no action" in str(refused.value)
+    assert refused.value.line == 5  # the rule, in the file
+
+
+def test_rules_without_an_action_that_cannot_grant_are_kept() -> None:
+    # A prohibition without one forbids every action: nothing more is granted.
+    text = NO_ACTION.replace("[{}]", "[{action: read}]\nprohibitions: [{assignee: urn:org:x}]")
+    assert parse_yaml_policy(text).prohibitions[0].actions == ()
+
+
+def test_the_conformance_profile_reads_an_absent_action_as_odrl_does() -> None:
+    policy = parse_yaml_policy(NO_ACTION, profile=CONFORMANCE_PROFILE)
+    assert policy.permissions[0].actions == ()
+
+
+def test_an_rdf_permission_without_an_action_is_refused_on_write_too() -> None:
+    text = """{
+      "@context": "http://www.w3.org/ns/odrl.jsonld",
+      "@type": "Offer", "uid": "urn:sluis:policy:no-action-ld",
+      "permission": [{"target": "urn:sluis:dataset:x", "assigner": "urn:org:p"}]
+    }"""
+    policy = parse_policy(text)
+    assert policy.permissions[0].actions == ()
+    with pytest.raises(PolicyError, match="names no action"):
+        validate(policy)
+    assert validate(policy, CONFORMANCE_PROFILE) is policy
