@@ -82,8 +82,9 @@ def _clip_text(value: Any) -> Any:
 _Text = Annotated[str, BeforeValidator(_clip_text), Field(min_length=1, max_length=MAX_TEXT)]
 _Count = Annotated[int, Field(ge=0, le=2**53 - 1)]
 
-# A JWT/JWS/JWE compact serialization: base64url segments, the first a JSON header.
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.")
+# A JWT/JWS/JWE compact serialization: base64url segments, the first a JSON header; every
+# segment goes (a signature left behind is a piece of the credential).
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)+")
 _SECRETS = (
     _JWT,
     re.compile(r"-----BEGIN [A-Z0-9 ]*(PRIVATE KEY|SECRET)"),

@@ -247,6 +247,7 @@ def test_hash_token_is_sha256_base64url() -> None:
 def test_a_raw_secret_is_redacted_and_the_entry_still_written(fields: dict[str, Any]) -> None:
     data = encode_entry(entry(**fields))
     assert JWT.encode() not in data
+    assert JWT.rsplit(".", 1)[1].encode() not in data  # nor its signature alone
     for secret in (b"Bearer abcdef", b"BEGIN PRIVATE KEY", b"PRIVATE+KEY+"):
         assert secret not in data
     decoded = decode_entry(data)
@@ -291,7 +292,7 @@ def test_redacted_paths_are_exact_and_kept_when_written_again() -> None:
     )
     again = decode_entry(encode_entry(entry(redacted=("purpose",), dataset=JWT)))
     assert again.redacted == ("purpose", "dataset")
-    assert again.dataset == REDACTED + "c2lnbmF0dXJl"  # the signature alone is no credential
+    assert again.dataset == REDACTED  # the signature too: every segment of the token
 
 
 def test_escaped_paths_are_kept_when_written_again() -> None:
@@ -340,7 +341,7 @@ def test_a_redacted_reason_is_never_clipped() -> None:
     data = encode_entry(entry(decision=DecisionRecord(result="deny", reasons=(reason,))))
     decoded = decode_entry(data)
     assert decoded.decision is not None
-    assert decoded.decision.reasons == (f"bad token {REDACTED}c2lnbmF0dXJl " + "x" * 600,)
+    assert decoded.decision.reasons == (f"bad token {REDACTED} " + "x" * 600,)
     assert decoded.redacted == ("decision.reasons[0]",)
 
 
@@ -380,7 +381,7 @@ def test_unknown_fields_and_versions_are_refused() -> None:
 # Caller text whose redaction makes it longer than a field (a JWT lookalike of 9 characters
 # becomes the 10 of ``[redacted]``) is clipped after redaction, and the clip's ``...`` can
 # complete a lookalike the text only began: "Bearer " and 13 characters, or "eyJabcd".
-_GROWS = "eyJaaaa.." * 40  # 360 characters, 400 once redacted
+_GROWS = "eyJaaaa.. " * 40  # 400 characters, 440 once redacted
 
 
 @pytest.mark.parametrize("begun", ["Bearer abcdefghijklm", "eyJabcd"])
@@ -395,4 +396,18 @@ def test_a_lookalike_the_clip_completes_is_cut_and_the_entry_still_written(begun
     assert len(decoded.dataset) <= MAX_TEXT
     assert decoded.dataset.endswith(CLIPPED)
     assert not _ANY_SECRET.search(decoded.dataset)
-    assert decoded.dataset.startswith(REDACTED * 40 + filler)
+    assert decoded.dataset.startswith(f"{REDACTED} " * 40 + filler)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (f"a {JWT} b", f"a {REDACTED} b"),
+        # a JWE: five segments, the encrypted key empty with "dir"
+        ("eyJhbGciOiJkaXIifQ..aXY.Y2lwaGVy.dGFn, then", f"{REDACTED}, then"),
+        # an unsigned JWT ends in its dot
+        ("eyJhbGciOiJub25lIn0.eyJ4IjoxfQ. after", f"{REDACTED} after"),
+    ],
+)
+def test_every_segment_of_a_token_is_redacted(text: str, kept: str) -> None:
+    assert decode_entry(encode_entry(entry(dataset=text))).dataset == kept
