@@ -106,6 +106,10 @@ def uvicorn_config(
         proxy_headers=False,  # the socket peer is the truth; proxies are judged by trusted_proxies
         server_header=False,
         lifespan="on",
+        # The TLS accept path (gateway.http.tls_accept, tls_alert) is built on asyncio's own
+        # transports and SSL protocol; uvicorn's "auto" would take uvloop wherever it can be
+        # imported, and every handshake would then fail.
+        loop="asyncio",
         # A backstop: the guard already refused longer heads before h11 saw them.
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
         # uvicorn waits for responses under way without a bound by default: a slow reader of

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,23 @@ def test_missing_tls_material_refuses_to_start(pki: Pki, home: Path) -> None:
 def test_uvicorn_proxy_header_rewriting_is_off(pki: Pki, home: Path) -> None:
     config: uvicorn.Config = uvicorn_config(gateway_settings(pki, home, _url(home)))
     assert config.proxy_headers is False
+
+
+def test_the_event_loop_is_asyncios_even_where_uvloop_is_installed(
+    pki: Pki, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The TLS accept path (gateway/http/tls_accept.py, tls_alert.py) works on asyncio's own
+    # transports and SSL protocol; uvicorn's default picks uvloop whenever it can import it
+    # (`uvicorn[standard]` brings it), and every handshake then failed on an assertion.
+    fake = types.ModuleType("uvloop")
+    fake.new_event_loop = lambda: pytest.fail("uvloop's loop was chosen")  # type: ignore[attr-defined]
+    fake.Loop = asyncio.SelectorEventLoop  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "uvloop", fake)
+    config: uvicorn.Config = uvicorn_config(gateway_settings(pki, home, _url(home)))
+    factory = config.get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert type(loop) is asyncio.SelectorEventLoop
+    finally:
+        loop.close()
