@@ -110,6 +110,7 @@ def uvicorn_config(
         # transports and SSL protocol; uvicorn's "auto" would take uvloop wherever it can be
         # imported, and every handshake would then fail.
         loop="asyncio",
+        ws="none",  # no WebSocket: an upgrade never leaves the guarded HTTP protocol
         # A backstop: the guard already refused longer heads before h11 saw them.
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
         # uvicorn waits for responses under way without a bound by default: a slow reader of
@@ -265,6 +266,7 @@ def health_config(
         proxy_headers=False,
         server_header=False,
         lifespan="off",
+        ws="none",
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
         timeout_keep_alive=5,
         **extra,

@@ -14,7 +14,7 @@ import uvicorn
 from gateway.http.tls_scope import TLSH11Protocol, TLSHttpToolsProtocol
 from gateway.participants.schemas import ParticipantCreate
 from gateway.participants.service import ParticipantService
-from gateway.server import build_ssl_context, uvicorn_config
+from gateway.server import build_ssl_context, gateway_server, uvicorn_config
 from gateway.settings import SettingsError
 from gateway.storage.db import Database
 from tests.gateway.test_mtls import HANDSHAKE_REFUSED
@@ -116,3 +116,15 @@ def test_the_event_loop_is_asyncios_even_where_uvloop_is_installed(
         assert type(loop) is asyncio.SelectorEventLoop
     finally:
         loop.close()
+
+
+def test_no_websocket_protocol_takes_a_connection_over(pki: Pki, home: Path) -> None:
+    # Sluis serves no WebSocket; with `websockets` or `wsproto` importable, uvicorn's "auto"
+    # would hand an upgraded connection to a protocol outside the front door's guard.
+    settings = gateway_settings(pki, home, _url(home), health_port=0, health_host="127.0.0.1")
+    server = gateway_server(settings)
+    assert server.health is not None
+    for config in (server.config, server.health.config):
+        assert config.ws == "none"
+        config.load()
+        assert config.ws_protocol_class is None
