@@ -344,6 +344,7 @@ MODULES = (
             "tests/policies/test_strict_yaml.py",
             "tests/policies/test_yaml_exact.py",
             "tests/policies/test_validation_exact.py",
+            "tests/policies/test_decision_exact.py",
         ),
     ),
     Module("certs", ("certs/*.py",), ("tests/certs",)),
