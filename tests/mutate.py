@@ -179,6 +179,28 @@ MODULES = (
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,
     ),
+    # The log's identity (origin and key, reconciled with the settings at start), the
+    # entries API's keyset cursors, the export read a page at a time and the values the
+    # log hands out; against the tests that reach them on SQLite: the hand-over and wiring
+    # tests (a log's identity), the export API and the sorted listing (cursors). The
+    # gateway-level identity tests (tests/gateway/test_audit_identity.py) start a gateway.
+    Module(
+        "gateway/audit/identity+cursor+streams+records",
+        (
+            "gateway/audit/identity.py",
+            "gateway/audit/cursor.py",
+            "gateway/audit/streams.py",
+            "gateway/audit/records.py",
+        ),
+        (
+            "tests/audit/test_handover.py",
+            "tests/audit/test_wiring.py",
+            "tests/audit/test_export_api.py",
+            "tests/audit/test_entry_sort.py",
+        ),
+        ("-k", "not postgresql"),
+        timeout_multiplier=8.0,
+    ),
     # Every file of policies/ is now in one of the parts below; the whole package at once
     # (3,800 lines against all of tests/policies) is hours at one worker and was not run.
     Module("policies", ("policies/*.py", "policies/operands/*.py"), ("tests/policies",)),
