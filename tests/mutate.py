@@ -179,6 +179,33 @@ MODULES = (
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,
     ),
+    # The log's identity (origin and key, reconciled with the settings at start), the
+    # entries API's keyset cursors, the export read a page at a time and the values the
+    # log hands out; against the tests that reach them on SQLite: the hand-over and wiring
+    # tests (a log's identity), the export API and the sorted listing (cursors). The
+    # gateway-level identity tests (tests/gateway/test_audit_identity.py) start a gateway.
+    Module(
+        "gateway/audit/identity+cursor+streams+records",
+        (
+            "gateway/audit/identity.py",
+            "gateway/audit/cursor.py",
+            "gateway/audit/streams.py",
+            "gateway/audit/records.py",
+        ),
+        (
+            "tests/audit/test_handover.py",
+            "tests/audit/test_wiring.py",
+            "tests/audit/test_export_api.py",
+            "tests/audit/test_entry_sort.py",
+            "tests/audit/test_identity.py",
+            "tests/audit/test_cursor.py",
+            "tests/audit/test_streams.py",
+        ),
+        ("-k", "not postgresql"),
+        timeout_multiplier=8.0,
+    ),
+    # Every file of policies/ is now in one of the parts below; the whole package at once
+    # (3,800 lines against all of tests/policies) is hours at one worker and was not run.
     Module("policies", ("policies/*.py", "policies/operands/*.py"), ("tests/policies",)),
     # policies/ in parts, the decision first: all of it (3,800 lines) against all of
     # tests/policies is hours at one worker, since nearly every test reaches the engine.
@@ -314,6 +341,35 @@ MODULES = (
             "tests/policies/test_operands.py",
             "tests/policies/test_sluis_profile.py",
             "tests/policies/test_bounds_refusal_exact.py",
+        ),
+    ),
+    # What every other part builds on: the model, its error family (codes, line, column and
+    # key), the decision and its written report (``explain``), the vocabulary (the action
+    # hierarchy, short names) and the operand registry; against the test files that decide,
+    # refuse, explain and report errors (a second or two a run; every part's tests reach
+    # these files, none mutated them).
+    Module(
+        "policies/decision+model+vocab",
+        (
+            "policies/decision.py",
+            "policies/errors.py",
+            "policies/explain.py",
+            "policies/model.py",
+            "policies/vocab.py",
+            "policies/__init__.py",
+            "policies/operands/__init__.py",
+            "policies/operands/registry.py",
+        ),
+        (
+            "tests/policies/test_decide.py",
+            "tests/policies/test_refusal.py",
+            "tests/policies/test_operands.py",
+            "tests/policies/test_sluis_profile.py",
+            "tests/policies/test_privacy_terms.py",
+            "tests/policies/test_strict_yaml.py",
+            "tests/policies/test_yaml_exact.py",
+            "tests/policies/test_validation_exact.py",
+            "tests/policies/test_decision_exact.py",
         ),
     ),
     Module("certs", ("certs/*.py",), ("tests/certs",)),
