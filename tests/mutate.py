@@ -373,6 +373,19 @@ MODULES = (
         ),
     ),
     Module("certs", ("certs/*.py",), ("tests/certs",)),
+    # The error family every certs refusal is raised as (its code, detail and message) and the
+    # package's exports, against the pure tests that read codes and details.
+    Module(
+        "certs/errors",
+        ("certs/errors.py", "certs/__init__.py"),
+        (
+            "tests/certs/test_certs_store_exact.py",
+            "tests/certs/test_certs_issue_exact.py",
+            "tests/certs/test_certs_profile_exact.py",
+            "tests/certs/test_certs_verify.py",
+            "tests/certs/test_certs_errors.py",
+        ),
+    ),
     # The part of certs/ a handshake runs (path validation, revocation, the checks of one
     # certificate), against its two fast test files: a first score while all of certs/
     # (1,800 lines) waits for a quieter machine.
