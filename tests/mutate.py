@@ -34,8 +34,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import libcst as cst
 
 REPO = Path(__file__).resolve().parents[1]
 SCRATCH = Path(os.environ.get("SLUIS_MUTATE_DIR", Path(tempfile.gettempdir()) / "sluis-mutate"))
@@ -636,12 +639,84 @@ _hypothesis.settings.load_profile("mutate")
 """
 
 
+# mutmut makes no mutants in a decorated function (but for a lone ``@staticmethod`` or
+# ``@classmethod``): route handlers, policy operands registered by decorator, properties,
+# validators, context managers. In the scratch copy each is written as the same function
+# undecorated, the decorators applied by an assignment right after it (``f = d1(d2(f))``,
+# what ``@d1 @d2 def f`` means), so mutmut wraps the function and the decorators wrap its
+# trampoline. The repository's own files are never changed.
+_KEPT = ("staticmethod", "classmethod")
+
+
+def _decorator_name(decorator: cst.Decorator) -> str:
+    node = decorator.decorator
+    node = node.func if isinstance(node, cst.Call) else node
+    return cst.Module([]).code_for_node(node)
+
+
+def _movable(function: cst.FunctionDef, names: list[str]) -> bool:
+    decorators = [_decorator_name(d) for d in function.decorators]
+    if not decorators or (len(decorators) == 1 and decorators[0] in _KEPT):
+        return False
+    if any(d.rsplit(".", 1)[-1] == "overload" for d in decorators):
+        return False  # a stub: nothing to mutate, and its name is defined again below
+    return names.count(function.name.value) == 1  # a ``@x.setter`` reuses the name: left
+
+
+def _undecorated(
+    body: Sequence[cst.BaseStatement], moved: list[str], owner: str | None
+) -> list[cst.BaseStatement]:
+    names = [s.name.value for s in body if isinstance(s, cst.FunctionDef)]
+    out: list[cst.BaseStatement] = []
+    for original in body:
+        statement = original
+        if isinstance(statement, cst.ClassDef) and owner is None:
+            inner = statement.body
+            if isinstance(inner, cst.IndentedBlock):
+                block = _undecorated(inner.body, moved, statement.name.value)
+                statement = statement.with_changes(body=inner.with_changes(body=block))
+        if isinstance(statement, cst.FunctionDef) and _movable(statement, names):
+            name = statement.name.value
+            applied: cst.BaseExpression = cst.Name(name)
+            for decorator in reversed(statement.decorators):
+                applied = cst.Call(func=decorator.decorator, args=[cst.Arg(applied)])
+            assign = cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=applied)
+            out.append(statement.with_changes(decorators=[]))
+            out.append(cst.SimpleStatementLine(body=[assign]))
+            moved.append(f"{owner}.{name}" if owner else name)
+            continue
+        out.append(statement)
+    return out
+
+
+def undecorated(source: str) -> tuple[str, list[str]]:
+    """``source`` with its module-level and methods' decorators applied by assignment (see
+    above), and the functions so rewritten (``name`` or ``Class.name``)."""
+    module = cst.parse_module(source)
+    moved: list[str] = []
+    body = _undecorated(module.body, moved, None)
+    return module.with_changes(body=body).code, moved
+
+
+def prepared(module: Module) -> dict[Path, tuple[str, list[str]]]:
+    """Each file ``module`` mutates (relative path), as the scratch copy holds it."""
+    files = sorted({source for pattern in module.mutate for source in REPO.glob(pattern)})
+    return {f.relative_to(REPO): undecorated(f.read_text(encoding="utf-8")) for f in files}
+
+
+def decorated_functions(module: Module) -> tuple[str, ...]:
+    """The functions of ``module``'s files that carry a decorator mutmut would skip."""
+    return tuple(name for _, moved in prepared(module).values() for name in moved)
+
+
 def scratch_tree(module: Module) -> Path:
     """A fresh copy of the tree for ``module``, with mutmut's settings in its pyproject."""
     target = tree_of(module)
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(REPO, target, ignore=COPY_IGNORE)
+    for relative, (text, _) in prepared(module).items():
+        (target / relative).write_text(text, encoding="utf-8")
     with (target / "tests" / "conftest.py").open("a", encoding="utf-8") as handle:
         handle.write(HYPOTHESIS_PROFILE)
     write_settings(target / "pyproject.toml", module)
@@ -723,10 +798,10 @@ def again(module: Module, functions: tuple[str, ...] = ()) -> dict[str, int]:
     # time, mutmut makes that file's mutants again and forgets the verdicts of the functions
     # that changed ("not checked", run below); the others keep theirs.
     mutated = {source for pattern in module.mutate for source in REPO.glob(pattern)}
-    for source in mutated:
-        copy = tree / source.relative_to(REPO)
-        if copy.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, copy)
+    for relative, (text, _) in prepared(module).items():
+        copy = tree / relative
+        if copy.read_text(encoding="utf-8") != text:
+            copy.write_text(text, encoding="utf-8")
     # Today's code of the other files too (a fix elsewhere that a new test needs), in the
     # tree and in mutmut's own copy, which holds them unmutated.
     for package in PACKAGES:
@@ -824,6 +899,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="only these functions' mutants: name or Class.name, comma-separated",
     )
+    parser.add_argument(
+        "--decorated",
+        action="store_true",
+        help="only the mutants of decorated functions (those mutmut alone would skip)",
+    )
     args = parser.parse_args(argv)
     functions = tuple(f for f in args.functions.split(",") if f)
     if args.list:
@@ -841,7 +921,16 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([str(mutmut), "results"], cwd=tree_of(module), check=False)
         return 0
     step = again if args.again else run
-    print(table({module.name: step(module, functions) for module in chosen}))
+    counts: dict[str, dict[str, int]] = {}
+    for module in chosen:
+        picked_functions = functions
+        if args.decorated:
+            picked_functions = functions + decorated_functions(module)
+            if not picked_functions:
+                print(f"{module.name}: no decorated functions")
+                continue
+        counts[module.name] = step(module, picked_functions)
+    print(table(counts))
     return 0
 
 
