@@ -27,6 +27,7 @@ docs/testing.md#mutation-score reports the last run and explains each survivor l
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import json
 import os
@@ -34,11 +35,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import libcst as cst
 
 REPO = Path(__file__).resolve().parents[1]
 SCRATCH = Path(os.environ.get("SLUIS_MUTATE_DIR", Path(tempfile.gettempdir()) / "sluis-mutate"))
@@ -646,56 +644,67 @@ _hypothesis.settings.load_profile("mutate")
 # what ``@d1 @d2 def f`` means), so mutmut wraps the function and the decorators wrap its
 # trampoline. The repository's own files are never changed.
 _KEPT = ("staticmethod", "classmethod")
+# A cache is dropped instead: mutmut forks each mutant's run from a process that has run the
+# tests unmutated, so a cached function would answer from the original's results.
+_CACHES = ("lru_cache", "functools.lru_cache", "cache", "functools.cache")
 
 
-def _decorator_name(decorator: cst.Decorator) -> str:
-    node = decorator.decorator
-    node = node.func if isinstance(node, cst.Call) else node
-    return cst.Module([]).code_for_node(node)
+def _decorator_name(decorator: ast.expr) -> str:
+    return ast.unparse(decorator.func if isinstance(decorator, ast.Call) else decorator)
 
 
-def _movable(function: cst.FunctionDef, names: list[str]) -> bool:
-    decorators = [_decorator_name(d) for d in function.decorators]
+_Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _movable(function: _Function, names: list[str]) -> bool:
+    decorators = [_decorator_name(d) for d in function.decorator_list]
     if not decorators or (len(decorators) == 1 and decorators[0] in _KEPT):
         return False
     if any(d.rsplit(".", 1)[-1] == "overload" for d in decorators):
         return False  # a stub: nothing to mutate, and its name is defined again below
-    return names.count(function.name.value) == 1  # a ``@x.setter`` reuses the name: left
+    return names.count(function.name) == 1  # a ``@x.setter`` reuses the name: left
 
 
-def _undecorated(
-    body: Sequence[cst.BaseStatement], moved: list[str], owner: str | None
-) -> list[cst.BaseStatement]:
-    names = [s.name.value for s in body if isinstance(s, cst.FunctionDef)]
-    out: list[cst.BaseStatement] = []
-    for original in body:
-        statement = original
-        if isinstance(statement, cst.ClassDef) and owner is None:
-            inner = statement.body
-            if isinstance(inner, cst.IndentedBlock):
-                block = _undecorated(inner.body, moved, statement.name.value)
-                statement = statement.with_changes(body=inner.with_changes(body=block))
-        if isinstance(statement, cst.FunctionDef) and _movable(statement, names):
-            name = statement.name.value
-            applied: cst.BaseExpression = cst.Name(name)
-            for decorator in reversed(statement.decorators):
-                applied = cst.Call(func=decorator.decorator, args=[cst.Arg(applied)])
-            assign = cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=applied)
-            out.append(statement.with_changes(decorators=[]))
-            out.append(cst.SimpleStatementLine(body=[assign]))
-            moved.append(f"{owner}.{name}" if owner else name)
+def _moves(
+    source: str, body: list[ast.stmt], owner: str | None, moved: list[str]
+) -> list[tuple[int, int, str]]:
+    """Line edits ``(first, end, text)``: lines ``first`` to ``end`` (0-based, end excluded)
+    replaced by ``text``; for each movable function of ``body`` and of its classes."""
+    names = [s.name for s in body if isinstance(s, _Function)]
+    edits: list[tuple[int, int, str]] = []
+    for statement in body:
+        if isinstance(statement, ast.ClassDef) and owner is None:
+            edits += _moves(source, statement.body, statement.name, moved)
+        if not (isinstance(statement, _Function) and _movable(statement, names)):
             continue
-        out.append(statement)
-    return out
+        line = source.splitlines()[statement.lineno - 1]  # the ``def`` line
+        indent = line[: len(line) - len(line.lstrip())]
+        applied = statement.name
+        for decorator in reversed(statement.decorator_list):
+            if _decorator_name(decorator) not in _CACHES:
+                applied = f"({ast.get_source_segment(source, decorator)})({applied})"
+        first = statement.decorator_list[0].lineno - 1
+        edits.append((first, statement.lineno - 1, ""))  # the decorator lines go
+        assert statement.end_lineno is not None
+        edits.append(
+            (statement.end_lineno, statement.end_lineno, f"{indent}{statement.name} = {applied}\n")
+        )
+        moved.append(f"{owner}.{statement.name}" if owner else statement.name)
+    return edits
 
 
 def undecorated(source: str) -> tuple[str, list[str]]:
-    """``source`` with its module-level and methods' decorators applied by assignment (see
-    above), and the functions so rewritten (``name`` or ``Class.name``)."""
-    module = cst.parse_module(source)
+    """``source`` with the decorators of its functions and methods applied by assignment
+    (see above; comments and pragmas kept), and the functions so rewritten (``name`` or
+    ``Class.name``)."""
     moved: list[str] = []
-    body = _undecorated(module.body, moved, None)
-    return module.with_changes(body=body).code, moved
+    edits = _moves(source, ast.parse(source).body, None, moved)
+    lines = source.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    for first, end, text in sorted(edits, reverse=True):
+        lines[first:end] = [text] if text else []
+    return "".join(lines), moved
 
 
 def prepared(module: Module) -> dict[Path, tuple[str, list[str]]]:
