@@ -179,6 +179,29 @@ MODULES = (
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,
     ),
+    # The audit log's HTTP glue: the officer's /v1/audit/* API (filters, paging, sorting,
+    # proofs, counts), the export endpoint, their bodies and the log built from settings;
+    # the real routers in a small app over a log on SQLite, the role check overridden.
+    # test_audit_http.py, test_audit_officer_export.py and the console tests run the same
+    # through a whole gateway (seconds a mutant), and are left out.
+    Module(
+        "gateway/audit/endpoints+export_api+schemas+wiring",
+        (
+            "gateway/audit/endpoints.py",
+            "gateway/audit/export_api.py",
+            "gateway/audit/schemas.py",
+            "gateway/audit/wiring.py",
+        ),
+        (
+            "tests/audit/test_endpoints.py",
+            "tests/audit/test_console_api.py",
+            "tests/audit/test_entry_sort.py",
+            "tests/audit/test_export_api.py",
+            "tests/audit/test_wiring.py",
+        ),
+        ("-k", "not postgresql"),
+        timeout_multiplier=8.0,
+    ),
     Module("policies", ("policies/*.py", "policies/operands/*.py"), ("tests/policies",)),
     # policies/ in parts, the decision first: all of it (3,800 lines) against all of
     # tests/policies is hours at one worker, since nearly every test reaches the engine.
