@@ -198,6 +198,7 @@ MODULES = (
             "tests/audit/test_entry_sort.py",
             "tests/audit/test_export_api.py",
             "tests/audit/test_wiring.py",
+            "tests/audit/test_audit_api_bounds.py",
         ),
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,
