@@ -252,6 +252,13 @@ def test_text_filters_at_their_longest_over_http(tmp_path: Path) -> None:
         await _refused(client, f"/v1/audit/entries?sort=time&cursor={'A' * 2049}", 422, INVALID)
         await _refused(
             client,
+            "/v1/audit/entries?sort=time&cursor=not-a-cursor!",
+            400,
+            PROBLEM + "bad-cursor",
+            "not a cursor of this API",
+        )
+        await _refused(
+            client,
             "/v1/audit/entries?until=1700000000",
             422,
             INVALID,
@@ -431,8 +438,8 @@ def test_activity_from_rows_busiest_dataset_and_consumer_first() -> None:
     rows: list[tuple[str, str, str | None, int]] = [
         ("b", "p2", "permit", 2),
         ("b", "p1", "permit", 1),
-        ("b", "p3", None, 1),  # no decision recorded: counted as a denial
         ("b", "p1", "deny", 1),  # p1 as busy as p2: by name, p1 first
+        ("b", "p3", None, 1),  # no decision recorded: counted as a denial, added to b's
         ("a", "p9", "deny", 5),  # as busy as b: by name, a first
         ("c", "p1", "permit", 1),
         ("c", "p2", "deny", 3),

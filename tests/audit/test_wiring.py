@@ -12,6 +12,7 @@ import pytest
 
 from gateway.audit.identity import read_identity
 from gateway.audit.keys import Verifier
+from gateway.audit.log import AuditReader
 from gateway.audit.wiring import (
     audit_origin,
     check_audit_identity,
@@ -23,6 +24,7 @@ from gateway.audit.wiring import (
 from gateway.settings import Settings, SettingsError, load_audit_key
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
+from tests.audit.logs import sample
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
 
@@ -41,7 +43,9 @@ def test_dev_settings_give_an_ed25519_log(tmp_path: Path) -> None:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
         await db.upgrade()
         log = await open_audit_log(db, settings, load_audit_key(settings), now=NOW)
+        receipt = await log.append(sample(0))  # written to the database it was given
         await log.close()
+        assert await AuditReader(db).size() == receipt.index + 1 == 1
         identity = await read_identity(db)
         await db.dispose()
         assert log.origin == audit_origin(settings) == "gw.example/audit"
