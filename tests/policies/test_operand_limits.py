@@ -39,6 +39,7 @@ from policies.operands import data as d
 from policies.operands import privacy as pv
 from policies.operands.temporal import add_duration, duration_text, period_text
 from policies.vocab import ODRL, SLUIS
+from policies.world import build_state
 from tests.policies.helpers import NOW, UNI, request
 
 RULE = Rule(RuleKind.PERMISSION, "urn:rule:r")
@@ -389,6 +390,21 @@ def test_day_of_week_is_capitalised() -> None:
     found = outcome(SLUIS + "dayOfWeek", "eq", ("Sunday",), now=sunday)
     assert (found.satisfied, found.observed) == (True, ("Sunday",))
     assert outcome("ex:dayOfWeek", "eq", ("Monday",), now=sunday + timedelta(days=1)).satisfied
+
+
+def test_day_of_week_is_judged_against_the_state_s_collections() -> None:
+    # "Not at weekends", as a list and as a collection the state of the world declares.
+    wednesday, saturday = datetime(2025, 6, 4, 12, tzinfo=UTC), datetime(2025, 6, 7, 12, tzinfo=UTC)
+    weekend = ("Saturday", "Sunday")
+    assert outcome(SLUIS + "dayOfWeek", "isNoneOf", weekend, now=wednesday).satisfied
+    assert not outcome(SLUIS + "dayOfWeek", "isNoneOf", weekend, now=saturday).satisfied
+    state = build_state(broader={"Saturday": {"urn:days:weekend"}})
+    at_weekend = (Iri("urn:days:weekend"),)
+    found = outcome(SLUIS + "dayOfWeek", "isPartOf", at_weekend, state=state, now=saturday)
+    assert (found.satisfied, found.observed) == (True, ("Saturday",))
+    assert not outcome(
+        SLUIS + "dayOfWeek", "isPartOf", at_weekend, state=state, now=wednesday
+    ).satisfied
 
 
 def test_count_reads_the_rule_s_own_count_first() -> None:
