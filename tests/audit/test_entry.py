@@ -222,6 +222,8 @@ def test_times_are_utc_whatever_the_hosts_time_zone(monkeypatch: pytest.MonkeyPa
     try:
         assert format_time(NOW) == NOW_TEXT
         assert format_time(NOW.astimezone(timezone(timedelta(hours=2)))) == NOW_TEXT
+        stored = entry(time=NOW.astimezone(timezone(timedelta(hours=2)))).time
+        assert (stored, stored.utcoffset()) == (NOW, timedelta(0))  # not the host's zone
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -360,12 +362,25 @@ def test_overlong_caller_text_is_clipped_not_refused() -> None:
     [
         ('"actor":{},"dataset":5', "dataset: Input should be a valid string"),
         ('"actor":{"client":5}', "actor.client: Input should be a valid string"),
+        (
+            '"actor":{},"token_sha256":"abc"',
+            "token_sha256: Value error, token_sha256 takes hash_token(token), 43 base64url"
+            " characters",
+        ),
     ],
 )
 def test_an_invalid_entry_is_refused_with_its_first_error(fields: str, detail: str) -> None:
     data = f'{{{fields},"event":"access-decision","time":"{NOW_TEXT}","version":1}}'
     with pytest.raises(EntryError) as caught:
         decode_entry(data.encode())
+    assert (caught.value.code, caught.value.detail) == ("invalid-entry", detail)
+
+
+def test_a_naive_time_is_refused_with_its_reason() -> None:
+    data = b'{"actor":{},"event":"access-decision","time":"2026-11-27T09:30:01","version":1}'
+    with pytest.raises(EntryError) as caught:
+        decode_entry(data)
+    detail = "time: Value error, naive datetime: pass a timezone-aware time"
     assert (caught.value.code, caught.value.detail) == ("invalid-entry", detail)
 
 

@@ -11,7 +11,9 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -223,3 +225,38 @@ def test_a_bundle_that_would_inflate_out_of_proportion_is_refused_unread() -> No
         bundle.writestr("checkpoints.jsonl", "")
     entries, _, _ = read_bundle(ordinary.getvalue())
     assert len(entries) == 30_000
+
+
+class _TokyoHostClock(datetime):
+    """The clock of a host whose local zone is Asia/Tokyo (UTC+9), at ``_MOMENT``."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+        if tz is None:  # local wall time, naive
+            return _MOMENT.astimezone(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None)
+        return _MOMENT.astimezone(tz)
+
+
+_MOMENT = datetime(2026, 3, 4, 5, 6, 8, tzinfo=UTC)
+
+
+def test_a_bundles_member_times_are_utc_whatever_the_hosts_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zip members of an exported bundle carry the export's time in UTC, not the
+    host's local wall time."""
+    monkeypatch.setattr(export_api, "datetime", _TokyoHostClock)
+
+    async def export() -> bytes:
+        async with opened(f"sqlite+aiosqlite:///{tmp_path / 'sluis.db'}") as log:
+            for n in range(3):
+                await log.append(sample(n))
+            await log.checkpoint_now()
+            async with _client(_app(log, "officer")) as client:
+                response = await client.get("/v1/audit/export?format=bundle")
+                assert response.status_code == 200
+                return response.content
+
+    with zipfile.ZipFile(io.BytesIO(asyncio.run(export()))) as bundle:
+        stamps = {info.date_time for info in bundle.infolist()}
+    assert stamps == {(2026, 3, 4, 5, 6, 8)}

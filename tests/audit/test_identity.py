@@ -13,18 +13,23 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
 from gateway.audit.identity import (
     ROTATE_HINT,
     Configured,
     LogIdentity,
+    _session,
     establish,
     read_identity,
     reconcile,
 )
 from gateway.audit.keys import Verifier
 from gateway.settings import SettingsError
+from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
+from gateway.storage.models import AuditIdentityRow
 from tests.audit.logs import NOW, ORIGIN, SIGNER
 from tests.audit.test_handover import NEW, _grow
 
@@ -128,6 +133,28 @@ def test_an_adopted_log_names_its_newest_checkpoint(tmp_path: Path) -> None:
         assert await read_identity(db) is None  # nothing stored on a refusal
         identity = await establish(db, Configured("x.example/audit", False, OLD_KEY), now=NOW)
         assert (identity.origin, identity.key) == (ORIGIN, SIGNER.verifier())
+        await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_an_integrity_error_in_the_identity_s_transaction_is_storage_unavailable(
+    tmp_path: Path,
+) -> None:
+    """An integrity error while the identity is read or stored fails closed, as
+    StorageUnavailable naming the audit store and the database's own words."""
+
+    async def scenario() -> None:
+        db = _db(tmp_path)
+        await db.upgrade()
+        with pytest.raises(StorageUnavailable) as caught:
+            async with _session(db) as session:
+                await session.execute(insert(AuditIdentityRow).values(id=1))
+        assert isinstance(caught.value.__cause__, IntegrityError)
+        assert str(caught.value).startswith(
+            "audit store: (sqlite3.IntegrityError) NOT NULL constraint failed: audit_identity."
+        )
+        assert await read_identity(db) is None  # rolled back
         await db.dispose()
 
     asyncio.run(scenario())

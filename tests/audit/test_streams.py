@@ -147,3 +147,16 @@ def test_a_hand_over_on_an_early_page_is_kept(
     assert start is None
     assert [json.loads(line)["index"] for line in entries] == list(range(9))
     assert [json.loads(line)["size"] for line in checkpoints] == [6, 9]
+
+
+def test_a_stored_record_reads_back_as_the_typed_entry_appended(tmp_path: Path) -> None:
+    """``AuditRecord.entry`` decodes the stored bytes into the very entry appended."""
+
+    async def scenario() -> None:
+        async with opened(_url(tmp_path)) as log:
+            await _filled(log)
+            records = await log.entry_range(2, 4)
+        assert [record.index for record in records] == [2, 3]
+        assert [record.entry for record in records] == [sample(2), sample(3)]
+
+    asyncio.run(scenario())

@@ -231,6 +231,14 @@ def test_a_state_time_keeps_its_offset_and_a_naive_one_is_utc() -> None:
             "permissions[0].data.rate_limit",
         ),
         ("    dta: {}\n", "unknown_key", "unknown key", "permissions[0].dta"),
+        # Two logical operators in one mapping: which one applies is not guessed.
+        (
+            "    constraints:\n"
+            "      - {and: [[spatial, eq, NL]], andSequence: [[spatial, eq, BE]]}\n",
+            "invalid_value",
+            "a logical constraint has exactly one of and, or, xone, andSequence",
+            "permissions[0].constraints[0].<logical>",
+        ),
     ],
 )
 def test_a_schema_refusal_reads_exactly(tail: str, code: str, reason: str, key: str) -> None:
