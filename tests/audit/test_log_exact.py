@@ -1,0 +1,202 @@
+"""The audit log's group commit exactly, on real SQLite and PostgreSQL.
+
+Which batch each entry lands in (cut at ``max_batch``, in arrival order), the checkpoint
+each batch signs, the words of every refusal (a size beyond the tree, a missing node, a
+store failure inside an effect, a closed log), and what ``close`` does with appends it
+cannot drain in time. Written against the survivors of ``python -m tests.mutate
+gateway/audit/log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit.checkpoint import verify_checkpoint
+from gateway.audit.entry import encode_entry
+from gateway.audit.errors import CheckpointError, ProofError
+from gateway.audit.log import AuditLog, AuditReader
+from gateway.audit.merkle import leaf_hash, root_hash
+from gateway.audit.records import Receipt
+from gateway.storage import StorageUnavailable
+from gateway.storage.db import Database
+from gateway.storage.models import AuditNodeRow
+from tests.audit.logs import ORIGIN, SIGNER, opened, sample
+from tests.support.databases import database_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database_url(request.param, tmp_path) as value:
+        yield value
+
+
+def _leaves(count: int) -> list[bytes]:
+    """The leaf hashes of ``sample(0)`` .. ``sample(count - 1)``."""
+    return [leaf_hash(encode_entry(sample(n))) for n in range(count)]
+
+
+def test_batches_are_cut_at_max_batch_in_arrival_order(url: str) -> None:
+    """Five appends queued at once, two a batch: batches of 2, 2 and 1, indices in the
+    order the appends came, each receipt naming its own batch's tree, one checkpoint each."""
+
+    async def run() -> None:
+        async with opened(url, max_batch=2, checkpoint_delay=3600) as log:
+            receipts = await asyncio.gather(*(log.append(sample(n)) for n in range(5)))
+            leaves = _leaves(5)
+            assert receipts == [
+                Receipt(n, leaves[n], size, root_hash(leaves[:size]))
+                for n, size in enumerate((2, 2, 4, 4, 5))
+            ]
+            stored = await log.checkpoints()
+            assert [c.size for c in stored] == [2, 4, 5]
+            for signed in stored:
+                checkpoint = verify_checkpoint(signed.note, [SIGNER.verifier()], ORIGIN)
+                assert checkpoint.root_hash == root_hash(leaves[: signed.size])
+            # the newest checkpoint this process signed serves the receipts it covers
+            assert await log.checkpoint_for(receipts[0]) == stored[-1]
+
+    asyncio.run(run())
+
+
+def test_one_batch_holds_at_most_max_batch_and_the_rest_ride_the_next(url: str) -> None:
+    """A batch of exactly ``max_batch`` is not split; one more starts the next batch."""
+
+    async def run() -> None:
+        async with opened(url, max_batch=3, checkpoint_delay=3600) as log:
+            exact = await asyncio.gather(*(log.append(sample(n)) for n in range(3)))
+            assert [r.tree_size for r in exact] == [3, 3, 3]
+            more = await asyncio.gather(*(log.append(sample(n)) for n in range(3, 7)))
+            assert [r.tree_size for r in more] == [6, 6, 6, 7]
+            assert [c.size for c in await log.checkpoints()] == [3, 6, 7]
+
+    asyncio.run(run())
+
+
+def test_a_size_beyond_the_committed_tree_is_refused_in_words(url: str) -> None:
+    """Every proof and root asks the committed size first: its exact size is served, one
+    more is refused with the size asked for and the size there is."""
+
+    async def run() -> None:
+        async with opened(url, sign_batches=False) as log:
+            for n in range(3):
+                await log.append(sample(n))
+            leaves = _leaves(3)
+            assert await log.root_at(3) == root_hash(leaves)
+            assert len(await log.frontier_hashes(3)) == 2
+            assert (await log.inclusion_proof(2, 3)).leaf_hash == leaves[2]
+            assert (await log.consistency_proof(1, 3)).size2 == 3
+            refusals = (
+                log.root_at(4),
+                log.frontier_hashes(4),
+                log.inclusion_proof(0, 4),
+                log.consistency_proof(1, 4),
+            )
+            for refused in refusals:
+                with pytest.raises(ProofError) as caught:
+                    await refused
+                assert caught.value.code == "size-out-of-range"
+                assert caught.value.detail == "tree size 4 beyond 3"
+
+    asyncio.run(run())
+
+
+def test_a_missing_tree_node_is_storage_unavailable_in_words(url: str) -> None:
+    """A node the head row promises but the store lost is corruption: the reader refuses
+    (StorageUnavailable, the caller fails closed) and says which node."""
+
+    async def run() -> None:
+        async with opened(url, sign_batches=False) as log:
+            for n in range(3):
+                await log.append(sample(n))
+            async with log.db.session() as session:
+                await session.execute(
+                    delete(AuditNodeRow).where(AuditNodeRow.level == 0, AuditNodeRow.idx == 2)
+                )
+            reader = AuditReader(log.db)
+            with pytest.raises(StorageUnavailable) as caught:
+                await reader.root_at(3)
+            missing = "NodeID(level=0, index=2)"
+            assert str(caught.value) == f"audit store: missing tree node {missing}"
+            with pytest.raises(StorageUnavailable) as caught:
+                await reader.inclusion_proof(2, 3)
+            assert str(caught.value) == f"audit store: missing tree node {missing}"
+
+    asyncio.run(run())
+
+
+def test_a_store_failure_inside_an_effect_names_its_kind(url: str) -> None:
+    """An effect's database error (not a duplicate) is the store's, refused as such."""
+
+    async def broken(session: AsyncSession) -> None:
+        await session.execute(text("SELECT * FROM no_such_table"))
+
+    async def run() -> None:
+        async with opened(url) as log:
+            with pytest.raises(StorageUnavailable) as caught:
+                await log.append(sample(1), effect=broken)
+            kind = "OperationalError" if log.db.dialect == "sqlite" else "ProgrammingError"
+            assert str(caught.value) == f"audit effect: {kind}"
+            assert await log.size() == 0
+
+    asyncio.run(run())
+
+
+def test_close_waits_at_most_drain_then_fails_what_is_left_in_words(url: str) -> None:
+    """A batch stuck in its transaction past ``drain``: close cancels it (rolled back), and
+    its appender and the one queued behind it hear "audit log closed"; nothing is written,
+    the log reads on and refuses new appends in the same words."""
+
+    async def run() -> None:
+        release = asyncio.Event()  # never set: the effect waits until close cancels it
+        entered = asyncio.Event()
+
+        async def stuck(_session: AsyncSession) -> None:
+            entered.set()
+            await release.wait()
+
+        async with opened(url, max_batch=1, checkpoint_delay=3600) as log:
+            await log.append(sample(0))
+            first = asyncio.ensure_future(log.append(sample(1), effect=stuck))
+            await entered.wait()
+            second = asyncio.ensure_future(log.append(sample(2)))
+            await asyncio.sleep(0)
+            await log.close(drain=0.01)
+            for cut in (first, second):
+                with pytest.raises(StorageUnavailable) as caught:
+                    await cut
+                assert str(caught.value) == "audit log closed"
+            assert await log.size() == 1
+            assert [r.index for r in await log.entries()] == [0]
+            with pytest.raises(StorageUnavailable) as caught:
+                await log.append(sample(3))
+            assert str(caught.value) == "audit log closed"
+            with pytest.raises(StorageUnavailable) as caught:
+                log.enqueue(sample(4))
+            assert str(caught.value) == "audit log closed"
+
+    asyncio.run(run())
+
+
+def test_close_before_any_append_and_twice_is_quiet(url: str) -> None:
+    """A log that never started closes at once, as does a closed one."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            await log.close()
+            await log.close()
+            assert await log.size() == 0
+
+    asyncio.run(run())
+
+
+def test_an_origin_a_checkpoint_cannot_carry_is_refused_when_the_log_is_made() -> None:
+    db = Database("sqlite+aiosqlite://")
+    with pytest.raises(CheckpointError) as caught:
+        AuditLog(db, SIGNER, "sluis.example/audit\nsize 0")
+    assert caught.value.code == "bad-origin"
