@@ -10,24 +10,30 @@ gateway/audit/log``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.checkpoint import verify_checkpoint
 from gateway.audit.entry import encode_entry
 from gateway.audit.errors import CheckpointError, ProofError
-from gateway.audit.log import AuditLog, AuditReader
+from gateway.audit.identity import Configured, establish
+from gateway.audit.keys import Signer
+from gateway.audit.log import AuditLog, AuditReader, Unchanged
 from gateway.audit.merkle import leaf_hash, root_hash
 from gateway.audit.records import Receipt
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.storage.models import AuditNodeRow
-from tests.audit.logs import ORIGIN, SIGNER, opened, sample
+from tests.audit.logs import NOW, ORIGIN, SIGNER, opened, sample
 from tests.support.databases import database_url
+
+OTHER = Signer(ORIGIN, bytes(range(1, 33)))  # the key the log was handed over to
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -200,3 +206,175 @@ def test_an_origin_a_checkpoint_cannot_carry_is_refused_when_the_log_is_made() -
     with pytest.raises(CheckpointError) as caught:
         AuditLog(db, SIGNER, "sluis.example/audit\nsize 0")
     assert caught.value.code == "bad-origin"
+
+
+class _FailingClock:
+    """A clock that raises the first ``failures`` times it is read (an unexpected failure
+    inside a batch's transaction), then tells ``NOW``."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    def __call__(self) -> datetime:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("clock broken")
+        return NOW
+
+
+def test_an_unexpected_failure_fails_its_whole_batch_in_words_and_is_logged(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any failure that is not the store's: every appender of the batch hears
+    StorageUnavailable naming its kind, the operator reads it in full, nothing is written,
+    and the next batch commits where the tree was."""
+
+    async def run() -> None:
+        clock = _FailingClock(0)
+        async with opened(url, clock=clock, checkpoint_delay=3600) as log:
+            first = await log.append(sample(0))
+            clock.failures = 1
+            results = await asyncio.gather(
+                *(log.append(sample(n)) for n in range(1, 4)), return_exceptions=True
+            )
+            assert [str(r) for r in results] == ["audit append failed: RuntimeError"] * 3
+            assert all(isinstance(r, StorageUnavailable) for r in results)
+            after = await log.append(sample(1))
+            assert (first.index, after.index, after.tree_size) == (0, 1, 2)
+            assert after.root_hash == root_hash(_leaves(2))
+            assert [c.size for c in await log.checkpoints()] == [1, 2]
+
+    with caplog.at_level(logging.ERROR, logger="sluis.audit"):
+        asyncio.run(run())
+    (record,) = [r for r in caplog.records if r.name == "sluis.audit"]
+    assert record.getMessage() == "audit append failed"
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
+
+
+def test_a_batch_run_again_with_savepoints_says_why_at_debug(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An effect that fails after it may have written: the batch is run again, one
+    SAVEPOINT per effect, and the debug log names the failure."""
+
+    async def dirty(session: AsyncSession) -> None:
+        await session.execute(text("SELECT 1"))
+        raise LookupError("after a write")
+
+    async def run() -> None:
+        async with opened(url, checkpoint_delay=3600) as log:
+            with pytest.raises(LookupError):
+                await log.append(sample(0), effect=dirty)
+            assert (await log.append(sample(1))).index == 0
+
+    with caplog.at_level(logging.DEBUG, logger="sluis.audit"):
+        asyncio.run(run())
+    messages = [r.getMessage() for r in caplog.records if r.name == "sluis.audit"]
+    assert messages == [
+        "audit batch run again, one savepoint per effect: LookupError('after a write')"
+    ]
+
+
+def test_a_queued_entry_that_cannot_commit_is_logged_with_its_reason(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody waits for an enqueued entry: its refusal goes to the operator's log."""
+
+    async def refused(_session: AsyncSession) -> None:
+        raise Unchanged("nothing to close")
+
+    async def run() -> None:
+        async with opened(url, checkpoint_delay=3600) as log:
+            log.enqueue(sample(0), effect=refused)
+            log.enqueue(sample(1))
+            await log.settled()
+            assert [r.entry for r in await log.entries()] == [sample(1)]
+
+    with caplog.at_level(logging.INFO, logger="sluis.audit"):
+        asyncio.run(run())
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "sluis.audit"]
+    assert messages == [(logging.ERROR, "queued audit entry not committed: nothing to close")]
+
+
+def test_start_runs_one_writer_and_one_checkpointer(url: str) -> None:
+    """``start`` (and every append after it) keeps the same two tasks; close ends them."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            before = set(asyncio.all_tasks())
+            await log.start()
+            await log.start()
+            await log.append(sample(0))
+            started = set(asyncio.all_tasks()) - before
+            assert sorted(t.get_name() for t in started) == ["audit-checkpointer", "audit-writer"]
+            await log.close()
+            assert all(t.done() for t in started)
+
+    asyncio.run(run())
+
+
+def test_a_key_handed_over_signs_no_batch_and_the_checkpointer_retries_and_says_so(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A log whose key is no longer the log's: its batches commit, their checkpoints are
+    not stored; the checkpointer tries again (refused each time, logged each time)."""
+
+    async def run() -> None:
+        db = Database(url)
+        await db.upgrade()
+        await establish(db, Configured(ORIGIN, False, OTHER.verifier().public_key), now=NOW)
+        log = AuditLog(db, SIGNER, ORIGIN, checkpoint_delay=0.01)
+        try:
+            receipt = await log.append(sample(0))
+            assert receipt.index == 0
+            for _ in range(1000):  # polls (up to ~10 s against hanging, not timing)
+                if len(_retries(caplog)) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert await log.checkpoints() == []
+            with pytest.raises(StorageUnavailable) as caught:
+                await log.checkpoint_for(receipt)
+            assert str(caught.value) == "the audit log was handed over to another key; restart"
+        finally:
+            await log.close()
+            await db.dispose()
+
+    with caplog.at_level(logging.WARNING, logger="sluis.audit"):
+        asyncio.run(run())
+    assert len(_retries(caplog)) >= 2
+
+
+def _retries(caplog: pytest.LogCaptureFixture) -> list[str]:
+    said = "audit checkpoint not signed: store unavailable; will retry"
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sluis.audit" and r.levelno == logging.WARNING and r.getMessage() == said
+    ]
+
+
+def test_on_sqlite_a_batch_is_written_past_the_engine_in_one_hop(tmp_path: Path) -> None:
+    """SQLite: the head, entries, nodes and checkpoint go through the driver's own
+    connection in one hop; the engine runs only the sequencer's lock for the batch."""
+
+    async def run() -> None:
+        with database_url("sqlite", tmp_path) as url:
+            async with opened(url, checkpoint_delay=3600) as log:
+                await log.append(sample(0))
+                seen: list[str] = []
+
+                def statement(_c: object, _k: object, sql: str, *_: object) -> None:
+                    seen.append(" ".join(sql.split()).upper())
+
+                engine = log.db.engine.sync_engine
+                event.listen(engine, "before_cursor_execute", statement)
+                try:
+                    await log.append(sample(1))
+                finally:
+                    event.remove(engine, "before_cursor_execute", statement)
+                assert [s.split(" ")[0] for s in seen] == ["UPDATE"], seen
+                assert "AUDIT_HEAD.SIZE +" not in seen[0]
+                assert await log.size() == 2
+
+    asyncio.run(run())
