@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, event, text
+from sqlalchemy import delete, event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.checkpoint import verify_checkpoint
@@ -24,12 +24,13 @@ from gateway.audit.entry import encode_entry
 from gateway.audit.errors import CheckpointError, ProofError
 from gateway.audit.identity import Configured, establish
 from gateway.audit.keys import Signer
-from gateway.audit.log import AuditLog, AuditReader, Unchanged
+from gateway.audit.log import AuditLog, AuditReader, Effect, Unchanged, stage
 from gateway.audit.merkle import leaf_hash, root_hash
 from gateway.audit.records import Receipt
+from gateway.audit.repository import EntryFilter
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
-from gateway.storage.models import AuditNodeRow
+from gateway.storage.models import AuditNodeRow, OpenExchangeRow, ParticipantRow
 from tests.audit.logs import NOW, ORIGIN, SIGNER, opened, sample
 from tests.support.databases import database_url
 
@@ -376,5 +377,110 @@ def test_on_sqlite_a_batch_is_written_past_the_engine_in_one_hop(tmp_path: Path)
                 assert [s.split(" ")[0] for s in seen] == ["UPDATE"], seen
                 assert "AUDIT_HEAD.SIZE +" not in seen[0]
                 assert await log.size() == 2
+
+    asyncio.run(run())
+
+
+def test_readers_return_exactly_what_is_stored(url: str) -> None:
+    """A page and its last sort value, the smallest checkpoint of at least a size, the
+    checkpoints for export with the proof from the one before (none for the first), the
+    frontier's hashes."""
+
+    async def run() -> None:
+        async with opened(url, max_batch=2, checkpoint_delay=3600) as log:
+            assert await log.entry_page(EntryFilter()) == ([], None)
+            assert await log.checkpoint_at_least(0) is None
+            await asyncio.gather(*(log.append(sample(n)) for n in range(5)))
+            leaves = _leaves(5)
+            records, last = await log.entry_page(EntryFilter(limit=2, newest_first=True))
+            assert ([r.index for r in records], last) == ([4, 3], 3)
+            records, last = await log.entry_page(EntryFilter(sort="dataset", limit=3))
+            assert ([r.index for r in records], last) == ([0, 2, 4], "ds0")
+            assert [(await log.checkpoint_at_least(n)).size for n in (0, 2, 3, 5)] == [2, 2, 4, 5]  # type: ignore[union-attr]
+            assert await log.checkpoint_at_least(6) is None
+            exported = await log.export_checkpoints()
+            stored = await log.checkpoints()
+            assert [(e.size, e.note) for e in exported] == [(s.size, s.note) for s in stored]
+            assert exported[0].consistency == ()
+            assert exported[1].consistency == (await log.consistency_proof(2, 4)).hashes
+            assert exported[2].consistency == (await log.consistency_proof(4, 5)).hashes
+            assert await log.frontier_hashes(5) == [root_hash(leaves[:4]), leaves[4]]
+            assert await log.frontier_hashes(0) == []
+
+    asyncio.run(run())
+
+
+def test_checkpoint_for_serves_the_newest_it_signed_that_holds_the_entry(url: str) -> None:
+    """Without batch checkpoints: the first receipt signs its own tree; an older receipt is
+    then served that newest checkpoint; a newer one signs its own and becomes the newest."""
+
+    async def run() -> None:
+        async with opened(url, sign_batches=False, checkpoint_delay=3600) as log:
+            receipts = [await log.append(sample(n)) for n in range(6)]
+            sizes = [(await log.checkpoint_for(receipts[n])).size for n in (3, 1, 3, 5, 4, 0)]
+            assert sizes == [4, 4, 4, 6, 6, 6]
+            assert [c.size for c in await log.checkpoints()] == [4, 6]
+
+    asyncio.run(run())
+
+
+def test_the_current_checkpoint_is_the_newest_stored_or_a_first_one(url: str) -> None:
+    async def run() -> None:
+        async with opened(url, sign_batches=False, checkpoint_delay=3600) as log:
+            await log.append(sample(0))
+            await log.append(sample(1))
+            first = await log.current_checkpoint()
+            assert first.size == 2
+            await log.append(sample(2))
+            assert await log.current_checkpoint() == first  # the newest stored: not signed anew
+            assert await log.checkpoint_now() != first
+            assert (await log.current_checkpoint()).size == 3
+
+    asyncio.run(run())
+
+
+def test_an_unchanged_refusal_first_in_its_batch_stages_nothing(url: str) -> None:
+    """The first effect to stage rows into a table refuses (Unchanged): what it staged is
+    dropped, the next effect's rows in that table go in alone."""
+
+    async def run() -> None:
+        async with opened(url, checkpoint_delay=3600) as log:
+            results = await asyncio.gather(
+                log.append(sample(1), effect=_stage_then("x1", refuse=True)),
+                log.append(sample(2), effect=_stage_then("x2")),
+                return_exceptions=True,
+            )
+            assert isinstance(results[0], Unchanged)
+            assert results[1].index == 0  # type: ignore[union-attr]
+            async with log.db.session() as session:
+                found = await session.scalars(select(OpenExchangeRow.id))
+                assert list(found.all()) == ["x2"]
+
+    asyncio.run(run())
+
+
+def _stage_then(exchange: str, *, refuse: bool = False) -> Effect:
+    """An effect that stages an open-exchange row ``exchange``, then raises Unchanged if
+    told to (breaking its promise: what it staged must not be inserted either)."""
+
+    async def effect(session: AsyncSession) -> None:
+        row = {"id": exchange, "owner": "test", "consumer_id": "c", "dataset_id": "d"}
+        await stage(session, OpenExchangeRow, row | {"started_at": NOW})
+        if refuse:
+            raise Unchanged(exchange)
+
+    return effect
+
+
+def test_a_registry_table_is_refused_for_staging_in_words(url: str) -> None:
+    async def effect(session: AsyncSession) -> None:
+        row = {"id": "NTRNL-00000009", "name": "x", "roles": [], "status": "active"}
+        await stage(session, ParticipantRow, row | {"groups": []})
+
+    async def run() -> None:
+        async with opened(url, checkpoint_delay=3600) as log:
+            with pytest.raises(TypeError) as caught:
+                await log.append(sample(1), effect=effect)
+            assert str(caught.value) == "participants is the registry's: write it in the effect"
 
     asyncio.run(run())
