@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -482,5 +483,48 @@ def test_a_registry_table_is_refused_for_staging_in_words(url: str) -> None:
             with pytest.raises(TypeError) as caught:
                 await log.append(sample(1), effect=effect)
             assert str(caught.value) == "participants is the registry's: write it in the effect"
+
+    asyncio.run(run())
+
+
+class _Traced(Database):
+    """A real SQLite database noting every statement its sessions run, those the writer
+    runs on the driver's own connection included."""
+
+    seen: list[str]
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with super().session() as session:
+            connection = await session.connection()
+            driver = (await connection.get_raw_connection()).driver_connection
+            raw = driver._conn  # aiosqlite's sqlite3 connection
+            await driver._execute(raw.set_trace_callback, self.seen.append)
+            try:
+                yield session
+            finally:
+                await driver._execute(raw.set_trace_callback, None)
+
+
+def test_a_process_reads_no_node_for_its_next_batch(tmp_path: Path) -> None:
+    """The frontier a batch grew the tree to is kept: the process's next batch starts from
+    it and reads no node (SQLite: the writer's statements on the driver's connection)."""
+
+    async def run() -> None:
+        with database_url("sqlite", tmp_path) as url:
+            db = _Traced(url)
+            db.seen = []
+            await db.upgrade()
+            log = AuditLog(db, SIGNER, ORIGIN, checkpoint_delay=3600)
+            try:
+                await log.append(sample(0))
+                await log.append(sample(1))
+                db.seen.clear()
+                await log.append(sample(2))
+                assert any("INSERT INTO audit_entries" in s for s in db.seen), db.seen
+                assert not [s for s in db.seen if "audit_nodes WHERE" in s], db.seen
+            finally:
+                await log.close()
+                await db.dispose()
 
     asyncio.run(run())
