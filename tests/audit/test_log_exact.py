@@ -528,3 +528,35 @@ def test_a_process_reads_no_node_for_its_next_batch(tmp_path: Path) -> None:
                 await db.dispose()
 
     asyncio.run(run())
+
+
+def test_checkpoint_now_signs_nothing_when_the_newest_covers_the_tree(url: str) -> None:
+    """checkpoint_now (the background signer's call) signs and stores the tree once; asked
+    again for the same tree it returns that checkpoint and writes nothing."""
+
+    async def run() -> None:
+        async with opened(url, sign_batches=False, checkpoint_delay=3600) as log:
+            await log.append(sample(0))
+            signed = await log.append(sample(1))
+            inserts: list[str] = []
+
+            def statement(_c: object, _k: object, sql: str, *_: object) -> None:
+                if sql.startswith("INSERT INTO audit_checkpoints"):
+                    inserts.append(sql)
+
+            engine = log.db.engine.sync_engine
+            event.listen(engine, "before_cursor_execute", statement)
+            try:
+                first = await log.checkpoint_now()
+                assert (first.size, first.checkpoint.root_hash) == (2, signed.root_hash)
+                assert len(inserts) == 1
+                assert await log.checkpoint_now() == first
+                assert len(inserts) == 1  # nothing signed nor stored again
+                await log.append(sample(2))
+                assert (await log.checkpoint_now()).size == 3
+                assert len(inserts) == 2
+            finally:
+                event.remove(engine, "before_cursor_execute", statement)
+            assert [c.size for c in await log.checkpoints()] == [2, 3]
+
+    asyncio.run(run())
