@@ -330,7 +330,7 @@ def test_a_key_handed_over_signs_no_batch_and_the_checkpointer_retries_and_says_
         try:
             receipt = await log.append(sample(0))
             assert receipt.index == 0
-            for _ in range(1000):  # polls (up to ~10 s against hanging, not timing)
+            for _ in range(300):  # polls (up to ~3 s against hanging, not timing)
                 if len(_retries(caplog)) >= 2:
                     break
                 await asyncio.sleep(0.01)
