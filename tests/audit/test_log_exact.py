@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ from gateway.audit.keys import Signer
 from gateway.audit.log import AuditLog, AuditReader, Effect, Unchanged, stage
 from gateway.audit.merkle import leaf_hash, root_hash
 from gateway.audit.records import Receipt
-from gateway.audit.repository import EntryFilter
+from gateway.audit.repository import CountFilter, EntryFilter
 from gateway.storage import StorageUnavailable
 from gateway.storage.db import Database
 from gateway.storage.models import AuditNodeRow, OpenExchangeRow, ParticipantRow
@@ -558,5 +558,30 @@ def test_checkpoint_now_signs_nothing_when_the_newest_covers_the_tree(url: str) 
             finally:
                 event.remove(engine, "before_cursor_execute", statement)
             assert [c.size for c in await log.checkpoints()] == [2, 3]
+
+    asyncio.run(run())
+
+
+def test_the_counts_and_the_activity_of_a_window(url: str) -> None:
+    """What the console's charts read: decisions counted per event and per dataset,
+    participant and decision, in a half-open time window."""
+
+    async def run() -> None:
+        async with opened(url, checkpoint_delay=3600) as log:
+            for n in range(5):
+                await log.append(sample(n))
+            await log.append(sample(5, time=NOW + timedelta(hours=1)))
+            window = CountFilter(until=NOW + timedelta(hours=1))
+            assert sorted(await log.counts(window)) == [
+                ("access-decision", "deny", 2),
+                ("access-decision", "permit", 3),
+            ]
+            assert sorted(await log.activity(window)) == [
+                ("ds0", "NTRNL-00000000", "deny", 1),
+                ("ds0", "NTRNL-00000001", "deny", 1),
+                ("ds0", "NTRNL-00000002", "permit", 1),
+                ("ds1", "NTRNL-00000000", "permit", 1),
+                ("ds1", "NTRNL-00000001", "permit", 1),
+            ]
 
     asyncio.run(run())
