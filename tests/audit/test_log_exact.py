@@ -2,8 +2,10 @@
 
 Which batch each entry lands in (cut at ``max_batch``, in arrival order), the checkpoint
 each batch signs, the words of every refusal (a size beyond the tree, a missing node, a
-store failure inside an effect, a closed log), and what ``close`` does with appends it
-cannot drain in time. Written against the survivors of ``python -m tests.mutate
+store failure inside an effect, a closed log, an unexpected failure in a batch), what
+``close`` does with appends it cannot drain in time, the operator's log lines, a key
+handed over, what the readers return, and (SQLite, traced) the writer's one hop and its
+kept frontier. Written against the survivors of ``python -m tests.mutate
 gateway/audit/log``.
 """
 
