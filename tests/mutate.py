@@ -179,6 +179,38 @@ MODULES = (
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,
     ),
+    # repository.py alone (the officer's queries, hand-over, checkpoints), on SQLite.
+    Module(
+        "gateway/audit/repository",
+        ("gateway/audit/repository.py",),
+        (
+            "tests/audit/test_log.py",
+            "tests/audit/test_writer_rows.py",
+            "tests/audit/test_handover.py",
+            "tests/audit/test_endpoints.py",
+            "tests/audit/test_console_api.py",
+            "tests/audit/test_export_api.py",
+            "tests/audit/test_entry_sort.py",
+            "tests/audit/test_log_effects.py",
+            "tests/audit/test_batch_checkpoint.py",
+            "tests/console/test_charts.py",
+        ),
+        ("-k", "not postgresql"),
+        timeout_multiplier=8.0,
+    ),
+    # Its PostgreSQL-only path (run with --functions): the unnest insert, execute_one.
+    Module(
+        "gateway/audit/repository (PostgreSQL)",
+        ("gateway/audit/repository.py",),
+        (
+            "tests/audit/test_log.py",
+            "tests/audit/test_writer_rows.py",
+            "tests/audit/test_log_effects.py",
+            "tests/audit/test_batch_checkpoint.py",
+        ),
+        ("-k", "postgresql"),
+        timeout_multiplier=8.0,
+    ),
     Module("policies", ("policies/*.py", "policies/operands/*.py"), ("tests/policies",)),
     # policies/ in parts, the decision first: all of it (3,800 lines) against all of
     # tests/policies is hours at one worker, since nearly every test reaches the engine.
