@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit import repository as repo
@@ -28,6 +28,7 @@ from tests.audit.logs import NOW, ORIGIN
 from tests.support.databases import database_url
 
 LATER = NOW + timedelta(hours=1)
+AMSTERDAM = timezone(timedelta(hours=1))
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -55,6 +56,14 @@ def _on(url: str, *steps: Callable[[AsyncSession], Awaitable[None]]) -> None:
             await db.dispose()
 
     asyncio.run(run())
+
+
+async def _whole_table_reads(session: AsyncSession) -> None:
+    """On PostgreSQL, read tables as a large range is read (an export): in the order the
+    rows lie, not through an index. SQLite reads an index range in its order."""
+    if session.get_bind().dialect.name == "postgresql":
+        for plan in ("enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan"):
+            await session.execute(text(f"SET LOCAL {plan} = off"))
 
 
 def _row(idx: int, **fields: Any) -> dict[str, object]:
@@ -99,10 +108,18 @@ def test_add_checkpoint_says_whether_this_call_stored_it(url: str) -> None:
         assert (found.created_at, found.rotated_at) == (NOW, None)
         assert await repo.add_checkpoint(session, 5, _root(5), "n5", NOW, signer_key="b") is False
         assert await repo.checkpoint_of_size(session, 5) is None
-        assert await repo.add_checkpoint(session, 5, _root(5), "n5", NOW, signer_key="a") is True
+        # signed_at in another zone: stored as the same instant (the column's type), in UTC
+        at = NOW.astimezone(AMSTERDAM)
+        assert await repo.add_checkpoint(session, 5, _root(5), "n5", at, signer_key="a") is True
         assert await repo.add_checkpoint(session, 5, _root(5), "n5'", NOW, signer_key="a") is False
 
-    _on(url, first, stored, adopt, signed_by_the_current_key)
+    async def stored_by_the_key(session: AsyncSession) -> None:
+        row = await repo.checkpoint_of_size(session, 5)
+        assert row is not None
+        assert (row.size, bytes(row.root_hash), row.note, row.signed_at) == (5, _root(5), "n5", NOW)
+        assert row.signed_at.utcoffset() == timedelta(0)
+
+    _on(url, first, stored, adopt, signed_by_the_current_key, stored_by_the_key)
 
 
 def test_a_hand_over_moves_the_key_once_and_the_old_key_signs_no_more(url: str) -> None:
@@ -146,6 +163,7 @@ def test_checkpoints_are_read_by_size_whatever_order_they_were_stored_in(url: st
             assert await repo.add_checkpoint(session, size, _root(size), f"n{size}", NOW)
 
     async def read(session: AsyncSession) -> None:
+        await _whole_table_reads(session)
         assert [r.size for r in await repo.all_checkpoints(session)] == [2, 5, 9]
         latest = await repo.latest_checkpoint(session)
         assert latest is not None
@@ -183,6 +201,7 @@ def test_entries_and_nodes_inserted_by_a_batch_are_read_back_in_index_order(url:
         await repo.insert_batch(session, [_row(2), _row(0, participant=None), _row(1)], nodes)
 
     async def read(session: AsyncSession) -> None:
+        await _whole_table_reads(session)
         got = await repo.entry_range(session, 0, 3)
         assert got == [(0, b'{"n":0}'), (1, b'{"n":1}'), (2, b'{"n":2}')]
         assert await repo.entry_range(session, 1, 2) == [(1, b'{"n":1}')]
@@ -249,6 +268,10 @@ def test_counts_and_activity_group_the_window_in_sql(url: str) -> None:
         assert sorted(await repo.activity(session, window), key=str) == sorted(
             [("ds", "", "permit", 1), ("ds", "p0", "deny", 1)], key=str
         )
+        # entry 2, a decision on a dataset, is at the window's end: not in it
+        window = repo.CountFilter(NOW + timedelta(minutes=1), NOW + timedelta(minutes=2))
+        assert await repo.counts(session, window) == [("access-decision", "permit", 1)]
+        assert await repo.activity(session, window) == [("ds", "", "permit", 1)]
 
     _on(url, insert, read)
 
@@ -259,6 +282,8 @@ def test_entries_in_index_order_though_stored_in_another(url: str) -> None:
         await repo.insert_batch(session, [_row(i) for i in order], [Node(0, 0, _root(0))])
 
     async def read(session: AsyncSession) -> None:
+        await _whole_table_reads(session)
+
         async def listed(**where: Any) -> list[int]:
             return [i for i, _, _ in await repo.entries(session, repo.EntryFilter(**where))]
 
@@ -267,6 +292,36 @@ def test_entries_in_index_order_though_stored_in_another(url: str) -> None:
         assert await listed(after=1, limit=2) == [2, 3]
         assert await listed(before=4, newest_first=True, limit=2) == [3, 2]
         assert await listed(participant="p1") == [1, 3, 5]
+        assert await listed(sort="time", limit=2) == [0, 1]  # a sorted page holds its limit
+        assert await listed(sort="time", limit=2, newest_first=True) == [5, 4]
+
+    _on(url, insert, read)
+
+
+def test_a_cursor_among_the_missing_values_reads_the_rest_of_them_then_the_values(
+    url: str,
+) -> None:
+    """Sorted by participant, NULL first: 0, 2, 4 (no participant), then p1's 1, 3, 5."""
+
+    async def insert(session: AsyncSession) -> None:
+        rows = [_row(i, participant=None if i % 2 == 0 else "p1") for i in (4, 1, 2, 5, 0, 3)]
+        await repo.insert_batch(session, rows, [Node(0, 0, _root(0))])
+
+    async def read(session: AsyncSession) -> None:
+        async def listed(cursor: repo.SortKey | None, **where: Any) -> list[tuple[int, object]]:
+            found = repo.EntryFilter(sort="participant", cursor=cursor, **where)
+            return [(i, key) for i, _, key in await repo.entries(session, found)]
+
+        assert await listed(None) == [(0, None), (2, None), (4, None), (1, "p1"), (3, "p1"),
+                                      (5, "p1")]  # fmt: skip
+        assert await listed((None, 2)) == [(4, None), (1, "p1"), (3, "p1"), (5, "p1")]
+        assert await listed((None, 2), limit=2) == [(4, None), (1, "p1")]
+        assert await listed(("p1", 3)) == [(5, "p1")]
+        newest = {"newest_first": True}
+        assert await listed(None, **newest) == [(5, "p1"), (3, "p1"), (1, "p1"), (4, None),
+                                                (2, None), (0, None)]  # fmt: skip
+        assert await listed((None, 2), **newest) == [(0, None)]
+        assert await listed(("p1", 3), **newest) == [(1, "p1"), (4, None), (2, None), (0, None)]
 
     _on(url, insert, read)
 
@@ -332,3 +387,43 @@ def test_a_statement_is_compiled_again_when_another_held_its_id(tmp_path: Path) 
 
     with database_url("sqlite", tmp_path) as url:
         _on(url, run)
+
+
+def test_sqlites_paths_bind_times_as_sqlalchemy_does_from_a_cold_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tail and ``execute_one`` put every value through its column type's processor,
+    found afresh as in a process's first batch: a time in another zone is stored as the
+    UTC text SQLAlchemy's own DATETIME writes (sortable), never the driver's own spelling."""
+    monkeypatch.setattr(repo, "_PROCESSORS", {})
+    monkeypatch.setattr(repo, "_COMPILED", {})
+    checkpoints = repo._CHECKPOINTS
+    moved = (
+        update(checkpoints)
+        .where(checkpoints.c.size == bindparam("checkpoint"))
+        .values(signed_at=bindparam("at"))
+    )
+
+    async def write(session: AsyncSession) -> None:
+        at = NOW.astimezone(AMSTERDAM)
+        stored = await repo.in_sqlite_thread(
+            session,
+            lambda tail: (
+                tail.insert_batch([_row(0, time=at)], [Node(0, 0, _root(0))]),
+                tail.add_checkpoint(1, _root(1), "n1", at, signer_key="a"),
+            ),
+        )
+        assert stored == (None, True)
+        later = {"checkpoint": 1, "at": LATER.astimezone(AMSTERDAM)}
+        assert await repo.execute_one(session, moved, later) == (1, None)
+
+    async def read(session: AsyncSession) -> None:
+        entry = (await session.execute(text("SELECT CAST(time AS TEXT) FROM audit_entries"))).all()
+        signed = await session.execute(
+            text("SELECT CAST(signed_at AS TEXT) FROM audit_checkpoints")
+        )
+        assert [r[0] for r in entry] == ["2026-11-27 12:00:00.000000"]
+        assert [r[0] for r in signed.all()] == ["2026-11-27 13:00:00.000000"]
+
+    with database_url("sqlite", tmp_path) as url:
+        _on(url, write, read)
