@@ -231,8 +231,6 @@ MODULES = (
         ("-k", "not postgresql"),
         timeout_multiplier=8.0,
     ),
-    # Every file of policies/ is now in one of the parts below; the whole package at once
-    # (3,800 lines against all of tests/policies) is hours at one worker and was not run.
     # The same in two parts, scored apart: the combined one did not finish in one run. The
     # group commit alone, against the log's tests on SQLite and the hand-over (the stale
     # key's checkpoints, which log.py refuses to store or serve); test_log_exact.py was
@@ -253,6 +251,42 @@ MODULES = (
         # tests' 22 s estimate times 8 was three minutes of wall time per such mutant.
         timeout_multiplier=2.0,
     ),
+    # repository.py alone (the officer's queries, hand-over, checkpoints), on SQLite.
+    Module(
+        "gateway/audit/repository",
+        ("gateway/audit/repository.py",),
+        (
+            "tests/audit/test_log.py",
+            "tests/audit/test_writer_rows.py",
+            "tests/audit/test_handover.py",
+            "tests/audit/test_endpoints.py",
+            "tests/audit/test_console_api.py",
+            "tests/audit/test_export_api.py",
+            "tests/audit/test_entry_sort.py",
+            "tests/audit/test_log_effects.py",
+            "tests/audit/test_batch_checkpoint.py",
+            "tests/audit/test_repository.py",
+            "tests/console/test_charts.py",
+        ),
+        ("-k", "not postgresql"),
+        timeout_multiplier=8.0,
+    ),
+    # Its PostgreSQL-only path (run with --functions): the unnest insert, execute_one.
+    Module(
+        "gateway/audit/repository (PostgreSQL)",
+        ("gateway/audit/repository.py",),
+        (
+            "tests/audit/test_log.py",
+            "tests/audit/test_writer_rows.py",
+            "tests/audit/test_log_effects.py",
+            "tests/audit/test_batch_checkpoint.py",
+            "tests/audit/test_repository.py",
+        ),
+        ("-k", "postgresql"),
+        timeout_multiplier=8.0,
+    ),
+    # Every file of policies/ is now in one of the parts below; the whole package at once
+    # (3,800 lines against all of tests/policies) is hours at one worker and was not run.
     Module("policies", ("policies/*.py", "policies/operands/*.py"), ("tests/policies",)),
     # policies/ in parts, the decision first: all of it (3,800 lines) against all of
     # tests/policies is hours at one worker, since nearly every test reaches the engine.
