@@ -235,6 +235,17 @@ MODULES = (
     # group commit alone, against the log's tests on SQLite and the hand-over (the stale
     # key's checkpoints, which log.py refuses to store or serve); test_log_exact.py was
     # written from the combined run's survivors before this part's first run.
+    # The audit error family (its code, detail and message) and the package's exports.
+    Module(
+        "gateway/audit/errors",
+        ("gateway/audit/errors.py", "gateway/audit/__init__.py"),
+        (
+            "tests/audit/test_errors.py",
+            "tests/audit/test_entry.py",
+            "tests/audit/test_note_refusals.py",
+            "tests/audit/test_verify_offline.py",
+        ),
+    ),
     Module(
         "gateway/audit/log",
         ("gateway/audit/log.py",),
@@ -584,6 +595,14 @@ MODULES = (
     # headers, the stream, the pass-through; the real router in a small app, the bearer
     # check overridden and the service a recording stand-in answering with real Outcome
     # and Rest objects. test_exchange.py runs the same over mTLS.
+    # The data route's fast path (issue 10): which requests it takes instead of the declared
+    # route (differential: the same query strings through both) and the dependencies it
+    # resolves by hand, in FastAPI's order.
+    Module(
+        "gateway/exchange/fast_data",
+        ("gateway/exchange/fast_data.py",),
+        ("tests/gateway/test_fast_data.py",),
+    ),
     Module(
         "gateway/exchange/endpoints+schemas",
         ("gateway/exchange/endpoints.py", "gateway/exchange/schemas.py"),

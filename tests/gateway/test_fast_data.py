@@ -5,12 +5,13 @@ through to the declared route. Differential: each query string is given to both.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.datastructures import QueryParams
 from starlette.routing import Match
 
@@ -143,3 +144,62 @@ def test_a_plain_get_is_matched_with_its_dataset_and_parameters() -> None:
     assert match is Match.FULL
     assert child["path_params"] == {"dataset_id": "sensors"}
     assert child["sluis.data_params"] == DataParams(limit=5)
+
+
+def test_a_matched_request_is_authenticated_then_its_token_checked_then_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The fast path resolves by hand what FastAPI resolves for the declared route: the
+    # certificate's participant, then the bearer token against it, then the same endpoint
+    # code with the services, the dataset and the parameters matched.
+    from gateway.exchange import fast_data  # noqa: PLC0415 - its names are replaced here
+
+    services, participant, caller = object(), object(), object()
+    calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def get_services(request: Request) -> object:
+        calls.append(("services", (request.url.path,)))
+        return services
+
+    async def authenticated(request: Request, given: object) -> object:
+        calls.append(("authenticated", (request.url.path, given)))
+        return participant
+
+    async def bearer(request: Request, holder: object, given: object) -> object:
+        calls.append(("bearer", (request.url.path, holder, given)))
+        return caller
+
+    async def data_response(
+        request: Request, dataset: str, who: object, given: object, params: DataParams
+    ) -> StreamingResponse:
+        calls.append(("data", (request.url.path, dataset, who, given, params)))
+
+        async def rows() -> AsyncIterator[bytes]:
+            yield b"ro"
+            yield b"ws"
+
+        # streamed, as a longer answer is: Starlette listens for a disconnect on ``receive``
+        return StreamingResponse(rows(), status_code=203)
+
+    for name, stand_in in [("get_services", get_services), ("authenticated", authenticated),
+                           ("bearer", bearer), ("data_response", data_response)]:  # fmt: skip
+        monkeypatch.setattr(fast_data, name, stand_in)
+    app = FastAPI()
+    app.router.routes.insert(0, DataRoute())
+    response = asyncio.run(_get(app, "/v1/datasets/sensors/data?format=csv&limit=7"))
+    assert (response.status_code, response.text) == (203, "rows")
+    path = "/v1/datasets/sensors/data"
+    assert calls == [
+        ("services", (path,)),
+        ("authenticated", (path, services)),
+        ("bearer", (path, participant, services)),
+        ("data", (path, "sensors", caller, services, DataParams(limit=7, format="csv"))),
+    ]
+
+
+def test_path_parameters_matched_before_are_kept() -> None:
+    # Mounted under a router that matched parameters of its own, they stay in the scope.
+    scope = _scope("GET", "/v1/datasets/sensors/data") | {"path_params": {"tenant": "t1"}}
+    match, child = DataRoute().matches(scope)
+    assert match is Match.FULL
+    assert child["path_params"] == {"tenant": "t1", "dataset_id": "sensors"}

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from joserfc import jwt
-from joserfc.errors import SecurityWarning
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, KeySet, OKPKey
 
 from gateway.auth import tokens
@@ -23,10 +23,12 @@ from gateway.auth.jose import (
     MAX_JWT_BYTES,
     OWN_TOKEN_ALGS,
     JoseInputError,
+    decode,
     import_private,
     import_public,
     peek,
     public_jwk,
+    registry,
 )
 from gateway.auth.tokens import TokenRejected, TrustedIssuer
 
@@ -152,3 +154,32 @@ def test_a_signature_that_does_not_verify_says_so() -> None:
         tokens.check(token, _issuers(), audience=ISSUER, thumbprint="t", now=NOW)
     expected = ("bad-signature", "the token's signature does not verify")
     assert (refused.value.code, refused.value.detail) == expected
+
+
+def test_a_header_parameter_outside_the_registry_is_read() -> None:
+    # joserfc's strict header check would refuse a parameter RFC 7515 does not register;
+    # issuers add their own (a trace id, a tenant), and what the token says is checked by
+    # its claims, not by which header names it carries.
+    header = {"alg": "ES256", "kid": "k1", "x-tenant": "fieldlab"}
+    token = jwt.encode(header, {"sub": "x"}, KEY, registry=registry(("ES256",)))
+    decoded = decode(token, KEY, ("ES256",))
+    assert (decoded.header["x-tenant"], decoded.claims) == ("fieldlab", {"sub": "x"})
+
+
+def test_an_eddsa_token_is_read_without_joserfc_s_deprecation_warning() -> None:
+    key = import_private(ed25519.Ed25519PrivateKey.generate())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)  # signing is not what is tested
+        token = jwt.encode({"alg": "EdDSA"}, {"sub": "x"}, key, algorithms=["EdDSA"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning decode lets through fails here
+        assert decode(token, key, ("EdDSA",)).claims == {"sub": "x"}
+
+
+def test_a_larger_header_cap_reaches_the_registry() -> None:
+    # The client assertions' x5c chains need more than the default 512 characters.
+    chain = {"alg": "ES256", "x5c": ["A" * 600]}
+    token = jwt.encode(chain, {"sub": "x"}, KEY, registry=registry(("ES256",), max_header=2048))
+    assert decode(token, KEY, ("ES256",), max_header=2048).claims == {"sub": "x"}
+    with pytest.raises(JoseError, match="Header size exceeds 512"):
+        decode(token, KEY, ("ES256",))
