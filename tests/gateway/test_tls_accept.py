@@ -436,3 +436,40 @@ def test_a_dropped_connection_is_logged_with_its_address(caplog: pytest.LogCaptu
     assert [r.getMessage() for r in caplog.records] == [
         "connection from 192.0.2.1 closed before TLS: too many connections"
     ]
+
+
+def test_a_connection_gone_as_its_handshake_ends_is_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # asyncio's start_tls answers None when the connection went away in the very turn the
+    # handshake ended (no transport to hand over); no socket makes that turn happen on
+    # demand, so asyncio's answer is given here.
+    from gateway.http import tls_accept  # noqa: PLC0415 - its start_tls is replaced
+
+    counter = ConnectionCounter(LIMITS)
+    calls: list[tuple[Any, ...]] = []
+    made: list[Http] = []
+
+    async def gone(_loop: Any, raw: Any, protocol: Any, context: Any, **timeouts: float) -> None:
+        calls.append((raw, protocol, context, timeouts))
+
+    def make_http() -> Http:
+        made.append(Http())
+        return made[-1]
+
+    monkeypatch.setattr(tls_accept, "start_tls", gone)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+
+    async def accept() -> tuple[Handshake, RawTransport]:
+        handshake = Handshake(make_http, context, 7, counter, close_timeout=3)
+        transport = RawTransport(("192.0.2.7", 5000))
+        handshake.connection_made(transport)
+        assert counter.per_source == {"192.0.2.7": 1}  # counted from accept
+        assert handshake._task is not None
+        await handshake._task
+        return handshake, transport
+
+    handshake, transport = asyncio.run(accept())
+    assert calls == [(transport, handshake, context, {"handshake_timeout": 7, "close_timeout": 3})]
+    assert made == []  # nothing to hand over
+    assert (counter.total, counter.per_source) == (0, {})
