@@ -7,8 +7,11 @@ from datetime import timedelta
 import pytest
 from cryptography import x509
 
+import certs.path
 from certs import CertificateRejected, RevokedEntry, TrustStore, create_crl, generate_key
+from certs.identity import describe
 from certs.keys import PrivateKey
+from certs.path import MAX_SIGNATURE_CHECKS
 from tests.certs.pki_builders import (
     NOW,
     Pki,
@@ -255,3 +258,90 @@ def test_many_same_named_decoys_do_not_blow_up_the_search(pki: Pki) -> None:
     assert code_of(pki, [leaf, *decoys]) in {"bad-signature", "path-too-long"}
     genuine = pki.leaf()
     assert pki.verify([genuine, *decoys[:8]]).serial_number == genuine.serial_number
+
+
+def dead_end_twins(pki: Pki, count: int) -> list[x509.Certificate]:
+    """``count`` CA certificates with the issuing CA's name and key, each issued by a CA no
+    one holds: every link to one checks out, and the search then finds nothing above it."""
+    nowhere_key = generate_key(pki.key_type)
+    nowhere = build_cert(
+        subject=name("Nowhere CA"),
+        public_key=nowhere_key.public_key(),
+        issuer=None,
+        signing_key=nowhere_key,
+        extensions=ca_extensions(nowhere_key.public_key(), None),
+    )
+    public = pki.issuing_key.public_key()
+    return [
+        build_cert(
+            subject=pki.issuing.subject,
+            public_key=public,
+            issuer=nowhere,
+            signing_key=nowhere_key,
+            extensions=ca_extensions(public, 0),
+        )
+        for _ in range(count)
+    ]
+
+
+def test_signature_check_budget_at_its_boundary(pki: Pki) -> None:
+    # Only the root is trusted; the chain offers the twins first, then the genuine issuing
+    # CA. Every check succeeds: the twins spend one each, the issuing CA and the root one
+    # more each, so MAX_SIGNATURE_CHECKS - 2 twins leave exactly the budget for the path.
+    trust = TrustStore(anchors=(pki.root,))
+    leaf = pki.leaf()
+    twins = dead_end_twins(pki, MAX_SIGNATURE_CHECKS - 1)
+    allowed = [leaf, *twins[:-1], pki.issuing]
+    assert pki.verify(allowed, trust=trust).serial_number == leaf.serial_number
+    # One twin more: the link to the root is check number MAX_SIGNATURE_CHECKS + 1, and the
+    # budget's refusal is the only (so the first) failure met.
+    with pytest.raises(CertificateRejected) as info:
+        pki.verify([leaf, *twins, pki.issuing], trust=trust)
+    assert info.value.code == "path-too-long"
+    assert info.value.detail == (f"path search for {describe(leaf)} exceeded its budget")
+
+
+def test_candidates_past_max_issuers_each_spend_a_check(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # leaf <- L3 <- L2 <- L1 <- L0 <- root is five issuers, one too many, and L0 has a twin
+    # (same name and key) that is just as far; L1 also has a twin signed by the root itself,
+    # which makes a path of four. The search checks leaf-L3, L3-L2, L2-L1, L1-L0 (too
+    # long), L1-twin (too long: tried too, not skipped), L2-L1 twin, L1 twin-root: 7.
+    root_key = generate_key(pki.key_type)
+    root = build_cert(
+        subject=name("Deep Root"),
+        public_key=root_key.public_key(),
+        issuer=None,
+        signing_key=root_key,
+        extensions=ca_extensions(root_key.public_key(), None),
+    )
+    trust = TrustStore(anchors=(root,))
+    l0, l0_key = sub_ca(pki, root, root_key, "Level 0")
+    l0_twin = build_cert(
+        subject=l0.subject,
+        public_key=l0_key.public_key(),
+        issuer=root,
+        signing_key=root_key,
+        extensions=ca_extensions(l0_key.public_key(), None),
+    )
+    l1, l1_key = sub_ca(pki, l0, l0_key, "Level 1")
+    l1_short = build_cert(
+        subject=l1.subject,
+        public_key=l1_key.public_key(),
+        issuer=root,
+        signing_key=root_key,
+        extensions=ca_extensions(l1_key.public_key(), None),
+    )
+    l2, l2_key = sub_ca(pki, l1, l1_key, "Level 2")
+    l3, l3_key = sub_ca(pki, l2, l2_key, "Level 3")
+    leaf = leaf_under(l3, l3_key)
+    chain = [leaf, l3, l2, l1, l1_short, l0, l0_twin]
+    crls = [crl_of(l3, l3_key)]
+    monkeypatch.setattr(certs.path, "MAX_SIGNATURE_CHECKS", 7)
+    assert pki.verify(chain, crls=crls, trust=trust).serial_number == leaf.serial_number
+    monkeypatch.setattr(certs.path, "MAX_SIGNATURE_CHECKS", 6)
+    with pytest.raises(CertificateRejected) as info:
+        pki.verify(chain, crls=crls, trust=trust)
+    assert info.value.code == "path-too-long"
+    assert info.value.detail == f"no anchor within 4 issuers of {describe(leaf)}"
