@@ -152,6 +152,37 @@ def test_a_crl_signed_with_another_kind_of_key_is_not_believed(pki: Pki) -> None
     assert _refusal(pki.leaf(), pki.issuing, [crl])[0] == "crl-invalid"
 
 
+class _CrlTheLibraryCannotCheck:
+    """A CRL named after ``issuer`` whose signature check raises instead of answering.
+
+    cryptography 50's ``is_signature_valid`` answers ``False`` for every CRL we could build
+    against an RSA, EC or Ed25519 key (another kind of key, another algorithm, an unknown
+    algorithm, a garbled signature); only a key type it does not know raises, and
+    ``_is_authentic`` turns those away before asking. This stands in for a library that
+    raises ``ValueError`` or ``TypeError`` there: the CRL must still not be believed.
+    """
+
+    def __init__(self, issuer: x509.Certificate, error: type[Exception]) -> None:
+        self.issuer = issuer.subject
+        self.extensions = x509.Extensions([])
+        self.error = error
+
+    def is_signature_valid(self, _key: object) -> bool:
+        raise self.error("signature algorithm does not match the key")
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError])
+def test_a_crl_whose_signature_check_raises_is_not_believed(
+    pki: Pki, error: type[Exception]
+) -> None:
+    leaf = pki.leaf()
+    crl = _CrlTheLibraryCannotCheck(pki.issuing, error)
+    assert _refusal(leaf, pki.issuing, [crl]) == (
+        "crl-invalid",
+        f"no CRL for {describe(leaf)} is validly signed by {describe(pki.issuing)}",
+    )
+
+
 def test_an_issuer_nobody_trusts_is_named(pki: Pki) -> None:
     stranger = Pki.create("ec-p256", root_name="Other Root", issuing_name="Other CA")
     leaf = stranger.leaf()
