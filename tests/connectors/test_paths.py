@@ -257,13 +257,16 @@ def test_a_link_removed_between_its_open_and_its_reading_is_refused_as_a_loop(
 def test_a_link_in_a_directory_removed_after_its_reading_is_a_dangling_link(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Read as a link, gone when walked from the root: the entry is named, the dataset refused."""
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "a.csv").write_text("x")
-    (tmp_path / "d" / "x.csv").symlink_to("a.csv")
+    """Read as a link, gone when walked from the root: the entry is named, the dataset refused.
+
+    One directory down, so the entry's name is the last of three parts, not the second.
+    """
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "a.csv").write_text("x")
+    (tmp_path / "d" / "sub" / "x.csv").symlink_to("a.csv")
     _race_on_readlink(monkeypatch, "x.csv", before=False)
     assert _refusal(tmp_path, "d") == "a dangling link: 'x.csv': 'd'"
-    assert not (tmp_path / "d" / "x.csv").is_symlink()
+    assert not (tmp_path / "d" / "sub" / "x.csv").is_symlink()
 
 
 def test_a_root_that_is_a_file_is_a_configuration_error(tmp_path: Path) -> None:
