@@ -7,6 +7,7 @@ refused before any walk, and what a directory listing holds and skips.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -196,6 +197,76 @@ def test_an_entry_that_cannot_be_opened_is_named(tmp_path: Path) -> None:
     with pytest.raises(SourceUnavailable) as refused:
         _files(tmp_path, "d")
     assert refused.value.reason == "cannot open 'locked.csv' under the root"
+
+
+def test_an_entry_that_cannot_be_opened_is_named_whoever_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test above as root too: the kernel's ``EACCES`` on the entry's open stood in for."""
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "a.csv").write_text("x")
+    (tmp_path / "d" / "sub" / "locked.csv").write_text("x")
+    real_open = os.open
+
+    def refusing_open(
+        path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> int:
+        if path == "locked.csv":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    with pytest.raises(SourceUnavailable) as refused:
+        _files(tmp_path, "d")
+    assert type(refused.value) is SourceUnavailable
+    assert refused.value.reason == "cannot open 'locked.csv' under the root"
+
+
+def _race_on_readlink(monkeypatch: pytest.MonkeyPatch, link: str, *, before: bool) -> None:
+    """Remove ``link`` just before (or just after) the walk reads it: a link changed under it.
+
+    The kernel's answers stay real: only the moment of the removal is chosen, the one a
+    concurrent writer would have to hit.
+    """
+    real_readlink = os.readlink
+
+    def racing_readlink(path: str, *, dir_fd: int | None = None) -> str:
+        if path != link:
+            return real_readlink(path, dir_fd=dir_fd)
+        if before:
+            os.unlink(path, dir_fd=dir_fd)
+            return real_readlink(path, dir_fd=dir_fd)  # ENOENT, the kernel's own
+        target = real_readlink(path, dir_fd=dir_fd)
+        os.unlink(path, dir_fd=dir_fd)
+        return target
+
+    monkeypatch.setattr(os, "readlink", racing_readlink)
+
+
+def test_a_link_removed_between_its_open_and_its_reading_is_refused_as_a_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``O_NOFOLLOW`` answered ``ELOOP`` (a link), then no link to read: nothing is followed."""
+    (tmp_path / "a.csv").write_text("x")
+    (tmp_path / "l.csv").symlink_to("a.csv")
+    _race_on_readlink(monkeypatch, "l.csv", before=True)
+    assert _refusal(tmp_path, "l.csv") == "a link loop, or too many links: 'l.csv'"
+    assert not (tmp_path / "l.csv").is_symlink()
+
+
+def test_a_link_in_a_directory_removed_after_its_reading_is_a_dangling_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read as a link, gone when walked from the root: the entry is named, the dataset refused.
+
+    One directory down, so the entry's name is the last of three parts, not the second.
+    """
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "a.csv").write_text("x")
+    (tmp_path / "d" / "sub" / "x.csv").symlink_to("a.csv")
+    _race_on_readlink(monkeypatch, "x.csv", before=False)
+    assert _refusal(tmp_path, "d") == "a dangling link: 'x.csv': 'd'"
+    assert not (tmp_path / "d" / "sub" / "x.csv").is_symlink()
 
 
 def test_a_root_that_is_a_file_is_a_configuration_error(tmp_path: Path) -> None:
