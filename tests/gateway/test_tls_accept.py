@@ -473,3 +473,40 @@ def test_a_connection_gone_as_its_handshake_ends_is_forgotten(
     assert calls == [(transport, handshake, context, {"handshake_timeout": 7, "close_timeout": 3})]
     assert made == []  # nothing to hand over
     assert (counter.total, counter.per_source) == (0, {})
+
+
+def test_a_request_sent_with_the_handshakes_last_flight_reaches_the_http_protocol(
+    tmp_path: Path,
+) -> None:
+    """The client's last handshake flight and its first request in one write: asyncio's TLS
+    protocol decrypts the request in the turn the handshake ends, before the hand-over, and
+    gives it to the handshake's protocol, which keeps it for the HTTP protocol."""
+    pki = Pki(tmp_path)
+    member = pki.client("Member", "NTRNL-90000003")
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def client(listener: Listener) -> None:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = _client_context(pki, member).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                writer.write(outgoing.read())
+                data = await asyncio.wait_for(reader.read(65536), 10)
+                assert data, "the server closed during the handshake"
+                incoming.write(data)
+        tls.write(request)  # queued right behind the client's Finished
+        writer.write(outgoing.read())  # both in one segment
+        await _until(
+            lambda: bool(listener.made) and ("data", request) in listener.made[0].calls,
+            "the request handed over",
+        )
+        writer.close()
+
+    _, listener = _serving(pki, 5.0, client)
+    (http,) = listener.made
+    assert [call for call, _ in http.calls][:2] == ["made", "data"]
+    assert http.calls[1] == ("data", request)
