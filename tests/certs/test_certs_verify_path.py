@@ -31,6 +31,19 @@ def code_of(pki: Pki, chain: list[x509.Certificate], **kwargs: object) -> str:
     return info.value.code
 
 
+def root_ca(pki: Pki, common_name: str) -> tuple[x509.Certificate, PrivateKey]:
+    """A self-signed CA certificate (a root no trust store need hold)."""
+    key = generate_key(pki.key_type)
+    cert = build_cert(
+        subject=name(common_name),
+        public_key=key.public_key(),
+        issuer=None,
+        signing_key=key,
+        extensions=ca_extensions(key.public_key(), None),
+    )
+    return cert, key
+
+
 def sub_ca(
     pki: Pki,
     parent: x509.Certificate,
@@ -155,14 +168,7 @@ def test_intermediate_path_length_violated(pki: Pki) -> None:
 
 
 def test_path_deeper_than_four_issuers(pki: Pki) -> None:
-    root_key = generate_key(pki.key_type)
-    root = build_cert(
-        subject=name("Deep Root"),
-        public_key=root_key.public_key(),
-        issuer=None,
-        signing_key=root_key,
-        extensions=ca_extensions(root_key.public_key(), None),
-    )
+    root, root_key = root_ca(pki, "Deep Root")
     trust = TrustStore(anchors=(root,))
     cas = [(root, root_key)]
     for depth in range(4):
@@ -268,14 +274,7 @@ def test_many_same_named_decoys_do_not_blow_up_the_search(pki: Pki) -> None:
 def dead_end_twins(pki: Pki, count: int) -> list[x509.Certificate]:
     """``count`` CA certificates with the issuing CA's name and key, each issued by a CA no
     one holds: every link to one checks out, and the search then finds nothing above it."""
-    nowhere_key = generate_key(pki.key_type)
-    nowhere = build_cert(
-        subject=name("Nowhere CA"),
-        public_key=nowhere_key.public_key(),
-        issuer=None,
-        signing_key=nowhere_key,
-        extensions=ca_extensions(nowhere_key.public_key(), None),
-    )
+    nowhere, nowhere_key = root_ca(pki, "Nowhere CA")
     public = pki.issuing_key.public_key()
     return [
         build_cert(
@@ -313,14 +312,7 @@ def test_candidates_past_max_issuers_each_spend_a_check(
     # (same name and key) that is just as far; L1 also has a twin signed by the root itself,
     # which makes a path of four. The search checks leaf-L3, L3-L2, L2-L1, L1-L0 (too
     # long), L1-twin (too long: tried too, not skipped), L2-L1 twin, L1 twin-root: 7.
-    root_key = generate_key(pki.key_type)
-    root = build_cert(
-        subject=name("Deep Root"),
-        public_key=root_key.public_key(),
-        issuer=None,
-        signing_key=root_key,
-        extensions=ca_extensions(root_key.public_key(), None),
-    )
+    root, root_key = root_ca(pki, "Deep Root")
     trust = TrustStore(anchors=(root,))
     l0, l0_key = sub_ca(pki, root, root_key, "Level 0")
     l0_twin = build_cert(
