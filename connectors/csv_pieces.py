@@ -25,6 +25,7 @@ from connectors.errors import SourceRejected
 PIECE = 4 << 20  # bytes of CSV text read and parsed per step
 BLOCK = 1 << 20  # bytes per parser thread within a piece
 MAX_LINE = 64 << 20  # the longest row read
+PIECE_UNKNOWN = 1 << 62  # a length larger than any piece: the stream does not say its own
 
 
 def pieces(stream: Any, size: int = PIECE, max_line: int = MAX_LINE) -> Iterator[memoryview]:
@@ -36,16 +37,22 @@ def pieces(stream: Any, size: int = PIECE, max_line: int = MAX_LINE) -> Iterator
     buffer allocated per piece (the copies and fresh pages cost more CPU than the parsing
     threads wait for).
     """
-    buffer = bytearray(size)
+    # A stream that knows its length (a file) gets a buffer of that length when it is shorter
+    # than a piece: a small file costs no 4 MiB allocation (fresh pages, zeroed, per stream).
+    buffer = bytearray(min(size, _left(stream) + 1))
     held = 0  # bytes at the front of ``buffer``: a line not yet ended, carried over
+    filled = False  # the last read filled ``buffer``
     while True:
         if held == len(buffer):  # one line fills the buffer: a larger one (views stay valid)
             buffer = buffer + bytearray(size)
+        elif filled and len(buffer) < size:  # the stream outgrew its length: full pieces now
+            buffer = buffer + bytearray(size - len(buffer))
         with memoryview(buffer) as view:
             got = stream.readinto(view[held:])
         if not got:
             break
         end = held + got
+        filled = end == len(buffer)
         cut = max(buffer.rfind(b"\n", 0, end), buffer.rfind(b"\r", 0, end)) + 1
         if cut == 0:
             if end > max_line:
@@ -59,6 +66,16 @@ def pieces(stream: Any, size: int = PIECE, max_line: int = MAX_LINE) -> Iterator
     if held:
         with memoryview(buffer) as view:
             yield view[:held]
+
+
+def _left(stream: Any) -> int:
+    """The bytes ``stream`` says are left to read; a piece's worth and more when it cannot
+    say (a pipe, a Python stream)."""
+    try:
+        left = int(stream.size()) - int(stream.tell())
+    except (AttributeError, OSError, ValueError):
+        return PIECE_UNKNOWN
+    return max(left, 0)
 
 
 def read(stream: Any, convert: Any, size: int = PIECE) -> Iterator[pa.Table]:

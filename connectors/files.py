@@ -299,7 +299,7 @@ def _csv_batches(dataset: Any, query: Query) -> Iterator[list[pa.RecordBatch]]:
     )  # the null rules of ``_format``
     where = expression(query.where)
     for path in dataset.files:  # opened through the confined filesystem, never by name
-        with dataset.filesystem.open_input_stream(path) as stream:
+        with dataset.filesystem.open_input_file(path) as stream:  # says its length
             for table in csv_pieces.read(stream, convert):
                 chosen = table if where is None else table.filter(where)
                 del table  # the unfiltered piece is not held while the next one is read
