@@ -109,15 +109,45 @@ async def stage(session: AsyncSession, table: type[Any], row: dict[str, object])
     nothing else in a batch reads: a use's record, an opened exchange. Not for the tables
     the registry follows (TypeError): they are inserted in Core, which it does not see.
     """
+    _not_the_registrys(table)
+    staged: _Staged | None = session.info.get(_STAGED)
+    if staged is None:
+        await session.execute(insert(table), [row])
+    else:
+        staged.setdefault((_INSERT, table), []).append(row)
+
+
+def staged_delete(session: AsyncSession, table: type[Any], key: dict[str, object]) -> bool:
+    """Delete the rows of ``table`` whose columns equal ``key``'s, with the batch's other
+    rows (after its inserts), when the session is a batch's run without savepoints; False
+    otherwise (the caller deletes at once). For a delete whose outcome nobody asks (an
+    exchange's completion closes it whether or not a restart closed it first).
+    """
+    _not_the_registrys(table)
+    staged: _Staged | None = session.info.get(_STAGED)
+    if staged is None:
+        return False
+    staged.setdefault((_DELETE, table), []).append(key)
+    return True
+
+
+def is_staged_for_delete(session: AsyncSession, table: type[Any], key: dict[str, object]) -> bool:
+    """Whether an earlier effect of the batch staged the delete of ``key``'s rows: to a later
+    effect they are gone already (as they would be had it deleted them at once)."""
+    staged: _Staged | None = session.info.get(_STAGED)
+    return staged is not None and key in staged.get((_DELETE, table), ())
+
+
+def _not_the_registrys(table: type[Any]) -> None:
     from gateway.registry import tracks  # noqa: PLC0415 - the registry imports the services
 
     if tracks(table.__tablename__):  # its rows go in Core, which the registry does not see
         raise TypeError(f"{table.__tablename__} is the registry's: write it in the effect")
-    staged: dict[type[Any], list[dict[str, object]]] | None = session.info.get(_STAGED)
-    if staged is None:
-        await session.execute(insert(table), [row])
-    else:
-        staged.setdefault(table, []).append(row)
+
+
+_INSERT, _DELETE = "insert", "delete"
+#: Rows a batch's effects staged, by (insert or delete, table), in order.
+_Staged = dict[tuple[str, type[Any]], list[dict[str, object]]]
 
 
 class AuditReader:
@@ -564,7 +594,7 @@ async def _run_effects(
 ) -> None:
     """Run the batch's effects (see ``AuditLog._sequence``); the refused go into
     ``refused`` by position and hear of it at once."""
-    staged: dict[type[Any], list[dict[str, object]]] = {}
+    staged: _Staged = {}
     if not savepoints:
         session.info[_STAGED] = staged
     try:
@@ -581,18 +611,17 @@ async def _run_effects(
                     item.done.set_exception(failure)
     finally:
         session.info.pop(_STAGED, None)
-    try:
-        connection = await session.connection()
-        for table, rows in staged.items():
-            if rows:  # one executemany per table, in Core (none is the registry's: ``stage``)
-                await connection.execute(insert(table.__table__), rows)
-    except SQLAlchemyError as exc:
+    try:  # one statement per table (none is the registry's: ``stage``), inserts first
+        await repo.write_rows(
+            session,
+            [(table.__table__, rows) for (kind, table), rows in staged.items() if kind == _INSERT],
+            [(table.__table__, rows) for (kind, table), rows in staged.items() if kind == _DELETE],
+        )
+    except (SQLAlchemyError, repo.RowsRefused) as exc:
         raise _Dirty from exc
 
 
-async def _run_bare(
-    session: AsyncSession, effect: Effect, staged: dict[type[Any], list[dict[str, object]]]
-) -> BaseException | None:
+async def _run_bare(session: AsyncSession, effect: Effect, staged: _Staged) -> BaseException | None:
     """Run ``effect`` without a SAVEPOINT: what it raised as :class:`Unchanged`, or None
     (kept); any other failure is :class:`_Dirty` (the batch must be rolled back)."""
     before = {table: len(rows) for table, rows in staged.items()}

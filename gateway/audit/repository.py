@@ -11,8 +11,11 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import (
     ClauseElement,
     ColumnElement,
+    Delete,
     Table,
     and_,
+    bindparam,
+    delete,
     func,
     insert,
     literal,
@@ -119,9 +122,12 @@ async def lock_sequencer(session: AsyncSession) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK})
-    else:
-        stmt = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(size=_HEAD.c.size)
-        await (await session.connection()).execute(stmt)
+    else:  # one hop to the driver's thread (through the session's connection, three)
+        await execute_one(session, _LOCK_HEAD, {})
+
+
+# Core, built once: the no-op write that takes SQLite's write lock
+_LOCK_HEAD = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(size=_HEAD.c.size)
 
 
 async def grow(session: AsyncSession, count: int) -> int:
@@ -265,6 +271,21 @@ class SqliteTail:
         cursor.close()
         return count, first
 
+    def write_rows(self, inserts: RowWrites, deletes: RowWrites) -> None:
+        """As :func:`write_rows` (its inserted rows whole): a refusal raises RowsRefused."""
+        try:
+            for table, rows in inserts:
+                self._insert(table, list(rows))
+            for table, rows in deletes:
+                names = list(rows[0])
+                where = " AND ".join(f"{name} = ?" for name in names)
+                self._connection.executemany(
+                    f"DELETE FROM {table.name} WHERE {where}",  # noqa: S608 - the table's own columns; values bound
+                    [self._values(table, {name: row[name] for name in names}) for row in rows],
+                )
+        except sqlite3.Error as exc:
+            raise RowsRefused(f"{type(exc).__name__}: {exc}") from exc
+
     def _insert(self, table: Table, rows: list[dict[str, object]]) -> None:
         if not rows:
             return
@@ -337,6 +358,50 @@ async def in_sqlite_thread(session: AsyncSession, work: Callable[[SqliteTail], _
     except sqlite3.Error as exc:
         raise StorageUnavailable(f"audit store: {type(exc).__name__}: {exc}") from exc
     return result
+
+
+class RowsRefused(Exception):
+    """The database refused rows :func:`write_rows` wrote (a duplicate key, a constraint);
+    the driver's error is the cause."""
+
+
+#: Rows to write together, per table: inserted (whole rows) or deleted (by the columns given).
+RowWrites = Sequence[tuple[Table, Sequence[dict[str, object]]]]
+
+
+async def write_rows(session: AsyncSession, inserts: RowWrites, deletes: RowWrites) -> None:
+    """Insert then delete rows in the session's transaction, one statement per table.
+
+    A delete row names the columns that pick the rows (all equal). On SQLite, when every
+    inserted row names every column of its table (no column default applies), all of it
+    runs in one hop to the driver's thread (through the session's connection, three per
+    table), each value through its column type's bind processor as SQLAlchemy binds it.
+    A refusal by the database raises :class:`RowsRefused` there, SQLAlchemy's error
+    elsewhere.
+    """
+    inserts = [(table, rows) for table, rows in inserts if rows]
+    deletes = [(table, rows) for table, rows in deletes if rows]
+    if not inserts and not deletes:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite" and all(_whole(t, rows) for t, rows in inserts):
+        await in_sqlite_thread(session, lambda tail: tail.write_rows(inserts, deletes))
+        return
+    for table, rows in inserts:  # elsewhere SQLAlchemy's own errors
+        await connection.execute(insert(table), list(rows))
+    for table, rows in deletes:
+        await connection.execute(_deleting(table, list(rows[0])), list(rows))
+
+
+def _whole(table: Table, rows: Sequence[dict[str, object]]) -> bool:
+    """Every row names every column of ``table``."""
+    names = set(table.c.keys())
+    return all(row.keys() == names for row in rows)
+
+
+def _deleting(table: Table, names: list[str]) -> Delete:
+    """DELETE FROM ``table`` WHERE each of ``names`` equals its bound value."""
+    return delete(table).where(*(table.c[name] == bindparam(name) for name in names))
 
 
 async def execute_one(

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit.log import stage
+from gateway.audit.log import is_staged_for_delete, stage, staged_delete
 from gateway.audit.repository import execute_one
 from gateway.storage.models import GatewayInstanceRow, OpenExchangeRow
 from gateway.storage.sql import insert_or_replace
@@ -32,9 +32,19 @@ async def open_exchange(
 
 
 async def close_exchange(session: AsyncSession, exchange_id: str) -> bool:
-    """Mark the exchange ended; False when it was not open (already closed)."""
+    """Mark the exchange ended; False when it was not open (already closed, or staged to
+    be closed by an earlier effect of the same batch)."""
+    if is_staged_for_delete(session, OpenExchangeRow, {"id": exchange_id}):
+        return False
     count, _ = await execute_one(session, _CLOSE, {"exchange": exchange_id})
     return count == 1
+
+
+async def end_exchange(session: AsyncSession, exchange_id: str) -> None:
+    """Mark the exchange ended if it is open, without asking whether it was: in an audit
+    batch staged with its other rows (one statement for the batch), elsewhere at once."""
+    if not staged_delete(session, OpenExchangeRow, {"id": exchange_id}):
+        await close_exchange(session, exchange_id)
 
 
 # Core, not the ORM: one statement, no session synchronisation; built once, values bound

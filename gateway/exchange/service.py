@@ -693,7 +693,9 @@ def _closing(
     if it is still open (a restart's record of an interruption is written once)."""
 
     async def close(session: AsyncSession) -> None:
-        if not await repository.close_exchange(session, exchange_id) and strict:
+        if not strict:  # whether it was still open changes nothing: staged with the batch
+            await repository.end_exchange(session, exchange_id)
+        elif not await repository.close_exchange(session, exchange_id):
             raise _AlreadyClosed(exchange_id)
 
     return close

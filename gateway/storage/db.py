@@ -57,9 +57,12 @@ class Database:
             options["pool_recycle"] = POOL_RECYCLE_SECONDS
         elif parsed.database and not parsed.query:
             options["async_creator"] = functools.partial(self._open_sqlite, parsed.database)
+        if self.dialect == "sqlite":  # rolled back on return only in a transaction: below
+            options["pool_reset_on_return"] = None
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "reset", _rollback_if_in_transaction)
         else:
             replace_closed_connections(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -201,6 +204,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _rollback_if_in_transaction(dbapi_connection: Any, _record: Any, state: Any) -> None:
+    """The pool's reset of a SQLite connection it takes back: a ROLLBACK only while SQLite
+    says a transaction is open (``in_transaction``, read off the driver's connection, idle
+    while pooled). The pool's own reset rolls back every connection, a committed one too: a
+    hop to aiosqlite's thread and back for nothing, once per session."""
+    if state.terminate_only or not state.asyncio_safe:  # being discarded, or no loop to use
+        return
+    raw = getattr(dbapi_connection.driver_connection, "_conn", None)  # aiosqlite private
+    if raw is None or raw.in_transaction:
+        dbapi_connection.rollback()
 
 
 def replace_closed_connections(engine: AsyncEngine) -> None:

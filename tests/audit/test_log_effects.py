@@ -13,16 +13,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import bindparam, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin.changes import commit
+from gateway.audit import repository as repo
 from gateway.audit.log import AuditLog, Effect, Unchanged, stage
 from gateway.audit.repository import execute_one
 from gateway.errors import Conflict
-from gateway.exchange.repository import _CLOSE, _OPEN
+from gateway.exchange.repository import _CLOSE, _OPEN, close_exchange, end_exchange
 from gateway.storage import StorageUnavailable
 from gateway.storage.models import OpenExchangeRow, ParticipantRow, UTCDateTime
 from tests.audit.logs import NOW, ORIGIN, SIGNER, assert_consistent, opened, sample
@@ -152,11 +154,14 @@ def test_a_batch_of_only_refused_effects_writes_nothing(url: str) -> None:
 
 
 class _Statements:
-    """Every statement (and SAVEPOINT / ROLLBACK) the engine of ``log`` runs while entered."""
+    """Every statement (and SAVEPOINT / ROLLBACK) the engine of ``log`` runs while entered;
+    on SQLite also the staged rows' statements, which run on the driver's own connection
+    (``SqliteTail.write_rows``: one statement per table, noted as such)."""
 
     def __init__(self, log: AuditLog) -> None:
         self.engine = log.db.engine.sync_engine
         self.seen: list[str] = []
+        self._write_rows = repo.SqliteTail.write_rows
 
     def _statement(self, _conn: object, _cursor: object, statement: str, *_: object) -> None:
         self.seen.append(" ".join(statement.split()).upper())
@@ -167,11 +172,21 @@ class _Statements:
     def __enter__(self) -> list[str]:
         event.listen(self.engine, "before_cursor_execute", self._statement)
         event.listen(self.engine, "rollback", self._rollback)
+        written = self._write_rows
+        seen = self.seen
+
+        def write_rows(tail: repo.SqliteTail, inserts: Any, deletes: Any) -> None:
+            seen.extend(f"INSERT INTO {t.name.upper()}" for t, _ in inserts)
+            seen.extend(f"DELETE FROM {t.name.upper()}" for t, _ in deletes)  # noqa: S608 - a note, never run
+            written(tail, inserts, deletes)
+
+        repo.SqliteTail.write_rows = write_rows  # type: ignore[method-assign]
         return self.seen
 
     def __exit__(self, *_: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(self.engine, "rollback", self._rollback)
+        repo.SqliteTail.write_rows = self._write_rows  # type: ignore[method-assign]
 
 
 def _stage_then(exchange: str, *, refuse: bool = False) -> Effect:
@@ -374,3 +389,119 @@ def test_one_statement_runs_in_the_effects_transaction(url: str) -> None:
     assert row is not None
     assert row[0] == "x1"
     assert (closed, none, again) == (1, None, 0)
+
+
+def _end_then(exchange: str) -> Effect:
+    """The completion's effect: end the exchange, whether or not it is still open."""
+
+    async def effect(session: AsyncSession) -> None:
+        await end_exchange(session, exchange)
+
+    return effect
+
+
+def _close_strictly(exchange: str) -> Effect:
+    """A restart's effect: close the exchange only if it is still open (else Unchanged)."""
+
+    async def effect(session: AsyncSession) -> None:
+        if not await close_exchange(session, exchange):
+            raise Unchanged(exchange)
+
+    return effect
+
+
+def test_ended_exchanges_are_deleted_together_after_the_inserts(url: str) -> None:
+    """Completions staged in one batch end their exchanges in one DELETE, after the batch's
+    inserts: an exchange opened and ended in the same batch is gone, and one already gone
+    is simply not there (issue 10: no statement per completion)."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            await log.append(sample(0), effect=_stage_then("x1"))
+            await log.append(sample(1), effect=_stage_then("x2"))
+            with _Statements(log) as seen:
+                results = await asyncio.gather(
+                    log.append(sample(2), effect=_end_then("x1")),
+                    log.append(sample(3), effect=_stage_then("x3")),
+                    log.append(sample(4), effect=_end_then("x3")),  # opened in this batch
+                    log.append(sample(5), effect=_end_then("gone")),
+                )
+            assert [r.index for r in results] == [2, 3, 4, 5]
+            assert await _exchanges(log) == ["x2"]
+            deletes = [s for s in seen if s.startswith("DELETE FROM OPEN_EXCHANGES")]
+            assert len(deletes) == 1, seen
+            inserts = [s for s in seen if s.startswith("INSERT INTO OPEN_EXCHANGES")]
+            assert seen.index(inserts[0]) < seen.index(deletes[0])
+            assert not [s for s in seen if "SAVEPOINT" in s or s == "ROLLBACK"], seen
+            assert await assert_consistent(log) == 6
+
+    asyncio.run(run())
+
+
+def test_a_strict_close_sees_an_end_staged_before_it_in_the_batch(url: str) -> None:
+    """A restart's close after a completion of the same exchange in one batch finds it
+    closed, as it would had the completion deleted the row at once: its entry is refused."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            await log.append(sample(0), effect=_stage_then("x1"))
+            results = await asyncio.gather(
+                log.append(sample(1), effect=_end_then("x1")),
+                log.append(sample(2), effect=_close_strictly("x1")),
+                return_exceptions=True,
+            )
+            assert isinstance(results[1], Unchanged)
+            assert results[0].index == 1  # type: ignore[union-attr]
+            assert await _exchanges(log) == []
+            assert await assert_consistent(log) == 2
+
+    asyncio.run(run())
+
+
+def test_outside_a_batch_an_exchange_ends_at_once(url: str) -> None:
+    """``end_exchange`` in a session of its own (no batch staging) deletes at once."""
+
+    async def run() -> None:
+        async with opened(url) as log:
+            await log.append(sample(0), effect=_stage_then("x1"))
+            async with log.db.session() as session:
+                await end_exchange(session, "x1")
+                assert not await close_exchange(session, "x1")
+            assert await _exchanges(log) == []
+
+    asyncio.run(run())
+
+
+def test_a_sqlite_batch_costs_four_driver_hops(tmp_path: Path) -> None:
+    """On SQLite, a batch whose effects stage rows and end exchanges costs four hops to the
+    driver's thread, however many entries it holds: the sequencer's lock, the staged rows
+    (inserts and deletes together), the head, entries, nodes and checkpoint, and the COMMIT
+    (no ROLLBACK on return after it: tests/gateway/test_db_reset.py). Issue 10: each hop is
+    a thread switch both ways; before, 9 a batch and one more per ended exchange."""
+
+    async def run() -> None:
+        with database_url("sqlite", tmp_path) as url:
+            async with opened(url) as log:
+                await log.append(sample(0), effect=_stage_then("x1"))
+                hops: list[str] = []
+                driver_class: Any = aiosqlite.Connection
+                original = driver_class._execute
+
+                async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+                    hops.append(getattr(fn, "__qualname__", repr(fn)))
+                    return await original(self, fn, *args, **kwargs)
+
+                driver_class._execute = counted
+                try:
+                    await asyncio.gather(
+                        log.append(sample(1), effect=_end_then("x1")),
+                        log.append(sample(2), effect=_stage_then("x2")),
+                        log.append(sample(3), effect=_stage_then("x3")),
+                        log.append(sample(4)),
+                    )
+                finally:
+                    driver_class._execute = original
+                assert len(hops) == 4, hops
+                assert await _exchanges(log) == ["x2", "x3"]
+
+    asyncio.run(run())

@@ -20,6 +20,7 @@ The upstream is a real HTTP server on loopback that counts what it is asked.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.util import await_only
 
+from gateway.audit.repository import SqliteTail
 from gateway.client import mtls_context
 from gateway.storage.db import Database
 from tests.support.databases import database_url
@@ -70,7 +72,9 @@ def _upstream() -> Upstream:
 
 
 class AuditInsertFault:
-    """Acts on the audit log's INSERT INTO audit_entries, on every engine in this process."""
+    """Acts on the audit log's INSERT INTO audit_entries, on every engine in this process;
+    on SQLite, where the writer's statements run on the driver's own connection in its
+    thread, on the step that grows the head before the entries are inserted."""
 
     def __init__(self) -> None:
         self.mode: str | None = None
@@ -79,15 +83,20 @@ class AuditInsertFault:
 
     def __call__(self, *args: Any) -> None:
         statement = " ".join(str(args[2]).lower().split())
-        writes = "insert into audit_entries" in statement or statement.startswith(
-            "update audit_head"  # SQLite: the lock opening the writer's transaction
-        )
-        if self.mode is None or not writes:
+        if self.mode is None or "insert into audit_entries" not in statement:
             return
         if self.mode == "fail":
             raise RuntimeError("injected fault: the audit store refuses this append")
         self.entered.set()
         await_only(self._wait())  # suspends this greenlet only: the event loop runs on
+
+    def in_driver_thread(self) -> None:
+        """The same, in SQLite's driver thread (the event loop runs on meanwhile)."""
+        if self.mode == "fail":
+            raise sqlite3.OperationalError("injected fault: the audit store refuses this append")
+        if self.mode is not None:
+            self.entered.set()
+            self.release.wait(20)  # at most 20 s, so a broken test cannot hang the suite
 
     async def _wait(self) -> None:
         for _ in range(2000):  # at most ~20 s, so a broken test cannot hang the suite
@@ -97,9 +106,16 @@ class AuditInsertFault:
 
 
 @pytest.fixture
-def fault() -> Iterator[AuditInsertFault]:
+def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[AuditInsertFault]:
     hook = AuditInsertFault()
     event.listen(Engine, "before_cursor_execute", hook)
+    grow = SqliteTail.grow
+
+    def faulty_grow(tail: SqliteTail, count: int) -> int:
+        hook.in_driver_thread()
+        return grow(tail, count)
+
+    monkeypatch.setattr(SqliteTail, "grow", faulty_grow)
     try:
         yield hook
     finally:

@@ -18,7 +18,7 @@ GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 SESSION_WRITES = {"add", "add_all", "delete", "merge"}
 SQL_WRITES = {
     "update", "insert", "delete", "insert_unless_present", "insert_or_add", "insert_or_replace",
-    "stage",
+    "stage", "staged_delete",
 }  # fmt: skip
 DIALECTS = {"postgresql", "sqlite"}
 
@@ -87,8 +87,9 @@ NOT_A_CHANGE = {
     "audit/repository.py:grow": "the audit log's own head",
     "audit/repository.py:insert_batch": "the audit log's entries and Merkle nodes",
     "audit/log.py:stage": "a helper: rows an effect stages (its callers are classified)",
-    "audit/log.py:_run_effects": "inserts the rows the batch's effects staged (their "
-    "callers, stage's, are classified) in the batch's transaction",
+    "audit/repository.py:write_rows": "writes the rows a batch's effects staged (their "
+    "callers, stage's and staged_delete's, are classified) in the batch's transaction",
+    "audit/repository.py:_deleting": "builds write_rows' DELETE (run by write_rows)",
     "audit/repository.py:hand_over": "the audit log's own signing key: the hand-over is "
     "committed with its key-rotation entry (gateway/audit/rotation.py)",
     "audit/repository.py:replace_note": "more signatures (a cosignature) over the same "
@@ -113,6 +114,8 @@ NOT_A_CHANGE = {
     "in its access-decision entry's transaction (the effect)",
     "exchange/repository.py:close_exchange": "bookkeeping: the exchange ended, in its "
     "completion (or interruption) entry's transaction",
+    "exchange/repository.py:end_exchange": "bookkeeping: the exchange ended, staged with "
+    "its completion entry's batch",
     "dsp/consumer_repository.py:set_provider_pid": "a consumer-side process learns the "
     "provider's id for it (from the provider's answer or first callback): bookkeeping of a "
     "process whose requests and moves are audited, not a change of who may do what",
