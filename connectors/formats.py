@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -118,6 +119,7 @@ _CSV_WRITE = pacsv.WriteOptions(include_header=False, batch_size=64 * 1024)
 _IPC_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the stream writer's end-of-stream marker
 
 
+@lru_cache(maxsize=256)  # per schema: the same few datasets' schemas, query after query
 def _csv_header(schema: pa.Schema) -> bytes:
     return _csv_rows(schema.empty_table(), pacsv.WriteOptions(include_header=True))
 
@@ -144,6 +146,7 @@ _NATIVE: dict[
 }
 
 
+@lru_cache(maxsize=256)
 def _has_dictionary(schema: pa.Schema) -> bool:
     def nested(kind: Any) -> bool:
         if pa.types.is_dictionary(kind):

@@ -154,3 +154,21 @@ def test_csv_and_arrow_bytes_are_those_of_pyarrows_writers(fmt: Format, table: p
     byte as pyarrow's stream writers write them: one schema or header, then the rows."""
     data, _ = _encoded(table, fmt)
     assert data == _written(table, fmt)
+
+
+def test_a_schemas_csv_header_is_made_once() -> None:
+    """The CSV header (pyarrow's writer on an empty table) is made once per schema, not per
+    query (issue 10: a small query's CPU); another schema gets its own, with its names."""
+    from connectors import formats  # noqa: PLC0415 - the module's own cache
+
+    first = pa.schema([("made_once_a", pa.int64()), ("b", pa.string())])
+    other = pa.schema([("made_once_c", pa.int64())])
+    table = pa.table({"made_once_a": [1], "b": ["x"]}, schema=first)
+    before = formats._csv_header.cache_info()
+    for _ in range(3):
+        out, _ = _encoded(table, Format.CSV)
+        assert out.startswith(b'"made_once_a","b"\n1,"x"\n')
+    after = formats._csv_header.cache_info()
+    assert after.misses == before.misses + 1
+    assert after.hits == before.hits + 2
+    assert _encoded(other.empty_table(), Format.CSV)[0] == b'"made_once_c"\n'
