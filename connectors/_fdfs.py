@@ -63,16 +63,14 @@ class ConfinedFiles(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow ha
             raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
         return self._root.open_file(parts)
 
+    def open_descriptor(self, path: str) -> int:
+        """A descriptor of a fresh confined open of ``path``; the caller closes it."""
+        with self._lock:
+            return self._open(path)
+
     def open_input_file(self, path: str) -> pa.NativeFile:
         """A native file on a fresh confined open of ``path``."""
-        with self._lock:
-            fd = self._open(path)
-        if not _PROC:
-            return pa.PythonFile(os.fdopen(fd, "rb"), mode="r")
-        try:
-            return pa.OSFile(f"/proc/self/fd/{fd}")
-        finally:
-            os.close(fd)
+        return native_file(self.open_descriptor(path))
 
     def open_input_stream(self, path: str) -> pa.NativeFile:
         """The same as ``open_input_file``."""
@@ -111,3 +109,13 @@ class ConfinedFiles(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow ha
 
     create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = _read_only
     delete_file = move = copy_file = open_output_stream = open_append_stream = _read_only
+
+
+def native_file(fd: int) -> pa.NativeFile:
+    """A native file on the open file ``fd`` (taken over: closed here or by the file)."""
+    if not _PROC:
+        return pa.PythonFile(os.fdopen(fd, "rb"), mode="r")
+    try:
+        return pa.OSFile(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)

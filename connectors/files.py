@@ -13,6 +13,14 @@ The files are confined to the root without following links the
 kernel's way (``connectors.paths``), and pyarrow reads the descriptors those walks yield
 (``connectors._fdfs``): a link swapped after the check cannot lead the read out of the root.
 Every read goes through the dataset's confined filesystem, the block readers too.
+
+A CSV file of at most ``CACHED_TEXT`` bytes is parsed whole (every column, the dataset's
+types) and its table kept while an ``fstat`` of the descriptor each read opens shows it
+unchanged (device, inode, size, mtime, ctime) and that stamp was settled when the table was
+parsed (mtime and ctime ``SETTLED_NS`` or more before the ``fstat``: git's racy-clean rule,
+a write within the same timestamp tick keeps the stamp); the kept tables are bounded by
+``CACHE_BYTES`` per connector, least recently used dropped first. Filters and columns are
+applied per request, to the kept table as to a parsed one.
 """
 
 from __future__ import annotations
@@ -20,17 +28,20 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from connectors import csv_pieces
 from connectors._arrow import ds, pa, pacsv, pajson
-from connectors._fdfs import ConfinedFiles
+from connectors._fdfs import ConfinedFiles, native_file
 from connectors.base import Batches, Connector
 from connectors.errors import SourceRejected
 from connectors.paths import ConfinedRoot
@@ -71,6 +82,8 @@ class FilesConnector(Connector):
         self._config = config
         self._opened: _Opened | None = None  # the files and their dataset, while unchanged
         self._retired: list[_Opened] = []  # replaced, still read by a stream in flight
+        self._tables = _Tables()  # small CSV files' parsed tables, while unchanged
+        self._stamped: tuple[object, _Stamp | None] | None = None  # (task, its step's stamp)
 
     @property
     def pushdown(self) -> frozenset[Pushdown]:
@@ -79,7 +92,7 @@ class FilesConnector(Connector):
 
     async def schema(self) -> pa.Schema:
         """The dataset's schema, asked of the files again when they changed."""
-        if self._opened is None or self._opened.stamp != _stamp(self._config):
+        if self._opened is None or self._opened.stamp != self._stamp_now():
             self._schema_cache = None
         return await super().schema()
 
@@ -89,7 +102,28 @@ class FilesConnector(Connector):
         for each in [*self._retired, *([opened] if opened else [])]:
             each.files.close()
         self._retired.clear()
+        self._tables.clear()
         await super().aclose()
+
+    def _stamp_now(self) -> _Stamp | None:
+        """The files' stamp, taken once per step of a task.
+
+        A request's checks that run back to back, with no wait between them (the schema's,
+        the stream's, the read's), share one stamp. Another task never reuses it, and it is
+        forgotten before this one runs again (the loop's next pass; the task resumes only
+        after that callback): every check still compares a stamp taken in its own step.
+        """
+        task = asyncio.current_task()
+        if self._stamped is not None and self._stamped[0] is task:
+            return self._stamped[1]
+        stamp = _stamp(self._config)
+        if self._stamped is None:
+            asyncio.get_running_loop().call_soon(self._forget_stamp)
+        self._stamped = (task, stamp)
+        return stamp
+
+    def _forget_stamp(self) -> None:
+        self._stamped = None
 
     async def _schema(self) -> pa.Schema:
         opened = await self._acquire()
@@ -104,7 +138,7 @@ class FilesConnector(Connector):
         The stamp is taken before the files are opened: metadata never outlives a change
         it might not show. Every read still opens its files through the confined walk.
         """
-        stamp = _stamp(self._config)
+        stamp = self._stamp_now()
         opened = self._opened
         if opened is None or opened.stamp != stamp:
             fresh = await asyncio.to_thread(self._open_dataset, stamp)
@@ -157,7 +191,9 @@ class FilesConnector(Connector):
                 await units.aclose()  # waits for the read in flight (threads cannot be cancelled)
             self._release(opened)
 
-    def _read(self, dataset: Any, query: Query) -> Iterator[list[pa.RecordBatch]]:
+    def _read(
+        self, dataset: Any, query: Query
+    ) -> Iterator[list[pa.RecordBatch] | Last[list[pa.RecordBatch]]]:
         """The files' batches in units (a CSV piece's, a JSON lines block's, one Parquet
         batch), read only as fast as they are asked for.
 
@@ -169,7 +205,7 @@ class FilesConnector(Connector):
         """
         fmt = self._config.format
         if fmt is FileFormat.CSV:
-            return _csv_batches(dataset, query)
+            return _csv_batches(dataset, query, self._tables)
         if fmt is FileFormat.JSONL:
             return _single(_json_batches(dataset, query, expression(self._as_read(query.where))))
         if fmt is FileFormat.PARQUET:
@@ -235,6 +271,17 @@ class FilesConnector(Connector):
 
 
 T = TypeVar("T")
+
+
+class Last(Generic[T]):
+    """A unit its source knows to be its last: ``ahead`` asks for no other."""
+
+    __slots__ = ("unit",)
+
+    def __init__(self, unit: T) -> None:
+        self.unit = unit
+
+
 _Stamp = tuple[tuple[str | int, ...], ...]
 _STAMP_ENTRIES = 10_000  # more files than this (or a link loop): stamped as None, never reused
 
@@ -283,28 +330,153 @@ def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
+CACHED_TEXT = 1 << 20  # a CSV file of at most this many bytes is parsed whole, its table kept
+CACHE_BYTES = 32 << 20  # the kept tables' Arrow buffers, per connector
+SETTLED_NS = 2_000_000_000  # a stamp this much older than its fstat is trusted (racy rule)
+_now_ns = time.time_ns  # the clock the racy rule reads (the tests move it)
+_fstat = os.fstat
+
+_FileStamp = tuple[int, int, int, int, int]  # device, inode, size, mtime, ctime
+
+
+@dataclass(frozen=True, eq=False)
+class _Kept:
+    stamp: _FileStamp
+    schema: pa.Schema  # the types it was parsed with
+    tables: tuple[pa.Table, ...]
+    size: int  # bytes of Arrow buffers
+
+
+class _Tables:
+    """Small CSV files' parsed tables by device and inode, least recently used dropped first
+    once ``CACHE_BYTES`` of Arrow buffers are kept. Used from the reading threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[int, int], _Kept] = OrderedDict()
+        self.size = 0
+
+    def get(self, stamp: _FileStamp, schema: pa.Schema) -> tuple[pa.Table, ...] | None:
+        """The tables kept for a file of exactly this stamp, parsed with these types."""
+        with self._lock:
+            kept = self._kept.get(stamp[:2])
+            if kept is None or kept.stamp != stamp or not kept.schema.equals(schema):
+                return None
+            self._kept.move_to_end(stamp[:2])
+            return kept.tables
+
+    def put(self, stamp: _FileStamp, schema: pa.Schema, tables: tuple[pa.Table, ...]) -> None:
+        """Keep ``tables`` for the file of ``stamp`` (replacing what the file had)."""
+        size = sum(t.get_total_buffer_size() for t in tables)
+        limit = CACHE_BYTES
+        with self._lock:
+            old = self._kept.pop(stamp[:2], None)
+            if old is not None:
+                self.size -= old.size
+            if size > limit:
+                return
+            while self.size + size > limit:
+                self.size -= self._kept.popitem(last=False)[1].size
+            self._kept[stamp[:2]] = _Kept(stamp, schema, tables, size)
+            self.size += size
+
+    def clear(self) -> None:
+        """Drop every kept table."""
+        with self._lock:
+            self._kept.clear()
+            self.size = 0
+
+
 JSON_BLOCK = 1 << 20  # bytes of JSON lines text parsed per batch
 SHARED_READS = 2  # reads of a stream on the shared pool before it gets a thread of its own
 
 
-def _csv_batches(dataset: Any, query: Query) -> Iterator[list[pa.RecordBatch]]:
+def _csv_batches(
+    dataset: Any, query: Query, tables: _Tables | None = None
+) -> Iterator[list[pa.RecordBatch] | Last[list[pa.RecordBatch]]]:
     """The CSV files one piece (about 4 MiB of text) per call (``connectors.csv_pieces``),
-    as the piece's batches (one per parser block)."""
+    as the piece's batches (one per parser block); a small file whole, in one call, the
+    last file's as ``Last``."""
+    schema = dataset.schema
     read = list(dict.fromkeys([*query.columns, *(p.column for p in query.where)]))
-    convert = pacsv.ConvertOptions(
-        column_types={f.name: f.type for f in dataset.schema},
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        include_columns=read,
-    )  # the null rules of ``_format``
+    convert = _csv_convert(schema, read)
     where = expression(query.where)
-    for path in dataset.files:  # opened through the confined filesystem, never by name
-        with dataset.filesystem.open_input_file(path) as stream:  # says its length
+    files: ConfinedFiles = dataset.filesystem.handler
+    paths = list(dataset.files)
+    for n, path in enumerate(paths):
+        fd = files.open_descriptor(path)  # through the confined walk, never by name
+        try:
+            whole = _whole_csv(fd, schema, convert, tables)
+        except BaseException:
+            os.close(fd)
+            raise
+        if whole is not None:
+            os.close(fd)
+            unit = [b for table in whole for b in _chosen(table, where, query.columns)]
+            yield Last(unit) if n == len(paths) - 1 else unit
+            continue
+        with native_file(fd) as stream:  # says its length
             for table in csv_pieces.read(stream, convert):
                 chosen = table if where is None else table.filter(where)
                 del table  # the unfiltered piece is not held while the next one is read
                 yield chosen.select(list(query.columns)).to_batches()
                 del chosen
+
+
+def _csv_convert(schema: pa.Schema, columns: list[str] | None) -> Any:
+    """The dataset's types and the null rules of ``_format``; ``columns`` only, if given."""
+    return pacsv.ConvertOptions(
+        column_types={f.name: f.type for f in schema},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        include_columns=columns,
+    )
+
+
+def _chosen(table: pa.Table, where: Any, columns: tuple[str, ...]) -> list[pa.RecordBatch]:
+    chosen = table if where is None else table.filter(where)
+    batches: list[pa.RecordBatch] = chosen.select(list(columns)).to_batches()
+    return batches
+
+
+def _whole_csv(
+    fd: int, schema: pa.Schema, convert: Any, tables: _Tables | None
+) -> tuple[pa.Table, ...] | None:
+    """A small file's tables (every column), kept ones when its stamp is unchanged; None
+    for a file larger than ``CACHED_TEXT``, read in pieces.
+
+    The clock is read before the ``fstat``: a stamp is trusted only when mtime and ctime are
+    ``SETTLED_NS`` older than it, so any later write moves ctime past the kept stamp.
+    """
+    now = _now_ns()
+    info = _fstat(fd)
+    if info.st_size > CACHED_TEXT:
+        return None
+    stamp = _info(info)
+    kept = None if tables is None else tables.get(stamp, schema)
+    if kept is not None:
+        return kept
+    text = _read_all(fd, info.st_size)  # the stamped size: a file growing meanwhile is cut
+    try:
+        parsed = tuple(csv_pieces.read(pa.BufferReader(text), _csv_convert(schema, None)))
+    except pa.ArrowException:  # a value no column asked for may not fit: read as asked
+        return tuple(csv_pieces.read(pa.BufferReader(text), convert))
+    if tables is not None and now - max(info.st_mtime_ns, info.st_ctime_ns) >= SETTLED_NS:
+        tables.put(stamp, schema, parsed)
+    return parsed
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The first ``size`` bytes of ``fd`` (fewer when it was cut meanwhile)."""
+    chunks: list[bytes] = []
+    done = 0
+    while done < size:
+        got = os.pread(fd, size - done, done)
+        if not got:
+            break
+        chunks.append(got)
+        done += len(got)
+    return b"".join(chunks)
 
 
 def _single(batches: Iterator[pa.RecordBatch]) -> Iterator[list[pa.RecordBatch]]:
@@ -313,12 +485,13 @@ def _single(batches: Iterator[pa.RecordBatch]) -> Iterator[list[pa.RecordBatch]]
         yield [batch]
 
 
-async def ahead(units: Iterator[T]) -> AsyncGenerator[T, None]:
+async def ahead(units: Iterator[T | Last[T]]) -> AsyncGenerator[T, None]:
     """``units``, each read in a worker thread while the consumer handles the one before.
 
     Exactly one unit is read ahead: the next is asked for when the consumer takes one, never
     earlier, so memory holds the consumer's unit and the one being read, whatever the
-    consumer's pace. One thread hop per unit (a CSV piece's batches come in one hop).
+    consumer's pace. One thread hop per unit (a CSV piece's batches come in one hop); a unit
+    given as ``Last`` ends the stream without a hop to find the end (a small file: one hop).
     """
     loop = asyncio.get_running_loop()
     # The first reads on the loop's shared pool: a small file (one unit, then its end) starts
@@ -326,16 +499,25 @@ async def ahead(units: Iterator[T]) -> AsyncGenerator[T, None]:
     # thread of its own (the shared pool's workers each kept an allocator cache: memory).
     reader: ThreadPoolExecutor | None = None
     read = 0
-    pending: asyncio.Future[T | None] = loop.run_in_executor(None, next, units, None)
+    pending: asyncio.Future[T | Last[T] | None] | None
+    pending = loop.run_in_executor(None, next, units, None)
     try:
-        while (unit := await pending) is not None:
+        while pending is not None and (unit := await pending) is not None:
+            if isinstance(unit, Last):
+                pending = None
+                close = getattr(units, "close", None)
+                if close is not None:
+                    close()  # suspended at its last unit: nothing runs it in a thread
+                yield unit.unit
+                return
             read += 1
             if reader is None and read >= SHARED_READS:
                 reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluis-read")
             pending = loop.run_in_executor(reader, next, units, None)
             yield unit
     finally:  # the thread cannot be cancelled: let it finish first
-        await asyncio.gather(pending, return_exceptions=True)
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
         if reader is not None:
             reader.shutdown(wait=False)
 
