@@ -14,13 +14,13 @@ kernel's way (``connectors.paths``), and pyarrow reads the descriptors those wal
 (``connectors._fdfs``): a link swapped after the check cannot lead the read out of the root.
 Every read goes through the dataset's confined filesystem, the block readers too.
 
-A CSV file of at most ``CACHED_TEXT`` bytes is parsed whole (every column, the dataset's
-types) and its table kept while an ``fstat`` of the descriptor each read opens shows it
-unchanged (device, inode, size, mtime, ctime) and that stamp was settled when the table was
-parsed (mtime and ctime ``SETTLED_NS`` or more before the ``fstat``: git's racy-clean rule,
-a write within the same timestamp tick keeps the stamp); the kept tables are bounded by
-``CACHE_BYTES`` per connector, least recently used dropped first. Filters and columns are
-applied per request, to the kept table as to a parsed one.
+A CSV or JSON lines file of at most ``CACHED_TEXT`` bytes is parsed whole (every column,
+the dataset's types) and its table kept while an ``fstat`` of the descriptor each read
+opens shows it unchanged (device, inode, size, mtime, ctime) and that stamp was settled
+when the table was parsed (mtime and ctime ``SETTLED_NS`` or more before the ``fstat``:
+git's racy-clean rule, a write within the same timestamp tick keeps the stamp); the kept
+tables are bounded by ``CACHE_BYTES`` per connector, least recently used dropped first.
+Filters and columns are applied per request, to the kept table as to a parsed one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -207,7 +207,8 @@ class FilesConnector(Connector):
         if fmt is FileFormat.CSV:
             return _csv_batches(dataset, query, self._tables)
         if fmt is FileFormat.JSONL:
-            return _single(_json_batches(dataset, query, expression(self._as_read(query.where))))
+            where = expression(self._as_read(query.where))
+            return _json_batches(dataset, query, where, self._tables)
         if fmt is FileFormat.PARQUET:
             return _single(_row_groups(dataset, query, self._config.batch_size))
         return _single(iter(self._scanner(dataset, query).to_batches()))
@@ -403,19 +404,20 @@ def _csv_batches(
     where = expression(query.where)
     files: ConfinedFiles = dataset.filesystem.handler
     paths = list(dataset.files)
-    for n, path in enumerate(paths):
-        fd = files.open_descriptor(path)  # through the confined walk, never by name
+
+    def parse(text: bytes) -> tuple[tuple[pa.Table, ...], bool]:
         try:
-            whole = _whole_csv(fd, schema, convert, tables)
-        except BaseException:
-            os.close(fd)
-            raise
-        if whole is not None:
-            os.close(fd)
-            unit = [b for table in whole for b in _chosen(table, where, query.columns)]
+            return tuple(csv_pieces.read(pa.BufferReader(text), _csv_convert(schema, None))), True
+        except pa.ArrowException:  # a value no column asked for may not fit: read as asked
+            return tuple(csv_pieces.read(pa.BufferReader(text), convert)), False
+
+    for n, path in enumerate(paths):
+        got = _opened(files, path, schema, parse, tables)
+        if not isinstance(got, int):
+            unit = [b for table in got for b in _chosen(table, where, query.columns)]
             yield Last(unit) if n == len(paths) - 1 else unit
             continue
-        with native_file(fd) as stream:  # says its length
+        with native_file(got) as stream:  # says its length
             for table in csv_pieces.read(stream, convert):
                 chosen = table if where is None else table.filter(where)
                 del table  # the unfiltered piece is not held while the next one is read
@@ -439,11 +441,31 @@ def _chosen(table: pa.Table, where: Any, columns: tuple[str, ...]) -> list[pa.Re
     return batches
 
 
-def _whole_csv(
-    fd: int, schema: pa.Schema, convert: Any, tables: _Tables | None
+_Parse = Callable[[bytes], tuple[tuple[pa.Table, ...], bool]]  # tables, whether to keep them
+
+
+def _opened(
+    files: ConfinedFiles, path: str, schema: pa.Schema, parse: _Parse, tables: _Tables | None
+) -> int | tuple[pa.Table, ...]:
+    """``path`` opened through the confined walk: a small file's tables (the descriptor
+    closed), or the descriptor of a larger one, to read in steps (the caller closes it)."""
+    fd = files.open_descriptor(path)  # through the confined walk, never by name
+    try:
+        whole = _whole(fd, schema, parse, tables)
+    except BaseException:
+        os.close(fd)
+        raise
+    if whole is None:
+        return fd
+    os.close(fd)
+    return whole
+
+
+def _whole(
+    fd: int, schema: pa.Schema, parse: _Parse, tables: _Tables | None
 ) -> tuple[pa.Table, ...] | None:
     """A small file's tables (every column), kept ones when its stamp is unchanged; None
-    for a file larger than ``CACHED_TEXT``, read in pieces.
+    for a file larger than ``CACHED_TEXT``.
 
     The clock is read before the ``fstat``: a stamp is trusted only when mtime and ctime are
     ``SETTLED_NS`` older than it, so any later write moves ctime past the kept stamp.
@@ -457,11 +479,9 @@ def _whole_csv(
     if kept is not None:
         return kept
     text = _read_all(fd, info.st_size)  # the stamped size: a file growing meanwhile is cut
-    try:
-        parsed = tuple(csv_pieces.read(pa.BufferReader(text), _csv_convert(schema, None)))
-    except pa.ArrowException:  # a value no column asked for may not fit: read as asked
-        return tuple(csv_pieces.read(pa.BufferReader(text), convert))
-    if tables is not None and now - max(info.st_mtime_ns, info.st_ctime_ns) >= SETTLED_NS:
+    parsed, keep = parse(text)
+    settled = now - max(info.st_mtime_ns, info.st_ctime_ns) >= SETTLED_NS
+    if keep and tables is not None and settled:
         tables.put(stamp, schema, parsed)
     return parsed
 
@@ -532,18 +552,35 @@ def _filtered(batch: pa.RecordBatch, where: Any) -> pa.RecordBatch:
     return table.combine_chunks().to_batches()[0] if table.num_rows else batch.slice(0, 0)
 
 
-def _json_batches(dataset: Any, query: Query, where: Any) -> Iterator[pa.RecordBatch]:
-    """The JSON lines files one block per call, in the dataset's (read) schema."""
-    parse = pajson.ParseOptions(explicit_schema=dataset.schema, unexpected_field_behavior="ignore")
+def _json_batches(
+    dataset: Any, query: Query, where: Any, tables: _Tables | None = None
+) -> Iterator[list[pa.RecordBatch] | Last[list[pa.RecordBatch]]]:
+    """The JSON lines files one block per call, in the dataset's (read) schema; a small
+    file whole, in one call, the last file's as ``Last``."""
+    options = pajson.ParseOptions(
+        explicit_schema=dataset.schema, unexpected_field_behavior="ignore"
+    )
     read = pajson.ReadOptions(block_size=JSON_BLOCK)
-    for path in dataset.files:  # opened through the confined filesystem, never by name
+    files: ConfinedFiles = dataset.filesystem.handler
+    paths = list(dataset.files)
+
+    def parse(text: bytes) -> tuple[tuple[pa.Table, ...], bool]:
+        table = pajson.read_json(pa.BufferReader(text), read_options=read, parse_options=options)
+        return (table,), True
+
+    for n, path in enumerate(paths):
+        got = _opened(files, path, dataset.schema, parse, tables)
+        if not isinstance(got, int):
+            unit = [b for table in got for b in _chosen(table, where, query.columns)]
+            yield Last(unit) if n == len(paths) - 1 else unit
+            continue
         with (
-            dataset.filesystem.open_input_stream(path) as stream,
-            pajson.open_json(stream, read_options=read, parse_options=parse) as reader,
+            native_file(got) as stream,
+            pajson.open_json(stream, read_options=read, parse_options=options) as reader,
         ):
             for batch in reader:
                 chosen = batch if where is None else _filtered(batch, where)
-                yield chosen.select(list(query.columns))
+                yield [chosen.select(list(query.columns))]
 
 
 def _row_groups(dataset: Any, query: Query, batch_size: int) -> Iterator[pa.RecordBatch]:

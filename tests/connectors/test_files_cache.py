@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pytest
 
 import connectors.files
@@ -67,6 +68,10 @@ async def _rows(connector: FilesConnector, query: Query | None = None) -> list[d
     return rows
 
 
+def _open_fds() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
 def _ids(rows: list[dict[str, Any]]) -> list[int]:
     return [r["id"] for r in rows]
 
@@ -88,9 +93,9 @@ def test_an_unchanged_settled_file_is_parsed_once(tmp_path: Path, parses: list[i
 
     async def steps() -> list[list[dict[str, Any]]]:
         answers = [await _rows(connector)]  # the dataset opened: the root held from here
-        held = len(os.listdir("/proc/self/fd"))
+        held = _open_fds()
         answers += [await _rows(connector) for _ in range(3)]
-        assert len(os.listdir("/proc/self/fd")) == held  # no descriptor left by a kept read
+        assert _open_fds() == held  # no descriptor left by a kept read
         return answers
 
     answers = _run(connector, steps)
@@ -416,6 +421,52 @@ def test_values_outside_the_asked_columns_do_not_fail_the_query(tmp_path: Path) 
         return await _rows(connector, Query(columns=("id",)))
 
     assert _run(connector, steps) == [{"id": 1}, {"id": 2}]
+
+
+@pytest.mark.usefixtures("later")
+def test_a_small_json_lines_file_is_parsed_once_and_again_when_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for JSON lines: kept while unchanged, one hop per answer."""
+    seen: list[int] = []
+    real = pajson.read_json
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(connectors.files.pajson, "read_json", counting)
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": 1, "name": "alpha"}\n{"id": 2, "name": "bravo"}\n')
+    connector = FilesConnector("d", FilesConfig(tmp_path, "d.jsonl", FileFormat.JSONL))
+    bravo = Query(columns=("name",), where=(Predicate("id", Op.GE, 2),))
+
+    async def steps() -> tuple[list[Any], int, int]:
+        got = [await _rows(connector)]
+        loop = asyncio.get_running_loop()
+        real_hop = loop.run_in_executor
+        hops: list[int] = []
+
+        def hop(*args: Any) -> Any:
+            hops.append(1)
+            return real_hop(*args)
+
+        loop.run_in_executor = hop  # type: ignore[method-assign]
+        got.append(await _rows(connector, bravo))
+        one = len(hops)
+        parsed = len(seen)
+        with path.open("r+") as f:  # in place: same inode, same size
+            f.write('{"id": 7, "name": "xxxxx"}\n{"id": 8, "name": "yyyyy"}\n')
+        got.append(await _rows(connector))
+        return got, one, parsed
+
+    got, one, parsed = _run(connector, steps)
+    assert got == [
+        [{"id": 1, "name": "alpha"}, {"id": 2, "name": "bravo"}],
+        [{"name": "bravo"}],
+        [{"id": 7, "name": "xxxxx"}, {"id": 8, "name": "yyyyy"}],
+    ]
+    assert (one, parsed, len(seen)) == (1, 1, 2)
 
 
 def test_the_change_stamp_is_taken_once_per_pass_of_the_loop(
