@@ -19,7 +19,8 @@ the dataset's types) and its table kept while an ``fstat`` of the descriptor eac
 opens shows it unchanged (device, inode, size, mtime, ctime) and that stamp was settled
 when the table was parsed (mtime and ctime ``SETTLED_NS`` or more before the ``fstat``:
 git's racy-clean rule, a write within the same timestamp tick keeps the stamp); the kept
-tables are bounded by ``CACHE_BYTES`` per connector, least recently used dropped first.
+tables are bounded by ``CACHE_BYTES`` in the process (every dataset together), least
+recently used dropped first, and each dataset's own dropped when it is closed.
 Filters and columns are applied per request, to the kept table as to a parsed one.
 """
 
@@ -82,7 +83,7 @@ class FilesConnector(Connector):
         self._config = config
         self._opened: _Opened | None = None  # the files and their dataset, while unchanged
         self._retired: list[_Opened] = []  # replaced, still read by a stream in flight
-        self._tables = _Tables()  # small CSV files' parsed tables, while unchanged
+        self._tables = _Tables(config.format)  # small files' parsed tables, while unchanged
         self._stamped: tuple[object, _Stamp | None] | None = None  # (task, its step's stamp)
 
     @property
@@ -332,7 +333,7 @@ def _info(info: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 CACHED_TEXT = 1 << 20  # a CSV file of at most this many bytes is parsed whole, its table kept
-CACHE_BYTES = 32 << 20  # the kept tables' Arrow buffers, per connector
+CACHE_BYTES = 32 << 20  # the kept tables' Arrow buffers, in this process
 SETTLED_NS = 2_000_000_000  # a stamp this much older than its fstat is trusted (racy rule)
 _now_ns = time.time_ns  # the clock the racy rule reads (the tests move it)
 _fstat = os.fstat
@@ -346,46 +347,89 @@ class _Kept:
     schema: pa.Schema  # the types it was parsed with
     tables: tuple[pa.Table, ...]
     size: int  # bytes of Arrow buffers
+    owner: _Tables  # the dataset that kept it (closing it drops it)
 
 
-class _Tables:
-    """Small CSV files' parsed tables by device and inode, least recently used dropped first
-    once ``CACHE_BYTES`` of Arrow buffers are kept. Used from the reading threads."""
+class _KeptTables:
+    """Every dataset's kept tables, by device, inode and format, least recently used dropped
+    first once ``CACHE_BYTES`` of Arrow buffers are kept in this process. Used from the
+    reading threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._kept: OrderedDict[tuple[int, int], _Kept] = OrderedDict()
+        self._kept: OrderedDict[tuple[int, int, str], _Kept] = OrderedDict()
         self.size = 0
 
-    def get(self, stamp: _FileStamp, schema: pa.Schema) -> tuple[pa.Table, ...] | None:
-        """The tables kept for a file of exactly this stamp, parsed with these types."""
+    def get(self, key: tuple[int, int, str], stamp: _FileStamp, schema: pa.Schema) -> _Kept | None:
+        """What is kept for the file of exactly this stamp, parsed with these types."""
         with self._lock:
-            kept = self._kept.get(stamp[:2])
+            kept = self._kept.get(key)
             if kept is None or kept.stamp != stamp or not kept.schema.equals(schema):
                 return None
-            self._kept.move_to_end(stamp[:2])
-            return kept.tables
+            self._kept.move_to_end(key)
+            return kept
 
-    def put(self, stamp: _FileStamp, schema: pa.Schema, tables: tuple[pa.Table, ...]) -> None:
-        """Keep ``tables`` for the file of ``stamp`` (replacing what the file had)."""
-        size = sum(t.get_total_buffer_size() for t in tables)
+    def put(self, key: tuple[int, int, str], kept: _Kept) -> None:
+        """Keep ``kept`` for its file (replacing what the file had)."""
         limit = CACHE_BYTES
         with self._lock:
-            old = self._kept.pop(stamp[:2], None)
+            old = self._kept.pop(key, None)
             if old is not None:
                 self.size -= old.size
-            if size > limit:
+            if kept.size > limit:
                 return
-            while self.size + size > limit:
+            while self.size + kept.size > limit:
                 self.size -= self._kept.popitem(last=False)[1].size
-            self._kept[stamp[:2]] = _Kept(stamp, schema, tables, size)
-            self.size += size
+            self._kept[key] = kept
+            self.size += kept.size
+
+    def drop(self, owner: _Tables) -> None:
+        """Drop what ``owner`` kept."""
+        with self._lock:
+            for key in [k for k, kept in self._kept.items() if kept.owner is owner]:
+                self.size -= self._kept.pop(key).size
+
+    def size_of(self, owner: _Tables) -> int:
+        """Bytes of what ``owner`` kept."""
+        with self._lock:
+            return sum(kept.size for kept in self._kept.values() if kept.owner is owner)
 
     def clear(self) -> None:
         """Drop every kept table."""
         with self._lock:
             self._kept.clear()
             self.size = 0
+
+
+#: The process's kept tables (all datasets share the one bound).
+KEPT = _KeptTables()
+
+
+class _Tables:
+    """One dataset's view of the kept tables (``KEPT``): its file format, what it kept."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+
+    def get(self, stamp: _FileStamp, schema: pa.Schema) -> tuple[pa.Table, ...] | None:
+        """The tables kept for a file of exactly this stamp, parsed with these types in
+        this dataset's format (by any dataset of it)."""
+        kept = KEPT.get((*stamp[:2], self._kind), stamp, schema)
+        return None if kept is None else kept.tables
+
+    def put(self, stamp: _FileStamp, schema: pa.Schema, tables: tuple[pa.Table, ...]) -> None:
+        """Keep ``tables`` for the file of ``stamp`` (replacing what the file had)."""
+        size = sum(t.get_total_buffer_size() for t in tables)
+        KEPT.put((*stamp[:2], self._kind), _Kept(stamp, schema, tables, size, self))
+
+    @property
+    def size(self) -> int:
+        """Bytes of the tables this dataset kept."""
+        return KEPT.size_of(self)
+
+    def clear(self) -> None:
+        """Drop the tables this dataset kept."""
+        KEPT.drop(self)
 
 
 JSON_BLOCK = 1 << 20  # bytes of JSON lines text parsed per batch

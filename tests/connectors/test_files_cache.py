@@ -26,7 +26,7 @@ import pyarrow.json as pajson
 import pytest
 
 import connectors.files
-from connectors import PathRefused, Query, narrow
+from connectors import PathRefused, Query, SchemaMismatch, narrow
 from connectors.files import FileFormat, FilesConfig, FilesConnector, Last, ahead
 from connectors.query import Op, Predicate
 from policies.decision import DataLimits
@@ -47,6 +47,14 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(connectors.csv_pieces.pacsv, "read_csv", counting)
     return seen
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """The kept tables are the process's: each test starts and ends with none."""
+    connectors.files.KEPT.clear()
+    yield
+    connectors.files.KEPT.clear()
 
 
 @pytest.fixture
@@ -498,3 +506,54 @@ def test_the_change_stamp_is_taken_once_per_pass_of_the_loop(
         return once, again, len(stamps)
 
     assert _run(connector, steps) == (1, 2, 3)
+
+
+@pytest.mark.usefixtures("later")
+def test_the_bound_is_the_processs_across_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``CACHE_BYTES`` bounds the kept tables of every dataset together (many small datasets
+    cannot each keep their own 32 MiB); closing one dataset drops only its own tables."""
+    for name in "abcd":
+        (tmp_path / f"{name}.csv").write_text(TEXT)
+    one = pacsv.read_csv(pa.py_buffer(TEXT.encode())).get_total_buffer_size()
+    monkeypatch.setattr(connectors.files, "CACHE_BYTES", 3 * one)
+    each = [_connector(tmp_path, f"{name}.csv") for name in "abcd"]
+
+    async def run() -> tuple[int, int, int]:
+        for connector in each:
+            assert len(await _rows(connector)) == 3
+        together = connectors.files.KEPT.size
+        await each[3].aclose()
+        after = connectors.files.KEPT.size
+        for connector in each[:3]:
+            await connector.aclose()
+        return together, after, connectors.files.KEPT.size
+
+    together, after, closed = asyncio.run(run())
+    assert together == 3 * one  # the fourth dataset's table pushed out the first's
+    assert after == 2 * one  # the closed dataset's own table went, the others stayed
+    assert closed == 0
+
+
+@pytest.mark.usefixtures("later")
+def test_a_file_read_as_csv_is_not_served_to_a_json_lines_dataset(tmp_path: Path) -> None:
+    """Two datasets on one file, CSV and JSON lines with the same columns: each keeps its
+    own parse (the kept tables are per format). A header line alone is an empty CSV table
+    and no JSON at all: the JSON lines dataset still refuses it after the CSV one kept it."""
+    (tmp_path / "d.txt").write_text("id,name\n")
+    schema = pa.schema([("id", pa.int64()), ("name", pa.string())])
+    csv = FilesConnector("c", FilesConfig(tmp_path, "d.txt", FileFormat.CSV, schema=schema))
+    jsonl = FilesConnector("j", FilesConfig(tmp_path, "d.txt", FileFormat.JSONL, schema=schema))
+
+    async def run() -> list[dict[str, Any]]:
+        try:
+            assert await _rows(csv) == []
+            assert connectors.files.KEPT.size > 0
+            return await _rows(jsonl)
+        finally:
+            await csv.aclose()
+            await jsonl.aclose()
+
+    with pytest.raises(SchemaMismatch, match="JSON parse error"):
+        asyncio.run(run())
