@@ -84,6 +84,20 @@ def _ids(rows: list[dict[str, Any]]) -> list[int]:
     return [r["id"] for r in rows]
 
 
+def _count_hops() -> list[int]:
+    """From now on, one entry per ``run_in_executor`` of the running loop (a thread hop)."""
+    loop = asyncio.get_running_loop()
+    real = loop.run_in_executor
+    hops: list[int] = []
+
+    def counting(*args: Any) -> Any:
+        hops.append(1)
+        return real(*args)
+
+    loop.run_in_executor = counting  # type: ignore[method-assign]
+    return hops
+
+
 def _run(connector: FilesConnector, steps: Any) -> Any:
     async def run() -> Any:
         try:
@@ -260,16 +274,8 @@ def test_a_small_file_is_answered_in_one_thread_hop(tmp_path: Path) -> None:
     connector = _connector(tmp_path)
 
     async def steps() -> list[int]:
-        loop = asyncio.get_running_loop()
-        real = loop.run_in_executor
-        hops: list[int] = []
-
-        def counting(*args: Any) -> Any:
-            hops.append(1)
-            return real(*args)
-
         await _rows(connector)  # the dataset opened (a hop of its own, once)
-        loop.run_in_executor = counting  # type: ignore[method-assign]
+        hops = _count_hops()
         counts = []
         for _ in range(3):  # the first parses, the others are cached: one hop each
             hops.clear()
@@ -286,15 +292,7 @@ def test_a_file_not_settled_is_answered_in_one_hop_too(tmp_path: Path) -> None:
 
     async def steps() -> int:
         await _rows(connector)
-        loop = asyncio.get_running_loop()
-        real = loop.run_in_executor
-        hops: list[int] = []
-
-        def counting(*args: Any) -> Any:
-            hops.append(1)
-            return real(*args)
-
-        loop.run_in_executor = counting  # type: ignore[method-assign]
+        hops = _count_hops()
         assert _ids(await _rows(connector)) == [1, 2, 3]
         return len(hops)
 
@@ -451,15 +449,7 @@ def test_a_small_json_lines_file_is_parsed_once_and_again_when_changed(
 
     async def steps() -> tuple[list[Any], int, int]:
         got = [await _rows(connector)]
-        loop = asyncio.get_running_loop()
-        real_hop = loop.run_in_executor
-        hops: list[int] = []
-
-        def hop(*args: Any) -> Any:
-            hops.append(1)
-            return real_hop(*args)
-
-        loop.run_in_executor = hop  # type: ignore[method-assign]
+        hops = _count_hops()
         got.append(await _rows(connector, bravo))
         one = len(hops)
         parsed = len(seen)
