@@ -102,9 +102,20 @@ def mint(
     return jwt.encode(header, claims, key, algorithms=[alg]), seconds
 
 
-def unverified_issuer(token: str) -> tuple[str, str | None]:
-    """(``iss``, ``kid``) read without verification, to find keys; TokenRejected if unreadable."""
-    header, claims = _peek(token)
+Peeked = tuple[dict[str, Any], dict[str, Any]]
+
+
+def read(token: str) -> Peeked:
+    """Header and claims, UNVERIFIED, read once per check: pass them to
+    :func:`unverified_issuer` and :func:`check` (``peeked=``); TokenRejected if unreadable."""
+    return _peek(token)
+
+
+def unverified_issuer(token: str, *, peeked: Peeked | None = None) -> tuple[str, str | None]:
+    """(``iss``, ``kid``) read without verification, to find keys; TokenRejected if unreadable.
+
+    ``peeked``: what :func:`read` returned for this very ``token``."""
+    header, claims = peeked if peeked is not None else _peek(token)
     issuer = claims.get("iss")
     kid = header.get("kid")
     if not isinstance(issuer, str):
@@ -146,13 +157,16 @@ def check(
     now: datetime,
     leeway: int = MAX_LEEWAY,
     memo: VerifiedMemo | None = None,
+    peeked: Peeked | None = None,
 ) -> AccessClaims:
     """Verify ``token`` as described in the module docstring; TokenRejected otherwise.
 
     ``memo`` (one per connection) skips the signature check of a token it saw verify with
-    the same key object (see :class:`VerifiedMemo`).
+    the same key object (see :class:`VerifiedMemo`). ``peeked``: what :func:`read` returned
+    for this very ``token`` (only to pick issuer and key: the claims checked are the ones
+    the signature verification returns).
     """
-    header, unverified = _peek(token)
+    header, unverified = peeked if peeked is not None else _peek(token)
     _check_header(header)
     trusted = issuers.get(str(unverified.get("iss")))
     if trusted is None:

@@ -223,7 +223,8 @@ class OAuthService:
 
         ``holder`` must come from :func:`gateway.oauth.holders.verified_holder` at ``now``.
         """
-        issuer, kid = tokens.unverified_issuer(token)
+        peeked = tokens.read(token)  # header and claims parsed once, not once per step
+        issuer, kid = tokens.unverified_issuer(token, peeked=peeked)
         trusted = await self.trusted(issuer, kid, now)
         claims = tokens.check(
             token,
@@ -232,6 +233,7 @@ class OAuthService:
             thumbprint=holder.certificate.thumbprint_sha256,
             now=now,
             memo=memo,
+            peeked=peeked,
         )
         if claims.client_id != holder.participant.id:
             raise TokenRejected("wrong-client", "the token was issued to another client")
