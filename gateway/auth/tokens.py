@@ -29,7 +29,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from gateway.auth.jose import JoseInputError, Key, decode, peek
+from gateway.auth.jose import JoseInputError, Key, peek, verify_signature
 from gateway.auth.windows import TOKEN_LEEWAY, is_expired
 
 MAX_LEEWAY = TOKEN_LEEWAY  # the old name, kept for importers
@@ -102,20 +102,33 @@ def mint(
     return jwt.encode(header, claims, key, algorithms=[alg]), seconds
 
 
-Peeked = tuple[dict[str, Any], dict[str, Any]]
+@dataclass(frozen=True, slots=True)
+class Peeked:
+    """A token's header and claims, UNVERIFIED, read once per check (:func:`read`) and
+    passed to :func:`unverified_issuer` and :func:`check`; each uses it only for the very
+    ``token`` it was read from (another text is read again, never paired with these)."""
+
+    token: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
 
 
 def read(token: str) -> Peeked:
-    """Header and claims, UNVERIFIED, read once per check: pass them to
-    :func:`unverified_issuer` and :func:`check` (``peeked=``); TokenRejected if unreadable."""
-    return _peek(token)
+    """``token`` read (not verified) once; TokenRejected if unreadable."""
+    return Peeked(token, *_peek(token))
+
+
+def _read(token: str, peeked: Peeked | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    if peeked is None or peeked.token != token:
+        return _peek(token)
+    return peeked.header, peeked.claims
 
 
 def unverified_issuer(token: str, *, peeked: Peeked | None = None) -> tuple[str, str | None]:
     """(``iss``, ``kid``) read without verification, to find keys; TokenRejected if unreadable.
 
-    ``peeked``: what :func:`read` returned for this very ``token``."""
-    header, claims = peeked if peeked is not None else _peek(token)
+    ``peeked``: what :func:`read` returned for ``token``."""
+    header, claims = _read(token, peeked)
     issuer = claims.get("iss")
     kid = header.get("kid")
     if not isinstance(issuer, str):
@@ -163,10 +176,9 @@ def check(
 
     ``memo`` (one per connection) skips the signature check of a token it saw verify with
     the same key object (see :class:`VerifiedMemo`). ``peeked``: what :func:`read` returned
-    for this very ``token`` (only to pick issuer and key: the claims checked are the ones
-    the signature verification returns).
+    for ``token`` (read once; the claims checked are those of the signed payload it read).
     """
-    header, unverified = peeked if peeked is not None else _peek(token)
+    header, unverified = _read(token, peeked)
     _check_header(header)
     trusted = issuers.get(str(unverified.get("iss")))
     if trusted is None:
@@ -176,8 +188,9 @@ def check(
     key = _key(trusted.keys, header.get("kid"))
     claims = memo.claims_for(token, key) if memo is not None else None
     if claims is None:
-        try:
-            claims = decode(token, key, trusted.algorithms).claims
+        try:  # joserfc verifies; the claims are the ones read from the signed payload
+            verify_signature(token, key, trusted.algorithms, header)
+            claims = unverified
         except (JoseError, ValueError) as exc:
             raise TokenRejected("bad-signature", "the token's signature does not verify") from exc
         if memo is not None:
@@ -230,13 +243,13 @@ def _check_claims(
     audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
     if audience not in audiences:
         raise TokenRejected("wrong-audience", "the token is meant for another audience")
-    exp, iat, nbf = (_numeric(claims, name) for name in ("exp", "iat", "nbf"))
+    exp, iat, nbf = _numeric(claims, "exp"), _numeric(claims, "iat"), _numeric(claims, "nbf")
     if is_expired(exp, now, leeway):
         raise TokenRejected("expired", "the token has expired")
     if iat > moment + leeway or nbf > moment + leeway:
         raise TokenRejected("not-yet-valid", "the token is not valid yet")
     subject, client_id, jti = claims.get("sub"), claims.get("client_id"), claims.get("jti")
-    if not all(isinstance(v, str) and v for v in (subject, client_id, jti)):
+    if not (_present(subject) and _present(client_id) and _present(jti)):
         raise TokenRejected("malformed", "sub, client_id and jti must be present")
     bound = _bound_thumbprint(claims)
     if not hmac.compare_digest(bound.encode(), thumbprint.encode()):
@@ -246,13 +259,17 @@ def _check_claims(
         issuer=issuer,
         subject=str(subject),
         client_id=str(client_id),
-        audience=tuple(str(a) for a in audiences),
+        audience=audiences if isinstance(aud, str) else tuple(map(str, audiences)),
         scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
         jti=str(jti),
         issued_at=iat,
         expires_at=exp,
         thumbprint=bound,
     )
+
+
+def _present(value: object) -> bool:
+    return isinstance(value, str) and value != ""
 
 
 def _numeric(claims: dict[str, Any], name: str) -> int:

@@ -178,13 +178,13 @@ def test_a_new_connection_verifies_its_certificate_again(
 def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every access token whose signature ``tokens.check`` verifies."""
     done: list[str] = []
-    real = tokens.decode
+    real = tokens.verify_signature
 
-    def counting(token: str, *args: Any, **kwargs: Any) -> Any:  # joserfc's Token
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
         done.append(token)
         return real(token, *args, **kwargs)
 
-    monkeypatch.setattr(tokens, "decode", counting)
+    monkeypatch.setattr(tokens, "verify_signature", counting)
     return done
 
 
