@@ -87,6 +87,7 @@ def verify_signature(
     """
     head, payload, signature = token.split(".")  # peek admitted exactly three parts
     reg = _shared_registry(algorithms, max_header)
+    reg.validate_compact_value_size(token.encode("ascii"))
     reg.validate_header_size(head.encode("ascii"))
     reg.validate_payload_size(payload.encode("ascii"))
     raw = signature.encode("ascii")
