@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -22,12 +23,15 @@ from gateway.audit.entry import (
     Actor,
     AuditEntry,
     DecisionRecord,
+    _nothing_to_fix,
     check_no_secrets,
     clip,
     decode_entry,
     encode_entry,
+    escape_unencodable,
     format_time,
     hash_token,
+    redact_secrets,
     unescape,
 )
 from gateway.audit.errors import EntryError
@@ -268,6 +272,61 @@ def test_the_one_scan_finds_what_the_patterns_find(text: str) -> None:
     """Entries are searched with all the secret patterns in one scan: it must match
     exactly the strings one of them matches (each keeps its own flags)."""
     assert bool(_ANY_SECRET.search(text)) == any(p.search(text) for p in _SECRETS)
+
+
+# Pieces for whole entries: secret lookalikes, the characters \\b and \\s judge, NUL (the join's
+# separator), a lone surrogate, non-ASCII letters Python's IGNORECASE takes for ASCII ones
+# (long s for s, dotless i for i, the Kelvin sign for k), a key-order character.
+_ENTRY_PIECES = [*_SECRET_PIECES, "Bear", "er ", "Ba\u017fic ", "bas\u0131c ", "\u212a", "\x00",
+                 "\t", "\n", "\ud800", "é", "\ue000", "\\", '"', "_"]  # fmt: skip
+_ENTRY_TEXT = (
+    st.lists(st.sampled_from(_ENTRY_PIECES) | st.text(max_size=3), min_size=1, max_size=10)
+    .map("".join)
+    .filter(bool)
+)
+
+
+def _walked(value: AuditEntry) -> bytes:
+    """encode_entry's bytes when every string is walked: escaped, redacted, checked."""
+    data = redact_secrets(escape_unencodable(value.to_json()))
+    check_no_secrets(data)
+    return canonical(data)
+
+
+@given(_ENTRY_TEXT, _ENTRY_TEXT, st.lists(_ENTRY_TEXT, max_size=3))
+def test_an_entry_judged_whole_gets_the_bytes_the_walk_gives(
+    dataset: str, participant: str, reasons: list[str]
+) -> None:
+    """Most entries are judged on their strings joined (nothing to fix: written as they
+    are); the bytes must be those of the walk that escapes and redacts string by string."""
+    value = entry(
+        dataset=dataset,
+        actor=Actor(participant=participant),
+        decision=DecisionRecord(result="deny", reasons=tuple(reasons)),
+    )
+    assert encode_entry(value) == _walked(value)
+
+
+@pytest.mark.parametrize("pattern", _SECRETS, ids=lambda p: p.pattern[:12])
+@settings(max_examples=60)
+@given(data=st.data())
+def test_every_ascii_match_holds_a_literal_the_quick_judgement_looks_for(
+    pattern: re.Pattern[str], data: st.DataObject
+) -> None:
+    """ASCII text without any of _LITERALS, or case-insensitively _SCHEMES, is passed
+    without the regular expression: every pattern's ASCII matches must hold one."""
+    text = data.draw(st.from_regex(pattern, alphabet=st.characters(max_codepoint=127)))
+    assert pattern.search(text)
+    assert not _nothing_to_fix([text])
+
+
+def test_strings_are_judged_together_but_matched_one_by_one() -> None:
+    """The join's NUL cannot complete a lookalike across two strings, and a string's start
+    after it is a word boundary as at the start of the text."""
+    assert _nothing_to_fix(["Bearer", "abcdefghijklmnopqrstu"])
+    assert not _nothing_to_fix(["x", "Bearer abcdefghijklmnopqrstu"])
+    assert not _nothing_to_fix(["x", "\ud800"])
+    assert not _nothing_to_fix(["Ba\u017fic abcdefghijklmnopqrstu"])  # non-ASCII: the expression
 
 
 @pytest.mark.parametrize(
