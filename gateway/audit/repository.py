@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import TextClause
 
 from gateway.audit.compact import Node, NodeID
 from gateway.storage import StorageUnavailable
@@ -156,14 +158,24 @@ async def node_hashes(session: AsyncSession, ids: Sequence[NodeID]) -> list[byte
     wanted = sorted(set(ids))
     for start in range(0, len(wanted), 100):
         chunk = wanted[start : start + 100]
-        clauses = [and_(AuditNodeRow.level == n.level, AuditNodeRow.idx == n.index) for n in chunk]
-        stmt = select(AuditNodeRow.level, AuditNodeRow.idx, AuditNodeRow.hash).where(or_(*clauses))
-        for level, idx, hash_ in await session.execute(stmt):
+        params: dict[str, int] = {}
+        for i, node in enumerate(chunk):
+            params[f"l{i}"], params[f"i{i}"] = node.level, node.index
+        for level, idx, hash_ in await session.execute(_nodes_query(len(chunk)), params):
             found[NodeID(level, idx)] = bytes(hash_)
     missing = [n for n in ids if n not in found]
     if missing:
         raise TreeInconsistent(f"missing tree node {missing[0]}")
     return [found[n] for n in ids]
+
+
+@lru_cache(maxsize=128)  # by node count: a proof asks for at most ~2 log2(size) nodes
+def _nodes_query(count: int) -> TextClause:
+    """The hashes of ``count`` nodes, each ``(level = :lN AND idx = :iN)``, as plain SQL text:
+    built as SQLAlchemy expressions (a clause pair per node) a proof's statement cost ~3 ms
+    of Python per call against ~0.1 ms for SQLite to answer it (measured at 1M entries)."""
+    where = " OR ".join(f"(level = :l{i} AND idx = :i{i})" for i in range(count))
+    return text(f"SELECT level, idx, hash FROM {_NODES.name} WHERE {where}")  # noqa: S608 - the table's own name; values are bound
 
 
 async def insert_batch(
