@@ -191,7 +191,10 @@ class AuditEntry(BaseModel):
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and ``Z``: one spelling per instant."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:  # noqa: PLR2004 - strftime's %Y does not pad years before 1000
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # no libc call
 
 
 def hash_token(token: str) -> str:
@@ -204,19 +207,19 @@ def encode_entry(entry: AuditEntry) -> bytes:
     """The entry's canonical bytes: unencodable text escaped, secret lookalikes redacted.
 
     Most entries have nothing to escape or redact: their strings are judged together first
-    (:func:`_nothing_to_fix`), and only an entry with something to fix is walked string by
+    (:func:`nothing_to_fix`), and only an entry with something to fix is walked string by
     string; either way the bytes are the same.
     """
     data = entry.to_json()
     plain = plain_canonical(data)
-    if plain is not None and _nothing_to_fix(plain[1]):
+    if plain is not None and nothing_to_fix(plain[1]):
         return plain[0]
     data = redact_secrets(escape_unencodable(data))
     check_no_secrets(data)  # a last guard: redaction must have left nothing
     return canonical(data)
 
 
-def _nothing_to_fix(strings: list[str]) -> bool:
+def nothing_to_fix(strings: list[str]) -> bool:
     """Whether every one of ``strings`` is UTF-8-encodable and free of secret lookalikes.
 
     Judged on the strings joined by NUL, which no secret pattern matches and ``\\b`` sees

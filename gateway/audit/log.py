@@ -56,7 +56,7 @@ from gateway.audit.compact import (
     frontier_ids,
     inclusion_proof_nodes,
 )
-from gateway.audit.entry import AuditEntry, encode_entry
+from gateway.audit.entry import AuditEntry, encode_entry, nothing_to_fix
 from gateway.audit.errors import ProofError
 from gateway.audit.keys import Signer
 from gateway.audit.merkle import leaf_hash
@@ -703,8 +703,9 @@ LINK_COLUMNS = ("target", "trace_id", "request_id")
 
 def _link_columns(item: _Pending) -> dict[str, object]:
     """The link fields as the canonical bytes hold them (redacted, escaped): never raw text."""
-    if all(getattr(item.entry, name) is None for name in LINK_COLUMNS):
-        return dict.fromkeys(LINK_COLUMNS)
+    given = [getattr(item.entry, name) for name in LINK_COLUMNS]
+    if nothing_to_fix([value for value in given if value is not None]):  # written as given
+        return {name: _text_or_none(value) for name, value in zip(LINK_COLUMNS, given, strict=True)}
     written = json.loads(item.data)
     return {name: _text_or_none(written.get(name)) for name in LINK_COLUMNS}
 

@@ -23,7 +23,6 @@ from gateway.audit.entry import (
     Actor,
     AuditEntry,
     DecisionRecord,
-    _nothing_to_fix,
     check_no_secrets,
     clip,
     decode_entry,
@@ -31,6 +30,7 @@ from gateway.audit.entry import (
     escape_unencodable,
     format_time,
     hash_token,
+    nothing_to_fix,
     redact_secrets,
     unescape,
 )
@@ -317,16 +317,16 @@ def test_every_ascii_match_holds_a_literal_the_quick_judgement_looks_for(
     without the regular expression: every pattern's ASCII matches must hold one."""
     text = data.draw(st.from_regex(pattern, alphabet=st.characters(max_codepoint=127)))
     assert pattern.search(text)
-    assert not _nothing_to_fix([text])
+    assert not nothing_to_fix([text])
 
 
 def test_strings_are_judged_together_but_matched_one_by_one() -> None:
     """The join's NUL cannot complete a lookalike across two strings, and a string's start
     after it is a word boundary as at the start of the text."""
-    assert _nothing_to_fix(["Bearer", "abcdefghijklmnopqrstu"])
-    assert not _nothing_to_fix(["x", "Bearer abcdefghijklmnopqrstu"])
-    assert not _nothing_to_fix(["x", "\ud800"])
-    assert not _nothing_to_fix(["Ba\u017fic abcdefghijklmnopqrstu"])  # non-ASCII: the expression
+    assert nothing_to_fix(["Bearer", "abcdefghijklmnopqrstu"])
+    assert not nothing_to_fix(["x", "Bearer abcdefghijklmnopqrstu"])
+    assert not nothing_to_fix(["x", "\ud800"])
+    assert not nothing_to_fix(["Ba\u017fic abcdefghijklmnopqrstu"])  # non-ASCII: the expression
 
 
 @pytest.mark.parametrize(
@@ -485,3 +485,13 @@ def test_a_lookalike_the_clip_completes_is_cut_and_the_entry_still_written(begun
 )
 def test_every_segment_of_a_token_is_redacted(text: str, kept: str) -> None:
     assert decode_entry(encode_entry(entry(dataset=text))).dataset == kept
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_time_is_written_as_strftime_would(moment: datetime) -> None:
+    """format_time spells an instant as strftime("%Y-%m-%dT%H:%M:%S.%fZ") in UTC does."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # a time zone pushing the instant past year 1 or 9999
+        return
+    assert format_time(moment) == utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

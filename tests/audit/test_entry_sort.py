@@ -211,3 +211,28 @@ async def _nul_scenario(url: str) -> None:
 def test_nul_in_caller_text_is_written_and_found(tmp_path: Path, backend: str) -> None:
     with database_url(backend, tmp_path) as url:
         asyncio.run(_nul_scenario(url))
+
+
+async def _written_links_scenario(url: str) -> None:
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlYWJj"
+    async with opened(url) as log:
+        await log.append(sample(0, target=f"/v1/{token}", trace_id="t\ud800", request_id="r0"))
+        await log.append(sample(1, target="agreement:a1", trace_id="t1", request_id="r1"))
+        async with log.db.session() as session:
+            stmt = sa.select(_ROWS.c.target, _ROWS.c.trace_id, _ROWS.c.request_id)
+            got = [tuple(r) for r in (await session.execute(stmt.order_by(_ROWS.c.idx))).all()]
+        written = [record.json() for record in await log.entry_range(0, 2)]
+    assert got[0] == (written[0]["target"], written[0]["trace_id"], "r0")
+    assert got[0][0] == "/v1/[redacted]"
+    assert got[0][1] == "t\\ud800"
+    assert got[1] == ("agreement:a1", "t1", "r1")  # nothing to fix: as given
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_link_columns_hold_the_written_text_never_the_raw(tmp_path: Path, backend: str) -> None:
+    """The link columns (target, trace id, request id) take what the entry's bytes hold: a
+    token redacted, a lone surrogate escaped; an entry with nothing to fix, its own text."""
+    with database_url(backend, tmp_path) as url:
+        asyncio.run(_written_links_scenario(url))
