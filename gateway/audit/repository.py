@@ -13,13 +13,13 @@ from sqlalchemy import (
     ClauseElement,
     ColumnElement,
     Delete,
+    Insert,
     Table,
     and_,
     bindparam,
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     text,
@@ -123,24 +123,28 @@ async def lock_sequencer(session: AsyncSession) -> None:
     before a write, and a SAVEPOINT opened outside one would commit on its RELEASE).
     """
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK})
+        await session.execute(_ADVISORY_LOCK, {"key": SEQUENCER_LOCK})
     else:  # one hop to the driver's thread (through the session's connection, three)
         await execute_one(session, _LOCK_HEAD, {})
 
 
-# Core, built once: the no-op write that takes SQLite's write lock
+# Built once, as every statement a batch runs (built per call, SQLAlchemy's expressions cost
+# more Python than the round trip: ~2.9 ms of CPU per one-entry batch on PostgreSQL)
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# the no-op write that takes SQLite's write lock
 _LOCK_HEAD = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(size=_HEAD.c.size)
+_GROW = (
+    update(_HEAD)
+    .where(_HEAD.c.id == _HEAD_ID)
+    .values(size=_HEAD.c.size + bindparam("grown_by"))
+    .returning(_HEAD.c.size)
+)
 
 
 async def grow(session: AsyncSession, count: int) -> int:
     """Add ``count`` to the head row (taking its write lock); the size before."""
-    stmt = (
-        update(_HEAD)
-        .where(_HEAD.c.id == _HEAD_ID)
-        .values(size=_HEAD.c.size + count)
-        .returning(_HEAD.c.size)
-    )
-    new_size = (await (await session.connection()).execute(stmt)).scalar_one()
+    connection = await session.connection()
+    new_size = (await connection.execute(_GROW, {"grown_by": count})).scalar_one()
     return int(new_size) - count
 
 
@@ -198,20 +202,34 @@ async def _insert_unnested(
     one array per column instead of one per row), each value through its column type's
     bind processor as SQLAlchemy would. Entry rows all have the same columns."""
     params: dict[str, object] = {}
-    selects = []
-    for label, table, rows in (("e", _ENTRIES, entries), ("n", _NODES, nodes)):
-        names = list(rows[0]) if rows else ["level", "idx", "hash"]
-        arrays = []
+    entry_names = tuple(entries[0]) if entries else ("idx",)
+    for label, table, rows, names in (
+        ("e", _ENTRIES, entries, entry_names),
+        ("n", _NODES, nodes, ("level", "idx", "hash")),
+    ):
         for i, name in enumerate(names):
             process = _bind_processor(table, name, connection.dialect)
             params[f"{label}{i}"] = [_bound(process, row[name]) for row in rows]
-            kind = table.c[name].type.compile(dialect=connection.dialect)
-            arrays.append(f"CAST(:{label}{i} AS {kind}[])")
+    await connection.execute(_unnested(entry_names, connection.dialect), params)
+
+
+@lru_cache(maxsize=16)  # per entry column set (the writer's is always the same) and dialect
+def _unnested(entry_names: tuple[str, ...], dialect: Dialect) -> TextClause:
+    """:func:`_insert_unnested`'s statement: each column's values as one typed array."""
+    selects = []
+    for label, table, names in (
+        ("e", _ENTRIES, entry_names),
+        ("n", _NODES, ("level", "idx", "hash")),
+    ):
+        arrays = [
+            f"CAST(:{label}{i} AS {table.c[name].type.compile(dialect=dialect)}[])"
+            for i, name in enumerate(names)
+        ]
         selects.append(
             f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 - the table's own columns; values bound
             f"SELECT * FROM unnest({', '.join(arrays)})"
         )
-    await connection.execute(text(f"WITH e AS ({selects[0]}) {selects[1]}"), params)
+    return text(f"WITH e AS ({selects[0]}) {selects[1]}")
 
 
 _T = TypeVar("_T")
@@ -595,17 +613,28 @@ async def add_checkpoint(
     more, at no extra round trip (the caller sees no row of that size).
     """
     values = {"size": size_, "root_hash": root_hash, "note": note, "signed_at": signed_at}
-    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    if signer_key is None:
-        stmt = insert_(AuditCheckpointRow).values(**values)
-    else:
-        columns = AuditCheckpointRow.__table__.c
-        row = [literal(value, columns[name].type).label(name) for name, value in values.items()]
-        current = select(AuditIdentityRow.id).where(AuditIdentityRow.key == signer_key)
-        source = select(*row).where(or_(current.exists(), ~select(AuditIdentityRow.id).exists()))
-        stmt = insert_(AuditCheckpointRow).from_select(list(values), source)
-    result = await session.execute(stmt.on_conflict_do_nothing())
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult of an INSERT
+    stmt = _checkpoint_insert(session.get_bind().dialect.name, checked=signer_key is not None)
+    if signer_key is not None:
+        values["signer_key"] = signer_key
+    result = await (await session.connection()).execute(stmt, values)
+    return bool(result.rowcount == 1)
+
+
+_CHECKPOINT_VALUES = ("size", "root_hash", "note", "signed_at")
+
+
+@lru_cache(maxsize=8)  # per dialect, with or without the key check: built once each
+def _checkpoint_insert(dialect: str, *, checked: bool) -> Insert:
+    """:func:`add_checkpoint`'s INSERT ... ON CONFLICT DO NOTHING, its values bound by name
+    (and ``signer_key``, when ``checked``: stored only while that key is the log's)."""
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    table: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
+    if not checked:  # the columns are the execution's parameters
+        return insert_(table).on_conflict_do_nothing()
+    row = [bindparam(name, type_=table.c[name].type).label(name) for name in _CHECKPOINT_VALUES]
+    current = select(AuditIdentityRow.id).where(AuditIdentityRow.key == bindparam("signer_key"))
+    source = select(*row).where(or_(current.exists(), ~select(AuditIdentityRow.id).exists()))
+    return insert_(table).from_select(list(_CHECKPOINT_VALUES), source).on_conflict_do_nothing()
 
 
 async def checkpoint_of_size(session: AsyncSession, size_: int) -> AuditCheckpointRow | None:
