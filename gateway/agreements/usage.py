@@ -32,6 +32,7 @@ from functools import lru_cache
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Select,
     Table,
     Update,
     and_,
@@ -108,6 +109,37 @@ def _where(
     )
 
 
+def _key_values(key: UsageKey) -> dict[str, object]:
+    return {"consumer": key.consumer_id, "dataset": key.dataset_id, "policy": key.policy_hash}
+
+
+def _key_is(table: Table) -> ColumnElement[bool]:
+    """The key's columns of ``table`` equal to ``:consumer``, ``:dataset``, ``:policy``."""
+    return and_(
+        table.c.consumer_id == bindparam("consumer"),
+        table.c.dataset_id == bindparam("dataset"),
+        table.c.policy_hash == bindparam("policy"),
+    )
+
+
+# Built once and run with the key bound (per request for a policy with rate windows: built
+# per call, SQLAlchemy's expressions cost more Python than the query)
+_CURRENT = select(_STATE.c.use_count, _STATE.c.started_at).where(_key_is(_STATE))
+
+
+@lru_cache(maxsize=8)  # by the number of bucket widths asked for (a policy has a few)
+def _windows_query(widths: int) -> Select[int, int, int]:
+    """The key's buckets of ``:wN`` width from bucket ``:bN`` on, for N below ``widths``."""
+    wanted = or_(
+        *(
+            and_(_BUCKETS.c.width == bindparam(f"w{i}"), _BUCKETS.c.bucket >= bindparam(f"b{i}"))
+            for i in range(widths)
+        )
+    )
+    columns = (_BUCKETS.c.width, _BUCKETS.c.bucket, _BUCKETS.c.uses)
+    return select(*columns).where(_key_is(_BUCKETS), wanted)
+
+
 async def start(session: AsyncSession, key: UsageKey, now: datetime) -> None:
     """Begin counting for ``key`` at ``now``, unless it began before (then nothing changes)."""
     values = {**key.columns(), "use_count": 0, "started_at": now, "updated_at": now}
@@ -179,13 +211,7 @@ async def current(
     One SELECT of the state row; a second one of the buckets only when ``windows`` is not
     empty. Neither depends on how many uses there were. None before the state began.
     """
-    row = (
-        await session.execute(
-            select(UsageStateRow.use_count, UsageStateRow.started_at).where(
-                _where(key, UsageStateRow)
-            )
-        )
-    ).first()
+    row = (await session.execute(_CURRENT, _key_values(key))).first()
     if row is None:
         return None
     counts = await window_counts(session, key, windows, now) if windows else ()
@@ -201,16 +227,10 @@ async def window_counts(
         width = width_for(window)
         first = int(_since(window, now).timestamp()) // width
         firsts[width] = min(first, firsts.get(width, first))
-    wanted = or_(
-        *(and_(UsageBucketRow.width == w, UsageBucketRow.bucket >= b) for w, b in firsts.items())
-    )
-    rows = (
-        await session.execute(
-            select(UsageBucketRow.width, UsageBucketRow.bucket, UsageBucketRow.uses).where(
-                _where(key, UsageBucketRow), wanted
-            )
-        )
-    ).all()
+    values: dict[str, object] = _key_values(key)
+    for i, (width, first) in enumerate(firsts.items()):
+        values[f"w{i}"], values[f"b{i}"] = width, first
+    rows = (await session.execute(_windows_query(len(firsts)), values)).all()
     counts = []
     for window in windows:
         width = width_for(window)
