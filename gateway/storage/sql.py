@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,10 +24,17 @@ async def insert_or_add(
 ) -> None:
     """INSERT ``rows``; where a row with the same key exists, add the row's ``column`` to
     it instead (``ON CONFLICT (key) DO UPDATE SET column = column + excluded.column``)."""
+    stmt = _adding(session.get_bind().dialect.name, model, column)
+    await (await session.connection()).execute(stmt, rows)  # one execution per row, in order
+
+
+@lru_cache(maxsize=16)  # per dialect, table and column: built once (rate buckets, per request)
+def _adding(dialect: str, model: type[Base], column: str) -> Any:
+    """:func:`insert_or_add`'s statement on the table (Core), its values the execution's."""
     table: Any = model.__table__
-    stmt = _insert(session, model).values(rows)
+    stmt = _DIALECTS[dialect].insert(table)
     added = {column: table.c[column] + stmt.excluded[column]}
-    await session.execute(stmt.on_conflict_do_update(index_elements=_keys(model), set_=added))
+    return stmt.on_conflict_do_update(index_elements=_keys(model), set_=added)
 
 
 async def insert_or_replace(
@@ -45,11 +53,12 @@ def _keys(model: type[Base]) -> list[str]:
     return [c.name for c in table.primary_key.columns]
 
 
+_DIALECTS: dict[str, Any] = {"postgresql": postgresql, "sqlite": sqlite}
+
+
 def _insert(session: AsyncSession, model: type[Base]) -> Any:
     """The dialect's INSERT (the one with ``ON CONFLICT``) for ``model``."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model)
-    if dialect == "sqlite":
-        return sqlite.insert(model)
-    raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")  # pragma: no cover
+    if dialect not in _DIALECTS:  # pragma: no cover - the two stores Sluis runs on
+        raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
+    return _DIALECTS[dialect].insert(model)
