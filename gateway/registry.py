@@ -200,10 +200,11 @@ def registry_of(db: Database) -> Registry:
     return found
 
 
+_VERSION = select(RegistryVersionRow.version).where(RegistryVersionRow.id == 1)  # built once
+
+
 async def _version(session: AsyncSession) -> int:
-    found = await session.scalar(
-        select(RegistryVersionRow.version).where(RegistryVersionRow.id == 1)
-    )
+    found = await session.scalar(_VERSION)  # every poll of every replica
     if found is None:  # the row is the migration's: without it nothing is known to be current
         raise StorageUnavailable("the registry version row is missing (run the migrations)")
     return int(found)
