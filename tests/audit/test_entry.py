@@ -164,6 +164,32 @@ def test_the_fast_path_is_taken_for_an_entry() -> None:
     assert jcs._fast(data) == _exact(data)
 
 
+def test_the_fast_path_takes_every_plain_value() -> None:
+    """Null, booleans and keys below U+E000 (ASCII or not) are plain: json writes them."""
+    assert jcs._fast({"a": [None, True, False, -1, "x"]}) == b'{"a":[null,true,false,-1,"x"]}'
+    assert jcs._fast({"\u00e9": 1, "\u4e2d": 2}) == '{"\u00e9":1,"\u4e2d":2}'.encode()
+
+
+def test_an_entry_with_nothing_to_fix_is_not_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walks run only for an entry whose strings need escaping or redaction."""
+
+    def walked(_data: dict[str, Any]) -> dict[str, Any]:
+        raise AssertionError("walked")
+
+    monkeypatch.setattr("gateway.audit.entry.escape_unencodable", walked)
+    assert encode_entry(entry(dataset="plain", rows=3)) == _walked(entry(dataset="plain", rows=3))
+    with pytest.raises(AssertionError, match="walked"):
+        encode_entry(entry(dataset=JWT))
+
+
+def test_a_lookalike_redaction_left_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last guard: were redaction ever to leave a lookalike, the entry is refused."""
+    monkeypatch.setattr("gateway.audit.entry.redact_secrets", lambda data: data)
+    with pytest.raises(EntryError) as caught:
+        encode_entry(entry(dataset=JWT))
+    assert caught.value.code == "secret-in-entry"
+
+
 def test_to_json_gives_json_values() -> None:
     """Lists, not tuples, and text, not datetimes: what json writes and reads back as it is
     (and what the fast path takes)."""
