@@ -114,13 +114,6 @@ def _plain(value: Any, strings: list[str]) -> bool:  # noqa: PLR0911
     return value is None or kind is bool
 
 
-def _safe_int(text: str) -> int:
-    number = int(text)
-    if abs(number) > MAX_SAFE_INTEGER:
-        raise ValueError(f"integer {text} beyond 2**53")
-    return number
-
-
 def loads(data: bytes | str) -> Any:
     """Parse JSON strictly: floats, NaN/Infinity and duplicate object keys are refused."""
     try:
