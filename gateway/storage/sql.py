@@ -32,7 +32,7 @@ async def insert_or_add(
 def _adding(dialect: str, model: type[Base], column: str) -> Any:
     """:func:`insert_or_add`'s statement on the table (Core), its values the execution's."""
     table: Any = model.__table__
-    stmt = _DIALECTS[dialect].insert(table)
+    stmt = _insert_on(dialect, table)
     added = {column: table.c[column] + stmt.excluded[column]}
     return stmt.on_conflict_do_update(index_elements=_keys(model), set_=added)
 
@@ -53,12 +53,15 @@ def _keys(model: type[Base]) -> list[str]:
     return [c.name for c in table.primary_key.columns]
 
 
-_DIALECTS: dict[str, Any] = {"postgresql": postgresql, "sqlite": sqlite}
-
-
 def _insert(session: AsyncSession, model: type[Base]) -> Any:
     """The dialect's INSERT (the one with ``ON CONFLICT``) for ``model``."""
-    dialect = session.get_bind().dialect.name
-    if dialect not in _DIALECTS:  # pragma: no cover - the two stores Sluis runs on
-        raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")
-    return _DIALECTS[dialect].insert(model)
+    return _insert_on(session.get_bind().dialect.name, model)
+
+
+def _insert_on(dialect: str, target: Any) -> Any:
+    """``dialect``'s INSERT (the one with ``ON CONFLICT``) into ``target`` (model or table)."""
+    if dialect == "postgresql":
+        return postgresql.insert(target)
+    if dialect == "sqlite":
+        return sqlite.insert(target)
+    raise NotImplementedError(f"no INSERT ... ON CONFLICT for {dialect}")  # pragma: no cover

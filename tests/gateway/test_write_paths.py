@@ -104,7 +104,7 @@ NOT_A_CHANGE = {
     "kept for introspection (the token-issued entry records the issue)",
     "registry.py:_before_commit": "the registry's version counter, incremented inside the "
     "transaction of a change that is itself classified here",
-    "storage/sql.py:_insert": "a helper (the dialect's INSERT ... ON CONFLICT for insert_unless_"
+    "storage/sql.py:_insert_on": "a helper (the dialect's INSERT ... ON CONFLICT for insert_unless_"
     "present, insert_or_add, insert_or_replace): their callers are classified",
     "exchange/repository.py:seen": "a gateway process says it is alive: no change of who may "
     "do what (the interruptions it leads to, for processes that stop, are audited)",
