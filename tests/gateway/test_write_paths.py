@@ -21,6 +21,9 @@ SQL_WRITES = {
     "stage", "staged_delete",
 }  # fmt: skip
 DIALECTS = {"postgresql", "sqlite"}
+#: The dialects' INSERTs imported under a name of their own, often chosen by a conditional
+#: (``insert_ = pg_insert if ... else sqlite_insert``): any use of the name is a write.
+DIALECT_INSERTS = {"pg_insert", "sqlite_insert"}
 
 #: Writes that change who may do what, and the only functions that may call them.
 AUDITED: dict[str, set[str]] = {
@@ -85,6 +88,10 @@ NOT_A_CHANGE = {
     "with its use (recorded in the access-decision entry)",
     "audit/repository.py:lock_sequencer": "the audit log's own sequencer",
     "audit/repository.py:grow": "the audit log's own head",
+    "audit/repository.py:_checkpoint_insert": "builds add_checkpoint's INSERT: the audit log's "
+    "own signed checkpoints (the log itself, not a change of who may do what)",
+    "audit/repository.py:add_identity": "the audit log's own identity (origin, first key), "
+    "stored once when the log begins; a later key change is a hand-over, itself an entry",
     "audit/repository.py:insert_batch": "the audit log's entries and Merkle nodes",
     "audit/log.py:stage": "a helper: rows an effect stages (its callers are classified)",
     "audit/repository.py:write_rows": "writes the rows a batch's effects staged (their "
@@ -146,6 +153,8 @@ def _functions(tree: ast.AST, prefix: str = "") -> Iterator[tuple[str, list[ast.
 
 
 def _is_write(node: ast.AST) -> bool:
+    if isinstance(node, ast.Name) and node.id in DIALECT_INSERTS:
+        return True
     if isinstance(node, ast.Call):
         func = node.func
         if isinstance(func, ast.Name):
@@ -197,6 +206,13 @@ def test_a_write_built_at_module_level_counts_for_the_function_that_runs_it() ->
     )
     assert _statements(tree) == {"_CLOSE"}
     assert "exchange/repository.py:close_exchange" in _writers()
+
+
+def test_a_dialect_insert_chosen_by_a_condition_is_a_write() -> None:
+    """``insert_ = pg_insert if ... else sqlite_insert`` writes wherever it is called."""
+    code = "def f(s):\n    insert_ = pg_insert if s else sqlite_insert\n    return insert_(t)\n"
+    assert any(_is_write(node) for node in ast.walk(ast.parse(code)))
+    assert "audit/repository.py:add_identity" in _writers()
 
 
 def _imports(module: str, tree: ast.Module) -> dict[str, str]:
