@@ -346,6 +346,24 @@ def test_every_ascii_match_holds_a_literal_the_quick_judgement_looks_for(
     assert not nothing_to_fix([text])
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        JWT,
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "key=PRIVATE+KEY+abc",
+        "Authorization: bearer abcdefghijklmnop",
+        "BASIC abcdefghijklmnopqr",
+        "DPoP abcdefghijklmnopqrst",
+    ],
+)
+def test_each_kind_of_lookalike_is_never_passed_unjudged(text: str) -> None:
+    """One ASCII lookalike of every pattern and scheme (the property test above draws at
+    random; these always run): each goes to the expression, and from there to redaction."""
+    assert not nothing_to_fix(["plain", text])
+    assert REDACTED in encode_entry(entry(dataset=text)).decode()
+
+
 def test_strings_are_judged_together_but_matched_one_by_one() -> None:
     """The join's NUL cannot complete a lookalike across two strings, and a string's start
     after it is a word boundary as at the start of the text."""
