@@ -300,9 +300,11 @@ def test_a_use_is_spent_in_one_hop_to_the_sqlite_thread(
     the new count while below the cap, None (nothing changed) at the cap."""
     hops: list[str] = []
     real = aiosqlite.Connection._execute
+    mine: list[aiosqlite.Connection] = []  # the spending session's: another task's hops aside
 
     async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", "?"))
+        if self in mine:
+            hops.append(getattr(fn, "__name__", "?"))
         return await real(self, fn, *args, **kwargs)
 
     async def staged(*_: Any) -> None:  # the use's row: written with the batch, not counted here
@@ -316,7 +318,8 @@ def test_a_use_is_spent_in_one_hop_to_the_sqlite_thread(
         found = []
         for _attempt in range(3):
             async with db.session() as session:
-                await session.connection()  # the transaction begun before the count starts
+                connection = await session.connection()  # begun before the count starts
+                mine[:] = [(await connection.get_raw_connection()).driver_connection]
                 hops.clear()
                 spent = await usage.spend(session, key, NOW, agreement_id=agreement_id, cap=2)
                 found.append((spent, len(hops)))
