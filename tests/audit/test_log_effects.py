@@ -481,7 +481,7 @@ def test_a_sqlite_batch_costs_four_driver_hops(tmp_path: Path) -> None:
 
     async def run() -> None:
         with database_url("sqlite", tmp_path) as url:
-            async with opened(url) as log:
+            async with opened(url, checkpoint_delay=3600) as log:  # no checkpointer's hops
                 await log.append(sample(0), effect=_stage_then("x1"))
                 hops: list[str] = []
                 driver_class: Any = aiosqlite.Connection
