@@ -109,17 +109,13 @@ def _where(
     )
 
 
-def _key_values(key: UsageKey) -> dict[str, object]:
-    return {"consumer": key.consumer_id, "dataset": key.dataset_id, "policy": key.policy_hash}
+_KEY_COLUMNS = ("consumer_id", "dataset_id", "policy_hash")  # UsageKey.columns()'s names
 
 
 def _key_is(table: Table) -> ColumnElement[bool]:
-    """The key's columns of ``table`` equal to ``:consumer``, ``:dataset``, ``:policy``."""
-    return and_(
-        table.c.consumer_id == bindparam("consumer"),
-        table.c.dataset_id == bindparam("dataset"),
-        table.c.policy_hash == bindparam("policy"),
-    )
+    """The key's columns of ``table`` equal to binds of their own names (run a SELECT of it
+    with :meth:`UsageKey.columns`)."""
+    return and_(*(table.c[name] == bindparam(name) for name in _KEY_COLUMNS))
 
 
 # Built once and run with the key bound (per request for a policy with rate windows: built
@@ -211,7 +207,7 @@ async def current(
     One SELECT of the state row; a second one of the buckets only when ``windows`` is not
     empty. Neither depends on how many uses there were. None before the state began.
     """
-    row = (await session.execute(_CURRENT, _key_values(key))).first()
+    row = (await session.execute(_CURRENT, key.columns())).first()
     if row is None:
         return None
     counts = await window_counts(session, key, windows, now) if windows else ()
@@ -227,7 +223,7 @@ async def window_counts(
         width = width_for(window)
         first = int(_since(window, now).timestamp()) // width
         firsts[width] = min(first, firsts.get(width, first))
-    values: dict[str, object] = _key_values(key)
+    values: dict[str, object] = dict(key.columns())
     for i, (width, first) in enumerate(firsts.items()):
         values[f"w{i}"], values[f"b{i}"] = width, first
     rows = (await session.execute(_windows_query(len(firsts)), values)).all()
