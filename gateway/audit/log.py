@@ -457,8 +457,14 @@ class AuditLog(AuditReader):
                 batch = self._pending[: self._max_batch]
                 self._pending = self._pending[self._max_batch :]
                 self._in_flight = batch
-                await self._commit(batch)
-                self._in_flight = []
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # escaped _commit's own handling: nobody waits for ever
+                    self._frontier = None
+                    log.exception("audit batch failed outside its transaction")
+                    failed = StorageUnavailable(f"audit append failed: {type(exc).__name__}")
+                    self._fail(batch, failed)
+                self._in_flight = []  # kept when cancelled: close fails what was in flight
 
     async def _commit(self, batch: list[_Pending]) -> None:
         refused: dict[int, BaseException] = {}

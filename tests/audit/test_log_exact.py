@@ -598,3 +598,39 @@ def test_the_counts_and_the_activity_of_a_window(url: str) -> None:
             ]
 
     asyncio.run(run())
+
+
+def test_a_failure_outside_the_batchs_transaction_fails_its_appenders_and_the_writer_goes_on(
+    url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception that escapes ``_commit``'s own handling (a bug in handing out the
+    receipts, in ``_fail`` itself) fails that batch's appenders with StorageUnavailable
+    (fail closed: no receipt, so no data) and is logged; the writer lives on and the next
+    append commits. Before, the writer task ended silently and every later append waited
+    for ever."""
+    original = AuditLog._commit
+    calls = 0
+
+    async def breaks_once(self: AuditLog, batch: list[object]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug outside the transaction's handling")
+        await original(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AuditLog, "_commit", breaks_once)
+
+    async def run() -> None:
+        async with opened(url, checkpoint_delay=3600) as log:
+            first = log.append(sample(0))
+            with pytest.raises(StorageUnavailable, match="audit append failed: RuntimeError"):
+                await asyncio.wait_for(first, timeout=30)  # a hang guard, not a timing
+            receipt = await asyncio.wait_for(log.append(sample(1)), timeout=30)
+            assert receipt.index == 0  # the failed batch took no index
+            assert calls == 2
+
+    with caplog.at_level(logging.ERROR, logger="sluis.audit"):
+        asyncio.run(run())
+    assert [r.getMessage() for r in caplog.records if r.name == "sluis.audit"] == [
+        "audit batch failed outside its transaction"
+    ]
