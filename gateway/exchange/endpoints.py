@@ -68,18 +68,19 @@ class _Streamed(StreamingResponse):
                 await self.outcome.rest.aclose()
 
     async def _send_head(self, send: Send) -> bool:
-        """Send the start and the first chunk and pull the next: True when that ended the
-        answer (then sent in full), else the rest is left to ``stream_response``."""
+        """Send the start, pull the chunk after the first, then send the first: True when
+        that ended the answer (then sent with its end, one write), else the rest is left to
+        ``stream_response``."""
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})  # fmt: skip
         self.head_sent = True
-        if self.outcome.first:
-            await send({"type": "http.response.body", "body": self.outcome.first,
-                        "more_body": True})  # fmt: skip
+        first = self.outcome.first
         following = await anext(self.outcome.rest, None)
-        if following is None:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if following is None:  # the whole answer: its one chunk and the end in one write
+            await send({"type": "http.response.body", "body": first, "more_body": False})
             return True
+        if first:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
         self.body_iterator = _chain(following, self.outcome.rest)
         return False
 
