@@ -19,7 +19,9 @@ Revocation needs the database and is checked by the caller (gateway/oauth).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -161,6 +163,50 @@ class VerifiedMemo:
         self.token, self.key, self.claims = token, key, claims
 
 
+VERIFIED_TOKENS = 4096  # tokens a process remembers as verified (VerifiedTokens)
+
+
+class VerifiedTokens:
+    """The tokens whose signatures verified in this process, most recent first, at most
+    ``capacity`` (the least recently used is forgotten): a client that opens a new TLS
+    connection per request (a script, a proxy's pool) pays the signature check once per
+    token, not once per connection, as with an API gateway's JWT cache.
+
+    Kept by SHA-256 of the text (the tokens themselves are not held), with the key object
+    that verified each and the claims read from it. The same rule as :class:`VerifiedMemo`:
+    only the very same text under the very same key object (a rotation or reload makes new
+    ones) skips the signature check; every other step of :func:`check`, and the caller's
+    client and revocation checks, run on every request. A token that did not verify is
+    never kept. Used from the event loop only (not locked).
+    """
+
+    def __init__(self, capacity: int = VERIFIED_TOKENS) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._capacity = capacity
+        self._kept: OrderedDict[bytes, tuple[Key, dict[str, Any]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def claims_for(self, token: str, key: Key) -> dict[str, Any] | None:
+        """The kept claims when ``token`` verified with ``key`` here, else None."""
+        digest = hashlib.sha256(token.encode()).digest()
+        kept = self._kept.get(digest)
+        if kept is None or kept[0] is not key:
+            return None
+        self._kept.move_to_end(digest)
+        return kept[1]
+
+    def remember(self, token: str, key: Key, claims: dict[str, Any]) -> None:
+        """Keep ``token`` (its signature just verified with ``key``) and its claims."""
+        digest = hashlib.sha256(token.encode()).digest()
+        self._kept[digest] = (key, claims)
+        self._kept.move_to_end(digest)
+        if len(self._kept) > self._capacity:
+            self._kept.popitem(last=False)
+
+
 def check(
     token: str,
     issuers: Mapping[str, TrustedIssuer],
@@ -170,12 +216,14 @@ def check(
     now: datetime,
     leeway: int = MAX_LEEWAY,
     memo: VerifiedMemo | None = None,
+    verified: VerifiedTokens | None = None,
     peeked: Peeked | None = None,
 ) -> AccessClaims:
     """Verify ``token`` as described in the module docstring; TokenRejected otherwise.
 
-    ``memo`` (one per connection) skips the signature check of a token it saw verify with
-    the same key object (see :class:`VerifiedMemo`). ``peeked``: what :func:`read` returned
+    ``memo`` (one per connection) and then ``verified`` (one per process) skip the
+    signature check of a token they saw verify with the same key object (see
+    :class:`VerifiedMemo`, :class:`VerifiedTokens`). ``peeked``: what :func:`read` returned
     for ``token`` (read once; the claims checked are those of the signed payload it read).
     """
     header, unverified = _read(token, peeked)
@@ -188,11 +236,17 @@ def check(
     key = _key(trusted.keys, header.get("kid"))
     claims = memo.claims_for(token, key) if memo is not None else None
     if claims is None:
-        try:  # joserfc verifies; the claims are the ones read from the signed payload
-            verify_signature(token, key, trusted.algorithms, header)
-            claims = unverified
-        except (JoseError, ValueError) as exc:
-            raise TokenRejected("bad-signature", "the token's signature does not verify") from exc
+        claims = verified.claims_for(token, key) if verified is not None else None
+        if claims is None:
+            try:  # joserfc verifies; the claims are the ones read from the signed payload
+                verify_signature(token, key, trusted.algorithms, header)
+                claims = unverified
+            except (JoseError, ValueError) as exc:
+                raise TokenRejected(
+                    "bad-signature", "the token's signature does not verify"
+                ) from exc
+            if verified is not None:
+                verified.remember(token, key, claims)
         if memo is not None:
             memo.remember(token, key, claims)
     leeway = min(leeway, MAX_LEEWAY)

@@ -90,6 +90,7 @@ class OAuthService:
         self.participants = ParticipantService(db)
         self.issuer = server.config.issuer
         self.audience = server.config.resources[0]
+        self.verified = tokens.VerifiedTokens()  # signatures verified in this process
 
     async def token(
         self,
@@ -233,6 +234,7 @@ class OAuthService:
             thumbprint=holder.certificate.thumbprint_sha256,
             now=now,
             memo=memo,
+            verified=self.verified,
             peeked=peeked,
         )
         if claims.client_id != holder.participant.id:

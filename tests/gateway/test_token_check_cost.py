@@ -61,3 +61,29 @@ def test_shallow_json_skips_the_depth_scan(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(JsonInputError):
         loads_bounded("[" * 4 + "]" * 4, max_depth=3)
     assert len(scans) == 1
+
+
+def test_a_token_checked_again_without_its_connection_is_verified_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_bearer with no connection memo (a new TLS connection each time) verifies a
+    token's signature once (tokens.VerifiedTokens); a second token is verified on its own."""
+    verified: list[str] = []
+    real = tokens.verify_signature
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        verified.append(token)
+        return real(token, *args, **kwargs)
+
+    async def main(url: str) -> None:
+        async with _world(url, Pki(tmp_path / "pki")) as world:
+            token = await _fresh_token(world, "once", T0)
+            other = await _fresh_token(world, "twice", T0)
+            monkeypatch.setattr(tokens, "verify_signature", counting)
+            for _ in range(3):
+                assert (await world.oauth.check_bearer(token, world.caller, T0)).claims.jti
+            await world.oauth.check_bearer(other, world.caller, T0)
+            assert verified == [token, other]
+
+    with database_url("sqlite", tmp_path) as url:
+        asyncio.run(main(url))
