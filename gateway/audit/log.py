@@ -580,8 +580,8 @@ class AuditLog(AuditReader):
             self._dirty.clear()
             try:
                 await self.checkpoint_now()
-            except StorageUnavailable:
-                log.warning("audit checkpoint not signed: store unavailable; will retry")
+            except StorageUnavailable as exc:  # its words: the store, or a key handed over
+                log.warning("audit checkpoint not signed (%s); will retry", exc)
                 self._dirty.set()
 
     @staticmethod

@@ -322,7 +322,8 @@ def test_a_key_handed_over_signs_no_batch_and_the_checkpointer_retries_and_says_
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A log whose key is no longer the log's: its batches commit, their checkpoints are
-    not stored; the checkpointer tries again (refused each time, logged each time)."""
+    not stored; the checkpointer tries again (refused each time, logged each time with the
+    hand-over as the cause)."""
 
     async def run() -> None:
         db = Database(url)
@@ -350,7 +351,10 @@ def test_a_key_handed_over_signs_no_batch_and_the_checkpointer_retries_and_says_
 
 
 def _retries(caplog: pytest.LogCaptureFixture) -> list[str]:
-    said = "audit checkpoint not signed: store unavailable; will retry"
+    said = (  # the cause in its own words, not "store unavailable" (the store is fine)
+        "audit checkpoint not signed (the audit log was handed over to another key; restart);"
+        " will retry"
+    )
     return [
         r.getMessage()
         for r in caplog.records
