@@ -628,8 +628,8 @@ def test_a_failure_outside_the_batchs_transaction_fails_its_appenders_and_the_wr
         async with opened(url, checkpoint_delay=3600) as log:
             first = log.append(sample(0))
             with pytest.raises(StorageUnavailable, match="audit append failed: RuntimeError"):
-                await asyncio.wait_for(first, timeout=30)  # a hang guard, not a timing
-            receipt = await asyncio.wait_for(log.append(sample(1)), timeout=30)
+                await asyncio.wait_for(first, timeout=10)  # a hang guard, not a timing
+            receipt = await asyncio.wait_for(log.append(sample(1)), timeout=10)
             assert receipt.index == 0  # the failed batch took no index
             assert calls == 2
 
