@@ -16,6 +16,7 @@ import pytest
 from gateway import json_input
 from gateway.auth import tokens
 from gateway.json_input import JsonInputError, loads_bounded
+from tests.gateway.test_token_memo import _counting
 from tests.gateway.test_token_windows import T0, _fresh_token, _world
 from tests.support.databases import database_url
 from tests.support.pki import Pki
@@ -68,18 +69,12 @@ def test_a_token_checked_again_without_its_connection_is_verified_once_per_proce
 ) -> None:
     """check_bearer with no connection memo (a new TLS connection each time) verifies a
     token's signature once (tokens.VerifiedTokens); a second token is verified on its own."""
-    verified: list[str] = []
-    real = tokens.verify_signature
-
-    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
-        verified.append(token)
-        return real(token, *args, **kwargs)
 
     async def main(url: str) -> None:
         async with _world(url, Pki(tmp_path / "pki")) as world:
             token = await _fresh_token(world, "once", T0)
             other = await _fresh_token(world, "twice", T0)
-            monkeypatch.setattr(tokens, "verify_signature", counting)
+            verified = _counting(monkeypatch)
             for _ in range(3):
                 assert (await world.oauth.check_bearer(token, world.caller, T0)).claims.jti
             await world.oauth.check_bearer(other, world.caller, T0)

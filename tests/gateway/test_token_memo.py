@@ -51,6 +51,24 @@ def _check(token: str, issuers: dict[str, TrustedIssuer], memo: VerifiedMemo, **
     return tokens.check(token, issuers, memo=memo, **values)
 
 
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose signatures are verified from now on, in order."""
+    calls: list[str] = []
+    real = tokens.verify_signature
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(tokens, "verify_signature", counting)
+    return calls
+
+
+def _on_new_connection(token: str, issuers: dict[str, TrustedIssuer], kept: VerifiedTokens,
+                       **kw: Any) -> Any:  # fmt: skip
+    return _check(token, issuers, VerifiedMemo(), verified=kept, **kw)
+
+
 @pytest.fixture
 def signed() -> tuple[Any, dict[str, TrustedIssuer], str]:
     signing, issuers = _keys(ed25519.Ed25519PrivateKey.generate())
@@ -61,14 +79,7 @@ def test_the_same_token_under_the_same_key_is_verified_once(
     signed: tuple[Any, dict[str, TrustedIssuer], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _signing, issuers, token = signed
-    calls: list[str] = []
-    real = tokens.verify_signature
-
-    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
-        calls.append(token)
-        return real(token, *args, **kwargs)
-
-    monkeypatch.setattr(tokens, "verify_signature", counting)
+    calls = _counting(monkeypatch)
     memo = VerifiedMemo()
     first = _check(token, issuers, memo)
     again = _check(token, issuers, memo)
@@ -108,14 +119,25 @@ def test_another_text_verifies_again(signed: tuple[Any, dict[str, TrustedIssuer]
         ({"thumbprint": "another-certificate-thumbprint-0123456789AB"}, "wrong-certificate"),
     ],
 )
+@pytest.mark.parametrize("remembered_by", ["connection", "process"])
 def test_a_remembered_token_is_still_checked_in_full(
-    signed: tuple[Any, dict[str, TrustedIssuer], str], overrides: dict[str, Any], code: str
+    signed: tuple[Any, dict[str, TrustedIssuer], str],
+    overrides: dict[str, Any],
+    code: str,
+    remembered_by: str,
 ) -> None:
+    """Remembered by the connection's memo, or by the process on a new connection."""
     _signing, issuers, token = signed
-    memo = VerifiedMemo()
-    _check(token, issuers, memo)
+    memo, kept = VerifiedMemo(), VerifiedTokens()
+
+    def check(**kw: Any) -> Any:
+        if remembered_by == "connection":
+            return _check(token, issuers, memo, **kw)
+        return _on_new_connection(token, issuers, kept, **kw)
+
+    check()
     with pytest.raises(TokenRejected) as info:
-        _check(token, issuers, memo, **overrides)
+        check(**overrides)
     assert info.value.code == code
 
 
@@ -142,24 +164,6 @@ def test_no_memo_for_a_proxy_connection_or_without_tls() -> None:
     assert _memo(_request("proxy", tls)) is None
     assert tls == {}
     assert _memo(_request("tls", None)) is None
-
-
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tokens whose signatures are verified from now on, in order."""
-    calls: list[str] = []
-    real = tokens.verify_signature
-
-    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
-        calls.append(token)
-        return real(token, *args, **kwargs)
-
-    monkeypatch.setattr(tokens, "verify_signature", counting)
-    return calls
-
-
-def _on_new_connection(token: str, issuers: dict[str, TrustedIssuer], kept: VerifiedTokens,
-                       **kw: Any) -> Any:  # fmt: skip
-    return _check(token, issuers, VerifiedMemo(), verified=kept, **kw)
 
 
 def test_a_token_verified_on_one_connection_is_not_verified_again_on_the_next(
@@ -207,25 +211,6 @@ def test_a_token_that_does_not_verify_is_not_kept(
             _on_new_connection(forged, issuers, kept)
         assert info.value.code == "bad-signature"
     assert (len(kept), calls) == (0, [forged, forged])
-
-
-@pytest.mark.parametrize(
-    ("overrides", "code"),
-    [
-        ({"now": NOW + timedelta(minutes=10)}, "expired"),
-        ({"audience": "https://elsewhere.example"}, "wrong-audience"),
-        ({"thumbprint": "another-certificate-thumbprint-0123456789AB"}, "wrong-certificate"),
-    ],
-)
-def test_a_token_kept_by_the_process_is_still_checked_in_full(
-    signed: tuple[Any, dict[str, TrustedIssuer], str], overrides: dict[str, Any], code: str
-) -> None:
-    _signing, issuers, token = signed
-    kept = VerifiedTokens()
-    _on_new_connection(token, issuers, kept)
-    with pytest.raises(TokenRejected) as info:
-        _on_new_connection(token, issuers, kept, **overrides)
-    assert info.value.code == code
 
 
 def test_the_least_recently_used_token_is_forgotten_past_the_capacity(
