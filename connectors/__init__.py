@@ -28,7 +28,7 @@ from connectors.errors import (
     ValueRefused,
     WrongValueType,
 )
-from connectors.formats import Format, encode
+from connectors.formats import Chunk, Format, encode
 from connectors.plan import ALL as ALL_PUSHDOWN
 from connectors.plan import NONE as NO_PUSHDOWN
 from connectors.plan import Pushdown
@@ -43,6 +43,7 @@ __all__ = [
     "Aggregate",
     "AggregateNotAllowed",
     "AggregateRequired",
+    "Chunk",
     "ColumnNotAllowed",
     "Connector",
     "ConnectorConfigError",

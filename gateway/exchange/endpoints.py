@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from connectors import Format
+from connectors import Chunk, Format
 from gateway.audit.records import Receipt
 from gateway.errors import BadRequest
 from gateway.exchange.schemas import WHERE_SCHEMA, DataParams, FormatName, QueryIn, parse_where
@@ -94,7 +94,7 @@ class _Streamed(StreamingResponse):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _chain(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
     """``first`` (unless empty), then ``rest``."""
     if first:
         yield first

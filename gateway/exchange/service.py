@@ -30,6 +30,7 @@ import pyarrow as pa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import (
+    Chunk,
     Connector,
     ConnectorError,
     Format,
@@ -71,7 +72,7 @@ class Outcome:
     receipt: Receipt
     checkpoint: bytes
     media_type: str
-    first: bytes
+    first: Chunk
     rest: Rest
     stats: _Stats
     headers: dict[str, str] = field(default_factory=dict)  # the privacy budget's, if any
@@ -91,7 +92,7 @@ class Rest:
 
     def __init__(
         self,
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncIterator[Chunk],
         stats: _Stats,
         finish: Callable[[str, ConnectorError | None], Awaitable[None]],
     ) -> None:
@@ -101,7 +102,7 @@ class Rest:
     def __aiter__(self) -> Rest:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> Chunk:
         if self._done:
             raise StopAsyncIteration
         try:
@@ -514,7 +515,7 @@ class ExchangeService:
         permitted: PermittedQuery,
         fmt: Format,
         lease: Lease[Connector],
-    ) -> tuple[bytes, Rest, _Stats]:
+    ) -> tuple[Chunk, Rest, _Stats]:
         stats = _Stats()
         started = time.perf_counter()
         schema = output_schema(permitted.query, await connector.schema())
