@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -30,9 +31,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LIST = Path(__file__).with_name("mutants.toml")
+# Not copied: caches, the venv, and Hypothesis's example database (a local run then replays
+# no failing example that a clean clone would not have).
 IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__", ".sluis"
-)
+    ".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__", ".sluis",
+    ".hypothesis",
+)  # fmt: skip
 TIMEOUT = 600  # seconds for one mutant's tests: a hang counts as killed only if it ends
 
 
@@ -71,7 +75,7 @@ def _pytest(
     tree: Path, tests: tuple[str, ...], *, workers: int = 0
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(tree), SLUIS_SHARED=str(REPO.parent / "shared"))
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rs", "-p", "no:cacheprovider", *tests]
     if workers > 1:  # the baseline: every mutant's tests at once, on the cores the jobs use
         command[3:3] = ["-n", str(workers)]
     return subprocess.run(
@@ -102,11 +106,23 @@ def _run_one(tree: Path, mutant: Mutant) -> str:
     finally:
         (tree / mutant.file).write_text(original)
     if result.returncode == 0:
-        return f"SURVIVED {mutant.name}: {mutant.guarantee}"
+        return _survived(mutant, result.stdout)
     if result.returncode != 1:  # 1 = tests failed; anything else is a broken run
         tail = result.stdout.strip().splitlines()[-3:]
         return f"ERROR    {mutant.name}: pytest exited {result.returncode}: {' | '.join(tail)}"
     return f"killed   {mutant.name}"
+
+
+def _survived(mutant: Mutant, output: str) -> str:
+    """A mutant's tests passed: say so, and when they were skipped, why (a missing ``../shared``
+    or server skips the tests that would kill it; that is not a surviving bug)."""
+    lines = output.splitlines()
+    reasons = [line.split(": ", 1)[-1] for line in lines if line.startswith("SKIPPED")]
+    if not reasons:
+        return f"SURVIVED {mutant.name}: {mutant.guarantee}"
+    if re.search(r"\b[1-9]\d* passed", output) is None:
+        return f"NOT RUN  {mutant.name}: its tests were skipped ({reasons[0]})"
+    return f"SURVIVED {mutant.name}: {mutant.guarantee} (some tests skipped: {reasons[0]})"
 
 
 def main(argv: list[str] | None = None) -> int:
