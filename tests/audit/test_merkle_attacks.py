@@ -163,16 +163,18 @@ def test_consistency_round_trip_and_bit_flips(size2: int, data: st.DataObject) -
             verify_consistency(size1, size2, proof, root1, root2)
 
 
-@settings(max_examples=20)
-@given(size=st.integers(min_value=1, max_value=40))
-def test_every_index_and_every_older_size(size: int) -> None:
-    tree = leaves(size, salt=b"all")
-    root = root_hash(tree)
-    for index in range(size):
-        verify_inclusion(tree[index], index, size, inclusion_proof(tree, index, size), root)
-    for size1 in range(1, size + 1):
-        proof = consistency_proof(tree, size1, size)
-        verify_consistency(size1, size, proof, root_hash(tree[:size1]), root)
+def test_every_index_and_every_older_size() -> None:
+    """Every tree of 1 to 40 leaves, each index and each older size: all of them, not a
+    random draw (a consistency proof whose older subtree ends where the newer path does,
+    5 of 6 leaves, 9 of 10, 9 of 12, was refused by a mutant only some draws reached)."""
+    for size in range(1, 41):
+        tree = leaves(size, salt=b"all")
+        root = root_hash(tree)
+        for index in range(size):
+            verify_inclusion(tree[index], index, size, inclusion_proof(tree, index, size), root)
+        for size1 in range(1, size + 1):
+            proof = consistency_proof(tree, size1, size)
+            verify_consistency(size1, size, proof, root_hash(tree[:size1]), root)
 
 
 @pytest.mark.parametrize(
