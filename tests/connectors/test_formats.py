@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyarrow import ipc
 
-from connectors import Format, encode
+from connectors import Chunk, Format, encode
 from tests.connectors.cases import SCHEMA, sample_table
 
 
@@ -181,7 +181,7 @@ def test_csv_and_arrow_rows_are_handed_on_in_arrows_own_buffer(fmt: Format) -> N
     unsigned bytes, so a chunk compares equal to the same bytes."""
     table = pa.table({"n": pa.array([255, -1] * 60, pa.int64()), "s": ["\xff\u20ac"] * 120})
 
-    async def run() -> list[bytes | memoryview]:
+    async def run() -> list[Chunk]:
         return [c async for c in encode(_batches(table), fmt, table.schema)]
 
     chunks = asyncio.run(run())

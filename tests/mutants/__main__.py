@@ -31,11 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LIST = Path(__file__).with_name("mutants.toml")
-# Not copied: caches, the venv, and Hypothesis's example database (a local run then replays
-# no failing example that a clean clone would not have).
 IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__", ".sluis",
-    ".hypothesis",
+    ".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", "__pycache__",
+    ".sluis",
 )  # fmt: skip
 TIMEOUT = 600  # seconds for one mutant's tests: a hang counts as killed only if it ends
 
